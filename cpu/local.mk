@@ -1,0 +1,5 @@
+# cpu/: float64 oracle, standard attention (OpenBLAS), tiled FA2 mirror.
+lib_libfa2_la_SOURCES += \
+	cpu/oracle_fwd.c \
+	cpu/standard_fwd.c \
+	cpu/tiled_fwd.c

@@ -1,0 +1,1 @@
+# doc/: documentation and the man page.

@@ -1,0 +1,14 @@
+/* cuda_stub.c — the CUDA entry points of a library built without nvcc. */
+#include "config.h"
+#include "fa2_internal.h"
+
+fa2_status fa2_cuda_available(void)
+{
+    return fa2_fail(FA2_ERR_NOT_BUILT, "this fa2 was built without CUDA "
+                    "(configure found no nvcc; see --with-cuda)");
+}
+
+fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
+{
+    return fa2_cuda_available();
+}

@@ -1,0 +1,119 @@
+/* dispatch.c — the public entry points: validate once, then hand the
+ * problem to the backend. Backends see only checked arguments. */
+#include "config.h"
+#include "fa2_internal.h"
+
+#include <string.h>
+
+void fa2_fwd_args_init(fa2_fwd_args *args)
+{
+    if (!args)
+        return;
+    memset(args, 0, sizeof *args);
+    args->window_left = -1;
+    args->window_right = -1;
+}
+
+fa2_status fa2_backend_available(fa2_backend b)
+{
+    switch (b) {
+    case FA2_BACKEND_CPU_ORACLE:
+    case FA2_BACKEND_CPU_STANDARD:
+    case FA2_BACKEND_CPU_TILED:
+        fa2_clear_error();
+        return FA2_OK;
+    case FA2_BACKEND_CUDA:
+        return fa2_cuda_available();
+    }
+    return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "backend is %d, expected one of "
+                    "FA2_BACKEND_CPU_ORACLE .. FA2_BACKEND_CUDA", (int)b);
+}
+
+fa2_status fa2_fwd_check(const fa2_fwd_args *args, fa2_backend backend)
+{
+    fa2_problem p;
+    fa2_status st = fa2_fwd_validate(args, backend, &p);
+    if (st == FA2_OK)
+        fa2_clear_error();
+    return st;
+}
+
+fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend)
+{
+    fa2_problem p;
+    fa2_status st = fa2_fwd_validate(args, backend, &p);
+    if (st != FA2_OK)
+        return st;
+    switch (backend) {
+    case FA2_BACKEND_CPU_ORACLE: st = fa2_cpu_oracle_fwd(args, &p); break;
+    case FA2_BACKEND_CPU_STANDARD: st = fa2_cpu_standard_fwd(args, &p); break;
+    case FA2_BACKEND_CPU_TILED: st = fa2_cpu_tiled_fwd(args, &p); break;
+    case FA2_BACKEND_CUDA: st = fa2_cuda_fwd(args, &p); break;
+    }
+    if (st == FA2_OK)
+        fa2_clear_error();
+    return st;
+}
+
+/* The CPU tiled backend's own tiling: 64 x 64 tiles keep a Q tile, a K/V
+ * tile and the S/P tile of one worker in L2 for every head dim. */
+static void cpu_tile_config(int head_dim, fa2_tile_config *out)
+{
+    out->block_m = 64;
+    out->block_n = 64;
+    out->warps = 0;
+    out->head_dim = head_dim;
+}
+
+fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
+                               fa2_dtype dtype, int head_dim,
+                               fa2_tile_config *out)
+{
+    if (!out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "out is NULL");
+    if (pass != FA2_PASS_FWD && pass != FA2_PASS_BWD)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "pass is %d, expected "
+                        "FA2_PASS_FWD or FA2_PASS_BWD", (int)pass);
+    if (dtype != FA2_DTYPE_FP32 && dtype != FA2_DTYPE_FP16 &&
+        dtype != FA2_DTYPE_BF16)
+        return fa2_fail(FA2_ERR_DTYPE, "dtype is %d, expected FA2_DTYPE_FP32, "
+                        "FA2_DTYPE_FP16 or FA2_DTYPE_BF16", (int)dtype);
+    if (head_dim < 8 || head_dim > 256 || head_dim % 8 != 0)
+        return fa2_fail(FA2_ERR_HEAD_DIM, "head_dim is %d, expected a multiple of "
+                        "8 from 8 to 256", head_dim);
+    switch (backend) {
+    case FA2_BACKEND_CPU_ORACLE:
+    case FA2_BACKEND_CPU_STANDARD:
+        /* untiled: one tile is the whole sequence */
+        out->block_m = out->block_n = 0;
+        out->warps = 0;
+        out->head_dim = head_dim;
+        break;
+    case FA2_BACKEND_CPU_TILED:
+        cpu_tile_config(head_dim, out);
+        break;
+    case FA2_BACKEND_CUDA:
+        return fa2_fail(FA2_ERR_NOT_BUILT, "the CUDA kernels are not part of "
+                        "this version of fa2 yet; no CUDA tiling to report");
+    default:
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "backend is %d, expected one "
+                        "of FA2_BACKEND_CPU_ORACLE .. FA2_BACKEND_CUDA",
+                        (int)backend);
+    }
+    fa2_clear_error();
+    return FA2_OK;
+}
+
+double fa2_fwd_flops(const fa2_fwd_args *args)
+{
+    fa2_problem p;
+    if (!args || fa2_fwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p) != FA2_OK)
+        return 0.0;
+    double pairs = 0.0;
+    for (int64_t b = 0; b < p.num_seqs; b++) {
+        const fa2_seq s = fa2_problem_seq(&p, b);
+        pairs += (double)s.seqlen_q * (double)s.seqlen_k;
+    }
+    return 4.0 * pairs * (double)p.head_dim * (double)p.heads_q *
+           (p.causal ? 0.5 : 1.0);
+}

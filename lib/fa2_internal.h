@@ -1,0 +1,151 @@
+/*
+ * fa2_internal.h — what the library's parts share and users do not see:
+ * error reporting, the validated form of a forward problem, element access
+ * for strided tensors, and the worker pool.
+ */
+#ifndef FA2_INTERNAL_H
+#define FA2_INTERNAL_H
+
+#include "fa2.h"
+#include "fa2_tile.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Record the sentence for this thread's fa2_last_error() and return s. */
+fa2_status fa2_fail(fa2_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Clear the thread's last error (called on success). */
+void fa2_clear_error(void);
+
+/* ---- a validated forward problem ------------------------------------------ */
+
+/* Everything a backend needs, checked and normalised by fa2_fwd_validate:
+ * sizes, the mask parameters, the scale, and how to find sequence b. */
+typedef struct fa2_problem {
+    fa2_dtype dtype;
+    int64_t num_seqs;     /* batch, or the number of packed sequences    */
+    int64_t heads_q;
+    int64_t heads_kv;
+    int64_t head_dim;
+    int64_t max_seqlen_q; /* the fixed length, or the longest sequence   */
+    int64_t max_seqlen_k;
+    float scale;          /* softmax scale (default already applied)     */
+    float scale_log2;     /* scale * log2(e), folded into exp2           */
+    int causal;
+    int64_t window_left;  /* -1: unbounded */
+    int64_t window_right; /* -1: unbounded */
+    const int32_t *cu_seqlens_q; /* NULL: fixed lengths */
+    const int32_t *cu_seqlens_k;
+    int block_m, block_n; /* tile sizes for the tiled backend */
+    int num_threads;
+} fa2_problem;
+
+/* Where sequence b lives: its batch index and first row in the tensors. */
+typedef struct fa2_seq {
+    int64_t batch;   /* index into dim 0                        */
+    int64_t q_start; /* first row along dim 1 of q / o / lse    */
+    int64_t k_start; /* first row along dim 1 of k / v          */
+    int64_t seqlen_q;
+    int64_t seqlen_k;
+} fa2_seq;
+
+static inline fa2_seq fa2_problem_seq(const fa2_problem *p, int64_t b)
+{
+    fa2_seq s;
+    if (p->cu_seqlens_q) {
+        s.batch = 0;
+        s.q_start = p->cu_seqlens_q[b];
+        s.k_start = p->cu_seqlens_k[b];
+        s.seqlen_q = p->cu_seqlens_q[b + 1] - p->cu_seqlens_q[b];
+        s.seqlen_k = p->cu_seqlens_k[b + 1] - p->cu_seqlens_k[b];
+    } else {
+        s.batch = b;
+        s.q_start = s.k_start = 0;
+        s.seqlen_q = p->max_seqlen_q;
+        s.seqlen_k = p->max_seqlen_k;
+    }
+    return s;
+}
+
+static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
+{
+    return fa2_mask_make(s->seqlen_q, s->seqlen_k, p->causal, p->window_left,
+                         p->window_right);
+}
+
+/* Check every argument of a forward call; fill *p on success. */
+fa2_status fa2_fwd_validate(const fa2_fwd_args *args, fa2_backend backend,
+                            fa2_problem *p);
+
+/* ---- strided element access ------------------------------------------------ */
+
+/* Offset in elements of [i0, i1, i2, i3]. */
+static inline int64_t fa2_offset4(const fa2_tensor *t, int64_t i0, int64_t i1,
+                                  int64_t i2, int64_t i3)
+{
+    return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] +
+           i3 * t->stride[3];
+}
+
+/* Read row [b, row, h, 0:n] of q/k/v as float (exact widening). */
+void fa2_load_row_f32(const fa2_tensor *t, int64_t b, int64_t row, int64_t h,
+                      int64_t n, float *out);
+/* Same, into double. */
+void fa2_load_row_f64(const fa2_tensor *t, int64_t b, int64_t row, int64_t h,
+                      int64_t n, double *out);
+/* Write row [b, row, h, 0:n] rounding float -> dtype (round-to-nearest-even). */
+void fa2_store_row_f32(const fa2_tensor *t, int64_t b, int64_t row, int64_t h,
+                       int64_t n, const float *in);
+/* The lse element [b, h, row]. */
+static inline float *fa2_lse_at(const fa2_tensor *lse, int64_t b, int64_t h,
+                                int64_t row)
+{
+    return (float *)lse->data + b * lse->stride[0] + h * lse->stride[1] +
+           row * lse->stride[2];
+}
+
+/* Round every element of buf to dtype's precision, in place. */
+void fa2_round_buffer(float *buf, int64_t n, fa2_dtype t);
+
+/* ---- workers -------------------------------------------------------------- */
+
+/* Run fn(ctx, item, worker) for item = 0 .. n_items-1 on num_threads
+ * threads (the caller's thread is one of them). Items are claimed in order
+ * from a shared counter; worker is in 0 .. num_threads-1 (0 is the caller).
+ * If a thread cannot be started, the others do its share. */
+typedef void (*fa2_work_fn)(void *ctx, int64_t item, int worker);
+fa2_status fa2_parallel_for(int num_threads, int64_t n_items, fa2_work_fn fn,
+                            void *ctx);
+
+/* ---- backends ---------------------------------------------------------------- */
+
+fa2_status fa2_cpu_oracle_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_standard_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+
+/* The CUDA side (gpu/); stubs that say "not built" when CUDA is absent. */
+fa2_status fa2_cuda_available(void);
+fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+
+/* The float64 oracle with float64 outputs, for tests and tools: o64 is
+ * dense with o's shape [q.shape[0], q.shape[1], heads_q, head_dim] and lse64
+ * dense [q.shape[0], heads_q, q.shape[1]]; either may be NULL. args->o and
+ * args->lse are not touched. */
+fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
+                              double *lse64);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FA2_INTERNAL_H */

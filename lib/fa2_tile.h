@@ -1,0 +1,281 @@
+/*
+ * fa2_tile.h — the tile logic every implementation of FlashAttention-2 in
+ * fa2 shares: the CPU mirror (cpu/tiled_fwd.c), the simulator (sim/) and the
+ * CUDA kernels (gpu/) all call these functions; none re-derives them.
+ *
+ * Everything here is `static inline` and compiles both as C11 and as CUDA
+ * (FA2_HD adds __host__ __device__ under nvcc), so CPU-only CI exercises the
+ * very code the kernels run.
+ *
+ * Coordinates are per (sequence, head): query rows 0..seqlen_q-1, key
+ * columns 0..seqlen_k-1. Query row i is aligned to the *end* of the keys
+ * (bottom-right alignment, as flash-attn >= 2.1): its diagonal is the key
+ * column i + (seqlen_k - seqlen_q).
+ */
+#ifndef FA2_TILE_H
+#define FA2_TILE_H
+
+#include <math.h>
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#define FA2_HD __host__ __device__
+#else
+#define FA2_HD
+#endif
+
+#define FA2_NEG_INF (-INFINITY)
+
+/* ---- the visibility rule ------------------------------------------------ */
+
+/* Which keys a query row may see, for one (sequence, head). */
+typedef struct fa2_mask {
+    int64_t seqlen_q;
+    int64_t seqlen_k;
+    int64_t diag_offset;  /* seqlen_k - seqlen_q: row i's diagonal column   */
+    int64_t window_left;  /* keys left of the diagonal seen; -1 = all       */
+    int64_t window_right; /* keys right of the diagonal seen; -1 = all      */
+} fa2_mask;
+
+/* Causal attention is the window (left, 0): a row sees nothing right of its
+ * diagonal. A window wider than the keys is the same as no window. */
+FA2_HD static inline fa2_mask fa2_mask_make(int64_t seqlen_q, int64_t seqlen_k,
+                                            int causal, int64_t window_left,
+                                            int64_t window_right)
+{
+    fa2_mask m;
+    m.seqlen_q = seqlen_q;
+    m.seqlen_k = seqlen_k;
+    m.diag_offset = seqlen_k - seqlen_q;
+    m.window_left = window_left < 0 ? -1 : window_left;
+    m.window_right = causal ? 0 : (window_right < 0 ? -1 : window_right);
+    return m;
+}
+
+/* The mask predicate: may query row `row` see key column `col`? */
+FA2_HD static inline int fa2_mask_visible(const fa2_mask *m, int64_t row,
+                                          int64_t col)
+{
+    const int64_t diag = row + m->diag_offset;
+    if (col < 0 || col >= m->seqlen_k)
+        return 0;
+    if (m->window_right >= 0 && col > diag + m->window_right)
+        return 0;
+    if (m->window_left >= 0 && col < diag - m->window_left)
+        return 0;
+    return 1;
+}
+
+/* ---- forward: which key blocks a query block visits -------------------- */
+
+/* Key blocks [lo, hi), visited from hi-1 down to lo (see fa2_kv_block_at). */
+typedef struct fa2_block_range {
+    int64_t lo;
+    int64_t hi;
+} fa2_block_range;
+
+FA2_HD static inline int64_t fa2_ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+FA2_HD static inline int64_t fa2_num_blocks(int64_t n, int64_t block)
+{
+    return fa2_ceil_div(n, block);
+}
+
+/* Key columns [*col_lo, *col_hi) seen by at least one of rows [row_lo,
+ * row_hi). Each row's window is an interval sliding right by one column per
+ * row, so their union is one interval: its left end comes from the first
+ * row, its right end from the last. Empty: *col_lo == *col_hi. */
+FA2_HD static inline void fa2_visible_cols(const fa2_mask *m, int64_t row_lo,
+                                           int64_t row_hi, int64_t *col_lo,
+                                           int64_t *col_hi)
+{
+    int64_t lo = 0, hi = m->seqlen_k;
+    if (m->window_left >= 0) {
+        const int64_t first = row_lo + m->diag_offset - m->window_left;
+        lo = first > 0 ? first : 0;
+    }
+    if (m->window_right >= 0) {
+        const int64_t last = (row_hi - 1) + m->diag_offset + m->window_right + 1;
+        hi = last < m->seqlen_k ? last : m->seqlen_k;
+    }
+    if (row_hi <= row_lo || hi < lo)
+        hi = lo;
+    *col_lo = lo;
+    *col_hi = hi;
+}
+
+/* The key blocks query block m_block visits (FA2 Algorithm 1, the inner
+ * loop, restricted to blocks with at least one visible key: causal and
+ * window blocks that are fully masked are skipped, not computed). */
+FA2_HD static inline fa2_block_range fa2_fwd_kv_blocks(const fa2_mask *m,
+                                                       int64_t m_block,
+                                                       int block_m, int block_n)
+{
+    fa2_block_range r;
+    const int64_t row_lo = m_block * block_m;
+    int64_t row_hi = row_lo + block_m;
+    int64_t col_lo, col_hi;
+    if (row_hi > m->seqlen_q)
+        row_hi = m->seqlen_q;
+    fa2_visible_cols(m, row_lo, row_hi, &col_lo, &col_hi);
+    if (col_hi <= col_lo) {
+        r.lo = r.hi = 0;
+        return r;
+    }
+    r.lo = col_lo / block_n;
+    r.hi = fa2_ceil_div(col_hi, block_n);
+    return r;
+}
+
+FA2_HD static inline int64_t fa2_block_count(fa2_block_range r)
+{
+    return r.hi - r.lo;
+}
+
+/* The step-th key block visited. Like the CUDA kernel, the loop runs from
+ * the last block to the first: the blocks that need element masking (the
+ * diagonal and the ragged end of the keys) come first, and the online
+ * softmax sees the keys in this order in every implementation. */
+FA2_HD static inline int64_t fa2_kv_block_at(fa2_block_range r, int64_t step)
+{
+    return r.hi - 1 - step;
+}
+
+/* Does tile (rows [row_lo, row_hi), cols [col_lo, col_lo + block_n)) need
+ * the element mask, or is every (valid row, col) pair in it visible? Only
+ * the last key block (ragged end) and blocks crossing a window edge do. */
+FA2_HD static inline int fa2_tile_needs_mask(const fa2_mask *m, int64_t row_lo,
+                                             int64_t row_hi, int64_t col_lo,
+                                             int block_n)
+{
+    const int64_t col_last = col_lo + block_n - 1;
+    if (col_last >= m->seqlen_k)
+        return 1;
+    /* the first row has the smallest right edge ... */
+    if (m->window_right >= 0 &&
+        col_last > row_lo + m->diag_offset + m->window_right)
+        return 1;
+    /* ... and the last row the largest left edge */
+    if (m->window_left >= 0 &&
+        col_lo < (row_hi - 1) + m->diag_offset - m->window_left)
+        return 1;
+    return 0;
+}
+
+/* ---- backward: which query blocks see a key block ----------------------- */
+
+/* Query rows [*row_lo, *row_hi) that see at least one of key columns
+ * [col_lo, col_hi): the mirror image of fa2_visible_cols. */
+FA2_HD static inline void fa2_visible_rows(const fa2_mask *m, int64_t col_lo,
+                                           int64_t col_hi, int64_t *row_lo,
+                                           int64_t *row_hi)
+{
+    int64_t lo = 0, hi = m->seqlen_q;
+    if (col_hi > m->seqlen_k)
+        col_hi = m->seqlen_k;
+    /* row i sees col j iff j - window_right <= i + off <= j + window_left */
+    if (m->window_right >= 0) {
+        const int64_t first = col_lo - m->window_right - m->diag_offset;
+        lo = first > 0 ? first : 0;
+    }
+    if (m->window_left >= 0) {
+        const int64_t last = (col_hi - 1) + m->window_left - m->diag_offset + 1;
+        hi = last < m->seqlen_q ? last : m->seqlen_q;
+    }
+    if (col_hi <= col_lo || hi < lo)
+        hi = lo;
+    *row_lo = lo;
+    *row_hi = hi;
+}
+
+/* The query blocks key block n_block's backward visits (ascending). */
+FA2_HD static inline fa2_block_range fa2_bwd_q_blocks(const fa2_mask *m,
+                                                      int64_t n_block,
+                                                      int block_m, int block_n)
+{
+    fa2_block_range r;
+    const int64_t col_lo = n_block * block_n;
+    int64_t row_lo, row_hi;
+    fa2_visible_rows(m, col_lo, col_lo + block_n, &row_lo, &row_hi);
+    if (row_hi <= row_lo) {
+        r.lo = r.hi = 0;
+        return r;
+    }
+    r.lo = row_lo / block_m;
+    r.hi = fa2_ceil_div(row_hi, block_m);
+    return r;
+}
+
+/* ---- the online softmax of one row (FA2 Algorithm 1, lines 8-10, 12) ---- */
+
+/* Running statistics of one query row: the max m of the raw scores seen so
+ * far and l = sum_j exp(scale * (s_j - m)). */
+typedef struct fa2_row_state {
+    float m;
+    float l;
+} fa2_row_state;
+
+FA2_HD static inline fa2_row_state fa2_row_state_init(void)
+{
+    fa2_row_state st;
+    st.m = FA2_NEG_INF;
+    st.l = 0.0f;
+    return st;
+}
+
+/* The max we subtract, in log2 units. A row that has seen only masked
+ * scores (max -inf) subtracts 0, so exp2(-inf - 0) = 0 instead of NaN. */
+FA2_HD static inline float fa2_softmax_max_scaled(float m, float scale_log2)
+{
+    return m == FA2_NEG_INF ? 0.0f : m * scale_log2;
+}
+
+/* One probability: P = exp2(s * c - m * c), with c = scale * log2(e) folded
+ * into one fused multiply-add (what the kernel's FFMA computes). */
+FA2_HD static inline float fa2_softmax_p(float s, float scale_log2,
+                                         float max_scaled)
+{
+    return exp2f(fmaf(s, scale_log2, -max_scaled));
+}
+
+/* Start a tile: fold the tile's row max into the running max and return the
+ * factor alpha = exp2((m_old - m_new) * c) by which l and the accumulator
+ * must be scaled (0 when the row had seen nothing; 1 when the max did not
+ * move). *max_scaled receives the value fa2_softmax_p subtracts. */
+FA2_HD static inline float fa2_softmax_rescale(fa2_row_state *st, float tile_max,
+                                               float scale_log2,
+                                               float *max_scaled)
+{
+    const float m_new = fmaxf(st->m, tile_max);
+    const float m_cur = m_new == FA2_NEG_INF ? 0.0f : m_new;
+    const float alpha = exp2f((st->m - m_cur) * scale_log2);
+    st->m = m_new;
+    *max_scaled = m_cur * scale_log2;
+    return alpha;
+}
+
+/* Finish a tile: l = alpha * l + rowsum(P), rowsum from the float32 P. */
+FA2_HD static inline void fa2_softmax_accumulate(fa2_row_state *st, float alpha,
+                                                 float rowsum_p)
+{
+    st->l = alpha * st->l + rowsum_p;
+}
+
+/* The end of the row (Algorithm 1, lines 12-13): O = acc * (1 / l) and
+ * LSE = m * scale + ln l. A row that saw no key (l == 0) gives O = 0 (its
+ * accumulator is 0, scaled by 1) and LSE = +inf. */
+FA2_HD static inline float fa2_softmax_inv_l(fa2_row_state st)
+{
+    return (st.l == 0.0f || st.l != st.l) ? 1.0f : 1.0f / st.l;
+}
+
+FA2_HD static inline float fa2_softmax_lse(fa2_row_state st, float scale)
+{
+    return (st.l == 0.0f || st.l != st.l) ? INFINITY
+                                          : st.m * scale + logf(st.l);
+}
+
+#endif /* FA2_TILE_H */

@@ -1,0 +1,1 @@
+# sim/: the memory-hierarchy simulator (issue 4).
