@@ -93,8 +93,7 @@ fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
         cpu_tile_config(head_dim, out);
         break;
     case FA2_BACKEND_CUDA:
-        return fa2_fail(FA2_ERR_NOT_BUILT, "the CUDA kernels are not part of "
-                        "this version of fa2 yet; no CUDA tiling to report");
+        return fa2_cuda_tile_config(pass, dtype, head_dim, out);
     default:
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "backend is %d, expected one "
                         "of FA2_BACKEND_CPU_ORACLE .. FA2_BACKEND_CUDA",

@@ -1,4 +1,49 @@
-/* placeholder: replaced by the fa2 command-line program */
+/* fa2.c — the fa2 command-line program: dispatch to a subcommand. */
+#include "config.h"
+#include "commands.h"
 #include "fa2.h"
+
 #include <stdio.h>
-int main(void) { printf("fa2 %s\n", fa2_version_string()); return 0; }
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"run", fa2_cmd_run, "run one attention problem and check it (default)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fa2 [COMMAND] [OPTIONS]   (fa2 COMMAND --help for options)\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nfa2 %s\n", fa2_version_string());
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fa2_cmd_run(0, argv + 1);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("fa2 %s\n", fa2_version_string());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 2, argv + 2);
+    if (argv[1][0] == '-') /* options without a command: `fa2 run` */
+        return fa2_cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "fa2: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
