@@ -9,10 +9,11 @@ CUDA_OBJECTS = $(CUDA_SOURCES:.cu=.lo)
 lib_libfa2_la_LIBADD += $(CUDA_OBJECTS)
 EXTRA_lib_libfa2_la_DEPENDENCIES += $(CUDA_OBJECTS)
 CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
+lib_libfa2_la_SOURCES += gpu/bwd_not_yet.c
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif
-EXTRA_DIST += gpu/cuda_stub.c
+EXTRA_DIST += gpu/cuda_stub.c gpu/bwd_not_yet.c
 
 SUFFIXES = .cu .lo
 .cu.lo:
