@@ -2,4 +2,7 @@
 lib_libfa2_la_SOURCES += \
 	cpu/oracle_fwd.c \
 	cpu/standard_fwd.c \
-	cpu/tiled_fwd.c
+	cpu/tiled_fwd.c \
+	cpu/oracle_bwd.c \
+	cpu/standard_bwd.c \
+	cpu/tiled_bwd.c

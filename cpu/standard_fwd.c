@@ -23,8 +23,9 @@ typedef struct standard_job {
 } standard_job;
 
 /* P = softmax(scale * S) of one row over its visible keys, rounded to the
- * dtype; returns the row's LSE (+inf when it sees no key). */
-static float softmax_row(const fa2_problem *p, const fa2_mask *mask, int64_t i,
+ * dtype; returns the row's LSE (+inf when it sees no key). The backward
+ * (standard_bwd.c) recomputes P with the same function. */
+float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask, int64_t i,
                          float *row, int64_t nk)
 {
     float m = -INFINITY;
@@ -86,7 +87,7 @@ static void standard_item(void *ctx, int64_t item, int worker)
         fa2_round_buffer(sp, nq * nk, p->dtype);
     }
     for (int64_t i = 0; i < nq; i++) {
-        const float lse = softmax_row(p, &mask, i, sp + i * nk, nk);
+        const float lse = fa2_standard_softmax_row(p, &mask, i, sp + i * nk, nk);
         if (a->lse.data)
             *fa2_lse_at(&a->lse, s.batch, h, s.q_start + i) = lse;
     }

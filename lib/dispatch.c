@@ -55,6 +55,49 @@ fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend)
     return st;
 }
 
+void fa2_bwd_args_init(fa2_bwd_args *args)
+{
+    if (!args)
+        return;
+    memset(args, 0, sizeof *args);
+    args->window_left = -1;
+    args->window_right = -1;
+}
+
+fa2_status fa2_bwd_check(const fa2_bwd_args *args, fa2_backend backend)
+{
+    fa2_problem p;
+    fa2_status st = fa2_bwd_validate(args, backend, &p);
+    if (st == FA2_OK)
+        fa2_clear_error();
+    return st;
+}
+
+fa2_status fa2_bwd(const fa2_bwd_args *args, fa2_backend backend)
+{
+    fa2_problem p;
+    fa2_status st = fa2_bwd_validate(args, backend, &p);
+    if (st != FA2_OK)
+        return st;
+    switch (backend) {
+    case FA2_BACKEND_CPU_ORACLE: st = fa2_cpu_oracle_bwd(args, &p); break;
+    case FA2_BACKEND_CPU_STANDARD: st = fa2_cpu_standard_bwd(args, &p); break;
+    case FA2_BACKEND_CPU_TILED: st = fa2_cpu_tiled_bwd(args, &p); break;
+    case FA2_BACKEND_CUDA: st = fa2_cuda_bwd(args, &p); break;
+    }
+    if (st == FA2_OK)
+        fa2_clear_error();
+    return st;
+}
+
+double fa2_bwd_flops(const fa2_bwd_args *args)
+{
+    if (!args)
+        return 0.0;
+    const fa2_fwd_args f = fa2_bwd_as_fwd_args(args);
+    return 2.5 * fa2_fwd_flops(&f);
+}
+
 /* The CPU tiled backend's own tiling: 64 x 64 tiles keep a Q tile, a K/V
  * tile and the S/P tile of one worker in L2 for every head dim. */
 static void cpu_tile_config(int head_dim, fa2_tile_config *out)

@@ -170,6 +170,48 @@ fa2_status fa2_fwd_check(const fa2_fwd_args *args, fa2_backend backend);
 /* O = softmax(scale * Q K^T + mask) V, and LSE, on the chosen backend. */
 fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend);
 
+/* ---- backward ---------------------------------------------------------- */
+
+typedef struct fa2_bwd_args {
+    /* inputs: the forward's q, k, v, its output o and lse (required), and
+     * the gradient dout of the loss with respect to o (shape and dtype of o) */
+    fa2_tensor q, k, v, o, lse, dout;
+    /* outputs: dq like q, dk and dv like k and v (dtype of q). With GQA/MQA
+     * dk and dv are summed over the query heads that share a key head. */
+    fa2_tensor dq, dk, dv;
+
+    /* the forward's parameters, with the same meaning as in fa2_fwd_args */
+    float softmax_scale;
+    int causal;
+    int64_t window_left;
+    int64_t window_right;
+    const int32_t *cu_seqlens_q;
+    const int32_t *cu_seqlens_k;
+    int64_t num_seqs;
+    int64_t max_seqlen_q;
+    int64_t max_seqlen_k;
+    int block_m;
+    int block_n;
+
+    /* dQ is summed over key blocks that run in parallel. 0: fast (any
+     * order, results may differ in the last bits between runs); 1: a fixed
+     * order, results bit-identical for any thread count and every run. */
+    int deterministic;
+    int num_threads;
+    void *stream;
+} fa2_bwd_args;
+
+/* Defaults: everything zero / NULL, window -1/-1 (unbounded). */
+void fa2_bwd_args_init(fa2_bwd_args *args);
+
+fa2_status fa2_bwd_check(const fa2_bwd_args *args, fa2_backend backend);
+
+/* dq, dk, dv of the attention fa2_fwd computed (FA2 Algorithm 2). */
+fa2_status fa2_bwd(const fa2_bwd_args *args, fa2_backend backend);
+
+/* FLOPs of the backward pass by the paper's count: 2.5 x the forward's. */
+double fa2_bwd_flops(const fa2_bwd_args *args);
+
 /* ---- tiling ------------------------------------------------------------ */
 
 typedef enum fa2_pass { FA2_PASS_FWD = 0, FA2_PASS_BWD = 1 } fa2_pass;

@@ -87,6 +87,21 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
 fa2_status fa2_fwd_validate(const fa2_fwd_args *args, fa2_backend backend,
                             fa2_problem *p);
 
+/* Distinct indices of t (first ndim dims) are distinct addresses (a
+ * sufficient test on sorted strides). */
+int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim);
+/* The byte ranges of a and b intersect. */
+int fa2_tensor_spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b,
+                             int nb);
+
+/* Check every argument of a backward call; fill *p on success. */
+fa2_status fa2_bwd_validate(const fa2_bwd_args *args, fa2_backend backend,
+                            fa2_problem *p);
+
+/* The forward arguments a backward call implies (q, k, v, o, lse and the
+ * mask, varlen and tiling parameters), for code shared by both passes. */
+fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *b);
+
 /* ---- strided element access ------------------------------------------------ */
 
 /* Offset in elements of [i0, i1, i2, i3]. */
@@ -133,9 +148,18 @@ fa2_status fa2_cpu_oracle_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_standard_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 
+/* Standard attention's softmax of one score row (cpu/standard_fwd.c). */
+float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask,
+                               int64_t i, float *row, int64_t nk);
+
+fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+
 /* The CUDA side (gpu/); stubs that say "not built" when CUDA is absent. */
 fa2_status fa2_cuda_available(void);
 fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 /* The kernel's tiling (arguments already checked). */
 fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
                                 fa2_tile_config *out);
@@ -146,6 +170,11 @@ fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
  * args->lse are not touched. */
 fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
                               double *lse64);
+
+/* The float64 oracle's gradients, dense with the shapes of q, k and v;
+ * any of the three may be NULL. args' own outputs are not touched. */
+fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
+                              double *dk64, double *dv64);
 
 #ifdef __cplusplus
 }

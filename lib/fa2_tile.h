@@ -278,4 +278,15 @@ FA2_HD static inline float fa2_softmax_lse(fa2_row_state st, float scale)
                                           : st.m * scale + logf(st.l);
 }
 
+/* ---- the backward's recomputed softmax (FA2 Algorithm 2, line 11) ------ */
+
+/* The backward rebuilds P_ij = exp(scale s_ij - LSE_i) from the saved LSE
+ * alone: P = fa2_softmax_p(s, c, fa2_bwd_lse_scaled(LSE)) = exp2(s c - LSE
+ * log2 e). A row that saw no key has LSE = +inf, so its P is exp2(-inf) = 0
+ * and its gradients are 0, not NaN. */
+FA2_HD static inline float fa2_bwd_lse_scaled(float lse)
+{
+    return lse * 1.44269504088896340736f;
+}
+
 #endif /* FA2_TILE_H */

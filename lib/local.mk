@@ -6,5 +6,6 @@ lib_libfa2_la_SOURCES += \
 	lib/dtype.c \
 	lib/tensor.c \
 	lib/validate.c \
+	lib/validate_bwd.c \
 	lib/dispatch.c \
 	lib/workers.c

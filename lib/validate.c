@@ -40,7 +40,7 @@ static int64_t max_offset(const fa2_tensor *t, int ndim)
 /* Sufficient condition for distinct indices to be distinct addresses: with
  * the dims of extent > 1 sorted by stride, each stride exceeds the largest
  * offset reachable by the smaller ones. */
-static int elements_disjoint(const fa2_tensor *t, int ndim)
+int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim)
 {
     int order[4], n = 0;
     for (int i = 0; i < ndim; i++)
@@ -73,7 +73,7 @@ static void byte_span(const fa2_tensor *t, int ndim, uintptr_t *lo, uintptr_t *h
     *hi = *lo + (uintptr_t)((max_offset(t, ndim) + 1) * (int64_t)es);
 }
 
-static int spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b, int nb)
+int fa2_tensor_spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b, int nb)
 {
     uintptr_t alo, ahi, blo, bhi;
     byte_span(a, na, &alo, &ahi);
@@ -200,7 +200,7 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
         return fa2_fail(FA2_ERR_SHAPE, "heads_q (q.shape[2] = %lld) must be a "
                         "multiple of heads_kv (k.shape[2] = %lld)",
                         (long long)a->q.shape[2], (long long)a->k.shape[2]);
-    if (!elements_disjoint(&a->o, 4))
+    if (!fa2_tensor_elements_disjoint(&a->o, 4))
         return fa2_fail(FA2_ERR_STRIDE, "o's strides make distinct elements share "
                         "memory; an output needs non-overlapping strides");
 
@@ -218,20 +218,20 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
                             (long long)a->lse.shape[0], (long long)a->lse.shape[1],
                             (long long)a->lse.shape[2], (long long)a->q.shape[0],
                             (long long)a->q.shape[2], (long long)a->q.shape[1]);
-        if (!elements_disjoint(&a->lse, 3))
+        if (!fa2_tensor_elements_disjoint(&a->lse, 3))
             return fa2_fail(FA2_ERR_STRIDE, "lse's strides make distinct elements "
                             "share memory; an output needs non-overlapping strides");
-        if (spans_overlap(&a->lse, 3, &a->o, 4))
+        if (fa2_tensor_spans_overlap(&a->lse, 3, &a->o, 4))
             return fa2_fail(FA2_ERR_OVERLAP, "lse and o share memory; outputs must "
                             "not overlap");
     }
     const fa2_tensor *inputs[3] = {&a->q, &a->k, &a->v};
     static const char *const input_names[3] = {"q", "k", "v"};
     for (int i = 0; i < 3; i++) {
-        if (spans_overlap(&a->o, 4, inputs[i], 4))
+        if (fa2_tensor_spans_overlap(&a->o, 4, inputs[i], 4))
             return fa2_fail(FA2_ERR_OVERLAP, "o shares memory with %s; outputs must "
                             "not overlap the inputs", input_names[i]);
-        if (a->lse.data && spans_overlap(&a->lse, 3, inputs[i], 4))
+        if (a->lse.data && fa2_tensor_spans_overlap(&a->lse, 3, inputs[i], 4))
             return fa2_fail(FA2_ERR_OVERLAP, "lse shares memory with %s; outputs "
                             "must not overlap the inputs", input_names[i]);
     }

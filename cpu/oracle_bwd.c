@@ -1,0 +1,171 @@
+/* oracle_bwd.c — the gradients of attention in float64, from the
+ * definitions. For one query row i with visible keys j:
+ *
+ *   s_j = scale q_i.k_j,   p_j = softmax(s)_j,   o_i = sum_j p_j v_j
+ *   dv_j += p_j do_i                     (o is linear in v)
+ *   dp_j  = do_i . v_j
+ *   ds_j  = p_j (dp_j - sum_k p_k dp_k)  (the softmax Jacobian)
+ *   dq_i  = scale sum_j ds_j k_j,   dk_j += scale ds_j q_i
+ *
+ * It recomputes P from q and k itself and ignores the forward's o and lse:
+ * this is the exact gradient of the function, the yardstick for backends
+ * that use the rounded o and lse. One work item is one (sequence, key head);
+ * it runs the query heads of its group in turn, so dk and dv (summed over
+ * the group, GQA) have a single writer. */
+#include "config.h"
+#include "fa2_internal.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct oracle_bwd_job {
+    const fa2_bwd_args *a;
+    const fa2_problem *p;
+    double *dq64, *dk64, *dv64; /* dense like q / k / v, or NULL */
+    int write_outputs;
+    atomic_int failed;
+} oracle_bwd_job;
+
+static void oracle_bwd_item(void *ctx, int64_t item, int worker)
+{
+    oracle_bwd_job *job = ctx;
+    const fa2_bwd_args *a = job->a;
+    const fa2_problem *p = job->p;
+    const int64_t d = p->head_dim;
+    const int64_t group = p->heads_q / p->heads_kv;
+    const int64_t hk = item % p->heads_kv;
+    const int64_t b = item / p->heads_kv;
+    const fa2_seq s = fa2_problem_seq(p, b);
+    const fa2_mask mask = fa2_problem_mask(p, &s);
+    const int64_t nk = s.seqlen_k;
+    const size_t kd = (size_t)((nk ? nk : 1) * d);
+
+    double *k = malloc(sizeof(double) * kd), *v = malloc(sizeof(double) * kd);
+    double *dk = calloc(kd, sizeof(double)), *dv = calloc(kd, sizeof(double));
+    double *sc = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
+    double *dp = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
+    double *q = malloc(sizeof(double) * (size_t)d), *dO = malloc(sizeof(double) * (size_t)d);
+    double *dq = malloc(sizeof(double) * (size_t)d);
+    float *row = malloc(sizeof(float) * (size_t)d);
+    if (!k || !v || !dk || !dv || !sc || !dp || !q || !dO || !dq || !row) {
+        atomic_store(&job->failed, 1);
+        goto out;
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        fa2_load_row_f64(&a->k, s.batch, s.k_start + j, hk, d, k + j * d);
+        fa2_load_row_f64(&a->v, s.batch, s.k_start + j, hk, d, v + j * d);
+    }
+    for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+        for (int64_t i = 0; i < s.seqlen_q; i++) {
+            const int64_t qrow = s.q_start + i;
+            fa2_load_row_f64(&a->q, s.batch, qrow, h, d, q);
+            fa2_load_row_f64(&a->dout, s.batch, qrow, h, d, dO);
+            double m = -INFINITY;
+            for (int64_t j = 0; j < nk; j++) {
+                sc[j] = -INFINITY;
+                if (!fa2_mask_visible(&mask, i, j))
+                    continue;
+                double dot = 0.0;
+                for (int64_t c = 0; c < d; c++)
+                    dot += q[c] * k[j * d + c];
+                sc[j] = (double)p->scale * dot;
+                m = sc[j] > m ? sc[j] : m;
+            }
+            memset(dq, 0, sizeof(double) * (size_t)d);
+            if (m != -INFINITY) { /* a row that sees no key has zero gradients */
+                double l = 0.0, pdp = 0.0;
+                for (int64_t j = 0; j < nk; j++)
+                    if (sc[j] != -INFINITY)
+                        l += exp(sc[j] - m);
+                for (int64_t j = 0; j < nk; j++) {
+                    if (sc[j] == -INFINITY)
+                        continue;
+                    sc[j] = exp(sc[j] - m) / l; /* now p_j */
+                    double t = 0.0;
+                    for (int64_t c = 0; c < d; c++)
+                        t += dO[c] * v[j * d + c];
+                    dp[j] = t;
+                    pdp += sc[j] * t;
+                }
+                for (int64_t j = 0; j < nk; j++) {
+                    if (sc[j] == -INFINITY)
+                        continue;
+                    const double ds = sc[j] * (dp[j] - pdp) * (double)p->scale;
+                    for (int64_t c = 0; c < d; c++) {
+                        dv[j * d + c] += sc[j] * dO[c];
+                        dk[j * d + c] += ds * q[c];
+                        dq[c] += ds * k[j * d + c];
+                    }
+                }
+            }
+            if (job->dq64)
+                memcpy(job->dq64 + ((s.batch * a->q.shape[1] + qrow) * p->heads_q + h) * d,
+                       dq, sizeof(double) * (size_t)d);
+            if (job->write_outputs) {
+                for (int64_t c = 0; c < d; c++)
+                    row[c] = (float)dq[c];
+                fa2_store_row_f32(&a->dq, s.batch, qrow, h, d, row);
+            }
+        }
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        const int64_t krow = s.k_start + j;
+        const size_t at = (size_t)(((s.batch * a->k.shape[1] + krow) * p->heads_kv + hk) * d);
+        if (job->dk64)
+            memcpy(job->dk64 + at, dk + j * d, sizeof(double) * (size_t)d);
+        if (job->dv64)
+            memcpy(job->dv64 + at, dv + j * d, sizeof(double) * (size_t)d);
+        if (job->write_outputs) {
+            for (int64_t c = 0; c < d; c++)
+                row[c] = (float)dk[j * d + c];
+            fa2_store_row_f32(&a->dk, s.batch, krow, hk, d, row);
+            for (int64_t c = 0; c < d; c++)
+                row[c] = (float)dv[j * d + c];
+            fa2_store_row_f32(&a->dv, s.batch, krow, hk, d, row);
+        }
+    }
+out:
+    free(k);
+    free(v);
+    free(dk);
+    free(dv);
+    free(sc);
+    free(dp);
+    free(q);
+    free(dO);
+    free(dq);
+    free(row);
+}
+
+static fa2_status oracle_bwd_run(const fa2_bwd_args *a, const fa2_problem *p,
+                                 double *dq64, double *dk64, double *dv64,
+                                 int write_outputs)
+{
+    oracle_bwd_job job = {.a = a, .p = p, .dq64 = dq64, .dk64 = dk64,
+                          .dv64 = dv64, .write_outputs = write_outputs};
+    atomic_init(&job.failed, 0);
+    fa2_parallel_for(p->num_threads, p->num_seqs * p->heads_kv, oracle_bwd_item,
+                     &job);
+    if (atomic_load(&job.failed))
+        return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the oracle backward could not "
+                        "allocate its buffers for %lld keys",
+                        (long long)p->max_seqlen_k);
+    return FA2_OK;
+}
+
+fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p)
+{
+    return oracle_bwd_run(a, p, NULL, NULL, NULL, 1);
+}
+
+fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
+                              double *dk64, double *dv64)
+{
+    fa2_problem p;
+    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p);
+    if (st != FA2_OK)
+        return st;
+    return oracle_bwd_run(args, &p, dq64, dk64, dv64, 0);
+}

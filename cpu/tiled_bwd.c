@@ -1,0 +1,332 @@
+/* tiled_bwd.c — the FlashAttention-2 backward pass on the CPU, step for
+ * step as the CUDA kernels run it (FA2 paper, Algorithm 2; DESIGN.md
+ * "Backward"):
+ *
+ *   preprocess:  D_i = rowsum(dO_i o O_i)            (float32)
+ *   main, one work item per (sequence, key head, key block j):
+ *     dK_j = dV_j = 0                                (float32)
+ *     for each query head of the group, for each query block i that sees
+ *     key block j (shared tile logic), in ascending order:
+ *       S    = Q_i K_j^T, masked on boundary tiles
+ *       P    = exp2(S c - LSE_i log2 e)              (P from the saved LSE)
+ *       dV_j += round(P)^T dO_i
+ *       dP   = dO_i V_j^T
+ *       dS   = P o (dP - D_i)
+ *       dK_j += round(dS)^T Q_i
+ *       dQ_i += round(dS) K_j                        (float32, shared)
+ *     dK_j = round(scale dK_j),  dV_j = round(dV_j)
+ *   postprocess: dQ = round(scale dQ)
+ *
+ * dQ_i receives one tile from every key block that sees it, and key blocks
+ * run in parallel. Each query block's rows of the float32 accumulator are
+ * guarded by one word: in fast mode it is a spin lock (tiles add in any
+ * order); in deterministic mode it is a turn counter, and key block j adds
+ * its tile only after the key blocks before it have, so the sum is taken in
+ * one fixed order whatever the thread count. Work items are handed out in
+ * key-block order, so the block whose turn it is has always been claimed
+ * and the waiting cannot deadlock. */
+#include "config.h"
+#include "fa2_internal.h"
+
+#include <cblas.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bwd_scratch {
+    float *k, *v;     /* [Bc][d] the resident key / value tile          */
+    float *dk, *dv;   /* [Bc][d] their gradients, float32               */
+    float *q, *dO;    /* [Br][d] the query tile and its output gradient */
+    float *s, *dp;    /* [Br][Bc] S then P;  dP then dS                 */
+    float *ps, *dss;  /* [Br][Bc] round(P), round(dS) for the products  */
+    float *dq;        /* [Br][d] this key block's share of dQ_i         */
+    float *lse, *D;   /* [Br] per-row LSE * log2(e) and D               */
+} bwd_scratch;
+
+typedef struct tiled_bwd_job {
+    const fa2_bwd_args *a;
+    const fa2_problem *p;
+    int block_m, block_n;
+    int64_t m_blocks, n_blocks; /* of the longest sequences */
+    float *D;                   /* dense [B_dim][Hq][Nq_dim]         */
+    fa2_tensor dq_acc;          /* float32, shaped like q            */
+    atomic_int *guard;          /* per (seq, head, query block)      */
+    bwd_scratch *scratch;
+} tiled_bwd_job;
+
+static void load_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
+                      int64_t row0, int64_t n, int64_t h, int64_t d, float *dst)
+{
+    for (int64_t r = 0; r < n; r++)
+        fa2_load_row_f32(t, s->batch, start + row0 + r, h, d, dst + r * d);
+}
+
+static float *D_at(const tiled_bwd_job *job, const fa2_seq *s, int64_t h,
+                   int64_t row)
+{
+    return job->D + (s->batch * job->p->heads_q + h) * job->a->q.shape[1] +
+           s->q_start + row;
+}
+
+/* Preprocess, one item per (sequence, query head): D = rowsum(dO o O), and
+ * clear this head's rows of the dQ accumulator. */
+static void preprocess_item(void *ctx, int64_t item, int worker)
+{
+    const tiled_bwd_job *job = ctx;
+    const fa2_bwd_args *a = job->a;
+    const int64_t d = job->p->head_dim;
+    const int64_t h = item % job->p->heads_q;
+    const fa2_seq s = fa2_problem_seq(job->p, item / job->p->heads_q);
+    float *o = job->scratch[worker].q, *dO = job->scratch[worker].dO;
+    for (int64_t i = 0; i < s.seqlen_q; i++) {
+        fa2_load_row_f32(&a->o, s.batch, s.q_start + i, h, d, o);
+        fa2_load_row_f32(&a->dout, s.batch, s.q_start + i, h, d, dO);
+        float sum = 0.0f;
+        for (int64_t c = 0; c < d; c++)
+            sum += dO[c] * o[c];
+        *D_at(job, &s, h, i) = sum;
+        float *acc = (float *)job->dq_acc.data +
+                     fa2_offset4(&job->dq_acc, s.batch, s.q_start + i, h, 0);
+        memset(acc, 0, sizeof(float) * (size_t)d);
+    }
+}
+
+/* dQ_i += tile, under the query block's guard (see the file comment). */
+static void add_dq_tile(const tiled_bwd_job *job, const fa2_seq *s, int64_t b,
+                        int64_t h, int64_t m_block, int rank, int64_t rows,
+                        const float *tile)
+{
+    const fa2_problem *p = job->p;
+    const int64_t d = p->head_dim;
+    atomic_int *g = &job->guard[(b * p->heads_q + h) * job->m_blocks + m_block];
+    if (job->a->deterministic) {
+        while (atomic_load_explicit(g, memory_order_acquire) != rank)
+            sched_yield();
+    } else {
+        int free_ = 0;
+        while (!atomic_compare_exchange_weak_explicit(
+            g, &free_, 1, memory_order_acquire, memory_order_relaxed)) {
+            free_ = 0;
+            sched_yield();
+        }
+    }
+    const int64_t row0 = s->q_start + m_block * job->block_m;
+    for (int64_t i = 0; i < rows; i++) {
+        float *acc = (float *)job->dq_acc.data +
+                     fa2_offset4(&job->dq_acc, s->batch, row0 + i, h, 0);
+        for (int64_t c = 0; c < d; c++)
+            acc[c] += tile[i * d + c];
+    }
+    atomic_store_explicit(g, job->a->deterministic ? rank + 1 : 0,
+                          memory_order_release);
+}
+
+/* One query block i against the resident key block j (Algorithm 2,
+ * lines 11-21). */
+static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
+                     const fa2_mask *mask, int64_t b, int64_t h, int64_t m_block,
+                     int rank, int64_t col_lo, int64_t cols)
+{
+    const fa2_bwd_args *a = job->a;
+    const fa2_problem *p = job->p;
+    const int bm = job->block_m, bn = job->block_n;
+    const int64_t d = p->head_dim;
+    const int64_t row_lo = m_block * bm;
+    const int64_t rows = s->seqlen_q - row_lo < bm ? s->seqlen_q - row_lo : bm;
+
+    load_tile(&a->q, s, s->q_start, row_lo, rows, h, d, w->q);
+    load_tile(&a->dout, s, s->q_start, row_lo, rows, h, d, w->dO);
+    for (int64_t i = 0; i < rows; i++) {
+        w->lse[i] = fa2_bwd_lse_scaled(
+            *fa2_lse_at(&a->lse, s->batch, h, s->q_start + row_lo + i));
+        w->D[i] = *D_at(job, s, h, row_lo + i);
+    }
+    /* S = Q_i K_j^T, then P = exp2(S c - LSE log2 e) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols,
+                (int)d, 1.0f, w->q, (int)d, w->k, (int)d, 0.0f, w->s, bn);
+    const int needs_mask = fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            float *sij = &w->s[i * bn + j];
+            if (needs_mask && !fa2_mask_visible(mask, row_lo + i, col_lo + j))
+                *sij = FA2_NEG_INF;
+            *sij = fa2_softmax_p(*sij, p->scale_log2, w->lse[i]);
+            w->ps[i * bn + j] = fa2_round_to_dtype(*sij, p->dtype);
+        }
+    /* dV_j += round(P)^T dO_i */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
+                (int)rows, 1.0f, w->ps, bn, w->dO, (int)d, 1.0f, w->dv, (int)d);
+    /* dP = dO_i V_j^T, then dS = P o (dP - D_i) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols,
+                (int)d, 1.0f, w->dO, (int)d, w->v, (int)d, 0.0f, w->dp, bn);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            const float ds = w->s[i * bn + j] * (w->dp[i * bn + j] - w->D[i]);
+            w->dss[i * bn + j] = fa2_round_to_dtype(ds, p->dtype);
+        }
+    /* dK_j += round(dS)^T Q_i;  dQ_i += round(dS) K_j */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
+                (int)rows, 1.0f, w->dss, bn, w->q, (int)d, 1.0f, w->dk, (int)d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d,
+                (int)cols, 1.0f, w->dss, bn, w->k, (int)d, 0.0f, w->dq, (int)d);
+    add_dq_tile(job, s, b, h, m_block, rank, rows, w->dq);
+}
+
+static void main_item(void *ctx, int64_t item, int worker)
+{
+    const tiled_bwd_job *job = ctx;
+    const fa2_bwd_args *a = job->a;
+    const fa2_problem *p = job->p;
+    bwd_scratch *w = &job->scratch[worker];
+    const int bm = job->block_m, bn = job->block_n;
+    const int64_t d = p->head_dim;
+    const int64_t group = p->heads_q / p->heads_kv;
+    /* key-block-major order: required by the deterministic turns, and the
+     * first key blocks (seen by the most query blocks when causal) start
+     * first */
+    const int64_t bh = item % (p->num_seqs * p->heads_kv);
+    const int64_t n_block = item / (p->num_seqs * p->heads_kv);
+    const int64_t hk = bh % p->heads_kv;
+    const int64_t b = bh / p->heads_kv;
+    const fa2_seq s = fa2_problem_seq(p, b);
+    const fa2_mask mask = fa2_problem_mask(p, &s);
+    const int64_t col_lo = n_block * bn;
+    if (col_lo >= s.seqlen_k)
+        return;
+    const int64_t cols = s.seqlen_k - col_lo < bn ? s.seqlen_k - col_lo : bn;
+
+    load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
+    load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
+    memset(w->dk, 0, sizeof(float) * (size_t)(cols * d));
+    memset(w->dv, 0, sizeof(float) * (size_t)(cols * d));
+    const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, bm, bn);
+    for (int64_t h = hk * group; h < (hk + 1) * group; h++)
+        for (int64_t m_block = qb.lo; m_block < qb.hi; m_block++) {
+            /* rank of this key block among those query block i visits */
+            const fa2_block_range kv = fa2_fwd_kv_blocks(&mask, m_block, bm, bn);
+            bwd_tile(job, w, &s, &mask, b, h, m_block, (int)(n_block - kv.lo),
+                     col_lo, cols);
+        }
+    for (int64_t j = 0; j < cols; j++) {
+        float *dk = w->dk + j * d;
+        for (int64_t c = 0; c < d; c++)
+            dk[c] *= p->scale;
+        fa2_store_row_f32(&a->dk, s.batch, s.k_start + col_lo + j, hk, d, dk);
+        fa2_store_row_f32(&a->dv, s.batch, s.k_start + col_lo + j, hk, d, w->dv + j * d);
+    }
+}
+
+/* Postprocess, one item per (sequence, query head): dQ = round(scale acc). */
+static void postprocess_item(void *ctx, int64_t item, int worker)
+{
+    const tiled_bwd_job *job = ctx;
+    const int64_t d = job->p->head_dim;
+    const int64_t h = item % job->p->heads_q;
+    const fa2_seq s = fa2_problem_seq(job->p, item / job->p->heads_q);
+    float *row = job->scratch[worker].dq;
+    for (int64_t i = 0; i < s.seqlen_q; i++) {
+        const float *acc = (const float *)job->dq_acc.data +
+                           fa2_offset4(&job->dq_acc, s.batch, s.q_start + i, h, 0);
+        for (int64_t c = 0; c < d; c++)
+            row[c] = acc[c] * job->p->scale;
+        fa2_store_row_f32(&job->a->dq, s.batch, s.q_start + i, h, d, row);
+    }
+}
+
+static void free_scratch(bwd_scratch *sc, int n)
+{
+    for (int t = 0; sc && t < n; t++) {
+        float *bufs[] = {sc[t].k, sc[t].v, sc[t].dk, sc[t].dv, sc[t].q, sc[t].dO,
+                         sc[t].s, sc[t].dp, sc[t].ps, sc[t].dss, sc[t].dq,
+                         sc[t].lse, sc[t].D};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            free(bufs[i]);
+    }
+    free(sc);
+}
+
+static bwd_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
+{
+    bwd_scratch *sc = calloc((size_t)n, sizeof *sc);
+    int ok = sc != NULL;
+    for (int t = 0; ok && t < n; t++) {
+        bwd_scratch *w = &sc[t];
+        const size_t kd = bn * d, qd = bm * d, tile = bm * bn;
+        w->k = malloc(sizeof(float) * kd);
+        w->v = malloc(sizeof(float) * kd);
+        w->dk = malloc(sizeof(float) * kd);
+        w->dv = malloc(sizeof(float) * kd);
+        w->q = malloc(sizeof(float) * qd);
+        w->dO = malloc(sizeof(float) * qd);
+        w->dq = malloc(sizeof(float) * qd);
+        w->s = malloc(sizeof(float) * tile);
+        w->dp = malloc(sizeof(float) * tile);
+        w->ps = malloc(sizeof(float) * tile);
+        w->dss = malloc(sizeof(float) * tile);
+        w->lse = malloc(sizeof(float) * bm);
+        w->D = malloc(sizeof(float) * bm);
+        ok = w->k && w->v && w->dk && w->dv && w->q && w->dO && w->dq && w->s &&
+             w->dp && w->ps && w->dss && w->lse && w->D;
+    }
+    if (!ok) {
+        free_scratch(sc, n);
+        return NULL;
+    }
+    return sc;
+}
+
+fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
+{
+    fa2_tile_config cfg;
+    fa2_status st = fa2_tile_config_for(FA2_BACKEND_CPU_TILED, FA2_PASS_BWD,
+                                        p->dtype, (int)p->head_dim, &cfg);
+    if (st != FA2_OK)
+        return st;
+    tiled_bwd_job job;
+    memset(&job, 0, sizeof job);
+    job.a = a;
+    job.p = p;
+    job.block_m = p->block_m > 0 ? p->block_m : cfg.block_m;
+    job.block_n = p->block_n > 0 ? p->block_n : cfg.block_n;
+    job.m_blocks = fa2_num_blocks(p->max_seqlen_q, job.block_m);
+    job.n_blocks = fa2_num_blocks(p->max_seqlen_k, job.block_n);
+    const int threads = p->num_threads;
+    const size_t d = (size_t)p->head_dim;
+    const size_t rows = (size_t)(a->q.shape[0] * a->q.shape[1]);
+    const size_t heads = (size_t)p->heads_q;
+
+    /* The dQ accumulator: dq itself when it is float32, else a buffer. */
+    float *acc_buf = NULL;
+    if (a->dq.dtype == FA2_DTYPE_FP32) {
+        job.dq_acc = a->dq;
+    } else {
+        acc_buf = malloc(sizeof(float) * (rows ? rows : 1) * heads * d);
+        job.dq_acc = fa2_tensor_4d(acc_buf, FA2_DTYPE_FP32, a->q.shape[0],
+                                   a->q.shape[1], p->heads_q, p->head_dim);
+    }
+    job.D = malloc(sizeof(float) * (rows ? rows : 1) * heads);
+    const size_t n_guards = (size_t)(p->num_seqs * p->heads_q * (job.m_blocks ? job.m_blocks : 1));
+    job.guard = malloc(sizeof(atomic_int) * n_guards);
+    job.scratch = alloc_scratch(threads, (size_t)job.block_m, (size_t)job.block_n, d);
+    if ((a->dq.dtype != FA2_DTYPE_FP32 && !acc_buf) || !job.D || !job.guard ||
+        !job.scratch) {
+        st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the tiled backward could not "
+                      "allocate its dQ accumulator and workspace");
+        goto out;
+    }
+    for (size_t g = 0; g < n_guards; g++)
+        atomic_init(&job.guard[g], 0);
+
+    const int64_t seq_heads = p->num_seqs * p->heads_q;
+    fa2_parallel_for(threads, seq_heads, preprocess_item, &job);
+    fa2_parallel_for(threads, job.n_blocks * p->num_seqs * p->heads_kv, main_item,
+                     &job);
+    fa2_parallel_for(threads, seq_heads, postprocess_item, &job);
+out:
+    free(acc_buf);
+    free(job.D);
+    free(job.guard);
+    free_scratch(job.scratch, threads);
+    return st;
+}
