@@ -17,21 +17,32 @@
  * The index logic (which blocks, which need a mask, the mask itself) and the
  * per-row softmax update come from lib/fa2_tile.h, the same code the kernel
  * calls. How a tile product is computed here (OpenBLAS sgemm) is free; where
- * values are rounded is not. */
+ * values are rounded is not.
+ *
+ * CPU layout: the score tile is kept transposed, S^T = K_j Q_i^T ([Bc][Br]),
+ * so that K and V tiles load as plain rows, every row operation of the
+ * softmax (max, exp2, sum) runs down a column and vectorises across the
+ * query rows, and both products stay in BLAS's fast small-matrix path. The
+ * arithmetic per row is the same as in the kernel. */
 #include "config.h"
 #include "fa2_internal.h"
 
+#include "fa2_cpu_simd.h"
+
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 
 /* One worker's tiles, allocated once per call. */
 typedef struct tile_scratch {
-    float *q;   /* [Br][d]  the query tile, widened from the input dtype */
-    float *k;   /* [Bc][d]  current key tile                             */
-    float *v;   /* [Bc][d]  current value tile                           */
-    float *s;   /* [Br][Bc] scores S, then probabilities P, in place     */
-    float *acc; /* [Br][d]  un-normalised output                         */
-    fa2_row_state *row; /* [Br] running max m and sum l                  */
+    float *qt;  /* [d][Br]  the query tile, transposed, widened            */
+    float *k;   /* [Bc][d]  current key tile                               */
+    float *v;   /* [Bc][d]  current value tile                             */
+    float *st;  /* [Bc][Br] scores S^T, then probabilities P^T, in place   */
+    float *acc; /* [Br][d]  un-normalised output                           */
+    float *row; /* [d]      one query row on its way into qt               */
+    float *tile_max, *alpha, *max_scaled, *rowsum; /* [Br] per query row  */
+    fa2_row_state *state; /* [Br] running max m and sum l                  */
 } tile_scratch;
 
 typedef struct tiled_job {
@@ -42,38 +53,120 @@ typedef struct tiled_job {
     tile_scratch *scratch;
 } tiled_job;
 
-/* Load rows [row0, row0 + n) of head h of t into a dense [n][d] tile. */
+/* Row r of head h of t (rows counted from `start`), widened to float into
+ * dst[c * ld] for c < d: ld = 1 gives a row, ld = tile width a column. */
+FA2_CPU_CLONES
+static void load_row(const fa2_tensor *t, const fa2_seq *s, int64_t row,
+                     int64_t h, int64_t d, float *dst, int64_t ld)
+{
+    const int64_t off = fa2_offset4(t, s->batch, row, h, 0);
+    switch (t->dtype) {
+    case FA2_DTYPE_FP32: {
+        const float *src = (const float *)t->data + off;
+#pragma omp simd
+        for (int64_t c = 0; c < d; c++)
+            dst[c * ld] = src[c];
+        break;
+    }
+    case FA2_DTYPE_FP16: {
+        const uint16_t *src = (const uint16_t *)t->data + off;
+#pragma omp simd
+        for (int64_t c = 0; c < d; c++)
+            dst[c * ld] = fa2_simd_fp16_to_float(src[c]);
+        break;
+    }
+    case FA2_DTYPE_BF16: {
+        const uint16_t *src = (const uint16_t *)t->data + off;
+#pragma omp simd
+        for (int64_t c = 0; c < d; c++)
+            dst[c * ld] = fa2_simd_bf16_to_float(src[c]);
+        break;
+    }
+    }
+}
+
+/* Ask for rows [row0, row0 + n) of head h of t ahead of use: K/V rows sit
+ * a whole token apart in memory, a stride the hardware prefetcher does not
+ * follow across pages. */
+static void prefetch_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
+                          int64_t row0, int64_t n, int64_t h, int64_t d)
+{
+#if defined(__GNUC__)
+    const size_t bytes = (size_t)d * fa2_dtype_size(t->dtype);
+    for (int64_t r = 0; r < n; r++) {
+        const char *p = (const char *)t->data +
+                        fa2_offset4(t, s->batch, start + row0 + r, h, 0) *
+                            (int64_t)fa2_dtype_size(t->dtype);
+        for (size_t off = 0; off < bytes; off += 64)
+            __builtin_prefetch(p + off);
+    }
+#endif
+}
+
+/* Rows [row0, row0 + n) into a dense [n][d] tile. */
 static void load_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
                       int64_t row0, int64_t n, int64_t h, int64_t d, float *dst)
 {
     for (int64_t r = 0; r < n; r++)
-        fa2_load_row_f32(t, s->batch, start + row0 + r, h, d, dst + r * d);
+        load_row(t, s, start + row0 + r, h, d, dst + r * d, 1);
 }
 
-/* Online softmax over one S tile (Algorithm 1, lines 8-10): turn S into P
- * row by row, rescale the accumulator, and round P for the P V product. */
+/* Rows [row0, row0 + n) into a transposed [d][ld] tile: widen each row into
+ * `row`, then write it out as a column (scalar stores: vector scatters are
+ * slower here). */
+static void load_tile_t(const fa2_tensor *t, const fa2_seq *s, int64_t start,
+                        int64_t row0, int64_t n, int64_t h, int64_t d,
+                        float *dst, int64_t ld, float *row)
+{
+    for (int64_t r = 0; r < n; r++) {
+        load_row(t, s, start + row0 + r, h, d, row, 1);
+        for (int64_t c = 0; c < d; c++)
+            dst[c * ld + r] = row[c];
+    }
+}
+
+/* Online softmax over one S^T tile (Algorithm 1, lines 8-10): for each
+ * query row (a column of st) fold the tile's max into the running state,
+ * turn S into P = exp2(S c - m c), add the float32 row sums into l, rescale
+ * the accumulator, and round P for the P V product. */
+FA2_CPU_CLONES
 static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
-                         int64_t cols, int block_n)
+                         int64_t cols, int block_m)
 {
     const int64_t d = p->head_dim;
+    const float c = p->scale_log2;
+    float *tmax = w->tile_max, *ms = w->max_scaled, *sum = w->rowsum;
+
+    for (int64_t i = 0; i < rows; i++)
+        tmax[i] = FA2_NEG_INF;
+    for (int64_t j = 0; j < cols; j++) {
+        const float *sj = w->st + j * block_m;
+#pragma omp simd
+        for (int64_t i = 0; i < rows; i++)
+            tmax[i] = sj[i] > tmax[i] ? sj[i] : tmax[i];
+    }
     for (int64_t i = 0; i < rows; i++) {
-        float *srow = w->s + i * block_n;
-        float tile_max = FA2_NEG_INF;
-        for (int64_t j = 0; j < cols; j++)
-            tile_max = srow[j] > tile_max ? srow[j] : tile_max;
-        float max_scaled;
-        const float alpha = fa2_softmax_rescale(&w->row[i], tile_max,
-                                                p->scale_log2, &max_scaled);
-        float rowsum = 0.0f;
-        for (int64_t j = 0; j < cols; j++) {
-            const float pij = fa2_softmax_p(srow[j], p->scale_log2, max_scaled);
-            rowsum += pij;
-            srow[j] = fa2_round_to_dtype(pij, p->dtype);
+        w->alpha[i] = fa2_softmax_rescale(&w->state[i], tmax[i], c, &ms[i]);
+        sum[i] = 0.0f;
+    }
+    /* P = exp2(S c - m c): fa2_softmax_p's arithmetic, with an exp2 that
+     * vectorises; each row's sum runs over its keys in order */
+    for (int64_t j = 0; j < cols; j++) {
+        float *sj = w->st + j * block_m;
+#pragma omp simd
+        for (int64_t i = 0; i < rows; i++) {
+            sj[i] = fa2_simd_exp2(fmaf(sj[i], c, -ms[i]));
+            sum[i] += sj[i];
         }
-        fa2_softmax_accumulate(&w->row[i], alpha, rowsum);
+        fa2_simd_round_row(sj, rows, p->dtype); /* round(P); l keeps float32 */
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        fa2_softmax_accumulate(&w->state[i], w->alpha[i], sum[i]);
         float *acc = w->acc + i * d;
-        for (int64_t c = 0; c < d; c++)
-            acc[c] *= alpha;
+        const float alpha = w->alpha[i];
+#pragma omp simd
+        for (int64_t x = 0; x < d; x++)
+            acc[x] *= alpha;
     }
 }
 
@@ -85,10 +178,12 @@ static void tiled_item(void *ctx, int64_t item, int worker)
     tile_scratch *w = &job->scratch[worker];
     const int bm = job->block_m, bn = job->block_n;
     const int64_t d = p->head_dim;
-    /* Long-running blocks first (causal: the last query blocks see the most
-     * keys), every (sequence, head) at that depth before the next depth. */
-    const int64_t bh = item % (p->num_seqs * p->heads_q);
-    const int64_t m_block = job->m_blocks - 1 - item / (p->num_seqs * p->heads_q);
+    /* One (sequence, head) at a time, its query blocks from the last to
+     * the first: the head's K and V stay hot in cache across its blocks
+     * (as the kernel's grid order keeps them in L2), and with causal masks
+     * the long-running last blocks start first. */
+    const int64_t bh = item / job->m_blocks;
+    const int64_t m_block = job->m_blocks - 1 - item % job->m_blocks;
     const int64_t h = bh % p->heads_q;
     const int64_t b = bh / p->heads_q;
     const int64_t hk = h / (p->heads_q / p->heads_kv);
@@ -100,9 +195,9 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         return; /* this sequence is shorter than the longest */
     const int64_t rows = s.seqlen_q - row_lo < bm ? s.seqlen_q - row_lo : bm;
 
-    load_tile(&a->q, &s, s.q_start, row_lo, rows, h, d, w->q);
+    load_tile_t(&a->q, &s, s.q_start, row_lo, rows, h, d, w->qt, bm, w->row);
     for (int64_t i = 0; i < rows; i++)
-        w->row[i] = fa2_row_state_init();
+        w->state[i] = fa2_row_state_init();
     for (int64_t x = 0; x < rows * d; x++)
         w->acc[x] = 0.0f;
 
@@ -114,44 +209,76 @@ static void tiled_item(void *ctx, int64_t item, int worker)
 
         load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
         load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
-        /* S = Q_i K_j^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols,
-                    (int)d, 1.0f, w->q, (int)d, w->k, (int)d, 0.0f, w->s, bn);
+        if (step + 1 < fa2_block_count(kv)) { /* the next K/V tile */
+            const int64_t next_lo = fa2_kv_block_at(kv, step + 1) * bn;
+            const int64_t next = s.seqlen_k - next_lo < bn ? s.seqlen_k - next_lo : bn;
+            prefetch_tile(&a->k, &s, s.k_start, next_lo, next, hk, d);
+            prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
+        }
+        /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cols, (int)rows,
+                    (int)d, 1.0f, w->k, (int)d, w->qt, bm, 0.0f, w->st, bm);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t j = 0; j < cols; j++)
+            for (int64_t j = 0; j < cols; j++)
+                for (int64_t i = 0; i < rows; i++)
                     if (!fa2_mask_visible(&mask, row_lo + i, col_lo + j))
-                        w->s[i * bn + j] = FA2_NEG_INF;
-        softmax_tile(p, w, rows, cols, bn);
+                        w->st[j * bm + i] = FA2_NEG_INF;
+        softmax_tile(p, w, rows, cols, bm);
         /* acc += round(P) V_j  (acc was already scaled by alpha) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d,
-                    (int)cols, 1.0f, w->s, bn, w->v, (int)d, 1.0f, w->acc, (int)d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)d,
+                    (int)cols, 1.0f, w->st, bm, w->v, (int)d, 1.0f, w->acc, (int)d);
     }
 
     /* Algorithm 1, lines 12-13: normalise once, write O and LSE once */
     for (int64_t i = 0; i < rows; i++) {
-        const float inv_l = fa2_softmax_inv_l(w->row[i]);
+        const float inv_l = fa2_softmax_inv_l(w->state[i]);
         float *acc = w->acc + i * d;
         for (int64_t c = 0; c < d; c++)
             acc[c] *= inv_l;
         fa2_store_row_f32(&a->o, s.batch, s.q_start + row_lo + i, h, d, acc);
         if (a->lse.data)
             *fa2_lse_at(&a->lse, s.batch, h, s.q_start + row_lo + i) =
-                fa2_softmax_lse(w->row[i], p->scale);
+                fa2_softmax_lse(w->state[i], p->scale);
     }
 }
 
 static void free_scratch(tile_scratch *sc, int n)
 {
-    for (int t = 0; t < n; t++) {
-        free(sc[t].q);
-        free(sc[t].k);
-        free(sc[t].v);
-        free(sc[t].s);
-        free(sc[t].acc);
-        free(sc[t].row);
+    for (int t = 0; sc && t < n; t++) {
+        void *bufs[] = {sc[t].qt, sc[t].k, sc[t].v, sc[t].st, sc[t].acc, sc[t].row,
+                        sc[t].tile_max, sc[t].alpha, sc[t].max_scaled,
+                        sc[t].rowsum, sc[t].state};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            free(bufs[i]);
     }
     free(sc);
+}
+
+static tile_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
+{
+    tile_scratch *sc = calloc((size_t)n, sizeof *sc);
+    int ok = sc != NULL;
+    for (int t = 0; ok && t < n; t++) {
+        tile_scratch *w = &sc[t];
+        w->qt = malloc(sizeof(float) * bm * d);
+        w->k = malloc(sizeof(float) * bn * d);
+        w->v = malloc(sizeof(float) * bn * d);
+        w->st = malloc(sizeof(float) * bn * bm);
+        w->acc = malloc(sizeof(float) * bm * d);
+        w->row = malloc(sizeof(float) * d);
+        w->tile_max = malloc(sizeof(float) * bm);
+        w->alpha = malloc(sizeof(float) * bm);
+        w->max_scaled = malloc(sizeof(float) * bm);
+        w->rowsum = malloc(sizeof(float) * bm);
+        w->state = malloc(sizeof(fa2_row_state) * bm);
+        ok = w->qt && w->k && w->v && w->st && w->acc && w->row && w->tile_max &&
+             w->alpha && w->max_scaled && w->rowsum && w->state;
+    }
+    if (!ok) {
+        free_scratch(sc, n);
+        return NULL;
+    }
+    return sc;
 }
 
 fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
@@ -174,24 +301,10 @@ fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     const size_t bm = (size_t)job.block_m, bn = (size_t)job.block_n;
     const size_t d = (size_t)p->head_dim;
 
-    job.scratch = calloc((size_t)threads, sizeof *job.scratch);
-    int ok = job.scratch != NULL;
-    for (int t = 0; ok && t < threads; t++) {
-        tile_scratch *w = &job.scratch[t];
-        w->q = malloc(sizeof(float) * bm * d);
-        w->k = malloc(sizeof(float) * bn * d);
-        w->v = malloc(sizeof(float) * bn * d);
-        w->s = malloc(sizeof(float) * bm * bn);
-        w->acc = malloc(sizeof(float) * bm * d);
-        w->row = malloc(sizeof(fa2_row_state) * bm);
-        ok = w->q && w->k && w->v && w->s && w->acc && w->row;
-    }
-    if (!ok) {
-        if (job.scratch)
-            free_scratch(job.scratch, threads);
+    job.scratch = alloc_scratch(threads, bm, bn, d);
+    if (!job.scratch)
         return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the tiled backend could not "
                         "allocate its %d-thread tile workspace", threads);
-    }
     fa2_parallel_for(threads, items, tiled_item, &job);
     free_scratch(job.scratch, threads);
     return FA2_OK;

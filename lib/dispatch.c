@@ -98,11 +98,14 @@ double fa2_bwd_flops(const fa2_bwd_args *args)
     return 2.5 * fa2_fwd_flops(&f);
 }
 
-/* The CPU tiled backend's own tiling: 64 x 64 tiles keep a Q tile, a K/V
- * tile and the S/P tile of one worker in L2 for every head dim. */
+/* The CPU tiled backend's own tiling. 128 query rows x 64 keys: each K/V
+ * tile loaded from memory serves 128 rows, the tiles of one worker (about
+ * 100 KB at head dim 64) stay in its L2, and both tile products keep to
+ * OpenBLAS's small-matrix path (measured on a 2-core AVX-512 Xeon: 64x64
+ * tiles ran at 55 GFLOP/s, 128x64 at 93, fp32, one thread). */
 static void cpu_tile_config(int head_dim, fa2_tile_config *out)
 {
-    out->block_m = 64;
+    out->block_m = 128;
     out->block_n = 64;
     out->warps = 0;
     out->head_dim = head_dim;
