@@ -24,24 +24,33 @@
  * its tile only after the key blocks before it have, so the sum is taken in
  * one fixed order whatever the thread count. Work items are handed out in
  * key-block order, so the block whose turn it is has always been claimed
- * and the waiting cannot deadlock. */
+ * and the waiting cannot deadlock.
+ *
+ * CPU layout: the resident key block is kept as K_j, K_j^T and V_j^T, so
+ * that all five tile products are plain or A-transposed matrix products
+ * (OpenBLAS's fast small-matrix path); element loops are vectorised with
+ * the same functions as the forward (cpu/fa2_cpu_simd.h). */
 #include "config.h"
 #include "fa2_internal.h"
+#include "fa2_cpu.h"
+#include "fa2_cpu_simd.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct bwd_scratch {
-    float *k, *v;     /* [Bc][d] the resident key / value tile          */
-    float *dk, *dv;   /* [Bc][d] their gradients, float32               */
-    float *q, *dO;    /* [Br][d] the query tile and its output gradient */
-    float *s, *dp;    /* [Br][Bc] S then P;  dP then dS                 */
-    float *ps, *dss;  /* [Br][Bc] round(P), round(dS) for the products  */
-    float *dq;        /* [Br][d] this key block's share of dQ_i         */
-    float *lse, *D;   /* [Br] per-row LSE * log2(e) and D               */
+    float *k, *kt, *vt; /* [Bc][d], [d][Bc], [d][Bc]: the resident K_j, V_j */
+    float *dk, *dv;     /* [Bc][d] their gradients, float32                */
+    float *q, *dO;      /* [Br][d] the query tile and its output gradient  */
+    float *p, *ds;      /* [Br][Bc] P, then dP -> dS (float32)             */
+    float *pr, *dsr;    /* [Br][Bc] round(P), round(dS) for the products   */
+    float *dq;          /* [Br][d] this key block's share of dQ_i          */
+    float *lse, *D;     /* [Br] per-row LSE * log2(e) and D                */
+    float *row;         /* [d] a row on its way into a transposed tile     */
 } bwd_scratch;
 
 typedef struct tiled_bwd_job {
@@ -54,13 +63,6 @@ typedef struct tiled_bwd_job {
     atomic_int *guard;          /* per (seq, head, query block)      */
     bwd_scratch *scratch;
 } tiled_bwd_job;
-
-static void load_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
-                      int64_t row0, int64_t n, int64_t h, int64_t d, float *dst)
-{
-    for (int64_t r = 0; r < n; r++)
-        fa2_load_row_f32(t, s->batch, start + row0 + r, h, d, dst + r * d);
-}
 
 static float *D_at(const tiled_bwd_job *job, const fa2_seq *s, int64_t h,
                    int64_t row)
@@ -80,8 +82,8 @@ static void preprocess_item(void *ctx, int64_t item, int worker)
     const fa2_seq s = fa2_problem_seq(job->p, item / job->p->heads_q);
     float *o = job->scratch[worker].q, *dO = job->scratch[worker].dO;
     for (int64_t i = 0; i < s.seqlen_q; i++) {
-        fa2_load_row_f32(&a->o, s.batch, s.q_start + i, h, d, o);
-        fa2_load_row_f32(&a->dout, s.batch, s.q_start + i, h, d, dO);
+        fa2_cpu_load_row(&a->o, &s, s.q_start + i, h, d, o);
+        fa2_cpu_load_row(&a->dout, &s, s.q_start + i, h, d, dO);
         float sum = 0.0f;
         for (int64_t c = 0; c < d; c++)
             sum += dO[c] * o[c];
@@ -122,6 +124,33 @@ static void add_dq_tile(const tiled_bwd_job *job, const fa2_seq *s, int64_t b,
                           memory_order_release);
 }
 
+/* P = exp2(S c - LSE log2 e) of one row (fa2_softmax_p's arithmetic with
+ * the vectorisable exp2), masked entries already -inf; also round(P). */
+FA2_CPU_CLONES
+static void p_from_lse(float *p, float *pr, int64_t cols, float c, float lse2,
+                       fa2_dtype dt)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < cols; j++) {
+        p[j] = fa2_simd_exp2(fmaf(p[j], c, -lse2));
+        pr[j] = p[j];
+    }
+    fa2_simd_round_row(pr, cols, dt);
+}
+
+/* dS = P o (dP - D_i) of one row, in place over dP; also round(dS). */
+FA2_CPU_CLONES
+static void ds_row(const float *p, float *ds, float *dsr, int64_t cols, float D,
+                   fa2_dtype dt)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < cols; j++) {
+        ds[j] = p[j] * (ds[j] - D);
+        dsr[j] = ds[j];
+    }
+    fa2_simd_round_row(dsr, cols, dt);
+}
+
 /* One query block i against the resident key block j (Algorithm 2,
  * lines 11-21). */
 static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
@@ -135,41 +164,38 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     const int64_t row_lo = m_block * bm;
     const int64_t rows = s->seqlen_q - row_lo < bm ? s->seqlen_q - row_lo : bm;
 
-    load_tile(&a->q, s, s->q_start, row_lo, rows, h, d, w->q);
-    load_tile(&a->dout, s, s->q_start, row_lo, rows, h, d, w->dO);
+    fa2_cpu_load_tile(&a->q, s, s->q_start, row_lo, rows, h, d, w->q);
+    fa2_cpu_load_tile(&a->dout, s, s->q_start, row_lo, rows, h, d, w->dO);
     for (int64_t i = 0; i < rows; i++) {
         w->lse[i] = fa2_bwd_lse_scaled(
             *fa2_lse_at(&a->lse, s->batch, h, s->q_start + row_lo + i));
         w->D[i] = *D_at(job, s, h, row_lo + i);
     }
-    /* S = Q_i K_j^T, then P = exp2(S c - LSE log2 e) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols,
-                (int)d, 1.0f, w->q, (int)d, w->k, (int)d, 0.0f, w->s, bn);
-    const int needs_mask = fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn);
+    /* S = Q_i K_j^T, masked on boundary tiles; P = exp2(S c - LSE log2 e) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
+                (int)d, 1.0f, w->q, (int)d, w->kt, bn, 0.0f, w->p, bn);
+    if (fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn))
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++)
+                if (!fa2_mask_visible(mask, row_lo + i, col_lo + j))
+                    w->p[i * bn + j] = FA2_NEG_INF;
     for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) {
-            float *sij = &w->s[i * bn + j];
-            if (needs_mask && !fa2_mask_visible(mask, row_lo + i, col_lo + j))
-                *sij = FA2_NEG_INF;
-            *sij = fa2_softmax_p(*sij, p->scale_log2, w->lse[i]);
-            w->ps[i * bn + j] = fa2_round_to_dtype(*sij, p->dtype);
-        }
+        p_from_lse(w->p + i * bn, w->pr + i * bn, cols, p->scale_log2, w->lse[i],
+                   p->dtype);
     /* dV_j += round(P)^T dO_i */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
-                (int)rows, 1.0f, w->ps, bn, w->dO, (int)d, 1.0f, w->dv, (int)d);
+                (int)rows, 1.0f, w->pr, bn, w->dO, (int)d, 1.0f, w->dv, (int)d);
     /* dP = dO_i V_j^T, then dS = P o (dP - D_i) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols,
-                (int)d, 1.0f, w->dO, (int)d, w->v, (int)d, 0.0f, w->dp, bn);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
+                (int)d, 1.0f, w->dO, (int)d, w->vt, bn, 0.0f, w->ds, bn);
     for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) {
-            const float ds = w->s[i * bn + j] * (w->dp[i * bn + j] - w->D[i]);
-            w->dss[i * bn + j] = fa2_round_to_dtype(ds, p->dtype);
-        }
+        ds_row(w->p + i * bn, w->ds + i * bn, w->dsr + i * bn, cols, w->D[i],
+               p->dtype);
     /* dK_j += round(dS)^T Q_i;  dQ_i += round(dS) K_j */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
-                (int)rows, 1.0f, w->dss, bn, w->q, (int)d, 1.0f, w->dk, (int)d);
+                (int)rows, 1.0f, w->dsr, bn, w->q, (int)d, 1.0f, w->dk, (int)d);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d,
-                (int)cols, 1.0f, w->dss, bn, w->k, (int)d, 0.0f, w->dq, (int)d);
+                (int)cols, 1.0f, w->dsr, bn, w->k, (int)d, 0.0f, w->dq, (int)d);
     add_dq_tile(job, s, b, h, m_block, rank, rows, w->dq);
 }
 
@@ -196,8 +222,9 @@ static void main_item(void *ctx, int64_t item, int worker)
         return;
     const int64_t cols = s.seqlen_k - col_lo < bn ? s.seqlen_k - col_lo : bn;
 
-    load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
-    load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
+    fa2_cpu_load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
+    fa2_cpu_load_tile_t(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->kt, bn, w->row);
+    fa2_cpu_load_tile_t(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->vt, bn, w->row);
     memset(w->dk, 0, sizeof(float) * (size_t)(cols * d));
     memset(w->dv, 0, sizeof(float) * (size_t)(cols * d));
     const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, bm, bn);
@@ -237,9 +264,9 @@ static void postprocess_item(void *ctx, int64_t item, int worker)
 static void free_scratch(bwd_scratch *sc, int n)
 {
     for (int t = 0; sc && t < n; t++) {
-        float *bufs[] = {sc[t].k, sc[t].v, sc[t].dk, sc[t].dv, sc[t].q, sc[t].dO,
-                         sc[t].s, sc[t].dp, sc[t].ps, sc[t].dss, sc[t].dq,
-                         sc[t].lse, sc[t].D};
+        float *bufs[] = {sc[t].k, sc[t].kt, sc[t].vt, sc[t].dk, sc[t].dv, sc[t].q,
+                         sc[t].dO, sc[t].p, sc[t].ds, sc[t].pr, sc[t].dsr,
+                         sc[t].dq, sc[t].lse, sc[t].D, sc[t].row};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             free(bufs[i]);
     }
@@ -253,21 +280,18 @@ static bwd_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
     for (int t = 0; ok && t < n; t++) {
         bwd_scratch *w = &sc[t];
         const size_t kd = bn * d, qd = bm * d, tile = bm * bn;
-        w->k = malloc(sizeof(float) * kd);
-        w->v = malloc(sizeof(float) * kd);
-        w->dk = malloc(sizeof(float) * kd);
-        w->dv = malloc(sizeof(float) * kd);
-        w->q = malloc(sizeof(float) * qd);
-        w->dO = malloc(sizeof(float) * qd);
-        w->dq = malloc(sizeof(float) * qd);
-        w->s = malloc(sizeof(float) * tile);
-        w->dp = malloc(sizeof(float) * tile);
-        w->ps = malloc(sizeof(float) * tile);
-        w->dss = malloc(sizeof(float) * tile);
-        w->lse = malloc(sizeof(float) * bm);
-        w->D = malloc(sizeof(float) * bm);
-        ok = w->k && w->v && w->dk && w->dv && w->q && w->dO && w->dq && w->s &&
-             w->dp && w->ps && w->dss && w->lse && w->D;
+        float **kbufs[] = {&w->k, &w->kt, &w->vt, &w->dk, &w->dv};
+        float **qbufs[] = {&w->q, &w->dO, &w->dq};
+        float **tbufs[] = {&w->p, &w->ds, &w->pr, &w->dsr};
+        for (size_t i = 0; i < sizeof kbufs / sizeof kbufs[0]; i++)
+            ok &= (*kbufs[i] = malloc(sizeof(float) * kd)) != NULL;
+        for (size_t i = 0; i < sizeof qbufs / sizeof qbufs[0]; i++)
+            ok &= (*qbufs[i] = malloc(sizeof(float) * qd)) != NULL;
+        for (size_t i = 0; i < sizeof tbufs / sizeof tbufs[0]; i++)
+            ok &= (*tbufs[i] = malloc(sizeof(float) * tile)) != NULL;
+        ok &= (w->lse = malloc(sizeof(float) * bm)) != NULL;
+        ok &= (w->D = malloc(sizeof(float) * bm)) != NULL;
+        ok &= (w->row = malloc(sizeof(float) * d)) != NULL;
     }
     if (!ok) {
         free_scratch(sc, n);

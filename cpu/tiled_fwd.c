@@ -27,6 +27,7 @@
 #include "config.h"
 #include "fa2_internal.h"
 
+#include "fa2_cpu.h"
 #include "fa2_cpu_simd.h"
 
 #include <cblas.h>
@@ -52,78 +53,6 @@ typedef struct tiled_job {
     int64_t m_blocks; /* query blocks of the longest sequence */
     tile_scratch *scratch;
 } tiled_job;
-
-/* Row r of head h of t (rows counted from `start`), widened to float into
- * dst[c * ld] for c < d: ld = 1 gives a row, ld = tile width a column. */
-FA2_CPU_CLONES
-static void load_row(const fa2_tensor *t, const fa2_seq *s, int64_t row,
-                     int64_t h, int64_t d, float *dst, int64_t ld)
-{
-    const int64_t off = fa2_offset4(t, s->batch, row, h, 0);
-    switch (t->dtype) {
-    case FA2_DTYPE_FP32: {
-        const float *src = (const float *)t->data + off;
-#pragma omp simd
-        for (int64_t c = 0; c < d; c++)
-            dst[c * ld] = src[c];
-        break;
-    }
-    case FA2_DTYPE_FP16: {
-        const uint16_t *src = (const uint16_t *)t->data + off;
-#pragma omp simd
-        for (int64_t c = 0; c < d; c++)
-            dst[c * ld] = fa2_simd_fp16_to_float(src[c]);
-        break;
-    }
-    case FA2_DTYPE_BF16: {
-        const uint16_t *src = (const uint16_t *)t->data + off;
-#pragma omp simd
-        for (int64_t c = 0; c < d; c++)
-            dst[c * ld] = fa2_simd_bf16_to_float(src[c]);
-        break;
-    }
-    }
-}
-
-/* Ask for rows [row0, row0 + n) of head h of t ahead of use: K/V rows sit
- * a whole token apart in memory, a stride the hardware prefetcher does not
- * follow across pages. */
-static void prefetch_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
-                          int64_t row0, int64_t n, int64_t h, int64_t d)
-{
-#if defined(__GNUC__)
-    const size_t bytes = (size_t)d * fa2_dtype_size(t->dtype);
-    for (int64_t r = 0; r < n; r++) {
-        const char *p = (const char *)t->data +
-                        fa2_offset4(t, s->batch, start + row0 + r, h, 0) *
-                            (int64_t)fa2_dtype_size(t->dtype);
-        for (size_t off = 0; off < bytes; off += 64)
-            __builtin_prefetch(p + off);
-    }
-#endif
-}
-
-/* Rows [row0, row0 + n) into a dense [n][d] tile. */
-static void load_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
-                      int64_t row0, int64_t n, int64_t h, int64_t d, float *dst)
-{
-    for (int64_t r = 0; r < n; r++)
-        load_row(t, s, start + row0 + r, h, d, dst + r * d, 1);
-}
-
-/* Rows [row0, row0 + n) into a transposed [d][ld] tile: widen each row into
- * `row`, then write it out as a column (scalar stores: vector scatters are
- * slower here). */
-static void load_tile_t(const fa2_tensor *t, const fa2_seq *s, int64_t start,
-                        int64_t row0, int64_t n, int64_t h, int64_t d,
-                        float *dst, int64_t ld, float *row)
-{
-    for (int64_t r = 0; r < n; r++) {
-        load_row(t, s, start + row0 + r, h, d, row, 1);
-        for (int64_t c = 0; c < d; c++)
-            dst[c * ld + r] = row[c];
-    }
-}
 
 /* Online softmax over one S^T tile (Algorithm 1, lines 8-10): for each
  * query row (a column of st) fold the tile's max into the running state,
@@ -195,7 +124,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         return; /* this sequence is shorter than the longest */
     const int64_t rows = s.seqlen_q - row_lo < bm ? s.seqlen_q - row_lo : bm;
 
-    load_tile_t(&a->q, &s, s.q_start, row_lo, rows, h, d, w->qt, bm, w->row);
+    fa2_cpu_load_tile_t(&a->q, &s, s.q_start, row_lo, rows, h, d, w->qt, bm, w->row);
     for (int64_t i = 0; i < rows; i++)
         w->state[i] = fa2_row_state_init();
     for (int64_t x = 0; x < rows * d; x++)
@@ -207,13 +136,13 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         const int64_t col_lo = n_block * bn;
         const int64_t cols = s.seqlen_k - col_lo < bn ? s.seqlen_k - col_lo : bn;
 
-        load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
-        load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
+        fa2_cpu_load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
+        fa2_cpu_load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
         if (step + 1 < fa2_block_count(kv)) { /* the next K/V tile */
             const int64_t next_lo = fa2_kv_block_at(kv, step + 1) * bn;
             const int64_t next = s.seqlen_k - next_lo < bn ? s.seqlen_k - next_lo : bn;
-            prefetch_tile(&a->k, &s, s.k_start, next_lo, next, hk, d);
-            prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
+            fa2_cpu_prefetch_tile(&a->k, &s, s.k_start, next_lo, next, hk, d);
+            fa2_cpu_prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cols, (int)rows,
