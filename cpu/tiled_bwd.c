@@ -71,6 +71,34 @@ static float *D_at(const tiled_bwd_job *job, const fa2_seq *s, int64_t h,
            s->q_start + row;
 }
 
+/* Tell the trace callback (fa2 trace --pass bwd) about one step. */
+static void trace_bwd(const fa2_problem *p, const bwd_scratch *w,
+                      fa2_trace_kind kind, int64_t b, int64_t h, int64_t m_block,
+                      int64_t n_block, int64_t row_lo, int64_t col_lo,
+                      int64_t rows, int64_t cols, int block_n, const float *tile,
+                      const float *vec)
+{
+    fa2_trace_event ev = {0};
+    ev.kind = kind;
+    ev.seq = b;
+    ev.head = h;
+    ev.m_block = m_block;
+    ev.n_block = n_block;
+    ev.row_lo = row_lo;
+    ev.col_lo = col_lo;
+    ev.rows = rows;
+    ev.cols = cols;
+    ev.tile = tile;
+    ev.row_stride = block_n;
+    ev.col_stride = 1;
+    ev.vec = vec;
+    ev.acc = w ? w->dq : NULL;
+    ev.dk = w ? w->dk : NULL;
+    ev.dv = w ? w->dv : NULL;
+    ev.d = p->head_dim;
+    p->trace(p->trace_user, &ev);
+}
+
 /* Preprocess, one item per (sequence, query head): D = rowsum(dO o O), and
  * clear this head's rows of the dQ accumulator. */
 static void preprocess_item(void *ctx, int64_t item, int worker)
@@ -92,6 +120,9 @@ static void preprocess_item(void *ctx, int64_t item, int worker)
                      fa2_offset4(&job->dq_acc, s.batch, s.q_start + i, h, 0);
         memset(acc, 0, sizeof(float) * (size_t)d);
     }
+    if (job->p->trace)
+        trace_bwd(job->p, NULL, FA2_TRACE_BWD_D, item / job->p->heads_q, h, -1,
+                  -1, 0, 0, s.seqlen_q, 0, 0, NULL, D_at(job, &s, h, 0));
 }
 
 /* dQ_i += tile, under the query block's guard (see the file comment). */
@@ -182,6 +213,9 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     for (int64_t i = 0; i < rows; i++)
         p_from_lse(w->p + i * bn, w->pr + i * bn, cols, p->scale_log2, w->lse[i],
                    p->dtype);
+    if (p->trace)
+        trace_bwd(p, w, FA2_TRACE_BWD_P, b, h, m_block, col_lo / bn, row_lo, col_lo,
+                  rows, cols, bn, w->p, NULL);
     /* dV_j += round(P)^T dO_i */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
                 (int)rows, 1.0f, w->pr, bn, w->dO, (int)d, 1.0f, w->dv, (int)d);
@@ -191,11 +225,17 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     for (int64_t i = 0; i < rows; i++)
         ds_row(w->p + i * bn, w->ds + i * bn, w->dsr + i * bn, cols, w->D[i],
                p->dtype);
+    if (p->trace)
+        trace_bwd(p, w, FA2_TRACE_BWD_DS, b, h, m_block, col_lo / bn, row_lo,
+                  col_lo, rows, cols, bn, w->ds, w->D);
     /* dK_j += round(dS)^T Q_i;  dQ_i += round(dS) K_j */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
                 (int)rows, 1.0f, w->dsr, bn, w->q, (int)d, 1.0f, w->dk, (int)d);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d,
                 (int)cols, 1.0f, w->dsr, bn, w->k, (int)d, 0.0f, w->dq, (int)d);
+    if (p->trace)
+        trace_bwd(p, w, FA2_TRACE_BWD_ACC, b, h, m_block, col_lo / bn, row_lo,
+                  col_lo, rows, cols, bn, NULL, NULL);
     add_dq_tile(job, s, b, h, m_block, rank, rows, w->dq);
 }
 
@@ -242,6 +282,9 @@ static void main_item(void *ctx, int64_t item, int worker)
         fa2_store_row_f32(&a->dk, s.batch, s.k_start + col_lo + j, hk, d, dk);
         fa2_store_row_f32(&a->dv, s.batch, s.k_start + col_lo + j, hk, d, w->dv + j * d);
     }
+    if (p->trace)
+        trace_bwd(p, w, FA2_TRACE_BWD_OUT, b, hk, -1, n_block, 0, col_lo, 0, cols,
+                  bn, NULL, NULL);
 }
 
 /* Postprocess, one item per (sequence, query head): dQ = round(scale acc). */
@@ -353,4 +396,19 @@ out:
     free(job.guard);
     free_scratch(job.scratch, threads);
     return st;
+}
+
+fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
+                                void *user)
+{
+    fa2_problem p;
+    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_TILED, &p);
+    if (st != FA2_OK)
+        return st;
+    if (!fn)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "the trace callback is NULL");
+    p.trace = fn;
+    p.trace_user = user;
+    p.num_threads = 1; /* one thread: the callback sees the steps in order */
+    return fa2_cpu_tiled_bwd(args, &p);
 }

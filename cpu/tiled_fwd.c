@@ -99,6 +99,33 @@ static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
     }
 }
 
+/* Tell the trace callback (fa2 trace) about one step of query block i. */
+static void trace_fwd(const fa2_problem *p, const tile_scratch *w,
+                      fa2_trace_kind kind, int64_t b, int64_t h, int64_t m_block,
+                      int64_t n_block, int64_t row_lo, int64_t col_lo,
+                      int64_t rows, int64_t cols, int block_m)
+{
+    fa2_trace_event ev = {0};
+    ev.kind = kind;
+    ev.seq = b;
+    ev.head = h;
+    ev.m_block = m_block;
+    ev.n_block = n_block;
+    ev.row_lo = row_lo;
+    ev.col_lo = col_lo;
+    ev.rows = rows;
+    ev.cols = cols;
+    ev.tile = w->st; /* S^T / P^T: element (i, j) at st[j * Br + i] */
+    ev.row_stride = 1;
+    ev.col_stride = block_m;
+    ev.state = w->state;
+    ev.alpha = w->alpha;
+    ev.vec = w->rowsum;
+    ev.acc = w->acc;
+    ev.d = p->head_dim;
+    p->trace(p->trace_user, &ev);
+}
+
 static void tiled_item(void *ctx, int64_t item, int worker)
 {
     const tiled_job *job = ctx;
@@ -152,10 +179,19 @@ static void tiled_item(void *ctx, int64_t item, int worker)
                 for (int64_t i = 0; i < rows; i++)
                     if (!fa2_mask_visible(&mask, row_lo + i, col_lo + j))
                         w->st[j * bm + i] = FA2_NEG_INF;
+        if (p->trace)
+            trace_fwd(p, w, FA2_TRACE_FWD_S, b, h, m_block, n_block, row_lo,
+                      col_lo, rows, cols, bm);
         softmax_tile(p, w, rows, cols, bm);
+        if (p->trace)
+            trace_fwd(p, w, FA2_TRACE_FWD_P, b, h, m_block, n_block, row_lo,
+                      col_lo, rows, cols, bm);
         /* acc += round(P) V_j  (acc was already scaled by alpha) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)d,
                     (int)cols, 1.0f, w->st, bm, w->v, (int)d, 1.0f, w->acc, (int)d);
+        if (p->trace)
+            trace_fwd(p, w, FA2_TRACE_FWD_ACC, b, h, m_block, n_block, row_lo,
+                      col_lo, rows, cols, bm);
     }
 
     /* Algorithm 1, lines 12-13: normalise once, write O and LSE once */
@@ -165,10 +201,12 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         for (int64_t c = 0; c < d; c++)
             acc[c] *= inv_l;
         fa2_store_row_f32(&a->o, s.batch, s.q_start + row_lo + i, h, d, acc);
+        w->rowsum[i] = fa2_softmax_lse(w->state[i], p->scale);
         if (a->lse.data)
-            *fa2_lse_at(&a->lse, s.batch, h, s.q_start + row_lo + i) =
-                fa2_softmax_lse(w->state[i], p->scale);
+            *fa2_lse_at(&a->lse, s.batch, h, s.q_start + row_lo + i) = w->rowsum[i];
     }
+    if (p->trace)
+        trace_fwd(p, w, FA2_TRACE_FWD_OUT, b, h, m_block, -1, row_lo, 0, rows, 0, bm);
 }
 
 static void free_scratch(tile_scratch *sc, int n)
@@ -237,4 +275,19 @@ fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     fa2_parallel_for(threads, items, tiled_item, &job);
     free_scratch(job.scratch, threads);
     return FA2_OK;
+}
+
+fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
+                                void *user)
+{
+    fa2_problem p;
+    fa2_status st = fa2_fwd_validate(args, FA2_BACKEND_CPU_TILED, &p);
+    if (st != FA2_OK)
+        return st;
+    if (!fn)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "the trace callback is NULL");
+    p.trace = fn;
+    p.trace_user = user;
+    p.num_threads = 1; /* one thread: the callback sees the steps in order */
+    return fa2_cpu_tiled_fwd(args, &p);
 }

@@ -27,6 +27,43 @@ fa2_status fa2_fail(fa2_status s, const char *fmt, ...)
 /* Clear the thread's last error (called on success). */
 void fa2_clear_error(void);
 
+/* ---- tracing the tiled mirror (fa2 trace) ----------------------------------- */
+
+/* The steps of the tiled algorithm a trace callback sees, in the order the
+ * mirror executes them (one thread). */
+typedef enum fa2_trace_kind {
+    FA2_TRACE_FWD_S,       /* S = Q_i K_j^T after masking                  */
+    FA2_TRACE_FWD_P,       /* P and the row state (m, l, alpha) after the   *
+                            * online-softmax update of this tile            */
+    FA2_TRACE_FWD_ACC,     /* the accumulator after acc = alpha acc + P V   */
+    FA2_TRACE_FWD_OUT,     /* O_i = acc / l and LSE_i, written              */
+    FA2_TRACE_BWD_D,       /* D = rowsum(dO o O) of one query block        */
+    FA2_TRACE_BWD_P,       /* P recomputed from LSE                        */
+    FA2_TRACE_BWD_DS,      /* dS = P o (dP - D)                             */
+    FA2_TRACE_BWD_ACC,     /* dK_j, dV_j and this tile's dQ_i share          */
+    FA2_TRACE_BWD_OUT      /* final dK_j, dV_j (scaled) of a key block      */
+} fa2_trace_kind;
+
+/* One step. Matrices are float32 views: element (i, j) of a [rows][cols]
+ * tile is tile[i * row_stride + j * col_stride]. Unused fields are 0/NULL. */
+typedef struct fa2_trace_event {
+    fa2_trace_kind kind;
+    int64_t seq, head;            /* sequence, query head              */
+    int64_t m_block, n_block;     /* query block i, key block j        */
+    int64_t row_lo, col_lo;       /* first query row, first key column */
+    int64_t rows, cols;
+    const float *tile;            /* S, P or dS                        */
+    int64_t row_stride, col_stride;
+    const fa2_row_state *state;   /* [rows] m and l                    */
+    const float *alpha;           /* [rows] the rescale factors        */
+    const float *vec;             /* [rows] LSE (OUT) or D (BWD_D)     */
+    const float *acc;             /* [rows][d] acc, O or dQ_i's share  */
+    const float *dk, *dv;         /* [cols][d] backward accumulators   */
+    int64_t d;
+} fa2_trace_event;
+
+typedef void (*fa2_trace_fn)(void *user, const fa2_trace_event *ev);
+
 /* ---- a validated forward problem ------------------------------------------ */
 
 /* Everything a backend needs, checked and normalised by fa2_fwd_validate:
@@ -48,6 +85,8 @@ typedef struct fa2_problem {
     const int32_t *cu_seqlens_k;
     int block_m, block_n; /* tile sizes for the tiled backend */
     int num_threads;
+    fa2_trace_fn trace;   /* tiled backend only; NULL: no tracing  */
+    void *trace_user;
 } fa2_problem;
 
 /* Where sequence b lives: its batch index and first row in the tensors. */
@@ -170,6 +209,12 @@ fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
  * args->lse are not touched. */
 fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
                               double *lse64);
+
+/* The tiled mirror with a callback at every step (one thread). */
+fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
+                                void *user);
+fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
+                                void *user);
 
 /* The float64 oracle's gradients, dense with the shapes of q, k and v;
  * any of the three may be NULL. args' own outputs are not touched. */

@@ -271,6 +271,8 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
     p->num_threads = a->num_threads > 0 ? a->num_threads : fa2_default_num_threads();
     p->cu_seqlens_q = a->cu_seqlens_q;
     p->cu_seqlens_k = a->cu_seqlens_k;
+    p->trace = NULL;
+    p->trace_user = NULL;
 
     if (!varlen) {
         p->num_seqs = a->q.shape[0];
