@@ -5,5 +5,6 @@
 #define FA2_TOOLS_COMMANDS_H
 
 int fa2_cmd_run(int argc, char **argv);   /* tools/cmd_run.c   */
+int fa2_cmd_trace(int argc, char **argv); /* tools/cmd_trace.c */
 
 #endif

@@ -1,5 +1,14 @@
-# tools/: the fa2 command-line program, one file per subcommand.
+# tools/: the fa2 command-line program, one file per subcommand (cmd_*.c)
+# plus one file per concept they share.
 bin_PROGRAMS += tools/fa2
-noinst_HEADERS += tools/commands.h
-tools_fa2_SOURCES = tools/fa2.c tools/cmd_run.c
-tools_fa2_LDADD = lib/libfa2.la $(OPENBLAS_LIBS) -lm
+noinst_HEADERS += tools/commands.h tools/args.h tools/json.h tools/problem.h \
+	tools/device.h tools/timing.h tools/runner.h tools/check.h \
+	tools/run_opts.h
+tools_fa2_SOURCES = tools/fa2.c \
+	tools/cmd_run.c tools/run_opts.c tools/cmd_trace.c \
+	tools/args.c tools/json.c tools/problem.c tools/device.c tools/timing.c \
+	tools/runner.c tools/check.c
+# device.c calls the CUDA runtime itself (GPU buffers for the CUDA backend);
+# CUDA_CFLAGS and CUDA_LIBS are empty in a build without CUDA.
+tools_fa2_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
+tools_fa2_LDADD = lib/libfa2.la $(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
