@@ -15,6 +15,7 @@ typedef struct command {
 static const command commands[] = {
     {"run", fa2_cmd_run, "run one attention problem and check it (default)"},
     {"trace", fa2_cmd_trace, "print the tiled algorithm step by step on a tiny problem"},
+    {"bench", fa2_cmd_bench, "time the CPU backends over a grid, next to sgemm"},
 };
 
 static void usage(FILE *f)

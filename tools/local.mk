@@ -5,7 +5,7 @@ noinst_HEADERS += tools/commands.h tools/args.h tools/json.h tools/problem.h \
 	tools/device.h tools/timing.h tools/runner.h tools/check.h \
 	tools/run_opts.h
 tools_fa2_SOURCES = tools/fa2.c \
-	tools/cmd_run.c tools/run_opts.c tools/cmd_trace.c \
+	tools/cmd_run.c tools/run_opts.c tools/cmd_trace.c tools/cmd_bench.c \
 	tools/args.c tools/json.c tools/problem.c tools/device.c tools/timing.c \
 	tools/runner.c tools/check.c
 # device.c calls the CUDA runtime itself (GPU buffers for the CUDA backend);
