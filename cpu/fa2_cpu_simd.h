@@ -51,10 +51,11 @@ static inline float fa2_simd_float(uint32_t u)
 static inline float fa2_simd_fp16_to_float(uint16_t h)
 {
     const uint32_t mag = (uint32_t)(h & 0x7fffu) << 13;
-    float f = fa2_simd_float(mag) * 0x1p112f;
-    uint32_t u = fa2_simd_bits(f);
-    u = (h & 0x7c00u) == 0x7c00u ? (mag | 0x7f800000u) : u;
-    return fa2_simd_float(u | ((uint32_t)(h & 0x8000u) << 16));
+    const uint32_t u = fa2_simd_bits(fa2_simd_float(mag) * 0x1p112f);
+    /* all ones for Inf/NaN: a mask, not a branch, so the loop vectorises */
+    const uint32_t special = 0u - (uint32_t)((h & 0x7c00u) == 0x7c00u);
+    const uint32_t r = (u & ~special) | ((mag | 0x7f800000u) & special);
+    return fa2_simd_float(r | ((uint32_t)(h & 0x8000u) << 16));
 }
 
 static inline float fa2_simd_bf16_to_float(uint16_t h)
