@@ -1,1 +1,3 @@
 # doc/: documentation and the man page.
+dist_man_MANS += doc/fa2.1
+dist_doc_DATA += doc/algorithm.md

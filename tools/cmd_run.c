@@ -1,4 +1,268 @@
-/* placeholder until the run command lands */
+/* cmd_run.c — `fa2 run`: build a random problem, run one pass of it on a
+ * backend, time it, optionally check it against the float64 oracle, and
+ * report (a short human report, or one JSON object with --json).
+ *
+ *   fa2 run                        the default problem, checked
+ *   fa2 run --dtype bf16 --seqlen 1000 --causal --check --json
+ *
+ * The passes are rows of one table: a pass is a way to run (runner.h), a
+ * FLOP count and a check. Only the forward pass exists yet; the backward
+ * pass adds its row here and its functions beside runner_fwd / check_fwd. */
+#include "config.h"
+#include "check.h"
 #include "commands.h"
+#include "fa2.h"
+#include "json.h"
+#include "problem.h"
+#include "run_opts.h"
+#include "runner.h"
+#include "timing.h"
+
 #include <stdio.h>
-int fa2_cmd_run(int argc, char **argv) { (void)argc; (void)argv; puts("fa2 run: not yet"); return 1; }
+#include <string.h>
+
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads(int num_threads); /* OpenBLAS's cblas.h */
+#endif
+
+typedef struct pass_info {
+    const char *title;                                   /* "forward"       */
+    timing_fn run;                                       /* ctx: a runner   */
+    double (*flops)(const problem *p);                   /* FA2 paper count */
+    fa2_status (*check)(const problem *p, int threads, check_result *r);
+} pass_info;
+
+static const pass_info passes[RUN_PASS_COUNT] = {
+    [RUN_PASS_FWD] = {"forward", runner_fwd, problem_fwd_flops, check_fwd},
+    [RUN_PASS_BWD] = {"backward", NULL, NULL, NULL},
+    [RUN_PASS_FWD_BWD] = {"forward + backward", NULL, NULL, NULL},
+};
+
+/* What one invocation found out. */
+typedef struct run_result {
+    fa2_backend backend;
+    char fallback[300]; /* why auto did not pick CUDA ("" if not asked) */
+    timing_result time;
+    double flops;
+    int checked;
+    check_result check;
+} run_result;
+
+/* ---- reports ------------------------------------------------------------- */
+
+static void window_text(const problem_spec *s, char *buf, size_t n)
+{
+    const int64_t right = s->causal ? 0 : s->window_right;
+    if (s->window_left < 0 && right < 0)
+        snprintf(buf, n, "none");
+    else if (s->window_left < 0 && s->causal)
+        snprintf(buf, n, "none (causal)");
+    else
+        snprintf(buf, n, "%lld,%lld%s", (long long)s->window_left,
+                 (long long)right, s->causal ? " (causal)" : "");
+}
+
+static void report_human(const run_opts *o, const problem *p, const run_result *r)
+{
+    const problem_spec *s = &p->spec;
+    const pass_info *pi = &passes[o->pass];
+    char win[64];
+    window_text(s, win, sizeof win);
+    printf("fa2 %s: %s pass, %s%s%s\n", fa2_version_string(), pi->title,
+           fa2_dtype_name(s->dtype), s->causal ? ", causal" : "",
+           s->varlen ? ", variable lengths" : "");
+    printf("  problem  batch %lld, heads %lld (kv %lld), seqlen %lld (k %lld), "
+           "head dim %lld, window %s, seed %llu\n", (long long)s->batch,
+           (long long)s->heads_q, (long long)s->heads_kv, (long long)s->seqlen_q,
+           (long long)s->seqlen_k, (long long)s->head_dim, win,
+           (unsigned long long)s->seed);
+    if (s->varlen && s->batch <= 16) {
+        printf("  lengths  q");
+        for (int64_t b = 0; b < s->batch; b++)
+            printf(" %d", (int)(p->cu_seqlens_q[b + 1] - p->cu_seqlens_q[b]));
+        printf(" / k");
+        for (int64_t b = 0; b < s->batch; b++)
+            printf(" %d", (int)(p->cu_seqlens_k[b + 1] - p->cu_seqlens_k[b]));
+        printf("\n");
+    } else if (s->varlen) {
+        printf("  lengths  max q %lld, max k %lld (packed %lld / %lld)\n",
+               (long long)p->max_seqlen_q, (long long)p->max_seqlen_k,
+               (long long)p->rows_q, (long long)p->rows_k);
+    }
+    if (r->backend == FA2_BACKEND_CUDA)
+        printf("  backend  cuda\n");
+    else
+        printf("  backend  %s, %d threads\n", fa2_backend_name(r->backend), o->threads);
+    if (r->fallback[0])
+        printf("           (not cuda: %s)\n", r->fallback);
+    printf("  time     %.3f ms (%s of %d run%s)  %.2f GFLOP/s  (%.3g GFLOP%s)\n",
+           r->time.seconds * 1e3, r->time.runs > 1 ? "median" : "one",
+           r->time.runs, r->time.runs > 1 ? "s" : "",
+           r->flops / r->time.seconds * 1e-9, r->flops * 1e-9,
+           s->window_left >= 0 || (!s->causal && s->window_right >= 0)
+               ? ", FA2 paper count: window not discounted" : "");
+    if (!r->checked)
+        return;
+    const check_result *c = &r->check;
+    printf("  error    O    max %.3g vs oracle; standard attention %.3g; "
+           "bound %.3g\n", c->max_abs_err, c->ref_max_abs_err, c->bound);
+    printf("           LSE  max %.3g vs oracle; standard attention %.3g; "
+           "bound %.3g\n", c->lse_max_abs_err, c->ref_lse_max_abs_err, c->lse_bound);
+    printf("  check    %s (bound: 2 x standard attention's error + %g, "
+           "LSE + %g)\n", c->passed ? "PASS" : "FAIL",
+           check_floor(s->dtype), check_lse_floor());
+}
+
+static void report_json(const run_opts *o, const problem *p, const run_result *r)
+{
+    const problem_spec *s = &p->spec;
+    json_writer w;
+    json_begin(&w, stdout);
+    json_string(&w, "version", fa2_version_string());
+    json_string(&w, "backend", fa2_backend_name(r->backend));
+    json_string(&w, "backend_requested", o->backend == RUN_BACKEND_AUTO
+                ? "auto" : fa2_backend_name((fa2_backend)o->backend));
+    if (r->fallback[0])
+        json_string(&w, "cuda_unavailable", r->fallback);
+    json_string(&w, "pass", run_pass_names[o->pass]);
+    json_string(&w, "dtype", fa2_dtype_name(s->dtype));
+    json_int(&w, "batch", s->batch);
+    json_int(&w, "seqlen_q", s->seqlen_q);
+    json_int(&w, "seqlen_k", s->seqlen_k);
+    json_int(&w, "heads_q", s->heads_q);
+    json_int(&w, "heads_kv", s->heads_kv);
+    json_int(&w, "head_dim", s->head_dim);
+    json_bool(&w, "causal", s->causal);
+    json_int(&w, "window_left", s->window_left);
+    json_int(&w, "window_right", s->causal ? 0 : s->window_right);
+    json_bool(&w, "varlen", s->varlen);
+    if (s->varlen) {
+        json_int(&w, "max_seqlen_q", p->max_seqlen_q);
+        json_int(&w, "max_seqlen_k", p->max_seqlen_k);
+        json_int_array(&w, "cu_seqlens_q", p->cu_seqlens_q, s->batch + 1);
+        json_int_array(&w, "cu_seqlens_k", p->cu_seqlens_k, s->batch + 1);
+    }
+    json_uint(&w, "seed", s->seed);
+    json_int(&w, "threads", o->threads);
+    json_int(&w, "runs", r->time.runs);
+    json_number(&w, "time_ms", r->time.seconds * 1e3);
+    json_number(&w, "flops", r->flops);
+    json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
+    if (r->checked) {
+        const check_result *c = &r->check;
+        json_number(&w, "max_abs_err", c->max_abs_err);
+        json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
+        json_number(&w, "max_abs_err_bound", c->bound);
+        json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
+        json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
+        json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
+        json_bool(&w, "check_passed", c->passed);
+    }
+    json_end(&w);
+}
+
+/* ---- running ------------------------------------------------------------------ */
+
+static int lib_error(const char *what, fa2_status st, const char *why)
+{
+    fflush(stdout);
+    fprintf(stderr, "fa2 run: %s: %s: %s\n", what, fa2_status_str(st), why);
+    return 1;
+}
+
+/* Why CUDA may be passed over silently in auto mode: it is absent, or it
+ * cannot serve this request. A CUDA backend that is there and fails is an
+ * error to report, not a reason to quietly run something else. */
+static int cuda_absent(fa2_status st)
+{
+    return st == FA2_ERR_NOT_BUILT || st == FA2_ERR_NO_DEVICE ||
+           st == FA2_ERR_UNSUPPORTED;
+}
+
+/* Open the runner and do the warm-up run; in auto mode try CUDA first. */
+static fa2_status open_and_warm_up(const run_opts *o, const pass_info *pi,
+                                   problem *p, runner *rn, run_result *r,
+                                   double *warmup_s)
+{
+    fa2_status st;
+    if (o->backend == RUN_BACKEND_AUTO) {
+        st = runner_open(rn, FA2_BACKEND_CUDA, p, o->threads);
+        if (st == FA2_OK && (st = pi->run(rn, warmup_s)) == FA2_OK) {
+            r->backend = FA2_BACKEND_CUDA;
+            return FA2_OK;
+        }
+        if (!cuda_absent(st))
+            return st;
+        snprintf(r->fallback, sizeof r->fallback, "%s", runner_error(rn));
+        runner_close(rn);
+    }
+    r->backend = o->backend == RUN_BACKEND_AUTO ? FA2_BACKEND_CPU_TILED
+                                                : (fa2_backend)o->backend;
+    if ((st = runner_open(rn, r->backend, p, o->threads)) != FA2_OK)
+        return st;
+    return pi->run(rn, warmup_s);
+}
+
+static int run_problem(const run_opts *o, problem *p)
+{
+    const pass_info *pi = &passes[o->pass];
+    run_result r;
+    runner rn;
+    double warmup_s = 0.0;
+    memset(&r, 0, sizeof r);
+
+    fa2_status st = open_and_warm_up(o, pi, p, &rn, &r, &warmup_s);
+    if (st == FA2_OK)
+        st = timing_measure(pi->run, &rn, warmup_s, r.backend != FA2_BACKEND_CUDA,
+                            &r.time);
+    if (st == FA2_OK)
+        st = runner_fetch(&rn);
+    if (st != FA2_OK) {
+        char why[sizeof rn.error];
+        snprintf(why, sizeof why, "%s", runner_error(&rn));
+        runner_close(&rn);
+        return lib_error(fa2_backend_name(r.backend), st, why);
+    }
+    runner_close(&rn);
+
+    r.flops = pi->flops(p);
+    if (o->check) {
+        if ((st = pi->check(p, o->threads, &r.check)) != FA2_OK)
+            return lib_error("check", st, fa2_last_error());
+        r.checked = 1;
+    }
+    if (o->json)
+        report_json(o, p, &r);
+    else
+        report_human(o, p, &r);
+    return r.checked && !r.check.passed ? 1 : 0;
+}
+
+int fa2_cmd_run(int argc, char **argv)
+{
+    run_opts o;
+    int rc = run_opts_parse(&o, argc, argv);
+    if (rc != 0)
+        return rc;
+    if (o.help) {
+        run_usage(stdout);
+        return 0;
+    }
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    /* The library runs its own worker threads (--threads) and calls BLAS
+     * from inside each of them; OpenBLAS's own thread pool on top would
+     * oversubscribe the cores. The library never changes this global
+     * setting behind its caller's back (DESIGN.md); this program is the
+     * application, so it does. */
+    openblas_set_num_threads(1);
+#endif
+    problem p;
+    if (problem_create(&p, &o.spec) != 0) {
+        fprintf(stderr, "fa2 run: out of memory allocating the problem's "
+                "tensors\n");
+        return 1;
+    }
+    rc = run_problem(&o, &p);
+    problem_destroy(&p);
+    return rc;
+}

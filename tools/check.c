@@ -1,0 +1,97 @@
+/* check.c — the forward check of the fa2 tool (see check.h). */
+#include "config.h"
+#include "check.h"
+#include "fa2_internal.h" /* fa2_oracle_fwd_f64: the oracle's float64 outputs */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A few units in the last place of values near 1 would hide real errors;
+ * these floors only matter where standard attention is exact (O = V for a
+ * single visible key, O = 0 and LSE = +inf for rows that see no key) and are
+ * far below any error the dtype's rounding makes elsewhere. */
+double check_floor(fa2_dtype t)
+{
+    switch (t) {
+    case FA2_DTYPE_FP32: return 1e-6;
+    case FA2_DTYPE_FP16: return 1e-5;
+    case FA2_DTYPE_BF16: return 1e-4;
+    }
+    return 0.0;
+}
+
+double check_lse_floor(void) { return 1e-5; }
+
+static double element(const void *buf, fa2_dtype t, size_t i)
+{
+    switch (t) {
+    case FA2_DTYPE_FP32: return ((const float *)buf)[i];
+    case FA2_DTYPE_FP16: return fa2_fp16_to_float(((const uint16_t *)buf)[i]);
+    case FA2_DTYPE_BF16: return fa2_bf16_to_float(((const uint16_t *)buf)[i]);
+    }
+    return NAN;
+}
+
+/* Max |x - ref|; equal values (+inf included) differ by 0, and a NaN or an
+ * infinity on one side only is an infinite error. */
+static double max_err(const void *x, fa2_dtype t, const double *ref, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double v = element(x, t, i);
+        if (v == ref[i])
+            continue;
+        const double e = fabs(v - ref[i]);
+        if (!(e <= m))
+            m = isnan(e) ? INFINITY : e;
+    }
+    return m;
+}
+
+fa2_status check_fwd(const problem *p, int num_threads, check_result *r)
+{
+    const fa2_dtype t = p->spec.dtype;
+    const size_t n_o = p->q_bytes / fa2_dtype_size(t);
+    const size_t n_lse = p->lse_bytes / sizeof(float);
+    fa2_status st = FA2_ERR_OUT_OF_MEMORY;
+    double *o64 = malloc(sizeof(double) * n_o);
+    double *lse64 = malloc(sizeof(double) * n_lse);
+    void *o_ref = malloc(p->q_bytes);
+    float *lse_ref = malloc(p->lse_bytes);
+    memset(r, 0, sizeof *r);
+    if (!o64 || !lse64 || !o_ref || !lse_ref)
+        goto out;
+
+    fa2_fwd_args a = problem_fwd_args(p, num_threads);
+    if ((st = fa2_oracle_fwd_f64(&a, o64, lse64)) != FA2_OK)
+        goto out;
+    r->max_abs_err = max_err(p->o, t, o64, n_o);
+    r->lse_max_abs_err = max_err(p->lse, FA2_DTYPE_FP32, lse64, n_lse);
+
+    /* the yardstick: standard attention, same inputs, same dtype */
+    memset(o_ref, 0xff, p->q_bytes); /* NaN: unwritten elements show */
+    memset(lse_ref, 0xff, p->lse_bytes);
+    a.o.data = o_ref;
+    a.lse.data = lse_ref;
+    if ((st = fa2_fwd(&a, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
+        goto out;
+    r->ref_max_abs_err = max_err(o_ref, t, o64, n_o);
+    r->ref_lse_max_abs_err = max_err(lse_ref, FA2_DTYPE_FP32, lse64, n_lse);
+
+    r->bound = 2.0 * r->ref_max_abs_err + check_floor(t);
+    r->lse_bound = 2.0 * r->ref_lse_max_abs_err + check_lse_floor();
+    /* an infinite yardstick would make any error pass: that is a failure */
+    r->passed = isfinite(r->bound) && isfinite(r->lse_bound) &&
+                r->max_abs_err <= r->bound && r->lse_max_abs_err <= r->lse_bound;
+    st = FA2_OK;
+out:
+    if (st == FA2_ERR_OUT_OF_MEMORY && (!o64 || !lse64 || !o_ref || !lse_ref))
+        fa2_fail(st, "the check could not allocate its float64 reference "
+                 "outputs (%zu + %zu doubles)", n_o, n_lse);
+    free(o64);
+    free(lse64);
+    free(o_ref);
+    free(lse_ref);
+    return st;
+}

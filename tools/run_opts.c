@@ -1,0 +1,226 @@
+/* run_opts.c — the options of `fa2 run` (see run_opts.h and doc/fa2.1). */
+#include "config.h"
+#include "run_opts.h"
+#include "args.h"
+
+#include <string.h>
+
+#define PROG "fa2 run"
+#define MAX_SIZE ((int64_t)INT32_MAX) /* any one size; products are checked */
+#define MAX_THREADS 1024              /* what the library accepts */
+
+const char *const run_pass_names[RUN_PASS_COUNT] = {"fwd", "bwd", "fwd+bwd"};
+
+static const char *const dtype_names[] = {"fp32", "fp16", "bf16"};
+static const fa2_dtype dtype_values[] = {FA2_DTYPE_FP32, FA2_DTYPE_FP16,
+                                         FA2_DTYPE_BF16};
+static const char *const backend_names[] = {"oracle", "standard", "tiled",
+                                            "cuda", "auto"};
+static const int backend_values[] = {FA2_BACKEND_CPU_ORACLE,
+                                     FA2_BACKEND_CPU_STANDARD,
+                                     FA2_BACKEND_CPU_TILED, FA2_BACKEND_CUDA,
+                                     RUN_BACKEND_AUTO};
+
+void run_usage(FILE *f)
+{
+    fputs(
+"usage: fa2 run [OPTIONS]\n"
+"\n"
+"Run one attention problem with random (seeded, normal) inputs, time it and\n"
+"optionally check it against the float64 oracle. With no options at all it\n"
+"runs the default problem (fp16, batch 1, 8 heads, seqlen 2048, head dim 64,\n"
+"causal) on the best backend and checks it.\n"
+"\n"
+"problem:\n"
+"  --dtype fp32|fp16|bf16   element type (default fp16)\n"
+"  --batch N                sequences (default 1)\n"
+"  --seqlen N               query length per sequence (default 2048)\n"
+"  --seqlen-k N             key/value length (default: --seqlen)\n"
+"  --heads N                query heads (default 8)\n"
+"  --heads-kv N             key/value heads, dividing --heads (GQA/MQA;\n"
+"                           default: --heads)\n"
+"  --head-dim N             a multiple of 8 from 8 to 256 (default 64)\n"
+"  --causal                 causal mask, bottom-right aligned\n"
+"                           (default only with no options at all)\n"
+"  --window L,R             sliding window: keys L left, R right of the\n"
+"                           diagonal; -1 = unbounded (default -1,-1)\n"
+"  --varlen                 random lengths summing to batch*seqlen, packed\n"
+"                           with cu_seqlens (batch >= 4: one empty and one\n"
+"                           length-1 sequence among them)\n"
+"  --seed N                 random inputs and lengths (default 1)\n"
+"\n"
+"run:\n"
+"  --backend oracle|standard|tiled|cuda|auto\n"
+"                           default auto: cuda if its forward works here,\n"
+"                           else tiled\n"
+"  --pass fwd               the pass to run (bwd and fwd+bwd: not yet)\n"
+"  --threads N              CPU worker threads (default: online CPUs)\n"
+"  --check                  compare with the float64 oracle; PASS if the max\n"
+"                           error is <= 2x standard attention's in the same\n"
+"                           dtype (+ a tiny floor), for O and LSE\n"
+"  --json                   print one JSON object instead of the report\n"
+"  -h, --help               this text\n"
+"\n"
+"exit status: 0 ok, 1 check failed or library error, 2 bad usage\n", f);
+}
+
+void run_opts_default(run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->spec.dtype = FA2_DTYPE_FP16;
+    o->spec.batch = 1;
+    o->spec.seqlen_q = 2048;
+    o->spec.seqlen_k = 0; /* 0: same as seqlen_q */
+    o->spec.heads_q = 8;
+    o->spec.heads_kv = 0; /* 0: same as heads_q */
+    o->spec.head_dim = 64;
+    o->spec.causal = 0;
+    o->spec.window_left = -1;
+    o->spec.window_right = -1;
+    o->spec.varlen = 0;
+    o->spec.seed = 1;
+    o->backend = RUN_BACKEND_AUTO;
+    o->pass = RUN_PASS_FWD;
+    o->threads = fa2_default_num_threads();
+}
+
+static int usage_error(void)
+{
+    fputs("usage: " PROG " [OPTIONS]   (" PROG " --help lists them)\n", stderr);
+    return 2;
+}
+
+/* Options that take no value. */
+static int flag(arg_cursor *c, int *out)
+{
+    if (arg_has_inline_value(c)) {
+        fprintf(stderr, PROG ": %s takes no value\n", c->name);
+        return -1;
+    }
+    *out = 1;
+    return 0;
+}
+
+static int size_opt(arg_cursor *c, int64_t *out)
+{
+    const char *v = arg_value(c);
+    return v ? arg_parse_i64(c, v, 1, MAX_SIZE, out) : -1;
+}
+
+/* One option; 0 ok, -1 bad (message printed). */
+static int parse_one(run_opts *o, arg_cursor *c)
+{
+    const char *n = c->name, *v;
+    int64_t x;
+    int i;
+    if (!strcmp(n, "-h") || !strcmp(n, "--help"))
+        return flag(c, &o->help);
+    if (!strcmp(n, "--causal"))
+        return flag(c, &o->spec.causal);
+    if (!strcmp(n, "--varlen"))
+        return flag(c, &o->spec.varlen);
+    if (!strcmp(n, "--check"))
+        return flag(c, &o->check);
+    if (!strcmp(n, "--json"))
+        return flag(c, &o->json);
+    if (!strcmp(n, "--batch"))
+        return size_opt(c, &o->spec.batch);
+    if (!strcmp(n, "--seqlen"))
+        return size_opt(c, &o->spec.seqlen_q);
+    if (!strcmp(n, "--seqlen-k"))
+        return size_opt(c, &o->spec.seqlen_k);
+    if (!strcmp(n, "--heads"))
+        return size_opt(c, &o->spec.heads_q);
+    if (!strcmp(n, "--heads-kv"))
+        return size_opt(c, &o->spec.heads_kv);
+    if (!strcmp(n, "--head-dim"))
+        return size_opt(c, &o->spec.head_dim);
+    if (!strcmp(n, "--window"))
+        return (v = arg_value(c)) ? arg_parse_i64_pair(c, v, -1, MAX_SIZE,
+                                                       &o->spec.window_left,
+                                                       &o->spec.window_right)
+                                  : -1;
+    if (!strcmp(n, "--seed"))
+        return (v = arg_value(c)) ? arg_parse_u64(c, v, &o->spec.seed) : -1;
+    if (!strcmp(n, "--threads")) {
+        if (!(v = arg_value(c)) || arg_parse_i64(c, v, 1, MAX_THREADS, &x))
+            return -1;
+        o->threads = (int)x;
+        return 0;
+    }
+    if (!strcmp(n, "--dtype")) {
+        if (!(v = arg_value(c)) || (i = arg_parse_choice(c, v, dtype_names, 3)) < 0)
+            return -1;
+        o->spec.dtype = dtype_values[i];
+        return 0;
+    }
+    if (!strcmp(n, "--backend")) {
+        if (!(v = arg_value(c)) || (i = arg_parse_choice(c, v, backend_names, 5)) < 0)
+            return -1;
+        o->backend = backend_values[i];
+        return 0;
+    }
+    if (!strcmp(n, "--pass")) {
+        if (!(v = arg_value(c)) ||
+            (i = arg_parse_choice(c, v, run_pass_names, RUN_PASS_COUNT)) < 0)
+            return -1;
+        o->pass = (run_pass)i;
+        return 0;
+    }
+    if (n[0] == '-')
+        fprintf(stderr, PROG ": unknown option '%s'\n", c->argv[c->i]);
+    else
+        fprintf(stderr, PROG ": unexpected argument '%s'\n", n);
+    return -1;
+}
+
+/* Relations between options, once all are read. */
+static int check_combination(run_opts *o)
+{
+    problem_spec *s = &o->spec;
+    char why[200];
+    if (s->seqlen_k == 0)
+        s->seqlen_k = s->seqlen_q;
+    if (s->heads_kv == 0)
+        s->heads_kv = s->heads_q;
+    if (s->head_dim % 8 != 0 || s->head_dim > 256) {
+        fprintf(stderr, PROG ": --head-dim: %lld is not a multiple of 8 from 8 "
+                "to 256\n", (long long)s->head_dim);
+        return -1;
+    }
+    if (s->heads_q % s->heads_kv != 0) {
+        fprintf(stderr, PROG ": --heads %lld is not a multiple of --heads-kv "
+                "%lld\n", (long long)s->heads_q, (long long)s->heads_kv);
+        return -1;
+    }
+    if (problem_spec_check(s, why, sizeof why) != 0) {
+        fprintf(stderr, PROG ": %s\n", why);
+        return -1;
+    }
+    if (o->pass != RUN_PASS_FWD) {
+        fprintf(stderr, PROG ": --pass %s is not available yet: only the "
+                "forward pass (fwd) exists in this version of fa2\n",
+                run_pass_names[o->pass]);
+        return -1;
+    }
+    return 0;
+}
+
+int run_opts_parse(run_opts *o, int argc, char **argv)
+{
+    arg_cursor c;
+    run_opts_default(o);
+    if (argc == 0) { /* the embedded default problem, checked */
+        o->spec.causal = 1;
+        o->check = 1;
+    }
+    arg_cursor_init(&c, PROG, argc, argv);
+    while (arg_next(&c))
+        if (parse_one(o, &c) != 0)
+            return usage_error();
+    if (o->help)
+        return 0;
+    if (check_combination(o) != 0)
+        return usage_error();
+    return 0;
+}
