@@ -234,6 +234,36 @@ fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
  * windows are not discounted (the paper's convention for GFLOP/s). */
 double fa2_fwd_flops(const fa2_fwd_args *args);
 
+/* ---- CUDA backend (gpu/) ------------------------------------------------ */
+/* fa2_fwd(..., FA2_BACKEND_CUDA) takes device pointers (q, k, v, o, lse and
+ * cu_seqlens_q/k, on the current device; data 16-byte aligned and strides
+ * of dims 0..2 multiples of 16 bytes), fp16 or bf16, and args->stream (NULL:
+ * the default stream). It returns once the kernel is queued: an error of the
+ * running kernel surfaces at the caller's next synchronising CUDA call. With
+ * cu_seqlens, max_seqlen_q and max_seqlen_k must be given (the lengths live
+ * on the device). Callers allocate device memory themselves (cudaMalloc or a
+ * framework's allocator); the library allocates nothing per call. */
+
+/* Global-memory traffic of the CUDA forward kernel, counted by its thread
+ * blocks in a library configured with --enable-traffic-counters: the bytes
+ * each block requests from and writes to global memory (rows and columns it
+ * predicates off are not counted), summed over every launch since the last
+ * reset. Other builds return FA2_ERR_NOT_BUILT. Read and reset with the
+ * device idle; the counters are those of the current device. */
+typedef struct fa2_traffic {
+    uint64_t q_bytes;       /* loaded  */
+    uint64_t k_bytes;       /* loaded  */
+    uint64_t v_bytes;       /* loaded  */
+    uint64_t o_bytes;       /* stored  */
+    uint64_t lse_bytes;     /* stored  */
+    uint64_t read_bytes;    /* q + k + v */
+    uint64_t written_bytes; /* o + lse   */
+} fa2_traffic;
+
+fa2_status fa2_cuda_traffic_reset(void);
+fa2_status fa2_cuda_traffic_read(fa2_traffic *out);
+/* ---- end of the CUDA section -------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
