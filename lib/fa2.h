@@ -229,9 +229,11 @@ fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
                                fa2_dtype dtype, int head_dim,
                                fa2_tile_config *out);
 
-/* FLOPs of the forward pass by the FlashAttention-2 paper's count, summed
- * over sequences: 4 * Nq * Nk * d * heads_q, halved when causal. Sliding
- * windows are not discounted (the paper's convention for GFLOP/s). */
+/* FLOPs of the forward pass, summed over sequences: the FlashAttention-2
+ * paper's count 4 * Nq * Nk * d * heads_q, halved when causal with Nq = Nk;
+ * with a window, or causal with Nq != Nk, 4 * d * heads_q * (the number of
+ * visible (query, key) pairs), counted exactly. With cu_seqlens, these must
+ * be host pointers here (the function reads them). 0 for invalid args. */
 double fa2_fwd_flops(const fa2_fwd_args *args);
 
 /* ---- CUDA backend (gpu/) ------------------------------------------------ */
