@@ -266,6 +266,192 @@ fa2_status fa2_cuda_traffic_reset(void);
 fa2_status fa2_cuda_traffic_read(fa2_traffic *out);
 /* ---- end of the CUDA section -------------------------------------------- */
 
+/* ---- simulator ----------------------------------------------------------- */
+/* The memory-hierarchy simulator (sim/, doc/io-complexity.md). It executes
+ * the tile schedule of standard attention, FlashAttention(-1) or
+ * FlashAttention-2, forward and/or backward, driven by the same tile logic
+ * as the CPU mirror and the kernels (lib/fa2_tile.h), against a model of a
+ * GPU, and counts bytes moved and FLOPs done at each level. Sizes only: no
+ * tensor data is touched. Everything is returned in caller-owned structs. */
+
+typedef enum fa2_sim_algo {
+    FA2_SIM_STANDARD = 0, /* the FA paper's Algorithm 0: S and P via HBM      */
+    FA2_SIM_FA1 = 1,      /* FlashAttention: K/V outer, O, l, m via HBM       */
+    FA2_SIM_FA2 = 2       /* FlashAttention-2: Q outer, O and LSE once        */
+} fa2_sim_algo;
+
+typedef enum fa2_sim_pass {
+    FA2_SIM_PASS_FWD = 1,
+    FA2_SIM_PASS_BWD = 2,
+    FA2_SIM_PASS_FWD_BWD = 3
+} fa2_sim_pass;
+
+/* How a thread block's warps share a forward tile step. */
+typedef enum fa2_sim_partition {
+    FA2_SIM_PARTITION_DEFAULT = 0, /* the algorithm's own: FA1 split-K, else split-Q */
+    FA2_SIM_SPLIT_Q = 1, /* FA2: warps split the query rows, share K/V       */
+    FA2_SIM_SPLIT_K = 2  /* FA1: warps split K/V, reduce through smem        */
+} fa2_sim_partition;
+
+/* Launch order of a grid's thread blocks. */
+typedef enum fa2_sim_order {
+    FA2_SIM_ORDER_HEAD_MAJOR = 0, /* the blocks of one (sequence, head) are
+                                     consecutive (the kernels' order)        */
+    FA2_SIM_ORDER_BLOCK_MAJOR = 1 /* block index slowest: every (sequence,
+                                     head) at one depth, then the next       */
+} fa2_sim_order;
+
+/* The global-memory tensors the schedules move. */
+typedef enum fa2_sim_tensor {
+    FA2_SIM_T_Q = 0, FA2_SIM_T_K, FA2_SIM_T_V, FA2_SIM_T_O,
+    FA2_SIM_T_LSE,      /* float32 log-sum-exp (FA2)                         */
+    FA2_SIM_T_L,        /* float32 row sums l (FA1)                          */
+    FA2_SIM_T_M,        /* float32 row maxima m (FA1)                        */
+    FA2_SIM_T_DO, FA2_SIM_T_D, /* dO; float32 D = rowsum(dO o O)           */
+    FA2_SIM_T_DQ_ACCUM, /* float32 dQ accumulator                            */
+    FA2_SIM_T_DQ, FA2_SIM_T_DK, FA2_SIM_T_DV,
+    FA2_SIM_T_S, FA2_SIM_T_P, FA2_SIM_T_DP, FA2_SIM_T_DS, /* standard only   */
+    FA2_SIM_TENSOR_COUNT
+} fa2_sim_tensor;
+
+/* A GPU. The built-in profiles cite their sources in sim/device.c. */
+typedef struct fa2_sim_device {
+    char name[48];
+    int sms;                      /* streaming multiprocessors              */
+    int max_blocks_per_sm;        /* resident thread blocks per SM          */
+    int max_warps_per_sm;
+    int64_t regs_per_sm;          /* 32-bit registers                       */
+    int64_t smem_per_sm;          /* shared memory per SM, bytes            */
+    int64_t smem_per_block;       /* most one block may have, bytes         */
+    int64_t smem_reserved_per_block; /* taken by the system per block       */
+    int64_t l2_bytes;
+    int l2_sector_bytes;
+    double hbm_gbps;              /* DRAM bandwidth, 1e9 bytes/s            */
+    double matmul_tflops;         /* dense fp16/bf16 tensor-core peak       */
+    double fp32_tflops;           /* non-matmul fp32 peak (an FMA is 2)     */
+    double sfu_tops;              /* exp2/log2/rcp per second, 1e12         */
+} fa2_sim_device;
+
+/* "a100" (A100-SXM4-80GB), "h100" (H100-SXM5-80GB), "h200" (H200-SXM). */
+fa2_status fa2_sim_device_builtin(const char *name, fa2_sim_device *out);
+/* Set one field by its name (the struct member's name, e.g. "l2_bytes",
+ * "hbm_gbps"; "base" loads a built-in profile first). Sizes accept a K, M
+ * or G suffix (powers of 1024). */
+fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
+                              const char *value);
+/* Apply "key = value" lines (# comments, blank lines) to *dev. */
+fa2_status fa2_sim_device_parse(fa2_sim_device *dev, const char *text);
+/* FA2_OK if every field is in range. */
+fa2_status fa2_sim_device_check(const fa2_sim_device *dev);
+
+typedef struct fa2_sim_args {
+    fa2_sim_algo algo;
+    fa2_sim_pass pass;
+    fa2_dtype dtype;            /* operands; LSE, D, l, m, dQ accum: fp32   */
+    int64_t batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim;
+    int causal;                 /* as fa2_fwd_args: bottom-right aligned    */
+    int64_t window_left, window_right; /* -1: unbounded                     */
+    /* Variable lengths (host memory): num_seqs + 1 offsets each, batch 1;
+     * seqlen_q/seqlen_k are then ignored. Both NULL: fixed lengths. */
+    const int32_t *cu_seqlens_q, *cu_seqlens_k;
+    int64_t num_seqs;
+    /* Tiles, 0 = default: FA2 the kernels' tiling; FA1 Bc = ceil(M/4d),
+     * Br = min(Bc, d); standard 128 x 128 GEMM tiles. */
+    int block_m, block_n, warps; /* FA2 forward; FA1 and standard: both
+                                    passes (standard: every GEMM's tile)  */
+    int bwd_block_m, bwd_block_n, bwd_warps; /* FA2 backward              */
+    /* SRAM size M in bytes; 0 = the device's smem_per_block. FA1's tiles
+     * come from it; FA2's too when it is given and its tiles are not. */
+    int64_t sram_bytes;
+    fa2_sim_partition partition; /* forward warp partitioning             */
+    int l2;                      /* model the L2 cache (DRAM counters)     */
+    fa2_sim_order order;
+    int regs_per_thread;         /* occupancy limit; 0 = not limiting      */
+} fa2_sim_args;
+
+/* Defaults: FA2 forward, fp16, window -1/-1, L2 on, everything else 0. */
+void fa2_sim_args_init(fa2_sim_args *args);
+
+/* Counters of one launch or a whole run; bytes and FLOPs. */
+typedef struct fa2_sim_counters {
+    int64_t global_read, global_written; /* what the kernels request      */
+    int64_t dram_read, dram_written;     /* after the L2 model (0 without) */
+    int64_t smem_read, smem_written;
+    int64_t flops_matmul;                /* executed, tile-granular        */
+    int64_t flops_other;                 /* exp, max, sum, rescale, mask   */
+    int64_t sfu_ops;                     /* the exp2/log2/rcp among them   */
+    int64_t tensor_read[FA2_SIM_TENSOR_COUNT];    /* global, per tensor   */
+    int64_t tensor_written[FA2_SIM_TENSOR_COUNT];
+} fa2_sim_counters;
+
+typedef struct fa2_sim_launch {
+    char name[32];        /* e.g. "fa2_fwd", "fa2_bwd_preprocess"           */
+    int64_t grid;         /* thread blocks                                  */
+    int warps, block_m, block_n;
+    int64_t smem_per_block; /* modelled shared-memory footprint, bytes      */
+    int blocks_per_sm;    /* resident blocks per SM (occupancy)             */
+    int fits;             /* footprint <= the device's smem_per_block       */
+    fa2_sim_counters c;
+    double memory_ms;     /* DRAM (with L2) or global bytes / bandwidth     */
+    double compute_ms;    /* the busiest SM's FLOPs at its share of peak    */
+    double time_ms;       /* roofline: max(memory_ms, compute_ms)           */
+} fa2_sim_launch;
+
+#define FA2_SIM_MAX_LAUNCHES 8
+
+typedef struct fa2_sim_result {
+    int num_launches;
+    fa2_sim_launch launch[FA2_SIM_MAX_LAUNCHES];
+    fa2_sim_counters total;
+    int64_t closed_form_read, closed_form_written; /* global, closed forms  */
+    int64_t compulsory_read, compulsory_written;   /* inputs once, outputs once */
+    int64_t l2_hits, l2_misses;   /* tile accesses (reads and atomics)      */
+    double flops_paper;           /* the FA2 paper's FLOP count             */
+    double time_ms;               /* sum of the launches' roofline times    */
+    double tflops;                /* flops_paper / time                     */
+} fa2_sim_result;
+
+/* Simulate; *out is overwritten. */
+fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
+                       fa2_sim_result *out);
+
+/* The global bytes of the schedule from its closed forms (no simulation):
+ * out's global_read, global_written and tensor_* are filled, the rest 0. */
+fa2_status fa2_sim_closed_form(const fa2_sim_args *args,
+                               const fa2_sim_device *dev,
+                               fa2_sim_counters *out);
+
+/* The bytes any exact schedule must move: each input row (or score) that
+ * some visible (query, key) pair needs read once, each output written once. */
+fa2_status fa2_sim_compulsory(const fa2_sim_args *args, int64_t *read,
+                              int64_t *written);
+
+/* The tiling the simulation uses for one pass (FA2_SIM_PASS_FWD or _BWD). */
+fa2_status fa2_sim_tiles(const fa2_sim_args *args, const fa2_sim_device *dev,
+                         fa2_sim_pass pass, fa2_tile_config *out);
+
+typedef enum fa2_sim_format_kind {
+    FA2_SIM_FORMAT_TEXT = 0,
+    FA2_SIM_FORMAT_JSON = 1,
+    FA2_SIM_FORMAT_CSV = 2,       /* one data row                           */
+    FA2_SIM_FORMAT_CSV_HEADER = 3 /* the header row of FA2_SIM_FORMAT_CSV   */
+} fa2_sim_format_kind;
+
+/* Write a report into buf (snprintf rules: always terminated when size >
+ * 0); *needed (may be NULL) gets the length without the terminator. */
+fa2_status fa2_sim_format(const fa2_sim_args *args, const fa2_sim_device *dev,
+                          const fa2_sim_result *res, fa2_sim_format_kind kind,
+                          char *buf, size_t size, size_t *needed);
+
+/* Names: "standard" "fa1" "fa2"; "fwd" "bwd" "fwd+bwd"; "split-q" ...;
+ * "head-major" "block-major"; "q" "k" ... "ds". "?" when out of range. */
+const char *fa2_sim_algo_name(fa2_sim_algo a);
+const char *fa2_sim_pass_name(fa2_sim_pass p);
+const char *fa2_sim_partition_name(fa2_sim_partition p);
+const char *fa2_sim_order_name(fa2_sim_order o);
+const char *fa2_sim_tensor_name(fa2_sim_tensor t);
+/* ---- end of the simulator section ---------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
