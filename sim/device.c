@@ -1,0 +1,254 @@
+/* device.c — the GPU profiles the simulator models, and custom ones.
+ *
+ * Sources of the built-in numbers:
+ *  [A100] NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB: FP16 tensor
+ *         312 TFLOPS dense, FP32 19.5 TFLOPS, HBM2e 2,039 GB/s) and the
+ *         NVIDIA A100 Tensor Core GPU Architecture whitepaper (108 SMs,
+ *         40 MB L2, 1410 MHz boost).
+ *  [H100] NVIDIA H100 Tensor Core GPU datasheet (SXM5: FP16 tensor 1,979
+ *         TFLOPS with sparsity = 989 dense, FP32 67 TFLOPS, HBM3 3.35 TB/s)
+ *         and the NVIDIA H100 Tensor Core GPU Architecture whitepaper
+ *         (132 SMs on SXM5, 50 MB L2). 67 TFLOPS = 132 SMs x 128 FP32 lanes
+ *         x 2 x 1.98 GHz, the boost clock used below.
+ *  [H200] NVIDIA H200 Tensor Core GPU datasheet (SXM 141 GB: HBM3e 4.8 TB/s,
+ *         FP16 tensor 1,979 TFLOPS with sparsity, FP32 67 TFLOPS); the same
+ *         GH100 die as the H100 SXM5 (132 SMs, 50 MB L2).
+ *  [CUDA] CUDA C++ Programming Guide, "Compute Capabilities": shared memory
+ *         per SM 164 KB (8.0) / 228 KB (9.0), per block 163 KB / 227 KB,
+ *         1 KB reserved by the system per block, 32 blocks and 64 warps per
+ *         SM, 64 K 32-bit registers per SM; "Arithmetic Instructions": 16
+ *         exp2/log2/reciprocal results per clock per SM (8.0 and 9.0), so
+ *         sfu_tops = SMs x 16 x boost clock.
+ */
+#include "config.h"
+#include "sim.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KB 1024LL
+#define MB (1024LL * 1024LL)
+
+static const fa2_sim_device builtin[] = {
+    {"A100-SXM4-80GB", 108, 32, 64, 65536, 164 * KB, 163 * KB, 1 * KB, 40 * MB,
+     32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12},
+    {"H100-SXM5-80GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 50 * MB,
+     32, 3350.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12},
+    {"H200-SXM-141GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 50 * MB,
+     32, 4800.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12},
+};
+static const char *const short_names[] = {"a100", "h100", "h200"};
+#define NBUILTIN (sizeof builtin / sizeof builtin[0])
+
+static int same_name(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+    return *a == *b;
+}
+
+fa2_status fa2_sim_device_builtin(const char *name, fa2_sim_device *out)
+{
+    if (!name || !out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", name ? "out" : "name");
+    for (size_t i = 0; i < NBUILTIN; i++)
+        if (same_name(name, short_names[i]) || same_name(name, builtin[i].name)) {
+            *out = builtin[i];
+            fa2_clear_error();
+            return FA2_OK;
+        }
+    return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device '%s' is not built in; "
+                    "expected a100, h100 or h200 (or a profile file)", name);
+}
+
+/* A size: digits with an optional K, M or G suffix (powers of 1024). */
+static int parse_size(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    const double x = strtod(v, &end);
+    if (end == v || errno || !isfinite(x) || x < 0)
+        return 0;
+    double mult = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mult = (double)KB; end++; break;
+    case 'M': mult = (double)MB; end++; break;
+    case 'G': mult = (double)MB * KB; end++; break;
+    default: break;
+    }
+    if (toupper((unsigned char)*end) == 'B')
+        end++;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end || x * mult > 9.0e18 || x * mult != floor(x * mult))
+        return 0;
+    *out = (int64_t)(x * mult);
+    return 1;
+}
+
+static int parse_double(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    const double x = strtod(v, &end);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (end == v || *end || errno || !isfinite(x))
+        return 0;
+    *out = x;
+    return 1;
+}
+
+typedef enum { F_INT, F_I64, F_DBL } field_kind;
+typedef struct field {
+    const char *key;
+    field_kind kind;
+    size_t off;
+} field;
+
+#define FLD(name, kind) {#name, kind, offsetof(fa2_sim_device, name)}
+static const field fields[] = {
+    FLD(sms, F_INT),           FLD(max_blocks_per_sm, F_INT),
+    FLD(max_warps_per_sm, F_INT), FLD(regs_per_sm, F_I64),
+    FLD(smem_per_sm, F_I64),   FLD(smem_per_block, F_I64),
+    FLD(smem_reserved_per_block, F_I64), FLD(l2_bytes, F_I64),
+    FLD(l2_sector_bytes, F_INT), FLD(hbm_gbps, F_DBL),
+    FLD(matmul_tflops, F_DBL), FLD(fp32_tflops, F_DBL),
+    FLD(sfu_tops, F_DBL),
+};
+
+fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
+                              const char *value)
+{
+    if (!dev || !key || !value)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL",
+                        !dev ? "dev" : !key ? "key" : "value");
+    if (!strcmp(key, "base"))
+        return fa2_sim_device_builtin(value, dev);
+    if (!strcmp(key, "name")) {
+        snprintf(dev->name, sizeof dev->name, "%s", value);
+        fa2_clear_error();
+        return FA2_OK;
+    }
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (strcmp(key, fields[i].key))
+            continue;
+        char *at = (char *)dev + fields[i].off;
+        int64_t n;
+        double x;
+        switch (fields[i].kind) {
+        case F_INT:
+            if (!parse_size(value, &n) || n > 0x7fffffff)
+                goto bad;
+            *(int *)(void *)at = (int)n;
+            break;
+        case F_I64:
+            if (!parse_size(value, &n))
+                goto bad;
+            *(int64_t *)(void *)at = n;
+            break;
+        case F_DBL:
+            if (!parse_double(value, &x) || x < 0)
+                goto bad;
+            *(double *)(void *)at = x;
+            break;
+        }
+        fa2_clear_error();
+        return FA2_OK;
+    bad:
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s = '%s' is not a "
+                        "non-negative %s", key, value,
+                        fields[i].kind == F_DBL ? "number" : "integer (K/M/G allowed)");
+    }
+    return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "unknown device key '%s' (expected "
+                    "base, name, sms, max_blocks_per_sm, max_warps_per_sm, "
+                    "regs_per_sm, smem_per_sm, smem_per_block, "
+                    "smem_reserved_per_block, l2_bytes, l2_sector_bytes, hbm_gbps, "
+                    "matmul_tflops, fp32_tflops or sfu_tops)", key);
+}
+
+fa2_status fa2_sim_device_parse(fa2_sim_device *dev, const char *text)
+{
+    if (!dev || !text)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", dev ? "text" : "dev");
+    int lineno = 0;
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        const size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        lineno++;
+        char buf[256];
+        if (len >= sizeof buf)
+            return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device profile line %d is "
+                            "longer than %zu characters", lineno, sizeof buf - 1);
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        char *hash = strchr(buf, '#');
+        if (hash)
+            *hash = '\0';
+        char *k = buf;
+        while (isspace((unsigned char)*k))
+            k++;
+        if (*k) {
+            char *eq = strchr(k, '=');
+            if (!eq)
+                return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device profile line %d: "
+                                "expected 'key = value', got '%s'", lineno, k);
+            char *v = eq + 1;
+            char *kend = eq;
+            while (kend > k && isspace((unsigned char)kend[-1]))
+                kend--;
+            *kend = '\0';
+            while (isspace((unsigned char)*v))
+                v++;
+            char *vend = v + strlen(v);
+            while (vend > v && isspace((unsigned char)vend[-1]))
+                vend--;
+            *vend = '\0';
+            const fa2_status st = fa2_sim_device_set(dev, k, v);
+            if (st != FA2_OK) {
+                char why[400];
+                snprintf(why, sizeof why, "%s", fa2_last_error());
+                return fa2_fail(st, "device profile line %d: %s", lineno, why);
+            }
+        }
+        line += len + (eol ? 1 : 0);
+    }
+    fa2_clear_error();
+    return FA2_OK;
+}
+
+fa2_status fa2_sim_device_check(const fa2_sim_device *d)
+{
+    if (!d)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "dev is NULL");
+    if (d->sms < 1 || d->max_blocks_per_sm < 1 || d->max_warps_per_sm < 1)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: sms (%d), "
+                        "max_blocks_per_sm (%d) and max_warps_per_sm (%d) must be "
+                        ">= 1", d->name, d->sms, d->max_blocks_per_sm,
+                        d->max_warps_per_sm);
+    if ((int64_t)d->sms * d->max_blocks_per_sm > (1 << 24))
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: sms x "
+                        "max_blocks_per_sm is above 2^24", d->name);
+    if (d->regs_per_sm < 1 || d->smem_per_sm < 1 || d->smem_per_block < 1 ||
+        d->smem_per_block > d->smem_per_sm || d->smem_reserved_per_block < 0)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: regs_per_sm, "
+                        "smem_per_sm and smem_per_block must be >= 1, smem_per_block "
+                        "<= smem_per_sm, smem_reserved_per_block >= 0", d->name);
+    if (d->l2_bytes < 0 || d->l2_sector_bytes < 1)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: l2_bytes must be "
+                        ">= 0 and l2_sector_bytes >= 1", d->name);
+    if (!(d->hbm_gbps > 0) || !(d->matmul_tflops > 0) || !(d->fp32_tflops > 0) ||
+        !(d->sfu_tops > 0) || !isfinite(d->hbm_gbps) ||
+        !isfinite(d->matmul_tflops) || !isfinite(d->fp32_tflops) ||
+        !isfinite(d->sfu_tops))
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: hbm_gbps, "
+                        "matmul_tflops, fp32_tflops and sfu_tops must be positive "
+                        "and finite", d->name);
+    fa2_clear_error();
+    return FA2_OK;
+}

@@ -1,0 +1,391 @@
+/* run.c — the launch driver: thread blocks placed on SMs in launch order,
+ * in waves; the traffic primitives every schedule calls; counters and the
+ * roofline time.
+ *
+ * Without L2 the order cannot change a count, so each block simply runs to
+ * completion. With L2, a launch of G blocks fills min(G, SMs x blocks per
+ * SM) slots in launch order (blocks per SM from the block's shared-memory
+ * footprint, warps, the device's block limit and, if given, registers);
+ * the resident blocks advance in lockstep, one tile step each per round,
+ * and when a block finishes the next block in launch order takes its slot,
+ * as the hardware's block scheduler does. Launches run one after another
+ * (one stream); the L2 keeps its contents across them. */
+#include "config.h"
+#include "sim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- traffic primitives ---------------------------------------------------- */
+
+static int key_side(fa2_sim_tensor t)
+{
+    return t == FA2_SIM_T_K || t == FA2_SIM_T_V || t == FA2_SIM_T_DK ||
+           t == FA2_SIM_T_DV;
+}
+
+/* Pass rows [row_lo, row_lo + rows) through the L2 model in lines of
+ * seg_q / seg_k rows (the gcd of the tile heights used on that side, so
+ * lines never straddle tiles of any launch of the run). */
+static void l2_rows(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
+                    int64_t rows, int64_t col, int64_t row_bytes, int write)
+{
+    const int64_t g = key_side(t) ? c->seg_k : c->seg_q;
+    const int64_t end = row_lo + rows;
+    const uint64_t k1 = ((uint64_t)t << 56) | (uint64_t)slice;
+    for (int64_t r = row_lo; r < end;) {
+        const int64_t seg = r / g;
+        const int64_t seg_end = sim_min((seg + 1) * g, end);
+        const uint64_t k2 = ((uint64_t)seg << 32) | (uint64_t)col;
+        const int64_t miss = sim_l2_access(c->l2, k1, k2, (seg_end - r) * row_bytes,
+                                           write, c->launch);
+        if (miss < 0) {
+            c->oom = 1;
+        } else if (!write) {
+            c->c->dram_read += miss;
+            if (miss)
+                c->misses++;
+            else
+                c->hits++;
+        }
+        r = seg_end;
+    }
+}
+
+void sim_read(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
+              int64_t rows, int64_t col, int64_t row_bytes, int via)
+{
+    if (rows <= 0)
+        return;
+    const int64_t bytes = rows * row_bytes;
+    c->c->global_read += bytes;
+    c->c->tensor_read[t] += bytes;
+    if (via == SIM_SMEM)
+        c->c->smem_written += bytes; /* cp.async global -> shared */
+    if (c->l2)
+        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, 0);
+}
+
+void sim_write(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
+               int64_t rows, int64_t col, int64_t row_bytes, int via)
+{
+    if (rows <= 0)
+        return;
+    const int64_t bytes = rows * row_bytes;
+    c->c->global_written += bytes;
+    c->c->tensor_written[t] += bytes;
+    if (via == SIM_SMEM) { /* registers -> shared -> global, coalesced */
+        c->c->smem_written += bytes;
+        c->c->smem_read += bytes;
+    }
+    if (c->l2)
+        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, 1);
+}
+
+void sim_atomic_add(sim_ctx *c, fa2_sim_tensor t, int64_t slice,
+                    int64_t row_lo, int64_t rows, int64_t row_bytes)
+{
+    if (rows <= 0)
+        return;
+    const int64_t bytes = rows * row_bytes;
+    c->c->global_read += bytes;
+    c->c->global_written += bytes;
+    c->c->tensor_read[t] += bytes;
+    c->c->tensor_written[t] += bytes;
+    if (c->l2) {
+        l2_rows(c, t, slice, row_lo, rows, 0, row_bytes, 0);
+        l2_rows(c, t, slice, row_lo, rows, 0, row_bytes, 1);
+    }
+}
+
+/* ---- launches ---------------------------------------------------------------- */
+
+int sim_launches(const sim_setup *S, sim_launch *out)
+{
+    int n = 0;
+    for (int pass = FA2_SIM_PASS_FWD; pass <= FA2_SIM_PASS_BWD; pass <<= 1) {
+        if (!(S->pass & pass))
+            continue;
+        switch (S->algo) {
+        case FA2_SIM_STANDARD: n += sim_std_launches(S, (fa2_sim_pass)pass, out + n); break;
+        case FA2_SIM_FA1: n += sim_fa1_launches(S, (fa2_sim_pass)pass, out + n); break;
+        case FA2_SIM_FA2: n += sim_fa2_launches(S, (fa2_sim_pass)pass, out + n); break;
+        }
+    }
+    return n;
+}
+
+/* Resident blocks per SM. */
+static int occupancy(const fa2_sim_device *dev, const sim_setup *S,
+                     const sim_launch *L)
+{
+    int64_t b = dev->max_blocks_per_sm;
+    b = sim_min(b, dev->max_warps_per_sm / L->warps);
+    if (L->smem > 0)
+        b = sim_min(b, dev->smem_per_sm / (L->smem + dev->smem_reserved_per_block));
+    if (S->regs_per_thread > 0)
+        b = sim_min(b, dev->regs_per_sm / ((int64_t)S->regs_per_thread * 32 * L->warps));
+    return (int)sim_max(b, 1);
+}
+
+static void decode(const sim_setup *S, const sim_launch *L, int64_t id,
+                   int64_t *slice, int64_t *tile)
+{
+    if (S->order == FA2_SIM_ORDER_HEAD_MAJOR) {
+        *slice = id / L->tiles;
+        *tile = id % L->tiles;
+    } else {
+        *tile = id / L->slices;
+        *slice = id % L->slices;
+    }
+}
+
+/* The next block in launch order that has work, into *b; 0 if none left. */
+static int next_block(sim_ctx *c, const sim_launch *L, int64_t grid,
+                      int64_t *next, sim_block *b)
+{
+    while (*next < grid) {
+        int64_t slice, tile;
+        const int64_t id = (*next)++;
+        decode(c->S, L, id, &slice, &tile);
+        memset(b, 0, sizeof *b);
+        b->id = id;
+        L->init(c, L, b, slice, tile);
+        if (b->phase != SIM_DONE)
+            return 1;
+    }
+    return 0;
+}
+
+/* Compute time of the FLOPs counted so far, in seconds at full-GPU rate. */
+static double compute_s(const fa2_sim_device *dev, const fa2_sim_counters *c)
+{
+    return (double)c->flops_matmul / (dev->matmul_tflops * 1e12) +
+           (double)(c->flops_other - c->sfu_ops) / (dev->fp32_tflops * 1e12) +
+           (double)c->sfu_ops / (dev->sfu_tops * 1e12);
+}
+
+/* One step of block b, its compute time added to b->work. */
+static int timed_step(sim_ctx *c, const sim_launch *L, const fa2_sim_device *dev,
+                      sim_block *b)
+{
+    const double before = compute_s(dev, c->c);
+    const int more = L->step(c, L, b);
+    b->work += compute_s(dev, c->c) - before;
+    return more;
+}
+
+/* Greedy list scheduling of the blocks, in launch order, on the SMs (each
+ * block at 1/SMs of the device's rates): the busiest SM's finish time, in
+ * seconds. It charges FA1's few blocks (one per head) and causal load
+ * imbalance, which a device-wide FLOP rate would hide. */
+static double makespan_s(const double *work, int64_t grid, int sms)
+{
+    double *heap = calloc((size_t)sms, sizeof *heap); /* min-heap of finish times */
+    if (!heap)
+        return -1;
+    double span = 0;
+    for (int64_t id = 0; id < grid; id++) {
+        if (work[id] <= 0)
+            continue;
+        const double t = heap[0] + work[id] * sms;
+        span = t > span ? t : span;
+        int i = 0; /* replace the root and sift down */
+        for (;;) {
+            const int l = 2 * i + 1, r = l + 1;
+            int m = i;
+            double v = t;
+            if (l < sms && heap[l] < v) {
+                m = l;
+                v = heap[l];
+            }
+            if (r < sms && heap[r] < v)
+                m = r;
+            if (m == i)
+                break;
+            heap[i] = heap[m];
+            i = m;
+        }
+        heap[i] = t;
+    }
+    free(heap);
+    return span;
+}
+
+#define MAX_TIMED_GRID ((int64_t)1 << 26)
+
+static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
+                             const fa2_sim_device *dev, int64_t slots_max,
+                             double *span)
+{
+    const int64_t grid = L->slices * L->tiles;
+    int64_t next = 0;
+    double *work = grid <= MAX_TIMED_GRID ? calloc((size_t)sim_max(grid, 1), sizeof *work)
+                                          : NULL;
+    *span = -1; /* unknown: the caller falls back to the device-wide rate */
+    if (!c->l2) {
+        sim_block b;
+        while (next_block(c, L, grid, &next, &b)) {
+            while (timed_step(c, L, dev, &b))
+                ;
+            if (work)
+                work[b.id] = b.work;
+        }
+    } else {
+        const int64_t slots = sim_max(1, sim_min(grid, slots_max));
+        sim_block *blk = malloc(sizeof *blk * (size_t)slots);
+        unsigned char *live = malloc((size_t)slots);
+        if (!blk || !live) {
+            free(blk);
+            free(live);
+            free(work);
+            return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
+                            "allocate %lld resident blocks", (long long)slots);
+        }
+        int64_t active = 0;
+        for (int64_t s = 0; s < slots; s++) {
+            live[s] = (unsigned char)next_block(c, L, grid, &next, &blk[s]);
+            active += live[s];
+        }
+        while (active > 0 && !c->oom) {
+            for (int64_t s = 0; s < slots; s++) {
+                if (!live[s] || timed_step(c, L, dev, &blk[s]))
+                    continue;
+                if (work)
+                    work[blk[s].id] = blk[s].work;
+                if (!next_block(c, L, grid, &next, &blk[s])) {
+                    live[s] = 0;
+                    active--;
+                }
+            }
+        }
+        free(blk);
+        free(live);
+    }
+    if (work) {
+        *span = makespan_s(work, grid, dev->sms);
+        free(work);
+    }
+    return FA2_OK;
+}
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        const int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static void add_counters(fa2_sim_counters *to, const fa2_sim_counters *c)
+{
+    to->global_read += c->global_read;
+    to->global_written += c->global_written;
+    to->dram_read += c->dram_read;
+    to->dram_written += c->dram_written;
+    to->smem_read += c->smem_read;
+    to->smem_written += c->smem_written;
+    to->flops_matmul += c->flops_matmul;
+    to->flops_other += c->flops_other;
+    to->sfu_ops += c->sfu_ops;
+    for (int t = 0; t < FA2_SIM_TENSOR_COUNT; t++) {
+        to->tensor_read[t] += c->tensor_read[t];
+        to->tensor_written[t] += c->tensor_written[t];
+    }
+}
+
+/* Roofline: memory and compute overlap; within an SM the tensor cores,
+ * the fp32 pipes and the special-function unit do not (FA2's softmax sits
+ * between its two products in one dependency chain), so their times add. */
+static void roofline(const fa2_sim_device *dev, fa2_sim_launch *L, int l2,
+                     double span_s)
+{
+    const fa2_sim_counters *c = &L->c;
+    const double bytes = l2 ? (double)(c->dram_read + c->dram_written)
+                            : (double)(c->global_read + c->global_written);
+    L->memory_ms = 1e3 * bytes / (dev->hbm_gbps * 1e9);
+    L->compute_ms = 1e3 * (span_s >= 0 ? span_s : compute_s(dev, c));
+    L->time_ms = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
+}
+
+fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
+                       fa2_sim_result *out)
+{
+    if (!out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "out is NULL");
+    sim_setup S;
+    fa2_status st = sim_setup_make(args, dev, &S);
+    if (st != FA2_OK)
+        return st;
+    memset(out, 0, sizeof *out);
+
+    sim_launch L[FA2_SIM_MAX_LAUNCHES];
+    double span[FA2_SIM_MAX_LAUNCHES];
+    const int n = sim_launches(&S, L);
+    sim_ctx c;
+    memset(&c, 0, sizeof c);
+    c.S = &S;
+    for (int k = 0; k < n; k++) {
+        c.seg_q = gcd64(c.seg_q, L[k].qrows);
+        c.seg_k = gcd64(c.seg_k, L[k].krows);
+    }
+    if (args->l2) {
+        c.l2 = sim_l2_new(dev->l2_bytes);
+        if (!c.l2)
+            return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
+                            "allocate its L2 model");
+    }
+    for (int k = 0; k < n && st == FA2_OK; k++) {
+        fa2_sim_launch *r = &out->launch[k];
+        snprintf(r->name, sizeof r->name, "%s", L[k].name);
+        r->grid = L[k].slices * L[k].tiles;
+        r->warps = L[k].warps;
+        r->block_m = L[k].bm;
+        r->block_n = L[k].bn;
+        r->smem_per_block = L[k].smem;
+        r->blocks_per_sm = occupancy(dev, &S, &L[k]);
+        r->fits = L[k].smem <= dev->smem_per_block;
+        c.c = &r->c;
+        c.launch = k;
+        st = run_launch(&c, &L[k], dev, (int64_t)dev->sms * r->blocks_per_sm,
+                        &span[k]);
+        if (st == FA2_OK && c.oom)
+            st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the L2 model ran out of memory");
+    }
+    if (c.l2) {
+        if (st == FA2_OK) {
+            sim_l2_flush(c.l2);
+            for (int k = 0; k < n; k++)
+                out->launch[k].c.dram_written += sim_l2_writeback(c.l2, k);
+        }
+        sim_l2_free(c.l2);
+    }
+    if (st != FA2_OK) {
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    out->num_launches = n;
+    out->l2_hits = c.hits;
+    out->l2_misses = c.misses;
+    for (int k = 0; k < n; k++) {
+        roofline(dev, &out->launch[k], args->l2, span[k]);
+        add_counters(&out->total, &out->launch[k].c);
+        out->time_ms += out->launch[k].time_ms;
+    }
+    fa2_sim_counters cf;
+    if ((st = fa2_sim_closed_form(args, dev, &cf)) != FA2_OK ||
+        (st = fa2_sim_compulsory(args, &out->compulsory_read,
+                                 &out->compulsory_written)) != FA2_OK) {
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    out->closed_form_read = cf.global_read;
+    out->closed_form_written = cf.global_written;
+    out->flops_paper = sim_paper_flops(&S);
+    out->tflops = out->time_ms > 0 ? out->flops_paper / (out->time_ms * 1e-3) / 1e12 : 0;
+    fa2_clear_error();
+    return FA2_OK;
+}
