@@ -16,6 +16,7 @@ static const command commands[] = {
     {"run", fa2_cmd_run, "run one attention problem and check it (default)"},
     {"trace", fa2_cmd_trace, "print the tiled algorithm step by step on a tiny problem"},
     {"bench", fa2_cmd_bench, "time the CPU backends over a grid, next to sgemm"},
+    {"sim", fa2_cmd_sim, "simulate HBM/L2/shared-memory traffic of standard attention, FA1, FA2"},
 };
 
 static void usage(FILE *f)

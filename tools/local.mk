@@ -8,6 +8,8 @@ tools_fa2_SOURCES = tools/fa2.c \
 	tools/cmd_run.c tools/run_opts.c tools/cmd_trace.c tools/cmd_bench.c \
 	tools/args.c tools/json.c tools/problem.c tools/device.c tools/timing.c \
 	tools/runner.c tools/check.c
+# the simulator's command (sim/, issue 4)
+tools_fa2_SOURCES += tools/cmd_sim.c
 # device.c calls the CUDA runtime itself (GPU buffers for the CUDA backend);
 # CUDA_CFLAGS and CUDA_LIBS are empty in a build without CUDA.
 tools_fa2_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
