@@ -196,7 +196,7 @@ int64_t sim_l2_access(sim_l2 *l2, uint64_t k1, uint64_t k2, int64_t bytes,
     }
     while (l2->used + bytes > l2->capacity)
         evict_lru(l2);
-    if ((l2->count + 1) * 2 > (int64_t)l2->mask + 1) {
+    if ((l2->count + 1) * 4 > (int64_t)l2->mask + 1) { /* load <= 1/4: short probes */
         if (!grow_table(l2))
             return -1;
     }

@@ -166,14 +166,23 @@ static double compute_s(const fa2_sim_device *dev, const fa2_sim_counters *c)
            (double)c->sfu_ops / (dev->sfu_tops * 1e12);
 }
 
-/* One step of block b, its compute time added to b->work. */
-static int timed_step(sim_ctx *c, const sim_launch *L, const fa2_sim_device *dev,
-                      sim_block *b)
+/* One step of block b, its FLOPs added to the block's. */
+static int counted_step(sim_ctx *c, const sim_launch *L, sim_block *b)
 {
-    const double before = compute_s(dev, c->c);
+    fa2_sim_counters *k = c->c;
+    const int64_t mm = k->flops_matmul, other = k->flops_other, sfu = k->sfu_ops;
     const int more = L->step(c, L, b);
-    b->work += compute_s(dev, c->c) - before;
+    b->mm += k->flops_matmul - mm;
+    b->other += k->flops_other - other;
+    b->sfu += k->sfu_ops - sfu;
     return more;
+}
+
+static double block_s(const fa2_sim_device *dev, const sim_block *b)
+{
+    return (double)b->mm / (dev->matmul_tflops * 1e12) +
+           (double)(b->other - b->sfu) / (dev->fp32_tflops * 1e12) +
+           (double)b->sfu / (dev->sfu_tops * 1e12);
 }
 
 /* Greedy list scheduling of the blocks, in launch order, on the SMs (each
@@ -227,10 +236,10 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
     if (!c->l2) {
         sim_block b;
         while (next_block(c, L, grid, &next, &b)) {
-            while (timed_step(c, L, dev, &b))
+            while (counted_step(c, L, &b))
                 ;
             if (work)
-                work[b.id] = b.work;
+                work[b.id] = block_s(dev, &b);
         }
     } else {
         const int64_t slots = sim_max(1, sim_min(grid, slots_max));
@@ -250,10 +259,10 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
         }
         while (active > 0 && !c->oom) {
             for (int64_t s = 0; s < slots; s++) {
-                if (!live[s] || timed_step(c, L, dev, &blk[s]))
+                if (!live[s] || counted_step(c, L, &blk[s]))
                     continue;
                 if (work)
-                    work[blk[s].id] = blk[s].work;
+                    work[blk[s].id] = block_s(dev, &blk[s]);
                 if (!next_block(c, L, grid, &next, &blk[s])) {
                     live[s] = 0;
                     active--;

@@ -94,7 +94,7 @@ enum { SIM_DONE = -1 };
 /* One thread block in flight: where it is in its loop nest. */
 typedef struct sim_block {
     int64_t id;               /* position in launch order                   */
-    double work;              /* compute time so far, s at full-GPU rate    */
+    int64_t mm, other, sfu;   /* its FLOPs so far (for its compute time)    */
     int64_t seq, head, slice; /* sequence, head (query or key/value), and
                                  seq * heads + head                         */
     int64_t blk;              /* its own tile index (query or key block)    */

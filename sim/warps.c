@@ -36,7 +36,7 @@ void sim_smem_fwd_step(fa2_sim_counters *c, fa2_sim_partition part, int warps,
                        int64_t r, int64_t cols, int64_t d, int64_t es)
 {
     const int64_t W = warps, q = r * d * es, kv = cols * d * es;
-    if (part == FA2_SIM_SPLIT_K) {
+    if (part == FA2_SIM_SPLIT_K && W > 1) { /* one warp has nothing to exchange */
         c->smem_read += W * q + kv;          /* S_w = Q K_w^T               */
         c->smem_written += 2 * W * r * 4;    /* partial row max, row sum    */
         c->smem_read += 2 * W * r * 4;

@@ -238,9 +238,21 @@ static int parse_options(sim_opts *o, int argc, char **argv)
         }
         static const char *const flags[] = {"--help", "--causal", "--l2", "--no-l2",
                                             "--json", "--csv", "--kernel-tiles"};
-        int is_flag = 0;
+        static const char *const valued[] = {
+            "--algo", "--pass", "--dtype", "--partition", "--order", "--sweep",
+            "--plot", "--batch", "--heads", "--heads-kv", "--seqlen", "--seqlen-k",
+            "--head-dim", "--seqlens", "--seqlens-k", "--window", "--device",
+            "--device-set", "--sram", "--block-m", "--block-n", "--warps",
+            "--bwd-block-m", "--bwd-block-n", "--bwd-warps", "--regs"};
+        int is_flag = 0, known = 0;
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
             is_flag |= !strcmp(name, flags[f]);
+        for (size_t f = 0; f < sizeof valued / sizeof valued[0]; f++)
+            known |= !strcmp(name, valued[f]);
+        if (!is_flag && !known) {
+            fprintf(stderr, PROG ": unknown option '%s' (fa2 sim --help)\n", name);
+            return 0;
+        }
         if (is_flag && val) {
             fprintf(stderr, PROG ": %s takes no value\n", name);
             return 0;
@@ -649,7 +661,7 @@ static int write_plot(const sim_opts *o, const sweep_row *rows, int n)
             o->dev.name, fa2_dtype_name(o->a.dtype));
     fprintf(fg, "# fa2 sim --sweep %s --plot %s (render: gnuplot %s)\n", o->sweep,
             o->plot, gp);
-    fprintf(fg, "set terminal svg size 900,%d dynamic font 'Helvetica,12' background "
+    fprintf(fg, "set terminal svg size 960,%d dynamic font 'Helvetica,12' background "
                 "'white'\nset output '%s'\nset logscale xy\nset grid\n"
                 "set key top left\nset format y '%%.0e'\n",
             !strcmp(o->sweep, "paper") ? 760 : 520, base_name(o->plot));
@@ -669,12 +681,14 @@ static int write_plot(const sim_opts *o, const sweep_row *rows, int n)
         const double es = (double)fa2_dtype_size(w->a.dtype);
         const double c = 12.0 * nq * nq * d * d * es * es * (double)w->a.heads_q *
                          (double)w->a.batch;
-        fprintf(fg, "set title \"HBM (global) bytes of the %s pass vs SRAM size M: "
-                    "N = %lld, d = %lld, %s\"\n",
+        fprintf(fg, "set title \"HBM (global) bytes vs SRAM size M (%s), N = %lld, "
+                    "d = %lld, %s\"\n",
                 fa2_sim_pass_name(o->a.pass), (long long)w->a.seqlen_q,
                 (long long)w->a.head_dim, fa2_dtype_name(w->a.dtype));
         fprintf(fg, "set xlabel 'SRAM size M (bytes)'\nset ylabel 'global bytes'\n"
-                    "set key top right\n");
+                    "set key top right\nset xrange [%g:%g]\n",
+                (double)rows[0].a.sram_bytes / 1.25,
+                (double)rows[n - 1].a.sram_bytes * 1.25);
         fprintf(fg, "plot '%s' index 0 with linespoints lw 2 pt 7 title "
                     "'FlashAttention (Bc = M/4d, Br = min(Bc, d))', \\\n"
                     "     '%s' index 1 with linespoints lw 2 pt 5 title "
@@ -704,17 +718,16 @@ static int write_plot(const sim_opts *o, const sweep_row *rows, int n)
                 }
             }
         if (paper)
-            fprintf(fg, "set multiplot layout 2,2 title \"HBM bytes, %s pass, FA2 "
-                        "paper grid (batch x seqlen = 16k, hidden 2048), %s: solid = "
-                        "global (requested)%s\"\n",
+            fprintf(fg, "set multiplot layout 2,2 title \"HBM bytes (%s) on the FA2 "
+                        "paper's grid, %s\\nsolid: global (requested)%s\"\n",
                     fa2_sim_pass_name(o->a.pass), o->dev.name,
-                    o->a.l2 ? ", dashed = DRAM (after L2)" : "");
+                    o->a.l2 ? ", dashed: DRAM (after L2)" : "");
         else
-            fprintf(fg, "set title \"HBM bytes vs sequence length, %s pass, batch "
-                        "%lld, %lld heads, d = %lld, %s: solid = global%s\"\n",
+            fprintf(fg, "set title \"HBM bytes vs sequence length (%s), batch "
+                        "%lld, %lld heads, d = %lld, %s\\nsolid: global (requested)%s\"\n",
                     fa2_sim_pass_name(o->a.pass), (long long)rows[0].a.batch,
                     (long long)rows[0].a.heads_q, (long long)rows[0].a.head_dim,
-                    o->dev.name, o->a.l2 ? ", dashed = DRAM (after L2)" : "");
+                    o->dev.name, o->a.l2 ? ", dashed: DRAM (after L2)" : "");
         fprintf(fg, "set xlabel 'sequence length'\nset ylabel 'bytes'\n"
                     "set logscale x 2\n");
         for (int pnl = 0; pnl < panels; pnl++) {
