@@ -13,3 +13,12 @@ lib_libfa2_la_SOURCES += \
 	sim/run.c \
 	sim/closed_form.c \
 	sim/report.c
+# its notes and the figures `fa2 sim --sweep ... --plot` generated for them
+dist_doc_DATA += doc/io-complexity.md
+EXTRA_DIST += \
+	doc/figures/hbm-vs-seqlen.svg doc/figures/hbm-vs-seqlen.dat \
+	doc/figures/hbm-vs-seqlen.gp \
+	doc/figures/hbm-paper-grid.svg doc/figures/hbm-paper-grid.dat \
+	doc/figures/hbm-paper-grid.gp \
+	doc/figures/hbm-vs-sram.svg doc/figures/hbm-vs-sram.dat \
+	doc/figures/hbm-vs-sram.gp
