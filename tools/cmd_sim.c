@@ -659,8 +659,8 @@ static int write_plot(const sim_opts *o, const sweep_row *rows, int n)
     fprintf(fd, "# fa2 sim --sweep %s (%s, %s, %s): one block per series, two "
                 "blank lines apart\n", o->sweep, fa2_sim_pass_name(o->a.pass),
             o->dev.name, fa2_dtype_name(o->a.dtype));
-    fprintf(fg, "# fa2 sim --sweep %s --plot %s (render: gnuplot %s)\n", o->sweep,
-            o->plot, gp);
+    fprintf(fg, "# fa2 sim --sweep %s --plot %s; to render it again, run gnuplot "
+                "%s in this file's directory\n", o->sweep, o->plot, base_name(gp));
     fprintf(fg, "set terminal svg size 960,%d dynamic font 'Helvetica,12' background "
                 "'white'\nset output '%s'\nset logscale xy\nset grid\n"
                 "set key top left\nset format y '%%.0e'\n",

@@ -1,4 +1,4 @@
-# fa2 sim --sweep paper --plot doc/figures/hbm-paper-grid.svg (render: gnuplot doc/figures/hbm-paper-grid.gp)
+# fa2 sim --sweep paper --plot doc/figures/hbm-paper-grid.svg; to render it again, run gnuplot hbm-paper-grid.gp in this file's directory
 set terminal svg size 960,760 dynamic font 'Helvetica,12' background 'white'
 set output 'hbm-paper-grid.svg'
 set logscale xy

@@ -1,4 +1,4 @@
-# fa2 sim --sweep seqlen --plot doc/figures/hbm-vs-seqlen.svg (render: gnuplot doc/figures/hbm-vs-seqlen.gp)
+# fa2 sim --sweep seqlen --plot doc/figures/hbm-vs-seqlen.svg; to render it again, run gnuplot hbm-vs-seqlen.gp in this file's directory
 set terminal svg size 960,520 dynamic font 'Helvetica,12' background 'white'
 set output 'hbm-vs-seqlen.svg'
 set logscale xy

@@ -1,4 +1,4 @@
-# fa2 sim --sweep sram --plot doc/figures/hbm-vs-sram.svg (render: gnuplot doc/figures/hbm-vs-sram.gp)
+# fa2 sim --sweep sram --plot doc/figures/hbm-vs-sram.svg; to render it again, run gnuplot hbm-vs-sram.gp in this file's directory
 set terminal svg size 960,520 dynamic font 'Helvetica,12' background 'white'
 set output 'hbm-vs-sram.svg'
 set logscale xy
