@@ -74,9 +74,11 @@ static void text(outbuf *o, const fa2_sim_args *a, const fa2_sim_device *dev,
                 snprintf(tile, sizeof tile, "%d", L->block_m);
             snprintf(bps, sizeof bps, "%d%s", L->blocks_per_sm, L->fits ? "" : "!");
         }
-        put(o, "%-20s %9lld %7s %6s %10.2f %10.2f", tot ? "total" : r->launch[k].name,
-            tot ? 0LL : (long long)r->launch[k].grid, tile, bps, mb(c->global_read),
-            mb(c->global_written));
+        char grid[24] = "";
+        if (!tot)
+            snprintf(grid, sizeof grid, "%lld", (long long)r->launch[k].grid);
+        put(o, "%-20s %9s %7s %6s %10.2f %10.2f", tot ? "total" : r->launch[k].name,
+            grid, tile, bps, mb(c->global_read), mb(c->global_written));
         if (a->l2)
             put(o, " %10.2f %10.2f", mb(c->dram_read), mb(c->dram_written));
         put(o, " %10.2f %10.2f %9.2f %9.3f %9.4f\n", mb(c->smem_read),
