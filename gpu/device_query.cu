@@ -27,19 +27,3 @@ extern "C" fa2_status fa2_cuda_available(void)
     fa2_clear_error();
     return FA2_OK;
 }
-
-extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
-{
-    fa2_status st = fa2_cuda_available();
-    if (st != FA2_OK)
-        return st;
-    return fa2_fail(FA2_ERR_NOT_BUILT, "the CUDA forward kernel is not part of "
-                    "this version of fa2 yet");
-}
-
-extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
-                                           int head_dim, fa2_tile_config *out)
-{
-    return fa2_fail(FA2_ERR_NOT_BUILT, "the CUDA kernels are not part of this "
-                    "version of fa2 yet; no CUDA tiling to report");
-}

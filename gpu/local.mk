@@ -1,8 +1,18 @@
 # gpu/: CUDA sources join libfa2 through build-aux/cudalt.sh, which makes the
 # .lo files libtool expects; without nvcc a stub says "not built".
-NVCC_ALL_FLAGS = $(CUDA_ARCH_FLAGS) -std=c++17 -O3 -I$(top_srcdir)/lib \
-	-I$(top_builddir) $(NVCCFLAGS)
-CUDA_SOURCES = gpu/device_query.cu
+#
+# The forward kernel is one template (gpu/fwd_kernel.cuh) instantiated once
+# per head dim, fp16 and bf16, in its own file (gpu/fwd_hdNN.cu), so that
+# make -j compiles the eight in parallel: 8 files x 2 dtypes x 2 targets.
+# -ftz=true: exp2f is one MUFU.EX2 instead of four instructions; P below
+# 2^-126 becomes 0 (its share of O and l is below float32's resolution).
+NVCC_ALL_FLAGS = $(CUDA_ARCH_FLAGS) -std=c++17 -O3 -ftz=true -lineinfo -I$(top_srcdir)/lib \
+	-I$(top_srcdir)/gpu -I$(top_builddir) $(NVCCFLAGS)
+CUDA_SOURCES = gpu/device_query.cu gpu/fwd_launch.cu \
+	gpu/fwd_hd32.cu gpu/fwd_hd64.cu gpu/fwd_hd96.cu gpu/fwd_hd128.cu \
+	gpu/fwd_hd160.cu gpu/fwd_hd192.cu gpu/fwd_hd224.cu gpu/fwd_hd256.cu
+FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh
+noinst_HEADERS += $(FA2_GPU_HDRS)
 EXTRA_DIST += $(CUDA_SOURCES)
 if HAVE_CUDA
 CUDA_OBJECTS = $(CUDA_SOURCES:.cu=.lo)
@@ -10,6 +20,10 @@ lib_libfa2_la_LIBADD += $(CUDA_OBJECTS)
 EXTRA_lib_libfa2_la_DEPENDENCIES += $(CUDA_OBJECTS)
 CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
 lib_libfa2_la_SOURCES += gpu/bwd_not_yet.c
+# nvcc writes no dependency files here: every CUDA object depends on every
+# header it may include.
+$(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
+	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_tile.h config.h
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif
@@ -22,3 +36,5 @@ SUFFIXES = .cu .lo
 
 clean-local-cuda:
 	-rm -rf gpu/.libs
+
+include $(top_srcdir)/tests/gpu/local.mk

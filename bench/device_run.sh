@@ -1,0 +1,103 @@
+#!/bin/bash
+# device_run.sh — everything one call on the GPU machine does, so that a
+# lease is spent on few, full calls (doc/NOTES-gpu.md has the commands).
+#
+#   bench/device_run.sh STAGE...      run in the repository root
+#
+# It expects a run folder (RUN=build-run by default, made here by
+# bench/pack_run.sh) holding lib/libfa2.so.0, test_cuda_fwd and, optionally,
+# traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
+# libraries for the benchmark). Logs and results go to $OUT.
+#
+# Stages: info test sanitize traffic bench quickbench tune ncu pack
+# (pack: everything under $OUT into one results.tgz, since at most 8 files
+# come back).
+set -u
+RUN=${RUN:-build-run}
+OUT=${OUT:-/tmp/fa2-out}
+mkdir -p "$OUT"
+root=$PWD
+export LD_LIBRARY_PATH="$root/$RUN/lib:${LD_LIBRARY_PATH:-}"
+# libraries this host lacks (carried in $RUN/fallback), only if needed
+if ldd "$RUN/lib/libfa2.so.0" | grep -q "not found"; then
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$root/$RUN/fallback"
+fi
+export FA2_LIB="$root/$RUN/lib/libfa2.so.0"
+export PYTHONUNBUFFERED=1
+log() { echo "== $* ($(date +%T))"; }
+
+for stage in "$@"; do
+case $stage in
+info)
+    log info
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,memory.used --format=csv
+    ldd "$RUN/test_cuda_fwd" "$RUN/lib/libfa2.so.0" | grep -i "not found" || echo "all libraries found"
+    ;;
+test)
+    log "GPU suite (full grid)"
+    FA2_TEST_VERBOSE=1 "$RUN/test_cuda_fwd" >"$OUT/test.log" 2>&1
+    echo "test_cuda_fwd exit $?"
+    grep -E "^[0-9]+%|Checks|FA2_TEST_SEED" "$OUT/test.log" | head -5
+    grep -E ":F:|:E:" "$OUT/test.log" | head -20
+    # the largest GPU-vs-mirror distance seen, in ulps
+    awk '/^case/{for(i=1;i<=NF;i++) if($i=="mirror"){u=$(i+1); if(u+0>m){m=u+0; l=$0}}} END{print "max mirror ulps", m; print l}' "$OUT/test.log"
+    ;;
+sanitize)
+    log "compute-sanitizer memcheck + racecheck + synccheck (quick subset)"
+    for tool in memcheck racecheck synccheck; do
+        FA2_GPU_TEST_QUICK=1 compute-sanitizer --tool $tool --error-exitcode 9 \
+            "$RUN/test_cuda_fwd" >>"$OUT/sanitizer.log" 2>&1
+        echo "$tool exit $?"
+    done
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Checks" "$OUT/sanitizer.log"
+    ;;
+traffic)
+    log "traffic-counter build"
+    if [ -x "$RUN/traffic/test_cuda_fwd" ]; then
+        LD_LIBRARY_PATH="$root/$RUN/traffic:$LD_LIBRARY_PATH" \
+            CK_RUN_SUITE=cuda_fwd CK_RUN_CASE=traffic "$RUN/traffic/test_cuda_fwd" \
+            >"$OUT/traffic.log" 2>&1
+        echo "traffic suite exit $?"
+        grep -E "Checks|:F:" "$OUT/traffic.log" | head
+    fi
+    ;;
+bench)
+    log "benchmark vs SDPA (paper grid)"
+    python3 bench/sdpa_compare.py --out "$OUT" 2>&1 | tee "$OUT/bench.log" | grep -vE "^  " | tail -80
+    ;;
+quickbench)
+    log "benchmark vs SDPA (d 64/128, 1k..16k)"
+    python3 bench/sdpa_compare.py --out "$OUT" --head-dims 64,128 \
+        --seqlens 1024,2048,4096,8192,16384 --impls fa2,flash,cudnn --rounds 7 \
+        2>&1 | tee "$OUT/bench.log" | tail -45
+    ;;
+tune)
+    for lib in "$RUN"/tune-*/libfa2.so.0; do
+        [ -e "$lib" ] || continue
+        log "variant $lib"
+        python3 bench/sdpa_compare.py --lib "$root/$lib" --out "/tmp/tune" \
+            --head-dims 64,128 --seqlens 2048,8192 --impls fa2,flash --rounds 5 \
+            2>&1 | grep -E "^d=" | tee -a "$OUT/tune.log"
+    done
+    ;;
+ncu)
+    log "ncu DRAM bytes on the paper grid (traffic-counter build)"
+    tlib="$root/$RUN/traffic/libfa2.so.0"
+    [ -e "$tlib" ] || tlib="$FA2_LIB"
+    ncu --clock-control none --metrics dram__bytes_read.sum,dram__bytes_write.sum \
+        -k regex:fwd_kernel --csv python3 bench/traffic_probe.py --lib "$tlib" \
+        --json "$OUT/traffic_probe.json" >"$OUT/ncu.csv" 2>"$OUT/ncu.err"
+    echo "ncu exit $?"; tail -3 "$OUT/ncu.err"
+    python3 bench/traffic_probe.py --merge "$OUT/ncu.csv" --json "$OUT/traffic_probe.json" | tail -45
+    ;;
+pack)
+    tar czf /tmp/results.tgz -C "$OUT" --exclude '*.png' . &&
+        find "$OUT" -maxdepth 1 -type f ! -name '*.png' -delete &&
+        mv /tmp/results.tgz "$OUT/"
+    ls -la "$OUT"
+    ;;
+*)
+    echo "unknown stage $stage"
+    ;;
+esac
+done

@@ -1,0 +1,326 @@
+/* fwd_launch.cu — the host side of the CUDA forward: the checks only the
+ * CUDA backend needs (device pointers, 16-byte alignment, the stream),
+ * kernel parameters from the validated problem, dispatch to the kernel of
+ * the right head dim, the tiling query, and the traffic counters.
+ *
+ * fa2_fwd_validate (lib/validate.c) has already checked shapes, dtypes,
+ * strides, overlap and the scalars, the same way for every backend. */
+#include "config.h"
+#include "fa2_internal.h"
+#include "fwd_config.h"
+#include "fwd_params.h"
+
+#include <cuda_runtime.h>
+#include <limits.h>
+#include <string.h>
+
+/* one launcher per head dim, gpu/fwd_hdNN.cu */
+extern "C" {
+typedef fa2_status (*fwd_launcher)(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd32(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd64(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd96(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd128(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd160(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd192(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd224(const fa2_fwd_params *, int, void *);
+fa2_status fa2_cuda_fwd_hd256(const fa2_fwd_params *, int, void *);
+}
+
+static const fwd_launcher launchers[FA2_FWD_NUM_HEAD_DIMS] = {
+    fa2_cuda_fwd_hd32,  fa2_cuda_fwd_hd64,  fa2_cuda_fwd_hd96,
+    fa2_cuda_fwd_hd128, fa2_cuda_fwd_hd160, fa2_cuda_fwd_hd192,
+    fa2_cuda_fwd_hd224, fa2_cuda_fwd_hd256,
+};
+
+/* ---- traffic counters -------------------------------------------------- */
+
+#ifdef FA2_TRAFFIC_COUNTERS
+__device__ unsigned long long fa2_traffic_counters[FA2_TRAFFIC_COUNT];
+
+static fa2_status traffic_pointer(unsigned long long **out)
+{
+    void *ptr = NULL;
+    const cudaError_t err = cudaGetSymbolAddress(&ptr, fa2_traffic_counters);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "cannot find the traffic counters on the "
+                        "device: %s", cudaGetErrorString(err));
+    }
+    *out = (unsigned long long *)ptr;
+    return FA2_OK;
+}
+#endif
+
+extern "C" fa2_status fa2_cuda_traffic_reset(void)
+{
+#ifdef FA2_TRAFFIC_COUNTERS
+    fa2_status st = fa2_cuda_available();
+    if (st != FA2_OK)
+        return st;
+    const unsigned long long zero[FA2_TRAFFIC_COUNT] = {0};
+    const cudaError_t err =
+        cudaMemcpyToSymbol(fa2_traffic_counters, zero, sizeof zero);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "clearing the traffic counters failed: %s",
+                        cudaGetErrorString(err));
+    }
+    fa2_clear_error();
+    return FA2_OK;
+#else
+    return fa2_fail(FA2_ERR_NOT_BUILT, "this fa2 counts no traffic; configure "
+                    "with --enable-traffic-counters (and CUDA)");
+#endif
+}
+
+extern "C" fa2_status fa2_cuda_traffic_read(fa2_traffic *out)
+{
+    if (!out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "out is NULL");
+#ifdef FA2_TRAFFIC_COUNTERS
+    fa2_status st = fa2_cuda_available();
+    if (st != FA2_OK)
+        return st;
+    unsigned long long c[FA2_TRAFFIC_COUNT];
+    const cudaError_t err =
+        cudaMemcpyFromSymbol(c, fa2_traffic_counters, sizeof c);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "reading the traffic counters failed: %s",
+                        cudaGetErrorString(err));
+    }
+    out->q_bytes = c[FA2_TRAFFIC_Q];
+    out->k_bytes = c[FA2_TRAFFIC_K];
+    out->v_bytes = c[FA2_TRAFFIC_V];
+    out->o_bytes = c[FA2_TRAFFIC_O];
+    out->lse_bytes = c[FA2_TRAFFIC_LSE];
+    out->read_bytes = out->q_bytes + out->k_bytes + out->v_bytes;
+    out->written_bytes = out->o_bytes + out->lse_bytes;
+    fa2_clear_error();
+    return FA2_OK;
+#else
+    memset(out, 0, sizeof *out);
+    return fa2_fail(FA2_ERR_NOT_BUILT, "this fa2 counts no traffic; configure "
+                    "with --enable-traffic-counters (and CUDA)");
+#endif
+}
+
+/* ---- the tiling -------------------------------------------------------- */
+
+extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
+                                           int head_dim, fa2_tile_config *out)
+{
+    if (pass != FA2_PASS_FWD)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the CUDA backend has no backward "
+                        "kernel yet, so no backward tiling to report");
+    if (dtype != FA2_DTYPE_FP16 && dtype != FA2_DTYPE_BF16)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the CUDA kernels take fp16 or bf16, "
+                        "not %s", fa2_dtype_name(dtype));
+    const int hd = fa2_fwd_kernel_head_dim(head_dim);
+    switch (hd) {
+#define CFG(HD)                                                                \
+    case HD:                                                                   \
+        out->block_m = FA2_FWD_BLOCK_M(HD);                                    \
+        out->block_n = FA2_FWD_BLOCK_N(HD);                                    \
+        out->warps = FA2_FWD_WARPS(HD);                                        \
+        break;
+        CFG(32) CFG(64) CFG(96) CFG(128) CFG(160) CFG(192) CFG(224) CFG(256)
+#undef CFG
+    default:
+        return fa2_fail(FA2_ERR_HEAD_DIM, "head_dim is %d, expected a multiple of "
+                        "8 from 8 to 256", head_dim);
+    }
+    out->head_dim = hd;
+    fa2_clear_error();
+    return FA2_OK;
+}
+
+/* ---- checks only the CUDA backend needs ------------------------------- */
+
+static const char *memory_type_name(cudaMemoryType t)
+{
+    switch (t) {
+    case cudaMemoryTypeUnregistered: return "ordinary host";
+    case cudaMemoryTypeHost: return "page-locked host";
+    case cudaMemoryTypeDevice: return "device";
+    case cudaMemoryTypeManaged: return "managed";
+    }
+    return "unknown";
+}
+
+/* ptr must be device (or managed) memory of device dev. */
+static fa2_status check_device_pointer(const void *ptr, const char *name, int dev)
+{
+    cudaPointerAttributes at;
+    memset(&at, 0, sizeof at);
+    const cudaError_t err = cudaPointerGetAttributes(&at, ptr);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is not memory the CUDA "
+                        "runtime knows (%s); the CUDA backend needs device "
+                        "pointers", name, ptr, cudaGetErrorString(err));
+    }
+    if (at.type != cudaMemoryTypeDevice && at.type != cudaMemoryTypeManaged)
+        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is %s memory; the CUDA "
+                        "backend needs device memory (cudaMalloc)", name, ptr,
+                        memory_type_name(at.type));
+    if (at.type == cudaMemoryTypeDevice && at.device != dev)
+        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is memory of device %d "
+                        "but the current device is %d", name, ptr, at.device, dev);
+    return FA2_OK;
+}
+
+/* 16-byte vector loads and stores: data 16-byte aligned, and every stride
+ * that is used (extent > 1) a multiple of 16 bytes. */
+static fa2_status check_alignment(const fa2_tensor *t, const char *name)
+{
+    if ((uintptr_t)t->data % 16 != 0)
+        return fa2_fail(FA2_ERR_ALIGNMENT, "%s.data (%p) is not 16-byte aligned; "
+                        "the CUDA kernel moves 16-byte vectors", name, t->data);
+    const int64_t elems = 16 / (int64_t)fa2_dtype_size(t->dtype);
+    for (int i = 0; i < 3; i++)
+        if (t->shape[i] > 1 && t->stride[i] % elems != 0)
+            return fa2_fail(FA2_ERR_ALIGNMENT, "%s.stride[%d] is %lld elements, "
+                            "not a multiple of %lld (16 bytes); the CUDA kernel "
+                            "moves 16-byte vectors", name, i,
+                            (long long)t->stride[i], (long long)elems);
+    return FA2_OK;
+}
+
+static fa2_status check_stream(void *stream, int dev)
+{
+    if (!stream)
+        return FA2_OK;
+    unsigned flags = 0;
+    cudaError_t err = cudaStreamGetFlags((cudaStream_t)stream, &flags);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) is not a usable "
+                        "CUDA stream: %s", stream, cudaGetErrorString(err));
+    }
+    int sdev = dev;
+    err = cudaStreamGetDevice((cudaStream_t)stream, &sdev);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "cannot tell which device "
+                        "stream (%p) belongs to: %s", stream,
+                        cudaGetErrorString(err));
+    }
+    if (sdev != dev)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) belongs to device "
+                        "%d but the current device is %d", stream, sdev, dev);
+    return FA2_OK;
+}
+
+/* ---- the forward -------------------------------------------------------- */
+
+extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
+{
+    fa2_status st = fa2_cuda_available();
+    if (st != FA2_OK)
+        return st;
+    if (p->dtype != FA2_DTYPE_FP16 && p->dtype != FA2_DTYPE_BF16)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "q.dtype is %s; the CUDA kernels take "
+                        "fp16 or bf16 (the CPU backends take fp32)",
+                        fa2_dtype_name(p->dtype));
+    int dev = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "cudaGetDevice failed: %s",
+                        cudaGetErrorString(err));
+    }
+
+    const fa2_tensor *tensors[4] = {&a->q, &a->k, &a->v, &a->o};
+    static const char *const names[4] = {"q", "k", "v", "o"};
+    for (int i = 0; i < 4; i++)
+        if ((st = check_device_pointer(tensors[i]->data, names[i], dev)) ||
+            (st = check_alignment(tensors[i], names[i])))
+            return st;
+    if (a->lse.data) {
+        if ((st = check_device_pointer(a->lse.data, "lse", dev)))
+            return st;
+        if ((uintptr_t)a->lse.data % 4 != 0)
+            return fa2_fail(FA2_ERR_ALIGNMENT, "lse.data (%p) is not 4-byte "
+                            "aligned", a->lse.data);
+    }
+    if (p->cu_seqlens_q) {
+        if ((st = check_device_pointer(p->cu_seqlens_q, "cu_seqlens_q", dev)) ||
+            (st = check_device_pointer(p->cu_seqlens_k, "cu_seqlens_k", dev)))
+            return st;
+        if ((uintptr_t)p->cu_seqlens_q % 4 != 0 ||
+            (uintptr_t)p->cu_seqlens_k % 4 != 0)
+            return fa2_fail(FA2_ERR_ALIGNMENT, "cu_seqlens_q/k (%p, %p) are not "
+                            "4-byte aligned", (const void *)p->cu_seqlens_q,
+                            (const void *)p->cu_seqlens_k);
+    }
+    if ((st = check_stream(a->stream, dev)))
+        return st;
+
+    /* the kernel keeps key and query positions of one sequence in int32 */
+    if (p->max_seqlen_q > INT_MAX - 1024 || p->max_seqlen_k > INT_MAX - 1024)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "seqlen_q/seqlen_k are %lld/%lld; "
+                        "the CUDA kernel takes sequences of up to 2^31 - 1025 "
+                        "rows", (long long)p->max_seqlen_q,
+                        (long long)p->max_seqlen_k);
+
+    fa2_tile_config cfg;
+    if ((st = fa2_cuda_tile_config(FA2_PASS_FWD, p->dtype, (int)p->head_dim, &cfg)))
+        return st;
+    const int64_t m_blocks = fa2_num_blocks(p->max_seqlen_q, cfg.block_m);
+    const int64_t grid = m_blocks * p->heads_q * p->num_seqs;
+    if (grid > INT_MAX || p->heads_q > INT_MAX || p->num_seqs > INT_MAX)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "%lld query blocks x %lld heads x "
+                        "%lld sequences is more thread blocks than one launch "
+                        "takes (2^31 - 1)", (long long)m_blocks,
+                        (long long)p->heads_q, (long long)p->num_seqs);
+    if (grid == 0) {
+        fa2_clear_error();
+        return FA2_OK;
+    }
+
+    fa2_fwd_params k;
+    memset(&k, 0, sizeof k);
+    k.q = a->q.data;
+    k.k = a->k.data;
+    k.v = a->v.data;
+    k.o = a->o.data;
+    k.lse = (float *)a->lse.data;
+    k.q_sb = a->q.stride[0], k.q_sr = a->q.stride[1], k.q_sh = a->q.stride[2];
+    k.k_sb = a->k.stride[0], k.k_sr = a->k.stride[1], k.k_sh = a->k.stride[2];
+    k.v_sb = a->v.stride[0], k.v_sr = a->v.stride[1], k.v_sh = a->v.stride[2];
+    k.o_sb = a->o.stride[0], k.o_sr = a->o.stride[1], k.o_sh = a->o.stride[2];
+    if (a->lse.data) {
+        k.lse_sb = a->lse.stride[0];
+        k.lse_sh = a->lse.stride[1];
+        k.lse_sr = a->lse.stride[2];
+    }
+    k.cu_seqlens_q = p->cu_seqlens_q;
+    k.cu_seqlens_k = p->cu_seqlens_k;
+    k.seqlen_q = p->max_seqlen_q;
+    k.seqlen_k = p->max_seqlen_k;
+    k.num_seqs = (int)p->num_seqs;
+    k.heads_q = (int)p->heads_q;
+    k.heads_kv = (int)p->heads_kv;
+    k.head_dim = (int)p->head_dim;
+    k.m_blocks = (int)m_blocks;
+    k.scale = p->scale;
+    k.scale_log2 = p->scale_log2;
+    k.causal = p->causal;
+    k.window_left = p->window_left;
+    k.window_right = p->window_right;
+    k.traffic = NULL;
+#ifdef FA2_TRAFFIC_COUNTERS
+    if ((st = traffic_pointer(&k.traffic)))
+        return st;
+#endif
+    const int slot = cfg.head_dim / 32 - 1;
+    if (slot < 0 || slot >= FA2_FWD_NUM_HEAD_DIMS)
+        return fa2_fail(FA2_ERR_INTERNAL, "no forward kernel for head dim %d",
+                        cfg.head_dim);
+    st = launchers[slot](&k, p->dtype == FA2_DTYPE_BF16, a->stream);
+    if (st == FA2_OK)
+        fa2_clear_error();
+    return st;
+}

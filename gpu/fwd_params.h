@@ -1,0 +1,39 @@
+/* fwd_params.h — what the host side hands the forward kernel: pointers,
+ * strides (in elements), sizes and the mask, all already validated. */
+#ifndef FA2_GPU_FWD_PARAMS_H
+#define FA2_GPU_FWD_PARAMS_H
+
+#include <stdint.h>
+
+/* Traffic counters (configure --enable-traffic-counters): bytes each thread
+ * block requests from / writes to global memory, summed over the launch. */
+enum {
+    FA2_TRAFFIC_Q = 0,
+    FA2_TRAFFIC_K,
+    FA2_TRAFFIC_V,
+    FA2_TRAFFIC_O,
+    FA2_TRAFFIC_LSE,
+    FA2_TRAFFIC_COUNT
+};
+
+typedef struct fa2_fwd_params {
+    const void *q, *k, *v;
+    void *o;
+    float *lse;                     /* NULL: not written                   */
+    int64_t q_sb, q_sr, q_sh;       /* strides: batch, row, head           */
+    int64_t k_sb, k_sr, k_sh;
+    int64_t v_sb, v_sr, v_sh;
+    int64_t o_sb, o_sr, o_sh;
+    int64_t lse_sb, lse_sh, lse_sr; /* lse is [batch, head, row]           */
+    const int32_t *cu_seqlens_q;    /* device; NULL: fixed lengths         */
+    const int32_t *cu_seqlens_k;
+    int64_t seqlen_q, seqlen_k;     /* fixed lengths, or the max lengths   */
+    int num_seqs, heads_q, heads_kv, head_dim;
+    int m_blocks;                   /* query blocks of the longest seq     */
+    float scale, scale_log2;
+    int causal;
+    int64_t window_left, window_right;
+    unsigned long long *traffic;    /* FA2_TRAFFIC_COUNT counters, or NULL */
+} fa2_fwd_params;
+
+#endif /* FA2_GPU_FWD_PARAMS_H */

@@ -1,0 +1,242 @@
+"""fa2.py — a small ctypes binding of libfa2's forward pass for PyTorch tensors.
+
+    import torch, fa2
+    q = torch.randn(2, 1024, 16, 128, device="cuda", dtype=torch.bfloat16)
+    o, lse = fa2.forward(q, k, v, causal=True, return_lse=True)
+
+Tensors are [batch, seqlen, heads, head_dim] (flash-attn's layout, not SDPA's
+[batch, heads, seqlen, head_dim]), last dim contiguous, any other strides.
+CUDA tensors run on libfa2's CUDA kernel on PyTorch's current stream; CPU
+tensors on the tiled CPU mirror (backend="tiled"), the float64 oracle
+("oracle") or standard attention ("standard").
+
+The library is found through $FA2_LIB, else the build trees beside this file
+(build*/lib/.libs/libfa2.so), else the system's libfa2.so.0.
+"""
+import ctypes
+import ctypes.util
+import glob
+import os
+
+FA2_OK = 0
+DTYPE_FP32, DTYPE_FP16, DTYPE_BF16 = 0, 1, 2
+BACKENDS = {"oracle": 0, "standard": 1, "tiled": 2, "cuda": 3}
+PASS_FWD, PASS_BWD = 0, 1
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
+                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4)]
+
+
+class FwdArgs(ctypes.Structure):
+    _fields_ = [("q", Tensor), ("k", Tensor), ("v", Tensor), ("o", Tensor),
+                ("lse", Tensor),
+                ("softmax_scale", ctypes.c_float), ("causal", ctypes.c_int),
+                ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
+                ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
+                ("num_seqs", ctypes.c_int64),
+                ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
+                ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
+                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p)]
+
+
+class TileConfig(ctypes.Structure):
+    _fields_ = [("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
+                ("warps", ctypes.c_int), ("head_dim", ctypes.c_int)]
+
+
+class Traffic(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in
+                ("q_bytes", "k_bytes", "v_bytes", "o_bytes", "lse_bytes",
+                 "read_bytes", "written_bytes")]
+
+
+class Fa2Error(RuntimeError):
+    def __init__(self, status, message):
+        super().__init__("%s: %s" % (status, message))
+        self.status = status
+
+
+def _find_library():
+    env = os.environ.get("FA2_LIB")
+    if env:
+        return env
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for pat in ("build-cuda*/lib/.libs/libfa2.so", "build*/lib/.libs/libfa2.so",
+                "_build/lib/.libs/libfa2.so"):
+        hits = sorted(glob.glob(os.path.join(root, pat)))
+        if hits:
+            return hits[0]
+    found = ctypes.util.find_library("fa2")
+    return found or "libfa2.so.0"
+
+
+_lib = None
+
+
+def lib():
+    """The loaded libfa2 (loaded on first use)."""
+    global _lib
+    if _lib is None:
+        L = ctypes.CDLL(_find_library())
+        L.fa2_fwd.argtypes = [ctypes.POINTER(FwdArgs), ctypes.c_int]
+        L.fa2_fwd.restype = ctypes.c_int
+        L.fa2_fwd_args_init.argtypes = [ctypes.POINTER(FwdArgs)]
+        L.fa2_fwd_args_init.restype = None
+        L.fa2_last_error.restype = ctypes.c_char_p
+        L.fa2_status_str.argtypes = [ctypes.c_int]
+        L.fa2_status_str.restype = ctypes.c_char_p
+        L.fa2_version_string.restype = ctypes.c_char_p
+        L.fa2_backend_available.argtypes = [ctypes.c_int]
+        L.fa2_backend_available.restype = ctypes.c_int
+        L.fa2_tile_config_for.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                          ctypes.c_int, ctypes.POINTER(TileConfig)]
+        L.fa2_tile_config_for.restype = ctypes.c_int
+        L.fa2_cuda_traffic_reset.restype = ctypes.c_int
+        L.fa2_cuda_traffic_read.argtypes = [ctypes.POINTER(Traffic)]
+        L.fa2_cuda_traffic_read.restype = ctypes.c_int
+        _lib = L
+    return _lib
+
+
+def _check(status):
+    if status != FA2_OK:
+        L = lib()
+        raise Fa2Error(L.fa2_status_str(status).decode(),
+                       L.fa2_last_error().decode())
+
+
+def version():
+    return lib().fa2_version_string().decode()
+
+
+def _dtype_code(t):
+    import torch
+    codes = {torch.float32: DTYPE_FP32, torch.float16: DTYPE_FP16,
+             torch.bfloat16: DTYPE_BF16}
+    if t.dtype not in codes:
+        raise TypeError("fa2 takes float32, float16 or bfloat16, not %s" % t.dtype)
+    return codes[t.dtype]
+
+
+def tensor_view(t):
+    """fa2_tensor describing a torch tensor (4-d, or 3-d for lse)."""
+    x = Tensor()
+    x.data = t.data_ptr()
+    x.dtype = _dtype_code(t)
+    for i in range(4):
+        x.shape[i] = t.shape[i] if i < t.dim() else 1
+        x.stride[i] = t.stride(i) if i < t.dim() else 1
+    return x
+
+
+def tile_config(backend, dtype, head_dim, pass_=PASS_FWD):
+    import torch
+    c = TileConfig()
+    code = {torch.float32: DTYPE_FP32, torch.float16: DTYPE_FP16,
+            torch.bfloat16: DTYPE_BF16}[dtype]
+    _check(lib().fa2_tile_config_for(BACKENDS[backend], pass_, code, head_dim,
+                                     ctypes.byref(c)))
+    return {"block_m": c.block_m, "block_n": c.block_n, "warps": c.warps,
+            "head_dim": c.head_dim}
+
+
+def traffic_reset():
+    _check(lib().fa2_cuda_traffic_reset())
+
+
+def traffic_read():
+    t = Traffic()
+    _check(lib().fa2_cuda_traffic_read(ctypes.byref(t)))
+    return {n: getattr(t, n) for n, _ in Traffic._fields_}
+
+
+def make_args(q, k, v, out, lse=None, causal=False, window=(-1, -1),
+              softmax_scale=0.0, cu_seqlens_q=None, cu_seqlens_k=None,
+              max_seqlen_q=0, max_seqlen_k=0, stream=None, block_m=0, block_n=0):
+    """The fa2_fwd_args for these tensors (kept alive by the caller); reuse
+    it with run(args) to time the kernel without Python overhead."""
+    a = FwdArgs()
+    lib().fa2_fwd_args_init(ctypes.byref(a))
+    a.q, a.k, a.v, a.o = tensor_view(q), tensor_view(k), tensor_view(v), tensor_view(out)
+    if lse is not None:
+        a.lse = tensor_view(lse)
+    a.softmax_scale = float(softmax_scale or 0.0)
+    a.causal = 1 if causal else 0
+    a.window_left, a.window_right = int(window[0]), int(window[1])
+    if cu_seqlens_q is not None:
+        a.cu_seqlens_q = cu_seqlens_q.data_ptr()
+        a.cu_seqlens_k = cu_seqlens_k.data_ptr()
+        a.num_seqs = cu_seqlens_q.numel() - 1
+        a.max_seqlen_q, a.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
+    a.block_m, a.block_n = block_m, block_n
+    if q.is_cuda:
+        import torch
+        s = stream if stream is not None else torch.cuda.current_stream(q.device)
+        a.stream = s.cuda_stream
+    return a
+
+
+def run(args, backend="cuda"):
+    _check(lib().fa2_fwd(ctypes.byref(args), BACKENDS[backend]))
+
+
+def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
+            out=None, return_lse=False, cu_seqlens_q=None, cu_seqlens_k=None,
+            max_seqlen_q=0, max_seqlen_k=0, backend=None):
+    """O (and LSE [batch, heads_q, seqlen_q], float32) of attention.
+
+    q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d]; with cu_seqlens (int32, on q's
+    device) the sequences are packed along dim 1 of tensors with batch 1
+    (3-d [total, H, d] tensors are accepted and get that batch dim)."""
+    import torch
+    squeeze = q.dim() == 3
+    if squeeze:
+        q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
+    if backend is None:
+        backend = "cuda" if q.is_cuda else "tiled"
+    if out is None:
+        out = torch.empty_like(q, memory_format=torch.contiguous_format)
+    elif squeeze:
+        out = out.unsqueeze(0)
+    lse = None
+    if return_lse:
+        lse = torch.empty(q.shape[0], q.shape[2], q.shape[1], device=q.device,
+                          dtype=torch.float32)
+    if cu_seqlens_q is not None and q.is_cuda and (not max_seqlen_q or not max_seqlen_k):
+        lq = cu_seqlens_q[1:] - cu_seqlens_q[:-1]
+        lk = cu_seqlens_k[1:] - cu_seqlens_k[:-1]
+        max_seqlen_q = max(1, int(lq.max())) if not max_seqlen_q else max_seqlen_q
+        max_seqlen_k = max(1, int(lk.max())) if not max_seqlen_k else max_seqlen_k
+    a = make_args(q, k, v, out, lse, causal, window, softmax_scale, cu_seqlens_q,
+                  cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    run(a, backend)
+    if squeeze:
+        out = out.squeeze(0)
+    return (out, lse) if return_lse else out
+
+
+def _autograd_function():
+    import torch
+
+    class FA2Function(torch.autograd.Function):
+        """Forward through libfa2; backward not yet on the GPU (raises)."""
+
+        @staticmethod
+        def forward(ctx, q, k, v, causal=False, softmax_scale=0.0):
+            o, lse = forward(q, k, v, causal=causal, softmax_scale=softmax_scale,
+                             return_lse=True)
+            ctx.save_for_backward(q, k, v, o, lse)
+            return o
+
+        @staticmethod
+        def backward(ctx, do):
+            raise NotImplementedError("libfa2 has no CUDA backward kernel yet")
+
+    return FA2Function
+
+
+def attention(q, k, v, causal=False, softmax_scale=0.0):
+    """torch.autograd.Function entry point (forward only for now)."""
+    return _autograd_function().apply(q, k, v, causal, softmax_scale)

@@ -1,0 +1,15 @@
+# tests/gpu/: suites that need a GPU (included from gpu/local.mk). Each exits
+# 77 (SKIP) where there is none. Check is linked statically so that the
+# binary runs on a GPU host that has no Check installed; it runs in Check's
+# no-fork mode (CUDA does not survive fork()).
+if HAVE_CHECK
+FA2_GPU_TESTS = tests/gpu/test_cuda_fwd
+check_PROGRAMS += $(FA2_GPU_TESTS)
+TESTS += $(FA2_GPU_TESTS)
+FA2_CHECK_STATIC_LIBS = -l:libcheck_pic.a -l:libsubunit.a -lrt -lm
+tests_gpu_test_cuda_fwd_SOURCES = tests/gpu/test_cuda_fwd.c
+tests_gpu_test_cuda_fwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
+tests_gpu_test_cuda_fwd_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_gpu_test_cuda_fwd_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
+	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
+endif
