@@ -5,22 +5,4 @@ if HAVE_CHECK
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TEST_LIBS = lib/libfa2.la $(CHECK_LIBS) $(OPENBLAS_LIBS) -lm
 
-# the simulator's suites (sim/, issue 4); helpers in tests/test_sim.h
-FA2_SIM_TESTS = tests/test_sim_counts tests/test_sim_scaling tests/test_sim_l2 \
-	tests/test_sim_api
-check_PROGRAMS += $(FA2_SIM_TESTS)
-TESTS += $(FA2_SIM_TESTS)
-noinst_HEADERS += tests/test_sim.h
-tests_test_sim_counts_SOURCES = tests/test_sim_counts.c
-tests_test_sim_counts_CFLAGS = $(TEST_CFLAGS)
-tests_test_sim_counts_LDADD = $(TEST_LIBS)
-tests_test_sim_scaling_SOURCES = tests/test_sim_scaling.c
-tests_test_sim_scaling_CFLAGS = $(TEST_CFLAGS)
-tests_test_sim_scaling_LDADD = $(TEST_LIBS)
-tests_test_sim_l2_SOURCES = tests/test_sim_l2.c
-tests_test_sim_l2_CFLAGS = $(TEST_CFLAGS)
-tests_test_sim_l2_LDADD = $(TEST_LIBS)
-tests_test_sim_api_SOURCES = tests/test_sim_api.c
-tests_test_sim_api_CFLAGS = $(TEST_CFLAGS)
-tests_test_sim_api_LDADD = $(TEST_LIBS)
 endif
