@@ -1,4 +1,4 @@
-/* check.c — the forward check of the fa2 tool (see check.h). */
+/* check.c — the forward and backward checks of the fa2 tool (see check.h). */
 #include "config.h"
 #include "check.h"
 #include "fa2_internal.h" /* fa2_oracle_fwd_f64: the oracle's float64 outputs */
@@ -22,6 +22,8 @@ double check_floor(fa2_dtype t)
 }
 
 double check_lse_floor(void) { return 1e-5; }
+
+const char *const check_grad_names[CHECK_GRADS] = {"dq", "dk", "dv"};
 
 static double element(const void *buf, fa2_dtype t, size_t i)
 {
@@ -49,7 +51,14 @@ static double max_err(const void *x, fa2_dtype t, const double *ref, size_t n)
     return m;
 }
 
-fa2_status check_fwd(const problem *p, int num_threads, check_result *r)
+/* A bound that is finite (an infinite yardstick would let any error pass:
+ * that is a failure) and holds. */
+static int within(double err, double bound)
+{
+    return isfinite(bound) && err <= bound;
+}
+
+static fa2_status fwd_part(const problem *p, int num_threads, check_result *r)
 {
     const fa2_dtype t = p->spec.dtype;
     const size_t n_o = p->q_bytes / fa2_dtype_size(t);
@@ -59,9 +68,11 @@ fa2_status check_fwd(const problem *p, int num_threads, check_result *r)
     double *lse64 = malloc(sizeof(double) * n_lse);
     void *o_ref = malloc(p->q_bytes);
     float *lse_ref = malloc(p->lse_bytes);
-    memset(r, 0, sizeof *r);
-    if (!o64 || !lse64 || !o_ref || !lse_ref)
+    if (!o64 || !lse64 || !o_ref || !lse_ref) {
+        fa2_fail(st, "the check could not allocate its float64 reference "
+                 "outputs (%zu + %zu doubles)", n_o, n_lse);
         goto out;
+    }
 
     fa2_fwd_args a = problem_fwd_args(p, num_threads);
     if ((st = fa2_oracle_fwd_f64(&a, o64, lse64)) != FA2_OK)
@@ -81,17 +92,118 @@ fa2_status check_fwd(const problem *p, int num_threads, check_result *r)
 
     r->bound = 2.0 * r->ref_max_abs_err + check_floor(t);
     r->lse_bound = 2.0 * r->ref_lse_max_abs_err + check_lse_floor();
-    /* an infinite yardstick would make any error pass: that is a failure */
-    r->passed = isfinite(r->bound) && isfinite(r->lse_bound) &&
-                r->max_abs_err <= r->bound && r->lse_max_abs_err <= r->lse_bound;
+    r->fwd_checked = 1;
     st = FA2_OK;
 out:
-    if (st == FA2_ERR_OUT_OF_MEMORY && (!o64 || !lse64 || !o_ref || !lse_ref))
-        fa2_fail(st, "the check could not allocate its float64 reference "
-                 "outputs (%zu + %zu doubles)", n_o, n_lse);
     free(o64);
     free(lse64);
     free(o_ref);
     free(lse_ref);
+    return st;
+}
+
+static fa2_status bwd_part(const problem *p, int num_threads, check_result *r)
+{
+    const fa2_dtype t = p->spec.dtype;
+    const size_t es = fa2_dtype_size(t);
+    const size_t n[CHECK_GRADS] = {p->q_bytes / es, p->kv_bytes / es,
+                                   p->kv_bytes / es};
+    const size_t bytes[CHECK_GRADS] = {p->q_bytes, p->kv_bytes, p->kv_bytes};
+    const void *mine[CHECK_GRADS] = {p->dq, p->dk, p->dv};
+    double *g64[CHECK_GRADS] = {NULL, NULL, NULL};
+    void *g_ref[CHECK_GRADS] = {NULL, NULL, NULL};
+    void *o_ref = malloc(p->q_bytes);
+    float *lse_ref = malloc(p->lse_bytes);
+    fa2_status st = FA2_ERR_OUT_OF_MEMORY;
+    int ok = o_ref && lse_ref;
+    for (int g = 0; g < CHECK_GRADS; g++) {
+        g64[g] = malloc(sizeof(double) * n[g]);
+        g_ref[g] = malloc(bytes[g]);
+        ok = ok && g64[g] && g_ref[g];
+    }
+    if (!ok) {
+        fa2_fail(st, "the check could not allocate its float64 reference "
+                 "gradients (%zu + 2 x %zu doubles)", n[CHECK_DQ], n[CHECK_DK]);
+        goto out;
+    }
+
+    /* the exact gradients (the oracle recomputes P; o and lse unused) */
+    fa2_bwd_args a = problem_bwd_args(p, num_threads);
+    if ((st = fa2_oracle_bwd_f64(&a, g64[CHECK_DQ], g64[CHECK_DK],
+                                 g64[CHECK_DV])) != FA2_OK)
+        goto out;
+    for (int g = 0; g < CHECK_GRADS; g++)
+        r->grad[g].err = max_err(mine[g], t, g64[g], n[g]);
+
+    /* the yardstick: standard attention's forward, then its backward over
+     * that o and lse, same inputs and dO, same dtype; NaN-poisoned */
+    fa2_fwd_args f = problem_fwd_args(p, num_threads);
+    memset(o_ref, 0xff, p->q_bytes);
+    memset(lse_ref, 0xff, p->lse_bytes);
+    f.o.data = o_ref;
+    f.lse.data = lse_ref;
+    if ((st = fa2_fwd(&f, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
+        goto out;
+    a.o.data = o_ref;
+    a.lse.data = lse_ref;
+    a.dq.data = g_ref[CHECK_DQ];
+    a.dk.data = g_ref[CHECK_DK];
+    a.dv.data = g_ref[CHECK_DV];
+    for (int g = 0; g < CHECK_GRADS; g++)
+        memset(g_ref[g], 0xff, bytes[g]);
+    if ((st = fa2_bwd(&a, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
+        goto out;
+    for (int g = 0; g < CHECK_GRADS; g++) {
+        r->grad[g].ref_err = max_err(g_ref[g], t, g64[g], n[g]);
+        r->grad[g].bound = 2.0 * r->grad[g].ref_err + check_floor(t);
+    }
+    r->bwd_checked = 1;
+    st = FA2_OK;
+out:
+    free(o_ref);
+    free(lse_ref);
+    for (int g = 0; g < CHECK_GRADS; g++) {
+        free(g64[g]);
+        free(g_ref[g]);
+    }
+    return st;
+}
+
+/* passed: every part checked holds */
+static void verdict(check_result *r)
+{
+    int ok = r->fwd_checked || r->bwd_checked;
+    if (r->fwd_checked)
+        ok = ok && within(r->max_abs_err, r->bound) &&
+             within(r->lse_max_abs_err, r->lse_bound);
+    if (r->bwd_checked)
+        for (int g = 0; g < CHECK_GRADS; g++)
+            ok = ok && within(r->grad[g].err, r->grad[g].bound);
+    r->passed = ok;
+}
+
+fa2_status check_fwd(const problem *p, int num_threads, check_result *r)
+{
+    memset(r, 0, sizeof *r);
+    const fa2_status st = fwd_part(p, num_threads, r);
+    verdict(r);
+    return st;
+}
+
+fa2_status check_bwd(const problem *p, int num_threads, check_result *r)
+{
+    memset(r, 0, sizeof *r);
+    const fa2_status st = bwd_part(p, num_threads, r);
+    verdict(r);
+    return st;
+}
+
+fa2_status check_fwd_bwd(const problem *p, int num_threads, check_result *r)
+{
+    memset(r, 0, sizeof *r);
+    fa2_status st = fwd_part(p, num_threads, r);
+    if (st == FA2_OK)
+        st = bwd_part(p, num_threads, r);
+    verdict(r);
     return st;
 }

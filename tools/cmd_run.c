@@ -3,11 +3,11 @@
  * report (a short human report, or one JSON object with --json).
  *
  *   fa2 run                        the default problem, checked
- *   fa2 run --dtype bf16 --seqlen 1000 --causal --check --json
+ *   fa2 run --dtype bf16 --seqlen 1000 --check --json
+ *   fa2 run --pass fwd+bwd --seqlen 512 --check
  *
  * The passes are rows of one table: a pass is a way to run (runner.h), a
- * FLOP count and a check. Only the forward pass exists yet; the backward
- * pass adds its row here and its functions beside runner_fwd / check_fwd. */
+ * FLOP count and a check. */
 #include "config.h"
 #include "check.h"
 #include "commands.h"
@@ -25,17 +25,34 @@
 void openblas_set_num_threads(int num_threads); /* OpenBLAS's cblas.h */
 #endif
 
+/* FLOPs by the FA2 paper's count: the backward is 2.5x the forward. */
+static double bwd_flops(const problem *p)
+{
+    const fa2_bwd_args a = problem_bwd_args(p, 0);
+    return fa2_bwd_flops(&a);
+}
+
+static double fwd_bwd_flops(const problem *p)
+{
+    return problem_fwd_flops(p) + bwd_flops(p);
+}
+
 typedef struct pass_info {
     const char *title;                                   /* "forward"       */
+    int bwd;                                             /* has a backward  */
+    fa2_status (*prepare)(void *runner_ctx);             /* untimed, once   */
     timing_fn run;                                       /* ctx: a runner   */
     double (*flops)(const problem *p);                   /* FA2 paper count */
     fa2_status (*check)(const problem *p, int threads, check_result *r);
 } pass_info;
 
 static const pass_info passes[RUN_PASS_COUNT] = {
-    [RUN_PASS_FWD] = {"forward", runner_fwd, problem_fwd_flops, check_fwd},
-    [RUN_PASS_BWD] = {"backward", NULL, NULL, NULL},
-    [RUN_PASS_FWD_BWD] = {"forward + backward", NULL, NULL, NULL},
+    [RUN_PASS_FWD] = {"forward", 0, NULL, runner_fwd, problem_fwd_flops,
+                      check_fwd},
+    [RUN_PASS_BWD] = {"backward", 1, runner_prepare_bwd, runner_bwd, bwd_flops,
+                      check_bwd},
+    [RUN_PASS_FWD_BWD] = {"forward + backward", 1, NULL, runner_fwd_bwd,
+                          fwd_bwd_flops, check_fwd_bwd},
 };
 
 /* What one invocation found out. */
@@ -68,9 +85,10 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
     const pass_info *pi = &passes[o->pass];
     char win[64];
     window_text(s, win, sizeof win);
-    printf("fa2 %s: %s pass, %s%s%s\n", fa2_version_string(), pi->title,
+    printf("fa2 %s: %s pass, %s%s%s%s\n", fa2_version_string(), pi->title,
            fa2_dtype_name(s->dtype), s->causal ? ", causal" : "",
-           s->varlen ? ", variable lengths" : "");
+           s->varlen ? ", variable lengths" : "",
+           pi->bwd && o->deterministic ? ", deterministic" : "");
     printf("  problem  batch %lld, heads %lld (kv %lld), seqlen %lld (k %lld), "
            "head dim %lld, window %s, seed %llu\n", (long long)s->batch,
            (long long)s->heads_q, (long long)s->heads_kv, (long long)s->seqlen_q,
@@ -100,17 +118,31 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
            r->time.runs, r->time.runs > 1 ? "s" : "",
            r->flops / r->time.seconds * 1e-9, r->flops * 1e-9,
            s->window_left >= 0 || (!s->causal && s->window_right >= 0)
-               ? ", FA2 paper count: window not discounted" : "");
+               ? ", visible pairs of the window counted" : "");
     if (!r->checked)
         return;
     const check_result *c = &r->check;
-    printf("  error    O    max %.3g vs oracle; standard attention %.3g; "
-           "bound %.3g\n", c->max_abs_err, c->ref_max_abs_err, c->bound);
-    printf("           LSE  max %.3g vs oracle; standard attention %.3g; "
-           "bound %.3g\n", c->lse_max_abs_err, c->ref_lse_max_abs_err, c->lse_bound);
-    printf("  check    %s (bound: 2 x standard attention's error + %g, "
-           "LSE + %g)\n", c->passed ? "PASS" : "FAIL",
-           check_floor(s->dtype), check_lse_floor());
+    const char *lead = "  error   ";
+    if (c->fwd_checked) {
+        printf("%s O    max %.3g vs oracle; standard attention %.3g; "
+               "bound %.3g\n", lead, c->max_abs_err, c->ref_max_abs_err, c->bound);
+        printf("           LSE  max %.3g vs oracle; standard attention %.3g; "
+               "bound %.3g\n", c->lse_max_abs_err, c->ref_lse_max_abs_err,
+               c->lse_bound);
+        lead = "          ";
+    }
+    static const char *const grad_titles[CHECK_GRADS] = {"dQ ", "dK ", "dV "};
+    for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
+        printf("%s %s  max %.3g vs oracle; standard attention %.3g; "
+               "bound %.3g\n", lead, grad_titles[g], c->grad[g].err,
+               c->grad[g].ref_err, c->grad[g].bound);
+        lead = "          ";
+    }
+    char lse_floor[32];
+    snprintf(lse_floor, sizeof lse_floor, "%g", check_lse_floor());
+    printf("  check    %s (bound: 2 x standard attention's error + %g%s%s)\n",
+           c->passed ? "PASS" : "FAIL", check_floor(s->dtype),
+           c->fwd_checked ? "; LSE + " : "", c->fwd_checked ? lse_floor : "");
 }
 
 static void report_json(const run_opts *o, const problem *p, const run_result *r)
@@ -125,6 +157,8 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
     if (r->fallback[0])
         json_string(&w, "cuda_unavailable", r->fallback);
     json_string(&w, "pass", run_pass_names[o->pass]);
+    if (passes[o->pass].bwd)
+        json_bool(&w, "deterministic", o->deterministic);
     json_string(&w, "dtype", fa2_dtype_name(s->dtype));
     json_int(&w, "batch", s->batch);
     json_int(&w, "seqlen_q", s->seqlen_q);
@@ -150,12 +184,24 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
     json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
     if (r->checked) {
         const check_result *c = &r->check;
-        json_number(&w, "max_abs_err", c->max_abs_err);
-        json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
-        json_number(&w, "max_abs_err_bound", c->bound);
-        json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
-        json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
-        json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
+        char k[64];
+        if (c->fwd_checked) {
+            json_number(&w, "max_abs_err", c->max_abs_err);
+            json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
+            json_number(&w, "max_abs_err_bound", c->bound);
+            json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
+            json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
+            json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
+        }
+        for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
+            const char *n = check_grad_names[g];
+            snprintf(k, sizeof k, "%s_max_abs_err", n);
+            json_number(&w, k, c->grad[g].err);
+            snprintf(k, sizeof k, "ref_%s_max_abs_err", n);
+            json_number(&w, k, c->grad[g].ref_err);
+            snprintf(k, sizeof k, "%s_max_abs_err_bound", n);
+            json_number(&w, k, c->grad[g].bound);
+        }
         json_bool(&w, "check_passed", c->passed);
     }
     json_end(&w);
@@ -179,28 +225,40 @@ static int cuda_absent(fa2_status st)
            st == FA2_ERR_UNSUPPORTED;
 }
 
-/* Open the runner and do the warm-up run; in auto mode try CUDA first. */
+/* Open a runner on backend, prepare the pass and do the warm-up run. */
+static fa2_status open_prepare_warm_up(const run_opts *o, const pass_info *pi,
+                                       fa2_backend backend, problem *p,
+                                       runner *rn, double *warmup_s)
+{
+    const unsigned flags = (pi->bwd ? RUNNER_BWD : 0u) |
+                           (o->deterministic ? RUNNER_DETERMINISTIC : 0u);
+    fa2_status st = runner_open(rn, backend, p, o->threads, flags);
+    if (st == FA2_OK && pi->prepare)
+        st = pi->prepare(rn);
+    if (st == FA2_OK)
+        st = pi->run(rn, warmup_s);
+    return st;
+}
+
+/* Open the runner and do the warm-up run; in auto mode try CUDA first. A
+ * pass CUDA cannot run (the backward, while it has no kernel) runs on the
+ * tiled backend as a whole, forward included, and the report says why. */
 static fa2_status open_and_warm_up(const run_opts *o, const pass_info *pi,
                                    problem *p, runner *rn, run_result *r,
                                    double *warmup_s)
 {
     fa2_status st;
     if (o->backend == RUN_BACKEND_AUTO) {
-        st = runner_open(rn, FA2_BACKEND_CUDA, p, o->threads);
-        if (st == FA2_OK && (st = pi->run(rn, warmup_s)) == FA2_OK) {
-            r->backend = FA2_BACKEND_CUDA;
-            return FA2_OK;
-        }
-        if (!cuda_absent(st))
+        r->backend = FA2_BACKEND_CUDA;
+        st = open_prepare_warm_up(o, pi, FA2_BACKEND_CUDA, p, rn, warmup_s);
+        if (st == FA2_OK || !cuda_absent(st))
             return st;
         snprintf(r->fallback, sizeof r->fallback, "%s", runner_error(rn));
         runner_close(rn);
     }
     r->backend = o->backend == RUN_BACKEND_AUTO ? FA2_BACKEND_CPU_TILED
                                                 : (fa2_backend)o->backend;
-    if ((st = runner_open(rn, r->backend, p, o->threads)) != FA2_OK)
-        return st;
-    return pi->run(rn, warmup_s);
+    return open_prepare_warm_up(o, pi, r->backend, p, rn, warmup_s);
 }
 
 static int run_problem(const run_opts *o, problem *p)
@@ -257,7 +315,9 @@ int fa2_cmd_run(int argc, char **argv)
     openblas_set_num_threads(1);
 #endif
     problem p;
-    if (problem_create(&p, &o.spec) != 0) {
+    if (problem_create(&p, &o.spec) != 0 ||
+        (passes[o.pass].bwd && problem_alloc_grads(&p) != 0)) {
+        problem_destroy(&p);
         fprintf(stderr, "fa2 run: out of memory allocating the problem's "
                 "tensors\n");
         return 1;

@@ -73,6 +73,23 @@ static void fill_normal(void *buf, fa2_dtype t, size_t n, rng *r)
     }
 }
 
+/* The same, but an element that rounds to zero is drawn again: a
+ * gradient dO with zeros would leave parts of the backward untested. */
+static void fill_normal_nonzero(void *buf, fa2_dtype t, size_t n, rng *r)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        do
+            x = fa2_round_to_dtype((float)rng_normal(r), t);
+        while (x == 0.0f);
+        switch (t) {
+        case FA2_DTYPE_FP32: ((float *)buf)[i] = x; break;
+        case FA2_DTYPE_FP16: ((uint16_t *)buf)[i] = fa2_float_to_fp16(x); break;
+        case FA2_DTYPE_BF16: ((uint16_t *)buf)[i] = fa2_float_to_bf16(x); break;
+        }
+    }
+}
+
 /* ---- sizes ------------------------------------------------------------------- */
 
 /* a * b, or -1 if it exceeds limit. */
@@ -243,6 +260,10 @@ void problem_destroy(problem *p)
     free(p->lse);
     free(p->cu_seqlens_q);
     free(p->cu_seqlens_k);
+    free(p->dout);
+    free(p->dq);
+    free(p->dk);
+    free(p->dv);
     memset(p, 0, sizeof *p);
 }
 
@@ -275,6 +296,64 @@ void problem_poison_outputs(problem *p)
     /* all-ones bytes are a NaN in fp32, fp16 and bf16 alike */
     memset(p->o, 0xff, p->q_bytes);
     memset(p->lse, 0xff, p->lse_bytes);
+}
+
+int problem_alloc_grads(problem *p)
+{
+    if (!p->dout) {
+        p->dout = malloc(p->q_bytes);
+        p->dq = malloc(p->q_bytes);
+        p->dk = malloc(p->kv_bytes);
+        p->dv = malloc(p->kv_bytes);
+        if (!p->dout || !p->dq || !p->dk || !p->dv)
+            return -1;
+        /* stream 4: q, k, v stay what they are without the backward */
+        rng r = rng_make(p->spec.seed, 4);
+        fill_normal_nonzero(p->dout, p->spec.dtype,
+                            p->q_bytes / fa2_dtype_size(p->spec.dtype), &r);
+    }
+    problem_poison_grads(p);
+    return 0;
+}
+
+fa2_bwd_args problem_bwd_args(const problem *p, int num_threads)
+{
+    const fa2_fwd_args f = problem_fwd_args(p, num_threads);
+    fa2_bwd_args b;
+    fa2_bwd_args_init(&b);
+    b.q = f.q;
+    b.k = f.k;
+    b.v = f.v;
+    b.o = f.o;
+    b.lse = f.lse;
+    b.dout = f.o;
+    b.dout.data = p->dout;
+    b.dq = f.q;
+    b.dq.data = p->dq;
+    b.dk = f.k;
+    b.dk.data = p->dk;
+    b.dv = f.v;
+    b.dv.data = p->dv;
+    b.softmax_scale = f.softmax_scale;
+    b.causal = f.causal;
+    b.window_left = f.window_left;
+    b.window_right = f.window_right;
+    b.cu_seqlens_q = f.cu_seqlens_q;
+    b.cu_seqlens_k = f.cu_seqlens_k;
+    b.num_seqs = f.num_seqs;
+    b.max_seqlen_q = f.max_seqlen_q;
+    b.max_seqlen_k = f.max_seqlen_k;
+    b.block_m = f.block_m;
+    b.block_n = f.block_n;
+    b.num_threads = f.num_threads;
+    return b;
+}
+
+void problem_poison_grads(problem *p)
+{
+    memset(p->dq, 0xff, p->q_bytes);
+    memset(p->dk, 0xff, p->kv_bytes);
+    memset(p->dv, 0xff, p->kv_bytes);
 }
 
 double problem_fwd_flops(const problem *p)

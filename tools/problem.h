@@ -1,6 +1,7 @@
 /* problem.h — a random attention problem in host memory: the shapes a user
  * asked for, seeded normal inputs in the chosen dtype, output buffers, and
- * for --varlen random sequence lengths packed with cu_seqlens. */
+ * for --varlen random sequence lengths packed with cu_seqlens; for the
+ * backward, on request, a random output gradient dO and gradient buffers. */
 #ifndef FA2_TOOLS_PROBLEM_H
 #define FA2_TOOLS_PROBLEM_H
 
@@ -40,6 +41,9 @@ typedef struct problem {
     void *q, *k, *v, *o; /* elements of spec.dtype                           */
     float *lse;          /* [dim0, heads_q, rows_q]                          */
     size_t q_bytes, kv_bytes, lse_bytes; /* o has q_bytes                    */
+    /* The backward's (problem_alloc_grads; NULL until then): dout like o,
+     * dq like q, dk and dv like k and v. */
+    void *dout, *dq, *dk, *dv;
 } problem;
 
 /* Check a spec's sizes against what fits in memory and in int32
@@ -57,6 +61,18 @@ fa2_fwd_args problem_fwd_args(const problem *p, int num_threads);
 /* Fill o and lse with NaN, so an element a backend forgets to write is an
  * error in the check. */
 void problem_poison_outputs(problem *p);
+
+/* Allocate the backward's buffers: dout drawn from its own seeded normal
+ * stream (no element is zero), dq, dk and dv poisoned. 0, or -1 (out of
+ * memory; problem_destroy frees what was allocated). */
+int problem_alloc_grads(problem *p);
+
+/* Backward arguments over the host buffers: problem_fwd_args' q, k, v, o,
+ * lse, mask and lengths, with dout, dq, dk, dv (problem_alloc_grads). */
+fa2_bwd_args problem_bwd_args(const problem *p, int num_threads);
+
+/* Fill dq, dk and dv with NaN. */
+void problem_poison_grads(problem *p);
 
 /* FLOPs by the FA2 paper's count (fa2_fwd_flops of the host arguments). */
 double problem_fwd_flops(const problem *p);

@@ -27,9 +27,10 @@ void run_usage(FILE *f)
 "usage: fa2 run [OPTIONS]\n"
 "\n"
 "Run one attention problem with random (seeded, normal) inputs, time it and\n"
-"optionally check it against the float64 oracle. With no options at all it\n"
-"runs the default problem (fp16, batch 1, 8 heads, seqlen 2048, head dim 64,\n"
-"causal) on the best backend and checks it.\n"
+"optionally check it against the float64 oracle. The default problem is\n"
+"fp16, batch 1, 8 heads, seqlen 2048, head dim 64, causal, on the best\n"
+"backend; options change only what they name. With no options at all the\n"
+"check is on too.\n"
 "\n"
 "problem:\n"
 "  --dtype fp32|fp16|bf16   element type (default fp16)\n"
@@ -40,24 +41,30 @@ void run_usage(FILE *f)
 "  --heads-kv N             key/value heads, dividing --heads (GQA/MQA;\n"
 "                           default: --heads)\n"
 "  --head-dim N             a multiple of 8 from 8 to 256 (default 64)\n"
-"  --causal                 causal mask, bottom-right aligned\n"
-"                           (default only with no options at all)\n"
+"  --causal                 causal mask, bottom-right aligned (the default)\n"
+"  --no-causal              no causal mask\n"
 "  --window L,R             sliding window: keys L left, R right of the\n"
-"                           diagonal; -1 = unbounded (default -1,-1)\n"
+"                           diagonal; -1 = unbounded (default -1,-1);\n"
+"                           R > 0 needs --no-causal\n"
 "  --varlen                 random lengths summing to batch*seqlen, packed\n"
 "                           with cu_seqlens (batch >= 4: one empty and one\n"
 "                           length-1 sequence among them)\n"
-"  --seed N                 random inputs and lengths (default 1)\n"
+"  --seed N                 random inputs, dO and lengths (default 1)\n"
 "\n"
 "run:\n"
 "  --backend oracle|standard|tiled|cuda|auto\n"
-"                           default auto: cuda if its forward works here,\n"
+"                           default auto: cuda if it runs the pass here,\n"
 "                           else tiled\n"
-"  --pass fwd               the pass to run (bwd and fwd+bwd: not yet)\n"
+"  --pass fwd|bwd|fwd+bwd   the pass to run and time (default fwd); bwd\n"
+"                           runs the forward first, untimed, for o and lse\n"
+"  --deterministic          backward: dQ summed in a fixed order, results\n"
+"                           bit-identical from run to run\n"
 "  --threads N              CPU worker threads (default: online CPUs)\n"
 "  --check                  compare with the float64 oracle; PASS if the max\n"
 "                           error is <= 2x standard attention's in the same\n"
-"                           dtype (+ a tiny floor), for O and LSE\n"
+"                           dtype (+ a tiny floor), for each output checked:\n"
+"                           O and LSE (fwd), dQ, dK, dV (bwd), all five\n"
+"                           (fwd+bwd)\n"
 "  --json                   print one JSON object instead of the report\n"
 "  -h, --help               this text\n"
 "\n"
@@ -74,13 +81,14 @@ void run_opts_default(run_opts *o)
     o->spec.heads_q = 8;
     o->spec.heads_kv = 0; /* 0: same as heads_q */
     o->spec.head_dim = 64;
-    o->spec.causal = 0;
+    o->spec.causal = 1;
     o->spec.window_left = -1;
     o->spec.window_right = -1;
     o->spec.varlen = 0;
     o->spec.seed = 1;
     o->backend = RUN_BACKEND_AUTO;
     o->pass = RUN_PASS_FWD;
+    o->deterministic = 0;
     o->threads = fa2_default_num_threads();
 }
 
@@ -117,6 +125,15 @@ static int parse_one(run_opts *o, arg_cursor *c)
         return flag(c, &o->help);
     if (!strcmp(n, "--causal"))
         return flag(c, &o->spec.causal);
+    if (!strcmp(n, "--no-causal")) {
+        int on = 0;
+        if (flag(c, &on) != 0)
+            return -1;
+        o->spec.causal = 0;
+        return 0;
+    }
+    if (!strcmp(n, "--deterministic"))
+        return flag(c, &o->deterministic);
     if (!strcmp(n, "--varlen"))
         return flag(c, &o->spec.varlen);
     if (!strcmp(n, "--check"))
@@ -197,10 +214,12 @@ static int check_combination(run_opts *o)
         fprintf(stderr, PROG ": %s\n", why);
         return -1;
     }
-    if (o->pass != RUN_PASS_FWD) {
-        fprintf(stderr, PROG ": --pass %s is not available yet: only the "
-                "forward pass (fwd) exists in this version of fa2\n",
-                run_pass_names[o->pass]);
+    if (s->causal && s->window_right > 0) {
+        /* causal would silently cut the window's right side to 0 */
+        fprintf(stderr, PROG ": --window %lld,%lld opens %lld keys right of "
+                "the diagonal, which the causal mask (the default) hides; add "
+                "--no-causal, or give R = 0\n", (long long)s->window_left,
+                (long long)s->window_right, (long long)s->window_right);
         return -1;
     }
     return 0;
@@ -210,10 +229,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv)
 {
     arg_cursor c;
     run_opts_default(o);
-    if (argc == 0) { /* the embedded default problem, checked */
-        o->spec.causal = 1;
+    if (argc == 0) /* the embedded default problem, checked */
         o->check = 1;
-    }
     arg_cursor_init(&c, PROG, argc, argv);
     while (arg_next(&c))
         if (parse_one(o, &c) != 0)

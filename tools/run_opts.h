@@ -6,8 +6,7 @@
 
 #include <stdio.h>
 
-/* The passes `fa2 run --pass` names. Only the forward pass exists so far;
- * the others are recognised so that asking for them gets a clear answer. */
+/* The passes `fa2 run --pass` names. */
 typedef enum run_pass {
     RUN_PASS_FWD = 0,
     RUN_PASS_BWD,
@@ -24,13 +23,15 @@ typedef struct run_opts {
     int backend;     /* an fa2_backend, or RUN_BACKEND_AUTO */
     run_pass pass;
     int threads;     /* CPU worker threads (backends and the check) */
+    int deterministic; /* fa2_bwd_args.deterministic of the backward */
     int check;
     int json;
     int help;        /* --help was given: print run_usage, exit 0 */
 } run_opts;
 
 /* The embedded default problem: fp16, batch 1, 8 heads, seqlen 2048, head
- * dim 64, causal, seed 1, best backend. */
+ * dim 64, causal, seed 1, best backend, forward pass. Options change only
+ * what they name (--no-causal turns the mask off). */
 void run_opts_default(run_opts *o);
 
 /* Parse argv (the arguments after "run"). Returns 0, or 2 after printing

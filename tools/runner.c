@@ -48,16 +48,44 @@ static fa2_status open_device(runner *r)
         r->fwd.cu_seqlens_q = r->d_cu_q;
         r->fwd.cu_seqlens_k = r->d_cu_k;
     }
+    if (r->with_bwd &&
+        (device_alloc(&r->d_dout, p->q_bytes) || device_alloc(&r->d_dq, p->q_bytes) ||
+         device_alloc(&r->d_dk, p->kv_bytes) || device_alloc(&r->d_dv, p->kv_bytes) ||
+         device_upload(r->d_dout, p->dout, p->q_bytes)))
+        return device_fail(r);
     return FA2_OK;
 }
 
+/* The backward's arguments over the same memory as the forward's. */
+static void set_bwd_args(runner *r, unsigned flags)
+{
+    fa2_bwd_args *b = &r->bwd;
+    const fa2_fwd_args *f = &r->fwd;
+    *b = problem_bwd_args(r->prob, f->num_threads);
+    b->q.data = f->q.data;
+    b->k.data = f->k.data;
+    b->v.data = f->v.data;
+    b->o.data = f->o.data;
+    b->lse.data = f->lse.data;
+    b->cu_seqlens_q = f->cu_seqlens_q;
+    b->cu_seqlens_k = f->cu_seqlens_k;
+    if (r->on_device) {
+        b->dout.data = r->d_dout;
+        b->dq.data = r->d_dq;
+        b->dk.data = r->d_dk;
+        b->dv.data = r->d_dv;
+    }
+    b->deterministic = (flags & RUNNER_DETERMINISTIC) ? 1 : 0;
+}
+
 fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
-                       int num_threads)
+                       int num_threads, unsigned flags)
 {
     memset(r, 0, sizeof *r);
     r->backend = backend;
     r->prob = p;
     r->on_device = backend == FA2_BACKEND_CUDA;
+    r->with_bwd = (flags & RUNNER_BWD) != 0;
     r->fwd = problem_fwd_args(p, num_threads);
     fa2_status st = fa2_backend_available(backend);
     if (st != FA2_OK)
@@ -69,6 +97,8 @@ fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
         memcpy(r->error, why, sizeof why);
         return st;
     }
+    if (r->with_bwd)
+        set_bwd_args(r, flags);
     return FA2_OK;
 }
 
@@ -81,6 +111,10 @@ void runner_close(runner *r)
     device_free(r->d_lse);
     device_free(r->d_cu_q);
     device_free(r->d_cu_k);
+    device_free(r->d_dout);
+    device_free(r->d_dq);
+    device_free(r->d_dk);
+    device_free(r->d_dv);
     memset(r, 0, sizeof *r);
 }
 
@@ -97,15 +131,29 @@ static fa2_status poison_outputs(runner *r)
     return FA2_OK;
 }
 
-fa2_status runner_fwd(void *runner_ctx, double *seconds)
+static fa2_status poison_grads(runner *r)
 {
-    runner *r = runner_ctx;
-    fa2_status st = poison_outputs(r);
-    if (st != FA2_OK)
-        return st;
+    if (!r->on_device) {
+        problem_poison_grads(r->prob);
+        return FA2_OK;
+    }
+    if (device_fill_bytes(r->d_dq, 0xff, r->prob->q_bytes) ||
+        device_fill_bytes(r->d_dk, 0xff, r->prob->kv_bytes) ||
+        device_fill_bytes(r->d_dv, 0xff, r->prob->kv_bytes) ||
+        device_synchronize())
+        return device_fail(r);
+    return FA2_OK;
+}
+
+/* The calls of one timed run: the forward, the backward or both, then
+ * waiting for the device. */
+static fa2_status run_timed(runner *r, int fwd, int bwd, double *seconds)
+{
+    fa2_status st;
     const double t0 = timing_now();
-    st = fa2_fwd(&r->fwd, r->backend);
-    if (st != FA2_OK)
+    if (fwd && (st = fa2_fwd(&r->fwd, r->backend)) != FA2_OK)
+        return lib_fail(r, st);
+    if (bwd && (st = fa2_bwd(&r->bwd, r->backend)) != FA2_OK)
         return lib_fail(r, st);
     if (r->on_device && device_synchronize() != 0)
         return device_fail(r);
@@ -113,12 +161,47 @@ fa2_status runner_fwd(void *runner_ctx, double *seconds)
     return FA2_OK;
 }
 
+fa2_status runner_fwd(void *runner_ctx, double *seconds)
+{
+    runner *r = runner_ctx;
+    fa2_status st = poison_outputs(r);
+    return st != FA2_OK ? st : run_timed(r, 1, 0, seconds);
+}
+
+fa2_status runner_prepare_bwd(void *runner_ctx)
+{
+    double seconds;
+    return runner_fwd(runner_ctx, &seconds);
+}
+
+fa2_status runner_bwd(void *runner_ctx, double *seconds)
+{
+    runner *r = runner_ctx;
+    fa2_status st = poison_grads(r);
+    return st != FA2_OK ? st : run_timed(r, 0, 1, seconds);
+}
+
+fa2_status runner_fwd_bwd(void *runner_ctx, double *seconds)
+{
+    runner *r = runner_ctx;
+    fa2_status st = poison_outputs(r);
+    if (st == FA2_OK)
+        st = poison_grads(r);
+    return st != FA2_OK ? st : run_timed(r, 1, 1, seconds);
+}
+
 fa2_status runner_fetch(runner *r)
 {
+    const problem *p = r->prob;
     if (!r->on_device)
         return FA2_OK;
-    if (device_download(r->prob->o, r->d_o, r->prob->q_bytes) ||
-        device_download(r->prob->lse, r->d_lse, r->prob->lse_bytes))
+    if (device_download(p->o, r->d_o, p->q_bytes) ||
+        device_download(p->lse, r->d_lse, p->lse_bytes))
+        return device_fail(r);
+    if (r->with_bwd &&
+        (device_download(p->dq, r->d_dq, p->q_bytes) ||
+         device_download(p->dk, r->d_dk, p->kv_bytes) ||
+         device_download(p->dv, r->d_dv, p->kv_bytes)))
         return device_fail(r);
     return FA2_OK;
 }

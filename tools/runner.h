@@ -8,29 +8,50 @@
 #include "fa2.h"
 #include "problem.h"
 
+/* runner_open's flags */
+#define RUNNER_BWD 1u           /* the backward will run: dout, dq, dk, dv  */
+#define RUNNER_DETERMINISTIC 2u /* fa2_bwd_args.deterministic = 1          */
+
 typedef struct runner {
     fa2_backend backend;
     problem *prob;
     int on_device;
+    int with_bwd;
     /* GPU copies (CUDA only) */
     void *d_q, *d_k, *d_v, *d_o;
     float *d_lse;
     int32_t *d_cu_q, *d_cu_k;
+    void *d_dout, *d_dq, *d_dk, *d_dv;
     fa2_fwd_args fwd; /* over host or device memory */
+    fa2_bwd_args bwd; /* the same tensors, and the gradients (RUNNER_BWD) */
     char error[512];  /* why the last call failed */
 } runner;
 
 /* Check that the backend is available, copy the inputs where it needs
- * them. On failure the runner holds nothing and runner_error() says why. */
+ * them. With RUNNER_BWD the problem's gradient buffers must exist
+ * (problem_alloc_grads). On failure the runner holds nothing and
+ * runner_error() says why. */
 fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
-                       int num_threads);
+                       int num_threads, unsigned flags);
 void runner_close(runner *r);
 
-/* One forward pass: poison the outputs, run, wait for it to finish.
+/* One forward pass: poison o and lse, run, wait for it to finish.
  * *seconds is the run alone. (ctx is a runner; timing_fn-compatible.) */
 fa2_status runner_fwd(void *runner_ctx, double *seconds);
 
-/* Bring the outputs into the problem's host buffers. */
+/* The forward the backward needs (o and lse), run once, untimed. */
+fa2_status runner_prepare_bwd(void *runner_ctx);
+
+/* One backward pass over the o and lse runner_prepare_bwd left: poison
+ * dq, dk and dv, run, wait. *seconds is fa2_bwd alone. */
+fa2_status runner_bwd(void *runner_ctx, double *seconds);
+
+/* Forward then backward: poison every output, run both, wait. *seconds
+ * is both passes together. */
+fa2_status runner_fwd_bwd(void *runner_ctx, double *seconds);
+
+/* Bring the outputs (o, lse and with RUNNER_BWD dq, dk, dv) into the
+ * problem's host buffers. */
 fa2_status runner_fetch(runner *r);
 
 /* A sentence for the last failure (library or device). */
