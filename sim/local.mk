@@ -22,3 +22,5 @@ EXTRA_DIST += \
 	doc/figures/hbm-paper-grid.gp \
 	doc/figures/hbm-vs-sram.svg doc/figures/hbm-vs-sram.dat \
 	doc/figures/hbm-vs-sram.gp
+# calibration against the CUDA kernel on a GPU host (not built by make)
+EXTRA_DIST += sim/calib/calib.c sim/calib/run.sh
