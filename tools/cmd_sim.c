@@ -157,6 +157,12 @@ static int lookup(const char *opt, const char *v, const char *const *names, int 
     return 0;
 }
 
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -197,8 +203,17 @@ static int set_device(sim_opts *o, const char *v)
         return 0;
     }
     fa2_sim_device_builtin("h100", &o->dev); /* fields the file leaves out */
-    snprintf(o->dev.name, sizeof o->dev.name, "%s", v);
     const fa2_status st = fa2_sim_device_parse(&o->dev, text);
+    /* named after the file unless it names itself */
+    int named = 0;
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (!strncmp(line, "name", 4) && strchr(" \t=", line[4]))
+            named = 1;
+    }
+    if (!named)
+        snprintf(o->dev.name, sizeof o->dev.name, "%s", base_name(v));
     free(text);
     if (st != FA2_OK) {
         fprintf(stderr, PROG ": %s: %s\n", v, fa2_last_error());
@@ -604,12 +619,6 @@ static int plot_paths(const char *svg, char *dat, char *gp, size_t size)
     snprintf(dat, size, "%.*s.dat", (int)len, svg);
     snprintf(gp, size, "%.*s.gp", (int)len, svg);
     return 1;
-}
-
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
 }
 
 /* Run gnuplot on NAME.gp in the directory that holds it (the .gp file
