@@ -36,6 +36,9 @@ typedef struct check_result {
  * the gradients have the dtype of q and use check_floor). */
 double check_floor(fa2_dtype t);
 double check_lse_floor(void);
+/* A gradient's floor: see check.c (own/all: max |exact| of this gradient
+ * and of all three). */
+double check_grad_floor(fa2_dtype t, double own_magnitude, double all_magnitude);
 
 /* Check the forward outputs in p->o and p->lse: run the oracle (float64
  * outputs) and standard attention on p's inputs with num_threads workers.
