@@ -3,6 +3,7 @@
  * a sentence, never a crash. */
 #include "config.h"
 #include "sim.h"
+#include "../gpu/fwd_config.h"
 
 #include <math.h>
 #include <string.h>
@@ -71,16 +72,17 @@ const char *fa2_sim_tensor_name(fa2_sim_tensor t)
     return (int)t >= 0 && t < FA2_SIM_TENSOR_COUNT ? names[t] : "?";
 }
 
-/* The CUDA forward kernel's tiling (gpu/fwd_config.h, copied so that the
- * simulator reports the kernel's traffic in builds without CUDA too): the
- * kernel for head dim d runs at hd = d rounded up to a multiple of 32. */
+/* The CUDA forward kernel's tiling, from the kernel's own table
+ * (gpu/fwd_config.h, plain C), so that the simulator reports the kernel's
+ * traffic in builds without CUDA too: the kernel for head dim d runs at
+ * hd = d rounded up to a multiple of 32. */
 static sim_tiles fa2_fwd_table(int64_t d)
 {
-    const int64_t hd = d <= 32 ? 32 : (d + 31) / 32 * 32;
+    const int hd = fa2_fwd_kernel_head_dim((int)d);
     sim_tiles t;
-    t.bm = 128;
-    t.bn = hd == 32 ? 128 : hd <= 192 ? 64 : 32;
-    t.warps = hd <= 128 ? 4 : 8;
+    t.bm = FA2_FWD_BLOCK_M(hd);
+    t.bn = FA2_FWD_BLOCK_N(hd);
+    t.warps = FA2_FWD_WARPS(hd);
     return t;
 }
 

@@ -194,11 +194,10 @@ int64_t sim_l2_access(sim_l2 *l2, uint64_t k1, uint64_t k2, int64_t bytes,
             l2->wb[launch] += bytes;
         return write ? 0 : bytes;
     }
-    while (l2->used + bytes > l2->capacity)
-        evict_lru(l2);
     if ((l2->count + 1) * 4 > (int64_t)l2->mask + 1) { /* load <= 1/4: short probes */
         if (!grow_table(l2))
             return -1;
+        i = find_slot(l2, k1, k2, h);
     }
     int32_t n;
     if (l2->free_list >= 0) {
@@ -216,6 +215,8 @@ int64_t sim_l2_access(sim_l2 *l2, uint64_t k1, uint64_t k2, int64_t bytes,
         }
         n = l2->nodes_used++;
     }
+    /* insert at the free slot the probe ended on, then evict from the cold
+     * end (backward shifts keep every node's slot up to date) */
     l2_node *x = &l2->node[n];
     x->k1 = k1;
     x->k2 = k2;
@@ -223,12 +224,13 @@ int64_t sim_l2_access(sim_l2 *l2, uint64_t k1, uint64_t k2, int64_t bytes,
     x->hash = h;
     x->dirty = (uint8_t)(write != 0);
     x->launch = (int16_t)launch;
-    i = find_slot(l2, k1, k2, h); /* the table may have grown */
-    l2->slot[-i - 1] = n;
     x->slot = (uint32_t)(-i - 1);
+    l2->slot[x->slot] = n;
     push_front(l2, n);
-    l2->used += bytes;
     l2->count++;
+    l2->used += bytes;
+    while (l2->used > l2->capacity)
+        evict_lru(l2); /* never n: it is the most recent and fits alone */
     return write ? 0 : bytes;
 }
 

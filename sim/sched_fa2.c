@@ -35,6 +35,7 @@
  * mirror does). */
 #include "config.h"
 #include "sim.h"
+#include "../gpu/fwd_config.h"
 
 /* ---- forward ----------------------------------------------------------------- */
 
@@ -229,9 +230,10 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out)
         L.warps = t.warps;
         L.bm = L.qrows = t.bm;
         L.bn = L.krows = t.bn;
-        /* Q, and K and V double-buffered (gpu/fwd_config.h); split-K adds
-         * its reduction buffer */
-        L.smem = ((int64_t)t.bm + 4 * (int64_t)t.bn) * d * es;
+        /* Q, and K and V double-buffered, rows padded as the kernel pads
+         * them (gpu/fwd_config.h); split-K adds its reduction buffer */
+        const int64_t cols = FA2_FWD_SMEM_COLS(fa2_fwd_kernel_head_dim((int)d));
+        L.smem = ((int64_t)t.bm + 4 * (int64_t)t.bn) * cols * es;
         if (S->partition == FA2_SIM_SPLIT_K)
             L.smem += (int64_t)t.warps * t.bm * (d + 2) * 4;
         L.init = fwd_init;

@@ -7,6 +7,7 @@
  * tiles follow Bc = ceil(M/4d), Br = min(Bc, d). */
 #include "config.h"
 #include "test_sim.h"
+#include "../gpu/fwd_config.h"
 
 static const fa2_sim_algo algos[] = {FA2_SIM_STANDARD, FA2_SIM_FA1, FA2_SIM_FA2};
 static const fa2_sim_pass passes[] = {FA2_SIM_PASS_FWD, FA2_SIM_PASS_BWD,
@@ -210,7 +211,7 @@ END_TEST
 /* The defaults are the CUDA forward kernel's tiling (gpu/fwd_config.h). */
 START_TEST(fa2_default_tiles_are_the_kernels)
 {
-    static const int64_t dims[] = {32, 64, 96, 128, 160, 256};
+    static const int64_t dims[] = {8, 32, 40, 64, 96, 128, 160, 200, 256};
     const fa2_sim_device dev = tsim_h100();
     for (size_t j = 0; j < sizeof dims / sizeof dims[0]; j++) {
         fa2_sim_args a;
@@ -224,11 +225,11 @@ START_TEST(fa2_default_tiles_are_the_kernels)
             ck_assert_int_eq(t.block_m, k.block_m);
             ck_assert_int_eq(t.block_n, k.block_n);
             ck_assert_int_eq(t.warps, k.warps);
-        } else {
-            const int64_t d = dims[j];
-            ck_assert_int_eq(t.block_m, 128);
-            ck_assert_int_eq(t.block_n, d == 32 ? 128 : d <= 192 ? 64 : 32);
-            ck_assert_int_eq(t.warps, d <= 128 ? 4 : 8);
+        } else { /* the kernel's table, which builds without CUDA read too */
+            const int hd = fa2_fwd_kernel_head_dim((int)dims[j]);
+            ck_assert_int_eq(t.block_m, FA2_FWD_BLOCK_M(hd));
+            ck_assert_int_eq(t.block_n, FA2_FWD_BLOCK_N(hd));
+            ck_assert_int_eq(t.warps, FA2_FWD_WARPS(hd));
         }
     }
 }
