@@ -186,43 +186,44 @@ static double block_s(const fa2_sim_device *dev, const sim_block *b)
 }
 
 /* Greedy list scheduling of the blocks, in launch order, on the SMs (each
- * block at 1/SMs of the device's rates): the busiest SM's finish time, in
- * seconds. It charges FA1's few blocks (one per head) and causal load
- * imbalance, which a device-wide FLOP rate would hide. */
-static double makespan_s(const double *work, int64_t grid, int sms)
+ * block at 1/SMs of the device's rates): the busiest SM's finish time. It
+ * charges FA1's few blocks (one per head) and causal load imbalance, which
+ * a device-wide FLOP rate would hide. */
+typedef struct sm_sched {
+    double *heap; /* min-heap of the SMs' finish times, seconds */
+    int sms;
+    double span;
+} sm_sched;
+
+static void sched_add(sm_sched *q, double work)
 {
-    double *heap = calloc((size_t)sms, sizeof *heap); /* min-heap of finish times */
-    if (!heap)
-        return -1;
-    double span = 0;
-    for (int64_t id = 0; id < grid; id++) {
-        if (work[id] <= 0)
-            continue;
-        const double t = heap[0] + work[id] * sms;
-        span = t > span ? t : span;
-        int i = 0; /* replace the root and sift down */
-        for (;;) {
-            const int l = 2 * i + 1, r = l + 1;
-            int m = i;
-            double v = t;
-            if (l < sms && heap[l] < v) {
-                m = l;
-                v = heap[l];
-            }
-            if (r < sms && heap[r] < v)
-                m = r;
-            if (m == i)
-                break;
-            heap[i] = heap[m];
-            i = m;
+    if (work <= 0)
+        return;
+    const double t = q->heap[0] + work * q->sms;
+    q->span = t > q->span ? t : q->span;
+    int i = 0; /* replace the root and sift down */
+    for (;;) {
+        const int l = 2 * i + 1, r = l + 1;
+        int m = i;
+        double v = t;
+        if (l < q->sms && q->heap[l] < v) {
+            m = l;
+            v = q->heap[l];
         }
-        heap[i] = t;
+        if (r < q->sms && q->heap[r] < v)
+            m = r;
+        if (m == i)
+            break;
+        q->heap[i] = q->heap[m];
+        i = m;
     }
-    free(heap);
-    return span;
+    q->heap[i] = t;
 }
 
-#define MAX_TIMED_GRID ((int64_t)1 << 26)
+/* With L2, blocks finish out of launch order: their compute times are kept
+ * (as float) and scheduled at the end, for grids up to this many blocks;
+ * a larger grid falls back to the device-wide rate. */
+#define MAX_TIMED_GRID ((int64_t)1 << 24)
 
 static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
                              const fa2_sim_device *dev, int64_t slots_max,
@@ -230,52 +231,61 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
 {
     const int64_t grid = L->slices * L->tiles;
     int64_t next = 0;
-    double *work = grid <= MAX_TIMED_GRID ? calloc((size_t)sim_max(grid, 1), sizeof *work)
-                                          : NULL;
+    sm_sched q = {calloc((size_t)dev->sms, sizeof(double)), dev->sms, 0};
     *span = -1; /* unknown: the caller falls back to the device-wide rate */
-    if (!c->l2) {
+    if (!q.heap)
+        return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
+                        "allocate its SM schedule");
+    if (!c->l2) { /* blocks run to completion in launch order */
         sim_block b;
         while (next_block(c, L, grid, &next, &b)) {
             while (counted_step(c, L, &b))
                 ;
-            if (work)
-                work[b.id] = block_s(dev, &b);
+            sched_add(&q, block_s(dev, &b));
         }
-    } else {
-        const int64_t slots = sim_max(1, sim_min(grid, slots_max));
-        sim_block *blk = malloc(sizeof *blk * (size_t)slots);
-        unsigned char *live = malloc((size_t)slots);
-        if (!blk || !live) {
-            free(blk);
-            free(live);
-            free(work);
-            return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
-                            "allocate %lld resident blocks", (long long)slots);
-        }
-        int64_t active = 0;
-        for (int64_t s = 0; s < slots; s++) {
-            live[s] = (unsigned char)next_block(c, L, grid, &next, &blk[s]);
-            active += live[s];
-        }
-        while (active > 0 && !c->oom) {
-            for (int64_t s = 0; s < slots; s++) {
-                if (!live[s] || counted_step(c, L, &blk[s]))
-                    continue;
-                if (work)
-                    work[blk[s].id] = block_s(dev, &blk[s]);
-                if (!next_block(c, L, grid, &next, &blk[s])) {
-                    live[s] = 0;
-                    active--;
-                }
-            }
-        }
+        *span = q.span;
+        free(q.heap);
+        return FA2_OK;
+    }
+    float *work = grid <= MAX_TIMED_GRID ? calloc((size_t)sim_max(grid, 1), sizeof *work)
+                                         : NULL;
+    const int64_t slots = sim_max(1, sim_min(grid, slots_max));
+    sim_block *blk = malloc(sizeof *blk * (size_t)slots);
+    unsigned char *live = malloc((size_t)slots);
+    if (!blk || !live) {
         free(blk);
         free(live);
+        free(work);
+        free(q.heap);
+        return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
+                        "allocate %lld resident blocks", (long long)slots);
+    }
+    int64_t active = 0;
+    for (int64_t s = 0; s < slots; s++) {
+        live[s] = (unsigned char)next_block(c, L, grid, &next, &blk[s]);
+        active += live[s];
+    }
+    while (active > 0 && !c->oom) {
+        for (int64_t s = 0; s < slots; s++) {
+            if (!live[s] || counted_step(c, L, &blk[s]))
+                continue;
+            if (work)
+                work[blk[s].id] = (float)block_s(dev, &blk[s]);
+            if (!next_block(c, L, grid, &next, &blk[s])) {
+                live[s] = 0;
+                active--;
+            }
+        }
     }
     if (work) {
-        *span = makespan_s(work, grid, dev->sms);
-        free(work);
+        for (int64_t id = 0; id < grid; id++)
+            sched_add(&q, work[id]);
+        *span = q.span;
     }
+    free(blk);
+    free(live);
+    free(work);
+    free(q.heap);
     return FA2_OK;
 }
 
