@@ -11,8 +11,10 @@
  *         (132 SMs on SXM5, 50 MB L2). 67 TFLOPS = 132 SMs x 128 FP32 lanes
  *         x 2 x 1.98 GHz, the boost clock used below.
  *  [H200] NVIDIA H200 Tensor Core GPU datasheet (SXM 141 GB: HBM3e 4.8 TB/s,
- *         FP16 tensor 1,979 TFLOPS with sparsity, FP32 67 TFLOPS); the same
- *         GH100 die as the H100 SXM5 (132 SMs, 50 MB L2).
+ *         FP16 tensor 1,979 TFLOPS with sparsity, FP32 67 TFLOPS); the GH100
+ *         die of the H100 SXM5 (132 SMs). The datasheet gives no L2 size; the
+ *         CUDA runtime (cudaDeviceProp::l2CacheSize, read through PyTorch on
+ *         an H200 SXM of this project's GPU hosts) reports 60 MB.
  *  [CUDA] CUDA C++ Programming Guide, "Compute Capabilities": shared memory
  *         per SM 164 KB (8.0) / 228 KB (9.0), per block 163 KB / 227 KB,
  *         1 KB reserved by the system per block, 32 blocks and 64 warps per
@@ -38,7 +40,7 @@ static const fa2_sim_device builtin[] = {
      32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12},
     {"H100-SXM5-80GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 50 * MB,
      32, 3350.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12},
-    {"H200-SXM-141GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 50 * MB,
+    {"H200-SXM-141GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 60 * MB,
      32, 4800.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12},
 };
 static const char *const short_names[] = {"a100", "h100", "h200"};

@@ -74,6 +74,7 @@ START_TEST(builtin_profiles_carry_the_datasheet_numbers)
     ck_assert_double_eq_tol(d.matmul_tflops, 312, 1e-9);
     ck_assert_int_eq(fa2_sim_device_builtin("H200", &d), FA2_OK);
     ck_assert_double_eq_tol(d.hbm_gbps, 4800, 1e-9);
+    ck_assert_int_eq(d.l2_bytes, 60 << 20);
     ck_assert_int_eq(fa2_sim_device_check(&d), FA2_OK);
     ck_assert_int_eq(fa2_sim_device_builtin("v100", &d), FA2_ERR_INVALID_ARGUMENT);
     ck_assert(strstr(fa2_last_error(), "v100") != NULL);
