@@ -44,6 +44,9 @@ int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim)
 {
     int order[4], n = 0;
     for (int i = 0; i < ndim; i++)
+        if (t->shape[i] <= 0)
+            return 1; /* empty: no elements to share memory */
+    for (int i = 0; i < ndim; i++)
         if (t->shape[i] > 1)
             order[n++] = i;
     for (int i = 1; i < n; i++) /* insertion sort by stride */
@@ -96,6 +99,11 @@ static fa2_status check_tensor(const fa2_tensor *t, const char *name, int ndim,
             return fa2_fail(FA2_ERR_SHAPE, "%s.shape[%d] is %lld, expected >= %lld",
                             name, i, (long long)t->shape[i], (long long)min);
     }
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] == 0)
+            return FA2_OK; /* empty (all sequences empty): touches no memory,
+                              so its strides do not matter (a dense view of
+                              it has zero strides: fa2_tensor_lse(p, 1, H, 0)) */
     if (t->stride[ndim - 1] != 1 && t->shape[ndim - 1] > 1)
         return fa2_fail(FA2_ERR_STRIDE, "%s.stride[%d] is %lld: the last dimension "
                         "must be contiguous (stride 1)", name, ndim - 1,
