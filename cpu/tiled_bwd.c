@@ -405,10 +405,7 @@ fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
     fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_TILED, &p);
     if (st != FA2_OK)
         return st;
-    if (!fn)
-        return fa2_fail(FA2_ERR_NULL_POINTER, "the trace callback is NULL");
-    p.trace = fn;
-    p.trace_user = user;
-    p.num_threads = 1; /* one thread: the callback sees the steps in order */
+    if ((st = fa2_problem_trace(&p, fn, user)) != FA2_OK)
+        return st;
     return fa2_cpu_tiled_bwd(args, &p);
 }

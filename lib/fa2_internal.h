@@ -210,6 +210,19 @@ fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
 fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
                               double *lse64);
 
+/* Attach a trace callback to a validated problem (the tiled backend then
+ * runs on one thread, so the callback sees the steps in order). */
+static inline fa2_status fa2_problem_trace(fa2_problem *p, fa2_trace_fn fn,
+                                           void *user)
+{
+    if (!fn)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "the trace callback is NULL");
+    p->trace = fn;
+    p->trace_user = user;
+    p->num_threads = 1;
+    return FA2_OK;
+}
+
 /* The tiled mirror with a callback at every step (one thread). */
 fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
                                 void *user);
