@@ -13,6 +13,7 @@ noinst_HEADERS += tests/testlib.h
 
 FA2_FWD_TESTS = \
 	tests/test_dtype \
+	tests/test_cpu_simd \
 	tests/test_tile \
 	tests/test_fwd_cases \
 	tests/test_fwd_grid \
@@ -25,6 +26,10 @@ tests_test_dtype_SOURCES = tests/test_dtype.c tests/testlib.c
 tests_test_dtype_CFLAGS = $(TEST_CFLAGS)
 tests_test_dtype_LDADD = $(TEST_LIBS)
 
+tests_test_cpu_simd_SOURCES = tests/test_cpu_simd.c tests/testlib.c
+tests_test_cpu_simd_CFLAGS = $(TEST_CFLAGS)
+tests_test_cpu_simd_LDADD = $(TEST_LIBS)
+
 tests_test_tile_SOURCES = tests/test_tile.c tests/testlib.c
 tests_test_tile_CFLAGS = $(TEST_CFLAGS)
 tests_test_tile_LDADD = $(TEST_LIBS)
@@ -36,6 +41,7 @@ tests_test_fwd_cases_LDADD = $(TEST_LIBS)
 tests_test_fwd_grid_SOURCES = tests/test_fwd_grid.c tests/testlib.c
 tests_test_fwd_grid_CFLAGS = $(TEST_CFLAGS)
 tests_test_fwd_grid_LDADD = $(TEST_LIBS)
+
 tests_test_bad_input_SOURCES = tests/test_bad_input.c tests/testlib.c
 tests_test_bad_input_CFLAGS = $(TEST_CFLAGS)
 tests_test_bad_input_LDADD = $(TEST_LIBS)
