@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test sanitize traffic bench quickbench tune ncu pack
+# Stages: info test sanitize traffic bench quickbench tune ncu stalls pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
 set -u
@@ -68,7 +68,7 @@ bench)
 quickbench)
     log "benchmark vs SDPA (d 64/128, 1k..16k)"
     python3 bench/sdpa_compare.py --out "$OUT" --head-dims 64,128 \
-        --seqlens 1024,2048,4096,8192,16384 --impls fa2,flash,cudnn --rounds 7 \
+        --seqlens 512,1024,2048,4096,8192,16384 --impls fa2,flash,cudnn --rounds 7 \
         2>&1 | tee "$OUT/bench.log" | tail -45
     ;;
 tune)
@@ -76,7 +76,7 @@ tune)
         [ -e "$lib" ] || continue
         log "variant $lib"
         python3 bench/sdpa_compare.py --lib "$root/$lib" --out "/tmp/tune" \
-            --head-dims 64,128 --seqlens 2048,8192 --impls fa2,flash --rounds 5 \
+            ${TUNE_ARGS:---head-dims 64 --seqlens 512,1024,2048,8192} --impls fa2,flash --rounds 5 \
             2>&1 | grep -E "^d=" | tee -a "$OUT/tune.log"
     done
     ;;
@@ -89,6 +89,17 @@ ncu)
         --json "$OUT/traffic_probe.json" >"$OUT/ncu.csv" 2>"$OUT/ncu.err"
     echo "ncu exit $?"; tail -3 "$OUT/ncu.err"
     python3 bench/traffic_probe.py --merge "$OUT/ncu.csv" --json "$OUT/traffic_probe.json" | tail -45
+    ;;
+stalls)
+    log "ncu warp-state sections (d64 N=512/4096, d128 N=2048)"
+    for spec in "64 512,4096" "128 2048"; do
+        set -- $spec
+        ncu --clock-control none --section WarpStateStats --section SchedulerStats \
+            --section Occupancy --section LaunchStats --section InstructionStats \
+            -k regex:fwd_kernel python3 bench/traffic_probe.py --lib "$FA2_LIB" \
+            --head-dims $1 --seqlens $2 --json /tmp/stalls.json >>"$OUT/ncu_stalls.txt" 2>&1
+    done
+    grep -E "fwd_kernel|Stall|Issued Warp|No Eligible|Warp Cycles Per Issued|Registers Per|Achieved Occupancy|Executed Ipc A" "$OUT/ncu_stalls.txt" | head -80
     ;;
 pack)
     tar czf /tmp/results.tgz -C "$OUT" --exclude '*.png' . &&

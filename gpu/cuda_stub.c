@@ -33,3 +33,13 @@ fa2_status fa2_cuda_traffic_read(fa2_traffic *out)
 {
     return fa2_cuda_available();
 }
+
+fa2_status fa2_cuda_bwd_traffic_reset(void)
+{
+    return fa2_cuda_available();
+}
+
+fa2_status fa2_cuda_bwd_traffic_read(fa2_bwd_traffic *out)
+{
+    return fa2_cuda_available();
+}

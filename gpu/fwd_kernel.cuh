@@ -247,30 +247,12 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
     const int v_key = row_key<SD>(lane & 7) ^ (lane >> 4);
     const uint16_t *const sQl = sQ + q_row * SD;
 
-    for (int step = 0; step < nsteps; step++) {
-        const int buf = step & 1;
-        const int64_t col_lo = fa2_kv_block_at(kv, step) * BN;
-        /* groups in flight: K_step, V_step; wait for K_step */
-        cp_async_wait<1>();
-        __syncthreads(); /* K_step visible; every warp is done with step-1 */
-        if (step + 1 < nsteps) {
-            const int64_t nlo = fa2_kv_block_at(kv, step + 1) * BN;
-            const int ncols = (int)(seqlen_k - nlo < BN ? seqlen_k - nlo : BN);
-            load_tile<BN, HD, SD, NTHREADS>(sK + (buf ^ 1) * BN * SD,
-                                            gK + nlo * p.k_sr, p.k_sr, ncols,
-                                            d, tid);
-            cp_async_commit();
-            load_tile<BN, HD, SD, NTHREADS>(sV + (buf ^ 1) * BN * SD,
-                                            gV + nlo * p.v_sr, p.v_sr, ncols,
-                                            d, tid);
-            cp_async_commit();
-        } else {
-            cp_async_commit(); /* empty groups keep the counts uniform */
-            cp_async_commit();
-        }
-        const uint16_t *const cK = sK + buf * BN * SD;
-        const uint16_t *const cV = sV + buf * BN * SD;
-
+    /* One key block: S, the mask where the tile needs it, the online
+     * softmax and P V. (A variant with two copies of this body, the masked
+     * one skipping the column groups a warp's rows cannot see, measured
+     * slower: doc/NOTES-gpu.md.) */
+    auto kv_step = [&](const int64_t col_lo, const uint16_t *const cK,
+                       const uint16_t *const cV) {
         /* S = Q_i K_j^T (Algorithm 1 line 8) */
         float s[MT][NT][4];
 #pragma unroll
@@ -299,20 +281,40 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
             }
         });
 
-        /* the element mask, on boundary tiles only: key col of row r is
-         * visible iff vis_lo[r] <= col < vis_hi[r] */
+        /* the element mask, on boundary tiles only: key column c
+         * of row r is visible iff vis_lo[r] <= c < vis_hi[r]; compared
+         * relative to this lane's first column so that the per-element
+         * test is a compare with an immediate. Without a left window every
+         * vis_lo is 0 and only the right edge is tested. */
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN)) {
             const int c0 = (int)col_lo + 2 * t;
+            if (mask.window_left >= 0) {
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++)
+                for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int nt = 0; nt < NT; nt++)
+                    for (int hf = 0; hf < 2; hf++) {
+                        const int lo = vis_lo[mt][hf] - c0, hi = vis_hi[mt][hf] - c0;
 #pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int col = c0 + nt * 8 + (e & 1);
-                        if (col < vis_lo[mt][e >> 1] || col >= vis_hi[mt][e >> 1])
-                            s[mt][nt][e] = FA2_NEG_INF;
+                        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                            for (int e = 0; e < 2; e++)
+                                if (nt * 8 + e < lo || nt * 8 + e >= hi)
+                                    s[mt][nt][2 * hf + e] = FA2_NEG_INF;
                     }
+            } else {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int hf = 0; hf < 2; hf++) {
+                        const int hi = vis_hi[mt][hf] - c0;
+#pragma unroll
+                        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                            for (int e = 0; e < 2; e++)
+                                if (nt * 8 + e >= hi)
+                                    s[mt][nt][2 * hf + e] = FA2_NEG_INF;
+                    }
+            }
         }
 
         /* online softmax (Algorithm 1 lines 9-10), in registers */
@@ -377,7 +379,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
         /* O += round(P) V_j (Algorithm 1 line 10) */
         const uint16_t *const sVl = cV + v_row * SD;
 #pragma unroll
-        for (int kk = 0; kk < KP; kk++)
+        for (int kk = 0; kk < KP; kk++) {
             unroll_for<DT / 2>([&](auto dp_) {
                 constexpr int dp = decltype(dp_)::value;
                 uint32_t bv[4];
@@ -388,6 +390,33 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                     mma_16816<IS_BF16>(acc[mt][2 * dp + 1], pa[mt][kk], bv[2], bv[3]);
                 }
             });
+        }
+    };
+
+    for (int step = 0; step < nsteps; step++) {
+        const int buf = step & 1;
+        const int64_t col_lo = fa2_kv_block_at(kv, step) * BN;
+        /* groups in flight: K_step, V_step; wait for K_step */
+        cp_async_wait<1>();
+        __syncthreads(); /* K_step visible; every warp is done with step-1 */
+        if (step + 1 < nsteps) {
+            const int64_t nlo = fa2_kv_block_at(kv, step + 1) * BN;
+            const int ncols = (int)(seqlen_k - nlo < BN ? seqlen_k - nlo : BN);
+            load_tile<BN, HD, SD, NTHREADS>(sK + (buf ^ 1) * BN * SD,
+                                            gK + nlo * p.k_sr, p.k_sr, ncols,
+                                            d, tid);
+            cp_async_commit();
+            load_tile<BN, HD, SD, NTHREADS>(sV + (buf ^ 1) * BN * SD,
+                                            gV + nlo * p.v_sr, p.v_sr, ncols,
+                                            d, tid);
+            cp_async_commit();
+        } else {
+            cp_async_commit(); /* empty groups keep the counts uniform */
+            cp_async_commit();
+        }
+        const uint16_t *const cK = sK + buf * BN * SD;
+        const uint16_t *const cV = sV + buf * BN * SD;
+        kv_step(col_lo, cK, cV);
     }
     cp_async_wait<0>(); /* nothing may land in sQ after this point */
 

@@ -111,9 +111,11 @@ extern "C" fa2_status fa2_cuda_traffic_read(fa2_traffic *out)
 extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
                                            int head_dim, fa2_tile_config *out)
 {
+    if (pass == FA2_PASS_BWD) /* the backward's table, gpu/bwd_launch.cu */
+        return fa2_cuda_bwd_tile_config(dtype, head_dim, out);
     if (pass != FA2_PASS_FWD)
-        return fa2_fail(FA2_ERR_UNSUPPORTED, "the CUDA backend has no backward "
-                        "kernel yet, so no backward tiling to report");
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "pass is %d, expected "
+                        "FA2_PASS_FWD or FA2_PASS_BWD", (int)pass);
     if (dtype != FA2_DTYPE_FP16 && dtype != FA2_DTYPE_BF16)
         return fa2_fail(FA2_ERR_UNSUPPORTED, "the CUDA kernels take fp16 or bf16, "
                         "not %s", fa2_dtype_name(dtype));

@@ -1,6 +1,10 @@
 # gpu/: CUDA sources join libfa2 through build-aux/cudalt.sh, which makes the
 # .lo files libtool expects; without nvcc a stub says "not built".
 #
+# The backward (gpu/bwd_kernel.cuh: preprocess, main, postprocess) likewise,
+# once per kernel head dim 64, 128, 256 (gpu/bwd_hdNN.cu), bwd_launch.cu the
+# host side.
+#
 # The forward kernel is one template (gpu/fwd_kernel.cuh) instantiated once
 # per head dim, fp16 and bf16, in its own file (gpu/fwd_hdNN.cu), so that
 # make -j compiles the eight in parallel: 8 files x 2 dtypes x 2 targets.
@@ -10,8 +14,10 @@ NVCC_ALL_FLAGS = $(CUDA_ARCH_FLAGS) -std=c++17 -O3 -ftz=true -lineinfo -I$(top_s
 	-I$(top_srcdir)/gpu -I$(top_builddir) $(NVCCFLAGS)
 CUDA_SOURCES = gpu/device_query.cu gpu/fwd_launch.cu \
 	gpu/fwd_hd32.cu gpu/fwd_hd64.cu gpu/fwd_hd96.cu gpu/fwd_hd128.cu \
-	gpu/fwd_hd160.cu gpu/fwd_hd192.cu gpu/fwd_hd224.cu gpu/fwd_hd256.cu
-FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh
+	gpu/fwd_hd160.cu gpu/fwd_hd192.cu gpu/fwd_hd224.cu gpu/fwd_hd256.cu \
+	gpu/bwd_launch.cu gpu/bwd_hd64.cu gpu/bwd_hd128.cu gpu/bwd_hd256.cu
+FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh \
+	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_kernel.cuh
 noinst_HEADERS += $(FA2_GPU_HDRS)
 EXTRA_DIST += $(CUDA_SOURCES)
 if HAVE_CUDA
@@ -19,7 +25,6 @@ CUDA_OBJECTS = $(CUDA_SOURCES:.cu=.lo)
 lib_libfa2_la_LIBADD += $(CUDA_OBJECTS)
 EXTRA_lib_libfa2_la_DEPENDENCIES += $(CUDA_OBJECTS)
 CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
-lib_libfa2_la_SOURCES += gpu/bwd_not_yet.c
 # nvcc writes no dependency files here: every CUDA object depends on every
 # header it may include.
 $(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
@@ -27,7 +32,7 @@ $(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif
-EXTRA_DIST += gpu/cuda_stub.c gpu/bwd_not_yet.c
+EXTRA_DIST += gpu/cuda_stub.c
 
 SUFFIXES = .cu .lo
 .cu.lo:

@@ -1,0 +1,606 @@
+/* bwd_kernel.cuh — the FlashAttention-2 backward kernels (FA2 paper,
+ * Algorithm 2; DESIGN.md "Backward"), step for step as cpu/tiled_bwd.c:
+ *
+ *   preprocess, one thread block per (sequence, query head, query block):
+ *       D = rowsum(dO o O) (float32), the dQ accumulator rows cleared, the
+ *       deterministic mode's turn counter reset;
+ *   main, one thread block per (sequence, key/value head, key block j):
+ *       K_j, V_j resident in shared memory; for each query head of the GQA
+ *       group, for each query block i that sees key block j
+ *       (fa2_bwd_q_blocks), ascending:
+ *           Q_i, dO_i, LSE_i, D_i by cp.async, double-buffered (the next
+ *               step's copy overlaps this one)
+ *           S^T  = K_j Q_i^T                 mma.m16n8k16, f32 acc
+ *           mask (tiles fa2_tile_needs_mask names; fa2_visible_rows per key)
+ *           P^T  = exp2(S^T c - LSE log2 e)  (fa2_softmax_p, fa2_bwd_lse_scaled)
+ *           dV_j += round(P)^T dO_i          P^T straight from the registers
+ *           dP^T = V_j dO_i^T
+ *           dS^T = P^T o (dP^T - D)
+ *           dK_j += round(dS)^T Q_i          dS^T straight from the registers
+ *           dQ_i += round(dS) K_j            dS^T through shared memory,
+ *                                            float32 atomics into the
+ *                                            accumulator; deterministic:
+ *                                            key blocks take turns in
+ *                                            ascending order
+ *       dK_j = round(scale dK_j), dV_j = round(dV_j), written once (summed
+ *       over the GQA group on chip)
+ *   postprocess, per (sequence, query head, query block):
+ *       dQ = round(scale acc).
+ *
+ * Warps split the key rows (16 each): every tile the warp computes is
+ * transposed with respect to the paper's (keys are rows), so that P^T and
+ * dS^T, computed as mma accumulators, are already the A operands of the
+ * dV and dK products. Shared memory rows are XOR-swizzled by 16-byte chunk
+ * (chunk c of row r at c ^ (r % 8)), so the eight row addresses of every
+ * ldmatrix phase fall in different bank groups.
+ */
+#ifndef FA2_GPU_BWD_KERNEL_CUH
+#define FA2_GPU_BWD_KERNEL_CUH
+
+#include "config.h"
+#include "fa2_internal.h"
+#include "fa2_tile.h"
+#include "bwd_config.h"
+#include "bwd_params.h"
+#include "ptx.cuh"
+
+#include <cuda_runtime.h>
+
+namespace fa2bwd {
+
+using fa2gpu::cp_async_16;
+using fa2gpu::cp_async_commit;
+using fa2gpu::cp_async_wait;
+using fa2gpu::ldmatrix_x4;
+using fa2gpu::ldmatrix_x4_trans;
+using fa2gpu::mma_16816;
+using fa2gpu::pack2;
+using fa2gpu::smem_addr;
+
+/* 4 bytes global -> shared (cp.async.ca; src_bytes 0 writes zeros) */
+__device__ __forceinline__ void cp_async_4(void *dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(
+                     smem_addr(dst)),
+                 "l"(src), "r"(src_bytes)
+                 : "memory");
+}
+
+/* element offset of 16-byte chunk c of row r in a swizzled tile of SD
+ * elements a row (SD a multiple of 64) */
+template <int SD> __device__ __forceinline__ int swz(int r, int c)
+{
+    return r * SD + ((c ^ (r & 7)) << 3);
+}
+
+/* cp.async a [ROWS][SD] tile: rows valid_rows.. and columns d.. are
+ * zero-filled (predicated off, nothing read) */
+template <int ROWS, int SD, int NTHREADS>
+__device__ __forceinline__ void load_rows(uint16_t *s, const uint16_t *g,
+                                          int64_t row_stride, int valid_rows,
+                                          int d, int tid)
+{
+    constexpr int CPR = SD / 8;
+    constexpr int TOTAL = ROWS * CPR;
+#pragma unroll
+    for (int i = 0; i < (TOTAL + NTHREADS - 1) / NTHREADS; i++) {
+        const int idx = tid + i * NTHREADS;
+        if (TOTAL % NTHREADS == 0 || idx < TOTAL) {
+            const int r = idx / CPR, c = idx % CPR;
+            const bool ok = r < valid_rows && c * 8 < d;
+            const uint16_t *src = ok ? g + (int64_t)r * row_stride + c * 8 : g;
+            cp_async_16(s + swz<SD>(r, c), src, ok ? 16 : 0);
+        }
+    }
+}
+
+/* where sequence b lives */
+struct seq_info {
+    int64_t batch, q_start, k_start, seqlen_q, seqlen_k;
+};
+
+__device__ __forceinline__ seq_info get_seq(const fa2_bwd_params &p, int b)
+{
+    seq_info s;
+    if (p.cu_seqlens_q) {
+        s.batch = 0;
+        s.q_start = p.cu_seqlens_q[b];
+        s.seqlen_q = p.cu_seqlens_q[b + 1] - s.q_start;
+        s.k_start = p.cu_seqlens_k[b];
+        s.seqlen_k = p.cu_seqlens_k[b + 1] - s.k_start;
+    } else {
+        s.batch = b;
+        s.q_start = s.k_start = 0;
+        s.seqlen_q = p.seqlen_q;
+        s.seqlen_k = p.seqlen_k;
+    }
+    return s;
+}
+
+#ifdef FA2_TRAFFIC_COUNTERS
+#define FA2_BWD_COUNT(p, idx, bytes)                                           \
+    do {                                                                       \
+        if ((p).traffic)                                                       \
+            atomicAdd(&(p).traffic[idx], (unsigned long long)(bytes));         \
+    } while (0)
+#else
+#define FA2_BWD_COUNT(p, idx, bytes) ((void)0)
+#endif
+#define FA2_RD(t) ((int)(t))
+#define FA2_WR(t) ((int)FA2_SIM_TENSOR_COUNT + (int)(t))
+
+/* ---- preprocess: D = rowsum(dO o O), clear the accumulator ---------------- */
+
+template <bool IS_BF16> __device__ __forceinline__ float to_f(uint16_t x)
+{
+    if (IS_BF16)
+        return __uint_as_float((uint32_t)x << 16);
+    return __half2float(__ushort_as_half(x));
+}
+
+template <int BM, bool IS_BF16>
+__global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
+    bwd_preprocess(const __grid_constant__ fa2_bwd_params p)
+{
+    const int m_block = (int)(blockIdx.x % p.m_blocks);
+    const int64_t bh = blockIdx.x / p.m_blocks;
+    const int h = (int)(bh % p.heads_q), b = (int)(bh / p.heads_q);
+    const seq_info s = get_seq(p, b);
+    const int64_t row_lo = (int64_t)m_block * BM;
+    if (row_lo >= s.seqlen_q)
+        return;
+    const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+    const int d = p.head_dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (threadIdx.x == 0)
+        p.turn[((int64_t)b * p.heads_q + h) * p.m_blocks + m_block] = 0;
+    const int64_t acc_row0 = (s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo;
+    for (int r = warp; r < rows; r += FA2_BWD_ROWS_WARPS) {
+        const int64_t grow = s.q_start + row_lo + r;
+        const uint16_t *o = (const uint16_t *)p.o + s.batch * p.o_sb +
+                            grow * p.o_sr + (int64_t)h * p.o_sh;
+        const uint16_t *dO = (const uint16_t *)p.dout + s.batch * p.do_sb +
+                             grow * p.do_sr + (int64_t)h * p.do_sh;
+        float sum = 0.0f;
+        for (int c = lane * 8; c < d; c += 256) {
+            const uint4 ov = *reinterpret_cast<const uint4 *>(o + c);
+            const uint4 dv = *reinterpret_cast<const uint4 *>(dO + c);
+            const uint16_t *oe = reinterpret_cast<const uint16_t *>(&ov);
+            const uint16_t *de = reinterpret_cast<const uint16_t *>(&dv);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                sum = fmaf(to_f<IS_BF16>(de[e]), to_f<IS_BF16>(oe[e]), sum);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1)
+            sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (lane == 0)
+            p.dsum[acc_row0 + r] = sum;
+        float *acc = p.dq_acc + (acc_row0 + r) * d;
+        for (int c = lane * 4; c < d; c += 128)
+            *reinterpret_cast<float4 *>(acc + c) = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    if (threadIdx.x == 0) {
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_O), (int64_t)rows * d * 2);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), (int64_t)rows * d * 2);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_D), (int64_t)rows * 4);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);
+    }
+}
+
+/* ---- postprocess: dQ = round(scale acc) ------------------------------------ */
+
+template <int BM, bool IS_BF16>
+__global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
+    bwd_postprocess(const __grid_constant__ fa2_bwd_params p)
+{
+    const int m_block = (int)(blockIdx.x % p.m_blocks);
+    const int64_t bh = blockIdx.x / p.m_blocks;
+    const int h = (int)(bh % p.heads_q), b = (int)(bh / p.heads_q);
+    const seq_info s = get_seq(p, b);
+    const int64_t row_lo = (int64_t)m_block * BM;
+    if (row_lo >= s.seqlen_q)
+        return;
+    const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+    const int d = p.head_dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t acc_row0 = (s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo;
+    for (int r = warp; r < rows; r += FA2_BWD_ROWS_WARPS) {
+        const float *acc = p.dq_acc + (acc_row0 + r) * d;
+        uint16_t *dq = (uint16_t *)p.dq + s.batch * p.dq_sb +
+                       (s.q_start + row_lo + r) * p.dq_sr + (int64_t)h * p.dq_sh;
+        for (int c = lane * 8; c < d; c += 256) {
+            const float4 a0 = *reinterpret_cast<const float4 *>(acc + c);
+            const float4 a1 = *reinterpret_cast<const float4 *>(acc + c + 4);
+            uint4 out;
+            out.x = pack2<IS_BF16>(a0.x * p.scale, a0.y * p.scale);
+            out.y = pack2<IS_BF16>(a0.z * p.scale, a0.w * p.scale);
+            out.z = pack2<IS_BF16>(a1.x * p.scale, a1.y * p.scale);
+            out.w = pack2<IS_BF16>(a1.z * p.scale, a1.w * p.scale);
+            *reinterpret_cast<uint4 *>(dq + c) = out;
+        }
+    }
+    if (threadIdx.x == 0) {
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ), (int64_t)rows * d * 2);
+    }
+}
+
+/* ---- the main kernel --------------------------------------------------------- */
+
+template <int HD, bool IS_BF16>
+__global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
+    bwd_kernel(const __grid_constant__ fa2_bwd_params p)
+{
+    constexpr int BM = FA2_BWD_BLOCK_M(HD);
+    constexpr int BN = FA2_BWD_BLOCK_N(HD);
+    constexpr int DS = FA2_BWD_DSPLIT(HD);
+    constexpr int NW = FA2_BWD_WARPS(HD);
+    constexpr int NTHREADS = NW * 32;
+    constexpr int SD = HD;      /* shared row length (elements)          */
+    constexpr int KG = BN / 16; /* key groups of 16 rows                 */
+    constexpr int DW = HD / DS; /* dK/dV columns of one warp             */
+    constexpr int NQ = BM / 8;  /* n8 tiles of S^T (query columns)       */
+    constexpr int KD = HD / 16; /* k16 steps over the head dim           */
+    constexpr int KM = BM / 16; /* k16 steps over the query rows         */
+    constexpr int DT = DW / 8;  /* n8 tiles of a warp's dK/dV            */
+    constexpr int MQ = BM / 16; /* m16 tiles of dQ_i                     */
+    constexpr int QS = NW / MQ; /* column slices of dQ_i                 */
+    constexpr int QW = HD / QS; /* dQ columns of one warp                */
+    constexpr int QT = QW / 8;  /* n8 tiles of a warp's dQ               */
+    constexpr int KN = BN / 16; /* k16 steps of dS K                     */
+    static_assert(NW % MQ == 0 && DT % 2 == 0 && QT % 2 == 0 && NQ % 2 == 0 &&
+                      BM % 64 == 0 && SD % 64 == 0,
+                  "tiling");
+
+    extern __shared__ __align__(128) uint16_t smem[];
+    uint16_t *const sK = smem;                 /* [BN][SD]      */
+    uint16_t *const sV = sK + BN * SD;         /* [BN][SD]      */
+    uint16_t *const sQ = sV + BN * SD;         /* [2][BM][SD]   */
+    uint16_t *const sdO = sQ + 2 * BM * SD;    /* [2][BM][SD]   */
+    uint16_t *const sdS = sdO + 2 * BM * SD;   /* [BN][BM]      */
+    float *const sLse = reinterpret_cast<float *>(sdS + BN * BM); /* [2][BM] */
+    float *const sD = sLse + 2 * BM;                               /* [2][BM] */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int kg = warp % KG, dh = warp / KG; /* key group, column half */
+
+    /* block -> (sequence, kv head, key block), key blocks fastest: the
+     * blocks of one head run together (they share Q and dO in L2), and a
+     * block's predecessors in the deterministic order are launched first */
+    const int n_block = (int)(blockIdx.x % p.n_blocks);
+    const int64_t bh = blockIdx.x / p.n_blocks;
+    const int hk = (int)(bh % p.heads_kv), b = (int)(bh / p.heads_kv);
+    const seq_info s = get_seq(p, b);
+    const int64_t col_lo = (int64_t)n_block * BN;
+    if (col_lo >= s.seqlen_k)
+        return; /* this sequence is shorter than the longest */
+    const int cols = (int)(s.seqlen_k - col_lo < BN ? s.seqlen_k - col_lo : BN);
+    const int d = p.head_dim;
+    const int group = p.heads_q / p.heads_kv;
+
+    const fa2_mask mask = fa2_mask_make(s.seqlen_q, s.seqlen_k, p.causal,
+                                        p.window_left, p.window_right);
+    const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, BM, BN);
+    const int nq = (int)fa2_block_count(qb);
+    const int nsteps = group * nq;
+
+    /* the query rows each of this thread's two key rows sees (one interval,
+     * exactly fa2_mask_visible's set; empty past the end of the keys) */
+    int vis_lo[2], vis_hi[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int64_t c = col_lo + kg * 16 + g + hf * 8;
+        int64_t lo, hi;
+        fa2_visible_rows(&mask, c, c + 1, &lo, &hi);
+        vis_lo[hf] = (int)lo;
+        vis_hi[hf] = (int)hi;
+    }
+
+    const uint16_t *const gK = (const uint16_t *)p.k + s.batch * p.k_sb +
+                               (s.k_start + col_lo) * p.k_sr + (int64_t)hk * p.k_sh;
+    const uint16_t *const gV = (const uint16_t *)p.v + s.batch * p.v_sb +
+                               (s.k_start + col_lo) * p.v_sr + (int64_t)hk * p.v_sh;
+#ifdef FA2_TRAFFIC_COUNTERS
+    unsigned long long tr_q = 0, tr_row4 = 0; /* Q (= dO) bytes, LSE (= D) bytes */
+#endif
+
+    /* Q_i, dO_i, LSE_i and D_i of step st into buffer buf */
+    auto issue = [&](int st, int buf) {
+        const int h = hk * group + st / nq;
+        const int64_t row_lo = (qb.lo + st % nq) * (int64_t)BM;
+        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+        const int64_t grow = s.q_start + row_lo;
+        load_rows<BM, SD, NTHREADS>(sQ + buf * BM * SD,
+                                    (const uint16_t *)p.q + s.batch * p.q_sb +
+                                        grow * p.q_sr + (int64_t)h * p.q_sh,
+                                    p.q_sr, rows, d, tid);
+        load_rows<BM, SD, NTHREADS>(sdO + buf * BM * SD,
+                                    (const uint16_t *)p.dout + s.batch * p.do_sb +
+                                        grow * p.do_sr + (int64_t)h * p.do_sh,
+                                    p.do_sr, rows, d, tid);
+        const float *gl = p.lse + s.batch * p.lse_sb + (int64_t)h * p.lse_sh +
+                          grow * p.lse_sr;
+        const float *gd = p.dsum + (s.batch * p.heads_q + h) * p.rows + grow;
+        for (int i = tid; i < BM; i += NTHREADS) {
+            const bool ok = i < rows;
+            cp_async_4(sLse + buf * BM + i, ok ? gl + i * p.lse_sr : gl, ok ? 4 : 0);
+            cp_async_4(sD + buf * BM + i, ok ? gd + i : gd, ok ? 4 : 0);
+        }
+#ifdef FA2_TRAFFIC_COUNTERS
+        tr_q += (unsigned long long)rows * d * 2;
+        tr_row4 += (unsigned long long)rows * 4;
+#endif
+    };
+
+    /* prologue: K_j and V_j (resident), and the first query block */
+    load_rows<BN, SD, NTHREADS>(sK, gK, p.k_sr, cols, d, tid);
+    load_rows<BN, SD, NTHREADS>(sV, gV, p.v_sr, cols, d, tid);
+    if (nsteps > 0)
+        issue(0, 0);
+    cp_async_commit();
+
+    float dk[DT][4], dv[DT][4];
+#pragma unroll
+    for (int i = 0; i < DT; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            dk[i][e] = dv[i][e] = 0.0f;
+
+    /* ldmatrix lane addresses (PTX ISA: lanes 8i..8i+7 give matrix i's rows)
+     *   A, row-major [m][k]:   row (lane & 7) + 8 ((lane >> 3) & 1), chunk + (lane >> 4)
+     *   B, row-major [n][k]:   row (lane & 7) + 8 (lane >> 4),       chunk + ((lane >> 3) & 1)
+     *   B.trans, [k][n]:       row (lane & 7) + 8 ((lane >> 3) & 1), chunk + (lane >> 4)
+     *   A.trans, [k][m]:       row (lane & 7) + 8 (lane >> 4),       chunk + ((lane >> 3) & 1) */
+    const int a_row = (lane & 7) + ((lane >> 3) & 1) * 8, a_hi = lane >> 4;
+    const int b_row = (lane & 7) + (lane >> 4) * 8, b_hi = (lane >> 3) & 1;
+    const int krow0 = kg * 16; /* this warp's first key row in the tile */
+
+    for (int st = 0; st < nsteps; st++) {
+        const int buf = st & 1;
+        const int h = hk * group + st / nq;
+        const int m_block = (int)(qb.lo + st % nq);
+        const int64_t row_lo = (int64_t)m_block * BM;
+        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+        cp_async_wait<0>();
+        __syncthreads(); /* step st's tiles visible; step st-1 done everywhere */
+        if (st + 1 < nsteps)
+            issue(st + 1, buf ^ 1);
+        cp_async_commit();
+
+        const uint16_t *const cQ = sQ + buf * BM * SD;
+        const uint16_t *const cdO = sdO + buf * BM * SD;
+        const float *const cL = sLse + buf * BM;
+        const float *const cD = sD + buf * BM;
+
+        /* S^T = K_j Q_i^T and dP^T = V_j dO_i^T, this warp's 16 key rows */
+        float sc[NQ][4], dp[NQ][4];
+#pragma unroll
+        for (int i = 0; i < NQ; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                sc[i][e] = dp[i][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            uint32_t ak[4], av[4];
+            ldmatrix_x4(ak, sK + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+            ldmatrix_x4(av, sV + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+#pragma unroll
+            for (int np = 0; np < NQ / 2; np++) {
+                uint32_t bq[4], bo[4];
+                ldmatrix_x4(bq, cQ + swz<SD>(np * 16 + b_row, 2 * kk + b_hi));
+                ldmatrix_x4(bo, cdO + swz<SD>(np * 16 + b_row, 2 * kk + b_hi));
+                mma_16816<IS_BF16>(sc[2 * np], ak, bq[0], bq[1]);
+                mma_16816<IS_BF16>(sc[2 * np + 1], ak, bq[2], bq[3]);
+                mma_16816<IS_BF16>(dp[2 * np], av, bo[0], bo[1]);
+                mma_16816<IS_BF16>(dp[2 * np + 1], av, bo[2], bo[3]);
+            }
+        }
+
+        /* the element mask, on tiles that need it: query row r of key row
+         * (kg*16 + g + 8 hf) is visible iff vis_lo[hf] <= r < vis_hi[hf] */
+        if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN)) {
+#pragma unroll
+            for (int nt = 0; nt < NQ; nt++)
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int r = (int)row_lo + nt * 8 + 2 * t + e;
+                        if (r < vis_lo[hf] || r >= vis_hi[hf])
+                            sc[nt][2 * hf + e] = FA2_NEG_INF;
+                    }
+        }
+        /* P^T from the saved LSE; dS^T = P^T o (dP^T - D) (in dp) */
+#pragma unroll
+        for (int nt = 0; nt < NQ; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int c = nt * 8 + 2 * t + e;
+                const float lse2 = fa2_bwd_lse_scaled(cL[c]);
+                const float Dc = cD[c];
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const float pe = fa2_softmax_p(sc[nt][2 * hf + e], p.scale_log2, lse2);
+                    sc[nt][2 * hf + e] = pe;
+                    dp[nt][2 * hf + e] = pe * (dp[nt][2 * hf + e] - Dc);
+                }
+            }
+
+        /* dV_j += round(P)^T dO_i and dK_j += round(dS)^T Q_i: the A
+         * fragments are the accumulators of two adjacent n8 tiles */
+#pragma unroll
+        for (int kk = 0; kk < KM; kk++) {
+            uint32_t pa[4], sa[4];
+            pa[0] = pack2<IS_BF16>(sc[2 * kk][0], sc[2 * kk][1]);
+            pa[1] = pack2<IS_BF16>(sc[2 * kk][2], sc[2 * kk][3]);
+            pa[2] = pack2<IS_BF16>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+            pa[3] = pack2<IS_BF16>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+            sa[0] = pack2<IS_BF16>(dp[2 * kk][0], dp[2 * kk][1]);
+            sa[1] = pack2<IS_BF16>(dp[2 * kk][2], dp[2 * kk][3]);
+            sa[2] = pack2<IS_BF16>(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+            sa[3] = pack2<IS_BF16>(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+            if (dh == 0) { /* round(dS)^T to shared memory, for dQ */
+                const int r0 = krow0 + g, r1 = r0 + 8;
+                *reinterpret_cast<uint32_t *>(sdS + swz<BM>(r0, 2 * kk) + 2 * t) = sa[0];
+                *reinterpret_cast<uint32_t *>(sdS + swz<BM>(r1, 2 * kk) + 2 * t) = sa[1];
+                *reinterpret_cast<uint32_t *>(sdS + swz<BM>(r0, 2 * kk + 1) + 2 * t) = sa[2];
+                *reinterpret_cast<uint32_t *>(sdS + swz<BM>(r1, 2 * kk + 1) + 2 * t) = sa[3];
+            }
+#pragma unroll
+            for (int dp2 = 0; dp2 < DT / 2; dp2++) {
+                const int chunk = dh * (DW / 8) + 2 * dp2 + a_hi;
+                uint32_t bo[4], bq[4];
+                ldmatrix_x4_trans(bo, cdO + swz<SD>(kk * 16 + a_row, chunk));
+                ldmatrix_x4_trans(bq, cQ + swz<SD>(kk * 16 + a_row, chunk));
+                mma_16816<IS_BF16>(dv[2 * dp2], pa, bo[0], bo[1]);
+                mma_16816<IS_BF16>(dv[2 * dp2 + 1], pa, bo[2], bo[3]);
+                mma_16816<IS_BF16>(dk[2 * dp2], sa, bq[0], bq[1]);
+                mma_16816<IS_BF16>(dk[2 * dp2 + 1], sa, bq[2], bq[3]);
+            }
+        }
+        __syncthreads(); /* dS^T complete */
+
+        /* dQ_i's share: round(dS) K_j, warp (mq, qs) owns rows 16 mq.. and
+         * columns QW qs.. */
+        {
+            const int mq = warp % MQ, qs = warp / MQ;
+            float acc[QT][4];
+#pragma unroll
+            for (int i = 0; i < QT; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    acc[i][e] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KN; kk++) {
+                uint32_t a[4];
+                ldmatrix_x4_trans(a, sdS + swz<BM>(kk * 16 + b_row, 2 * mq + b_hi));
+#pragma unroll
+                for (int dp2 = 0; dp2 < QT / 2; dp2++) {
+                    uint32_t bk[4];
+                    ldmatrix_x4_trans(bk, sK + swz<SD>(kk * 16 + a_row,
+                                                       qs * (QW / 8) + 2 * dp2 + a_hi));
+                    mma_16816<IS_BF16>(acc[2 * dp2], a, bk[0], bk[1]);
+                    mma_16816<IS_BF16>(acc[2 * dp2 + 1], a, bk[2], bk[3]);
+                }
+            }
+            int *turn = NULL;
+            int rank = 0;
+            if (p.deterministic) {
+                /* wait until the key blocks before this one have added */
+                const fa2_block_range kv = fa2_fwd_kv_blocks(&mask, m_block, BM, BN);
+                rank = (int)(n_block - kv.lo);
+                turn = p.turn + ((int64_t)b * p.heads_q + h) * p.m_blocks + m_block;
+                if (tid == 0)
+                    while (*(volatile int *)turn != rank)
+                        __nanosleep(64);
+                __syncthreads();
+                __threadfence();
+            }
+            float *gacc = p.dq_acc +
+                          ((s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo) * d;
+#pragma unroll
+            for (int dt = 0; dt < QT; dt++)
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const int r = mq * 16 + g + hf * 8;
+                    const int c = qs * QW + dt * 8 + 2 * t;
+                    if (r < rows && c < d) {
+                        atomicAdd(gacc + (int64_t)r * d + c, acc[dt][2 * hf]);
+                        atomicAdd(gacc + (int64_t)r * d + c + 1, acc[dt][2 * hf + 1]);
+                    }
+                }
+            if (p.deterministic) {
+                __threadfence();
+                __syncthreads();
+                if (tid == 0)
+                    atomicExch(turn, rank + 1);
+            }
+        }
+    }
+    cp_async_wait<0>();
+
+    /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
+    uint16_t *const gdK = (uint16_t *)p.dk + s.batch * p.dk_sb +
+                          (s.k_start + col_lo) * p.dk_sr + (int64_t)hk * p.dk_sh;
+    uint16_t *const gdV = (uint16_t *)p.dv + s.batch * p.dv_sb +
+                          (s.k_start + col_lo) * p.dv_sr + (int64_t)hk * p.dv_sh;
+#pragma unroll
+    for (int dt = 0; dt < DT; dt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int r = krow0 + g + hf * 8;
+            const int c = dh * DW + dt * 8 + 2 * t;
+            if (r < cols && c < d) {
+                *reinterpret_cast<uint32_t *>(gdK + (int64_t)r * p.dk_sr + c) =
+                    pack2<IS_BF16>(dk[dt][2 * hf] * p.scale, dk[dt][2 * hf + 1] * p.scale);
+                *reinterpret_cast<uint32_t *>(gdV + (int64_t)r * p.dv_sr + c) =
+                    pack2<IS_BF16>(dv[dt][2 * hf], dv[dt][2 * hf + 1]);
+            }
+        }
+#ifdef FA2_TRAFFIC_COUNTERS
+    if (tid == 0) {
+        const unsigned long long kv_bytes = (unsigned long long)cols * d * 2;
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_K), kv_bytes);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_V), kv_bytes);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_Q), tr_q);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), tr_q);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_LSE), tr_row4);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_D), tr_row4);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DK), kv_bytes);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DV), kv_bytes);
+    }
+#endif
+}
+
+/* Launch preprocess, main and postprocess for head dim HD (the caller
+ * checked everything and set up the workspace). */
+template <int HD>
+fa2_status launch_bwd(const fa2_bwd_params &p, bool bf16, cudaStream_t stream)
+{
+    constexpr int BM = FA2_BWD_BLOCK_M(HD);
+    constexpr int smem = FA2_BWD_SMEM_BYTES(HD);
+    void (*pre)(const fa2_bwd_params) =
+        bf16 ? bwd_preprocess<BM, true> : bwd_preprocess<BM, false>;
+    void (*post)(const fa2_bwd_params) =
+        bf16 ? bwd_postprocess<BM, true> : bwd_postprocess<BM, false>;
+    void (*kern)(const fa2_bwd_params) =
+        bf16 ? bwd_kernel<HD, true> : bwd_kernel<HD, false>;
+    cudaError_t err = cudaFuncSetAttribute(
+        kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d backward kernel "
+                        "needs %d bytes of shared memory per block and this "
+                        "device refuses that (%s)", HD, smem,
+                        cudaGetErrorString(err));
+    }
+    const int64_t rows_grid = (int64_t)p.m_blocks * p.heads_q * p.num_seqs;
+    const int64_t main_grid = (int64_t)p.n_blocks * p.heads_kv * p.num_seqs;
+    if (rows_grid > 0)
+        pre<<<(unsigned)rows_grid, FA2_BWD_ROWS_WARPS * 32, 0, stream>>>(p);
+    if (main_grid > 0)
+        kern<<<(unsigned)main_grid, FA2_BWD_WARPS(HD) * 32, smem, stream>>>(p);
+    if (rows_grid > 0)
+        post<<<(unsigned)rows_grid, FA2_BWD_ROWS_WARPS * 32, 0, stream>>>(p);
+    err = cudaGetLastError();
+    if (err != cudaSuccess)
+        return fa2_fail(FA2_ERR_CUDA, "launching the head-dim-%d backward kernels "
+                        "(%lld and %lld blocks, %d bytes of shared memory) "
+                        "failed: %s", HD, (long long)rows_grid,
+                        (long long)main_grid, smem, cudaGetErrorString(err));
+    return FA2_OK;
+}
+
+} // namespace fa2bwd
+
+/* gpu/bwd_hdNN.cu: one launcher per head dim, both dtypes */
+#define FA2_BWD_DEFINE_LAUNCHER(HD)                                            \
+    extern "C" fa2_status fa2_cuda_bwd_hd##HD(const fa2_bwd_params *p,         \
+                                              int bf16, void *stream)          \
+    {                                                                          \
+        return fa2bwd::launch_bwd<HD>(*p, bf16 != 0, (cudaStream_t)stream);    \
+    }
+
+#endif /* FA2_GPU_BWD_KERNEL_CUH */

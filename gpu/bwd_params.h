@@ -1,0 +1,43 @@
+/* bwd_params.h — what the host side hands the backward kernels: pointers,
+ * strides (in elements), sizes, the mask and the workspace, all already
+ * validated (gpu/bwd_launch.cu). */
+#ifndef FA2_GPU_BWD_PARAMS_H
+#define FA2_GPU_BWD_PARAMS_H
+
+#include <stdint.h>
+
+typedef struct fa2_bwd_params {
+    const void *q, *k, *v, *o, *dout;
+    const float *lse;
+    void *dq, *dk, *dv;
+    int64_t q_sb, q_sr, q_sh; /* strides: batch, row, head */
+    int64_t k_sb, k_sr, k_sh;
+    int64_t v_sb, v_sr, v_sh;
+    int64_t o_sb, o_sr, o_sh;
+    int64_t do_sb, do_sr, do_sh;
+    int64_t dq_sb, dq_sr, dq_sh;
+    int64_t dk_sb, dk_sr, dk_sh;
+    int64_t dv_sb, dv_sr, dv_sh;
+    int64_t lse_sb, lse_sh, lse_sr; /* lse is [batch, head, row] */
+    /* workspace: the float32 dQ accumulator [q.shape[0]][heads_q][rows][d],
+     * D [q.shape[0]][heads_q][rows] (rows = q.shape[1]), and one turn
+     * counter per (sequence, query head, query block) for the deterministic
+     * mode */
+    float *dq_acc;
+    float *dsum;
+    int *turn;
+    int64_t rows;
+    const int32_t *cu_seqlens_q; /* device; NULL: fixed lengths */
+    const int32_t *cu_seqlens_k;
+    int64_t seqlen_q, seqlen_k;  /* fixed lengths, or the max lengths */
+    int num_seqs, heads_q, heads_kv, head_dim;
+    int m_blocks, n_blocks;      /* of the longest sequences */
+    float scale, scale_log2;
+    int causal;
+    int64_t window_left, window_right;
+    int deterministic;
+    /* 2 x FA2_SIM_TENSOR_COUNT counters (read, then written), or NULL */
+    unsigned long long *traffic;
+} fa2_bwd_params;
+
+#endif /* FA2_GPU_BWD_PARAMS_H */

@@ -1,0 +1,993 @@
+/*
+ * test_cuda_bwd.c — the CUDA backward kernels against the CPU mirror (run
+ * with the kernels' own tiling, fa2_tile_config_for(FA2_BACKEND_CUDA,
+ * FA2_PASS_BWD)) and the float64 oracle, over the backward property grid:
+ * dtype x head dim x causal (bottom-right) x window x GQA/MQA x varlen
+ * (empty and length-1 sequences) x odd lengths x strided layouts x
+ * deterministic; plus determinism (bit-identical runs), the checks only the
+ * CUDA backend makes, the tiling query and, in a --enable-traffic-counters
+ * build, the exact global-memory byte counts against fa2 sim --no-l2.
+ *
+ * Every case: fresh random inputs (seed printed; FA2_TEST_SEED reproduces);
+ * O and LSE from the CPU forward (so that both backwards see the same
+ * inputs); dq, dk, dv and the memory around them poisoned, then
+ *   - every gradient element written, nothing outside the views;
+ *   - |grad_gpu - grad_mirror| within a few ulp of the dtype at the scale
+ *     of the gradient row (its largest element in the mirror);
+ *   - max|grad_gpu - oracle| <= 2 max|grad_standard - oracle| + floor per
+ *     gradient, floor = the forward's absolute floor + one unit roundoff of
+ *     the gradient's largest magnitude (tests/test_bwd.c's grad_floor).
+ *
+ * Exits 77 (automake SKIP) without a usable GPU; runs in Check's no-fork
+ * mode. FA2_GPU_TEST_QUICK=1 runs a small subset (for compute-sanitizer).
+ */
+#include "config.h"
+#include "fa2.h"
+#include "fa2_internal.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef FA2_HAVE_CUDA
+#include <cuda_runtime.h>
+
+/* ---- random numbers ------------------------------------------------------ */
+
+static uint64_t run_seed;
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double unif(uint64_t *s) { return (splitmix(s) >> 11) * 0x1p-53; }
+
+static double normal(uint64_t *s)
+{
+    double u = unif(s), v = unif(s);
+    if (u < 1e-300)
+        u = 1e-300;
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* ---- strided tensors, host copy and device copy -------------------------- */
+
+typedef enum layout {
+    L_DENSE = 0, /* [B, N, H, d]                          */
+    L_PADDED,    /* gaps after each head, row and batch   */
+    L_HEAD_MAJOR,/* memory order [B, H, N, d]             */
+    L_SEQ_MAJOR, /* memory order [N, B, H, d]             */
+    L_COUNT
+} layout;
+
+static const char *const layout_names[L_COUNT] = {"dense", "padded", "bhnd",
+                                                  "nbhd"};
+
+typedef struct gtensor {
+    fa2_tensor host; /* view on the host copy   */
+    fa2_tensor dev;  /* same view on the device */
+    int ndim;
+    size_t esize;
+    int64_t n_alloc; /* elements in the allocation */
+    void *h_base, *d_base;
+} gtensor;
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    ck_assert_msg(p != NULL, "out of host memory (%zu bytes)", n);
+    return p;
+}
+
+static void cuda_ok(cudaError_t e, const char *what)
+{
+    ck_assert_msg(e == cudaSuccess, "%s failed: %s", what, cudaGetErrorString(e));
+}
+
+/* shape [s0, s1, s2, s3] (lse: 3 dims [B, H, N]) in the given layout; the
+ * allocation is poisoned (0xFF bytes: NaN in fp16, bf16 and fp32) */
+static void gt_alloc(gtensor *x, fa2_dtype dt, int ndim, const int64_t *shape,
+                     layout lay)
+{
+    memset(x, 0, sizeof *x);
+    x->ndim = ndim;
+    x->esize = fa2_dtype_size(dt);
+    fa2_tensor *t = &x->host;
+    t->dtype = dt;
+    for (int i = 0; i < 4; i++) {
+        t->shape[i] = i < ndim ? shape[i] : 1;
+        t->stride[i] = 1;
+    }
+    int64_t n;
+    if (ndim == 3) { /* lse [B, H, N], padded rows in PADDED */
+        const int64_t pad = lay == L_PADDED ? 3 : 0;
+        t->stride[2] = 1;
+        t->stride[1] = shape[2] + pad;
+        t->stride[0] = shape[1] * t->stride[1];
+        n = shape[0] * t->stride[0];
+    } else {
+        const int64_t B = shape[0], N = shape[1], H = shape[2], D = shape[3];
+        switch (lay) {
+        case L_PADDED: /* gaps that keep 16-byte alignment */
+            t->stride[2] = D + 8;
+            t->stride[1] = H * t->stride[2] + 16;
+            t->stride[0] = N * t->stride[1] + 8;
+            n = B * t->stride[0];
+            break;
+        case L_HEAD_MAJOR:
+            t->stride[1] = D;
+            t->stride[2] = N * D + 8;
+            t->stride[0] = H * t->stride[2];
+            n = B * t->stride[0];
+            break;
+        case L_SEQ_MAJOR:
+            t->stride[2] = D;
+            t->stride[0] = H * D;
+            t->stride[1] = B * H * D;
+            n = N * t->stride[1];
+            break;
+        default:
+            t->stride[3] = 1;
+            t->stride[2] = D;
+            t->stride[1] = H * D;
+            t->stride[0] = N * H * D;
+            n = B * t->stride[0];
+        }
+        t->stride[3] = 1;
+    }
+    x->n_alloc = n + 8; /* a tail the kernel must not touch either */
+    x->h_base = xmalloc((size_t)x->n_alloc * x->esize);
+    memset(x->h_base, 0xFF, (size_t)x->n_alloc * x->esize);
+    cuda_ok(cudaMalloc(&x->d_base, (size_t)x->n_alloc * x->esize), "cudaMalloc");
+    cuda_ok(cudaMemset(x->d_base, 0xFF, (size_t)x->n_alloc * x->esize),
+            "cudaMemset");
+    t->data = x->h_base;
+    x->dev = *t;
+    x->dev.data = x->d_base;
+}
+
+static void gt_free(gtensor *x)
+{
+    free(x->h_base);
+    if (x->d_base)
+        cudaFree(x->d_base);
+    memset(x, 0, sizeof *x);
+}
+
+static int64_t gt_off(const gtensor *x, const int64_t *i)
+{
+    int64_t o = 0;
+    for (int k = 0; k < x->ndim; k++)
+        o += i[k] * x->host.stride[k];
+    return o;
+}
+
+static double gt_get_raw(const gtensor *x, const void *base, int64_t off)
+{
+    switch (x->host.dtype) {
+    case FA2_DTYPE_FP16: return fa2_fp16_to_float(((const uint16_t *)base)[off]);
+    case FA2_DTYPE_BF16: return fa2_bf16_to_float(((const uint16_t *)base)[off]);
+    default: return ((const float *)base)[off];
+    }
+}
+
+static void gt_set(gtensor *x, const int64_t *i, float v)
+{
+    const int64_t o = gt_off(x, i);
+    switch (x->host.dtype) {
+    case FA2_DTYPE_FP16: ((uint16_t *)x->h_base)[o] = fa2_float_to_fp16(v); break;
+    case FA2_DTYPE_BF16: ((uint16_t *)x->h_base)[o] = fa2_float_to_bf16(v); break;
+    default: ((float *)x->h_base)[o] = v;
+    }
+}
+
+static int64_t gt_numel(const gtensor *x)
+{
+    int64_t n = 1;
+    for (int k = 0; k < x->ndim; k++)
+        n *= x->host.shape[k];
+    return n;
+}
+
+static void gt_unflatten(const gtensor *x, int64_t f, int64_t *i)
+{
+    for (int k = x->ndim - 1; k >= 0; k--) {
+        i[k] = f % x->host.shape[k];
+        f /= x->host.shape[k];
+    }
+}
+
+/* N(0, sigma^2) rounded to the dtype, never exactly zero */
+static void gt_fill(gtensor *x, uint64_t *rng, double sigma)
+{
+    int64_t idx[4];
+    for (int64_t f = 0; f < gt_numel(x); f++) {
+        gt_unflatten(x, f, idx);
+        double v = sigma * normal(rng);
+        if (fabs(v) < 1e-3)
+            v = v < 0 ? -1e-3 : 1e-3;
+        gt_set(x, idx, (float)v);
+    }
+}
+
+static void gt_upload(gtensor *x)
+{
+    cuda_ok(cudaMemcpy(x->d_base, x->h_base, (size_t)x->n_alloc * x->esize,
+                       cudaMemcpyHostToDevice),
+            "cudaMemcpy to the device");
+}
+
+/* the device allocation into a fresh host buffer */
+static void *gt_download(const gtensor *x)
+{
+    void *h = xmalloc((size_t)x->n_alloc * x->esize);
+    cuda_ok(cudaMemcpy(h, x->d_base, (size_t)x->n_alloc * x->esize,
+                       cudaMemcpyDeviceToHost),
+            "cudaMemcpy from the device");
+    return h;
+}
+
+/* elements outside the view whose poison (0xFF bytes) changed */
+static int64_t gt_outside_touched(const gtensor *x, const void *buf)
+{
+    unsigned char *in = calloc((size_t)x->n_alloc, 1);
+    ck_assert(in != NULL);
+    int64_t idx[4];
+    for (int64_t f = 0; f < gt_numel(x); f++) {
+        gt_unflatten(x, f, idx);
+        in[gt_off(x, idx)] = 1;
+    }
+    int64_t bad = 0;
+    for (int64_t e = 0; e < x->n_alloc; e++) {
+        if (in[e])
+            continue;
+        const unsigned char *b = (const unsigned char *)buf + e * x->esize;
+        for (size_t k = 0; k < x->esize; k++)
+            if (b[k] != 0xFF) {
+                bad++;
+                break;
+            }
+    }
+    free(in);
+    return bad;
+}
+
+static double ulp_of(fa2_dtype dt, double x)
+{
+    const int mant = dt == FA2_DTYPE_FP16 ? 10 : dt == FA2_DTYPE_BF16 ? 7 : 23;
+    const int emin = dt == FA2_DTYPE_FP16 ? -14 : -126;
+    int e;
+    x = fabs(x);
+    if (x == 0.0)
+        return ldexp(1.0, emin - mant);
+    frexp(x, &e); /* x = f 2^e, f in [0.5, 1) */
+    e -= 1;
+    if (e < emin)
+        e = emin;
+    return ldexp(1.0, e - mant);
+}
+
+/* ---- one problem ---------------------------------------------------------- */
+
+#define MAX_SEQS 8
+
+typedef struct spec {
+    fa2_dtype dtype;
+    int d;
+    int64_t batch, nq, nk; /* fixed lengths */
+    int nseq;              /* > 0: variable lengths */
+    int64_t lens_q[MAX_SEQS], lens_k[MAX_SEQS];
+    int hq, hkv;
+    int causal;
+    int64_t wl, wr;
+    float scale;
+    layout lay, out_lay; /* inputs; the gradients */
+    int deterministic;
+} spec;
+
+static void spec_init(spec *s, fa2_dtype dt, int d)
+{
+    memset(s, 0, sizeof *s);
+    s->dtype = dt;
+    s->d = d;
+    s->batch = 1;
+    s->nq = s->nk = 1;
+    s->hq = s->hkv = 1;
+    s->wl = s->wr = -1;
+}
+
+static void spec_describe(const spec *s, char *buf, size_t n)
+{
+    int k = snprintf(buf, n, "%s d=%d H=%d/%d %swin=(%lld,%lld) scale=%g in=%s "
+                     "grad=%s%s ", fa2_dtype_name(s->dtype), s->d, s->hq, s->hkv,
+                     s->causal ? "causal " : "", (long long)s->wl,
+                     (long long)s->wr, (double)s->scale, layout_names[s->lay],
+                     layout_names[s->out_lay], s->deterministic ? " det" : "");
+    if (s->nseq > 0) {
+        k += snprintf(buf + k, n - (size_t)k, "varlen q=[");
+        for (int i = 0; i < s->nseq; i++)
+            k += snprintf(buf + k, n - (size_t)k, "%s%lld", i ? "," : "",
+                          (long long)s->lens_q[i]);
+        k += snprintf(buf + k, n - (size_t)k, "] k=[");
+        for (int i = 0; i < s->nseq; i++)
+            k += snprintf(buf + k, n - (size_t)k, "%s%lld", i ? "," : "",
+                          (long long)s->lens_k[i]);
+        snprintf(buf + k, n - (size_t)k, "]");
+    } else {
+        snprintf(buf + k, n - (size_t)k, "B=%lld Nq=%lld Nk=%lld",
+                 (long long)s->batch, (long long)s->nq, (long long)s->nk);
+    }
+}
+
+typedef struct problem {
+    spec s;
+    gtensor q, k, v, o, lse, dout, dq, dk, dv;
+    int32_t cu_q[MAX_SEQS + 1], cu_k[MAX_SEQS + 1];
+    int32_t *d_cu_q, *d_cu_k;
+    int64_t max_q, max_k;
+    fa2_bwd_args host_args, dev_args;
+    char desc[320];
+} problem;
+
+static void problem_init(problem *p, const spec *s, uint64_t *rng)
+{
+    memset(p, 0, sizeof *p);
+    p->s = *s;
+    spec_describe(s, p->desc, sizeof p->desc);
+    int64_t B = s->batch, tq = s->nq, tk = s->nk;
+    p->max_q = s->nq;
+    p->max_k = s->nk;
+    if (s->nseq > 0) {
+        B = 1;
+        p->cu_q[0] = p->cu_k[0] = 0;
+        p->max_q = p->max_k = 1;
+        for (int i = 0; i < s->nseq; i++) {
+            p->cu_q[i + 1] = p->cu_q[i] + (int32_t)s->lens_q[i];
+            p->cu_k[i + 1] = p->cu_k[i] + (int32_t)s->lens_k[i];
+            p->max_q = s->lens_q[i] > p->max_q ? s->lens_q[i] : p->max_q;
+            p->max_k = s->lens_k[i] > p->max_k ? s->lens_k[i] : p->max_k;
+        }
+        tq = p->cu_q[s->nseq];
+        tk = p->cu_k[s->nseq];
+    }
+    const int64_t qs[4] = {B, tq, s->hq, s->d}, ks[4] = {B, tk, s->hkv, s->d};
+    const int64_t ls[3] = {B, s->hq, tq};
+    gt_alloc(&p->q, s->dtype, 4, qs, s->lay);
+    gt_alloc(&p->k, s->dtype, 4, ks, s->lay);
+    gt_alloc(&p->v, s->dtype, 4, ks, s->lay);
+    gt_alloc(&p->o, s->dtype, 4, qs, s->lay);
+    gt_alloc(&p->lse, FA2_DTYPE_FP32, 3, ls, s->lay);
+    gt_alloc(&p->dout, s->dtype, 4, qs, s->lay);
+    gt_alloc(&p->dq, s->dtype, 4, qs, s->out_lay);
+    gt_alloc(&p->dk, s->dtype, 4, ks, s->out_lay);
+    gt_alloc(&p->dv, s->dtype, 4, ks, s->out_lay);
+    gt_fill(&p->q, rng, 1.0);
+    gt_fill(&p->k, rng, 1.0);
+    gt_fill(&p->v, rng, 1.0);
+    gt_fill(&p->dout, rng, 1.0);
+
+    /* O and LSE from the CPU mirror's forward: both backwards get the same */
+    fa2_fwd_args f;
+    fa2_fwd_args_init(&f);
+    f.q = p->q.host;
+    f.k = p->k.host;
+    f.v = p->v.host;
+    f.o = p->o.host;
+    f.lse = p->lse.host;
+    f.softmax_scale = s->scale;
+    f.causal = s->causal;
+    f.window_left = s->wl;
+    f.window_right = s->wr;
+    if (s->nseq > 0) {
+        f.cu_seqlens_q = p->cu_q;
+        f.cu_seqlens_k = p->cu_k;
+        f.num_seqs = s->nseq;
+    }
+    ck_assert_msg(fa2_fwd(&f, FA2_BACKEND_CPU_TILED) == FA2_OK,
+                  "CPU forward failed on %s: %s", p->desc, fa2_last_error());
+    gt_upload(&p->q);
+    gt_upload(&p->k);
+    gt_upload(&p->v);
+    gt_upload(&p->o);
+    gt_upload(&p->lse);
+    gt_upload(&p->dout);
+
+    fa2_bwd_args *a = &p->host_args;
+    fa2_bwd_args_init(a);
+    a->q = p->q.host;
+    a->k = p->k.host;
+    a->v = p->v.host;
+    a->o = p->o.host;
+    a->lse = p->lse.host;
+    a->dout = p->dout.host;
+    a->dq = p->dq.host;
+    a->dk = p->dk.host;
+    a->dv = p->dv.host;
+    a->softmax_scale = s->scale;
+    a->causal = s->causal;
+    a->window_left = s->wl;
+    a->window_right = s->wr;
+    a->deterministic = s->deterministic;
+    if (s->nseq > 0) {
+        a->cu_seqlens_q = p->cu_q;
+        a->cu_seqlens_k = p->cu_k;
+        a->num_seqs = s->nseq;
+        const size_t bytes = sizeof(int32_t) * (size_t)(s->nseq + 1);
+        cuda_ok(cudaMalloc((void **)&p->d_cu_q, bytes), "cudaMalloc");
+        cuda_ok(cudaMalloc((void **)&p->d_cu_k, bytes), "cudaMalloc");
+        cuda_ok(cudaMemcpy(p->d_cu_q, p->cu_q, bytes, cudaMemcpyHostToDevice),
+                "cudaMemcpy");
+        cuda_ok(cudaMemcpy(p->d_cu_k, p->cu_k, bytes, cudaMemcpyHostToDevice),
+                "cudaMemcpy");
+    }
+    p->dev_args = *a;
+    fa2_bwd_args *g = &p->dev_args;
+    g->q = p->q.dev;
+    g->k = p->k.dev;
+    g->v = p->v.dev;
+    g->o = p->o.dev;
+    g->lse = p->lse.dev;
+    g->dout = p->dout.dev;
+    g->dq = p->dq.dev;
+    g->dk = p->dk.dev;
+    g->dv = p->dv.dev;
+    if (s->nseq > 0) {
+        g->cu_seqlens_q = p->d_cu_q;
+        g->cu_seqlens_k = p->d_cu_k;
+        g->max_seqlen_q = p->max_q;
+        g->max_seqlen_k = p->max_k;
+    }
+}
+
+static void problem_free(problem *p)
+{
+    gtensor *all[9] = {&p->q, &p->k, &p->v, &p->o, &p->lse,
+                       &p->dout, &p->dq, &p->dk, &p->dv};
+    for (int i = 0; i < 9; i++)
+        gt_free(all[i]);
+    if (p->d_cu_q)
+        cudaFree(p->d_cu_q);
+    if (p->d_cu_k)
+        cudaFree(p->d_cu_k);
+}
+
+/* the three gradients of one backend, allocation-sized host buffers */
+typedef struct grads {
+    void *g[3];
+} grads;
+
+static void grads_free(grads *r)
+{
+    for (int i = 0; i < 3; i++) {
+        free(r->g[i]);
+        r->g[i] = NULL;
+    }
+}
+
+static gtensor *grad_tensor(problem *p, int i)
+{
+    return i == 0 ? &p->dq : i == 1 ? &p->dk : &p->dv;
+}
+
+static const char *const grad_names[3] = {"dq", "dk", "dv"};
+
+static void run_cpu(problem *p, fa2_backend b, grads *r)
+{
+    fa2_bwd_args a = p->host_args;
+    if (b == FA2_BACKEND_CPU_TILED) { /* mirror the kernels' tiling */
+        fa2_tile_config cfg;
+        ck_assert_msg(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD,
+                                          p->s.dtype, p->s.d, &cfg) == FA2_OK,
+                      "fa2_tile_config_for: %s", fa2_last_error());
+        a.block_m = cfg.block_m;
+        a.block_n = cfg.block_n;
+    }
+    for (int i = 0; i < 3; i++) {
+        gtensor *x = grad_tensor(p, i);
+        memset(x->h_base, 0xFF, (size_t)x->n_alloc * x->esize);
+    }
+    const fa2_status st = fa2_bwd(&a, b);
+    ck_assert_msg(st == FA2_OK, "%s backward failed on %s: %s (%s)",
+                  fa2_backend_name(b), p->desc, fa2_status_str(st),
+                  fa2_last_error());
+    for (int i = 0; i < 3; i++) {
+        gtensor *x = grad_tensor(p, i);
+        r->g[i] = xmalloc((size_t)x->n_alloc * x->esize);
+        memcpy(r->g[i], x->h_base, (size_t)x->n_alloc * x->esize);
+    }
+}
+
+static fa2_status run_gpu(problem *p, const fa2_bwd_args *a, grads *r)
+{
+    for (int i = 0; i < 3; i++) {
+        gtensor *x = grad_tensor(p, i);
+        cuda_ok(cudaMemset(x->d_base, 0xFF, (size_t)x->n_alloc * x->esize),
+                "cudaMemset");
+    }
+    const fa2_status st = fa2_bwd(a, FA2_BACKEND_CUDA);
+    if (st != FA2_OK)
+        return st;
+    cuda_ok(cudaDeviceSynchronize(), "the backward kernels");
+    for (int i = 0; i < 3; i++)
+        r->g[i] = gt_download(grad_tensor(p, i));
+    return FA2_OK;
+}
+
+typedef struct gcmp {
+    double vs_oracle; /* max abs error                              */
+    double mag;       /* max |oracle|                               */
+    double ulps;      /* max |gpu - mirror| in ulps at the row scale */
+    int64_t differ, unwritten, nonfinite, outside;
+} gcmp;
+
+static void compare_grad(const gtensor *x, const void *r, const void *m,
+                         const double *g64, gcmp *c)
+{
+    memset(c, 0, sizeof *c);
+    int64_t idx[4];
+    const int64_t d = x->host.shape[3], n = gt_numel(x);
+    const int64_t nrows = n / (d > 0 ? d : 1);
+    double *rowmax = calloc((size_t)(nrows > 0 ? nrows : 1), sizeof(double));
+    ck_assert(rowmax != NULL);
+    if (m)
+        for (int64_t f = 0; f < n; f++) {
+            gt_unflatten(x, f, idx);
+            const double mv = fabs(gt_get_raw(x, m, gt_off(x, idx)));
+            if (mv > rowmax[f / d])
+                rowmax[f / d] = mv;
+        }
+    for (int64_t f = 0; f < n; f++) {
+        gt_unflatten(x, f, idx);
+        const int64_t off = gt_off(x, idx);
+        const double g = gt_get_raw(x, r, off);
+        c->mag = fabs(g64[f]) > c->mag ? fabs(g64[f]) : c->mag;
+        if (isnan(g)) {
+            c->unwritten++;
+            continue;
+        }
+        if (!isfinite(g))
+            c->nonfinite++;
+        const double e = fabs(g - g64[f]);
+        c->vs_oracle = e > c->vs_oracle ? e : c->vs_oracle;
+        if (m) {
+            const double mv = gt_get_raw(x, m, off);
+            const double u = fabs(g - mv) / ulp_of(x->host.dtype, rowmax[f / d]);
+            c->ulps = u > c->ulps ? u : c->ulps;
+            if (g != mv)
+                c->differ++;
+        }
+    }
+    free(rowmax);
+    c->outside = gt_outside_touched(x, r);
+}
+
+static double unit_roundoff(fa2_dtype dt)
+{
+    return dt == FA2_DTYPE_FP16 ? 0x1p-11 : dt == FA2_DTYPE_BF16 ? 0x1p-8 : 0x1p-24;
+}
+
+static double floor_o(fa2_dtype dt)
+{
+    return dt == FA2_DTYPE_FP16 ? 0x1p-14 : 0x1p-11; /* 1/16 ulp at 1 */
+}
+
+/* GPU vs mirror: ulps of the dtype at the scale of the gradient row */
+#define MIRROR_ULPS 4.0
+
+static int verbose(void)
+{
+    const char *v = getenv("FA2_TEST_VERBOSE");
+    return v && *v && *v != '0';
+}
+
+static int quick(void)
+{
+    const char *v = getenv("FA2_GPU_TEST_QUICK");
+    return v && *v && *v != '0';
+}
+
+static double worst_ulps[2]; /* fp16, bf16: reported at the end */
+
+static void check_problem(const spec *s, uint64_t *rng, void *stream)
+{
+    problem p;
+    problem_init(&p, s, rng);
+    double *g64[3];
+    for (int i = 0; i < 3; i++)
+        g64[i] = xmalloc(sizeof(double) * (size_t)(gt_numel(grad_tensor(&p, i)) + 1));
+    ck_assert_msg(fa2_oracle_bwd_f64(&p.host_args, g64[0], g64[1], g64[2]) == FA2_OK,
+                  "oracle failed on %s: %s", p.desc, fa2_last_error());
+    grads mirror, standard, gpu;
+    run_cpu(&p, FA2_BACKEND_CPU_TILED, &mirror);
+    run_cpu(&p, FA2_BACKEND_CPU_STANDARD, &standard);
+    fa2_bwd_args a = p.dev_args;
+    a.stream = stream;
+    const fa2_status st = run_gpu(&p, &a, &gpu);
+    ck_assert_msg(st == FA2_OK, "CUDA backward failed on %s: %s (%s)", p.desc,
+                  fa2_status_str(st), fa2_last_error());
+    gcmp cg[3], cs[3];
+    for (int i = 0; i < 3; i++) {
+        compare_grad(grad_tensor(&p, i), gpu.g[i], mirror.g[i], g64[i], &cg[i]);
+        compare_grad(grad_tensor(&p, i), standard.g[i], NULL, g64[i], &cs[i]);
+    }
+    if (verbose())
+        fprintf(stderr, "case %-96s dq %.2e/%.2e %.1fu  dk %.2e/%.2e %.1fu  "
+                "dv %.2e/%.2e %.1fu\n", p.desc, cg[0].vs_oracle, cs[0].vs_oracle,
+                cg[0].ulps, cg[1].vs_oracle, cs[1].vs_oracle, cg[1].ulps,
+                cg[2].vs_oracle, cs[2].vs_oracle, cg[2].ulps);
+    for (int i = 0; i < 3; i++) {
+        const int di = s->dtype == FA2_DTYPE_BF16;
+        worst_ulps[di] = cg[i].ulps > worst_ulps[di] ? cg[i].ulps : worst_ulps[di];
+        ck_assert_msg(cg[i].unwritten == 0, "%lld %s elements never written: %s",
+                      (long long)cg[i].unwritten, grad_names[i], p.desc);
+        ck_assert_msg(cg[i].outside == 0, "%lld elements outside the %s view "
+                      "overwritten: %s", (long long)cg[i].outside, grad_names[i],
+                      p.desc);
+        ck_assert_msg(cg[i].nonfinite == 0, "%lld non-finite %s elements: %s",
+                      (long long)cg[i].nonfinite, grad_names[i], p.desc);
+        ck_assert_msg(cg[i].ulps <= MIRROR_ULPS, "%s differs from the CPU mirror "
+                      "by %.2f ulp of the row's scale (limit %.0f): %s",
+                      grad_names[i], cg[i].ulps, MIRROR_ULPS, p.desc);
+        const double fl = floor_o(s->dtype) + unit_roundoff(s->dtype) * cg[i].mag;
+        ck_assert_msg(cg[i].vs_oracle <= 2 * cs[i].vs_oracle + fl,
+                      "%s error vs the oracle %.3e > 2 x standard's %.3e + %.2e: %s",
+                      grad_names[i], cg[i].vs_oracle, cs[i].vs_oracle, fl, p.desc);
+    }
+    grads_free(&mirror);
+    grads_free(&standard);
+    grads_free(&gpu);
+    for (int i = 0; i < 3; i++)
+        free(g64[i]);
+    problem_free(&p);
+}
+
+/* ---- the property grid ------------------------------------------------- */
+
+static const int head_dims[] = {64, 128, 256, 40, 96, 160, 248};
+#define N_HEAD_DIMS ((int)(sizeof head_dims / sizeof head_dims[0]))
+#define N_VARIANTS 11
+
+static void set_lens(spec *s, int n, const int64_t *lq, const int64_t *lk)
+{
+    s->nseq = n;
+    for (int i = 0; i < n; i++) {
+        s->lens_q[i] = lq[i];
+        s->lens_k[i] = lk[i];
+    }
+}
+
+static void grid_spec(spec *s, fa2_dtype dt, int d, int v)
+{
+    spec_init(s, dt, d);
+    switch (v) {
+    case 0: /* plain, batch 2 */
+        s->batch = 2, s->nq = s->nk = 200, s->hq = s->hkv = 3;
+        break;
+    case 1: /* causal, GQA, padded layouts, deterministic */
+        s->nq = s->nk = 257, s->hq = 4, s->hkv = 2, s->causal = 1;
+        s->lay = L_PADDED, s->out_lay = L_PADDED, s->deterministic = 1;
+        break;
+    case 2: /* causal, Nq < Nk (bottom-right), MQA, [B,H,N,d] memory */
+        s->batch = 2, s->nq = 100, s->nk = 300, s->hq = 4, s->hkv = 1;
+        s->causal = 1, s->lay = L_HEAD_MAJOR, s->out_lay = L_HEAD_MAJOR;
+        break;
+    case 3: /* causal, Nq > Nk: the first rows see no key (zero gradients) */
+        s->nq = 300, s->nk = 100, s->hq = s->hkv = 2, s->causal = 1;
+        s->lay = L_SEQ_MAJOR, s->out_lay = L_PADDED;
+        break;
+    case 4: /* sliding window, deterministic */
+        s->nq = s->nk = 333, s->hq = s->hkv = 2, s->wl = 32, s->wr = 16;
+        s->deterministic = 1;
+        break;
+    case 5: /* window (0, 0): the diagonal only */
+        s->nq = s->nk = 129, s->hq = 2, s->hkv = 1, s->wl = 0, s->wr = 0;
+        s->out_lay = L_HEAD_MAJOR;
+        break;
+    case 6: /* causal + left window, GQA 6/3, a scale */
+        s->nq = s->nk = 400, s->hq = 6, s->hkv = 3, s->causal = 1, s->wl = 50;
+        s->scale = 0.3f;
+        break;
+    case 7: { /* varlen, causal, with empty and length-1 sequences */
+        const int64_t lq[5] = {0, 1, 200, 17, 130}, lk[5] = {5, 1, 150, 0, 300};
+        set_lens(s, 5, lq, lk);
+        s->hq = 4, s->hkv = 2, s->causal = 1;
+        break;
+    }
+    case 8: { /* varlen, max_seqlen_q 1, deterministic */
+        const int64_t lq[3] = {1, 1, 1}, lk[3] = {1, 64, 2};
+        set_lens(s, 3, lq, lk);
+        s->deterministic = 1;
+        break;
+    }
+    case 9: { /* varlen, window, odd lengths */
+        const int64_t lq[3] = {77, 300, 5}, lk[3] = {131, 260, 9};
+        set_lens(s, 3, lq, lk);
+        s->hq = s->hkv = 2, s->wl = 20, s->wr = 40, s->lay = L_PADDED;
+        break;
+    }
+    default: /* one row, one key */
+        s->nq = 1, s->nk = 1, s->hq = 3, s->hkv = 3;
+        break;
+    }
+}
+
+START_TEST(test_grid_matches_mirror_and_oracle)
+{
+    const fa2_dtype dt = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    const int d = head_dims[(_i / 2) % N_HEAD_DIMS];
+    const int v = _i / (2 * N_HEAD_DIMS);
+    uint64_t rng = run_seed ^ (0x51ed2701ull * (uint64_t)(_i + 1));
+    spec s;
+    grid_spec(&s, dt, d, v);
+    check_problem(&s, &rng, NULL);
+}
+END_TEST
+
+static const int quick_cases[][3] = {{0, 64, 1}, {1, 128, 0}, {7, 64, 1},
+                                     {3, 256, 0}, {4, 96, 1}};
+
+START_TEST(test_quick_grid)
+{
+    uint64_t rng = run_seed ^ (0x9e37ull * (uint64_t)(_i + 1));
+    spec s;
+    grid_spec(&s, quick_cases[_i][2] ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16,
+              quick_cases[_i][1], quick_cases[_i][0]);
+    check_problem(&s, &rng, NULL);
+}
+END_TEST
+
+/* Longer sequences (many key blocks add into each dQ row). */
+START_TEST(test_long_sequences)
+{
+    uint64_t rng = run_seed ^ (0xabcdull * (uint64_t)(_i + 1));
+    spec s;
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i / 2 == 1 ? 128 : 64);
+    s.nq = s.nk = 1000 + 37 * _i;
+    s.hq = 2, s.hkv = 1, s.causal = _i < 2, s.deterministic = _i == 3;
+    check_problem(&s, &rng, NULL);
+}
+END_TEST
+
+START_TEST(test_runs_on_a_user_stream)
+{
+    cudaStream_t stream;
+    cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+            "cudaStreamCreate");
+    uint64_t rng = run_seed ^ 0x5157ull;
+    spec s;
+    grid_spec(&s, FA2_DTYPE_FP16, 128, 1);
+    check_problem(&s, &rng, stream);
+    cudaStreamDestroy(stream);
+}
+END_TEST
+
+/* Deterministic mode: bit-identical gradients over runs, on a problem where
+ * many key blocks add into every dQ row concurrently. */
+START_TEST(test_deterministic_bits)
+{
+    uint64_t rng = run_seed ^ 0xde7ull ^ (uint64_t)_i;
+    spec s;
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 2 ? 64 : 128);
+    s.nq = s.nk = quick() ? 300 : 1500;
+    s.hq = 4, s.hkv = 2, s.causal = _i % 2, s.deterministic = 1;
+    problem p;
+    problem_init(&p, &s, &rng);
+    grads first, again;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &first), FA2_OK);
+    for (int run = 0; run < 3; run++) {
+        ck_assert_int_eq(run_gpu(&p, &p.dev_args, &again), FA2_OK);
+        for (int i = 0; i < 3; i++) {
+            gtensor *x = grad_tensor(&p, i);
+            ck_assert_msg(memcmp(first.g[i], again.g[i],
+                                 (size_t)x->n_alloc * x->esize) == 0,
+                          "deterministic %s differs between runs: %s",
+                          grad_names[i], p.desc);
+        }
+        grads_free(&again);
+    }
+    grads_free(&first);
+    problem_free(&p);
+}
+END_TEST
+
+/* ---- the checks only the CUDA backend makes ------------------------------ */
+
+START_TEST(test_rejects_host_pointers_and_misalignment)
+{
+    uint64_t rng = run_seed ^ 0xbadull;
+    spec s;
+    spec_init(&s, FA2_DTYPE_FP16, 64);
+    s.nq = s.nk = 40;
+    problem p;
+    problem_init(&p, &s, &rng);
+    fa2_bwd_args a = p.dev_args;
+    a.dq = p.dq.host;
+    ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_DEVICE_POINTER);
+    a = p.dev_args;
+    a.lse = p.lse.host;
+    ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_DEVICE_POINTER);
+    a = p.dev_args;
+    a.dk.data = (uint16_t *)a.dk.data + 1;
+    a.dk.shape[1] -= 1; /* stay inside the allocation */
+    a.dv.shape[1] -= 1;
+    a.k.shape[1] -= 1;
+    a.v.shape[1] -= 1;
+    ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_ALIGNMENT);
+    problem_free(&p);
+}
+END_TEST
+
+START_TEST(test_tile_config_query)
+{
+    static const int want[][4] = {/* d, block_m, block_n, kernel head dim */
+                                  {8, 128, 128, 64},   {64, 128, 128, 64},
+                                  {72, 64, 128, 128},  {128, 64, 128, 128},
+                                  {136, 64, 64, 256},  {256, 64, 64, 256}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        for (int b = 0; b < 2; b++) {
+            fa2_tile_config c;
+            ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD,
+                                                 b ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16,
+                                                 want[i][0], &c),
+                             FA2_OK);
+            ck_assert_int_eq(c.block_m, want[i][1]);
+            ck_assert_int_eq(c.block_n, want[i][2]);
+            ck_assert_int_eq(c.head_dim, want[i][3]);
+            ck_assert_int_eq(c.warps, 8);
+        }
+    fa2_tile_config c;
+    ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD,
+                                         FA2_DTYPE_FP32, 64, &c),
+                     FA2_ERR_UNSUPPORTED);
+    ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD,
+                                         FA2_DTYPE_FP16, 260, &c),
+                     FA2_ERR_HEAD_DIM);
+}
+END_TEST
+
+/* ---- traffic counters ------------------------------------------------------ */
+
+#ifdef FA2_TRAFFIC_COUNTERS
+START_TEST(test_traffic_counters_match_the_simulator)
+{
+    const int v = _i / 4, dims[4] = {64, 128, 256, 40};
+    uint64_t rng = run_seed ^ (0x7aull * (uint64_t)(_i + 1));
+    spec s;
+    grid_spec(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, dims[_i % 4], v);
+    problem p;
+    problem_init(&p, &s, &rng);
+    ck_assert_int_eq(fa2_cuda_bwd_traffic_reset(), FA2_OK);
+    grads r;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &r), FA2_OK);
+    fa2_bwd_traffic got;
+    ck_assert_int_eq(fa2_cuda_bwd_traffic_read(&got), FA2_OK);
+
+    fa2_sim_args sa;
+    fa2_sim_args_init(&sa);
+    sa.algo = FA2_SIM_FA2;
+    sa.pass = FA2_SIM_PASS_BWD;
+    sa.dtype = s.dtype;
+    sa.batch = s.batch;
+    sa.heads_q = s.hq;
+    sa.heads_kv = s.hkv;
+    sa.seqlen_q = s.nq;
+    sa.seqlen_k = s.nk;
+    sa.head_dim = s.d;
+    sa.causal = s.causal;
+    sa.window_left = s.wl;
+    sa.window_right = s.wr;
+    if (s.nseq > 0) {
+        sa.cu_seqlens_q = p.cu_q;
+        sa.cu_seqlens_k = p.cu_k;
+        sa.num_seqs = s.nseq;
+    }
+    sa.l2 = 0;
+    fa2_sim_device dev;
+    ck_assert_int_eq(fa2_sim_device_builtin("h100", &dev), FA2_OK);
+    fa2_sim_result *res = xmalloc(sizeof *res);
+    ck_assert_msg(fa2_sim_run(&sa, &dev, res) == FA2_OK, "fa2_sim_run: %s",
+                  fa2_last_error());
+    for (int t = 0; t < FA2_SIM_TENSOR_COUNT; t++) {
+        ck_assert_msg(got.tensor_read[t] == (uint64_t)res->total.tensor_read[t] &&
+                          got.tensor_written[t] ==
+                              (uint64_t)res->total.tensor_written[t],
+                      "%s traffic of %s: kernels read %llu wrote %llu, the "
+                      "simulator %lld and %lld", fa2_sim_tensor_name(t), p.desc,
+                      (unsigned long long)got.tensor_read[t],
+                      (unsigned long long)got.tensor_written[t],
+                      (long long)res->total.tensor_read[t],
+                      (long long)res->total.tensor_written[t]);
+    }
+    ck_assert(got.read_bytes == (uint64_t)res->total.global_read);
+    ck_assert(got.written_bytes == (uint64_t)res->total.global_written);
+    fprintf(stderr, "bwd traffic %-90s read %llu written %llu = sim\n", p.desc,
+            (unsigned long long)got.read_bytes,
+            (unsigned long long)got.written_bytes);
+    free(res);
+    grads_free(&r);
+    problem_free(&p);
+}
+END_TEST
+#else
+START_TEST(test_traffic_counters_not_built)
+{
+    fa2_bwd_traffic t;
+    ck_assert_int_eq(fa2_cuda_bwd_traffic_read(&t), FA2_ERR_NOT_BUILT);
+    ck_assert_int_eq(fa2_cuda_bwd_traffic_reset(), FA2_ERR_NOT_BUILT);
+}
+END_TEST
+#endif
+
+static Suite *cuda_bwd_suite(void)
+{
+    Suite *s = suite_create("cuda_bwd");
+    TCase *tc = tcase_create("grid");
+    tcase_set_timeout(tc, 600);
+    if (quick()) {
+        tcase_add_loop_test(tc, test_quick_grid, 0,
+                            (int)(sizeof quick_cases / sizeof quick_cases[0]));
+        tcase_add_loop_test(tc, test_deterministic_bits, 0, 1);
+    } else {
+        tcase_add_loop_test(tc, test_grid_matches_mirror_and_oracle, 0,
+                            2 * N_HEAD_DIMS * N_VARIANTS);
+        tcase_add_loop_test(tc, test_long_sequences, 0, 4);
+        tcase_add_test(tc, test_runs_on_a_user_stream);
+        tcase_add_loop_test(tc, test_deterministic_bits, 0, 4);
+    }
+    suite_add_tcase(s, tc);
+    TCase *args = tcase_create("arguments");
+    tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
+    tcase_add_test(args, test_tile_config_query);
+    suite_add_tcase(s, args);
+    TCase *tr = tcase_create("traffic");
+#ifdef FA2_TRAFFIC_COUNTERS
+    tcase_add_loop_test(tr, test_traffic_counters_match_the_simulator, 0,
+                        quick() ? 4 : 4 * N_VARIANTS);
+#else
+    tcase_add_test(tr, test_traffic_counters_not_built);
+#endif
+    suite_add_tcase(s, tr);
+    return s;
+}
+
+int main(void)
+{
+    if (fa2_backend_available(FA2_BACKEND_CUDA) != FA2_OK) {
+        printf("SKIP: %s\n", fa2_last_error());
+        return 77;
+    }
+    const char *e = getenv("FA2_TEST_SEED");
+    run_seed = e && *e ? strtoull(e, NULL, 0) : (uint64_t)time(NULL);
+    printf("test_cuda_bwd: seed %llu (FA2_TEST_SEED=%llu reproduces)\n",
+           (unsigned long long)run_seed, (unsigned long long)run_seed);
+    fflush(stdout);
+    SRunner *sr = srunner_create(cuda_bwd_suite());
+    srunner_set_fork_status(sr, CK_NOFORK); /* CUDA does not survive fork() */
+    srunner_run_all(sr, CK_ENV);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    printf("test_cuda_bwd: worst GPU vs mirror %.2f ulp (fp16), %.2f ulp (bf16) "
+           "at the gradient row's scale\n", worst_ulps[0], worst_ulps[1]);
+    if (failed)
+        printf("test_cuda_bwd: %d failed; rerun with FA2_TEST_SEED=%llu\n",
+               failed, (unsigned long long)run_seed);
+    return failed ? 1 : 0;
+}
+
+#else /* no CUDA */
+
+int main(void)
+{
+    printf("SKIP: this fa2 was built without CUDA\n");
+    return 77;
+}
+
+#endif
