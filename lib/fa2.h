@@ -452,6 +452,25 @@ const char *fa2_sim_order_name(fa2_sim_order o);
 const char *fa2_sim_tensor_name(fa2_sim_tensor t);
 /* ---- end of the simulator section ---------------------------------------- */
 
+/* ---- CUDA backward traffic ----------------------------------------------- */
+/* Global-memory traffic of the CUDA backward's three kernels (preprocess,
+ * main, postprocess), counted like the forward's (fa2_traffic) in a library
+ * configured with --enable-traffic-counters, per tensor and indexed like
+ * the simulator's counters (fa2_sim_tensor): tensor_read[FA2_SIM_T_Q] is
+ * what fa2 sim --no-l2 --pass bwd reports as global reads of Q. The fp32
+ * atomic add of a dQ tile counts as a read and a write of the accumulator
+ * (doc/io-complexity.md section 9). Summed over every launch since the last
+ * fa2_cuda_bwd_traffic_reset; other builds return FA2_ERR_NOT_BUILT. */
+typedef struct fa2_bwd_traffic {
+    uint64_t tensor_read[FA2_SIM_TENSOR_COUNT];
+    uint64_t tensor_written[FA2_SIM_TENSOR_COUNT];
+    uint64_t read_bytes;    /* sums of the above */
+    uint64_t written_bytes;
+} fa2_bwd_traffic;
+
+fa2_status fa2_cuda_bwd_traffic_reset(void);
+fa2_status fa2_cuda_bwd_traffic_read(fa2_bwd_traffic *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -202,6 +202,9 @@ fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 /* The kernel's tiling (arguments already checked). */
 fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
                                 fa2_tile_config *out);
+/* The backward kernel's tiling (gpu/bwd_config.h), for fa2_cuda_tile_config. */
+fa2_status fa2_cuda_bwd_tile_config(fa2_dtype dtype, int head_dim,
+                                    fa2_tile_config *out);
 
 /* The float64 oracle with float64 outputs, for tests and tools: o64 is
  * dense with o's shape [q.shape[0], q.shape[1], heads_q, head_dim] and lse64
