@@ -14,3 +14,7 @@ tools_fa2_SOURCES += tools/cmd_sim.c
 # CUDA_CFLAGS and CUDA_LIBS are empty in a build without CUDA.
 tools_fa2_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
 tools_fa2_LDADD = lib/libfa2.la $(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
+# Linked against libfa2.a: tools/fa2 in the build tree is then the program
+# itself, not libtool's wrapper script, so `valgrind tools/fa2 ...` checks
+# fa2 and not the shell.
+tools_fa2_LDFLAGS = -static
