@@ -398,6 +398,35 @@ START_TEST(test_deterministic_mode_gives_the_same_bits_for_any_thread_count)
 }
 END_TEST
 
+START_TEST(test_keys_that_no_query_sees_get_zero_gradients)
+{
+    /* every query sequence empty (packed length 0), keys present: the
+     * backward is valid and dk = dv = 0 on every backend */
+    tl_rng r;
+    TL_RNG(&r);
+    tl_spec s;
+    tl_spec_init(&s);
+    s.dtype = grid_dtypes[_i];
+    s.head_dim = 16;
+    s.num_seqs = 2;
+    s.lens_q[0] = s.lens_q[1] = 0;
+    s.lens_k[0] = 5, s.lens_k[1] = 9;
+    bwd_problem p;
+    bwd_init(&p, &s, &r);
+    for (int be = 0; be < 3; be++) {
+        ck_assert_msg(bwd_run(&p, (fa2_backend)be) == FA2_OK, "%s: %s",
+                      fa2_backend_name((fa2_backend)be), fa2_last_error());
+        int64_t idx[4];
+        for (int64_t i = 0; i < tl_numel(&p.dk); i++) {
+            tl_unflatten(&p.dk, i, idx);
+            TL_CHECK(tl_get(&p.dk, idx) == 0.0 && tl_get(&p.dv, idx) == 0.0,
+                     "%s: dk/dv not zero", fa2_backend_name((fa2_backend)be));
+        }
+    }
+    bwd_free(&p);
+}
+END_TEST
+
 /* ---- bad input ------------------------------------------------------------- */
 
 static void small_problem(bwd_problem *p, tl_rng *r)
@@ -493,6 +522,7 @@ static Suite *bwd_suite(void)
     tcase_add_loop_test(t, test_rows_that_see_no_key_get_zero_gradients_not_nan, 0, 3);
     tcase_add_loop_test(t, test_deterministic_mode_gives_the_same_bits_for_any_thread_count,
                         0, 4);
+    tcase_add_loop_test(t, test_keys_that_no_query_sees_get_zero_gradients, 0, 3);
     tcase_add_test(t, test_bad_backward_arguments_are_rejected_with_a_sentence);
     suite_add_tcase(s, t);
     return s;
