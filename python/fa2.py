@@ -1,8 +1,12 @@
-"""fa2.py — a small ctypes binding of libfa2's forward pass for PyTorch tensors.
+"""fa2.py — a small ctypes binding of libfa2 for PyTorch tensors: the forward
+and backward passes, and attention() with autograd over both.
 
     import torch, fa2
     q = torch.randn(2, 1024, 16, 128, device="cuda", dtype=torch.bfloat16)
     o, lse = fa2.forward(q, k, v, causal=True, return_lse=True)
+    dq, dk, dv = fa2.backward(q, k, v, o, lse, do, causal=True)
+    o = fa2.attention(q, k, v, causal=True)          # autograd
+    o = fa2.attention_varlen(q, k, v, cu_q, cu_k)    # packed, [total, H, d]
 
 Tensors are [batch, seqlen, heads, head_dim] (flash-attn's layout, not SDPA's
 [batch, heads, seqlen, head_dim]), last dim contiguous, any other strides.
@@ -217,26 +221,156 @@ def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
     return (out, lse) if return_lse else out
 
 
+class BwdArgs(ctypes.Structure):
+    _fields_ = [("q", Tensor), ("k", Tensor), ("v", Tensor), ("o", Tensor),
+                ("lse", Tensor), ("dout", Tensor),
+                ("dq", Tensor), ("dk", Tensor), ("dv", Tensor),
+                ("softmax_scale", ctypes.c_float), ("causal", ctypes.c_int),
+                ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
+                ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
+                ("num_seqs", ctypes.c_int64),
+                ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
+                ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
+                ("deterministic", ctypes.c_int), ("num_threads", ctypes.c_int),
+                ("stream", ctypes.c_void_p)]
+
+
+def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
+                  window=(-1, -1), softmax_scale=0.0, cu_seqlens_q=None,
+                  cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0,
+                  deterministic=False, stream=None):
+    """The fa2_bwd_args for these tensors (kept alive by the caller); reuse
+    it with run_bwd(args) to time the kernels without Python overhead."""
+    L = lib()
+    if not getattr(L, "_fa2_bwd_bound", False):
+        L.fa2_bwd.argtypes = [ctypes.POINTER(BwdArgs), ctypes.c_int]
+        L.fa2_bwd.restype = ctypes.c_int
+        L.fa2_bwd_args_init.argtypes = [ctypes.POINTER(BwdArgs)]
+        L.fa2_bwd_args_init.restype = None
+        L._fa2_bwd_bound = True
+    a = BwdArgs()
+    L.fa2_bwd_args_init(ctypes.byref(a))
+    a.q, a.k, a.v = tensor_view(q), tensor_view(k), tensor_view(v)
+    a.o, a.lse, a.dout = tensor_view(o), tensor_view(lse), tensor_view(dout)
+    a.dq, a.dk, a.dv = tensor_view(dq), tensor_view(dk), tensor_view(dv)
+    a.softmax_scale = float(softmax_scale or 0.0)
+    a.causal = 1 if causal else 0
+    a.window_left, a.window_right = int(window[0]), int(window[1])
+    if cu_seqlens_q is not None:
+        a.cu_seqlens_q = cu_seqlens_q.data_ptr()
+        a.cu_seqlens_k = cu_seqlens_k.data_ptr()
+        a.num_seqs = cu_seqlens_q.numel() - 1
+        a.max_seqlen_q, a.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
+    a.deterministic = 1 if deterministic else 0
+    if q.is_cuda:
+        import torch
+        s = stream if stream is not None else torch.cuda.current_stream(q.device)
+        a.stream = s.cuda_stream
+    return a
+
+
+def run_bwd(args, backend="cuda"):
+    _check(lib().fa2_bwd(ctypes.byref(args), BACKENDS[backend]))
+
+
+def _max_lens(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+    if not max_seqlen_q:
+        max_seqlen_q = max(1, int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max()))
+    if not max_seqlen_k:
+        max_seqlen_k = max(1, int((cu_seqlens_k[1:] - cu_seqlens_k[:-1]).max()))
+    return max_seqlen_q, max_seqlen_k
+
+
+def backward(q, k, v, o, lse, dout, causal=False, window=(-1, -1),
+             softmax_scale=0.0, deterministic=False, cu_seqlens_q=None,
+             cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, backend=None):
+    """dq, dk, dv of the attention forward() computed (o and its lse given),
+    for the loss gradient dout. With GQA/MQA dk and dv are summed over the
+    query heads that share a key head. Layouts as forward()."""
+    import torch
+    squeeze = q.dim() == 3
+    if squeeze:
+        q, k, v, o, dout = (x.unsqueeze(0) for x in (q, k, v, o, dout))
+    if backend is None:
+        backend = "cuda" if q.is_cuda else "tiled"
+    if dout.stride(-1) != 1 or any(s % 8 for s in dout.stride()[:-1]):
+        dout = dout.contiguous()
+    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
+    dk = torch.empty_like(k, memory_format=torch.contiguous_format)
+    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+    if cu_seqlens_q is not None and q.is_cuda:
+        max_seqlen_q, max_seqlen_k = _max_lens(cu_seqlens_q, cu_seqlens_k,
+                                               max_seqlen_q, max_seqlen_k)
+    a = make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal, window,
+                      softmax_scale, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                      max_seqlen_k, deterministic)
+    run_bwd(a, backend)
+    if squeeze:
+        dq, dk, dv = dq.squeeze(0), dk.squeeze(0), dv.squeeze(0)
+    return dq, dk, dv
+
+
+_FA2_FUNCTION = None
+
+
 def _autograd_function():
+    global _FA2_FUNCTION
+    if _FA2_FUNCTION is not None:
+        return _FA2_FUNCTION
     import torch
 
     class FA2Function(torch.autograd.Function):
-        """Forward through libfa2; backward not yet on the GPU (raises)."""
+        """Forward and backward through libfa2 (CUDA kernels for CUDA
+        tensors, the tiled CPU mirror otherwise)."""
 
         @staticmethod
-        def forward(ctx, q, k, v, causal=False, softmax_scale=0.0):
-            o, lse = forward(q, k, v, causal=causal, softmax_scale=softmax_scale,
-                             return_lse=True)
+        def forward(ctx, q, k, v, causal, window, softmax_scale, deterministic,
+                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+            if cu_seqlens_q is not None and q.is_cuda:
+                max_seqlen_q, max_seqlen_k = _max_lens(
+                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+            o, lse = forward(q, k, v, causal=causal, window=window,
+                             softmax_scale=softmax_scale, return_lse=True,
+                             cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
+                             max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k)
             ctx.save_for_backward(q, k, v, o, lse)
+            ctx.cfg = (causal, window, softmax_scale, deterministic, cu_seqlens_q,
+                       cu_seqlens_k, max_seqlen_q, max_seqlen_k)
             return o
 
         @staticmethod
         def backward(ctx, do):
-            raise NotImplementedError("libfa2 has no CUDA backward kernel yet")
+            q, k, v, o, lse = ctx.saved_tensors
+            (causal, window, scale, det, cq, ck, mq, mk) = ctx.cfg
+            dq, dk, dv = backward(q, k, v, o, lse, do, causal=causal, window=window,
+                                  softmax_scale=scale, deterministic=det,
+                                  cu_seqlens_q=cq, cu_seqlens_k=ck,
+                                  max_seqlen_q=mq, max_seqlen_k=mk)
+            return dq, dk, dv, None, None, None, None, None, None, None, None
 
+    _FA2_FUNCTION = FA2Function
     return FA2Function
 
 
-def attention(q, k, v, causal=False, softmax_scale=0.0):
-    """torch.autograd.Function entry point (forward only for now)."""
-    return _autograd_function().apply(q, k, v, causal, softmax_scale)
+def attention(q, k, v, causal=False, window=(-1, -1), softmax_scale=None,
+              deterministic=False):
+    """Attention with autograd: q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d] (Hq a
+    multiple of Hkv), fp16/bf16 CUDA tensors (or CPU tensors, on the tiled
+    mirror). causal is bottom-right aligned; window = (left, right), -1 for
+    unbounded; softmax_scale None = 1/sqrt(d); deterministic = dQ summed in
+    a fixed order (bit-identical gradients run to run)."""
+    return _autograd_function().apply(q, k, v, bool(causal), tuple(window),
+                                      float(softmax_scale or 0.0),
+                                      bool(deterministic), None, None, 0, 0)
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=0,
+                     max_seqlen_k=0, causal=False, window=(-1, -1),
+                     softmax_scale=None, deterministic=False):
+    """attention() on packed sequences: q [total_q, Hq, d], k/v [total_k,
+    Hkv, d], cu_seqlens int32 on q's device (num_seqs + 1 offsets)."""
+    return _autograd_function().apply(q, k, v, bool(causal), tuple(window),
+                                      float(softmax_scale or 0.0),
+                                      bool(deterministic), cu_seqlens_q,
+                                      cu_seqlens_k, int(max_seqlen_q),
+                                      int(max_seqlen_k))
