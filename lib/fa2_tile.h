@@ -26,6 +26,14 @@
 
 #define FA2_NEG_INF (-INFINITY)
 
+/* A product rounded on its own, never fused into a following add (nvcc
+ * contracts a * b + c into an FMA by default; ISO C compilers do not). */
+#if defined(__CUDA_ARCH__)
+#define FA2_MUL_RN(a, b) __fmul_rn((a), (b))
+#else
+#define FA2_MUL_RN(a, b) ((a) * (b))
+#endif
+
 /* ---- the visibility rule ------------------------------------------------ */
 
 /* Which keys a query row may see, for one (sequence, head). */
@@ -230,7 +238,7 @@ FA2_HD static inline fa2_row_state fa2_row_state_init(void)
  * scores (max -inf) subtracts 0, so exp2(-inf - 0) = 0 instead of NaN. */
 FA2_HD static inline float fa2_softmax_max_scaled(float m, float scale_log2)
 {
-    return m == FA2_NEG_INF ? 0.0f : m * scale_log2;
+    return m == FA2_NEG_INF ? 0.0f : FA2_MUL_RN(m, scale_log2);
 }
 
 /* One probability: P = exp2(s * c - m * c), with c = scale * log2(e) folded
@@ -242,18 +250,24 @@ FA2_HD static inline float fa2_softmax_p(float s, float scale_log2,
 }
 
 /* Start a tile: fold the tile's row max into the running max and return the
- * factor alpha = exp2((m_old - m_new) * c) by which l and the accumulator
+ * factor alpha = exp2(m_old c - m_new c) by which l and the accumulator
  * must be scaled (0 when the row had seen nothing; 1 when the max did not
- * move). *max_scaled receives the value fa2_softmax_p subtracts. */
+ * move). *max_scaled receives m_new c, the value fa2_softmax_p subtracts.
+ * Both products are rounded before the subtraction (and never fused): the
+ * terms already in l and acc were computed against the rounded m_old c, so
+ * this alpha moves them to the rounded m_new c exactly as the new terms are. */
 FA2_HD static inline float fa2_softmax_rescale(fa2_row_state *st, float tile_max,
                                                float scale_log2,
                                                float *max_scaled)
 {
     const float m_new = fmaxf(st->m, tile_max);
-    const float m_cur = m_new == FA2_NEG_INF ? 0.0f : m_new;
-    const float alpha = exp2f((st->m - m_cur) * scale_log2);
+    const float ms_new = fa2_softmax_max_scaled(m_new, scale_log2);
+    const float alpha =
+        st->m == FA2_NEG_INF
+            ? 0.0f
+            : exp2f(fa2_softmax_max_scaled(st->m, scale_log2) - ms_new);
     st->m = m_new;
-    *max_scaled = m_cur * scale_log2;
+    *max_scaled = ms_new;
     return alpha;
 }
 
