@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test sanitize traffic bench quickbench tune ncu stalls pack
+# Stages: info test sanitize traffic bench quickbench tune ncu stalls cli pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
 set -u
@@ -100,6 +100,19 @@ stalls)
             --head-dims $1 --seqlens $2 --json /tmp/stalls.json >>"$OUT/ncu_stalls.txt" 2>&1
     done
     grep -E "fwd_kernel|Stall|Issued Warp|No Eligible|Warp Cycles Per Issued|Registers Per|Achieved Occupancy|Executed Ipc A" "$OUT/ncu_stalls.txt" | head -80
+    ;;
+cli)
+    log "tools/fa2 run --backend cuda --check"
+    for a in "" "--no-causal --head-dim 128 --dtype bf16" \
+             "--varlen --batch 6 --seqlen 777 --heads 8 --heads-kv 2" \
+             "--window 64,0 --seqlen 1000 --seqlen-k 1500 --head-dim 96" \
+             "--head-dim 256 --dtype bf16 --seqlen 4096 --batch 2" \
+             "--head-dim 40 --seqlen 333 --no-causal --heads 3 --heads-kv 1"; do
+        echo "-- fa2 run --backend cuda --check $a"
+        out=$("$RUN/fa2" run --backend cuda --check $a 2>&1); rc=$?
+        echo "$out" | tail -8
+        echo "exit $rc"
+    done 2>&1 | tee "$OUT/cli.log"
     ;;
 pack)
     tar czf /tmp/results.tgz -C "$OUT" --exclude '*.png' . &&

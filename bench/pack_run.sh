@@ -1,7 +1,7 @@
 #!/bin/sh
 # pack_run.sh — gather what a GPU call needs from the build trees into one
 # small git-ignored folder (build-run/), to pass to the device tool's carry:
-#   lib/libfa2.so.0, test_cuda_fwd        from BUILD (default build-cuda)
+#   lib/libfa2.so.0, test_cuda_fwd, fa2   from BUILD (default build-cuda)
 #   traffic/libfa2.so.0, traffic/test_cuda_fwd   from build-traffic, if built
 #   tune-NAME/libfa2.so.0                 from build-tune-NAME, if built
 #   fallback/                             libgfortran/libquadmath (OpenBLAS's)
@@ -13,6 +13,7 @@ mkdir -p "$RUN/lib" "$RUN/fallback"
 cp -L "$BUILD/lib/.libs/libfa2.so.0" "$RUN/lib/"
 cp "$BUILD/tests/gpu/.libs/test_cuda_fwd" "$RUN/" 2>/dev/null ||
     cp "$BUILD/tests/gpu/test_cuda_fwd" "$RUN/"
+cp "$BUILD/tools/.libs/fa2" "$RUN/" 2>/dev/null || true
 if [ -e build-traffic/lib/.libs/libfa2.so.0 ]; then
     mkdir -p "$RUN/traffic"
     cp -L build-traffic/lib/.libs/libfa2.so.0 "$RUN/traffic/"

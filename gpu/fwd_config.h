@@ -5,22 +5,23 @@
  *
  * Chosen for Hopper's 228 KB of shared memory per SM (and still within the
  * 163 KB a block may have on sm_80):
- *   smem = (block_m + 4 * block_n) * smem_cols * 2 bytes
- * (a Q tile, and K and V tiles double-buffered). smem_cols is the head dim
- * rounded up to a multiple of 64 (32 stays 32) so that every shared-memory
- * row is a whole number of 128-byte lines and the XOR swizzle stays inside
- * the row. Each warp owns block_m / warps query rows (16 or 32: one or two
- * m16 tiles of mma.m16n8k16), FA2's split-Q partitioning.
+ *   smem = (block_m + (2 + v_stages) * block_n) * smem_cols * 2 bytes
+ * (a Q tile, K tiles double-buffered, V tiles double- or single-buffered).
+ * smem_cols is the head dim rounded up to a multiple of 64 (32 stays 32) so
+ * that every shared-memory row is a whole number of 128-byte lines and the
+ * XOR swizzle stays inside the row. Each warp owns block_m / warps query
+ * rows (16 or 32: one or two m16 tiles of mma.m16n8k16), FA2's split-Q
+ * partitioning.
  *
- *   head dim  block_m  block_n  warps  rows/warp  smem     blocks/SM (H100)
- *        32      128      128      4       32      40 KB     by registers
- *        64      128       64      4       32      48 KB     by registers
- *        96      128       64      4       32      96 KB     2
- *       128      128       64      4       32      96 KB     2
- *       160      128       64      8       16     144 KB     1
- *       192      128       64      8       16     144 KB     1
- *       224      128       32      8       16     128 KB     1
- *       256      128       32      8       16     128 KB     1
+ *   head dim  block_m  block_n  warps  rows/warp  V bufs  smem    blocks/SM
+ *        32      128      128      4       32        2     40 KB   2 (regs)
+ *        64      128      128      4       32        2     80 KB   2 (regs)
+ *        96      128       64      4       32        2     96 KB   2
+ *       128      128       64      4       32        2     96 KB   2
+ *       160      128       64      8       16        2    144 KB   1
+ *       192      128       64      8       16        2    144 KB   1
+ *       224      128       64      8       16        1    160 KB   1
+ *       256      128       64      8       16        1    160 KB   1
  *
  * Any other multiple of 8 up to 256 runs on the next head dim up, with the
  * extra columns predicated off (zero-filled on load, not stored).
@@ -41,7 +42,13 @@ static inline int fa2_fwd_kernel_head_dim(int d)
 #define FA2_FWD_BLOCK_M(HD) 128
 #endif
 #ifndef FA2_FWD_BLOCK_N
-#define FA2_FWD_BLOCK_N(HD) ((HD) <= 64 ? 128 : (HD) <= 192 ? 64 : 32)
+#define FA2_FWD_BLOCK_N(HD) ((HD) <= 64 ? 128 : 64)
+#endif
+/* V buffers: 2 (double-buffered like K), or 1 where shared memory is
+ * short (head dim 224/256: the next V tile is then loaded after P V, and
+ * its copy overlaps the next S and softmax only) */
+#ifndef FA2_FWD_V_STAGES
+#define FA2_FWD_V_STAGES(HD) ((HD) <= 192 ? 2 : 1)
 #endif
 #ifndef FA2_FWD_WARPS
 #define FA2_FWD_WARPS(HD) ((HD) <= 128 ? 4 : 8)
@@ -52,6 +59,7 @@ static inline int fa2_fwd_kernel_head_dim(int d)
 #endif
 #define FA2_FWD_SMEM_COLS(HD) ((HD) == 32 ? 32 : (((HD) + 63) / 64) * 64)
 #define FA2_FWD_SMEM_BYTES(HD)                                                 \
-    ((FA2_FWD_BLOCK_M(HD) + 4 * FA2_FWD_BLOCK_N(HD)) * FA2_FWD_SMEM_COLS(HD) * 2)
+    ((FA2_FWD_BLOCK_M(HD) + (2 + FA2_FWD_V_STAGES(HD)) * FA2_FWD_BLOCK_N(HD)) *  \
+     FA2_FWD_SMEM_COLS(HD) * 2)
 
 #endif /* FA2_GPU_FWD_CONFIG_H */

@@ -9,7 +9,9 @@
  *   prologue: cp.async Q (once) and K/V of the first key block
  *   for each key block j, last to first (fa2_kv_block_at):
  *       wait K_j; barrier; cp.async K/V of the next key block into the
- *         other buffer (double buffering: its copy overlaps this block)
+ *         other buffer (double buffering: its copy overlaps this block;
+ *         with one V buffer, head dim >= 224, the next V is copied after
+ *         P V and overlaps the next S and softmax)
  *       S = Q K_j^T                  ldmatrix + mma.m16n8k16, f32 acc
  *       element mask                 only on tiles fa2_tile_needs_mask says
  *       online softmax in registers  quad shuffles for row max; exp2 with
@@ -132,6 +134,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
     constexpr int BN = FA2_FWD_BLOCK_N(HD);
     constexpr int NW = FA2_FWD_WARPS(HD);
     constexpr int SD = FA2_FWD_SMEM_COLS(HD);
+    constexpr int VS = FA2_FWD_V_STAGES(HD);
     constexpr int NTHREADS = NW * 32;
     constexpr int RW = BM / NW; /* query rows per warp            */
     constexpr int MT = RW / 16; /* m16 tiles per warp             */
@@ -144,7 +147,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
     extern __shared__ __align__(128) uint16_t smem[];
     uint16_t *const sQ = smem;              /* [BM][SD], then O staging */
     uint16_t *const sK = sQ + BM * SD;      /* [2][BN][SD]              */
-    uint16_t *const sV = sK + 2 * BN * SD;  /* [2][BN][SD]              */
+    uint16_t *const sV = sK + 2 * BN * SD;  /* [VS][BN][SD]             */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -372,8 +375,8 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                     pack2<IS_BF16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
             }
 
-        /* groups in flight: V_step, K_next, V_next; wait for V_step */
-        cp_async_wait<2>();
+        /* groups in flight: V_step, K_next (, V_next); wait for V_step */
+        cp_async_wait<VS == 2 ? 2 : 1>();
         __syncthreads();
 
         /* O += round(P) V_j (Algorithm 1 line 10) */
@@ -399,24 +402,34 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
         /* groups in flight: K_step, V_step; wait for K_step */
         cp_async_wait<1>();
         __syncthreads(); /* K_step visible; every warp is done with step-1 */
-        if (step + 1 < nsteps) {
-            const int64_t nlo = fa2_kv_block_at(kv, step + 1) * BN;
-            const int ncols = (int)(seqlen_k - nlo < BN ? seqlen_k - nlo : BN);
+        const bool more = step + 1 < nsteps;
+        const int64_t nlo = more ? fa2_kv_block_at(kv, step + 1) * BN : 0;
+        const int ncols = (int)(seqlen_k - nlo < BN ? seqlen_k - nlo : BN);
+        /* empty groups (no next block) keep the counts uniform */
+        if (more)
             load_tile<BN, HD, SD, NTHREADS>(sK + (buf ^ 1) * BN * SD,
                                             gK + nlo * p.k_sr, p.k_sr, ncols,
                                             d, tid);
-            cp_async_commit();
-            load_tile<BN, HD, SD, NTHREADS>(sV + (buf ^ 1) * BN * SD,
-                                            gV + nlo * p.v_sr, p.v_sr, ncols,
-                                            d, tid);
-            cp_async_commit();
-        } else {
-            cp_async_commit(); /* empty groups keep the counts uniform */
+        cp_async_commit();
+        if (VS == 2) {
+            if (more)
+                load_tile<BN, HD, SD, NTHREADS>(sV + (buf ^ 1) * BN * SD,
+                                                gV + nlo * p.v_sr, p.v_sr, ncols,
+                                                d, tid);
             cp_async_commit();
         }
         const uint16_t *const cK = sK + buf * BN * SD;
-        const uint16_t *const cV = sV + buf * BN * SD;
+        const uint16_t *const cV = sV + (VS == 2 ? buf : 0) * BN * SD;
         kv_step(col_lo, cK, cV);
+        if (VS == 1) {
+            /* one V buffer: the next V goes in once every warp is done
+             * with this one */
+            __syncthreads();
+            if (more)
+                load_tile<BN, HD, SD, NTHREADS>(sV, gV + nlo * p.v_sr, p.v_sr,
+                                                ncols, d, tid);
+            cp_async_commit();
+        }
     }
     cp_async_wait<0>(); /* nothing may land in sQ after this point */
 

@@ -900,9 +900,6 @@ START_TEST(test_tile_config_query)
     ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_FWD,
                                          FA2_DTYPE_FP32, 64, &c),
                      FA2_ERR_UNSUPPORTED);
-    ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD,
-                                         FA2_DTYPE_FP16, 64, &c),
-                     FA2_ERR_UNSUPPORTED);
 }
 END_TEST
 
