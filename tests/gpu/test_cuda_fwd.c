@@ -5,7 +5,8 @@
  * length-1 sequences) x odd lengths x strided layouts; plus the checks only
  * the CUDA backend makes (device pointers, alignment, dtype), the tiling
  * query, determinism, a user stream and, in a --enable-traffic-counters
- * build, the exact global-memory byte counts.
+ * build, the exact global-memory byte counts: equal to what the tile
+ * schedule implies and to the simulator's (fa2_sim_run without L2).
  *
  * Every case: fresh random inputs (seed printed; FA2_TEST_SEED reproduces),
  * outputs and the memory around them poisoned, then
@@ -971,6 +972,64 @@ START_TEST(test_traffic_counters_match_the_tile_schedule)
                   (unsigned long long)want.v_bytes, (unsigned long long)want.o_bytes,
                   (unsigned long long)want.lse_bytes);
     ck_assert(got.read_bytes == got.q_bytes + got.k_bytes + got.v_bytes);
+
+    /* and exactly what the simulator says the schedule requests
+     * (fa2 sim --no-l2 --algo fa2 --pass fwd, with the kernel's tiles) */
+    fa2_sim_args sa;
+    fa2_sim_args_init(&sa);
+    sa.algo = FA2_SIM_FA2;
+    sa.pass = FA2_SIM_PASS_FWD;
+    sa.dtype = s.dtype;
+    sa.heads_q = s.hq;
+    sa.heads_kv = s.hkv;
+    sa.head_dim = s.d;
+    sa.causal = s.causal;
+    sa.window_left = s.wl;
+    sa.window_right = s.wr;
+    sa.l2 = 0;
+    if (s.nseq > 0) {
+        sa.batch = 1;
+        sa.cu_seqlens_q = p.cu_q;
+        sa.cu_seqlens_k = p.cu_k;
+        sa.num_seqs = s.nseq;
+    } else {
+        sa.batch = s.batch;
+        sa.seqlen_q = s.nq;
+        sa.seqlen_k = s.nk;
+    }
+    fa2_sim_device dev;
+    ck_assert_int_eq(fa2_sim_device_builtin("h100", &dev), FA2_OK);
+    static fa2_sim_result sim; /* large */
+    ck_assert_msg(fa2_sim_run(&sa, &dev, &sim) == FA2_OK, "fa2_sim_run: %s",
+                  fa2_last_error());
+    const int64_t *tr = sim.total.tensor_read, *tw = sim.total.tensor_written;
+    fprintf(stderr, "sim     %-90s q %lld k %lld v %lld o %lld lse %lld\n",
+            p.desc, (long long)tr[FA2_SIM_T_Q], (long long)tr[FA2_SIM_T_K],
+            (long long)tr[FA2_SIM_T_V], (long long)tw[FA2_SIM_T_O],
+            (long long)(s.no_lse ? 0 : tw[FA2_SIM_T_LSE]));
+    ck_assert_msg((int64_t)got.q_bytes == tr[FA2_SIM_T_Q] &&
+                      (int64_t)got.k_bytes == tr[FA2_SIM_T_K] &&
+                      (int64_t)got.v_bytes == tr[FA2_SIM_T_V] &&
+                      (int64_t)got.o_bytes == tw[FA2_SIM_T_O],
+                  "traffic of %s differs from the simulator's global bytes "
+                  "(q %lld k %lld v %lld o %lld)", p.desc,
+                  (long long)tr[FA2_SIM_T_Q], (long long)tr[FA2_SIM_T_K],
+                  (long long)tr[FA2_SIM_T_V], (long long)tw[FA2_SIM_T_O]);
+    /* the simulator always writes LSE (FA2 stores it); the kernel only
+     * when asked */
+    if (!s.no_lse) {
+        ck_assert_msg((int64_t)got.lse_bytes == tw[FA2_SIM_T_LSE],
+                      "LSE bytes %llu, simulator %lld: %s",
+                      (unsigned long long)got.lse_bytes,
+                      (long long)tw[FA2_SIM_T_LSE], p.desc);
+        ck_assert_msg((int64_t)got.read_bytes == sim.total.global_read &&
+                          (int64_t)got.written_bytes == sim.total.global_written,
+                      "totals %llu/%llu, simulator %lld/%lld: %s",
+                      (unsigned long long)got.read_bytes,
+                      (unsigned long long)got.written_bytes,
+                      (long long)sim.total.global_read,
+                      (long long)sim.total.global_written, p.desc);
+    }
     outputs_free(&r);
     problem_free(&p);
 }
