@@ -237,10 +237,14 @@ static void child_bench(const bench_opts *o, int backend, int dtype, int64_t n,
     bwd_bufs g = {0};
     r.status = FA2_ERR_OUT_OF_MEMORY;
     if (problem_create(&pr, &s) == 0) {
-        g.dout = malloc(pr.q_bytes), g.dq = malloc(pr.q_bytes);
-        g.dk = malloc(pr.kv_bytes), g.dv = malloc(pr.kv_bytes);
-        if (g.dout && g.dq && g.dk && g.dv) {
-            memcpy(g.dout, pr.q, pr.q_bytes); /* any non-zero gradient */
+        if (pass != 0) { /* gradient buffers only when a backward runs,
+                              * so a forward's peak RSS is its own */
+            g.dout = malloc(pr.q_bytes), g.dq = malloc(pr.q_bytes);
+            g.dk = malloc(pr.kv_bytes), g.dv = malloc(pr.kv_bytes);
+            if (g.dout)
+                memcpy(g.dout, pr.q, pr.q_bytes); /* any non-zero gradient */
+        }
+        if (pass == 0 || (g.dout && g.dq && g.dk && g.dv)) {
             double sec[100];
             fa2_fwd_args f = problem_fwd_args(&pr, o->threads);
             r.status = pass == 1 ? fa2_fwd(&f, (fa2_backend)backend) : FA2_OK;
