@@ -22,4 +22,11 @@ void fa2_cpu_load_tile_t(const fa2_tensor *t, const fa2_seq *s, int64_t start,
 void fa2_cpu_prefetch_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
                            int64_t row0, int64_t n, int64_t h, int64_t d);
 
+/* Set tile(i, j) = tile[i * rs + j * cs] to -inf wherever query row
+ * row_lo + i may not see key col_lo + j (one of rs, cs must be 1); lo and
+ * hi are [rows] scratch. */
+void fa2_cpu_mask_tile(const fa2_mask *m, int64_t row_lo, int64_t rows,
+                       int64_t col_lo, int64_t cols, float *tile, int64_t rs,
+                       int64_t cs, int64_t *lo, int64_t *hi);
+
 #endif /* FA2_CPU_H */

@@ -1,7 +1,8 @@
 /* tile_io.c — moving tiles between the strided user tensors and a CPU
  * worker's dense float32 tiles (the CPU's "global -> shared memory" step):
  * rows widened from fp16/bf16 with vectorisable conversions, optionally
- * transposed, and prefetched ahead of use. */
+ * transposed, and prefetched ahead of use; and the element mask of a
+ * boundary tile. */
 #include "config.h"
 #include "fa2_internal.h"
 #include "fa2_cpu.h"
@@ -77,3 +78,34 @@ void fa2_cpu_load_tile_t(const fa2_tensor *t, const fa2_seq *s, int64_t start,
     }
 }
 
+
+/* The element mask of one tile, as vector loops: each row's visible keys
+ * are one interval (fa2_visible_cols of that single row, the set
+ * fa2_mask_visible accepts), so masking is two compares per element. */
+FA2_CPU_CLONES
+void fa2_cpu_mask_tile(const fa2_mask *m, int64_t row_lo, int64_t rows,
+                       int64_t col_lo, int64_t cols, float *tile, int64_t rs,
+                       int64_t cs, int64_t *lo, int64_t *hi)
+{
+    for (int64_t i = 0; i < rows; i++)
+        fa2_visible_cols(m, row_lo + i, row_lo + i + 1, &lo[i], &hi[i]);
+    if (cs == 1) { /* row-major: vectorise along the keys of a row */
+        for (int64_t i = 0; i < rows; i++) {
+            float *t = tile + i * rs;
+            const int64_t l = lo[i], h = hi[i];
+#pragma omp simd
+            for (int64_t j = 0; j < cols; j++) {
+                const int64_t c = col_lo + j;
+                t[j] = (c < l || c >= h) ? FA2_NEG_INF : t[j];
+            }
+        }
+    } else { /* transposed: vectorise across the rows of a key */
+        for (int64_t j = 0; j < cols; j++) {
+            float *t = tile + j * cs;
+            const int64_t c = col_lo + j;
+#pragma omp simd
+            for (int64_t i = 0; i < rows; i++)
+                t[i * rs] = (c < lo[i] || c >= hi[i]) ? FA2_NEG_INF : t[i * rs];
+        }
+    }
+}

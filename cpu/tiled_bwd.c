@@ -51,6 +51,7 @@ typedef struct bwd_scratch {
     float *dq;          /* [Br][d] this key block's share of dQ_i          */
     float *lse, *D;     /* [Br] per-row LSE * log2(e) and D                */
     float *row;         /* [d] a row on its way into a transposed tile     */
+    int64_t *vis_lo, *vis_hi; /* [Br] each row's visible keys (masking)    */
 } bwd_scratch;
 
 typedef struct tiled_bwd_job {
@@ -206,10 +207,8 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
                 (int)d, 1.0f, w->q, (int)d, w->kt, bn, 0.0f, w->p, bn);
     if (fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn))
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t j = 0; j < cols; j++)
-                if (!fa2_mask_visible(mask, row_lo + i, col_lo + j))
-                    w->p[i * bn + j] = FA2_NEG_INF;
+        fa2_cpu_mask_tile(mask, row_lo, rows, col_lo, cols, w->p, bn, 1, w->vis_lo,
+                          w->vis_hi);
     for (int64_t i = 0; i < rows; i++)
         p_from_lse(w->p + i * bn, w->pr + i * bn, cols, p->scale_log2, w->lse[i],
                    p->dtype);
@@ -312,6 +311,8 @@ static void free_scratch(bwd_scratch *sc, int n)
                          sc[t].dq, sc[t].lse, sc[t].D, sc[t].row};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             free(bufs[i]);
+        free(sc[t].vis_lo);
+        free(sc[t].vis_hi);
     }
     free(sc);
 }
@@ -335,6 +336,8 @@ static bwd_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
         ok &= (w->lse = malloc(sizeof(float) * bm)) != NULL;
         ok &= (w->D = malloc(sizeof(float) * bm)) != NULL;
         ok &= (w->row = malloc(sizeof(float) * d)) != NULL;
+        ok &= (w->vis_lo = malloc(sizeof(int64_t) * bm)) != NULL;
+        ok &= (w->vis_hi = malloc(sizeof(int64_t) * bm)) != NULL;
     }
     if (!ok) {
         free_scratch(sc, n);

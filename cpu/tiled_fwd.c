@@ -43,6 +43,7 @@ typedef struct tile_scratch {
     float *acc; /* [Br][d]  un-normalised output                           */
     float *row; /* [d]      one query row on its way into qt               */
     float *tile_max, *alpha, *max_scaled, *rowsum; /* [Br] per query row  */
+    int64_t *vis_lo, *vis_hi; /* [Br] each row's visible keys (masking)   */
     fa2_row_state *state; /* [Br] running max m and sum l                  */
 } tile_scratch;
 
@@ -175,10 +176,8 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cols, (int)rows,
                     (int)d, 1.0f, w->k, (int)d, w->qt, bm, 0.0f, w->st, bm);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
-            for (int64_t j = 0; j < cols; j++)
-                for (int64_t i = 0; i < rows; i++)
-                    if (!fa2_mask_visible(&mask, row_lo + i, col_lo + j))
-                        w->st[j * bm + i] = FA2_NEG_INF;
+            fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
+                              w->vis_lo, w->vis_hi);
         if (p->trace)
             trace_fwd(p, w, FA2_TRACE_FWD_S, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
@@ -214,7 +213,7 @@ static void free_scratch(tile_scratch *sc, int n)
     for (int t = 0; sc && t < n; t++) {
         void *bufs[] = {sc[t].qt, sc[t].k, sc[t].v, sc[t].st, sc[t].acc, sc[t].row,
                         sc[t].tile_max, sc[t].alpha, sc[t].max_scaled,
-                        sc[t].rowsum, sc[t].state};
+                        sc[t].rowsum, sc[t].state, sc[t].vis_lo, sc[t].vis_hi};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             free(bufs[i]);
     }
@@ -238,8 +237,11 @@ static tile_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
         w->max_scaled = malloc(sizeof(float) * bm);
         w->rowsum = malloc(sizeof(float) * bm);
         w->state = malloc(sizeof(fa2_row_state) * bm);
+        w->vis_lo = malloc(sizeof(int64_t) * bm);
+        w->vis_hi = malloc(sizeof(int64_t) * bm);
         ok = w->qt && w->k && w->v && w->st && w->acc && w->row && w->tile_max &&
-             w->alpha && w->max_scaled && w->rowsum && w->state;
+             w->alpha && w->max_scaled && w->rowsum && w->state && w->vis_lo &&
+             w->vis_hi;
     }
     if (!ok) {
         free_scratch(sc, n);
