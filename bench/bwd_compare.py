@@ -85,7 +85,7 @@ def timed(fn, reps):
     return [s.elapsed_time(e) for s, e in zip(start, end)]
 
 
-def bench_one(dtype, d, n, causal, reps, csv):
+def bench_one(dtype, d, n, causal, reps, csv, label=""):
     h = 2048 // d
     b = 16384 // n
     torch.manual_seed(1)
@@ -131,7 +131,7 @@ def bench_one(dtype, d, n, causal, reps, csv):
             t_flash += timed(fn[1], 1)
         mo, mf = statistics.median(t_ours), statistics.median(t_flash)
         res[name] = (fl / mo / 1e9, fl / mf / 1e9)
-    line = "%s d=%3d N=%5d %-6s bwd: fa2 %6.1f flash %6.1f TFLOP/s (%.2fx)  fwd+bwd: fa2 %6.1f flash %6.1f (%.2fx)" % (
+    line = label + "%s d=%3d N=%5d %-6s bwd: fa2 %6.1f flash %6.1f TFLOP/s (%.2fx)  fwd+bwd: fa2 %6.1f flash %6.1f (%.2fx)" % (
         str(dtype)[6:], d, n, "causal" if causal else "", res["bwd"][0], res["bwd"][1],
         res["bwd"][0] / res["bwd"][1], res["fwd+bwd"][0], res["fwd+bwd"][1],
         res["fwd+bwd"][0] / res["fwd+bwd"][1])
@@ -147,24 +147,33 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv")
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--seqlens", help="comma-separated (default: the paper's 512..16k)")
+    ap.add_argument("--head-dims", default="64,128")
+    ap.add_argument("--dtypes", default="float16,bfloat16")
+    ap.add_argument("--no-gradcheck", action="store_true")
+    ap.add_argument("--label", default="", help="printed on every line (a variant's name)")
     args = ap.parse_args()
     print("device:", torch.cuda.get_device_name(), "torch", torch.__version__,
           "libfa2", fa2.version())
     ok = True
-    for dtype in (torch.float16, torch.bfloat16):
-        for d in (64, 128):
-            ok &= grad_check(dtype, d, causal=True)
-    ok &= grad_check(torch.bfloat16, 96, causal=False)
-    print("gradcheck", "PASS" if ok else "FAIL", flush=True)
+    if not args.no_gradcheck:
+        for dtype in (torch.float16, torch.bfloat16):
+            for d in (64, 128):
+                ok &= grad_check(dtype, d, causal=True)
+        ok &= grad_check(torch.bfloat16, 96, causal=False)
+        print("gradcheck", "PASS" if ok else "FAIL", flush=True)
     csv = open(args.csv, "w") if args.csv else None
     if csv:
         csv.write("dtype,d,n,causal,bwd_fa2,bwd_flash,fb_fa2,fb_flash\n")
     seqlens = (1024, 4096) if args.quick else (512, 1024, 2048, 4096, 8192, 16384)
-    for dtype in (torch.float16, torch.bfloat16):
-        for d in (64, 128):
+    if args.seqlens:
+        seqlens = tuple(int(x) for x in args.seqlens.split(","))
+    dtypes = tuple(getattr(torch, x) for x in args.dtypes.split(","))
+    for dtype in dtypes:
+        for d in (int(x) for x in args.head_dims.split(",")):
             for causal in (False, True):
                 for n in seqlens:
-                    bench_one(dtype, d, n, causal, args.reps, csv)
+                    bench_one(dtype, d, n, causal, args.reps, csv, args.label)
     return 0 if ok else 1
 
 

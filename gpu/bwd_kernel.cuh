@@ -226,6 +226,53 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
 
 /* ---- the main kernel --------------------------------------------------------- */
 
+/* Register pressure (the tiling itself is bwd_config.h's): each step's
+ * BM query columns are processed in QSPLIT chunks, one after the other
+ * (S^T, P^T, dP^T, dS^T and the dV/dK products of one chunk before the
+ * next), so only BM/QSPLIT columns of S^T and dP^T are live at a time; and
+ * with HOIST_KV the warp's K_j/V_j A fragments (16 key rows x head dim)
+ * stay in registers for the whole block instead of being reloaded by
+ * ldmatrix every step. Neither changes any result bit: every accumulator
+ * adds the same products in the same order. Overridable at build time
+ * (-DFA2_BWD_QSPLIT_64=1 ...) for tuning. */
+#ifndef FA2_BWD_QSPLIT_64
+#define FA2_BWD_QSPLIT_64 2
+#endif
+#ifndef FA2_BWD_QSPLIT_128
+#define FA2_BWD_QSPLIT_128 2
+#endif
+#ifndef FA2_BWD_QSPLIT_256
+#define FA2_BWD_QSPLIT_256 2
+#endif
+#ifndef FA2_BWD_HOIST_KV_64
+#define FA2_BWD_HOIST_KV_64 1
+#endif
+#ifndef FA2_BWD_HOIST_KV_128
+#define FA2_BWD_HOIST_KV_128 0
+#endif
+#ifndef FA2_BWD_VEC_RED
+#define FA2_BWD_VEC_RED 1
+#endif
+#define FA2_BWD_QSPLIT(HD)                                                     \
+    ((HD) <= 64 ? FA2_BWD_QSPLIT_64                                            \
+                : (HD) <= 128 ? FA2_BWD_QSPLIT_128 : FA2_BWD_QSPLIT_256)
+#define FA2_BWD_HOIST_KV(HD)                                                   \
+    ((HD) <= 64 ? FA2_BWD_HOIST_KV_64 : (HD) <= 128 ? FA2_BWD_HOIST_KV_128 : 0)
+
+/* gacc[0] += a, gacc[1] += b (8-byte aligned): one vector reduction on
+ * sm_90 (red.global.add.v2.f32), two scalar ones before it */
+__device__ __forceinline__ void red_add2(float *gacc, float a, float b)
+{
+#if FA2_BWD_VEC_RED && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(gacc), "f"(a),
+                 "f"(b)
+                 : "memory");
+#else
+    atomicAdd(gacc, a);
+    atomicAdd(gacc + 1, b);
+#endif
+}
+
 template <int HD, bool IS_BF16>
 __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     bwd_kernel(const __grid_constant__ fa2_bwd_params p)
@@ -247,8 +294,13 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     constexpr int QW = HD / QS; /* dQ columns of one warp                */
     constexpr int QT = QW / 8;  /* n8 tiles of a warp's dQ               */
     constexpr int KN = BN / 16; /* k16 steps of dS K                     */
+    constexpr int QSPLIT = FA2_BWD_QSPLIT(HD);
+    constexpr int CQ = BM / QSPLIT; /* query columns of one chunk         */
+    constexpr int NC = NQ / QSPLIT; /* n8 tiles of one chunk              */
+    constexpr int KC = CQ / 16;     /* k16 steps over a chunk's queries   */
+    constexpr bool HOIST = FA2_BWD_HOIST_KV(HD) != 0;
     static_assert(NW % MQ == 0 && DT % 2 == 0 && QT % 2 == 0 && NQ % 2 == 0 &&
-                      BM % 64 == 0 && SD % 64 == 0,
+                      BM % 64 == 0 && SD % 64 == 0 && KM == QSPLIT * KC,
                   "tiling");
 
     extern __shared__ __align__(128) uint16_t smem[];
@@ -355,6 +407,18 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     const int b_row = (lane & 7) + (lane >> 4) * 8, b_hi = (lane >> 3) & 1;
     const int krow0 = kg * 16; /* this warp's first key row in the tile */
 
+    /* HOIST_KV: this warp's A fragments of K_j and V_j, loaded once */
+    uint32_t kfr[HOIST ? KD : 1][4], vfr[HOIST ? KD : 1][4];
+    if (HOIST) {
+        cp_async_wait<0>();
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < (HOIST ? KD : 1); kk++) {
+            ldmatrix_x4(kfr[kk], sK + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+            ldmatrix_x4(vfr[kk], sV + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+        }
+    }
+
     for (int st = 0; st < nsteps; st++) {
         const int buf = st & 1;
         const int h = hk * group + st / nq;
@@ -372,23 +436,35 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
         const float *const cL = sLse + buf * BM;
         const float *const cD = sD + buf * BM;
 
-        /* S^T = K_j Q_i^T and dP^T = V_j dO_i^T, this warp's 16 key rows */
-        float sc[NQ][4], dp[NQ][4];
+        const bool need_mask =
+            fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN);
 #pragma unroll
-        for (int i = 0; i < NQ; i++)
+        for (int ch = 0; ch < QSPLIT; ch++) {
+        /* S^T = K_j Q_i^T and dP^T = V_j dO_i^T, this warp's 16 key rows,
+         * query columns ch*CQ .. ch*CQ + CQ - 1 */
+        float sc[NC][4], dp[NC][4];
+#pragma unroll
+        for (int i = 0; i < NC; i++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 sc[i][e] = dp[i][e] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
-            uint32_t ak[4], av[4];
-            ldmatrix_x4(ak, sK + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
-            ldmatrix_x4(av, sV + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+            uint32_t akl[4], avl[4];
+            const uint32_t *ak = akl, *av = avl;
+            if (HOIST) {
+                ak = kfr[HOIST ? kk : 0];
+                av = vfr[HOIST ? kk : 0];
+            } else {
+                ldmatrix_x4(akl, sK + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+                ldmatrix_x4(avl, sV + swz<SD>(krow0 + a_row, 2 * kk + a_hi));
+            }
 #pragma unroll
-            for (int np = 0; np < NQ / 2; np++) {
+            for (int np = 0; np < NC / 2; np++) {
                 uint32_t bq[4], bo[4];
-                ldmatrix_x4(bq, cQ + swz<SD>(np * 16 + b_row, 2 * kk + b_hi));
-                ldmatrix_x4(bo, cdO + swz<SD>(np * 16 + b_row, 2 * kk + b_hi));
+                const int qr = ch * CQ + np * 16 + b_row;
+                ldmatrix_x4(bq, cQ + swz<SD>(qr, 2 * kk + b_hi));
+                ldmatrix_x4(bo, cdO + swz<SD>(qr, 2 * kk + b_hi));
                 mma_16816<IS_BF16>(sc[2 * np], ak, bq[0], bq[1]);
                 mma_16816<IS_BF16>(sc[2 * np + 1], ak, bq[2], bq[3]);
                 mma_16816<IS_BF16>(dp[2 * np], av, bo[0], bo[1]);
@@ -398,24 +474,24 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
 
         /* the element mask, on tiles that need it: query row r of key row
          * (kg*16 + g + 8 hf) is visible iff vis_lo[hf] <= r < vis_hi[hf] */
-        if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN)) {
+        if (need_mask) {
 #pragma unroll
-            for (int nt = 0; nt < NQ; nt++)
+            for (int nt = 0; nt < NC; nt++)
 #pragma unroll
                 for (int hf = 0; hf < 2; hf++)
 #pragma unroll
                     for (int e = 0; e < 2; e++) {
-                        const int r = (int)row_lo + nt * 8 + 2 * t + e;
+                        const int r = (int)row_lo + ch * CQ + nt * 8 + 2 * t + e;
                         if (r < vis_lo[hf] || r >= vis_hi[hf])
                             sc[nt][2 * hf + e] = FA2_NEG_INF;
                     }
         }
         /* P^T from the saved LSE; dS^T = P^T o (dP^T - D) (in dp) */
 #pragma unroll
-        for (int nt = 0; nt < NQ; nt++)
+        for (int nt = 0; nt < NC; nt++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                const int c = nt * 8 + 2 * t + e;
+                const int c = ch * CQ + nt * 8 + 2 * t + e;
                 const float lse2 = fa2_bwd_lse_scaled(cL[c]);
                 const float Dc = cD[c];
 #pragma unroll
@@ -429,16 +505,17 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
         /* dV_j += round(P)^T dO_i and dK_j += round(dS)^T Q_i: the A
          * fragments are the accumulators of two adjacent n8 tiles */
 #pragma unroll
-        for (int kk = 0; kk < KM; kk++) {
+        for (int kc = 0; kc < KC; kc++) {
+            const int kk = ch * KC + kc; /* k16 step over the query rows */
             uint32_t pa[4], sa[4];
-            pa[0] = pack2<IS_BF16>(sc[2 * kk][0], sc[2 * kk][1]);
-            pa[1] = pack2<IS_BF16>(sc[2 * kk][2], sc[2 * kk][3]);
-            pa[2] = pack2<IS_BF16>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-            pa[3] = pack2<IS_BF16>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
-            sa[0] = pack2<IS_BF16>(dp[2 * kk][0], dp[2 * kk][1]);
-            sa[1] = pack2<IS_BF16>(dp[2 * kk][2], dp[2 * kk][3]);
-            sa[2] = pack2<IS_BF16>(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-            sa[3] = pack2<IS_BF16>(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+            pa[0] = pack2<IS_BF16>(sc[2 * kc][0], sc[2 * kc][1]);
+            pa[1] = pack2<IS_BF16>(sc[2 * kc][2], sc[2 * kc][3]);
+            pa[2] = pack2<IS_BF16>(sc[2 * kc + 1][0], sc[2 * kc + 1][1]);
+            pa[3] = pack2<IS_BF16>(sc[2 * kc + 1][2], sc[2 * kc + 1][3]);
+            sa[0] = pack2<IS_BF16>(dp[2 * kc][0], dp[2 * kc][1]);
+            sa[1] = pack2<IS_BF16>(dp[2 * kc][2], dp[2 * kc][3]);
+            sa[2] = pack2<IS_BF16>(dp[2 * kc + 1][0], dp[2 * kc + 1][1]);
+            sa[3] = pack2<IS_BF16>(dp[2 * kc + 1][2], dp[2 * kc + 1][3]);
             if (dh == 0) { /* round(dS)^T to shared memory, for dQ */
                 const int r0 = krow0 + g, r1 = r0 + 8;
                 *reinterpret_cast<uint32_t *>(sdS + swz<BM>(r0, 2 * kk) + 2 * t) = sa[0];
@@ -458,6 +535,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                 mma_16816<IS_BF16>(dk[2 * dp2 + 1], sa, bq[2], bq[3]);
             }
         }
+        } /* chunk */
         __syncthreads(); /* dS^T complete */
 
         /* dQ_i's share: round(dS) K_j, warp (mq, qs) owns rows 16 mq.. and
@@ -504,10 +582,9 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                 for (int hf = 0; hf < 2; hf++) {
                     const int r = mq * 16 + g + hf * 8;
                     const int c = qs * QW + dt * 8 + 2 * t;
-                    if (r < rows && c < d) {
-                        atomicAdd(gacc + (int64_t)r * d + c, acc[dt][2 * hf]);
-                        atomicAdd(gacc + (int64_t)r * d + c + 1, acc[dt][2 * hf + 1]);
-                    }
+                    if (r < rows && c < d)
+                        red_add2(gacc + (int64_t)r * d + c, acc[dt][2 * hf],
+                                 acc[dt][2 * hf + 1]);
                 }
             if (p.deterministic) {
                 __threadfence();

@@ -77,7 +77,7 @@ def main():
     except OSError as e:
         print("SKIP: libfa2 not loadable:", e)
         return SKIP
-    if args.device == "cuda" and not L.fa2_backend_available(fa2.BACKENDS["cuda"]):
+    if args.device == "cuda" and L.fa2_backend_available(fa2.BACKENDS["cuda"]) != fa2.FA2_OK:
         print("SKIP: this libfa2 has no CUDA backend")
         return SKIP
 
