@@ -250,8 +250,8 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
 #ifndef FA2_BWD_HOIST_KV_128
 #define FA2_BWD_HOIST_KV_128 0
 #endif
-#ifndef FA2_BWD_VEC_RED
-#define FA2_BWD_VEC_RED 1
+#ifndef FA2_BWD_VEC_RED /* 0 scalar, 1 v2, 2 v4 reductions (sm_90) */
+#define FA2_BWD_VEC_RED 2
 #endif
 #define FA2_BWD_QSPLIT(HD)                                                     \
     ((HD) <= 64 ? FA2_BWD_QSPLIT_64                                            \
@@ -261,6 +261,22 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
 
 /* gacc[0] += a, gacc[1] += b (8-byte aligned): one vector reduction on
  * sm_90 (red.global.add.v2.f32), two scalar ones before it */
+/* gacc[0..3] += v (16-byte aligned): red.global.add.v4.f32 on sm_90 */
+__device__ __forceinline__ void red_add4(float *gacc, float a, float b, float c,
+                                         float e)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(gacc),
+                 "f"(a), "f"(b), "f"(c), "f"(e)
+                 : "memory");
+#else
+    atomicAdd(gacc, a);
+    atomicAdd(gacc + 1, b);
+    atomicAdd(gacc + 2, c);
+    atomicAdd(gacc + 3, e);
+#endif
+}
+
 __device__ __forceinline__ void red_add2(float *gacc, float a, float b)
 {
 #if FA2_BWD_VEC_RED && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -576,6 +592,27 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
             }
             float *gacc = p.dq_acc +
                           ((s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo) * d;
+#if FA2_BWD_VEC_RED >= 2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+            /* lanes t and t^1 swap halves so that each holds 4 adjacent
+             * columns of one row: even t row g, columns 2t..2t+3; odd t
+             * row g+8, columns 2t-2..2t+1; one v4 reduction each */
+            const bool even = (t & 1) == 0;
+#pragma unroll
+            for (int dt = 0; dt < QT; dt++) {
+                const float s0 = even ? acc[dt][2] : acc[dt][0];
+                const float s1 = even ? acc[dt][3] : acc[dt][1];
+                const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1);
+                const float r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+                const int r = mq * 16 + g + (even ? 0 : 8);
+                const int c = qs * QW + dt * 8 + 2 * (t & 2);
+                if (r < rows && c < d) {
+                    if (even)
+                        red_add4(gacc + (int64_t)r * d + c, acc[dt][0], acc[dt][1], r0, r1);
+                    else
+                        red_add4(gacc + (int64_t)r * d + c, r0, r1, acc[dt][2], acc[dt][3]);
+                }
+            }
+#else
 #pragma unroll
             for (int dt = 0; dt < QT; dt++)
 #pragma unroll
@@ -586,6 +623,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                         red_add2(gacc + (int64_t)r * d + c, acc[dt][2 * hf],
                                  acc[dt][2 * hf + 1]);
                 }
+#endif
             if (p.deterministic) {
                 __threadfence();
                 __syncthreads();
