@@ -204,7 +204,7 @@ def main():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if not math.isfinite(losses[-1]):
                 print("%s: loss %r at step %d" % (name, losses[-1], step))
                 break
