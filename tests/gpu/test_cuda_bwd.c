@@ -647,10 +647,18 @@ static void check_problem(const spec *s, uint64_t *rng, void *stream)
                       "by %.2f ulp of the row's scale beyond the floor (limit "
                       "%.0f): %s",
                       grad_names[i], cg[i].ulps, MIRROR_ULPS, p.desc);
+        /* The 2x-standard rule compares two maxima of rounding errors; over
+         * a few hundred elements it fails by chance: with three one-row
+         * sequences (case 8) the CPU mirror itself exceeded it in 3% of
+         * seeds, and the GPU equals the mirror there bit for bit. Small
+         * gradients are held to the mirror (above) and the mirror to the
+         * oracle by tests/test_bwd.c, whose grid has >= 1024 elements. */
         const double fl = floor_o(s->dtype) + unit_roundoff(s->dtype) * cg[i].mag;
-        ck_assert_msg(cg[i].vs_oracle <= 2 * cs[i].vs_oracle + fl,
-                      "%s error vs the oracle %.3e > 2 x standard's %.3e + %.2e: %s",
-                      grad_names[i], cg[i].vs_oracle, cs[i].vs_oracle, fl, p.desc);
+        if (gt_numel(grad_tensor(&p, i)) >= 1024)
+            ck_assert_msg(cg[i].vs_oracle <= 2 * cs[i].vs_oracle + fl,
+                          "%s error vs the oracle %.3e > 2 x standard's %.3e + "
+                          "%.2e: %s", grad_names[i], cg[i].vs_oracle,
+                          cs[i].vs_oracle, fl, p.desc);
     }
     grads_free(&mirror);
     grads_free(&standard);
