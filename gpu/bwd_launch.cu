@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fa2_internal.h"
 #include "bwd_config.h"
+#include "host_checks.h"
 #include "bwd_params.h"
 
 #include <cuda_runtime.h>
@@ -130,69 +131,6 @@ extern "C" fa2_status fa2_cuda_bwd_tile_config(fa2_dtype dtype, int head_dim,
     return FA2_OK;
 }
 
-/* ---- checks only the CUDA backend needs ------------------------------- */
-
-static fa2_status check_device_pointer(const void *ptr, const char *name, int dev)
-{
-    cudaPointerAttributes at;
-    memset(&at, 0, sizeof at);
-    const cudaError_t err = cudaPointerGetAttributes(&at, ptr);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is not memory the CUDA "
-                        "runtime knows (%s); the CUDA backend needs device "
-                        "pointers", name, ptr, cudaGetErrorString(err));
-    }
-    if (at.type != cudaMemoryTypeDevice && at.type != cudaMemoryTypeManaged)
-        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is not device memory "
-                        "(cudaMalloc); the CUDA backend needs device pointers",
-                        name, ptr);
-    if (at.type == cudaMemoryTypeDevice && at.device != dev)
-        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is memory of device %d "
-                        "but the current device is %d", name, ptr, at.device, dev);
-    return FA2_OK;
-}
-
-static fa2_status check_alignment(const fa2_tensor *t, const char *name)
-{
-    if ((uintptr_t)t->data % 16 != 0)
-        return fa2_fail(FA2_ERR_ALIGNMENT, "%s.data (%p) is not 16-byte aligned; "
-                        "the CUDA kernels move 16-byte vectors", name, t->data);
-    const int64_t elems = 16 / (int64_t)fa2_dtype_size(t->dtype);
-    for (int i = 0; i < 3; i++)
-        if (t->shape[i] > 1 && t->stride[i] % elems != 0)
-            return fa2_fail(FA2_ERR_ALIGNMENT, "%s.stride[%d] is %lld elements, "
-                            "not a multiple of %lld (16 bytes); the CUDA kernels "
-                            "move 16-byte vectors", name, i,
-                            (long long)t->stride[i], (long long)elems);
-    return FA2_OK;
-}
-
-static fa2_status check_stream(void *stream, int dev)
-{
-    if (!stream)
-        return FA2_OK;
-    unsigned flags = 0;
-    cudaError_t err = cudaStreamGetFlags((cudaStream_t)stream, &flags);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) is not a usable "
-                        "CUDA stream: %s", stream, cudaGetErrorString(err));
-    }
-    int sdev = dev;
-    err = cudaStreamGetDevice((cudaStream_t)stream, &sdev);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "cannot tell which device "
-                        "stream (%p) belongs to: %s", stream,
-                        cudaGetErrorString(err));
-    }
-    if (sdev != dev)
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) belongs to device "
-                        "%d but the current device is %d", stream, sdev, dev);
-    return FA2_OK;
-}
-
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 /* ---- the backward ---------------------------------------------------------- */
@@ -217,17 +155,17 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
                                     &a->dout, &a->dq, &a->dk, &a->dv};
     static const char *const names[8] = {"q", "k", "v", "o", "dout", "dq", "dk", "dv"};
     for (int i = 0; i < 8; i++)
-        if ((st = check_device_pointer(tensors[i]->data, names[i], dev)) ||
-            (st = check_alignment(tensors[i], names[i])))
+        if ((st = fa2_gpu_check_device_pointer(tensors[i]->data, names[i], dev)) ||
+            (st = fa2_gpu_check_alignment(tensors[i], names[i])))
             return st;
-    if ((st = check_device_pointer(a->lse.data, "lse", dev)))
+    if ((st = fa2_gpu_check_device_pointer(a->lse.data, "lse", dev)))
         return st;
     if ((uintptr_t)a->lse.data % 4 != 0)
         return fa2_fail(FA2_ERR_ALIGNMENT, "lse.data (%p) is not 4-byte aligned",
                         a->lse.data);
     if (p->cu_seqlens_q) {
-        if ((st = check_device_pointer(p->cu_seqlens_q, "cu_seqlens_q", dev)) ||
-            (st = check_device_pointer(p->cu_seqlens_k, "cu_seqlens_k", dev)))
+        if ((st = fa2_gpu_check_device_pointer(p->cu_seqlens_q, "cu_seqlens_q", dev)) ||
+            (st = fa2_gpu_check_device_pointer(p->cu_seqlens_k, "cu_seqlens_k", dev)))
             return st;
         if ((uintptr_t)p->cu_seqlens_q % 4 != 0 ||
             (uintptr_t)p->cu_seqlens_k % 4 != 0)
@@ -235,7 +173,7 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
                             "4-byte aligned", (const void *)p->cu_seqlens_q,
                             (const void *)p->cu_seqlens_k);
     }
-    if ((st = check_stream(a->stream, dev)))
+    if ((st = fa2_gpu_check_stream(a->stream, dev)))
         return st;
     if (p->max_seqlen_q > INT_MAX - 1024 || p->max_seqlen_k > INT_MAX - 1024)
         return fa2_fail(FA2_ERR_UNSUPPORTED, "seqlen_q/seqlen_k are %lld/%lld; "

@@ -9,6 +9,7 @@
 #include "fa2_internal.h"
 #include "fwd_config.h"
 #include "fwd_params.h"
+#include "host_checks.h"
 
 #include <cuda_runtime.h>
 #include <limits.h>
@@ -138,83 +139,6 @@ extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
     return FA2_OK;
 }
 
-/* ---- checks only the CUDA backend needs ------------------------------- */
-
-static const char *memory_type_name(cudaMemoryType t)
-{
-    switch (t) {
-    case cudaMemoryTypeUnregistered: return "ordinary host";
-    case cudaMemoryTypeHost: return "page-locked host";
-    case cudaMemoryTypeDevice: return "device";
-    case cudaMemoryTypeManaged: return "managed";
-    }
-    return "unknown";
-}
-
-/* ptr must be device (or managed) memory of device dev. */
-static fa2_status check_device_pointer(const void *ptr, const char *name, int dev)
-{
-    cudaPointerAttributes at;
-    memset(&at, 0, sizeof at);
-    const cudaError_t err = cudaPointerGetAttributes(&at, ptr);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is not memory the CUDA "
-                        "runtime knows (%s); the CUDA backend needs device "
-                        "pointers", name, ptr, cudaGetErrorString(err));
-    }
-    if (at.type != cudaMemoryTypeDevice && at.type != cudaMemoryTypeManaged)
-        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is %s memory; the CUDA "
-                        "backend needs device memory (cudaMalloc)", name, ptr,
-                        memory_type_name(at.type));
-    if (at.type == cudaMemoryTypeDevice && at.device != dev)
-        return fa2_fail(FA2_ERR_DEVICE_POINTER, "%s (%p) is memory of device %d "
-                        "but the current device is %d", name, ptr, at.device, dev);
-    return FA2_OK;
-}
-
-/* 16-byte vector loads and stores: data 16-byte aligned, and every stride
- * that is used (extent > 1) a multiple of 16 bytes. */
-static fa2_status check_alignment(const fa2_tensor *t, const char *name)
-{
-    if ((uintptr_t)t->data % 16 != 0)
-        return fa2_fail(FA2_ERR_ALIGNMENT, "%s.data (%p) is not 16-byte aligned; "
-                        "the CUDA kernel moves 16-byte vectors", name, t->data);
-    const int64_t elems = 16 / (int64_t)fa2_dtype_size(t->dtype);
-    for (int i = 0; i < 3; i++)
-        if (t->shape[i] > 1 && t->stride[i] % elems != 0)
-            return fa2_fail(FA2_ERR_ALIGNMENT, "%s.stride[%d] is %lld elements, "
-                            "not a multiple of %lld (16 bytes); the CUDA kernel "
-                            "moves 16-byte vectors", name, i,
-                            (long long)t->stride[i], (long long)elems);
-    return FA2_OK;
-}
-
-static fa2_status check_stream(void *stream, int dev)
-{
-    if (!stream)
-        return FA2_OK;
-    unsigned flags = 0;
-    cudaError_t err = cudaStreamGetFlags((cudaStream_t)stream, &flags);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) is not a usable "
-                        "CUDA stream: %s", stream, cudaGetErrorString(err));
-    }
-    int sdev = dev;
-    err = cudaStreamGetDevice((cudaStream_t)stream, &sdev);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "cannot tell which device "
-                        "stream (%p) belongs to: %s", stream,
-                        cudaGetErrorString(err));
-    }
-    if (sdev != dev)
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) belongs to device "
-                        "%d but the current device is %d", stream, sdev, dev);
-    return FA2_OK;
-}
-
 /* ---- the forward -------------------------------------------------------- */
 
 extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
@@ -237,19 +161,19 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     const fa2_tensor *tensors[4] = {&a->q, &a->k, &a->v, &a->o};
     static const char *const names[4] = {"q", "k", "v", "o"};
     for (int i = 0; i < 4; i++)
-        if ((st = check_device_pointer(tensors[i]->data, names[i], dev)) ||
-            (st = check_alignment(tensors[i], names[i])))
+        if ((st = fa2_gpu_check_device_pointer(tensors[i]->data, names[i], dev)) ||
+            (st = fa2_gpu_check_alignment(tensors[i], names[i])))
             return st;
     if (a->lse.data) {
-        if ((st = check_device_pointer(a->lse.data, "lse", dev)))
+        if ((st = fa2_gpu_check_device_pointer(a->lse.data, "lse", dev)))
             return st;
         if ((uintptr_t)a->lse.data % 4 != 0)
             return fa2_fail(FA2_ERR_ALIGNMENT, "lse.data (%p) is not 4-byte "
                             "aligned", a->lse.data);
     }
     if (p->cu_seqlens_q) {
-        if ((st = check_device_pointer(p->cu_seqlens_q, "cu_seqlens_q", dev)) ||
-            (st = check_device_pointer(p->cu_seqlens_k, "cu_seqlens_k", dev)))
+        if ((st = fa2_gpu_check_device_pointer(p->cu_seqlens_q, "cu_seqlens_q", dev)) ||
+            (st = fa2_gpu_check_device_pointer(p->cu_seqlens_k, "cu_seqlens_k", dev)))
             return st;
         if ((uintptr_t)p->cu_seqlens_q % 4 != 0 ||
             (uintptr_t)p->cu_seqlens_k % 4 != 0)
@@ -257,7 +181,7 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
                             "4-byte aligned", (const void *)p->cu_seqlens_q,
                             (const void *)p->cu_seqlens_k);
     }
-    if ((st = check_stream(a->stream, dev)))
+    if ((st = fa2_gpu_check_stream(a->stream, dev)))
         return st;
 
     /* the kernel keeps key and query positions of one sequence in int32 */

@@ -12,12 +12,12 @@
 # 2^-126 becomes 0 (its share of O and l is below float32's resolution).
 NVCC_ALL_FLAGS = $(CUDA_ARCH_FLAGS) -std=c++17 -O3 -ftz=true -lineinfo -I$(top_srcdir)/lib \
 	-I$(top_srcdir)/gpu -I$(top_builddir) $(NVCCFLAGS)
-CUDA_SOURCES = gpu/device_query.cu gpu/fwd_launch.cu \
+CUDA_SOURCES = gpu/device_query.cu gpu/host_checks.cu gpu/fwd_launch.cu \
 	gpu/fwd_hd32.cu gpu/fwd_hd64.cu gpu/fwd_hd96.cu gpu/fwd_hd128.cu \
 	gpu/fwd_hd160.cu gpu/fwd_hd192.cu gpu/fwd_hd224.cu gpu/fwd_hd256.cu \
 	gpu/bwd_launch.cu gpu/bwd_hd64.cu gpu/bwd_hd128.cu gpu/bwd_hd256.cu
 FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh \
-	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_kernel.cuh
+	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_kernel.cuh gpu/host_checks.h
 noinst_HEADERS += $(FA2_GPU_HDRS)
 EXTRA_DIST += $(CUDA_SOURCES)
 if HAVE_CUDA

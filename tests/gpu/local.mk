@@ -4,15 +4,16 @@
 # no-fork mode (CUDA does not survive fork()).
 if HAVE_CHECK
 FA2_GPU_TESTS = tests/gpu/test_cuda_fwd tests/gpu/test_cuda_bwd
+noinst_HEADERS += tests/gpu/gpu_tensor.h
 check_PROGRAMS += $(FA2_GPU_TESTS)
 TESTS += $(FA2_GPU_TESTS)
 FA2_CHECK_STATIC_LIBS = -l:libcheck_pic.a -l:libsubunit.a -lrt -lm
-tests_gpu_test_cuda_fwd_SOURCES = tests/gpu/test_cuda_fwd.c
+tests_gpu_test_cuda_fwd_SOURCES = tests/gpu/test_cuda_fwd.c tests/gpu/gpu_tensor.c
 tests_gpu_test_cuda_fwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
 tests_gpu_test_cuda_fwd_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_gpu_test_cuda_fwd_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
 	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
-tests_gpu_test_cuda_bwd_SOURCES = tests/gpu/test_cuda_bwd.c
+tests_gpu_test_cuda_bwd_SOURCES = tests/gpu/test_cuda_bwd.c tests/gpu/gpu_tensor.c
 tests_gpu_test_cuda_bwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
 tests_gpu_test_cuda_bwd_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_gpu_test_cuda_bwd_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
