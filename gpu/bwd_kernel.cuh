@@ -45,6 +45,8 @@
 #include "ptx.cuh"
 
 #include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace fa2bwd {
 
@@ -669,19 +671,50 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
 #endif
 }
 
+} // namespace fa2bwd
+
+#include "bwd_kernel_sm90.cuh"
+
+namespace fa2bwd {
+
+/* The main kernel for head dim HD on this device: the wgmma one
+ * (bwd_kernel_sm90.cuh) for head dims 64 and 128 when the device runs this
+ * library's sm_90a code, else the mma.sync one. FA2_CUDA_BWD_KERNEL=mma in
+ * the environment forces the mma.sync kernel (for tests and comparisons:
+ * both must give the CPU mirror's results). */
+template <int HD>
+void (*pick_bwd_kernel(bool bf16, int *smem))(const fa2_bwd_params)
+{
+    *smem = FA2_BWD_SMEM_BYTES(HD);
+    void (*kern)(const fa2_bwd_params) =
+        bf16 ? bwd_kernel<HD, true> : bwd_kernel<HD, false>;
+    if constexpr (HD <= 128) {
+        void (*k90)(const fa2_bwd_params) =
+            bf16 ? bwd_kernel_sm90<HD, true> : bwd_kernel_sm90<HD, false>;
+        const char *force = getenv("FA2_CUDA_BWD_KERNEL");
+        cudaFuncAttributes fa;
+        if (!(force && strcmp(force, "mma") == 0) &&
+            cudaFuncGetAttributes(&fa, k90) == cudaSuccess && fa.binaryVersion == 90) {
+            *smem = FA2_BWD_SM90_SMEM_BYTES(HD);
+            return k90;
+        }
+        (void)cudaGetLastError();
+    }
+    return kern;
+}
+
 /* Launch preprocess, main and postprocess for head dim HD (the caller
  * checked everything and set up the workspace). */
 template <int HD>
 fa2_status launch_bwd(const fa2_bwd_params &p, bool bf16, cudaStream_t stream)
 {
     constexpr int BM = FA2_BWD_BLOCK_M(HD);
-    constexpr int smem = FA2_BWD_SMEM_BYTES(HD);
+    int smem = 0;
     void (*pre)(const fa2_bwd_params) =
         bf16 ? bwd_preprocess<BM, true> : bwd_preprocess<BM, false>;
     void (*post)(const fa2_bwd_params) =
         bf16 ? bwd_postprocess<BM, true> : bwd_postprocess<BM, false>;
-    void (*kern)(const fa2_bwd_params) =
-        bf16 ? bwd_kernel<HD, true> : bwd_kernel<HD, false>;
+    void (*kern)(const fa2_bwd_params) = pick_bwd_kernel<HD>(bf16, &smem);
     cudaError_t err = cudaFuncSetAttribute(
         kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess) {

@@ -1,0 +1,412 @@
+/* bwd_kernel_sm90.cuh — the backward's main kernel on Hopper (sm_90a):
+ * the same algorithm, tiling, schedule and rounding points as
+ * bwd_kernel.cuh's bwd_kernel (FA2 paper, Algorithm 2), with every product
+ * on wgmma (gpu/wgmma.cuh) instead of mma.sync + ldmatrix.
+ *
+ * Included by bwd_kernel.cuh (it uses that file's helpers: seq_info,
+ * cp_async_4, red_add4, the traffic macros); launch_bwd picks it for head
+ * dims 64 and 128 when the device runs the sm_90a code.
+ *
+ * One thread block = 2 warpgroups (8 warps) per key block j of BN = 128
+ * keys; warpgroup w owns key rows 64w..64w+63 (warp k, rows 16k..16k+15, as
+ * in bwd_kernel). Per query block i (block_m rows), in n64 query chunks:
+ *
+ *     S^T  = K_w Q_c^T           wgmma, A = K (smem, K-major), B = Q (smem, K-major)
+ *     dP^T = V_w dO_c^T          the same with V, dO
+ *     P^T, dS^T = P^T o (dP^T - D)   in registers, mask as in bwd_kernel
+ *     dV_w += round(P^T) dO_c    wgmma, A = P^T (registers), B = dO (smem, MN-major)
+ *     dK_w += round(dS^T) Q_c    wgmma, A = dS^T (registers), B = Q (smem, MN-major)
+ *     round(dS^T) -> shared memory
+ * then dQ_i += round(dS) K_j: the block_m x head-dim product is two 64x64
+ * pieces, one per warpgroup (A = dS from smem MN-major, B = K from smem
+ * MN-major), added into the float32 accumulator as in bwd_kernel.
+ *
+ * Shared memory holds every tile in wgmma's 128-byte-swizzled layout
+ * (wgmma.cuh): [columns / 64][rows][64], chunk c of row r at c ^ (r % 8).
+ * Each product reads the tiles in place: Q, dO and K are read K-major by
+ * one product and MN-major by another, with no transposed copy.
+ */
+#ifndef FA2_GPU_BWD_KERNEL_SM90_CUH
+#define FA2_GPU_BWD_KERNEL_SM90_CUH
+
+#include "wgmma.cuh"
+
+namespace fa2bwd {
+
+using fa2gpu::fence_proxy_async;
+using fa2gpu::reg_fence;
+using fa2gpu::wgmma_commit;
+using fa2gpu::wgmma_desc;
+using fa2gpu::wgmma_fence;
+using fa2gpu::wgmma_rs;
+using fa2gpu::wgmma_ss;
+using fa2gpu::wgmma_wait;
+
+/* element offset of 16-byte chunk c of row r in a 128-byte-swizzled tile
+ * of R rows: column block c / 8, then the row, then the swizzled chunk */
+template <int R> __device__ __forceinline__ int cbswz(int r, int c)
+{
+    return ((c >> 3) * R + r) * 64 + (((c ^ r) & 7) << 3);
+}
+
+/* cp.async a [ROWS][HD] tile into that layout; rows valid_rows.. and
+ * columns d.. are zero-filled (predicated off, nothing read) */
+template <int ROWS, int HD, int NTHREADS>
+__device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
+                                                int64_t row_stride, int valid_rows,
+                                                int d, int tid)
+{
+    constexpr int CPR = HD / 8;
+    constexpr int TOTAL = ROWS * CPR;
+    static_assert(TOTAL % NTHREADS == 0, "whole rounds of chunks");
+#pragma unroll
+    for (int i = 0; i < TOTAL / NTHREADS; i++) {
+        const int idx = tid + i * NTHREADS;
+        const int r = idx / CPR, c = idx % CPR;
+        const bool ok = r < valid_rows && c * 8 < d;
+        const uint16_t *src = ok ? g + (int64_t)r * row_stride + c * 8 : g;
+        cp_async_16(s + cbswz<ROWS>(r, c), src, ok ? 16 : 0);
+    }
+}
+
+/* shared memory of the sm_90 kernel (bytes): K, V; Q and dO double-buffered;
+ * dS^T; LSE and D double-buffered; 1024 bytes to align the start */
+#define FA2_BWD_SM90_SMEM_BYTES(HD)                                            \
+    ((2 * FA2_BWD_BLOCK_N(HD) + 4 * FA2_BWD_BLOCK_M(HD)) * (HD) * 2 +          \
+     FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 + 16 * FA2_BWD_BLOCK_M(HD) +  \
+     1024)
+
+template <int HD, bool IS_BF16>
+__global__ void __launch_bounds__(256, 1)
+    bwd_kernel_sm90(const __grid_constant__ fa2_bwd_params p)
+{
+#if FA2_HAVE_WGMMA
+    constexpr int BM = FA2_BWD_BLOCK_M(HD);
+    constexpr int BN = FA2_BWD_BLOCK_N(HD);
+    constexpr int NTHREADS = 256;
+    constexpr int QC = BM / 64; /* n64 query chunks of S^T, dP^T        */
+    constexpr int DC = HD / 64; /* n64 column blocks of dK, dV          */
+    constexpr int KD = HD / 16; /* k16 steps over the head dim          */
+    constexpr int KN = BN / 16; /* k16 steps over the keys (dQ)         */
+    static_assert(BN == 128 && FA2_BWD_WARPS(HD) == 8 && HD % 64 == 0 &&
+                      BM % 64 == 0 && QC * DC == 2,
+                  "two warpgroups of 64 key rows; dQ_i is two 64x64 pieces");
+
+    extern __shared__ uint8_t smem_raw[];
+    uint16_t *const smem = reinterpret_cast<uint16_t *>(
+        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~(uintptr_t)1023);
+    uint16_t *const sK = smem;               /* [BN][HD]         */
+    uint16_t *const sV = sK + BN * HD;       /* [BN][HD]         */
+    uint16_t *const sQ = sV + BN * HD;       /* [2][BM][HD]      */
+    uint16_t *const sdO = sQ + 2 * BM * HD;  /* [2][BM][HD]      */
+    uint16_t *const sdS = sdO + 2 * BM * HD; /* [BN][BM]: dS^T   */
+    float *const sLse = reinterpret_cast<float *>(sdS + BN * BM); /* [2][BM] */
+    float *const sD = sLse + 2 * BM;                               /* [2][BM] */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int wg = warp >> 2, wl = warp & 3; /* warpgroup, warp within it */
+    const int krow0 = wg * 64;               /* the warpgroup's first key row */
+
+    /* block -> (sequence, kv head, key block), as bwd_kernel */
+    const int n_block = (int)(blockIdx.x % p.n_blocks);
+    const int64_t bh = blockIdx.x / p.n_blocks;
+    const int hk = (int)(bh % p.heads_kv), b = (int)(bh / p.heads_kv);
+    const seq_info s = get_seq(p, b);
+    const int64_t col_lo = (int64_t)n_block * BN;
+    if (col_lo >= s.seqlen_k)
+        return;
+    const int cols = (int)(s.seqlen_k - col_lo < BN ? s.seqlen_k - col_lo : BN);
+    const int d = p.head_dim;
+    const int group = p.heads_q / p.heads_kv;
+
+    const fa2_mask mask = fa2_mask_make(s.seqlen_q, s.seqlen_k, p.causal,
+                                        p.window_left, p.window_right);
+    const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, BM, BN);
+    const int nq = (int)fa2_block_count(qb);
+    const int nsteps = group * nq;
+
+    /* the query rows each of this thread's two key rows sees */
+    int vis_lo[2], vis_hi[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int64_t c = col_lo + warp * 16 + g + hf * 8;
+        int64_t lo, hi;
+        fa2_visible_rows(&mask, c, c + 1, &lo, &hi);
+        vis_lo[hf] = (int)lo;
+        vis_hi[hf] = (int)hi;
+    }
+
+    const uint16_t *const gK = (const uint16_t *)p.k + s.batch * p.k_sb +
+                               (s.k_start + col_lo) * p.k_sr + (int64_t)hk * p.k_sh;
+    const uint16_t *const gV = (const uint16_t *)p.v + s.batch * p.v_sb +
+                               (s.k_start + col_lo) * p.v_sr + (int64_t)hk * p.v_sh;
+#ifdef FA2_TRAFFIC_COUNTERS
+    unsigned long long tr_q = 0, tr_row4 = 0;
+#endif
+
+    auto issue = [&](int st, int buf) {
+        const int h = hk * group + st / nq;
+        const int64_t row_lo = (qb.lo + st % nq) * (int64_t)BM;
+        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+        const int64_t grow = s.q_start + row_lo;
+        load_rows_sw128<BM, HD, NTHREADS>(sQ + buf * BM * HD,
+                                          (const uint16_t *)p.q + s.batch * p.q_sb +
+                                              grow * p.q_sr + (int64_t)h * p.q_sh,
+                                          p.q_sr, rows, d, tid);
+        load_rows_sw128<BM, HD, NTHREADS>(sdO + buf * BM * HD,
+                                          (const uint16_t *)p.dout + s.batch * p.do_sb +
+                                              grow * p.do_sr + (int64_t)h * p.do_sh,
+                                          p.do_sr, rows, d, tid);
+        const float *gl = p.lse + s.batch * p.lse_sb + (int64_t)h * p.lse_sh +
+                          grow * p.lse_sr;
+        const float *gd = p.dsum + (s.batch * p.heads_q + h) * p.rows + grow;
+        for (int i = tid; i < BM; i += NTHREADS) {
+            const bool ok = i < rows;
+            cp_async_4(sLse + buf * BM + i, ok ? gl + i * p.lse_sr : gl, ok ? 4 : 0);
+            cp_async_4(sD + buf * BM + i, ok ? gd + i : gd, ok ? 4 : 0);
+        }
+#ifdef FA2_TRAFFIC_COUNTERS
+        tr_q += (unsigned long long)rows * d * 2;
+        tr_row4 += (unsigned long long)rows * 4;
+#endif
+    };
+
+    load_rows_sw128<BN, HD, NTHREADS>(sK, gK, p.k_sr, cols, d, tid);
+    load_rows_sw128<BN, HD, NTHREADS>(sV, gV, p.v_sr, cols, d, tid);
+    if (nsteps > 0)
+        issue(0, 0);
+    cp_async_commit();
+
+    float dk[DC][32], dv[DC][32];
+#pragma unroll
+    for (int i = 0; i < DC; i++)
+#pragma unroll
+        for (int e = 0; e < 32; e++)
+            dk[i][e] = dv[i][e] = 0.0f;
+
+    const uint32_t aK = smem_addr(sK), aV = smem_addr(sV);
+    const uint32_t adS = smem_addr(sdS);
+
+    for (int st = 0; st < nsteps; st++) {
+        const int buf = st & 1;
+        const int h = hk * group + st / nq;
+        const int m_block = (int)(qb.lo + st % nq);
+        const int64_t row_lo = (int64_t)m_block * BM;
+        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+        cp_async_wait<0>();
+        fence_proxy_async(); /* the copies are read by wgmma (async proxy) */
+        __syncthreads();     /* step st's tiles visible; step st-1 done everywhere */
+        if (st + 1 < nsteps)
+            issue(st + 1, buf ^ 1);
+        cp_async_commit();
+
+        const uint32_t aQ = smem_addr(sQ + buf * BM * HD);
+        const uint32_t adO = smem_addr(sdO + buf * BM * HD);
+        const float *const cL = sLse + buf * BM;
+        const float *const cD = sD + buf * BM;
+        const bool need_mask =
+            fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN);
+
+#pragma unroll
+        for (int qc = 0; qc < QC; qc++) {
+            /* S^T and dP^T of the warpgroup's 64 keys x query chunk qc:
+             * both operands K-major, a k16 step is 32 bytes along the row,
+             * a column block R*128 bytes on */
+            float sc[32], dp[32]; /* the first k16 step overwrites them */
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++) {
+                const uint32_t ko = (kk & 3) * 32, cb = kk >> 2;
+                const uint64_t da = wgmma_desc(aK + (cb * BN + krow0) * 128 + ko);
+                const uint64_t db = wgmma_desc(aQ + (cb * BM + qc * 64) * 128 + ko);
+                wgmma_ss<IS_BF16, 0, 0>(sc, da, db, kk > 0);
+            }
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++) {
+                const uint32_t ko = (kk & 3) * 32, cb = kk >> 2;
+                const uint64_t da = wgmma_desc(aV + (cb * BN + krow0) * 128 + ko);
+                const uint64_t db = wgmma_desc(adO + (cb * BM + qc * 64) * 128 + ko);
+                wgmma_ss<IS_BF16, 0, 0>(dp, da, db, kk > 0);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            reg_fence(sc);
+            reg_fence(dp);
+
+            /* element mask: query row r of key row (warp*16 + g + 8 hf) is
+             * visible iff vis_lo[hf] <= r < vis_hi[hf] */
+            if (need_mask) {
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int hf = 0; hf < 2; hf++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const int r = (int)row_lo + qc * 64 + nt * 8 + 2 * t + e;
+                            if (r < vis_lo[hf] || r >= vis_hi[hf])
+                                sc[4 * nt + 2 * hf + e] = FA2_NEG_INF;
+                        }
+            }
+            /* P^T from the saved LSE; dS^T = P^T o (dP^T - D) */
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int c = qc * 64 + nt * 8 + 2 * t + e;
+                    const float lse2 = fa2_bwd_lse_scaled(cL[c]);
+                    const float Dc = cD[c];
+#pragma unroll
+                    for (int hf = 0; hf < 2; hf++) {
+                        const int i = 4 * nt + 2 * hf + e;
+                        const float pe = fa2_softmax_p(sc[i], p.scale_log2, lse2);
+                        sc[i] = pe;
+                        dp[i] = pe * (dp[i] - Dc);
+                    }
+                }
+
+            /* round(P^T), round(dS^T) as A fragments: n8 tiles 2kq, 2kq+1
+             * are the k16 step kq over the chunk's queries */
+            uint32_t pa[4][4], sa[4][4];
+#pragma unroll
+            for (int kq = 0; kq < 4; kq++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    pa[kq][j] = pack2<IS_BF16>(sc[8 * kq + 2 * j], sc[8 * kq + 2 * j + 1]);
+                    sa[kq][j] = pack2<IS_BF16>(dp[8 * kq + 2 * j], dp[8 * kq + 2 * j + 1]);
+                }
+
+            /* dV += P^T dO_c, dK += dS^T Q_c: B read MN-major (the head
+             * dim is N, contiguous; a k16 step is 16 query rows) */
+            wgmma_fence();
+#pragma unroll
+            for (int dc = 0; dc < DC; dc++)
+#pragma unroll
+                for (int kq = 0; kq < 4; kq++) {
+                    const uint32_t off = (dc * BM + qc * 64 + kq * 16) * 128;
+                    wgmma_rs<IS_BF16, 1>(dv[dc], pa[kq], wgmma_desc(adO + off));
+                    wgmma_rs<IS_BF16, 1>(dk[dc], sa[kq], wgmma_desc(aQ + off));
+                }
+            wgmma_commit();
+
+            /* round(dS^T) to shared memory for dQ: a[j] holds row
+             * g + 8 (j & 1), columns 16 kq + 8 (j >> 1) + 2t, 2t+1 */
+#pragma unroll
+            for (int kq = 0; kq < 4; kq++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const int r = warp * 16 + g + 8 * (j & 1);
+                    const int c = qc * 8 + 2 * kq + (j >> 1);
+                    *reinterpret_cast<uint32_t *>(sdS + cbswz<BN>(r, c) + 2 * t) =
+                        sa[kq][j];
+                }
+            wgmma_wait<0>();
+        }
+#pragma unroll
+        for (int dc = 0; dc < DC; dc++) {
+            reg_fence(dk[dc]);
+            reg_fence(dv[dc]);
+        }
+        fence_proxy_async(); /* dS^T stores -> wgmma reads */
+        __syncthreads();
+
+        /* dQ_i's piece (mq: 64 query rows, nd: 64 columns) = dS K_j:
+         * A = dS^T tile read MN-major (queries contiguous), B = K read
+         * MN-major (head dim contiguous); a k16 step is 16 key rows */
+        const int mq = wg % QC, nd = wg / QC;
+        float acc[32]; /* the first k16 step overwrites it */
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KN; kk++) {
+            const uint64_t da = wgmma_desc(adS + (mq * BN + kk * 16) * 128);
+            const uint64_t db = wgmma_desc(aK + (nd * BN + kk * 16) * 128);
+            wgmma_ss<IS_BF16, 1, 1>(acc, da, db, kk > 0);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        reg_fence(acc);
+
+        int *turn = NULL;
+        int rank = 0;
+        if (p.deterministic) {
+            const fa2_block_range kv = fa2_fwd_kv_blocks(&mask, m_block, BM, BN);
+            rank = (int)(n_block - kv.lo);
+            turn = p.turn + ((int64_t)b * p.heads_q + h) * p.m_blocks + m_block;
+            if (tid == 0)
+                while (*(volatile int *)turn != rank)
+                    __nanosleep(64);
+            __syncthreads();
+            __threadfence();
+        }
+        float *gacc = p.dq_acc +
+                      ((s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo) * d;
+        /* lanes t and t^1 swap halves so that each holds 4 adjacent
+         * columns of one row; one red.global.add.v4.f32 each */
+        const bool even = (t & 1) == 0;
+#pragma unroll
+        for (int dt = 0; dt < 8; dt++) {
+            const float s0 = even ? acc[4 * dt + 2] : acc[4 * dt + 0];
+            const float s1 = even ? acc[4 * dt + 3] : acc[4 * dt + 1];
+            const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1);
+            const float r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+            const int r = mq * 64 + wl * 16 + g + (even ? 0 : 8);
+            const int c = nd * 64 + dt * 8 + 2 * (t & 2);
+            if (r < rows && c < d) {
+                if (even)
+                    red_add4(gacc + (int64_t)r * d + c, acc[4 * dt], acc[4 * dt + 1], r0, r1);
+                else
+                    red_add4(gacc + (int64_t)r * d + c, r0, r1, acc[4 * dt + 2],
+                             acc[4 * dt + 3]);
+            }
+        }
+        if (p.deterministic) {
+            __threadfence();
+            __syncthreads();
+            if (tid == 0)
+                atomicExch(turn, rank + 1);
+        }
+    }
+    cp_async_wait<0>();
+
+    /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
+    uint16_t *const gdK = (uint16_t *)p.dk + s.batch * p.dk_sb +
+                          (s.k_start + col_lo) * p.dk_sr + (int64_t)hk * p.dk_sh;
+    uint16_t *const gdV = (uint16_t *)p.dv + s.batch * p.dv_sb +
+                          (s.k_start + col_lo) * p.dv_sr + (int64_t)hk * p.dv_sh;
+#pragma unroll
+    for (int dc = 0; dc < DC; dc++)
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int r = warp * 16 + g + hf * 8;
+                const int c = dc * 64 + nt * 8 + 2 * t;
+                const int i = 4 * nt + 2 * hf;
+                if (r < cols && c < d) {
+                    *reinterpret_cast<uint32_t *>(gdK + (int64_t)r * p.dk_sr + c) =
+                        pack2<IS_BF16>(dk[dc][i] * p.scale, dk[dc][i + 1] * p.scale);
+                    *reinterpret_cast<uint32_t *>(gdV + (int64_t)r * p.dv_sr + c) =
+                        pack2<IS_BF16>(dv[dc][i], dv[dc][i + 1]);
+                }
+            }
+#ifdef FA2_TRAFFIC_COUNTERS
+    if (tid == 0) {
+        const unsigned long long kv_bytes = (unsigned long long)cols * d * 2;
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_K), kv_bytes);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_V), kv_bytes);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_Q), tr_q);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), tr_q);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_LSE), tr_row4);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_D), tr_row4);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DK), kv_bytes);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DV), kv_bytes);
+    }
+#endif
+#endif /* FA2_HAVE_WGMMA */
+}
+
+} // namespace fa2bwd
+
+#endif /* FA2_GPU_BWD_KERNEL_SM90_CUH */
