@@ -69,12 +69,12 @@ __device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
     }
 }
 
-/* shared memory of the sm_90 kernel (bytes): K, V; Q and dO double-buffered;
- * dS^T; LSE and D double-buffered; 1024 bytes to align the start */
+/* shared memory of the sm_90 kernel (bytes): K, V; Q, dO, LSE and D in
+ * three buffers; dS^T in two; 1024 bytes to align the start */
 #define FA2_BWD_SM90_SMEM_BYTES(HD)                                            \
-    ((2 * FA2_BWD_BLOCK_N(HD) + 4 * FA2_BWD_BLOCK_M(HD)) * (HD) * 2 +          \
-     FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 + 16 * FA2_BWD_BLOCK_M(HD) +  \
-     1024)
+    ((2 * FA2_BWD_BLOCK_N(HD) + 6 * FA2_BWD_BLOCK_M(HD)) * (HD) * 2 +          \
+     2 * FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 +                        \
+     24 * FA2_BWD_BLOCK_M(HD) + 1024)
 
 template <int HD, bool IS_BF16>
 __global__ void __launch_bounds__(256, 1)
@@ -88,6 +88,12 @@ __global__ void __launch_bounds__(256, 1)
     constexpr int DC = HD / 64; /* n64 column blocks of dK, dV          */
     constexpr int KD = HD / 16; /* k16 steps over the head dim          */
     constexpr int KN = BN / 16; /* k16 steps over the keys (dQ)         */
+#ifndef FA2_BWD_SM90_PIPE_MAX_HD
+#define FA2_BWD_SM90_PIPE_MAX_HD 64
+#endif
+    /* step st+1's S^T during step st's dQ reductions: at head dim 128 the
+     * 32 extra live registers make ptxas serialize the wgmmas (C7512) */
+    constexpr bool PIPE = HD <= FA2_BWD_SM90_PIPE_MAX_HD;
     static_assert(BN == 128 && FA2_BWD_WARPS(HD) == 8 && HD % 64 == 0 &&
                       BM % 64 == 0 && QC * DC == 2,
                   "two warpgroups of 64 key rows; dQ_i is two 64x64 pieces");
@@ -97,11 +103,11 @@ __global__ void __launch_bounds__(256, 1)
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~(uintptr_t)1023);
     uint16_t *const sK = smem;               /* [BN][HD]         */
     uint16_t *const sV = sK + BN * HD;       /* [BN][HD]         */
-    uint16_t *const sQ = sV + BN * HD;       /* [2][BM][HD]      */
-    uint16_t *const sdO = sQ + 2 * BM * HD;  /* [2][BM][HD]      */
-    uint16_t *const sdS = sdO + 2 * BM * HD; /* [BN][BM]: dS^T   */
-    float *const sLse = reinterpret_cast<float *>(sdS + BN * BM); /* [2][BM] */
-    float *const sD = sLse + 2 * BM;                               /* [2][BM] */
+    uint16_t *const sQ = sV + BN * HD;       /* [3][BM][HD]          */
+    uint16_t *const sdO = sQ + 3 * BM * HD;  /* [3][BM][HD]          */
+    uint16_t *const sdS = sdO + 3 * BM * HD; /* [2][BN][BM]: dS^T    */
+    float *const sLse = reinterpret_cast<float *>(sdS + 2 * BN * BM); /* [3][BM] */
+    float *const sD = sLse + 3 * BM;                                   /* [3][BM] */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -172,10 +178,15 @@ __global__ void __launch_bounds__(256, 1)
 #endif
     };
 
+    /* prologue: K_j, V_j and step 0's tiles (one group), step 1's (the
+     * next); then S^T, dP^T of step 0's first query chunk are issued */
     load_rows_sw128<BN, HD, NTHREADS>(sK, gK, p.k_sr, cols, d, tid);
     load_rows_sw128<BN, HD, NTHREADS>(sV, gV, p.v_sr, cols, d, tid);
     if (nsteps > 0)
         issue(0, 0);
+    cp_async_commit();
+    if (nsteps > 1)
+        issue(1, 1);
     cp_async_commit();
 
     float dk[DC][32], dv[DC][32];
@@ -186,23 +197,47 @@ __global__ void __launch_bounds__(256, 1)
             dk[i][e] = dv[i][e] = 0.0f;
 
     const uint32_t aK = smem_addr(sK), aV = smem_addr(sV);
-    const uint32_t adS = smem_addr(sdS);
 
+    /* S^T = K_w Q_c^T (or dP^T = V_w dO_c^T) of step st, query chunk qc,
+     * issued as one wgmma group: both operands K-major, a k16 step is 32
+     * bytes along the row, a column block R*128 bytes on. Descriptors are
+     * a base plus a constant (the start address is the low field), so
+     * that no per-step descriptor stays live in registers. */
+    const uint64_t dK0 = wgmma_desc(aK + krow0 * 128), dV0 = wgmma_desc(aV + krow0 * 128);
+    float sc[32], dp[32]; /* the first k16 step overwrites them */
+    auto issue_s = [&](float(&acc)[32], uint64_t da0, const uint16_t *tile, int qc) {
+        const uint64_t db0 = wgmma_desc(smem_addr(tile) + qc * 64 * 128);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            const uint32_t ko = (kk & 3) * 32, cb = kk >> 2;
+            wgmma_ss<IS_BF16, 0, 0>(acc, da0 + ((cb * BN * 128 + ko) >> 4),
+                                    db0 + ((cb * BM * 128 + ko) >> 4), kk > 0);
+        }
+        wgmma_commit();
+    };
+
+    cp_async_wait<1>(); /* K_j, V_j and step 0's tiles */
+    fence_proxy_async(); /* the copies are read by wgmma (async proxy) */
+    __syncthreads();
+    if (PIPE && nsteps > 0) {
+        issue_s(sc, dK0, sQ, 0);
+        issue_s(dp, dV0, sdO, 0);
+    }
+
+    /* The steps are software-pipelined: step st's dQ product and its
+     * reductions overlap step st+1's S^T, dP^T products, and the copies of
+     * step st+2 run behind both (Q, dO, LSE, D in three buffers, dS^T in
+     * two). */
     for (int st = 0; st < nsteps; st++) {
-        const int buf = st & 1;
+        const int buf = st % 3;
         const int h = hk * group + st / nq;
         const int m_block = (int)(qb.lo + st % nq);
         const int64_t row_lo = (int64_t)m_block * BM;
         const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
-        cp_async_wait<0>();
-        fence_proxy_async(); /* the copies are read by wgmma (async proxy) */
-        __syncthreads();     /* step st's tiles visible; step st-1 done everywhere */
-        if (st + 1 < nsteps)
-            issue(st + 1, buf ^ 1);
-        cp_async_commit();
-
         const uint32_t aQ = smem_addr(sQ + buf * BM * HD);
         const uint32_t adO = smem_addr(sdO + buf * BM * HD);
+        uint16_t *const cdS = sdS + (st & 1) * BN * BM;
         const float *const cL = sLse + buf * BM;
         const float *const cD = sD + buf * BM;
         const bool need_mask =
@@ -210,27 +245,11 @@ __global__ void __launch_bounds__(256, 1)
 
 #pragma unroll
         for (int qc = 0; qc < QC; qc++) {
-            /* S^T and dP^T of the warpgroup's 64 keys x query chunk qc:
-             * both operands K-major, a k16 step is 32 bytes along the row,
-             * a column block R*128 bytes on */
-            float sc[32], dp[32]; /* the first k16 step overwrites them */
-            wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < KD; kk++) {
-                const uint32_t ko = (kk & 3) * 32, cb = kk >> 2;
-                const uint64_t da = wgmma_desc(aK + (cb * BN + krow0) * 128 + ko);
-                const uint64_t db = wgmma_desc(aQ + (cb * BM + qc * 64) * 128 + ko);
-                wgmma_ss<IS_BF16, 0, 0>(sc, da, db, kk > 0);
+            if (!PIPE && qc == 0) {
+                issue_s(sc, dK0, sQ + buf * BM * HD, 0);
+                issue_s(dp, dV0, sdO + buf * BM * HD, 0);
             }
-#pragma unroll
-            for (int kk = 0; kk < KD; kk++) {
-                const uint32_t ko = (kk & 3) * 32, cb = kk >> 2;
-                const uint64_t da = wgmma_desc(aV + (cb * BN + krow0) * 128 + ko);
-                const uint64_t db = wgmma_desc(adO + (cb * BM + qc * 64) * 128 + ko);
-                wgmma_ss<IS_BF16, 0, 0>(dp, da, db, kk > 0);
-            }
-            wgmma_commit();
-            wgmma_wait<0>();
+            wgmma_wait<0>(); /* S^T, dP^T of chunk qc (and chunk qc-1's dV, dK) */
             reg_fence(sc);
             reg_fence(dp);
 
@@ -278,16 +297,21 @@ __global__ void __launch_bounds__(256, 1)
 
             /* dV += P^T dO_c, dK += dS^T Q_c: B read MN-major (the head
              * dim is N, contiguous; a k16 step is 16 query rows) */
+            const uint64_t dO0 = wgmma_desc(adO), dQ0 = wgmma_desc(aQ);
             wgmma_fence();
 #pragma unroll
             for (int dc = 0; dc < DC; dc++)
 #pragma unroll
                 for (int kq = 0; kq < 4; kq++) {
-                    const uint32_t off = (dc * BM + qc * 64 + kq * 16) * 128;
-                    wgmma_rs<IS_BF16, 1>(dv[dc], pa[kq], wgmma_desc(adO + off));
-                    wgmma_rs<IS_BF16, 1>(dk[dc], sa[kq], wgmma_desc(aQ + off));
+                    const uint32_t off = ((dc * BM + qc * 64 + kq * 16) * 128) >> 4;
+                    wgmma_rs<IS_BF16, 1>(dv[dc], pa[kq], dO0 + off);
+                    wgmma_rs<IS_BF16, 1>(dk[dc], sa[kq], dQ0 + off);
                 }
             wgmma_commit();
+            if (qc + 1 < QC) {
+                issue_s(sc, dK0, sQ + buf * BM * HD, qc + 1);
+                issue_s(dp, dV0, sdO + buf * BM * HD, qc + 1);
+            }
 
             /* round(dS^T) to shared memory for dQ: a[j] holds row
              * g + 8 (j & 1), columns 16 kq + 8 (j >> 1) + 2t, 2t+1 */
@@ -297,33 +321,43 @@ __global__ void __launch_bounds__(256, 1)
                 for (int j = 0; j < 4; j++) {
                     const int r = warp * 16 + g + 8 * (j & 1);
                     const int c = qc * 8 + 2 * kq + (j >> 1);
-                    *reinterpret_cast<uint32_t *>(sdS + cbswz<BN>(r, c) + 2 * t) =
+                    *reinterpret_cast<uint32_t *>(cdS + cbswz<BN>(r, c) + 2 * t) =
                         sa[kq][j];
                 }
-            wgmma_wait<0>();
-        }
-#pragma unroll
-        for (int dc = 0; dc < DC; dc++) {
-            reg_fence(dk[dc]);
-            reg_fence(dv[dc]);
         }
         fence_proxy_async(); /* dS^T stores -> wgmma reads */
+        cp_async_wait<0>();  /* step st+1's tiles */
+        fence_proxy_async();
+        /* dS^T complete; step st+1's tiles visible; every warpgroup done
+         * with step st-1 (its buffers are free) */
         __syncthreads();
+        if (st + 2 < nsteps)
+            issue(st + 2, (st + 2) % 3);
+        cp_async_commit();
 
         /* dQ_i's piece (mq: 64 query rows, nd: 64 columns) = dS K_j:
          * A = dS^T tile read MN-major (queries contiguous), B = K read
          * MN-major (head dim contiguous); a k16 step is 16 key rows */
         const int mq = wg % QC, nd = wg / QC;
+        const uint64_t dS0 = wgmma_desc(smem_addr(cdS) + mq * BN * 128);
+        const uint64_t dKq = wgmma_desc(aK + nd * BN * 128);
         float acc[32]; /* the first k16 step overwrites it */
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < KN; kk++) {
-            const uint64_t da = wgmma_desc(adS + (mq * BN + kk * 16) * 128);
-            const uint64_t db = wgmma_desc(aK + (nd * BN + kk * 16) * 128);
-            wgmma_ss<IS_BF16, 1, 1>(acc, da, db, kk > 0);
-        }
+        for (int kk = 0; kk < KN; kk++)
+            wgmma_ss<IS_BF16, 1, 1>(acc, dS0 + ((kk * 16 * 128) >> 4),
+                                    dKq + ((kk * 16 * 128) >> 4), kk > 0);
         wgmma_commit();
-        wgmma_wait<0>();
+        /* step st+1's S^T runs during dQ's reductions, its dP^T after them
+         * (dP^T's 32 registers are free only once dQ's are) */
+        const uint16_t *const nQ = sQ + ((st + 1) % 3) * BM * HD;
+        wgmma_wait<1>(); /* dV, dK of the last chunk: its fragments are free */
+        if (PIPE && st + 1 < nsteps) {
+            issue_s(sc, dK0, nQ, 0);
+            wgmma_wait<1>(); /* dQ */
+        } else {
+            wgmma_wait<0>();
+        }
         reg_fence(acc);
 
         int *turn = NULL;
@@ -365,6 +399,13 @@ __global__ void __launch_bounds__(256, 1)
             if (tid == 0)
                 atomicExch(turn, rank + 1);
         }
+        if (PIPE && st + 1 < nsteps)
+            issue_s(dp, dV0, sdO + ((st + 1) % 3) * BM * HD, 0);
+    }
+#pragma unroll
+    for (int dc = 0; dc < DC; dc++) {
+        reg_fence(dk[dc]);
+        reg_fence(dv[dc]);
     }
     cp_async_wait<0>();
 
