@@ -25,6 +25,7 @@ typedef struct oracle_bwd_job {
     const fa2_problem *p;
     double *dq64, *dk64, *dv64; /* dense like q / k / v, or NULL */
     int write_outputs;
+    int d_from_o; /* D = dO . o with the forward's o, not sum_k p_k dp_k */
     atomic_int failed;
 } oracle_bwd_job;
 
@@ -48,8 +49,9 @@ static void oracle_bwd_item(void *ctx, int64_t item, int worker)
     double *dp = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
     double *q = malloc(sizeof(double) * (size_t)d), *dO = malloc(sizeof(double) * (size_t)d);
     double *dq = malloc(sizeof(double) * (size_t)d);
+    double *o = malloc(sizeof(double) * (size_t)d);
     float *row = malloc(sizeof(float) * (size_t)d);
-    if (!k || !v || !dk || !dv || !sc || !dp || !q || !dO || !dq || !row) {
+    if (!k || !v || !dk || !dv || !sc || !dp || !q || !dO || !dq || !o || !row) {
         atomic_store(&job->failed, 1);
         goto out;
     }
@@ -88,6 +90,12 @@ static void oracle_bwd_item(void *ctx, int64_t item, int worker)
                         t += dO[c] * v[j * d + c];
                     dp[j] = t;
                     pdp += sc[j] * t;
+                }
+                if (job->d_from_o) {
+                    fa2_load_row_f64(&a->o, s.batch, qrow, h, d, o);
+                    pdp = 0.0;
+                    for (int64_t c = 0; c < d; c++)
+                        pdp += dO[c] * o[c];
                 }
                 for (int64_t j = 0; j < nk; j++) {
                     if (sc[j] == -INFINITY)
@@ -136,15 +144,17 @@ out:
     free(q);
     free(dO);
     free(dq);
+    free(o);
     free(row);
 }
 
 static fa2_status oracle_bwd_run(const fa2_bwd_args *a, const fa2_problem *p,
                                  double *dq64, double *dk64, double *dv64,
-                                 int write_outputs)
+                                 int write_outputs, int d_from_o)
 {
     oracle_bwd_job job = {.a = a, .p = p, .dq64 = dq64, .dk64 = dk64,
-                          .dv64 = dv64, .write_outputs = write_outputs};
+                          .dv64 = dv64, .write_outputs = write_outputs,
+                          .d_from_o = d_from_o};
     atomic_init(&job.failed, 0);
     fa2_parallel_for(p->num_threads, p->num_seqs * p->heads_kv, oracle_bwd_item,
                      &job);
@@ -157,7 +167,7 @@ static fa2_status oracle_bwd_run(const fa2_bwd_args *a, const fa2_problem *p,
 
 fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p)
 {
-    return oracle_bwd_run(a, p, NULL, NULL, NULL, 1);
+    return oracle_bwd_run(a, p, NULL, NULL, NULL, 1, 0);
 }
 
 fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
@@ -167,5 +177,15 @@ fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
     fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p);
     if (st != FA2_OK)
         return st;
-    return oracle_bwd_run(args, &p, dq64, dk64, dv64, 0);
+    return oracle_bwd_run(args, &p, dq64, dk64, dv64, 0, 0);
+}
+
+fa2_status fa2_oracle_bwd_f64_rounded_o(const fa2_bwd_args *args, double *dq64,
+                                        double *dk64, double *dv64)
+{
+    fa2_problem p;
+    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p);
+    if (st != FA2_OK)
+        return st;
+    return oracle_bwd_run(args, &p, dq64, dk64, dv64, 0, 1);
 }

@@ -46,8 +46,8 @@ static inline int fa2_bwd_kernel_slot(int hd)
     ((2 * FA2_BWD_BLOCK_N(HD) + 4 * FA2_BWD_BLOCK_M(HD)) * (HD) * 2 +          \
      FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 + 16 * FA2_BWD_BLOCK_M(HD))
 
-/* the pre- and postprocess kernels: one thread block per query block of
- * block_m rows, 4 warps, a warp per row */
-#define FA2_BWD_ROWS_WARPS 4
+/* the pre- and postprocess kernels: one thread block of 8 warps per query
+ * block of block_m rows */
+#define FA2_BWD_ROWS_WARPS 8
 
 #endif /* FA2_GPU_BWD_CONFIG_H */

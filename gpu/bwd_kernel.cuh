@@ -140,6 +140,19 @@ template <bool IS_BF16> __device__ __forceinline__ float to_f(uint16_t x)
     return __half2float(__ushort_as_half(x));
 }
 
+/* The row kernels are memory-bound: every thread moves 16-byte chunks,
+ * a row's d/8 chunks spread over G lanes (G the power of two >= d/8), so a
+ * warp covers 32/G rows at once and every lane has work; the loads go
+ * through the read-only path so that the compiler may keep several in
+ * flight. */
+__device__ __forceinline__ int row_lanes(int chunks)
+{
+    int g = 1;
+    while (g < chunks)
+        g <<= 1;
+    return g;
+}
+
 template <int BM, bool IS_BF16>
 __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     bwd_preprocess(const __grid_constant__ fa2_bwd_params p)
@@ -153,33 +166,38 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
         return;
     const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
     const int d = p.head_dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int chunks = d / 8, G = row_lanes(chunks), rpw = 32 / G;
+    const int sub = lane / G, c = lane % G;
     if (threadIdx.x == 0)
         p.turn[((int64_t)b * p.heads_q + h) * p.m_blocks + m_block] = 0;
     const int64_t acc_row0 = (s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo;
-    for (int r = warp; r < rows; r += FA2_BWD_ROWS_WARPS) {
-        const int64_t grow = s.q_start + row_lo + r;
-        const uint16_t *o = (const uint16_t *)p.o + s.batch * p.o_sb +
-                            grow * p.o_sr + (int64_t)h * p.o_sh;
-        const uint16_t *dO = (const uint16_t *)p.dout + s.batch * p.do_sb +
-                             grow * p.do_sr + (int64_t)h * p.do_sh;
+#pragma unroll 4
+    for (int r0 = warp * rpw; r0 < rows; r0 += FA2_BWD_ROWS_WARPS * rpw) {
+        const int r = r0 + sub; /* r0 is the same in every lane: the shuffles are whole-warp */
+        const bool ok = r < rows && c < chunks;
         float sum = 0.0f;
-        for (int c = lane * 8; c < d; c += 256) {
-            const uint4 ov = *reinterpret_cast<const uint4 *>(o + c);
-            const uint4 dv = *reinterpret_cast<const uint4 *>(dO + c);
+        if (ok) {
+            const int64_t grow = s.q_start + row_lo + r;
+            const uint4 ov = __ldg(reinterpret_cast<const uint4 *>(
+                (const uint16_t *)p.o + s.batch * p.o_sb + grow * p.o_sr +
+                (int64_t)h * p.o_sh + c * 8));
+            const uint4 dv = __ldg(reinterpret_cast<const uint4 *>(
+                (const uint16_t *)p.dout + s.batch * p.do_sb + grow * p.do_sr +
+                (int64_t)h * p.do_sh + c * 8));
             const uint16_t *oe = reinterpret_cast<const uint16_t *>(&ov);
             const uint16_t *de = reinterpret_cast<const uint16_t *>(&dv);
 #pragma unroll
             for (int e = 0; e < 8; e++)
                 sum = fmaf(to_f<IS_BF16>(de[e]), to_f<IS_BF16>(oe[e]), sum);
         }
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1)
+        for (int off = G >> 1; off > 0; off >>= 1)
             sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        if (lane == 0)
-            p.dsum[acc_row0 + r] = sum;
-        float *acc = p.dq_acc + (acc_row0 + r) * d;
-        for (int c = lane * 4; c < d; c += 128)
-            *reinterpret_cast<float4 *>(acc + c) = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (ok) {
+            if (c == 0)
+                p.dsum[acc_row0 + r] = sum;
+            float4 *acc = reinterpret_cast<float4 *>(p.dq_acc + (acc_row0 + r) * d + c * 8);
+            acc[0] = acc[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+        }
     }
     if (threadIdx.x == 0) {
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_O), (int64_t)rows * d * 2);
@@ -203,22 +221,22 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     if (row_lo >= s.seqlen_q)
         return;
     const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
-    const int d = p.head_dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int d = p.head_dim, chunks = d / 8;
     const int64_t acc_row0 = (s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo;
-    for (int r = warp; r < rows; r += FA2_BWD_ROWS_WARPS) {
-        const float *acc = p.dq_acc + (acc_row0 + r) * d;
-        uint16_t *dq = (uint16_t *)p.dq + s.batch * p.dq_sb +
-                       (s.q_start + row_lo + r) * p.dq_sr + (int64_t)h * p.dq_sh;
-        for (int c = lane * 8; c < d; c += 256) {
-            const float4 a0 = *reinterpret_cast<const float4 *>(acc + c);
-            const float4 a1 = *reinterpret_cast<const float4 *>(acc + c + 4);
-            uint4 out;
-            out.x = pack2<IS_BF16>(a0.x * p.scale, a0.y * p.scale);
-            out.y = pack2<IS_BF16>(a0.z * p.scale, a0.w * p.scale);
-            out.z = pack2<IS_BF16>(a1.x * p.scale, a1.y * p.scale);
-            out.w = pack2<IS_BF16>(a1.z * p.scale, a1.w * p.scale);
-            *reinterpret_cast<uint4 *>(dq + c) = out;
-        }
+#pragma unroll 4
+    for (int i = threadIdx.x; i < rows * chunks; i += FA2_BWD_ROWS_WARPS * 32) {
+        const int r = i / chunks, c = i % chunks;
+        const float4 *acc =
+            reinterpret_cast<const float4 *>(p.dq_acc + (acc_row0 + r) * d + c * 8);
+        const float4 a0 = __ldg(acc), a1 = __ldg(acc + 1);
+        uint4 out;
+        out.x = pack2<IS_BF16>(a0.x * p.scale, a0.y * p.scale);
+        out.y = pack2<IS_BF16>(a0.z * p.scale, a0.w * p.scale);
+        out.z = pack2<IS_BF16>(a1.x * p.scale, a1.y * p.scale);
+        out.w = pack2<IS_BF16>(a1.z * p.scale, a1.w * p.scale);
+        *reinterpret_cast<uint4 *>((uint16_t *)p.dq + s.batch * p.dq_sb +
+                                   (s.q_start + row_lo + r) * p.dq_sr +
+                                   (int64_t)h * p.dq_sh + c * 8) = out;
     }
     if (threadIdx.x == 0) {
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);

@@ -133,6 +133,69 @@ extern "C" fa2_status fa2_cuda_bwd_tile_config(fa2_dtype dtype, int head_dim,
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+/* ---- the workspace --------------------------------------------------------- */
+
+/* float32 dQ accumulator [seqs][heads_q][rows][d], D [seqs][heads_q][rows],
+ * one turn counter per (sequence, query head, query block); each part
+ * 256-byte aligned */
+static void workspace_layout(const fa2_bwd_args *a, const fa2_problem *p,
+                             int64_t m_blocks, size_t *acc_bytes, size_t *d_bytes,
+                             size_t *total)
+{
+    const size_t rows = (size_t)a->q.shape[1];
+    const size_t slices = (size_t)a->q.shape[0] * (size_t)p->heads_q;
+    *acc_bytes = round_up(slices * rows * (size_t)p->head_dim * 4, 256);
+    *d_bytes = round_up(slices * rows * 4, 256);
+    const size_t turn_bytes =
+        round_up((size_t)p->num_seqs * (size_t)p->heads_q * (size_t)m_blocks * 4, 256);
+    *total = *acc_bytes + *d_bytes + turn_bytes;
+    if (*total == 0)
+        *total = 256;
+}
+
+extern "C" fa2_status fa2_cuda_bwd_workspace_bytes(const fa2_bwd_args *a,
+                                                   const fa2_problem *p, size_t *bytes)
+{
+    fa2_tile_config cfg;
+    fa2_status st = fa2_cuda_bwd_tile_config(p->dtype, (int)p->head_dim, &cfg);
+    if (st != FA2_OK)
+        return st;
+    size_t acc_bytes, d_bytes;
+    workspace_layout(a, p, fa2_num_blocks(p->max_seqlen_q, cfg.block_m), &acc_bytes,
+                     &d_bytes, bytes);
+    return FA2_OK;
+}
+
+/* the caller's workspace: on this device, aligned, large enough, apart
+ * from every tensor (the kernels write all of it) */
+static fa2_status check_workspace(const fa2_bwd_args *a, size_t need, int dev)
+{
+    fa2_status st = fa2_gpu_check_device_pointer(a->workspace, "workspace", dev);
+    if (st != FA2_OK)
+        return st;
+    if ((uintptr_t)a->workspace % 256 != 0)
+        return fa2_fail(FA2_ERR_ALIGNMENT, "workspace (%p) is not 256-byte aligned",
+                        a->workspace);
+    if (a->workspace_bytes < need)
+        return fa2_fail(FA2_ERR_SHAPE, "workspace_bytes is %zu; this backward needs "
+                        "%zu (fa2_cuda_bwd_workspace_size)", a->workspace_bytes, need);
+    fa2_tensor w;
+    memset(&w, 0, sizeof w);
+    w.data = a->workspace;
+    w.dtype = FA2_DTYPE_FP32; /* need is a multiple of 256: whole floats */
+    w.shape[0] = (int64_t)(need / 4);
+    w.stride[0] = 1;
+    const fa2_tensor *tensors[9] = {&a->q, &a->k, &a->v, &a->o, &a->dout,
+                                    &a->dq, &a->dk, &a->dv, &a->lse};
+    static const char *const names[9] = {"q", "k", "v", "o", "dout",
+                                         "dq", "dk", "dv", "lse"};
+    for (int i = 0; i < 9; i++)
+        if (fa2_tensor_spans_overlap(&w, 1, tensors[i], i == 8 ? 3 : 4))
+            return fa2_fail(FA2_ERR_OVERLAP, "workspace overlaps %s: the backward "
+                            "writes all of its workspace", names[i]);
+    return FA2_OK;
+}
+
 /* ---- the backward ---------------------------------------------------------- */
 
 extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
@@ -199,22 +262,24 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
         return FA2_OK;
     }
 
-    /* workspace: dQ accumulator, D, turn counters */
+    /* workspace: dQ accumulator, D, turn counters; the caller's, or the
+     * stream-ordered pool's */
     const size_t rows = (size_t)a->q.shape[1];
-    const size_t slices = (size_t)a->q.shape[0] * (size_t)p->heads_q;
-    const size_t acc_bytes = round_up(slices * rows * (size_t)p->head_dim * 4, 256);
-    const size_t d_bytes = round_up(slices * rows * 4, 256);
-    const size_t turn_bytes =
-        round_up((size_t)p->num_seqs * (size_t)p->heads_q * (size_t)m_blocks * 4, 256);
-    const size_t total = acc_bytes + d_bytes + turn_bytes;
+    size_t acc_bytes, d_bytes, total;
+    workspace_layout(a, p, m_blocks, &acc_bytes, &d_bytes, &total);
     cudaStream_t stream = (cudaStream_t)a->stream;
-    void *ws = NULL;
-    err = cudaMallocAsync(&ws, total ? total : 256, stream);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the CUDA backward could not "
-                        "allocate its %zu-byte workspace (float32 dQ accumulator, "
-                        "D): %s", total, cudaGetErrorString(err));
+    void *ws = a->workspace;
+    const bool own_ws = ws == NULL;
+    if (!own_ws && (st = check_workspace(a, total, dev)))
+        return st;
+    if (own_ws) {
+        err = cudaMallocAsync(&ws, total, stream);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the CUDA backward could not "
+                            "allocate its %zu-byte workspace (float32 dQ "
+                            "accumulator, D): %s", total, cudaGetErrorString(err));
+        }
     }
 
     fa2_bwd_params k;
@@ -265,13 +330,14 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     k.traffic = NULL;
 #ifdef FA2_TRAFFIC_COUNTERS
     if ((st = bwd_traffic_pointer(&k.traffic))) {
-        cudaFreeAsync(ws, stream);
+        if (own_ws)
+            cudaFreeAsync(ws, stream);
         return st;
     }
 #endif
     st = launchers[fa2_bwd_kernel_slot(cfg.head_dim)](&k, p->dtype == FA2_DTYPE_BF16,
                                                       a->stream);
-    err = cudaFreeAsync(ws, stream);
+    err = own_ws ? cudaFreeAsync(ws, stream) : cudaSuccess;
     if (st == FA2_OK && err != cudaSuccess) {
         (void)cudaGetLastError();
         st = fa2_fail(FA2_ERR_CUDA, "returning the backward's workspace failed: %s",

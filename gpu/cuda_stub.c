@@ -18,6 +18,12 @@ fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     return fa2_cuda_available();
 }
 
+fa2_status fa2_cuda_bwd_workspace_bytes(const fa2_bwd_args *a, const fa2_problem *p,
+                                        size_t *bytes)
+{
+    return fa2_cuda_available();
+}
+
 fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
                                 fa2_tile_config *out)
 {

@@ -90,6 +90,22 @@ fa2_status fa2_bwd(const fa2_bwd_args *args, fa2_backend backend)
     return st;
 }
 
+fa2_status fa2_cuda_bwd_workspace_size(const fa2_bwd_args *args, size_t *bytes)
+{
+    if (!bytes)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "bytes is NULL");
+    *bytes = 0;
+    if (!args)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "args is NULL");
+    fa2_problem p;
+    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CUDA, &p);
+    if (st == FA2_OK)
+        st = fa2_cuda_bwd_workspace_bytes(args, &p, bytes);
+    if (st == FA2_OK)
+        fa2_clear_error();
+    return st;
+}
+
 double fa2_bwd_flops(const fa2_bwd_args *args)
 {
     if (!args)

@@ -199,6 +199,18 @@ typedef struct fa2_bwd_args {
     int deterministic;
     int num_threads;
     void *stream;
+
+    /* CUDA backend, optional: device memory the backward may use for its
+     * float32 dQ accumulator, D = rowsum(dO o O) and the deterministic
+     * mode's counters, at least fa2_cuda_bwd_workspace_size() bytes,
+     * 256-byte aligned, overlapping no tensor above, not in use by other
+     * work on the stream until this backward is done. NULL: the library
+     * takes it from the device's stream-ordered pool (cudaMallocAsync) and
+     * gives it back on the stream; a caching allocator's buffer (PyTorch's,
+     * as python/fa2.py passes) avoids the pool's cost of mapping memory
+     * again after each synchronisation. */
+    void *workspace;
+    size_t workspace_bytes;
 } fa2_bwd_args;
 
 /* Defaults: everything zero / NULL, window -1/-1 (unbounded). */
@@ -264,6 +276,11 @@ typedef struct fa2_traffic {
 
 fa2_status fa2_cuda_traffic_reset(void);
 fa2_status fa2_cuda_traffic_read(fa2_traffic *out);
+
+/* *bytes = the workspace the CUDA backward of these args needs (see
+ * fa2_bwd_args.workspace); the args are checked as fa2_bwd_check does,
+ * except that workspace and workspace_bytes are ignored. */
+fa2_status fa2_cuda_bwd_workspace_size(const fa2_bwd_args *args, size_t *bytes);
 /* ---- end of the CUDA section -------------------------------------------- */
 
 /* ---- simulator ----------------------------------------------------------- */

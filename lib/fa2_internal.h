@@ -199,6 +199,8 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 fa2_status fa2_cuda_available(void);
 fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+fa2_status fa2_cuda_bwd_workspace_bytes(const fa2_bwd_args *a, const fa2_problem *p,
+                                        size_t *bytes);
 /* The kernel's tiling (arguments already checked). */
 fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
                                 fa2_tile_config *out);
@@ -236,6 +238,12 @@ fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
  * any of the three may be NULL. args' own outputs are not touched. */
 fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
                               double *dk64, double *dv64);
+/* The same with D = dO . o taken from the forward's (rounded) o, as FA2's
+ * backward takes it: its distance from the exact gradients is the part of a
+ * backend's error that comes from o's rounding alone (large where dS = P (dP
+ * - D) cancels, e.g. a row over nearly uniform keys). */
+fa2_status fa2_oracle_bwd_f64_rounded_o(const fa2_bwd_args *args, double *dq64,
+                                        double *dk64, double *dv64);
 
 #ifdef __cplusplus
 }

@@ -232,7 +232,8 @@ class BwdArgs(ctypes.Structure):
                 ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
                 ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
                 ("deterministic", ctypes.c_int), ("num_threads", ctypes.c_int),
-                ("stream", ctypes.c_void_p)]
+                ("stream", ctypes.c_void_p),
+                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
 
 
 def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
@@ -266,6 +267,21 @@ def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
         import torch
         s = stream if stream is not None else torch.cuda.current_stream(q.device)
         a.stream = s.cuda_stream
+        # The dQ accumulator from PyTorch's caching allocator: the library's
+        # own (cudaMallocAsync) maps its memory again after every
+        # synchronisation, which costs more than a short backward.
+        if not getattr(L, "_fa2_ws_bound", False):
+            L.fa2_cuda_bwd_workspace_size.argtypes = [ctypes.POINTER(BwdArgs),
+                                                      ctypes.POINTER(ctypes.c_size_t)]
+            L.fa2_cuda_bwd_workspace_size.restype = ctypes.c_int
+            L._fa2_ws_bound = True
+        n = ctypes.c_size_t(0)
+        if L.fa2_cuda_bwd_workspace_size(ctypes.byref(a), ctypes.byref(n)) == 0:
+            ws = torch.empty(n.value, dtype=torch.uint8, device=q.device)
+            if s != torch.cuda.current_stream(q.device):
+                ws.record_stream(s)
+            a.workspace, a.workspace_bytes = ws.data_ptr(), n.value
+            a._workspace = ws  # alive as long as the args
     return a
 
 
