@@ -22,7 +22,7 @@ memory), reported as max absolute errors; ours must be within 2x flash's +
 1e-3 (backward: + 1e-3 of the largest reference gradient).
 
 Writes OUT/sdpa_compare.json, .csv and sdpa_compare.png (forward),
-sdpa_compare_bwd.png, sdpa_compare_fwd+bwd.png (TFLOP/s per seqlen, one bar
+sdpa_compare_bwd.png, sdpa_compare_fwdbwd.png (TFLOP/s per seqlen, one bar
 per implementation, one panel per head dim x dtype x mask).
 
     python3 bench/sdpa_compare.py --out /tmp/bench [--quick] [--lib PATH]
@@ -283,7 +283,7 @@ def main():
         for r in records:
             w.writerow(r)
     for pname in args.passes.split(","):
-        name = "sdpa_compare.png" if pname == "fwd" else "sdpa_compare_%s.png" % pname
+        name = "sdpa_compare%s.png" % {"fwd": "", "bwd": "_bwd", "fwd+bwd": "_fwdbwd"}[pname]
         plot([r for r in records if r["pass"] == pname], impls, meta,
              os.path.join(args.out, name), pname)
     bad = [r for r in records if not r["check"]]
