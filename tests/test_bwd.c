@@ -517,6 +517,65 @@ START_TEST(test_bad_backward_arguments_are_rejected_with_a_sentence)
     p.args = good;
     ck_assert(fa2_bwd_check(&p.args, FA2_BACKEND_CPU_TILED) == FA2_OK);
     ck_assert_str_eq(fa2_last_error(), "");
+    /* the CUDA workspace query: NULLs by name, in every build */
+    size_t bytes = 1;
+    ck_assert(fa2_cuda_bwd_workspace_size(NULL, &bytes) == FA2_ERR_NULL_POINTER);
+    ck_assert(tl_error_mentions("args") && bytes == 0);
+    ck_assert(fa2_cuda_bwd_workspace_size(&p.args, NULL) == FA2_ERR_NULL_POINTER);
+    ck_assert(tl_error_mentions("bytes"));
+    bwd_free(&p);
+}
+END_TEST
+
+/* fa2_oracle_bwd_f64_rounded_o (the bound's rounded-O term) takes D from
+ * the forward's o: with o exact to float32 it gives the exact gradients
+ * (to float32's resolution), and it moves when o moves, by the change of D
+ * alone (so the term cannot be silently zero). */
+START_TEST(test_rounded_o_oracle_follows_the_forwards_o)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    tl_spec s;
+    tl_spec_init(&s);
+    s.dtype = FA2_DTYPE_FP32;
+    s.head_dim = 32;
+    s.seqlen_q = 37, s.seqlen_k = 53;
+    s.heads_q = 2, s.heads_kv = 1;
+    bwd_problem p;
+    bwd_init(&p, &s, &r);
+    bwd_oracle(&p);
+    const int64_t n[3] = {tl_numel(&p.dq), tl_numel(&p.dk), tl_numel(&p.dv)};
+    double *g[3];
+    for (int i = 0; i < 3; i++)
+        g[i] = malloc(sizeof(double) * (size_t)(n[i] + 1));
+    ck_assert(g[0] && g[1] && g[2]);
+    const double *exact[3] = {p.dq64, p.dk64, p.dv64};
+    double diff_exact_o = 0.0, diff_moved_o = 0.0, mag = 0.0;
+    ck_assert_int_eq(fa2_oracle_bwd_f64_rounded_o(&p.args, g[0], g[1], g[2]), FA2_OK);
+    for (int i = 0; i < 3; i++)
+        for (int64_t e = 0; e < n[i]; e++) {
+            diff_exact_o = fmax(diff_exact_o, fabs(g[i][e] - exact[i][e]));
+            mag = fmax(mag, fabs(exact[i][e]));
+        }
+    ck_assert_msg(diff_exact_o <= 1e-5 * mag, "with o exact to float32 the "
+                  "rounded-O gradients moved by %.3e (largest gradient %.3e)",
+                  diff_exact_o, mag);
+    /* o 1% larger everywhere: D moves by 1%, dq and dk with it, dv not */
+    int64_t idx[4];
+    for (int64_t e = 0; e < tl_numel(&p.f.o); e++) {
+        tl_unflatten(&p.f.o, e, idx);
+        tl_set(&p.f.o, idx, 1.01 * tl_get(&p.f.o, idx));
+    }
+    ck_assert_int_eq(fa2_oracle_bwd_f64_rounded_o(&p.args, g[0], g[1], g[2]), FA2_OK);
+    for (int i = 0; i < 2; i++)
+        for (int64_t e = 0; e < n[i]; e++)
+            diff_moved_o = fmax(diff_moved_o, fabs(g[i][e] - exact[i][e]));
+    for (int64_t e = 0; e < n[2]; e++)
+        ck_assert_msg(g[2][e] == exact[2][e], "dv depends on D");
+    ck_assert_msg(diff_moved_o > 1e-4 * mag, "o 1%% larger moved dq, dk by only "
+                  "%.3e (largest gradient %.3e)", diff_moved_o, mag);
+    for (int i = 0; i < 3; i++)
+        free(g[i]);
     bwd_free(&p);
 }
 END_TEST
@@ -542,6 +601,7 @@ static Suite *bwd_suite(void)
                         0, 4);
     tcase_add_loop_test(t, test_keys_that_no_query_sees_get_zero_gradients, 0, 3);
     tcase_add_test(t, test_bad_backward_arguments_are_rejected_with_a_sentence);
+    tcase_add_test(t, test_rounded_o_oracle_follows_the_forwards_o);
     suite_add_tcase(s, t);
     return s;
 }
