@@ -43,6 +43,7 @@
 #include "bwd_config.h"
 #include "bwd_params.h"
 #include "ptx.cuh"
+#include "bwd_block.cuh"
 
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -58,15 +59,6 @@ using fa2gpu::ldmatrix_x4_trans;
 using fa2gpu::mma_16816;
 using fa2gpu::pack2;
 using fa2gpu::smem_addr;
-
-/* 4 bytes global -> shared (cp.async.ca; src_bytes 0 writes zeros) */
-__device__ __forceinline__ void cp_async_4(void *dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(
-                     smem_addr(dst)),
-                 "l"(src), "r"(src_bytes)
-                 : "memory");
-}
 
 /* element offset of 16-byte chunk c of row r in a swizzled tile of SD
  * elements a row (SD a multiple of 64) */
@@ -95,41 +87,6 @@ __device__ __forceinline__ void load_rows(uint16_t *s, const uint16_t *g,
         }
     }
 }
-
-/* where sequence b lives */
-struct seq_info {
-    int64_t batch, q_start, k_start, seqlen_q, seqlen_k;
-};
-
-__device__ __forceinline__ seq_info get_seq(const fa2_bwd_params &p, int b)
-{
-    seq_info s;
-    if (p.cu_seqlens_q) {
-        s.batch = 0;
-        s.q_start = p.cu_seqlens_q[b];
-        s.seqlen_q = p.cu_seqlens_q[b + 1] - s.q_start;
-        s.k_start = p.cu_seqlens_k[b];
-        s.seqlen_k = p.cu_seqlens_k[b + 1] - s.k_start;
-    } else {
-        s.batch = b;
-        s.q_start = s.k_start = 0;
-        s.seqlen_q = p.seqlen_q;
-        s.seqlen_k = p.seqlen_k;
-    }
-    return s;
-}
-
-#ifdef FA2_TRAFFIC_COUNTERS
-#define FA2_BWD_COUNT(p, idx, bytes)                                           \
-    do {                                                                       \
-        if ((p).traffic)                                                       \
-            atomicAdd(&(p).traffic[idx], (unsigned long long)(bytes));         \
-    } while (0)
-#else
-#define FA2_BWD_COUNT(p, idx, bytes) ((void)0)
-#endif
-#define FA2_RD(t) ((int)(t))
-#define FA2_WR(t) ((int)FA2_SIM_TENSOR_COUNT + (int)(t))
 
 /* ---- preprocess: D = rowsum(dO o O), clear the accumulator ---------------- */
 
@@ -270,44 +227,11 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
 #ifndef FA2_BWD_HOIST_KV_128
 #define FA2_BWD_HOIST_KV_128 0
 #endif
-#ifndef FA2_BWD_VEC_RED /* 0 scalar, 1 v2, 2 v4 reductions (sm_90) */
-#define FA2_BWD_VEC_RED 2
-#endif
 #define FA2_BWD_QSPLIT(HD)                                                     \
     ((HD) <= 64 ? FA2_BWD_QSPLIT_64                                            \
                 : (HD) <= 128 ? FA2_BWD_QSPLIT_128 : FA2_BWD_QSPLIT_256)
 #define FA2_BWD_HOIST_KV(HD)                                                   \
     ((HD) <= 64 ? FA2_BWD_HOIST_KV_64 : (HD) <= 128 ? FA2_BWD_HOIST_KV_128 : 0)
-
-/* gacc[0] += a, gacc[1] += b (8-byte aligned): one vector reduction on
- * sm_90 (red.global.add.v2.f32), two scalar ones before it */
-/* gacc[0..3] += v (16-byte aligned): red.global.add.v4.f32 on sm_90 */
-__device__ __forceinline__ void red_add4(float *gacc, float a, float b, float c,
-                                         float e)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(gacc),
-                 "f"(a), "f"(b), "f"(c), "f"(e)
-                 : "memory");
-#else
-    atomicAdd(gacc, a);
-    atomicAdd(gacc + 1, b);
-    atomicAdd(gacc + 2, c);
-    atomicAdd(gacc + 3, e);
-#endif
-}
-
-__device__ __forceinline__ void red_add2(float *gacc, float a, float b)
-{
-#if FA2_BWD_VEC_RED && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(gacc), "f"(a),
-                 "f"(b)
-                 : "memory");
-#else
-    atomicAdd(gacc, a);
-    atomicAdd(gacc + 1, b);
-#endif
-}
 
 template <int HD, bool IS_BF16>
 __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
@@ -352,77 +276,37 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     const int g = lane >> 2, t = lane & 3;
     const int kg = warp % KG, dh = warp / KG; /* key group, column half */
 
-    /* block -> (sequence, kv head, key block), key blocks fastest: the
-     * blocks of one head run together (they share Q and dO in L2), and a
-     * block's predecessors in the deterministic order are launched first */
-    const int n_block = (int)(blockIdx.x % p.n_blocks);
-    const int64_t bh = blockIdx.x / p.n_blocks;
-    const int hk = (int)(bh % p.heads_kv), b = (int)(bh / p.heads_kv);
-    const seq_info s = get_seq(p, b);
-    const int64_t col_lo = (int64_t)n_block * BN;
-    if (col_lo >= s.seqlen_k)
+    const bwd_block blk = bwd_block_of<BM, BN>(p); /* key block j, its steps */
+    if (blk.cols == 0)
         return; /* this sequence is shorter than the longest */
-    const int cols = (int)(s.seqlen_k - col_lo < BN ? s.seqlen_k - col_lo : BN);
-    const int d = p.head_dim;
-    const int group = p.heads_q / p.heads_kv;
+    const int d = blk.d, nsteps = blk.nsteps;
 
-    const fa2_mask mask = fa2_mask_make(s.seqlen_q, s.seqlen_k, p.causal,
-                                        p.window_left, p.window_right);
-    const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, BM, BN);
-    const int nq = (int)fa2_block_count(qb);
-    const int nsteps = group * nq;
-
-    /* the query rows each of this thread's two key rows sees (one interval,
-     * exactly fa2_mask_visible's set; empty past the end of the keys) */
+    /* the query rows each of this thread's two key rows sees */
     int vis_lo[2], vis_hi[2];
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        const int64_t c = col_lo + kg * 16 + g + hf * 8;
-        int64_t lo, hi;
-        fa2_visible_rows(&mask, c, c + 1, &lo, &hi);
-        vis_lo[hf] = (int)lo;
-        vis_hi[hf] = (int)hi;
-    }
-
-    const uint16_t *const gK = (const uint16_t *)p.k + s.batch * p.k_sb +
-                               (s.k_start + col_lo) * p.k_sr + (int64_t)hk * p.k_sh;
-    const uint16_t *const gV = (const uint16_t *)p.v + s.batch * p.v_sb +
-                               (s.k_start + col_lo) * p.v_sr + (int64_t)hk * p.v_sh;
+    for (int hf = 0; hf < 2; hf++)
+        bwd_visible_rows(blk, kg * 16 + g + hf * 8, vis_lo[hf], vis_hi[hf]);
 #ifdef FA2_TRAFFIC_COUNTERS
     unsigned long long tr_q = 0, tr_row4 = 0; /* Q (= dO) bytes, LSE (= D) bytes */
 #endif
 
     /* Q_i, dO_i, LSE_i and D_i of step st into buffer buf */
     auto issue = [&](int st, int buf) {
-        const int h = hk * group + st / nq;
-        const int64_t row_lo = (qb.lo + st % nq) * (int64_t)BM;
-        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
-        const int64_t grow = s.q_start + row_lo;
-        load_rows<BM, SD, NTHREADS>(sQ + buf * BM * SD,
-                                    (const uint16_t *)p.q + s.batch * p.q_sb +
-                                        grow * p.q_sr + (int64_t)h * p.q_sh,
-                                    p.q_sr, rows, d, tid);
-        load_rows<BM, SD, NTHREADS>(sdO + buf * BM * SD,
-                                    (const uint16_t *)p.dout + s.batch * p.do_sb +
-                                        grow * p.do_sr + (int64_t)h * p.do_sh,
-                                    p.do_sr, rows, d, tid);
-        const float *gl = p.lse + s.batch * p.lse_sb + (int64_t)h * p.lse_sh +
-                          grow * p.lse_sr;
-        const float *gd = p.dsum + (s.batch * p.heads_q + h) * p.rows + grow;
-        for (int i = tid; i < BM; i += NTHREADS) {
-            const bool ok = i < rows;
-            cp_async_4(sLse + buf * BM + i, ok ? gl + i * p.lse_sr : gl, ok ? 4 : 0);
-            cp_async_4(sD + buf * BM + i, ok ? gd + i : gd, ok ? 4 : 0);
-        }
+        const bwd_step q = bwd_step_of<BM>(blk, st);
+        load_rows<BM, SD, NTHREADS>(sQ + buf * BM * SD, bwd_q_rows(p, blk, q), p.q_sr,
+                                    q.rows, d, tid);
+        load_rows<BM, SD, NTHREADS>(sdO + buf * BM * SD, bwd_do_rows(p, blk, q),
+                                    p.do_sr, q.rows, d, tid);
+        bwd_load_row_stats<BM, NTHREADS>(p, blk, q, sLse + buf * BM, sD + buf * BM, tid);
 #ifdef FA2_TRAFFIC_COUNTERS
-        tr_q += (unsigned long long)rows * d * 2;
-        tr_row4 += (unsigned long long)rows * 4;
+        tr_q += (unsigned long long)q.rows * d * 2;
+        tr_row4 += (unsigned long long)q.rows * 4;
 #endif
     };
 
     /* prologue: K_j and V_j (resident), and the first query block */
-    load_rows<BN, SD, NTHREADS>(sK, gK, p.k_sr, cols, d, tid);
-    load_rows<BN, SD, NTHREADS>(sV, gV, p.v_sr, cols, d, tid);
+    load_rows<BN, SD, NTHREADS>(sK, bwd_k_rows(p, blk), p.k_sr, blk.cols, d, tid);
+    load_rows<BN, SD, NTHREADS>(sV, bwd_v_rows(p, blk), p.v_sr, blk.cols, d, tid);
     if (nsteps > 0)
         issue(0, 0);
     cp_async_commit();
@@ -457,10 +341,9 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
 
     for (int st = 0; st < nsteps; st++) {
         const int buf = st & 1;
-        const int h = hk * group + st / nq;
-        const int m_block = (int)(qb.lo + st % nq);
-        const int64_t row_lo = (int64_t)m_block * BM;
-        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+        const bwd_step q = bwd_step_of<BM>(blk, st);
+        const int64_t row_lo = q.row_lo;
+        const int rows = q.rows;
         cp_async_wait<0>();
         __syncthreads(); /* step st's tiles visible; step st-1 done everywhere */
         if (st + 1 < nsteps)
@@ -473,7 +356,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
         const float *const cD = sD + buf * BM;
 
         const bool need_mask =
-            fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN);
+            fa2_tile_needs_mask(&blk.mask, row_lo, row_lo + rows, blk.col_lo, BN);
 #pragma unroll
         for (int ch = 0; ch < QSPLIT; ch++) {
         /* S^T = K_j Q_i^T and dP^T = V_j dO_i^T, this warp's 16 key rows,
@@ -597,95 +480,28 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                     mma_16816<IS_BF16>(acc[2 * dp2 + 1], a, bk[2], bk[3]);
                 }
             }
-            int *turn = NULL;
-            int rank = 0;
-            if (p.deterministic) {
-                /* wait until the key blocks before this one have added */
-                const fa2_block_range kv = fa2_fwd_kv_blocks(&mask, m_block, BM, BN);
-                rank = (int)(n_block - kv.lo);
-                turn = p.turn + ((int64_t)b * p.heads_q + h) * p.m_blocks + m_block;
-                if (tid == 0)
-                    while (*(volatile int *)turn != rank)
-                        __nanosleep(64);
-                __syncthreads();
-                __threadfence();
-            }
-            float *gacc = p.dq_acc +
-                          ((s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo) * d;
-#if FA2_BWD_VEC_RED >= 2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-            /* lanes t and t^1 swap halves so that each holds 4 adjacent
-             * columns of one row: even t row g, columns 2t..2t+3; odd t
-             * row g+8, columns 2t-2..2t+1; one v4 reduction each */
-            const bool even = (t & 1) == 0;
-#pragma unroll
-            for (int dt = 0; dt < QT; dt++) {
-                const float s0 = even ? acc[dt][2] : acc[dt][0];
-                const float s1 = even ? acc[dt][3] : acc[dt][1];
-                const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1);
-                const float r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-                const int r = mq * 16 + g + (even ? 0 : 8);
-                const int c = qs * QW + dt * 8 + 2 * (t & 2);
-                if (r < rows && c < d) {
-                    if (even)
-                        red_add4(gacc + (int64_t)r * d + c, acc[dt][0], acc[dt][1], r0, r1);
-                    else
-                        red_add4(gacc + (int64_t)r * d + c, r0, r1, acc[dt][2], acc[dt][3]);
-                }
-            }
-#else
+            const dq_turn turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
+            float *gacc = bwd_dq_acc(p, blk, q);
 #pragma unroll
             for (int dt = 0; dt < QT; dt++)
-#pragma unroll
-                for (int hf = 0; hf < 2; hf++) {
-                    const int r = mq * 16 + g + hf * 8;
-                    const int c = qs * QW + dt * 8 + 2 * t;
-                    if (r < rows && c < d)
-                        red_add2(gacc + (int64_t)r * d + c, acc[dt][2 * hf],
-                                 acc[dt][2 * hf + 1]);
-                }
-#endif
-            if (p.deterministic) {
-                __threadfence();
-                __syncthreads();
-                if (tid == 0)
-                    atomicExch(turn, rank + 1);
-            }
+                dq_add_n8(gacc, d, rows, mq * 16 + g, qs * QW + dt * 8, t, acc[dt][0],
+                          acc[dt][1], acc[dt][2], acc[dt][3]);
+            dq_turn_pass(turn, tid);
         }
     }
     cp_async_wait<0>();
 
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
-    uint16_t *const gdK = (uint16_t *)p.dk + s.batch * p.dk_sb +
-                          (s.k_start + col_lo) * p.dk_sr + (int64_t)hk * p.dk_sh;
-    uint16_t *const gdV = (uint16_t *)p.dv + s.batch * p.dv_sb +
-                          (s.k_start + col_lo) * p.dv_sr + (int64_t)hk * p.dv_sh;
 #pragma unroll
     for (int dt = 0; dt < DT; dt++)
 #pragma unroll
-        for (int hf = 0; hf < 2; hf++) {
-            const int r = krow0 + g + hf * 8;
-            const int c = dh * DW + dt * 8 + 2 * t;
-            if (r < cols && c < d) {
-                *reinterpret_cast<uint32_t *>(gdK + (int64_t)r * p.dk_sr + c) =
-                    pack2<IS_BF16>(dk[dt][2 * hf] * p.scale, dk[dt][2 * hf + 1] * p.scale);
-                *reinterpret_cast<uint32_t *>(gdV + (int64_t)r * p.dv_sr + c) =
-                    pack2<IS_BF16>(dv[dt][2 * hf], dv[dt][2 * hf + 1]);
-            }
-        }
+        for (int hf = 0; hf < 2; hf++)
+            bwd_store_dkdv<IS_BF16>(p, blk, krow0 + g + hf * 8, dh * DW + dt * 8 + 2 * t,
+                                    dk[dt][2 * hf], dk[dt][2 * hf + 1], dv[dt][2 * hf],
+                                    dv[dt][2 * hf + 1]);
 #ifdef FA2_TRAFFIC_COUNTERS
-    if (tid == 0) {
-        const unsigned long long kv_bytes = (unsigned long long)cols * d * 2;
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_K), kv_bytes);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_V), kv_bytes);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_Q), tr_q);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), tr_q);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_LSE), tr_row4);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_D), tr_row4);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DK), kv_bytes);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DV), kv_bytes);
-    }
+    if (tid == 0)
+        bwd_count_main(p, blk, tr_q, tr_row4);
 #endif
 }
 

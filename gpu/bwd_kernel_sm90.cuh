@@ -3,9 +3,11 @@
  * bwd_kernel.cuh's bwd_kernel (FA2 paper, Algorithm 2), with every product
  * on wgmma (gpu/wgmma.cuh) instead of mma.sync + ldmatrix.
  *
- * Included by bwd_kernel.cuh (it uses that file's helpers: seq_info,
- * cp_async_4, red_add4, the traffic macros); launch_bwd picks it for head
- * dims 64 and 128 when the device runs the sm_90a code.
+ * Included by bwd_kernel.cuh (which has load_rows' cp.async helpers) after
+ * bwd_block.cuh (the framework both main kernels share: the block's key
+ * block and steps, row statistics, dQ reductions and turns, dK/dV store,
+ * traffic); launch_bwd picks it for head dims 64 and 128 when the device
+ * runs the sm_90a code.
  *
  * One thread block = 2 warpgroups (8 warps) per key block j of BN = 128
  * keys; warpgroup w owns key rows 64w..64w+63 (warp k, rows 16k..16k+15, as
@@ -29,6 +31,7 @@
 #ifndef FA2_GPU_BWD_KERNEL_SM90_CUH
 #define FA2_GPU_BWD_KERNEL_SM90_CUH
 
+#include "bwd_block.cuh"
 #include "wgmma.cuh"
 
 namespace fa2bwd {
@@ -114,74 +117,38 @@ __global__ void __launch_bounds__(256, 1)
     const int wg = warp >> 2, wl = warp & 3; /* warpgroup, warp within it */
     const int krow0 = wg * 64;               /* the warpgroup's first key row */
 
-    /* block -> (sequence, kv head, key block), as bwd_kernel */
-    const int n_block = (int)(blockIdx.x % p.n_blocks);
-    const int64_t bh = blockIdx.x / p.n_blocks;
-    const int hk = (int)(bh % p.heads_kv), b = (int)(bh / p.heads_kv);
-    const seq_info s = get_seq(p, b);
-    const int64_t col_lo = (int64_t)n_block * BN;
-    if (col_lo >= s.seqlen_k)
+    const bwd_block blk = bwd_block_of<BM, BN>(p); /* key block j, its steps */
+    if (blk.cols == 0)
         return;
-    const int cols = (int)(s.seqlen_k - col_lo < BN ? s.seqlen_k - col_lo : BN);
-    const int d = p.head_dim;
-    const int group = p.heads_q / p.heads_kv;
-
-    const fa2_mask mask = fa2_mask_make(s.seqlen_q, s.seqlen_k, p.causal,
-                                        p.window_left, p.window_right);
-    const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, BM, BN);
-    const int nq = (int)fa2_block_count(qb);
-    const int nsteps = group * nq;
+    const int d = blk.d, nsteps = blk.nsteps;
 
     /* the query rows each of this thread's two key rows sees */
     int vis_lo[2], vis_hi[2];
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        const int64_t c = col_lo + warp * 16 + g + hf * 8;
-        int64_t lo, hi;
-        fa2_visible_rows(&mask, c, c + 1, &lo, &hi);
-        vis_lo[hf] = (int)lo;
-        vis_hi[hf] = (int)hi;
-    }
-
-    const uint16_t *const gK = (const uint16_t *)p.k + s.batch * p.k_sb +
-                               (s.k_start + col_lo) * p.k_sr + (int64_t)hk * p.k_sh;
-    const uint16_t *const gV = (const uint16_t *)p.v + s.batch * p.v_sb +
-                               (s.k_start + col_lo) * p.v_sr + (int64_t)hk * p.v_sh;
+    for (int hf = 0; hf < 2; hf++)
+        bwd_visible_rows(blk, warp * 16 + g + hf * 8, vis_lo[hf], vis_hi[hf]);
 #ifdef FA2_TRAFFIC_COUNTERS
     unsigned long long tr_q = 0, tr_row4 = 0;
 #endif
 
+    /* Q_i, dO_i, LSE_i and D_i of step st into buffer buf */
     auto issue = [&](int st, int buf) {
-        const int h = hk * group + st / nq;
-        const int64_t row_lo = (qb.lo + st % nq) * (int64_t)BM;
-        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
-        const int64_t grow = s.q_start + row_lo;
-        load_rows_sw128<BM, HD, NTHREADS>(sQ + buf * BM * HD,
-                                          (const uint16_t *)p.q + s.batch * p.q_sb +
-                                              grow * p.q_sr + (int64_t)h * p.q_sh,
-                                          p.q_sr, rows, d, tid);
-        load_rows_sw128<BM, HD, NTHREADS>(sdO + buf * BM * HD,
-                                          (const uint16_t *)p.dout + s.batch * p.do_sb +
-                                              grow * p.do_sr + (int64_t)h * p.do_sh,
-                                          p.do_sr, rows, d, tid);
-        const float *gl = p.lse + s.batch * p.lse_sb + (int64_t)h * p.lse_sh +
-                          grow * p.lse_sr;
-        const float *gd = p.dsum + (s.batch * p.heads_q + h) * p.rows + grow;
-        for (int i = tid; i < BM; i += NTHREADS) {
-            const bool ok = i < rows;
-            cp_async_4(sLse + buf * BM + i, ok ? gl + i * p.lse_sr : gl, ok ? 4 : 0);
-            cp_async_4(sD + buf * BM + i, ok ? gd + i : gd, ok ? 4 : 0);
-        }
+        const bwd_step q = bwd_step_of<BM>(blk, st);
+        load_rows_sw128<BM, HD, NTHREADS>(sQ + buf * BM * HD, bwd_q_rows(p, blk, q),
+                                          p.q_sr, q.rows, d, tid);
+        load_rows_sw128<BM, HD, NTHREADS>(sdO + buf * BM * HD, bwd_do_rows(p, blk, q),
+                                          p.do_sr, q.rows, d, tid);
+        bwd_load_row_stats<BM, NTHREADS>(p, blk, q, sLse + buf * BM, sD + buf * BM, tid);
 #ifdef FA2_TRAFFIC_COUNTERS
-        tr_q += (unsigned long long)rows * d * 2;
-        tr_row4 += (unsigned long long)rows * 4;
+        tr_q += (unsigned long long)q.rows * d * 2;
+        tr_row4 += (unsigned long long)q.rows * 4;
 #endif
     };
 
     /* prologue: K_j, V_j and step 0's tiles (one group), step 1's (the
      * next); then S^T, dP^T of step 0's first query chunk are issued */
-    load_rows_sw128<BN, HD, NTHREADS>(sK, gK, p.k_sr, cols, d, tid);
-    load_rows_sw128<BN, HD, NTHREADS>(sV, gV, p.v_sr, cols, d, tid);
+    load_rows_sw128<BN, HD, NTHREADS>(sK, bwd_k_rows(p, blk), p.k_sr, blk.cols, d, tid);
+    load_rows_sw128<BN, HD, NTHREADS>(sV, bwd_v_rows(p, blk), p.v_sr, blk.cols, d, tid);
     if (nsteps > 0)
         issue(0, 0);
     cp_async_commit();
@@ -231,17 +198,16 @@ __global__ void __launch_bounds__(256, 1)
      * two). */
     for (int st = 0; st < nsteps; st++) {
         const int buf = st % 3;
-        const int h = hk * group + st / nq;
-        const int m_block = (int)(qb.lo + st % nq);
-        const int64_t row_lo = (int64_t)m_block * BM;
-        const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
+        const bwd_step q = bwd_step_of<BM>(blk, st);
+        const int64_t row_lo = q.row_lo;
+        const int rows = q.rows;
         const uint32_t aQ = smem_addr(sQ + buf * BM * HD);
         const uint32_t adO = smem_addr(sdO + buf * BM * HD);
         uint16_t *const cdS = sdS + (st & 1) * BN * BM;
         const float *const cL = sLse + buf * BM;
         const float *const cD = sD + buf * BM;
         const bool need_mask =
-            fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN);
+            fa2_tile_needs_mask(&blk.mask, row_lo, row_lo + rows, blk.col_lo, BN);
 
 #pragma unroll
         for (int qc = 0; qc < QC; qc++) {
@@ -360,45 +326,13 @@ __global__ void __launch_bounds__(256, 1)
         }
         reg_fence(acc);
 
-        int *turn = NULL;
-        int rank = 0;
-        if (p.deterministic) {
-            const fa2_block_range kv = fa2_fwd_kv_blocks(&mask, m_block, BM, BN);
-            rank = (int)(n_block - kv.lo);
-            turn = p.turn + ((int64_t)b * p.heads_q + h) * p.m_blocks + m_block;
-            if (tid == 0)
-                while (*(volatile int *)turn != rank)
-                    __nanosleep(64);
-            __syncthreads();
-            __threadfence();
-        }
-        float *gacc = p.dq_acc +
-                      ((s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo) * d;
-        /* lanes t and t^1 swap halves so that each holds 4 adjacent
-         * columns of one row; one red.global.add.v4.f32 each */
-        const bool even = (t & 1) == 0;
+        const dq_turn turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
+        float *gacc = bwd_dq_acc(p, blk, q);
 #pragma unroll
-        for (int dt = 0; dt < 8; dt++) {
-            const float s0 = even ? acc[4 * dt + 2] : acc[4 * dt + 0];
-            const float s1 = even ? acc[4 * dt + 3] : acc[4 * dt + 1];
-            const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1);
-            const float r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-            const int r = mq * 64 + wl * 16 + g + (even ? 0 : 8);
-            const int c = nd * 64 + dt * 8 + 2 * (t & 2);
-            if (r < rows && c < d) {
-                if (even)
-                    red_add4(gacc + (int64_t)r * d + c, acc[4 * dt], acc[4 * dt + 1], r0, r1);
-                else
-                    red_add4(gacc + (int64_t)r * d + c, r0, r1, acc[4 * dt + 2],
-                             acc[4 * dt + 3]);
-            }
-        }
-        if (p.deterministic) {
-            __threadfence();
-            __syncthreads();
-            if (tid == 0)
-                atomicExch(turn, rank + 1);
-        }
+        for (int dt = 0; dt < 8; dt++)
+            dq_add_n8(gacc, d, rows, mq * 64 + wl * 16 + g, nd * 64 + dt * 8, t,
+                      acc[4 * dt], acc[4 * dt + 1], acc[4 * dt + 2], acc[4 * dt + 3]);
+        dq_turn_pass(turn, tid);
         if (PIPE && st + 1 < nsteps)
             issue_s(dp, dV0, sdO + ((st + 1) % 3) * BM * HD, 0);
     }
@@ -410,40 +344,20 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_wait<0>();
 
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
-    uint16_t *const gdK = (uint16_t *)p.dk + s.batch * p.dk_sb +
-                          (s.k_start + col_lo) * p.dk_sr + (int64_t)hk * p.dk_sh;
-    uint16_t *const gdV = (uint16_t *)p.dv + s.batch * p.dv_sb +
-                          (s.k_start + col_lo) * p.dv_sr + (int64_t)hk * p.dv_sh;
 #pragma unroll
     for (int dc = 0; dc < DC; dc++)
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
-                const int r = warp * 16 + g + hf * 8;
-                const int c = dc * 64 + nt * 8 + 2 * t;
                 const int i = 4 * nt + 2 * hf;
-                if (r < cols && c < d) {
-                    *reinterpret_cast<uint32_t *>(gdK + (int64_t)r * p.dk_sr + c) =
-                        pack2<IS_BF16>(dk[dc][i] * p.scale, dk[dc][i + 1] * p.scale);
-                    *reinterpret_cast<uint32_t *>(gdV + (int64_t)r * p.dv_sr + c) =
-                        pack2<IS_BF16>(dv[dc][i], dv[dc][i + 1]);
-                }
+                bwd_store_dkdv<IS_BF16>(p, blk, warp * 16 + g + hf * 8,
+                                        dc * 64 + nt * 8 + 2 * t, dk[dc][i], dk[dc][i + 1],
+                                        dv[dc][i], dv[dc][i + 1]);
             }
 #ifdef FA2_TRAFFIC_COUNTERS
-    if (tid == 0) {
-        const unsigned long long kv_bytes = (unsigned long long)cols * d * 2;
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_K), kv_bytes);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_V), kv_bytes);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_Q), tr_q);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), tr_q);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_LSE), tr_row4);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_D), tr_row4);
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), tr_q * 2);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DK), kv_bytes);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DV), kv_bytes);
-    }
+    if (tid == 0)
+        bwd_count_main(p, blk, tr_q, tr_row4);
 #endif
 #endif /* FA2_HAVE_WGMMA */
 }
