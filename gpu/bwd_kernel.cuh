@@ -486,19 +486,27 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
             for (int dt = 0; dt < QT; dt++)
                 dq_add_n8(gacc, d, rows, mq * 16 + g, qs * QW + dt * 8, t, acc[dt][0],
                           acc[dt][1], acc[dt][2], acc[dt][3]);
-            dq_turn_pass(turn, tid);
+            dq_turn_pass(p, turn, tid);
         }
     }
     cp_async_wait<0>();
 
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
 #pragma unroll
-    for (int dt = 0; dt < DT; dt++)
+    for (int hf = 0; hf < 2; hf++) {
+        const bwd_dkdv_row out = bwd_dkdv_row_of(p, blk, krow0 + g + hf * 8);
+        if (!out.dk)
+            continue;
 #pragma unroll
-        for (int hf = 0; hf < 2; hf++)
-            bwd_store_dkdv<IS_BF16>(p, blk, krow0 + g + hf * 8, dh * DW + dt * 8 + 2 * t,
-                                    dk[dt][2 * hf], dk[dt][2 * hf + 1], dv[dt][2 * hf],
-                                    dv[dt][2 * hf + 1]);
+        for (int dt = 0; dt < DT; dt++) {
+            const int c = dh * DW + dt * 8 + 2 * t;
+            if (c < d) {
+                bwd_store_pair<IS_BF16>(out.dk + c, dk[dt][2 * hf] * p.scale,
+                                        dk[dt][2 * hf + 1] * p.scale);
+                bwd_store_pair<IS_BF16>(out.dv + c, dv[dt][2 * hf], dv[dt][2 * hf + 1]);
+            }
+        }
+    }
 #ifdef FA2_TRAFFIC_COUNTERS
     if (tid == 0)
         bwd_count_main(p, blk, tr_q, tr_row4);

@@ -332,7 +332,7 @@ __global__ void __launch_bounds__(256, 1)
         for (int dt = 0; dt < 8; dt++)
             dq_add_n8(gacc, d, rows, mq * 64 + wl * 16 + g, nd * 64 + dt * 8, t,
                       acc[4 * dt], acc[4 * dt + 1], acc[4 * dt + 2], acc[4 * dt + 3]);
-        dq_turn_pass(turn, tid);
+        dq_turn_pass(p, turn, tid);
         if (PIPE && st + 1 < nsteps)
             issue_s(dp, dV0, sdO + ((st + 1) % 3) * BM * HD, 0);
     }
@@ -345,16 +345,22 @@ __global__ void __launch_bounds__(256, 1)
 
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
 #pragma unroll
-    for (int dc = 0; dc < DC; dc++)
+    for (int hf = 0; hf < 2; hf++) {
+        const bwd_dkdv_row out = bwd_dkdv_row_of(p, blk, warp * 16 + g + hf * 8);
+        if (!out.dk)
+            continue;
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int dc = 0; dc < DC; dc++)
 #pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                const int i = 4 * nt + 2 * hf;
-                bwd_store_dkdv<IS_BF16>(p, blk, warp * 16 + g + hf * 8,
-                                        dc * 64 + nt * 8 + 2 * t, dk[dc][i], dk[dc][i + 1],
-                                        dv[dc][i], dv[dc][i + 1]);
+            for (int nt = 0; nt < 8; nt++) {
+                const int c = dc * 64 + nt * 8 + 2 * t, i = 4 * nt + 2 * hf;
+                if (c < d) {
+                    bwd_store_pair<IS_BF16>(out.dk + c, dk[dc][i] * p.scale,
+                                            dk[dc][i + 1] * p.scale);
+                    bwd_store_pair<IS_BF16>(out.dv + c, dv[dc][i], dv[dc][i + 1]);
+                }
             }
+    }
 #ifdef FA2_TRAFFIC_COUNTERS
     if (tid == 0)
         bwd_count_main(p, blk, tr_q, tr_row4);
