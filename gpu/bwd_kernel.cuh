@@ -520,8 +520,8 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
 namespace fa2bwd {
 
 /* The main kernel for head dim HD on this device: the wgmma one
- * (bwd_kernel_sm90.cuh) for head dims 64 and 128 when the device runs this
- * library's sm_90a code, else the mma.sync one. FA2_CUDA_BWD_KERNEL=mma in
+ * (bwd_kernel_sm90.cuh) when the device runs this library's sm_90a code,
+ * else the mma.sync one. FA2_CUDA_BWD_KERNEL=mma in
  * the environment forces the mma.sync kernel (for tests and comparisons:
  * both must give the CPU mirror's results). */
 template <int HD>
@@ -530,7 +530,7 @@ void (*pick_bwd_kernel(bool bf16, int *smem))(const fa2_bwd_params)
     *smem = FA2_BWD_SMEM_BYTES(HD);
     void (*kern)(const fa2_bwd_params) =
         bf16 ? bwd_kernel<HD, true> : bwd_kernel<HD, false>;
-    if constexpr (HD <= 128) {
+    {
         void (*k90)(const fa2_bwd_params) =
             bf16 ? bwd_kernel_sm90<HD, true> : bwd_kernel_sm90<HD, false>;
         const char *force = getenv("FA2_CUDA_BWD_KERNEL");

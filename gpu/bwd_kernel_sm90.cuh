@@ -59,25 +59,47 @@ __device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
                                                 int64_t row_stride, int valid_rows,
                                                 int d, int tid)
 {
-    constexpr int CPR = HD / 8;
-    constexpr int TOTAL = ROWS * CPR;
-    static_assert(TOTAL % NTHREADS == 0, "whole rounds of chunks");
+    constexpr int CPR = HD / 8;            /* 16-byte chunks a row */
+    constexpr int RSTEP = NTHREADS / CPR;  /* rows a round covers  */
+    static_assert(NTHREADS % CPR == 0 && ROWS % RSTEP == 0, "whole rounds of rows");
+    if constexpr (HD > 128) {
+        const int r0 = tid / CPR, c = tid % CPR;
+        /* one source pointer stepped by RSTEP rows: at head dim 256 the
+         * compiler otherwise keeps the 16 chunk addresses of a step live
+         * across the step loop (332 bytes of spills) */
+        const uint16_t *src = g + (int64_t)r0 * row_stride + c * 8;
+        const int64_t step = (int64_t)RSTEP * row_stride;
 #pragma unroll
-    for (int i = 0; i < TOTAL / NTHREADS; i++) {
-        const int idx = tid + i * NTHREADS;
-        const int r = idx / CPR, c = idx % CPR;
-        const bool ok = r < valid_rows && c * 8 < d;
-        const uint16_t *src = ok ? g + (int64_t)r * row_stride + c * 8 : g;
-        cp_async_16(s + cbswz<ROWS>(r, c), src, ok ? 16 : 0);
+        for (int i = 0; i < ROWS / RSTEP; i++) {
+            const int r = r0 + i * RSTEP;
+            const bool ok = r < valid_rows && c * 8 < d;
+            cp_async_16(s + cbswz<ROWS>(r, c), ok ? src : g, ok ? 16 : 0);
+            src += step;
+        }
+    } else {
+        /* (the same copies; at head dims 64 and 128 this form measured a
+         * few per cent faster: ptxas keeps more of the kernel on the
+         * uniform datapath) */
+#pragma unroll
+        for (int i = 0; i < ROWS / RSTEP; i++) {
+            const int idx = tid + i * NTHREADS;
+            const int r = idx / CPR, c = idx % CPR;
+            const bool ok = r < valid_rows && c * 8 < d;
+            const uint16_t *src = ok ? g + (int64_t)r * row_stride + c * 8 : g;
+            cp_async_16(s + cbswz<ROWS>(r, c), src, ok ? 16 : 0);
+        }
     }
 }
 
 /* shared memory of the sm_90 kernel (bytes): K, V; Q, dO, LSE and D in
- * three buffers; dS^T in two; 1024 bytes to align the start */
+ * NBUF buffers (3, or 2 at head dim 256 where three do not fit); dS^T in
+ * NBUF - 1; 1024 bytes to align the start */
+#define FA2_BWD_SM90_NBUF(HD) ((HD) <= 128 ? 3 : 2)
 #define FA2_BWD_SM90_SMEM_BYTES(HD)                                            \
-    ((2 * FA2_BWD_BLOCK_N(HD) + 6 * FA2_BWD_BLOCK_M(HD)) * (HD) * 2 +          \
-     2 * FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 +                        \
-     24 * FA2_BWD_BLOCK_M(HD) + 1024)
+    ((2 * FA2_BWD_BLOCK_N(HD) + 2 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD)) * \
+         (HD) * 2 +                                                            \
+     (FA2_BWD_SM90_NBUF(HD) - 1) * FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 + \
+     8 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD) + 1024)
 
 template <int HD, bool IS_BF16>
 __global__ void __launch_bounds__(256, 1)
@@ -91,31 +113,41 @@ __global__ void __launch_bounds__(256, 1)
     constexpr int DC = HD / 64; /* n64 column blocks of dK, dV          */
     constexpr int KD = HD / 16; /* k16 steps over the head dim          */
     constexpr int KN = BN / 16; /* k16 steps over the keys (dQ)         */
+    /* DSPLIT 2 (head dim 256): both warpgroups own the same 64 keys, each
+     * half of dK's and dV's columns (both compute S^T and dP^T), as
+     * bwd_config.h's dsplit says for the mma.sync kernel */
+    constexpr int DSPLIT = FA2_BWD_DSPLIT(HD);
+    constexpr int DCW = DC / DSPLIT;       /* column blocks a warpgroup owns */
+    constexpr int QPW = QC * DC / 2;       /* dQ pieces a warpgroup computes */
+    constexpr int NBUF = FA2_BWD_SM90_NBUF(HD);
+    constexpr int NDS = NBUF - 1;          /* dS^T buffers                   */
 #ifndef FA2_BWD_SM90_PIPE_MAX_HD
 #define FA2_BWD_SM90_PIPE_MAX_HD 64
 #endif
     /* step st+1's S^T during step st's dQ reductions: at head dim 128 the
      * 32 extra live registers make ptxas serialize the wgmmas (C7512) */
     constexpr bool PIPE = HD <= FA2_BWD_SM90_PIPE_MAX_HD;
-    static_assert(BN == 128 && FA2_BWD_WARPS(HD) == 8 && HD % 64 == 0 &&
-                      BM % 64 == 0 && QC * DC == 2,
-                  "two warpgroups of 64 key rows; dQ_i is two 64x64 pieces");
+    static_assert(BN == 128 / DSPLIT && FA2_BWD_WARPS(HD) == 8 && HD % 64 == 0 &&
+                      BM % 64 == 0 && QC * DC % 2 == 0 && !(PIPE && NBUF < 3),
+                  "two warpgroups of 64 key rows; dQ_i in 64x64 pieces");
 
     extern __shared__ uint8_t smem_raw[];
     uint16_t *const smem = reinterpret_cast<uint16_t *>(
         (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~(uintptr_t)1023);
     uint16_t *const sK = smem;               /* [BN][HD]         */
     uint16_t *const sV = sK + BN * HD;       /* [BN][HD]         */
-    uint16_t *const sQ = sV + BN * HD;       /* [3][BM][HD]          */
-    uint16_t *const sdO = sQ + 3 * BM * HD;  /* [3][BM][HD]          */
-    uint16_t *const sdS = sdO + 3 * BM * HD; /* [2][BN][BM]: dS^T    */
-    float *const sLse = reinterpret_cast<float *>(sdS + 2 * BN * BM); /* [3][BM] */
-    float *const sD = sLse + 3 * BM;                                   /* [3][BM] */
+    uint16_t *const sQ = sV + BN * HD;          /* [NBUF][BM][HD]      */
+    uint16_t *const sdO = sQ + NBUF * BM * HD;  /* [NBUF][BM][HD]      */
+    uint16_t *const sdS = sdO + NBUF * BM * HD; /* [NDS][BN][BM]: dS^T */
+    float *const sLse = reinterpret_cast<float *>(sdS + NDS * BN * BM); /* [NBUF][BM] */
+    float *const sD = sLse + NBUF * BM;                                  /* [NBUF][BM] */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     const int wg = warp >> 2, wl = warp & 3; /* warpgroup, warp within it */
-    const int krow0 = wg * 64;               /* the warpgroup's first key row */
+    const int krow0 = DSPLIT == 1 ? wg * 64 : 0; /* the warpgroup's first key row */
+    const int krow = krow0 + wl * 16 + g;         /* this thread's, and krow + 8 */
+    const int dc0 = DSPLIT == 1 ? 0 : wg * DCW;   /* its first dK/dV column block */
 
     const bwd_block blk = bwd_block_of<BM, BN>(p); /* key block j, its steps */
     if (blk.cols == 0)
@@ -126,7 +158,7 @@ __global__ void __launch_bounds__(256, 1)
     int vis_lo[2], vis_hi[2];
 #pragma unroll
     for (int hf = 0; hf < 2; hf++)
-        bwd_visible_rows(blk, warp * 16 + g + hf * 8, vis_lo[hf], vis_hi[hf]);
+        bwd_visible_rows(blk, krow + hf * 8, vis_lo[hf], vis_hi[hf]);
 #ifdef FA2_TRAFFIC_COUNTERS
     unsigned long long tr_q = 0, tr_row4 = 0;
 #endif
@@ -152,13 +184,13 @@ __global__ void __launch_bounds__(256, 1)
     if (nsteps > 0)
         issue(0, 0);
     cp_async_commit();
-    if (nsteps > 1)
+    if (NBUF == 3 && nsteps > 1)
         issue(1, 1);
     cp_async_commit();
 
-    float dk[DC][32], dv[DC][32];
+    float dk[DCW][32], dv[DCW][32];
 #pragma unroll
-    for (int i = 0; i < DC; i++)
+    for (int i = 0; i < DCW; i++)
 #pragma unroll
         for (int e = 0; e < 32; e++)
             dk[i][e] = dv[i][e] = 0.0f;
@@ -170,9 +202,14 @@ __global__ void __launch_bounds__(256, 1)
      * bytes along the row, a column block R*128 bytes on. Descriptors are
      * a base plus a constant (the start address is the low field), so
      * that no per-step descriptor stays live in registers. */
-    const uint64_t dK0 = wgmma_desc(aK + krow0 * 128), dV0 = wgmma_desc(aV + krow0 * 128);
+    const uint32_t aK0 = aK + krow0 * 128, aV0 = aV + krow0 * 128;
     float sc[32], dp[32]; /* the first k16 step overwrites them */
-    auto issue_s = [&](float(&acc)[32], uint64_t da0, const uint16_t *tile, int qc) {
+    auto issue_s = [&](float(&acc)[32], uint32_t a_base, const uint16_t *tile, int qc) {
+        /* a_base through an empty asm: otherwise the compiler hoists the KD
+         * loop-invariant descriptors of K and V out of the step loop and
+         * keeps them live (64 registers at head dim 256, spilled) */
+        asm volatile("" : "+r"(a_base));
+        const uint64_t da0 = wgmma_desc(a_base);
         const uint64_t db0 = wgmma_desc(smem_addr(tile) + qc * 64 * 128);
         wgmma_fence();
 #pragma unroll
@@ -188,22 +225,29 @@ __global__ void __launch_bounds__(256, 1)
     fence_proxy_async(); /* the copies are read by wgmma (async proxy) */
     __syncthreads();
     if (PIPE && nsteps > 0) {
-        issue_s(sc, dK0, sQ, 0);
-        issue_s(dp, dV0, sdO, 0);
+        issue_s(sc, aK0, sQ, 0);
+        issue_s(dp, aV0, sdO, 0);
     }
 
     /* The steps are software-pipelined: step st's dQ product and its
-     * reductions overlap step st+1's S^T, dP^T products, and the copies of
-     * step st+2 run behind both (Q, dO, LSE, D in three buffers, dS^T in
-     * two). */
+     * reductions overlap step st+1's S^T, dP^T products (PIPE), and the
+     * copies of step st+2 run behind both (Q, dO, LSE, D in three buffers,
+     * dS^T in two). With two buffers (head dim 256) the copies of step st+1
+     * start at the top of step st, after a barrier. */
     for (int st = 0; st < nsteps; st++) {
-        const int buf = st % 3;
+        const int buf = st % NBUF;
+        if (NBUF == 2) {
+            __syncthreads(); /* every warpgroup done with step st-1 */
+            if (st + 1 < nsteps)
+                issue(st + 1, (st + 1) % 2);
+            cp_async_commit();
+        }
         const bwd_step q = bwd_step_of<BM>(blk, st);
         const int64_t row_lo = q.row_lo;
         const int rows = q.rows;
         const uint32_t aQ = smem_addr(sQ + buf * BM * HD);
         const uint32_t adO = smem_addr(sdO + buf * BM * HD);
-        uint16_t *const cdS = sdS + (st & 1) * BN * BM;
+        uint16_t *const cdS = sdS + (st % NDS) * BN * BM;
         const float *const cL = sLse + buf * BM;
         const float *const cD = sD + buf * BM;
         const bool need_mask =
@@ -212,8 +256,8 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
         for (int qc = 0; qc < QC; qc++) {
             if (!PIPE && qc == 0) {
-                issue_s(sc, dK0, sQ + buf * BM * HD, 0);
-                issue_s(dp, dV0, sdO + buf * BM * HD, 0);
+                issue_s(sc, aK0, sQ + buf * BM * HD, 0);
+                issue_s(dp, aV0, sdO + buf * BM * HD, 0);
             }
             wgmma_wait<0>(); /* S^T, dP^T of chunk qc (and chunk qc-1's dV, dK) */
             reg_fence(sc);
@@ -263,10 +307,12 @@ __global__ void __launch_bounds__(256, 1)
 
             /* dV += P^T dO_c, dK += dS^T Q_c: B read MN-major (the head
              * dim is N, contiguous; a k16 step is 16 query rows) */
-            const uint64_t dO0 = wgmma_desc(adO), dQ0 = wgmma_desc(aQ);
+            /* this warpgroup's column blocks dc0.. of dO and Q */
+            const uint64_t dO0 = wgmma_desc(adO + dc0 * BM * 128);
+            const uint64_t dQ0 = wgmma_desc(aQ + dc0 * BM * 128);
             wgmma_fence();
 #pragma unroll
-            for (int dc = 0; dc < DC; dc++)
+            for (int dc = 0; dc < DCW; dc++)
 #pragma unroll
                 for (int kq = 0; kq < 4; kq++) {
                     const uint32_t off = ((dc * BM + qc * 64 + kq * 16) * 128) >> 4;
@@ -275,21 +321,23 @@ __global__ void __launch_bounds__(256, 1)
                 }
             wgmma_commit();
             if (qc + 1 < QC) {
-                issue_s(sc, dK0, sQ + buf * BM * HD, qc + 1);
-                issue_s(dp, dV0, sdO + buf * BM * HD, qc + 1);
+                issue_s(sc, aK0, sQ + buf * BM * HD, qc + 1);
+                issue_s(dp, aV0, sdO + buf * BM * HD, qc + 1);
             }
 
             /* round(dS^T) to shared memory for dQ: a[j] holds row
              * g + 8 (j & 1), columns 16 kq + 8 (j >> 1) + 2t, 2t+1 */
+            if (DSPLIT == 1 || wg == 0) { /* with DSPLIT 2 both hold the same dS^T */
 #pragma unroll
-            for (int kq = 0; kq < 4; kq++)
+                for (int kq = 0; kq < 4; kq++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const int r = warp * 16 + g + 8 * (j & 1);
-                    const int c = qc * 8 + 2 * kq + (j >> 1);
-                    *reinterpret_cast<uint32_t *>(cdS + cbswz<BN>(r, c) + 2 * t) =
-                        sa[kq][j];
-                }
+                    for (int j = 0; j < 4; j++) {
+                        const int r = krow + 8 * (j & 1);
+                        const int c = qc * 8 + 2 * kq + (j >> 1);
+                        *reinterpret_cast<uint32_t *>(cdS + cbswz<BN>(r, c) + 2 * t) =
+                            sa[kq][j];
+                    }
+            }
         }
         fence_proxy_async(); /* dS^T stores -> wgmma reads */
         cp_async_wait<0>();  /* step st+1's tiles */
@@ -297,47 +345,53 @@ __global__ void __launch_bounds__(256, 1)
         /* dS^T complete; step st+1's tiles visible; every warpgroup done
          * with step st-1 (its buffers are free) */
         __syncthreads();
-        if (st + 2 < nsteps)
+        if (NBUF == 3 && st + 2 < nsteps)
             issue(st + 2, (st + 2) % 3);
         cp_async_commit();
 
-        /* dQ_i's piece (mq: 64 query rows, nd: 64 columns) = dS K_j:
-         * A = dS^T tile read MN-major (queries contiguous), B = K read
-         * MN-major (head dim contiguous); a k16 step is 16 key rows */
-        const int mq = wg % QC, nd = wg / QC;
-        const uint64_t dS0 = wgmma_desc(smem_addr(cdS) + mq * BN * 128);
-        const uint64_t dKq = wgmma_desc(aK + nd * BN * 128);
-        float acc[32]; /* the first k16 step overwrites it */
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < KN; kk++)
-            wgmma_ss<IS_BF16, 1, 1>(acc, dS0 + ((kk * 16 * 128) >> 4),
-                                    dKq + ((kk * 16 * 128) >> 4), kk > 0);
-        wgmma_commit();
-        /* step st+1's S^T runs during dQ's reductions, its dP^T after them
-         * (dP^T's 32 registers are free only once dQ's are) */
-        const uint16_t *const nQ = sQ + ((st + 1) % 3) * BM * HD;
-        wgmma_wait<1>(); /* dV, dK of the last chunk: its fragments are free */
-        if (PIPE && st + 1 < nsteps) {
-            issue_s(sc, dK0, nQ, 0);
-            wgmma_wait<1>(); /* dQ */
-        } else {
-            wgmma_wait<0>();
-        }
-        reg_fence(acc);
-
-        const dq_turn turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
+        /* dQ_i's pieces (mq: 64 query rows, nd: 64 columns) = dS K_j, QPW
+         * a warpgroup, one after the other: A = dS^T tile read MN-major
+         * (queries contiguous), B = K read MN-major (head dim contiguous); a
+         * k16 step is 16 key rows. Step st+1's S^T runs during the last
+         * piece's reductions, its dP^T after them (PIPE; dP^T's 32
+         * registers are free only once dQ's are). */
+        dq_turn turn;
         float *gacc = bwd_dq_acc(p, blk, q);
+        const uint16_t *const nQ = sQ + ((st + 1) % NBUF) * BM * HD;
 #pragma unroll
-        for (int dt = 0; dt < 8; dt++)
-            dq_add_n8(gacc, d, rows, mq * 64 + wl * 16 + g, nd * 64 + dt * 8, t,
-                      acc[4 * dt], acc[4 * dt + 1], acc[4 * dt + 2], acc[4 * dt + 3]);
+        for (int pc = 0; pc < QPW; pc++) {
+            const int piece = wg * QPW + pc, mq = piece % QC, nd = piece / QC;
+            const uint64_t dS0 = wgmma_desc(smem_addr(cdS) + mq * BN * 128);
+            const uint64_t dKq = wgmma_desc(aK + nd * BN * 128);
+            float acc[32]; /* the first k16 step overwrites it */
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < KN; kk++)
+                wgmma_ss<IS_BF16, 1, 1>(acc, dS0 + ((kk * 16 * 128) >> 4),
+                                        dKq + ((kk * 16 * 128) >> 4), kk > 0);
+            wgmma_commit();
+            if (pc == 0)
+                wgmma_wait<1>(); /* dV, dK of the last chunk: its fragments are free */
+            if (PIPE && pc == QPW - 1 && st + 1 < nsteps) {
+                issue_s(sc, aK0, nQ, 0);
+                wgmma_wait<1>(); /* dQ */
+            } else {
+                wgmma_wait<0>();
+            }
+            reg_fence(acc);
+            if (pc == 0)
+                turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
+#pragma unroll
+            for (int dt = 0; dt < 8; dt++)
+                dq_add_n8(gacc, d, rows, mq * 64 + wl * 16 + g, nd * 64 + dt * 8, t,
+                          acc[4 * dt], acc[4 * dt + 1], acc[4 * dt + 2], acc[4 * dt + 3]);
+        }
         dq_turn_pass(p, turn, tid);
         if (PIPE && st + 1 < nsteps)
-            issue_s(dp, dV0, sdO + ((st + 1) % 3) * BM * HD, 0);
+            issue_s(dp, aV0, sdO + ((st + 1) % NBUF) * BM * HD, 0);
     }
 #pragma unroll
-    for (int dc = 0; dc < DC; dc++) {
+    for (int dc = 0; dc < DCW; dc++) {
         reg_fence(dk[dc]);
         reg_fence(dv[dc]);
     }
@@ -346,14 +400,14 @@ __global__ void __launch_bounds__(256, 1)
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
 #pragma unroll
     for (int hf = 0; hf < 2; hf++) {
-        const bwd_dkdv_row out = bwd_dkdv_row_of(p, blk, warp * 16 + g + hf * 8);
+        const bwd_dkdv_row out = bwd_dkdv_row_of(p, blk, krow + hf * 8);
         if (!out.dk)
             continue;
 #pragma unroll
-        for (int dc = 0; dc < DC; dc++)
+        for (int dc = 0; dc < DCW; dc++)
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
-                const int c = dc * 64 + nt * 8 + 2 * t, i = 4 * nt + 2 * hf;
+                const int c = (dc0 + dc) * 64 + nt * 8 + 2 * t, i = 4 * nt + 2 * hf;
                 if (c < d) {
                     bwd_store_pair<IS_BF16>(out.dk + c, dk[dc][i] * p.scale,
                                             dk[dc][i + 1] * p.scale);
