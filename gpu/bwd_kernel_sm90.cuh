@@ -6,12 +6,12 @@
  * Included by bwd_kernel.cuh (which has load_rows' cp.async helpers) after
  * bwd_block.cuh (the framework both main kernels share: the block's key
  * block and steps, row statistics, dQ reductions and turns, dK/dV store,
- * traffic); launch_bwd picks it for head dims 64 and 128 when the device
- * runs the sm_90a code.
+ * traffic); launch_bwd picks it whenever the device runs the sm_90a code.
  *
  * One thread block = 2 warpgroups (8 warps) per key block j of BN = 128
  * keys; warpgroup w owns key rows 64w..64w+63 (warp k, rows 16k..16k+15, as
- * in bwd_kernel). Per query block i (block_m rows), in n64 query chunks:
+ * in bwd_kernel). At head dim 256 (BN = 64, bwd_config.h's dsplit 2) both
+ * warpgroups own the same 64 keys and each half of dK's and dV's columns. Per query block i (block_m rows), in n64 query chunks:
  *
  *     S^T  = K_w Q_c^T           wgmma, A = K (smem, K-major), B = Q (smem, K-major)
  *     dP^T = V_w dO_c^T          the same with V, dO
