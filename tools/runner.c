@@ -99,6 +99,23 @@ fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
     }
     if (r->with_bwd)
         set_bwd_args(r, flags);
+    /* the CUDA backward's workspace, owned here like every other buffer:
+     * the library's own would come from the stream-ordered pool, which
+     * maps its memory again after each synchronisation (doc/api.md) */
+    size_t ws = 0;
+    if (r->with_bwd && r->on_device &&
+        fa2_cuda_bwd_workspace_size(&r->bwd, &ws) == FA2_OK) {
+        if (device_alloc(&r->d_workspace, ws)) {
+            char why[sizeof r->error];
+            device_fail(r);
+            memcpy(why, r->error, sizeof why);
+            runner_close(r);
+            memcpy(r->error, why, sizeof why);
+            return FA2_ERR_OUT_OF_MEMORY;
+        }
+        r->bwd.workspace = r->d_workspace;
+        r->bwd.workspace_bytes = ws;
+    }
     return FA2_OK;
 }
 
@@ -115,6 +132,7 @@ void runner_close(runner *r)
     device_free(r->d_dq);
     device_free(r->d_dk);
     device_free(r->d_dv);
+    device_free(r->d_workspace);
     memset(r, 0, sizeof *r);
 }
 

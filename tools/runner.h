@@ -22,6 +22,7 @@ typedef struct runner {
     float *d_lse;
     int32_t *d_cu_q, *d_cu_k;
     void *d_dout, *d_dq, *d_dk, *d_dv;
+    void *d_workspace; /* the CUDA backward's (fa2_cuda_bwd_workspace_size) */
     fa2_fwd_args fwd; /* over host or device memory */
     fa2_bwd_args bwd; /* the same tensors, and the gradients (RUNNER_BWD) */
     char error[512];  /* why the last call failed */
