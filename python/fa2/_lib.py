@@ -11,8 +11,9 @@ The library is looked for, in order, at:
   1. $FA2_LIB (a path to libfa2.so);
   2. the directory `make install` recorded (fa2/_config.py, when installed
      that way);
-  3. a build tree around this source tree: lib/.libs (the README's in-tree
-     build), build*/lib/.libs, _build/lib/.libs;
+  3. a build tree in the source tree this package is in, or was installed
+     from by pip (fa2/_source.py): lib/.libs (the README's in-tree build),
+     build*/lib/.libs, _build/lib/.libs;
   4. `pkg-config --variable=libdir fa2` (an installed fa2.pc);
   5. the system's loader path (libfa2.so.0).
 """
@@ -98,9 +99,14 @@ class Fa2Error(RuntimeError):
         self.status = status
 
 
-def _source_root():
+def _source_roots():
     # python/fa2/_lib.py -> the source tree's root, when run from a checkout
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    yield os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        from . import _source  # written by setup.py when pip installs us
+        yield _source.SOURCE_ROOT
+    except ImportError:
+        pass
 
 
 def _candidates():
@@ -113,11 +119,11 @@ def _candidates():
         yield os.path.join(_config.LIBDIR, "libfa2.so.0")
     except ImportError:
         pass
-    root = _source_root()
-    for pat in ("lib/.libs/libfa2.so", "build-cuda*/lib/.libs/libfa2.so",
-                "build*/lib/.libs/libfa2.so", "_build/lib/.libs/libfa2.so"):
-        for hit in sorted(glob.glob(os.path.join(root, pat))):
-            yield hit
+    for root in _source_roots():
+        for pat in ("lib/.libs/libfa2.so", "build-cuda*/lib/.libs/libfa2.so",
+                    "build*/lib/.libs/libfa2.so", "_build/lib/.libs/libfa2.so"):
+            for hit in sorted(glob.glob(os.path.join(root, pat))):
+                yield hit
     try:
         libdir = subprocess.run(["pkg-config", "--variable=libdir", "fa2"],
                                 capture_output=True, text=True,
