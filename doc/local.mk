@@ -7,4 +7,15 @@ dist_doc_DATA += doc/PERFORMANCE.md doc/NOTES-gpu.md
 # the GPU benchmark (bench/) and the Python binding (python/): shipped, not built
 EXTRA_DIST += bench/NOTES-bwd.md bench/bwd_compare.py bench/device_run.sh \
 	bench/pack_run.sh bench/sdpa_compare.py bench/traffic_probe.py \
-	python/fa2.py python/test_train.py
+	python/test_train.py
+# the charts and tables doc/PERFORMANCE.md shows (it links to them)
+EXTRA_DIST += \
+	bench/results/h100-2026-11-24/sdpa_compare.png \
+	bench/results/h100-2026-11-24/sdpa_compare.csv \
+	bench/results/h100-2026-11-24-bwd/sdpa_compare_bwd.png \
+	bench/results/h100-2026-11-24-bwd/sdpa_compare_fwdbwd.png \
+	bench/results/h100-2026-11-24-bwd/sdpa_compare.csv \
+	bench/results/h100-2026-11-24-bwd/train_bf16.txt \
+	bench/results/h100-2026-11-24-final/sdpa_compare.png \
+	bench/results/h100-2026-11-24-final/sdpa_compare.csv \
+	bench/bwd_device_run.sh

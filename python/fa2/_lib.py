@@ -9,11 +9,11 @@ its twin here fails the build's tests.
 
 The library is looked for, in order, at:
   1. $FA2_LIB (a path to libfa2.so);
-  2. the directory `make install` recorded (fa2/_config.py, when installed
-     that way);
-  3. a build tree in the source tree this package is in, or was installed
+  2. a build tree in the source tree this package is in, or was installed
      from by pip (fa2/_source.py): lib/.libs (the README's in-tree build),
      build*/lib/.libs, _build/lib/.libs;
+  3. the directory `make install` recorded (fa2/_config.py, when installed
+     that way);
   4. `pkg-config --variable=libdir fa2` (an installed fa2.pc);
   5. the system's loader path (libfa2.so.0).
 """
@@ -114,16 +114,16 @@ def _candidates():
     if env:
         yield env
         return
-    try:
-        from . import _config  # written by `make install`
-        yield os.path.join(_config.LIBDIR, "libfa2.so.0")
-    except ImportError:
-        pass
     for root in _source_roots():
         for pat in ("lib/.libs/libfa2.so", "build-cuda*/lib/.libs/libfa2.so",
                     "build*/lib/.libs/libfa2.so", "_build/lib/.libs/libfa2.so"):
             for hit in sorted(glob.glob(os.path.join(root, pat))):
                 yield hit
+    try:
+        from . import _config  # written by `make install`
+        yield os.path.join(_config.LIBDIR, "libfa2.so.0")
+    except ImportError:
+        pass
     try:
         libdir = subprocess.run(["pkg-config", "--variable=libdir", "fa2"],
                                 capture_output=True, text=True,
