@@ -261,10 +261,12 @@ def _measure(c, got, want, ref, mirror, bound_floor, P, dtype, worst,
                            ("unwritten_rows", row_unwritten)):
             idx = np.argwhere(mask)
             setattr(c, name, [P.where(b, r) + (h,) for b, r, h in idx[:1000]])
-    order = np.argsort(diff, axis=None)[::-1][:worst]
+    # the worst finite errors (NaN and unwritten rows are listed apart)
+    ranked = np.where(np.isfinite(diff), diff, -1.0)
+    order = np.argsort(ranked, axis=None)[::-1][:worst]
     for flat in order:
         ix = np.unravel_index(flat, diff.shape)
-        if diff[ix] == 0.0:
+        if ranked[ix] <= 0.0:
             break
         if got.ndim == 4:
             b, r = P.where(ix[0], ix[1])
