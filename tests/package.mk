@@ -1,8 +1,8 @@
 # Tests of what the package ships rather than what it computes: the shared
 # library exports exactly the public API; every code block of the docs
 # compiles; every public function and status is documented.
-TESTS += tests/exports.sh tests/docs.sh
-EXTRA_DIST += tests/exports.sh tests/docs.sh
+TESTS += tests/exports.sh tests/docs.sh tests/trace_html.sh
+EXTRA_DIST += tests/exports.sh tests/docs.sh tests/trace_html.sh
 
 # Shell-script tests (*.sh) run under $(SHELL), with the build's compiler,
 # python and sanitizer flags in their environment.

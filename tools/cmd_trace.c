@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "fa2.h"
 #include "fa2_internal.h"
+#include "trace_html.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ typedef struct trace_opts {
     int64_t seqlen, seqlen_k, head_dim, block_m, block_n, window_l, window_r;
     int causal, bwd, digits;
     uint64_t seed;
+    const char *html; /* --html FILE: the teaching page (trace_html.c) */
 } trace_opts;
 
 typedef struct trace_ctx {
@@ -34,6 +36,7 @@ static void usage(FILE *f)
             "usage: fa2 trace [--pass fwd|bwd] [--seqlen N] [--seqlen-k N]\n"
             "                 [--head-dim D] [--block-m BR] [--block-n BC]\n"
             "                 [--causal] [--window L,R] [--digits K] [--seed S]\n"
+            "                 [--html FILE]  (FILE: a self-contained teaching page)\n"
             "Prints the tiled FlashAttention-2 mirror step by step on a tiny\n"
             "problem (default: seqlen 8, head dim 4, 4x4 tiles, fp32).\n");
 }
@@ -180,6 +183,9 @@ static int parse(int argc, char **argv, trace_opts *o)
             if (!(v = arg_value(&c)) ||
                 arg_parse_i64_pair(&c, v, -1, 1 << 20, &o->window_l, &o->window_r))
                 return -1;
+        } else if (!strcmp(c.name, "--html")) {
+            if (!(o->html = arg_value(&c)))
+                return -1;
         } else if (!strcmp(c.name, "--seed")) {
             if (!(v = arg_value(&c)) || arg_parse_u64(&c, v, &o->seed))
                 return -1;
@@ -259,6 +265,10 @@ int fa2_cmd_trace(int argc, char **argv)
     a.block_n = (int)o.block_n;
     /* the scale of the printed head dim, not of the zero padding */
     a.softmax_scale = (float)(1.0 / sqrt((double)d_show));
+    if (o.html) {
+        rc = trace_html_write(o.html, &a, dO, dq, dk, dv);
+        goto done;
+    }
 
     printf("FlashAttention-2 %s, traced step by step as the tiled CPU mirror runs it\n"
            "(cpu/tiled_%s.c, the same loop order and rounding points as the CUDA kernel)\n\n",
