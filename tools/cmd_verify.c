@@ -215,9 +215,31 @@ int fa2_cmd_verify(int argc, char **argv)
             goto out;
         }
     }
+    if (a[T_Q].ndim < 3 || a[T_Q].shape[a[T_Q].ndim - 1] <= 0) {
+        fprintf(stderr, "fa2 verify: q.npy: a [batch, seqlen, heads, head_dim] array "
+                "(or [total, heads, head_dim] with cu_seqlens) expected\n");
+        goto out;
+    }
+    /* element types this tool reads, and every array the size it must be */
+    const size_t nq = a[T_Q].n, nk = a[T_K].n, nlse = nq / (size_t)a[T_Q].shape[a[T_Q].ndim - 1];
+    const size_t want_n[T_N] = {nq, nk, nk, nq, nlse, nq, nq, nk, nk, a[T_CUQ].n, a[T_CUQ].n};
+    for (int i = 0; i < T_N; i++) {
+        const char *d = a[i].descr + 1, *want = i == T_LSE ? "f4" : i >= T_CUQ ? "i4" : NULL;
+        int ok = !a[i].data || (a[i].n == want_n[i] &&
+                 (want ? !strcmp(d, want) : !strcmp(a[i].descr, a[T_Q].descr) &&
+                  (!strcmp(d, "f4") || !strcmp(d, "f2") || !strcmp(d, "u2") || !strcmp(d, "V2"))));
+        ok = ok && (i >= T_LSE || a[i].ndim == (a[T_CUQ].data ? 3 : 4));
+        if (!ok) {
+            fprintf(stderr, "fa2 verify: %s.npy: %s elements of type %s expected (%zu of %s "
+                    "found; q, k, v: %s-d)\n", names[i], i == T_LSE ? "float32" : i >= T_CUQ ?
+                    "int32" : "q's", want ? want : a[T_Q].descr, a[i].n, a[i].descr,
+                    a[T_CUQ].data ? "3" : "4");
+            goto out;
+        }
+    }
     fa2_dtype t = !strcmp(a[T_Q].descr + 1, "f4") ? FA2_DTYPE_FP32
                 : !strcmp(a[T_Q].descr + 1, "f2") ? FA2_DTYPE_FP16 : (fa2_dtype)dt16;
-    size_t no = a[T_Q].n, nl = no / (size_t)a[T_Q].shape[a[T_Q].ndim - 1], es = fa2_dtype_size(t);
+    size_t no = nq, nl = nlse, es = fa2_dtype_size(t);
     double *g64[3] = {0};
     o64 = malloc(no * 8), l64 = malloc(nl * 8);
     ro = malloc(no * es), mo = malloc(no * es), rl = malloc(nl * 4), ml = malloc(nl * 4);
@@ -264,13 +286,18 @@ int fa2_cmd_verify(int argc, char **argv)
         void *rg[3], *mg[3];
         for (int i = 0; i < 3; i++)
             g64[i] = malloc(n[i] * 8), rg[i] = malloc(n[i] * es), mg[i] = malloc(n[i] * es);
-        st = fa2_oracle_bwd_f64(&b, g64[0], g64[1], g64[2]);
+        b.dq = fa2_tensor_4d(rg[0], t, f.q.shape[0], f.q.shape[1], f.q.shape[2], f.q.shape[3]);
+        b.dk = fa2_tensor_4d(rg[1], t, f.k.shape[0], f.k.shape[1], f.k.shape[2], f.k.shape[3]);
+        b.dv = fa2_tensor_4d(rg[2], t, f.v.shape[0], f.v.shape[1], f.v.shape[2], f.v.shape[3]);
+        st = FA2_OK;
+        for (int i = 0; i < 3; i++)
+            if (!g64[i] || !rg[i] || !mg[i])
+                st = FA2_ERR_OUT_OF_MEMORY;
+        if (st == FA2_OK) /* b's own outputs are not touched */
+            st = fa2_oracle_bwd_f64(&b, g64[0], g64[1], g64[2]);
         fa2_bwd_args br = b, bm_ = b; /* standard over its own forward; mirror over the mirror's */
         br.o = f.o, br.lse = f.lse, bm_.o = fm.o, bm_.lse = fm.lse;
         bm_.block_m = tc.block_m, bm_.block_n = tc.block_n;
-        br.dq = fa2_tensor_4d(rg[0], t, f.q.shape[0], f.q.shape[1], f.q.shape[2], f.q.shape[3]);
-        br.dk = fa2_tensor_4d(rg[1], t, f.k.shape[0], f.k.shape[1], f.k.shape[2], f.k.shape[3]);
-        br.dv = fa2_tensor_4d(rg[2], t, f.v.shape[0], f.v.shape[1], f.v.shape[2], f.v.shape[3]);
         bm_.dq = br.dq, bm_.dk = br.dk, bm_.dv = br.dv;
         bm_.dq.data = mg[0], bm_.dk.data = mg[1], bm_.dv.data = mg[2];
         if (st == FA2_OK && (st = fa2_bwd(&br, FA2_BACKEND_CPU_STANDARD)) == FA2_OK)

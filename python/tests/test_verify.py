@@ -104,3 +104,30 @@ def test_fa2_verify_command_exit_status(tmp_path, bug):
                        capture_output=True, text=True)
     assert r.returncode == (1 if bug else 0), r.stdout + r.stderr
     assert ("FAIL" if bug else "PASS") in r.stdout
+
+
+def test_fa2_verify_command_varlen_gqa_and_gradients(tmp_path):
+    prog = fa2_program()
+    rng = np.random.default_rng(9)
+    cu = np.array([0, 5, 5, 40], np.int32)
+    q = rng.standard_normal((40, 4, 16)).astype(np.float32)
+    k, v, do = (rng.standard_normal((40, 2, 16)).astype(np.float32) for _ in range(3))
+    do = rng.standard_normal((40, 4, 16)).astype(np.float32)
+    o, lse = fa2.forward(q, k, v, causal=True, return_lse=True,
+                         cu_seqlens_q=cu, cu_seqlens_k=cu)
+    dq, dk, dv = fa2.backward(q, k, v, o, lse, do, causal=True,
+                              cu_seqlens_q=cu, cu_seqlens_k=cu)
+    arrays = dict(q=q, k=k, v=v, o=o, lse=lse, dout=do, dq=dq, dk=dk, dv=dv,
+                  cu_seqlens_q=cu, cu_seqlens_k=cu)
+    for name, x in arrays.items():
+        np.save(tmp_path / (name + ".npy"), x)
+    r = subprocess.run([prog, "verify", "--causal", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
+    dv = dv.copy()
+    dv[30, 1, 2] += 0.5
+    np.save(tmp_path / "dv.npy", dv)
+    r = subprocess.run([prog, "verify", "--causal", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "(0, 30, 1, 2)" in r.stdout   # packed row 30 of dv, head 1, col 2
