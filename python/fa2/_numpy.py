@@ -119,7 +119,6 @@ def backward(q, k, v, o, lse, dout, causal=False, window_size=(-1, -1),
     lse) that forward() returned; like q, k and v."""
     squeeze = q.ndim == 3
     q4, k4, v4, o4, do4 = (_as_4d(x) for x in (q, k, v, o, dout))
-    code = dtype_code(q4, dtype)
     dq = np.empty(q4.shape, dtype=q4.dtype)
     dk = np.empty(k4.shape, dtype=k4.dtype)
     dv = np.empty(v4.shape, dtype=v4.dtype)

@@ -9,7 +9,8 @@ heads, head_dim] (flash-attn's layout, not SDPA's), last dim contiguous.
 import ctypes
 
 from ._lib import (BACKENDS, DTYPE_BF16, DTYPE_FP16, DTYPE_FP32, PASS_FWD,
-                   BwdArgs, FwdArgs, TileConfig, Traffic, check as _check, lib)
+                   BwdArgs, FwdArgs, Tensor, TileConfig, Traffic, check as _check,
+                   lib)
 
 
 def _dtype_code(t):
