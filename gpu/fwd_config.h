@@ -62,4 +62,36 @@ static inline int fa2_fwd_kernel_head_dim(int d)
     ((FA2_FWD_BLOCK_M(HD) + (2 + FA2_FWD_V_STAGES(HD)) * FA2_FWD_BLOCK_N(HD)) *  \
      FA2_FWD_SMEM_COLS(HD) * 2)
 
+
+/* ---- the sm_90a kernel (gpu/fwd_kernel_sm90.cuh) -------------------------
+ * Warp-specialised: one producer warpgroup issuing TMA copies, two consumer
+ * warpgroups of 64 query rows each (block_m 128). Head dims run on the
+ * kernels for 64, 128 or 256 (the next one up; the extra columns are the
+ * copy engine's zero fill and are not stored).
+ *
+ *   head dim  block_m  block_n  stages  smem (Q + stages x (K + V))
+ *        64      128      128      2      16 + 2 x 32 =  80 KB
+ *       128      128      128      2      32 + 2 x 64 = 160 KB
+ *       256      128       64      2      64 + 2 x 64 = 192 KB
+ */
+#define FA2_FWD90_NUM_HEAD_DIMS 3
+static inline int fa2_fwd90_kernel_head_dim(int d)
+{
+    return d <= 64 ? 64 : d <= 128 ? 128 : 256;
+}
+#define FA2_FWD90_BLOCK_M(HD) 128
+#ifndef FA2_FWD90_BLOCK_N
+#define FA2_FWD90_BLOCK_N(HD) ((HD) <= 128 ? 128 : 64)
+#endif
+#ifndef FA2_FWD90_STAGES
+#define FA2_FWD90_STAGES(HD) 2
+#endif
+#define FA2_FWD90_CONSUMER_WARPS 8
+#define FA2_FWD90_THREADS 384
+/* barriers: Q full, and per stage K full/empty, V full/empty/ready */
+#define FA2_FWD90_SMEM_BYTES(HD)                                               \
+    (1024 + (FA2_FWD90_BLOCK_M(HD) + 2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD)) * \
+                (HD) * 2 +                                                     \
+     8 * (1 + 5 * FA2_FWD90_STAGES(HD)))
+
 #endif /* FA2_GPU_FWD_CONFIG_H */
