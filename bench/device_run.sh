@@ -67,9 +67,9 @@ bench)
     ;;
 sass)
     log "SASS of the sm_90 forward kernels: instruction classes"
-    cuobjdump -sass -fun fwd_kernel_sm90 "$RUN/lib/libfa2.so.0" >"$OUT/fwd90.sass" 2>&1 ||
-        cuobjdump -sass "$RUN/lib/libfa2.so.0" >"$OUT/fwd90.sass" 2>&1
-    for op in HGMMA UTMALDG SYNCS USETMAXREG WARPSYNC BAR LDL STL MUFU.EX2; do
+    cuobjdump -sass "$RUN/lib/libfa2.so.0" 2>/dev/null |
+        awk '/Function : /{keep = ($0 ~ /fwd_kernel_sm90/)} keep' >"$OUT/fwd90.sass"
+    for op in HGMMA UTMALDG SYNCS USETMAXREG WARPGROUP BAR LDL STL MUFU.EX2; do
         printf '%-10s %s\n' $op "$(grep -c "$op" "$OUT/fwd90.sass")"
     done
     ;;

@@ -82,15 +82,15 @@ __device__ __forceinline__ void wg_pv(float (&o)[HD / 2], const uint32_t (&a)[4]
         wgmma_rs_n64<IS_BF16, 1>(o, a, db);
 }
 
-template <int HD, bool IS_BF16>
-__global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
+template <int HD, int NC, bool IS_BF16>
+__global__ void __launch_bounds__(128 * (NC + 1), 1)
     fwd_kernel_sm90(const __grid_constant__ fa2_fwd_params p,
                     const __grid_constant__ fa2_tmap tmq,
                     const __grid_constant__ fa2_tmap tmk,
                     const __grid_constant__ fa2_tmap tmv)
 {
 #if FA2_HAVE_WGMMA
-    constexpr int BM = FA2_FWD90_BLOCK_M(HD);
+    constexpr int BM = 64 * NC; /* NC consumer warpgroups of 64 rows     */
     constexpr int BN = FA2_FWD90_BLOCK_N(HD);
     constexpr int ST = FA2_FWD90_STAGES(HD);
     constexpr int CB = HD / 64; /* 64-column blocks of a tile          */
@@ -99,7 +99,12 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
     constexpr int KQ = HD / 16; /* k16 steps of Q K^T                   */
     constexpr int KP = BN / 16; /* k16 steps of P V                     */
     constexpr uint32_t Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
-    static_assert(BM == 128 && HD % 64 == 0 && BN % 64 == 0, "tiling");
+    static_assert((NC == 2 || NC == 3) && HD % 64 == 0 && BN % 64 == 0, "tiling");
+    /* registers: the producer gives back what the consumers take (the
+     * block's 64K split over 128 * (NC + 1) threads) */
+    constexpr int PRODUCER_REGS = NC == 2 ? 40 : 24;
+    constexpr int CONSUMER_REGS = NC == 2 ? 232 : 160;
+    constexpr bool pingpong = FA2_FWD90_PINGPONG_ON != 0;
 
     extern __shared__ uint8_t smem_raw[];
     uint8_t *const base = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
@@ -150,8 +155,8 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
         for (int s = 0; s < ST; s++) {
             mbar_init(&k_full[s], 1);
             mbar_init(&v_full[s], 1);
-            mbar_init(&k_empty[s], FA2_FWD90_CONSUMER_WARPS);
-            mbar_init(&v_empty[s], FA2_FWD90_CONSUMER_WARPS);
+            mbar_init(&k_empty[s], 4 * NC);
+            mbar_init(&v_empty[s], 4 * NC);
             mbar_init(&v_ready[s], 1);
         }
         mbar_init_fence();
@@ -160,7 +165,7 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
 
     if (warp < 4) {
         /* ---- producer warpgroup ------------------------------------------ */
-        setmaxnreg_dec<40>();
+        setmaxnreg_dec<PRODUCER_REGS>();
         if (warp != 0)
             return;
         if (lane == 0) {
@@ -234,7 +239,7 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
     }
 
     /* ---- consumer warpgroups -------------------------------------------- */
-    setmaxnreg_inc<232>();
+    setmaxnreg_inc<CONSUMER_REGS>();
     const int ctid = tid - 128;
     const int cw = ctid >> 7;          /* consumer warpgroup 0 / 1         */
     const int w = (ctid >> 5) & 3;     /* warp within it: rows 16w..16w+15 */
@@ -353,13 +358,35 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
             mbar_wait(&v_full[stg], ph);
     };
 
+    /* Ping-pong (FA3): the consumer warpgroups take turns to issue their
+     * products, so that one's softmax runs under the other's GEMMs. Turn
+     * c waits on named barrier 4 + c and passes the turn to the next
+     * warpgroup after issuing. Each wait is matched by one arrival: the
+     * last warpgroup passes one extra turn to warpgroup 0 at the start,
+     * which warpgroup 0 takes back after its last product. (The arrivals
+     * are unconditional: ptxas serialises the wgmmas after a predicated
+     * one, warning C7520.) */
+    const int my_turn = 4 + cw, next_turn = 4 + (cw + 1) % NC;
+    auto turn_begin = [&]() {
+        if (pingpong)
+            named_sync(my_turn, 128 * 2);
+    };
+    auto turn_end = [&]() {
+        if (pingpong)
+            named_arrive(next_turn, 128 * 2);
+    };
+
     mbar_wait(q_full, 0);
     if (nsteps > 0) {
         float alpha[2];
+        if (pingpong) /* warpgroup 0 goes first */
+            named_arrive_if(cw == NC - 1, 4, 128 * 2);
         mbar_wait(&k_full[0], 0);
+        turn_begin();
         wgmma_fence();
         issue_s(0);
         wgmma_commit();
+        turn_end();
         wgmma_wait<0>();
         reg_fence_n<NS>(s);
         if (lane == 0)
@@ -369,12 +396,14 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
         for (int step = 1; step < nsteps; step++) {
             const int stg = step % ST, prev = (step - 1) % ST;
             mbar_wait(&k_full[stg], (step / ST) & 1);
+            turn_begin();
             wgmma_fence();
             issue_s(stg);
             wgmma_commit();
             wait_v(step - 1);
             issue_pv(prev);
             wgmma_commit();
+            turn_end();
             wgmma_wait<1>(); /* S of this step has landed */
             reg_fence_n<NS>(s);
             if (lane == 0)
@@ -389,13 +418,17 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
             pack_p();
         }
         wait_v(nsteps - 1);
+        turn_begin();
         wgmma_fence();
         issue_pv((nsteps - 1) % ST);
         wgmma_commit();
+        turn_end();
         wgmma_wait<0>();
         reg_fence_n<NO>(o);
         if (lane == 0)
             mbar_arrive(&v_empty[(nsteps - 1) % ST]);
+        if (pingpong && cw == 0)
+            named_sync(4, 128 * 2); /* the extra turn passed at the start */
     }
 
     /* ---- epilogue: 1/l once, O through this warpgroup's Q rows, LSE ---- */
@@ -445,14 +478,15 @@ __global__ void __launch_bounds__(FA2_FWD90_THREADS, 1)
 #endif
 }
 
-/* Launch the sm_90 kernel for head dim HD (the caller built the maps). */
-template <int HD>
+/* Launch the sm_90 kernel for head dim HD with NC consumer warpgroups
+ * (the caller built the maps and set p.m_blocks for block_m = 64 NC). */
+template <int HD, int NC>
 fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool bf16,
                            cudaStream_t stream)
 {
-    constexpr int smem = FA2_FWD90_SMEM_BYTES(HD);
+    constexpr int smem = FA2_FWD90_SMEM_BYTES(HD, NC);
     void (*kern)(const fa2_fwd_params, const fa2_tmap, const fa2_tmap, const fa2_tmap) =
-        bf16 ? fwd_kernel_sm90<HD, true> : fwd_kernel_sm90<HD, false>;
+        bf16 ? fwd_kernel_sm90<HD, NC, true> : fwd_kernel_sm90<HD, NC, false>;
     cudaError_t err =
         cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess) {
@@ -462,7 +496,7 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
                         "that (%s)", HD, smem, cudaGetErrorString(err));
     }
     const int64_t grid = (int64_t)p.m_blocks * p.heads_q * p.num_seqs;
-    kern<<<(unsigned)grid, FA2_FWD90_THREADS, smem, stream>>>(p, maps[0], maps[1], maps[2]);
+    kern<<<(unsigned)grid, 128 * (NC + 1), smem, stream>>>(p, maps[0], maps[1], maps[2]);
     err = cudaGetLastError();
     if (err != cudaSuccess)
         return fa2_fail(FA2_ERR_CUDA, "launching the sm_90 head-dim-%d forward kernel "
@@ -475,7 +509,7 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
 template <int HD> bool fwd_sm90_runs_here()
 {
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, fwd_kernel_sm90<HD, true>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, fwd_kernel_sm90<HD, 2, true>) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -484,14 +518,19 @@ template <int HD> bool fwd_sm90_runs_here()
 
 } // namespace fa2gpu
 
-/* gpu/fwd_sm90_hdNN.cu: one launcher (and one probe) per head dim */
+/* gpu/fwd_sm90_hdNN.cu: one launcher (and one probe) per head dim; nc is
+ * the number of consumer warpgroups (fwd_config.h's FA2_FWD90_CONSUMERS) */
 #define FA2_FWD90_DEFINE_LAUNCHER(HD)                                          \
     extern "C" fa2_status fa2_cuda_fwd90_hd##HD(const fa2_fwd_params *p,       \
-                                                const void *maps, int bf16,    \
-                                                void *stream)                  \
+                                                const void *maps, int nc,      \
+                                                int bf16, void *stream)        \
     {                                                                          \
-        return fa2gpu::launch_fwd_sm90<HD>(*p, (const fa2_tmap *)maps,         \
-                                           bf16 != 0, (cudaStream_t)stream);   \
+        const fa2_tmap *m = (const fa2_tmap *)maps;                            \
+        if (FA2_FWD90_HAS_NC3(HD) && nc == 3)                                  \
+            return fa2gpu::launch_fwd_sm90<HD, FA2_FWD90_HAS_NC3(HD) ? 3 : 2>( \
+                *p, m, bf16 != 0, (cudaStream_t)stream);                       \
+        return fa2gpu::launch_fwd_sm90<HD, 2>(*p, m, bf16 != 0,                \
+                                              (cudaStream_t)stream);           \
     }                                                                          \
     extern "C" int fa2_cuda_fwd90_runs_hd##HD(void)                            \
     {                                                                          \

@@ -30,6 +30,7 @@ fa2_status fa2_cuda_fwd_hd256(const fa2_fwd_params *, int, void *);
 
 /* the sm_90 kernel, gpu/fwd_sm90_launch.cu */
 extern "C" int fa2_cuda_fwd_sm90_chosen(int head_dim);
+extern "C" int fa2_cuda_fwd90_consumers(int head_dim);
 extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k,
                                         const fa2_fwd_args *a, int head_dim);
 
@@ -129,11 +130,12 @@ extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
         fa2_cuda_fwd_sm90_chosen(head_dim)) {
         /* the warp-specialised kernel, gpu/fwd_kernel_sm90.cuh */
         const int hd90 = fa2_fwd90_kernel_head_dim(head_dim);
-        out->block_m = FA2_FWD90_BLOCK_M(64);
+        const int nc = fa2_cuda_fwd90_consumers(head_dim);
+        out->block_m = 64 * nc;
         out->block_n = hd90 == 64    ? FA2_FWD90_BLOCK_N(64)
                        : hd90 == 128 ? FA2_FWD90_BLOCK_N(128)
                                      : FA2_FWD90_BLOCK_N(256);
-        out->warps = FA2_FWD90_CONSUMER_WARPS;
+        out->warps = 4 * nc; /* consumer warps; one producer warpgroup besides */
         out->head_dim = hd90;
         fa2_clear_error();
         return FA2_OK;
@@ -267,7 +269,9 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
             return st;
         }
         /* the copy engine cannot describe these strides: the mma.sync
-         * kernel takes them (with its own block_n at head dims 96..128) */
+         * kernel takes them, with its own tiling */
+        k.m_blocks = (int)fa2_num_blocks(p->max_seqlen_q, FA2_FWD_BLOCK_M(64));
+        cfg.head_dim = fa2_fwd_kernel_head_dim((int)p->head_dim);
     }
     const int slot = cfg.head_dim / 32 - 1;
     if (slot < 0 || slot >= FA2_FWD_NUM_HEAD_DIMS)

@@ -22,9 +22,9 @@
 #include <string.h>
 
 extern "C" {
-fa2_status fa2_cuda_fwd90_hd64(const fa2_fwd_params *, const void *, int, void *);
-fa2_status fa2_cuda_fwd90_hd128(const fa2_fwd_params *, const void *, int, void *);
-fa2_status fa2_cuda_fwd90_hd256(const fa2_fwd_params *, const void *, int, void *);
+fa2_status fa2_cuda_fwd90_hd64(const fa2_fwd_params *, const void *, int, int, void *);
+fa2_status fa2_cuda_fwd90_hd128(const fa2_fwd_params *, const void *, int, int, void *);
+fa2_status fa2_cuda_fwd90_hd256(const fa2_fwd_params *, const void *, int, int, void *);
 int fa2_cuda_fwd90_runs_hd64(void);
 int fa2_cuda_fwd90_runs_hd128(void);
 int fa2_cuda_fwd90_runs_hd256(void);
@@ -43,6 +43,20 @@ extern "C" int fa2_cuda_fwd_sm90_chosen(int head_dim)
     case 128: return fa2_cuda_fwd90_runs_hd128();
     default: return fa2_cuda_fwd90_runs_hd256();
     }
+}
+
+/* consumer warpgroups of the sm_90 kernel for head dim d (block_m is 64
+ * times that): fwd_config.h's choice, or FA2_CUDA_FWD90_CONSUMERS=2|3 where
+ * the kernel is built for both (head dim 64) */
+extern "C" int fa2_cuda_fwd90_consumers(int head_dim)
+{
+    const int hd = fa2_fwd90_kernel_head_dim(head_dim);
+    int nc = hd == 64 ? FA2_FWD90_CONSUMERS(64)
+             : hd == 128 ? FA2_FWD90_CONSUMERS(128) : FA2_FWD90_CONSUMERS(256);
+    const char *env = getenv("FA2_CUDA_FWD90_CONSUMERS");
+    if (env && hd == 64 && (strcmp(env, "2") == 0 || strcmp(env, "3") == 0))
+        nc = env[0] - '0';
+    return nc;
 }
 
 typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
@@ -93,11 +107,14 @@ static fa2_status make_map(encode_tiled_fn encode, CUtensorMap *map, const fa2_t
 }
 
 /* Run the sm_90 kernel on the validated problem whose kernel parameters
- * are k. FA2_ERR_UNSUPPORTED (nothing launched) when the copy engine
- * cannot read these tensors. */
-extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k, const fa2_fwd_args *a,
+ * are k (m_blocks for the sm_90 tiling, fa2_cuda_tile_config's).
+ * FA2_ERR_UNSUPPORTED (nothing launched) when the copy engine cannot read
+ * these tensors. */
+extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fwd_args *a,
                                         int head_dim)
 {
+    fa2_fwd_params k = *k_in;
+    const int nc = fa2_cuda_fwd90_consumers(head_dim);
     void *fn = NULL;
     cudaDriverEntryPointQueryResult q;
     cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
@@ -114,14 +131,14 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k, const fa2_fwd_a
     CUtensorMap maps[3];
     static_assert(sizeof(CUtensorMap) == 128, "CUtensorMap is 128 bytes");
     fa2_status st;
-    if ((st = make_map(encode, &maps[0], &a->q, "q", FA2_FWD90_BLOCK_M(64))) ||
+    if ((st = make_map(encode, &maps[0], &a->q, "q", 64 * nc)) ||
         (st = make_map(encode, &maps[1], &a->k, "k", bn)) ||
         (st = make_map(encode, &maps[2], &a->v, "v", bn)))
         return st;
     const int bf16 = a->q.dtype == FA2_DTYPE_BF16;
     switch (hd) {
-    case 64: return fa2_cuda_fwd90_hd64(k, maps, bf16, a->stream);
-    case 128: return fa2_cuda_fwd90_hd128(k, maps, bf16, a->stream);
-    default: return fa2_cuda_fwd90_hd256(k, maps, bf16, a->stream);
+    case 64: return fa2_cuda_fwd90_hd64(&k, maps, nc, bf16, a->stream);
+    case 128: return fa2_cuda_fwd90_hd128(&k, maps, nc, bf16, a->stream);
+    default: return fa2_cuda_fwd90_hd256(&k, maps, nc, bf16, a->stream);
     }
 }
