@@ -1,8 +1,10 @@
 # Tests of what the package ships rather than what it computes: the shared
 # library exports exactly the public API; every code block of the docs
-# compiles; every public function and status is documented.
-TESTS += tests/exports.sh tests/docs.sh tests/trace_html.sh
-EXTRA_DIST += tests/exports.sh tests/docs.sh tests/trace_html.sh
+# compiles; every public function and status is documented; the teaching
+# page renders; fa2.pc asks pkg-config for OpenBLAS instead of a fixed path.
+TESTS += tests/exports.sh tests/docs.sh tests/trace_html.sh tests/pkgconfig.sh
+EXTRA_DIST += tests/exports.sh tests/docs.sh tests/trace_html.sh \
+	tests/pkgconfig.sh
 
 # Shell-script tests (*.sh) run under $(SHELL), with the build's compiler,
 # python and sanitizer flags in their environment.
