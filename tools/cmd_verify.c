@@ -138,8 +138,11 @@ static int measure(const char *name, const npy *got, fa2_dtype t, const double *
         int64_t h = row > 1 ? rest % shape->shape[2] : (rest / shape->shape[1]) % shape->shape[2];
         int64_t rr = row > 1 ? rest / shape->shape[2] % shape->shape[1] : rest % shape->shape[1];
         int64_t b = row > 1 ? rest / shape->shape[2] / shape->shape[1] : rest / shape->shape[1] / shape->shape[2];
-        printf("  (%lld, %lld, %lld, %lld)  got %.6g  want %.6g\n", (long long)b,
-               (long long)rr, (long long)h, (long long)c, value(got, t, i), want[i]);
+        int ex;
+        frexp(fmax(fabs(want[i]), tiny), &ex);
+        printf("  (%lld, %lld, %lld, %lld)  got %.6g  want %.6g  (%.0f ulps)\n", (long long)b,
+               (long long)rr, (long long)h, (long long)c, value(got, t, i), want[i],
+               top[j] / ldexp(1.0, ex - 1 - mant));
     }
     /* failing rows by query block: where in the kernel's tiling it went wrong */
     int64_t nrow = shape->shape[1], nb = (nrow + block_m - 1) / block_m;
