@@ -7,7 +7,9 @@
 #  2. doc/api.md and the man page doc/fa2.3 name every function, type and
 #     status code lib/fa2.h declares;
 #  3. the man page doc/fa2.1 describes every command `fa2 --help` lists,
-#     and no longer says the CUDA backward is not built.
+#     and no longer says the CUDA backward is not built;
+#  4. the bug address of configure.ac is a real URL README.md gives, and
+#     there is a LICENSE that README.md names.
 # Run by make check (CC from the build); SKIP parts whose tool is missing.
 src=${srcdir:-.}
 cc=${CC:-cc}
@@ -76,6 +78,18 @@ if [ -x tools/fa2 ]; then
         grep -q "^\.B $cmd\$" "$src/doc/fa2.1" || bad "doc/fa2.1 does not describe the command $cmd"
     done
 fi
+# ---- 4. a real bug address, the one README gives --------------------------
+url=$(sed -n 's/^AC_INIT(\[fa2\], *\[[^]]*\], *\[\([^]]*\)\].*/\1/p' "$src/configure.ac")
+case "$url" in
+https://*) ;;
+*) bad "configure.ac's bug address '$url' is not an https URL" ;;
+esac
+case "$url" in
+*invalid*|*example*) bad "configure.ac's bug address '$url' is a placeholder" ;;
+esac
+grep -qF "$url" "$src/README.md" || bad "README.md does not give the bug address $url"
+[ -f "$src/LICENSE" ] || bad "no LICENSE"
+grep -q "LICENSE" "$src/README.md" || bad "README.md does not name the license"
 if grep -q "no CUDA backward" "$src/doc/fa2.1"; then
     bad "doc/fa2.1 still says there is no CUDA backward"
 fi

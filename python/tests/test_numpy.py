@@ -124,3 +124,14 @@ def test_fourth_positional_argument_is_dropout_p_not_causal():
 
 def test_version_is_the_headers():
     assert fa2.version().count(".") == 2
+
+
+def test_the_library_is_found_in_an_in_tree_build(tmp_path, monkeypatch):
+    # the README builds in the source tree: the library is lib/.libs/libfa2.so
+    from fa2 import _lib
+    (tmp_path / "lib" / ".libs").mkdir(parents=True)
+    so = tmp_path / "lib" / ".libs" / "libfa2.so"
+    so.write_bytes(b"")
+    monkeypatch.delenv("FA2_LIB", raising=False)
+    monkeypatch.setattr(_lib, "_source_roots", lambda: iter([str(tmp_path)]))
+    assert _lib.find_library() == str(so)
