@@ -169,7 +169,8 @@ static int usage(int rc)
     fprintf(rc ? stderr : stdout,
             "usage: fa2 verify [--causal] [--window L,R] [--scale S] [--block M,N]\n"
             "                  [--dtype fp16|bf16] [--fill nan|VALUE] [--worst N] DIR\n"
-            "DIR holds q.npy k.npy v.npy o.npy [lse dout dq dk dv cu_seqlens_q/_k].npy\n");
+            "DIR holds q.npy k.npy v.npy o.npy [lse dout dq dk dv cu_seqlens_q/_k].npy:\n"
+            "float32, float16, ml_dtypes bfloat16, or uint16 bits with --dtype.\n");
     return rc;
 }
 
@@ -177,7 +178,7 @@ int fa2_cmd_verify(int argc, char **argv)
 {
     arg_cursor c;
     arg_cursor_init(&c, "fa2 verify", argc, argv);
-    int causal = 0, dt16 = FA2_DTYPE_FP16, rc = 2;
+    int causal = 0, dt16 = 0, rc = 2; /* dt16: --dtype for 16-bit bits, 0 unset */
     int64_t wl = -1, wr = -1, bm = 0, bn = 0, worst = 5;
     double scale = 0, fill = 0;
     const char *dir = NULL, *v;
@@ -239,6 +240,13 @@ int fa2_cmd_verify(int argc, char **argv)
                     a[T_CUQ].data ? "3" : "4");
             goto out;
         }
+    }
+    /* uint16 bits need --dtype; ml_dtypes' bfloat16 is saved as 2-byte void */
+    if (!dt16 && !strcmp(a[T_Q].descr + 1, "V2"))
+        dt16 = FA2_DTYPE_BF16;
+    if (!dt16 && !strcmp(a[T_Q].descr + 1, "u2")) {
+        fprintf(stderr, "fa2 verify: q.npy holds uint16: say --dtype fp16 or --dtype bf16\n");
+        goto out;
     }
     fa2_dtype t = !strcmp(a[T_Q].descr + 1, "f4") ? FA2_DTYPE_FP32
                 : !strcmp(a[T_Q].descr + 1, "f2") ? FA2_DTYPE_FP16 : (fa2_dtype)dt16;
