@@ -164,6 +164,18 @@ static int measure(const char *name, const npy *got, fa2_dtype t, const double *
     return pass;
 }
 
+/* A whole real number ("nan" too, for --fill); -1 with a message if not. */
+static int parse_real(const arg_cursor *c, const char *text, double *out)
+{
+    char *end;
+    *out = strtod(text, &end);
+    if (end == text || *end) {
+        fprintf(stderr, "%s: %s: '%s' is not a number\n", c->prog, c->name, text);
+        return -1;
+    }
+    return 0;
+}
+
 static int usage(int rc)
 {
     fprintf(rc ? stderr : stdout,
@@ -197,8 +209,7 @@ int fa2_cmd_verify(int argc, char **argv)
                     : !strcmp(c.name, "--block") ? arg_parse_i64_pair(&c, v, 1, 256, &bm, &bn)
                     : !strcmp(c.name, "--worst") ? arg_parse_i64(&c, v, 0, 16, &worst)
                     : !strcmp(c.name, "--dtype") ? (dt16 = 1 + arg_parse_choice(&c, v, dts, 2)) == 0
-                    : (*(!strcmp(c.name, "--scale") ? &scale : &fill) = strtod(v, NULL),
-                       !strcmp(c.name, "--fill") && !strcmp(v, "nan") ? (fill = NAN, 0) : 0);
+                    : parse_real(&c, v, !strcmp(c.name, "--scale") ? &scale : &fill);
             if (bad)
                 return 2;
         } else if (c.name[0] != '-' && !dir)
