@@ -72,6 +72,10 @@ sass)
     for op in HGMMA UTMALDG SYNCS USETMAXREG WARPGROUP BAR LDL STL MUFU.EX2; do
         printf '%-10s %s\n' $op "$(grep -c "$op" "$OUT/fwd90.sass")"
     done
+    # local-memory traffic per kernel, and where it sits (the producer's
+    # part comes before the first HGMMA of the function)
+    awk '/Function : /{f=$3} /HGMMA/{h[f]=1} /STL|LDL/{if(h[f]) c[f]++; else pc[f]++}
+         END{for(f in pc) print "before first HGMMA", pc[f], f; for(f in c) print "after first HGMMA", c[f], f}' "$OUT/fwd90.sass"
     ;;
 quickbench)
     log "benchmark vs SDPA (d 64/128, 1k..16k)"

