@@ -4,6 +4,8 @@
 # problem of 12 rows in 4 x 4 tiles (3 x 3 blocks):
 #   - the forward's grid has 3 tiles visited in full (below the diagonal),
 #     3 visited with a mask (the diagonal) and 3 skipped (above it);
+#   - each of the 3 boundary tiles is drawn element by element, with the 6
+#     (row, key) pairs above the diagonal masked;
 #   - the backward's grid visits the same 6 and skips the same 3;
 #   - one table of row states per query block (3), one backward step per
 #     visited tile (6), and at least one row rescaled (alpha < 1).
@@ -52,6 +54,8 @@ expect() {
 expect "tiles visited in full (forward grid 3 + backward grid 6)" 'class="tile visited"' 9
 expect "tiles visited with a mask (forward diagonal)" 'class="tile masked"' 3
 expect "tiles skipped (3 per grid)" 'class="tile skipped"' 6
+expect "boundary tiles drawn element by element" 'class="masktile"' 3
+expect "(row, key) pairs the causal mask removes in them (6 of 16 each)" 'class="out"' 18
 expect "row-state tables, one per query block" 'class="rowstate"' 3
 expect "backward steps" 'class="bwd-step"' 6
 if [ "$(count 'class="rescaled"')" -lt 1 ]; then

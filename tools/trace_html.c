@@ -6,7 +6,8 @@
  *
  *   - the grid of (query block, key block) tiles: visited in full, visited
  *     with an element mask (the boundary tiles), skipped; each visited tile
- *     numbered in the order the forward runs it;
+ *     numbered in the order the forward runs it; inside each boundary
+ *     tile, which (row, key) pairs the mask removes;
  *   - for each query block, each row's running max m, sum l and rescale
  *     factor alpha after each key block, and the LSE it ends with;
  *   - the backward's order: key blocks outside, the query blocks each
@@ -25,6 +26,7 @@
 
 typedef struct tile_rec {
     int64_t m_block, n_block, rows, cols, masked; /* masked: -inf entries */
+    char *mask; /* masked > 0: rows x cols of '1' (masked) and '0'      */
 } tile_rec;
 
 typedef struct row_rec {
@@ -55,13 +57,29 @@ static void *grow(void *p, size_t *cap, size_t n, size_t size, int *failed)
     return q;
 }
 
-static tile_rec tile_of(const fa2_trace_event *e)
+static int masked_at(const fa2_trace_event *e, int64_t i, int64_t j)
 {
-    tile_rec t = {e->m_block, e->n_block, e->rows, e->cols, 0};
+    const float x = e->tile[i * e->row_stride + j * e->col_stride];
+    return isinf(x) && x < 0;
+}
+
+/* The tile of a step; with_mask: keep which entries the mask removed. */
+static tile_rec tile_of(const fa2_trace_event *e, int with_mask, int *failed)
+{
+    tile_rec t = {e->m_block, e->n_block, e->rows, e->cols, 0, NULL};
     for (int64_t i = 0; e->tile && i < e->rows; i++)
         for (int64_t j = 0; j < e->cols; j++)
-            t.masked += isinf(e->tile[i * e->row_stride + j * e->col_stride]) &&
-                        e->tile[i * e->row_stride + j * e->col_stride] < 0;
+            t.masked += masked_at(e, i, j);
+    if (with_mask && t.masked > 0) {
+        if (!(t.mask = malloc((size_t)(e->rows * e->cols) + 1))) {
+            *failed = 1;
+            return t;
+        }
+        for (int64_t i = 0; i < e->rows; i++)
+            for (int64_t j = 0; j < e->cols; j++)
+                t.mask[i * e->cols + j] = masked_at(e, i, j) ? '1' : '0';
+        t.mask[e->rows * e->cols] = '\0';
+    }
     return t;
 }
 
@@ -74,7 +92,7 @@ static void on_step(void *user, const fa2_trace_event *e)
     case FA2_TRACE_FWD_S:
         p->fwd = grow(p->fwd, &p->cap_fwd, p->n_fwd, sizeof *p->fwd, &p->failed);
         if (!p->failed)
-            p->fwd[p->n_fwd++] = tile_of(e);
+            p->fwd[p->n_fwd++] = tile_of(e, 1, &p->failed);
         break;
     case FA2_TRACE_FWD_P:
         for (int64_t i = 0; i < e->rows; i++) {
@@ -92,7 +110,7 @@ static void on_step(void *user, const fa2_trace_event *e)
     case FA2_TRACE_BWD_P: /* P recomputed from LSE: the tile the backward visits */
         p->bwd = grow(p->bwd, &p->cap_bwd, p->n_bwd, sizeof *p->bwd, &p->failed);
         if (!p->failed) {
-            p->bwd[p->n_bwd] = tile_of(e);
+            p->bwd[p->n_bwd] = tile_of(e, 0, &p->failed);
             p->bwd[p->n_bwd++].masked = 0; /* P holds zeros, not -inf */
         }
         break;
@@ -122,6 +140,8 @@ static const char page_head[] =
     ".visited{background:#7fbf7f}.masked{background:#f2c36b}.skipped{background:#eee;color:#aaa}\n"
     ".legend span{display:inline-block;padding:.1em .6em;margin-right:.6em;border:1px solid #bbb}\n"
     "td.rescaled{background:#fde0dc}\n"
+    "figure.masktile{display:inline-block;margin:0 1.5em 1em 0}\n"
+    "figure.masktile td{width:1em;height:1em;padding:0}td.in{background:#7fbf7f}td.out{background:#ccc}\n"
     "</style>\n</head>\n<body>\n"
     "<h1>FlashAttention-2, tile by tile</h1>\n"
     "<p id=\"problem\"></p>\n"
@@ -138,6 +158,10 @@ static const char page_head[] =
     "<p class=\"legend\"><span class=\"visited\">visited</span>"
     "<span class=\"masked\">visited, masked</span><span class=\"skipped\">skipped</span></p>\n"
     "<div id=\"grid\"></div>\n"
+    "<h3>Inside the boundary tiles</h3>\n"
+    "<p>Each masked tile below shows which (query row, key) pairs its mask "
+    "removes (grey, score set to -inf before the softmax) and which it keeps.</p>\n"
+    "<div id=\"masks\"></div>\n"
     "<h2>2. The online softmax of each row</h2>\n"
     "<p>Each query row keeps its running maximum m of the scores seen so far and "
     "the sum l of their exponentials. When a key block raises m, everything "
@@ -169,6 +193,15 @@ static const char page_script[] =
     "', tiles '+D.blockM+' x '+D.blockN+' (Br x Bc), causal '+(D.causal?'yes':'no')+"
     "', window '+D.window[0]+','+D.window[1]+'; fp32, one head.';\n"
     "grid(D.fwd,'grid');\n"
+    "const masks=document.getElementById('masks');\n"
+    "D.fwd.filter(t=>t[2]>0).forEach(t=>{const fig=el('figure','masktile');\n"
+    "  fig.appendChild(el('figcaption','', 'query block '+t[0]+', key block '+t[1]));\n"
+    "  const tb=el('table');const cols=t[3];\n"
+    "  for(let r=0;r*cols<t[4].length;r++){const tr=el('tr');\n"
+    "    tr.appendChild(el('th','', String(t[0]*D.blockM+r)));\n"
+    "    for(let c=0;c<cols;c++)tr.appendChild(el('td',t[4][r*cols+c]=='1'?'out':'in',''));\n"
+    "    tb.appendChild(tr);}\n"
+    "  fig.appendChild(tb);masks.appendChild(fig);});\n"
     "const rowsDiv=document.getElementById('rows');\n"
     "for(let i=0;i<D.mBlocks;i++){\n"
     "  const steps=[...new Set(D.rows.filter(r=>r[0]==i).map(r=>r[1]))];\n"
@@ -202,8 +235,10 @@ static void write_page(FILE *f, const page *p, const fa2_fwd_args *a)
     for (int w = 0; w < 2; w++) {
         fprintf(f, "%s:[", w ? "bwd" : "fwd");
         for (size_t i = 0; i < counts[w]; i++)
-            fprintf(f, "%s[%lld,%lld,%lld]", i ? "," : "", (long long)lists[w][i].m_block,
-                    (long long)lists[w][i].n_block, (long long)lists[w][i].masked);
+            fprintf(f, "%s[%lld,%lld,%lld,%lld,\"%s\"]", i ? "," : "",
+                    (long long)lists[w][i].m_block, (long long)lists[w][i].n_block,
+                    (long long)lists[w][i].masked, (long long)lists[w][i].cols,
+                    lists[w][i].mask ? lists[w][i].mask : "");
         fputs("],\n", f);
     }
     fputs("rows:[", f);
@@ -260,6 +295,8 @@ int trace_html_write(const char *path, const fa2_fwd_args *a, float *dout,
            p.n_fwd, p.n_bwd);
     rc = 0;
 done:
+    for (size_t i = 0; i < p.n_fwd; i++)
+        free(p.fwd[i].mask);
     free(p.fwd), free(p.bwd), free(p.rows), free(p.lse);
     return rc;
 }
