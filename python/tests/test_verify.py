@@ -131,3 +131,23 @@ def test_fa2_verify_command_varlen_gqa_and_gradients(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "(0, 30, 1, 2)" in r.stdout   # packed row 30 of dv, head 1, col 2
+
+
+def test_gqa_window_and_varlen_outputs_of_the_mirror_pass():
+    rng = np.random.default_rng(11)
+    cu_q = np.array([0, 30, 31, 70], np.int32)
+    cu_k = np.array([0, 40, 50, 90], np.int32)
+    q = rng.standard_normal((70, 4, 32)).astype(np.float16)
+    k, v = (rng.standard_normal((90, 1, 32)).astype(np.float16) for _ in range(2))
+    kw = dict(causal=True, window_size=(7, 0), cu_seqlens_q=cu_q, cu_seqlens_k=cu_k)
+    o, lse = fa2.forward(q, k, v, return_lse=True, block_m=16, block_n=16, **kw)
+    rep = fa2.verify(q, k, v, o, lse=lse, block_m=16, block_n=16, **kw)
+    assert rep.passed, str(rep)
+    # the same tiling as the mirror: bit for bit
+    assert rep.outputs["o"].mirror_err == 0.0
+    # a row of sequence 2 shifted: reported in that sequence's coordinates
+    o = o.copy()
+    o[31 + 5, 2, :] += np.float16(0.25)
+    rep = fa2.verify(q, k, v, o, lse=lse, block_m=16, block_n=16, **kw)
+    assert not rep.passed
+    assert rep.outputs["o"].worst[0][:3] == (2, 5, 2)
