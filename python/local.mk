@@ -3,7 +3,7 @@
 # ctypes structs with. `pip install ./python` installs it; so does
 # `make install` when configure found python3 (then fa2/_config.py records
 # where libfa2 was installed).
-FA2_PY_SOURCES = python/fa2/__init__.py python/fa2/_lib.py \
+FA2_PY_SOURCES = python/fa2/__init__.py python/fa2/__main__.py python/fa2/_lib.py \
 	python/fa2/_numpy.py python/fa2/_torch.py \
 	python/fa2/flash_attn_interface.py python/fa2/testing.py
 FA2_PY_TESTS = python/tests/conftest.py python/tests/test_layout.py \

@@ -10,7 +10,7 @@ import pytest
 
 import fa2
 
-MODULES = ["fa2", "fa2._lib", "fa2._numpy", "fa2._torch",
+MODULES = ["fa2", "fa2.__main__", "fa2._lib", "fa2._numpy", "fa2._torch",
            "fa2.flash_attn_interface", "fa2.testing"]
 
 

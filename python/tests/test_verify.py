@@ -151,3 +151,14 @@ def test_gqa_window_and_varlen_outputs_of_the_mirror_pass():
     rep = fa2.verify(q, k, v, o, lse=lse, block_m=16, block_n=16, **kw)
     assert not rep.passed
     assert rep.outputs["o"].worst[0][:3] == (2, 5, 2)
+
+
+@pytest.mark.parametrize("bug", [True, False])
+def test_python_m_fa2_verify_exit_status_and_diagnosis(tmp_path, bug):
+    from fa2.__main__ import main
+    q, k, v, o, lse = kernel_outputs(bug=bug)
+    for name, x in (("q", q), ("k", k), ("v", v), ("o", o), ("lse", lse)):
+        np.save(tmp_path / (name + ".npy"), x)
+    rc = main(["verify", "--causal", "--block", "64,64", "--fill", "nan",
+               str(tmp_path)])
+    assert rc == (1 if bug else 0)
