@@ -20,6 +20,7 @@
 
 #include "fa2.h"
 #include "fa2_internal.h"
+#include "fa2_cpu.h" /* the float64 oracle (fa2_oracle_fwd_f64 ...) */
 
 /* ---- random numbers ----------------------------------------------------- */
 

@@ -1,7 +1,7 @@
 /* check.c — the forward and backward checks of the fa2 tool (see check.h). */
 #include "config.h"
 #include "check.h"
-#include "fa2_internal.h" /* fa2_oracle_fwd_f64: the oracle's float64 outputs */
+#include "fa2_cpu.h" /* fa2_oracle_fwd_f64: the oracle's float64 outputs */
 
 #include <math.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "fa2.h"
-#include "fa2_internal.h"
+#include "fa2_cpu.h" /* the traced mirror and the float64 oracle */
 
 #include <math.h>
 #include <stdio.h>
