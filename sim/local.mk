@@ -4,6 +4,8 @@ noinst_HEADERS += sim/sim.h
 lib_libfa2_la_SOURCES += \
 	sim/args.c \
 	sim/device.c \
+	sim/record.c \
+	sim/dq_convert.c \
 	sim/sched_fa2.c \
 	sim/sched_fa1.c \
 	sim/sched_std.c \

@@ -6,10 +6,17 @@
  *   sched_fa2.c    FlashAttention-2 forward / backward (+ pre/postprocess)
  *   sched_fa1.c    FlashAttention(-1) forward / backward
  *   sched_std.c    standard attention forward / backward (Algorithm 0)
+ *   record.c       the event recorder: reads, writes, atomics, the L2 feed
+ *   dq_convert.c   row-wise launches: FA2 preprocess frame, dQ conversion
  *   warps.c        shared-memory traffic of a tile step: split-Q vs split-K
  *   flops.c        matmul and non-matmul FLOPs of a tile step
  *   l2.c           the L2 model: a tile-granular LRU cache
  *   run.c          the launch driver (waves, lockstep), counters, roofline
+ *
+ * Calls point down this list's layers: models and the recorder (args,
+ * device, l2, record, warps, flops), then the schedules (dq_convert,
+ * sched_*), then the driver (run, closed_form), then report
+ * (tests/layers.sh checks).
  *   closed_form.c  closed-form global bytes and the compulsory bytes
  *   report.c       text / JSON / CSV
  *
@@ -129,10 +136,15 @@ struct sim_launch {
 int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_fa1_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_std_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
+typedef int (*sim_step_fn)(sim_ctx *c, const sim_launch *L, sim_block *b);
+/* A launch of one block per (sequence, query head, bm query rows), each
+ * doing `step` once (dq_convert.c). */
+sim_launch sim_rows_launch(const sim_setup *S, const char *name, int bm,
+                           sim_step_fn step);
 /* dQ = scale * dQaccum, one block per (sequence, query head, bm rows). */
 sim_launch sim_dq_convert_launch(const sim_setup *S, const char *name, int bm);
 
-/* ---- traffic primitives (run.c) ---------------------------------------------- */
+/* ---- the event recorder (record.c) ---------------------------------------------- */
 
 struct sim_ctx {
     const sim_setup *S;
