@@ -12,7 +12,7 @@
 #include "check.h"
 #include "commands.h"
 #include "fa2.h"
-#include "json.h"
+#include "fa2_writer.h"
 #include "problem.h"
 #include "run_opts.h"
 #include "runner.h"
@@ -148,63 +148,64 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
 static void report_json(const run_opts *o, const problem *p, const run_result *r)
 {
     const problem_spec *s = &p->spec;
-    json_writer w;
-    json_begin(&w, stdout);
-    json_string(&w, "version", fa2_version_string());
-    json_string(&w, "backend", fa2_backend_name(r->backend));
-    json_string(&w, "backend_requested", o->backend == RUN_BACKEND_AUTO
+    fa2_writer w;
+    fa2_writer_file(&w, stdout);
+    fa2_json_begin(&w);
+    fa2_json_string(&w, "version", fa2_version_string());
+    fa2_json_string(&w, "backend", fa2_backend_name(r->backend));
+    fa2_json_string(&w, "backend_requested", o->backend == RUN_BACKEND_AUTO
                 ? "auto" : fa2_backend_name((fa2_backend)o->backend));
     if (r->fallback[0])
-        json_string(&w, "cuda_unavailable", r->fallback);
-    json_string(&w, "pass", run_pass_names[o->pass]);
+        fa2_json_string(&w, "cuda_unavailable", r->fallback);
+    fa2_json_string(&w, "pass", run_pass_names[o->pass]);
     if (passes[o->pass].bwd)
-        json_bool(&w, "deterministic", o->deterministic);
-    json_string(&w, "dtype", fa2_dtype_name(s->dtype));
-    json_int(&w, "batch", s->batch);
-    json_int(&w, "seqlen_q", s->seqlen_q);
-    json_int(&w, "seqlen_k", s->seqlen_k);
-    json_int(&w, "heads_q", s->heads_q);
-    json_int(&w, "heads_kv", s->heads_kv);
-    json_int(&w, "head_dim", s->head_dim);
-    json_bool(&w, "causal", s->causal);
-    json_int(&w, "window_left", s->window_left);
-    json_int(&w, "window_right", s->causal ? 0 : s->window_right);
-    json_bool(&w, "varlen", s->varlen);
+        fa2_json_bool(&w, "deterministic", o->deterministic);
+    fa2_json_string(&w, "dtype", fa2_dtype_name(s->dtype));
+    fa2_json_int(&w, "batch", s->batch);
+    fa2_json_int(&w, "seqlen_q", s->seqlen_q);
+    fa2_json_int(&w, "seqlen_k", s->seqlen_k);
+    fa2_json_int(&w, "heads_q", s->heads_q);
+    fa2_json_int(&w, "heads_kv", s->heads_kv);
+    fa2_json_int(&w, "head_dim", s->head_dim);
+    fa2_json_bool(&w, "causal", s->causal);
+    fa2_json_int(&w, "window_left", s->window_left);
+    fa2_json_int(&w, "window_right", s->causal ? 0 : s->window_right);
+    fa2_json_bool(&w, "varlen", s->varlen);
     if (s->varlen) {
-        json_int(&w, "max_seqlen_q", p->max_seqlen_q);
-        json_int(&w, "max_seqlen_k", p->max_seqlen_k);
-        json_int_array(&w, "cu_seqlens_q", p->cu_seqlens_q, s->batch + 1);
-        json_int_array(&w, "cu_seqlens_k", p->cu_seqlens_k, s->batch + 1);
+        fa2_json_int(&w, "max_seqlen_q", p->max_seqlen_q);
+        fa2_json_int(&w, "max_seqlen_k", p->max_seqlen_k);
+        fa2_json_int_array(&w, "cu_seqlens_q", p->cu_seqlens_q, s->batch + 1);
+        fa2_json_int_array(&w, "cu_seqlens_k", p->cu_seqlens_k, s->batch + 1);
     }
-    json_uint(&w, "seed", s->seed);
-    json_int(&w, "threads", o->threads);
-    json_int(&w, "runs", r->time.runs);
-    json_number(&w, "time_ms", r->time.seconds * 1e3);
-    json_number(&w, "flops", r->flops);
-    json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
+    fa2_json_uint(&w, "seed", s->seed);
+    fa2_json_int(&w, "threads", o->threads);
+    fa2_json_int(&w, "runs", r->time.runs);
+    fa2_json_number(&w, "time_ms", r->time.seconds * 1e3);
+    fa2_json_number(&w, "flops", r->flops);
+    fa2_json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
     if (r->checked) {
         const check_result *c = &r->check;
         char k[64];
         if (c->fwd_checked) {
-            json_number(&w, "max_abs_err", c->max_abs_err);
-            json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
-            json_number(&w, "max_abs_err_bound", c->bound);
-            json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
-            json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
-            json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
+            fa2_json_number(&w, "max_abs_err", c->max_abs_err);
+            fa2_json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
+            fa2_json_number(&w, "max_abs_err_bound", c->bound);
+            fa2_json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
+            fa2_json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
+            fa2_json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
         }
         for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
             const char *n = check_grad_names[g];
             snprintf(k, sizeof k, "%s_max_abs_err", n);
-            json_number(&w, k, c->grad[g].err);
+            fa2_json_number(&w, k, c->grad[g].err);
             snprintf(k, sizeof k, "ref_%s_max_abs_err", n);
-            json_number(&w, k, c->grad[g].ref_err);
+            fa2_json_number(&w, k, c->grad[g].ref_err);
             snprintf(k, sizeof k, "%s_max_abs_err_bound", n);
-            json_number(&w, k, c->grad[g].bound);
+            fa2_json_number(&w, k, c->grad[g].bound);
         }
-        json_bool(&w, "check_passed", c->passed);
+        fa2_json_bool(&w, "check_passed", c->passed);
     }
-    json_end(&w);
+    fa2_json_end(&w);
 }
 
 /* ---- running ------------------------------------------------------------------ */
