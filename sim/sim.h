@@ -76,6 +76,12 @@ static inline int64_t sim_tile_rows(int64_t n, int64_t blk, int64_t h)
     return lo >= n ? 0 : sim_min(h, n - lo);
 }
 
+/* ---- device profiles (device.c) ------------------------------------------- */
+
+/* A profile file (key = value lines over the h100's fields), named after
+ * the file unless it names itself. */
+fa2_status sim_device_load(const char *path, fa2_sim_device *dev);
+
 /* ---- the L2 model (l2.c) ----------------------------------------------------- */
 
 typedef struct sim_l2 sim_l2;

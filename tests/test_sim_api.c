@@ -132,7 +132,7 @@ START_TEST(bad_input_returns_a_status_and_a_sentence)
         const char *what;
         fa2_status expect;
         fa2_sim_args a;
-    } bad[24];
+    } bad[32];
     int n = 0;
 #define BAD(st, field, value)                                                   \
     do {                                                                        \
@@ -157,6 +157,8 @@ START_TEST(bad_input_returns_a_status_and_a_sentence)
     BAD(FA2_ERR_INVALID_ARGUMENT, block_n, 1 << 20);
     BAD(FA2_ERR_INVALID_ARGUMENT, warps, 33);
     BAD(FA2_ERR_INVALID_ARGUMENT, sram_bytes, -1);
+    BAD(FA2_ERR_INVALID_ARGUMENT, sram_bytes, 1); /* no tile fits in 1 byte */
+    BAD(FA2_ERR_INVALID_ARGUMENT, sram_bytes, 4 * 64 * 2 - 1); /* just short */
     BAD(FA2_ERR_INVALID_ARGUMENT, partition, (fa2_sim_partition)5);
     BAD(FA2_ERR_INVALID_ARGUMENT, order, (fa2_sim_order)2);
     BAD(FA2_ERR_INVALID_ARGUMENT, regs_per_thread, 300);
@@ -189,6 +191,12 @@ START_TEST(bad_input_returns_a_status_and_a_sentence)
     ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_SHAPE);
     a.batch = 1;
     ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_OK);
+    /* the smallest M that holds a row each of Q, K, V and O: 1 x 1 tiles */
+    a = good;
+    a.sram_bytes = 4 * 64 * 2;
+    a.algo = FA2_SIM_FA1;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_OK);
+    ck_assert_int_eq(r.launch[0].block_n, 1);
 
     int64_t rd, wr;
     ck_assert_int_eq(fa2_sim_compulsory(&good, NULL, &wr), FA2_ERR_NULL_POINTER);

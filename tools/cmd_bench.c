@@ -23,7 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_LIST 16
+#define PROG "fa2 bench"
+#define MAX_LIST OPT_LIST_MAX
 
 typedef struct bench_opts {
     int backends[MAX_LIST], n_backends;
@@ -31,14 +32,14 @@ typedef struct bench_opts {
     int64_t seqlens[MAX_LIST];
     int n_seqlens;
     int causals[2], n_causals;
-    int passes[3], n_passes; /* 0 fwd, 1 bwd, 2 fwd+bwd */
+    int passes[MAX_LIST], n_passes; /* 0 fwd, 1 bwd, 2 fwd+bwd */
     int64_t batch, heads, head_dim;
     int threads, runs, json;
 } bench_opts;
 
-static const char *const pass_names[3] = {"fwd", "bwd", "fwd+bwd"};
-static const char *const backend_names[3] = {"oracle", "standard", "tiled"};
-static const char *const dtype_names[3] = {"fp32", "fp16", "bf16"};
+static const char *const pass_names[] = {"fwd", "bwd", "fwd+bwd", NULL};
+static const char *const backend_names[] = {"oracle", "standard", "tiled", NULL};
+static const char *const dtype_names[] = {"fp32", "fp16", "bf16", NULL};
 
 typedef struct bench_result {
     double seconds, gflops, rss_bytes;
@@ -56,98 +57,39 @@ static void usage(FILE *f)
         "measured in the same run with the same threads. Progress on stderr.\n");
 }
 
-/* "a,b,c" -> indices into names, or integers */
-static int parse_choices(const arg_cursor *c, const char *text,
-                         const char *const *names, int n_names, int *out, int *n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", text);
-    *n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        const int k = arg_parse_choice(c, tok, names, n_names);
-        if (k < 0 || *n >= MAX_LIST)
-            return -1;
-        out[(*n)++] = k;
-    }
-    return *n ? 0 : -1;
-}
-
-static int parse_ints(const arg_cursor *c, const char *text, int64_t min,
-                      int64_t max, int64_t *out, int *n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", text);
-    *n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (*n >= MAX_LIST || arg_parse_i64(c, tok, min, max, &out[*n]))
-            return -1;
-        (*n)++;
-    }
-    return *n ? 0 : -1;
-}
-
+/* 0 ok, 1 help, 2 usage error. */
 static int parse(int argc, char **argv, bench_opts *o)
 {
-    arg_cursor c;
-    arg_cursor_init(&c, "fa2 bench", argc, argv);
-    while (arg_next(&c)) {
-        const char *v = NULL;
-        int64_t x, tmp[MAX_LIST];
-        int n;
-        if (!strcmp(c.name, "--help") || !strcmp(c.name, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (!strcmp(c.name, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (!(v = arg_value(&c)))
-            return -1;
-        if (!strcmp(c.name, "--backend")) {
-            if (parse_choices(&c, v, backend_names, 3, o->backends, &o->n_backends))
-                return -1;
-        } else if (!strcmp(c.name, "--dtype")) {
-            if (parse_choices(&c, v, dtype_names, 3, o->dtypes, &o->n_dtypes))
-                return -1;
-        } else if (!strcmp(c.name, "--pass")) {
-            if (parse_choices(&c, v, pass_names, 3, o->passes, &o->n_passes))
-                return -1;
-        } else if (!strcmp(c.name, "--seqlen")) {
-            if (parse_ints(&c, v, 1, 1 << 20, o->seqlens, &o->n_seqlens))
-                return -1;
-        } else if (!strcmp(c.name, "--causal")) {
-            if (parse_ints(&c, v, 0, 1, tmp, &n) || n > 2)
-                return -1;
-            o->n_causals = n;
-            for (int i = 0; i < n; i++)
-                o->causals[i] = (int)tmp[i];
-        } else if (!strcmp(c.name, "--batch")) {
-            if (arg_parse_i64(&c, v, 1, 1 << 16, &o->batch))
-                return -1;
-        } else if (!strcmp(c.name, "--heads")) {
-            if (arg_parse_i64(&c, v, 1, 1 << 16, &o->heads))
-                return -1;
-        } else if (!strcmp(c.name, "--head-dim")) {
-            if (arg_parse_i64(&c, v, 8, 256, &o->head_dim))
-                return -1;
-        } else if (!strcmp(c.name, "--threads")) {
-            if (arg_parse_i64(&c, v, 1, 1024, &x))
-                return -1;
-            o->threads = (int)x;
-        } else if (!strcmp(c.name, "--runs")) {
-            if (arg_parse_i64(&c, v, 1, 100, &x))
-                return -1;
-            o->runs = (int)x;
-        } else {
-            fprintf(stderr, "fa2 bench: unknown option '%s'\n", c.name);
-            usage(stderr);
-            return -1;
-        }
+    int64_t causals[OPT_LIST_MAX];
+    int n_causals = 0;
+    const opt opts[] = {
+        OPT_CHOICES_("--backend", o->backends, backend_names, &o->n_backends),
+        OPT_CHOICES_("--dtype", o->dtypes, dtype_names, &o->n_dtypes),
+        OPT_CHOICES_("--pass", o->passes, pass_names, &o->n_passes),
+        OPT_I64S_("--seqlen", o->seqlens, 1, 1 << 20, &o->n_seqlens),
+        OPT_I64S_("--causal", causals, 0, 1, &n_causals),
+        OPT_I64_("--batch", &o->batch, 1, 1 << 16),
+        OPT_I64_("--heads", &o->heads, 1, 1 << 16),
+        OPT_I64_("--head-dim", &o->head_dim, 8, 256),
+        OPT_INT_("--threads", &o->threads, 1, 1024),
+        OPT_INT_("--runs", &o->runs, 1, 100),
+        OPT_FLAG_("--json", &o->json, 1),
+    };
+    const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
+    if (rc)
+        return rc;
+    if (n_causals > 2) {
+        fprintf(stderr, PROG ": --causal: at most two values (0,1)\n");
+        return 2;
+    }
+    if (n_causals) {
+        o->n_causals = n_causals;
+        for (int i = 0; i < n_causals; i++)
+            o->causals[i] = (int)causals[i];
     }
     if (o->head_dim % 8) {
-        fprintf(stderr, "fa2 bench: --head-dim must be a multiple of 8\n");
-        return -1;
+        fprintf(stderr, PROG ": --head-dim must be a multiple of 8\n");
+        return 2;
     }
     return 0;
 }
@@ -300,8 +242,11 @@ int fa2_cmd_bench(int argc, char **argv)
                     .causals = {0, 1}, .n_causals = 2, .passes = {0, 1, 2},
                     .n_passes = 3, .batch = 1, .heads = 16, .head_dim = 64,
                     .threads = 0, .runs = 3};
-    if (parse(argc, argv, &o))
-        return 2;
+    const int rc = parse(argc, argv, &o);
+    if (rc == 1)
+        usage(stdout);
+    if (rc)
+        return rc == 1 ? 0 : 2;
     if (o.threads == 0)
         o.threads = fa2_default_num_threads();
     blas_threads(1);
