@@ -50,3 +50,7 @@ endif
 # The layering rule (doc/design.md): includes and calls point down only.
 TESTS += tests/layers.sh
 EXTRA_DIST += tests/layers.sh
+
+# The fa2 program's behaviours (issue 17 items 4 and 5).
+TESTS += tests/cli.sh
+EXTRA_DIST += tests/cli.sh

@@ -25,6 +25,9 @@
 void openblas_set_num_threads(int num_threads); /* OpenBLAS's cblas.h */
 #endif
 
+/* Phases expected to take longer than this say so on stderr. */
+#define PROGRESS_S 2.0
+
 /* FLOPs by the FA2 paper's count: the backward is 2.5x the forward. */
 static double bwd_flops(const problem *p)
 {
@@ -113,9 +116,9 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
         printf("  backend  %s, %d threads\n", fa2_backend_name(r->backend), o->threads);
     if (r->fallback[0])
         printf("           (not cuda: %s)\n", r->fallback);
-    printf("  time     %.3f ms (%s of %d run%s)  %.2f GFLOP/s  (%.3g GFLOP%s)\n",
-           r->time.seconds * 1e3, r->time.runs > 1 ? "median" : "one",
-           r->time.runs, r->time.runs > 1 ? "s" : "",
+    printf("  time     %.3f ms (median of %d runs, %.3f .. %.3f)  %.2f GFLOP/s  "
+           "(%.3g GFLOP%s)\n", r->time.seconds * 1e3, r->time.runs,
+           r->time.min * 1e3, r->time.max * 1e3,
            r->flops / r->time.seconds * 1e-9, r->flops * 1e-9,
            s->window_left >= 0 || (!s->causal && s->window_right >= 0)
                ? ", visible pairs of the window counted" : "");
@@ -181,6 +184,8 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
     fa2_json_int(&w, "threads", o->threads);
     fa2_json_int(&w, "runs", r->time.runs);
     fa2_json_number(&w, "time_ms", r->time.seconds * 1e3);
+    fa2_json_number(&w, "time_min_ms", r->time.min * 1e3);
+    fa2_json_number(&w, "time_max_ms", r->time.max * 1e3);
     fa2_json_number(&w, "flops", r->flops);
     fa2_json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
     if (r->checked) {
@@ -271,9 +276,11 @@ static int run_problem(const run_opts *o, problem *p)
     memset(&r, 0, sizeof r);
 
     fa2_status st = open_and_warm_up(o, pi, p, &rn, &r, &warmup_s);
+    if (st == FA2_OK && warmup_s * TIMING_MIN_RUNS > PROGRESS_S)
+        fprintf(stderr, "fa2 run: one %s run took %.1f s; timing %d more ...\n",
+                fa2_backend_name(r.backend), warmup_s, TIMING_MIN_RUNS);
     if (st == FA2_OK)
-        st = timing_measure(pi->run, &rn, warmup_s, r.backend != FA2_BACKEND_CUDA,
-                            &r.time);
+        st = timing_measure(pi->run, &rn, 0, &r.time);
     if (st == FA2_OK)
         st = runner_fetch(&rn);
     if (st != FA2_OK) {
@@ -286,8 +293,16 @@ static int run_problem(const run_opts *o, problem *p)
 
     r.flops = pi->flops(p);
     if (o->check) {
+        /* the float64 oracle runs at well under a GFLOP/s a thread: say so
+         * when the check will take a while */
+        const double t0 = timing_now(), guess = r.flops / (0.5e9 * o->threads);
+        if (guess > PROGRESS_S)
+            fprintf(stderr, "fa2 run: checking against the float64 oracle and "
+                    "standard attention (%.3g GFLOP) ...\n", r.flops * 1e-9);
         if ((st = pi->check(p, o->threads, &r.check)) != FA2_OK)
             return lib_error("check", st, fa2_last_error());
+        if (guess > PROGRESS_S)
+            fprintf(stderr, "fa2 run: checked in %.1f s\n", timing_now() - t0);
         r.checked = 1;
     }
     if (o->json)
