@@ -40,40 +40,48 @@ static fa2_status done(fa2_status st)
     return st;
 }
 
-fa2_status fa2_fwd_check(const fa2_fwd_args *args, fa2_backend backend)
+/* A row without the operation asked for. */
+static fa2_status unsupported(const fa2_backend_ops *ops, const char *what)
+{
+    return fa2_fail(FA2_ERR_UNSUPPORTED, "the %s backend has no %s", ops->name,
+                    what);
+}
+
+/* Validate the arguments of a pass for backend b and, with run, call the
+ * row's pass on them. */
+static fa2_status call(fa2_pass pass, const void *args, fa2_backend b, int run)
 {
     const fa2_backend_ops *ops;
     fa2_problem p;
-    fa2_status st = row_for(args, backend, &ops);
-    return done(st ? st : fa2_fwd_validate(args, ops, &p));
+    fa2_status st = row_for(args, b, &ops);
+    if (st == FA2_OK)
+        st = pass == FA2_PASS_FWD ? fa2_fwd_validate(args, ops, &p)
+                                  : fa2_bwd_validate(args, ops, &p);
+    if (st != FA2_OK || !run)
+        return done(st);
+    if (pass == FA2_PASS_FWD ? !ops->fwd : !ops->bwd)
+        return unsupported(ops, pass == FA2_PASS_FWD ? "forward" : "backward");
+    return done(pass == FA2_PASS_FWD ? ops->fwd(args, &p) : ops->bwd(args, &p));
+}
+
+fa2_status fa2_fwd_check(const fa2_fwd_args *args, fa2_backend backend)
+{
+    return call(FA2_PASS_FWD, args, backend, 0);
 }
 
 fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend)
 {
-    const fa2_backend_ops *ops;
-    fa2_problem p;
-    fa2_status st = row_for(args, backend, &ops);
-    if (st == FA2_OK)
-        st = fa2_fwd_validate(args, ops, &p);
-    return done(st ? st : ops->fwd(args, &p));
+    return call(FA2_PASS_FWD, args, backend, 1);
 }
 
 fa2_status fa2_bwd_check(const fa2_bwd_args *args, fa2_backend backend)
 {
-    const fa2_backend_ops *ops;
-    fa2_problem p;
-    fa2_status st = row_for(args, backend, &ops);
-    return done(st ? st : fa2_bwd_validate(args, ops, &p));
+    return call(FA2_PASS_BWD, args, backend, 0);
 }
 
 fa2_status fa2_bwd(const fa2_bwd_args *args, fa2_backend backend)
 {
-    const fa2_backend_ops *ops;
-    fa2_problem p;
-    fa2_status st = row_for(args, backend, &ops);
-    if (st == FA2_OK)
-        st = fa2_bwd_validate(args, ops, &p);
-    return done(st ? st : ops->bwd(args, &p));
+    return call(FA2_PASS_BWD, args, backend, 1);
 }
 
 fa2_status fa2_cuda_bwd_workspace_size(const fa2_bwd_args *args, size_t *bytes)
@@ -110,5 +118,7 @@ fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
     const fa2_backend_ops *ops = fa2_backend_row(backend);
     if (!ops)
         return fa2_backend_unknown(backend);
+    if (!ops->tile_config)
+        return unsupported(ops, "tiling");
     return done(ops->tile_config(pass, dtype, head_dim, out));
 }

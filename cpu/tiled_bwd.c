@@ -1,5 +1,5 @@
 /* tiled_bwd.c — the FlashAttention-2 backward pass on the CPU, step for
- * step as the CUDA kernels run it (FA2 paper, Algorithm 2; DESIGN.md
+ * step as the CUDA kernels run it (FA2 paper, Algorithm 2; doc/design.md
  * "Backward"):
  *
  *   preprocess:  D_i = rowsum(dO_i o O_i)            (float32)

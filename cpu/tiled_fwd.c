@@ -1,5 +1,5 @@
 /* tiled_fwd.c — the FlashAttention-2 forward pass on the CPU, step for step
- * as the CUDA kernel runs it (FA2 paper, Algorithm 1; DESIGN.md "Forward").
+ * as the CUDA kernel runs it (FA2 paper, Algorithm 1; doc/design.md, "The numerics contract").
  *
  * One work item is one (sequence, head, query block i): the FA2 outer loop,
  * whose iterations are independent. For that block:

@@ -143,6 +143,9 @@ fa2_status fa2_bwd_validate(const fa2_bwd_args *args,
 /* The forward arguments a backward call implies (q, k, v, o, lse and the
  * mask, varlen and tiling parameters), for code shared by both passes. */
 fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *b);
+/* The other way: the backward's arguments over the forward's tensors and
+ * parameters; dout, dq, dk, dv and the workspace are left empty. */
+fa2_bwd_args fa2_fwd_as_bwd_args(const fa2_fwd_args *f);
 
 /* ---- strided element access ------------------------------------------------ */
 

@@ -1,7 +1,7 @@
 /* check.h — is a backend's output right? Its max abs error against the
  * float64 oracle must be at most twice that of standard attention computed
  * in the same dtype, plus a tiny floor for the cases where standard
- * attention is exact (DESIGN.md, "Agreement"); the same for LSE, and for
+ * attention is exact (doc/design.md, "Agreement"); the same for LSE, and for
  * each of the backward's gradients dQ, dK, dV. */
 #ifndef FA2_TOOLS_CHECK_H
 #define FA2_TOOLS_CHECK_H

@@ -326,7 +326,7 @@ int fa2_cmd_run(int argc, char **argv)
     /* The library runs its own worker threads (--threads) and calls BLAS
      * from inside each of them; OpenBLAS's own thread pool on top would
      * oversubscribe the cores. The library never changes this global
-     * setting behind its caller's back (DESIGN.md); this program is the
+     * setting behind its caller's back (doc/design.md); this program is the
      * application, so it does. */
     openblas_set_num_threads(1);
 #endif

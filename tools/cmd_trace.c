@@ -275,23 +275,11 @@ int fa2_cmd_trace(int argc, char **argv)
             print_matrix("dO", dO, nq, d_show, d, 1, 0, o.digits);
         }
     }
-    fa2_bwd_args g;
-    fa2_bwd_args_init(&g);
-    g.q = a.q;
-    g.k = a.k;
-    g.v = a.v;
-    g.o = a.o;
-    g.lse = a.lse;
+    fa2_bwd_args g = fa2_fwd_as_bwd_args(&a);
     g.dout = fa2_tensor_4d(dO, FA2_DTYPE_FP32, 1, nq, 1, d);
     g.dq = fa2_tensor_4d(dq, FA2_DTYPE_FP32, 1, nq, 1, d);
     g.dk = fa2_tensor_4d(dk, FA2_DTYPE_FP32, 1, nk, 1, d);
     g.dv = fa2_tensor_4d(dv, FA2_DTYPE_FP32, 1, nk, 1, d);
-    g.softmax_scale = a.softmax_scale;
-    g.causal = a.causal;
-    g.window_left = a.window_left;
-    g.window_right = a.window_right;
-    g.block_m = a.block_m;
-    g.block_n = a.block_n;
     g.deterministic = 1;
     if (s == FA2_OK && o.bwd)
         s = fa2_tiled_bwd_traced(&g, on_bwd_step, &t);
