@@ -1,6 +1,7 @@
-/* plot.c — the figure of a finished sweep (sweep.h): its numbers as a
- * gnuplot data file, one block per series, and a gnuplot script that draws
- * them as an SVG. Rendering is the caller's (fa2 sim runs gnuplot). */
+/* plot.c — a finished sweep (sweep.h) as a table, and as a figure: its
+ * numbers as a gnuplot data file, one block per series, and a gnuplot
+ * script that draws them as an SVG. Rendering is the caller's (fa2 sim
+ * runs gnuplot). */
 #include "config.h"
 #include "sweep.h"
 
@@ -124,5 +125,51 @@ void sim_sweep_plot(sim_sweep_kind kind, const fa2_sim_args *base,
         }
         if (paper)
             fprintf(fg, "unset multiplot\n");
+    }
+}
+
+void sim_sweep_print(FILE *f, sim_sweep_kind kind, const fa2_sim_args *base,
+                     const fa2_sim_device *dev, const sim_sweep_row *rows, int n)
+{
+    fprintf(f, "fa2 sim --sweep %s: %s on %s, %s, L2 model %s\n", sim_sweep_names[kind],
+           fa2_sim_pass_name(base->pass), dev->name, fa2_dtype_name(base->dtype),
+           base->l2 ? "on" : "off");
+    if (kind == SIM_SWEEP_SRAM) {
+        fprintf(f, "%8s %5s  %-4s %7s %7s %12s %12s %10s\n", "M bytes", "d", "algo", "Br",
+               "Bc", "global MB", "12N2d2es2/M", "ratio");
+        for (int i = 0; i < n; i++) {
+            const sim_sweep_row *w = &rows[i];
+            const double nq = (double)w->a.seqlen_q, d = (double)w->a.head_dim;
+            const double es = (double)fa2_dtype_size(w->a.dtype);
+            const double ref = 12.0 * nq * nq * d * d * es * es /
+                               (double)w->a.sram_bytes * (double)w->a.heads_q *
+                               (double)w->a.batch;
+            fprintf(f, "%8lld %5lld  %-4s %7d %7d %12.2f %12.2f %10.3f\n",
+                   (long long)w->a.sram_bytes, (long long)w->a.head_dim,
+                   fa2_sim_algo_name(w->a.algo), w->t.block_m, w->t.block_n,
+                   (double)global_bytes(&w->r.total) / 1e6, ref / 1e6,
+                   (double)global_bytes(&w->r.total) / ref);
+        }
+    } else {
+        fprintf(f, "%4s %6s %7s %5s %5s  %-8s %10s %10s %7s %10s %9s %8s\n", "d", "causal",
+               "seqlen", "batch", "heads", "algo", "global GB", "DRAM GB", "L2 hit",
+               "smem GB", "time ms", "TFLOP/s");
+        for (int i = 0; i < n; i++) {
+            const sim_sweep_row *w = &rows[i];
+            const int64_t acc = w->r.l2_hits + w->r.l2_misses;
+            char dram[16] = "-", hit[16] = "-";
+            if (w->a.l2) {
+                snprintf(dram, sizeof dram, "%.3f", (double)dram_bytes(&w->r.total) / 1e9);
+                snprintf(hit, sizeof hit, "%.1f%%",
+                         acc ? 100.0 * (double)w->r.l2_hits / (double)acc : 0.0);
+            }
+            fprintf(f, "%4lld %6s %7lld %5lld %5lld  %-8s %10.3f %10s %7s %10.3f %9.3f %8.1f\n",
+                   (long long)w->a.head_dim, w->a.causal ? "yes" : "no",
+                   (long long)w->a.seqlen_q, (long long)w->a.batch,
+                   (long long)w->a.heads_q, fa2_sim_algo_name(w->a.algo),
+                   (double)global_bytes(&w->r.total) / 1e9, dram, hit,
+                   (double)(w->r.total.smem_read + w->r.total.smem_written) / 1e9,
+                   w->r.time_ms, w->r.tflops);
+        }
     }
 }

@@ -43,6 +43,10 @@ fa2_status sim_sweep_run(sim_sweep_row *rows, int n, const fa2_sim_device *dev,
                          int num_threads, void (*progress)(void *, int, int),
                          void *user);
 
+/* Print a finished sweep as a table, one row per simulation. */
+void sim_sweep_print(FILE *f, sim_sweep_kind kind, const fa2_sim_args *base,
+                     const fa2_sim_device *dev, const sim_sweep_row *rows, int n);
+
 /* Write the figure of a finished sweep: the numbers to dat, the gnuplot
  * script to gp (it reads dat_name and writes svg_name, both relative to
  * the script's folder; plot_arg: the --plot argument, for its header). */

@@ -7,10 +7,11 @@
 #   layer 1  cpu/ gpu/   the backends (one row each of the backend table)
 #   layer 2  api/    the entry points that pick a backend
 #   layer 3  sim/    the simulator (uses the entry points, gpu/'s configs)
+#            check/  the numerics contract's agreement check
 #   layer 4  tools/  the fa2 program
 #
 # Includes are read from the sources (resolved as the compiler does: own
-# folder first, then -I lib cpu gpu sim); calls from the built objects (an
+# folder first, then -I lib cpu gpu sim check); calls from the built objects (an
 # undefined symbol of an object in folder F that another folder G defines
 # is a reference from F to G: nm -P). Inside sim/ the files have layers of
 # their own (the event recorder below the schedules, the schedules below
@@ -19,11 +20,11 @@
 set -u
 src=${srcdir:-.}
 build=${LAYERS_BUILDDIR:-.}
-folders="lib cpu gpu api sim tools"
+folders="lib cpu gpu api sim check tools"
 
 rank() {
     case $1 in
-    lib) echo 0 ;; cpu | gpu) echo 1 ;; api) echo 2 ;; sim) echo 3 ;;
+    lib) echo 0 ;; cpu | gpu) echo 1 ;; api) echo 2 ;; sim | check) echo 3 ;;
     tools) echo 4 ;; *) echo -1 ;;
     esac
 }
@@ -61,7 +62,7 @@ edge() {
     if [ "$rg" -gt "$rf" ]; then
         complain "$f/$a -> $g/$b ($what): points up (layer $rf -> $rg)"
     elif [ "$rg" -eq "$rf" ]; then
-        complain "$f/$a -> $g/$b ($what): sideways between two backends"
+        complain "$f/$a -> $g/$b ($what): sideways between two folders of one layer"
     fi
 }
 
@@ -83,7 +84,7 @@ for f in $folders; do
             */*) target="$src/$f/$inc" ;;
             *)
                 target=""
-                for d in "$f" lib cpu gpu sim; do
+                for d in "$f" lib cpu gpu sim check; do
                     if [ -f "$src/$d/$inc" ]; then
                         target="$src/$d/$inc"
                         break

@@ -9,7 +9,7 @@
  * The passes are rows of one table: a pass is a way to run (runner.h), a
  * FLOP count and a check. */
 #include "config.h"
-#include "check.h"
+#include "fa2_check.h"
 #include "commands.h"
 #include "fa2.h"
 #include "fa2_writer.h"
@@ -40,13 +40,32 @@ static double fwd_bwd_flops(const problem *p)
     return problem_fwd_flops(p) + bwd_flops(p);
 }
 
+/* The checks of the passes, over the problem's host buffers. */
+static fa2_status check_fwd(const problem *p, int threads, fa2_check_result *r)
+{
+    const fa2_fwd_args a = problem_fwd_args(p, threads);
+    return fa2_check_fwd(&a, r);
+}
+
+static fa2_status check_bwd(const problem *p, int threads, fa2_check_result *r)
+{
+    const fa2_bwd_args a = problem_bwd_args(p, threads);
+    return fa2_check_bwd(&a, r);
+}
+
+static fa2_status check_fwd_bwd(const problem *p, int threads, fa2_check_result *r)
+{
+    const fa2_status st = check_fwd(p, threads, r);
+    return st ? st : check_bwd(p, threads, r);
+}
+
 typedef struct pass_info {
     const char *title;                                   /* "forward"       */
     int bwd;                                             /* has a backward  */
     fa2_status (*prepare)(void *runner_ctx);             /* untimed, once   */
     timing_fn run;                                       /* ctx: a runner   */
     double (*flops)(const problem *p);                   /* FA2 paper count */
-    fa2_status (*check)(const problem *p, int threads, check_result *r);
+    fa2_status (*check)(const problem *p, int threads, fa2_check_result *r);
 } pass_info;
 
 static const pass_info passes[RUN_PASS_COUNT] = {
@@ -65,7 +84,7 @@ typedef struct run_result {
     timing_result time;
     double flops;
     int checked;
-    check_result check;
+    fa2_check_result check;
 } run_result;
 
 /* ---- reports ------------------------------------------------------------- */
@@ -124,7 +143,7 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
                ? ", visible pairs of the window counted" : "");
     if (!r->checked)
         return;
-    const check_result *c = &r->check;
+    const fa2_check_result *c = &r->check;
     const char *lead = "  error   ";
     if (c->fwd_checked) {
         printf("%s O    max %.3g vs oracle; standard attention %.3g; "
@@ -134,17 +153,17 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
                c->lse_bound);
         lead = "          ";
     }
-    static const char *const grad_titles[CHECK_GRADS] = {"dQ ", "dK ", "dV "};
-    for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
+    static const char *const grad_titles[FA2_CHECK_GRADS] = {"dQ ", "dK ", "dV "};
+    for (int g = 0; c->bwd_checked && g < FA2_CHECK_GRADS; g++) {
         printf("%s %s  max %.3g vs oracle; standard attention %.3g; "
                "bound %.3g\n", lead, grad_titles[g], c->grad[g].err,
                c->grad[g].ref_err, c->grad[g].bound);
         lead = "          ";
     }
     char lse_floor[32];
-    snprintf(lse_floor, sizeof lse_floor, "%g", check_lse_floor());
+    snprintf(lse_floor, sizeof lse_floor, "%g", fa2_check_lse_floor());
     printf("  check    %s (bound: 2 x standard attention's error + %g%s%s)\n",
-           c->passed ? "PASS" : "FAIL", check_floor(s->dtype),
+           c->passed ? "PASS" : "FAIL", fa2_check_floor(s->dtype),
            c->fwd_checked ? "; LSE + " : "", c->fwd_checked ? lse_floor : "");
 }
 
@@ -189,7 +208,7 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
     fa2_json_number(&w, "flops", r->flops);
     fa2_json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
     if (r->checked) {
-        const check_result *c = &r->check;
+        const fa2_check_result *c = &r->check;
         char k[64];
         if (c->fwd_checked) {
             fa2_json_number(&w, "max_abs_err", c->max_abs_err);
@@ -199,8 +218,8 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
             fa2_json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
             fa2_json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
         }
-        for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
-            const char *n = check_grad_names[g];
+        for (int g = 0; c->bwd_checked && g < FA2_CHECK_GRADS; g++) {
+            const char *n = fa2_check_grad_names[g];
             snprintf(k, sizeof k, "%s_max_abs_err", n);
             fa2_json_number(&w, k, c->grad[g].err);
             snprintf(k, sizeof k, "ref_%s_max_abs_err", n);

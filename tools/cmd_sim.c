@@ -300,16 +300,6 @@ static int run_one(sim_opts *o)
 
 /* ---- sweeps -------------------------------------------------------------- */
 
-static int64_t total_bytes(const fa2_sim_counters *c)
-{
-    return c->global_read + c->global_written;
-}
-
-static int64_t dram_bytes(const fa2_sim_counters *c)
-{
-    return c->dram_read + c->dram_written;
-}
-
 static void progress(void *user, int done, int n)
 {
     (void)user;
@@ -322,7 +312,6 @@ static void progress(void *user, int done, int n)
 static int print_rows(const sim_opts *o, const sim_sweep_row *rows, int n,
                       int threads, double secs)
 {
-    const int sram_sweep = o->sweep == SIM_SWEEP_SRAM;
     if (o->out != OUT_TEXT) {
         sim_opts one = *o;
         if (o->out == OUT_JSON)
@@ -342,47 +331,7 @@ static int print_rows(const sim_opts *o, const sim_sweep_row *rows, int n,
             fputs("]\n", stdout);
         return 1;
     }
-    printf("fa2 sim --sweep %s: %s on %s, %s, L2 model %s\n", sim_sweep_names[o->sweep],
-           fa2_sim_pass_name(o->a.pass), o->dev.name, fa2_dtype_name(o->a.dtype),
-           o->a.l2 ? "on" : "off");
-    if (sram_sweep) {
-        printf("%8s %5s  %-4s %7s %7s %12s %12s %10s\n", "M bytes", "d", "algo", "Br",
-               "Bc", "global MB", "12N2d2es2/M", "ratio");
-        for (int i = 0; i < n; i++) {
-            const sim_sweep_row *w = &rows[i];
-            const double nq = (double)w->a.seqlen_q, d = (double)w->a.head_dim;
-            const double es = (double)fa2_dtype_size(w->a.dtype);
-            const double ref = 12.0 * nq * nq * d * d * es * es /
-                               (double)w->a.sram_bytes * (double)w->a.heads_q *
-                               (double)w->a.batch;
-            printf("%8lld %5lld  %-4s %7d %7d %12.2f %12.2f %10.3f\n",
-                   (long long)w->a.sram_bytes, (long long)w->a.head_dim,
-                   fa2_sim_algo_name(w->a.algo), w->t.block_m, w->t.block_n,
-                   (double)total_bytes(&w->r.total) / 1e6, ref / 1e6,
-                   (double)total_bytes(&w->r.total) / ref);
-        }
-    } else {
-        printf("%4s %6s %7s %5s %5s  %-8s %10s %10s %7s %10s %9s %8s\n", "d", "causal",
-               "seqlen", "batch", "heads", "algo", "global GB", "DRAM GB", "L2 hit",
-               "smem GB", "time ms", "TFLOP/s");
-        for (int i = 0; i < n; i++) {
-            const sim_sweep_row *w = &rows[i];
-            const int64_t acc = w->r.l2_hits + w->r.l2_misses;
-            char dram[16] = "-", hit[16] = "-";
-            if (w->a.l2) {
-                snprintf(dram, sizeof dram, "%.3f", (double)dram_bytes(&w->r.total) / 1e9);
-                snprintf(hit, sizeof hit, "%.1f%%",
-                         acc ? 100.0 * (double)w->r.l2_hits / (double)acc : 0.0);
-            }
-            printf("%4lld %6s %7lld %5lld %5lld  %-8s %10.3f %10s %7s %10.3f %9.3f %8.1f\n",
-                   (long long)w->a.head_dim, w->a.causal ? "yes" : "no",
-                   (long long)w->a.seqlen_q, (long long)w->a.batch,
-                   (long long)w->a.heads_q, fa2_sim_algo_name(w->a.algo),
-                   (double)total_bytes(&w->r.total) / 1e9, dram, hit,
-                   (double)(w->r.total.smem_read + w->r.total.smem_written) / 1e9,
-                   w->r.time_ms, w->r.tflops);
-        }
-    }
+    sim_sweep_print(stdout, (sim_sweep_kind)o->sweep, &o->a, &o->dev, rows, n);
     printf("(%d simulations in %.2f s on %d thread%s)\n", n, secs, threads,
            threads > 1 ? "s" : "");
     return 1;
