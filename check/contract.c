@@ -224,20 +224,22 @@ static void verdict(fa2_check_result *r)
     r->passed = ok;
 }
 
-fa2_status fa2_check_fwd(const fa2_fwd_args *a, fa2_check_result *r)
+/* Either pass's check into *r, and the verdict over all parts so far. */
+static fa2_status check_pass(fa2_pass pass, const void *a, fa2_check_result *r)
 {
     if (!a || !r)
-        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", a ? "r" : "a");
-    const fa2_status st = fwd_part(a, r);
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", a ? "r" : "args");
+    const fa2_status st = pass == FA2_PASS_FWD ? fwd_part(a, r) : bwd_part(a, r);
     verdict(r);
     return st;
 }
 
+fa2_status fa2_check_fwd(const fa2_fwd_args *a, fa2_check_result *r)
+{
+    return check_pass(FA2_PASS_FWD, a, r);
+}
+
 fa2_status fa2_check_bwd(const fa2_bwd_args *a, fa2_check_result *r)
 {
-    if (!a || !r)
-        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", a ? "r" : "a");
-    const fa2_status st = bwd_part(a, r);
-    verdict(r);
-    return st;
+    return check_pass(FA2_PASS_BWD, a, r);
 }

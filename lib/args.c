@@ -15,52 +15,26 @@ void fa2_bwd_args_init(fa2_bwd_args *args)
         *args = (fa2_bwd_args){.window_left = -1, .window_right = -1};
 }
 
-fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *b)
+/* The members both argument structs have, listed once: X(member). */
+#define SHARED_MEMBERS(X)                                                      \
+    X(q) X(k) X(v) X(o) X(lse) X(softmax_scale) X(causal) X(window_left)       \
+    X(window_right) X(cu_seqlens_q) X(cu_seqlens_k) X(num_seqs)                \
+    X(max_seqlen_q) X(max_seqlen_k) X(block_m) X(block_n) X(num_threads)       \
+    X(stream)
+#define COPY(member) to.member = from->member;
+
+fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *from)
 {
-    fa2_fwd_args f;
-    fa2_fwd_args_init(&f);
-    f.q = b->q;
-    f.k = b->k;
-    f.v = b->v;
-    f.o = b->o;
-    f.lse = b->lse;
-    f.softmax_scale = b->softmax_scale;
-    f.causal = b->causal;
-    f.window_left = b->window_left;
-    f.window_right = b->window_right;
-    f.cu_seqlens_q = b->cu_seqlens_q;
-    f.cu_seqlens_k = b->cu_seqlens_k;
-    f.num_seqs = b->num_seqs;
-    f.max_seqlen_q = b->max_seqlen_q;
-    f.max_seqlen_k = b->max_seqlen_k;
-    f.block_m = b->block_m;
-    f.block_n = b->block_n;
-    f.num_threads = b->num_threads;
-    f.stream = b->stream;
-    return f;
+    fa2_fwd_args to;
+    fa2_fwd_args_init(&to);
+    SHARED_MEMBERS(COPY)
+    return to;
 }
 
-fa2_bwd_args fa2_fwd_as_bwd_args(const fa2_fwd_args *f)
+fa2_bwd_args fa2_fwd_as_bwd_args(const fa2_fwd_args *from)
 {
-    fa2_bwd_args b;
-    fa2_bwd_args_init(&b);
-    b.q = f->q;
-    b.k = f->k;
-    b.v = f->v;
-    b.o = f->o;
-    b.lse = f->lse;
-    b.softmax_scale = f->softmax_scale;
-    b.causal = f->causal;
-    b.window_left = f->window_left;
-    b.window_right = f->window_right;
-    b.cu_seqlens_q = f->cu_seqlens_q;
-    b.cu_seqlens_k = f->cu_seqlens_k;
-    b.num_seqs = f->num_seqs;
-    b.max_seqlen_q = f->max_seqlen_q;
-    b.max_seqlen_k = f->max_seqlen_k;
-    b.block_m = f->block_m;
-    b.block_n = f->block_n;
-    b.num_threads = f->num_threads;
-    b.stream = f->stream;
-    return b;
+    fa2_bwd_args to;
+    fa2_bwd_args_init(&to);
+    SHARED_MEMBERS(COPY)
+    return to;
 }

@@ -8,15 +8,7 @@
 static void rows_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
                       int64_t tile)
 {
-    const fa2_problem *p = &c->S->p;
-    b->slice = slice;
-    b->seq = slice / p->heads_q;
-    b->head = slice % p->heads_q;
-    b->blk = tile;
-    b->s = fa2_problem_seq(p, b->seq);
-    b->lo = tile * L->bm;
-    b->n = sim_tile_rows(b->s.seqlen_q, tile, L->bm);
-    b->phase = b->n > 0 ? 0 : SIM_DONE;
+    b->phase = sim_query_tile(c->S, L, b, slice, tile) > 0 ? 0 : SIM_DONE;
 }
 
 /* dQ = scale * dQaccum, rounded to the dtype (FA2 and FA1 alike). */

@@ -39,34 +39,36 @@ static void l2_rows(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
     }
 }
 
-void sim_read(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
-              int64_t rows, int64_t col, int64_t row_bytes, int via)
+/* One global access of `rows` rows: the byte counters, the shared-memory
+ * staging (via SIM_SMEM: a load lands in shared memory; a store goes
+ * registers -> shared -> global, coalesced), the L2 feed. */
+static void record_access(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
+                   int64_t rows, int64_t col, int64_t row_bytes, int via, int write)
 {
     if (rows <= 0)
         return;
     const int64_t bytes = rows * row_bytes;
-    c->c->global_read += bytes;
-    c->c->tensor_read[t] += bytes;
-    if (via == SIM_SMEM)
-        c->c->smem_written += bytes; /* cp.async global -> shared */
+    *(write ? &c->c->global_written : &c->c->global_read) += bytes;
+    *(write ? &c->c->tensor_written[t] : &c->c->tensor_read[t]) += bytes;
+    if (via == SIM_SMEM) {
+        c->c->smem_written += bytes; /* cp.async global -> shared, or staging */
+        if (write)
+            c->c->smem_read += bytes;
+    }
     if (c->l2)
-        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, 0);
+        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, write);
+}
+
+void sim_read(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
+              int64_t rows, int64_t col, int64_t row_bytes, int via)
+{
+    record_access(c, t, slice, row_lo, rows, col, row_bytes, via, 0);
 }
 
 void sim_write(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
                int64_t rows, int64_t col, int64_t row_bytes, int via)
 {
-    if (rows <= 0)
-        return;
-    const int64_t bytes = rows * row_bytes;
-    c->c->global_written += bytes;
-    c->c->tensor_written[t] += bytes;
-    if (via == SIM_SMEM) { /* registers -> shared -> global, coalesced */
-        c->c->smem_written += bytes;
-        c->c->smem_read += bytes;
-    }
-    if (c->l2)
-        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, 1);
+    record_access(c, t, slice, row_lo, rows, col, row_bytes, via, 1);
 }
 
 void sim_atomic_add(sim_ctx *c, fa2_sim_tensor t, int64_t slice,

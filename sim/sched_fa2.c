@@ -43,14 +43,8 @@ static void fwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
                      int64_t tile)
 {
     const fa2_problem *p = &c->S->p;
-    b->slice = slice;
-    b->seq = slice / p->heads_q;
-    b->head = slice % p->heads_q;
-    b->blk = L->tiles - 1 - tile; /* the last query block first */
-    b->s = fa2_problem_seq(p, b->seq);
-    b->lo = b->blk * L->bm;
-    b->n = sim_tile_rows(b->s.seqlen_q, b->blk, L->bm);
-    if (b->n == 0) { /* this sequence is shorter than the longest */
+    /* the last query block first */
+    if (sim_query_tile(c->S, L, b, slice, L->tiles - 1 - tile) == 0) {
         b->phase = SIM_DONE;
         return;
     }

@@ -143,6 +143,21 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_fa1_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_std_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 typedef int (*sim_step_fn)(sim_ctx *c, const sim_launch *L, sim_block *b);
+/* Place block b on query tile blk of (sequence, query head) slice: its
+ * sequence, head and rows; returns the valid rows (0: the sequence is
+ * shorter than the longest and the block has nothing to do). */
+static inline int64_t sim_query_tile(const sim_setup *S, const sim_launch *L,
+                                     sim_block *b, int64_t slice, int64_t blk)
+{
+    b->slice = slice;
+    b->seq = slice / S->p.heads_q;
+    b->head = slice % S->p.heads_q;
+    b->blk = blk;
+    b->s = fa2_problem_seq(&S->p, b->seq);
+    b->lo = blk * L->bm;
+    b->n = sim_tile_rows(b->s.seqlen_q, blk, L->bm);
+    return b->n;
+}
 /* A launch of one block per (sequence, query head, bm query rows), each
  * doing `step` once (dq_convert.c). */
 sim_launch sim_rows_launch(const sim_setup *S, const char *name, int bm,
