@@ -43,7 +43,8 @@ static void l2_rows(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
  * staging (via SIM_SMEM: a load lands in shared memory; a store goes
  * registers -> shared -> global, coalesced), the L2 feed. */
 static void record_access(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
-                   int64_t rows, int64_t col, int64_t row_bytes, int via, int write)
+                          int64_t rows, int64_t col, int64_t row_bytes, int via,
+                          int write)
 {
     if (rows <= 0)
         return;
