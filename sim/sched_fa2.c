@@ -49,10 +49,7 @@ static void fwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
         return;
     }
     b->mask = fa2_problem_mask(p, &b->s);
-    b->range = fa2_fwd_kv_blocks(&b->mask, b->blk, L->bm, L->bn);
-    b->nsteps = fa2_block_count(b->range);
-    b->step = 0;
-    b->phase = 0;
+    sim_block_visit(b, fa2_fwd_kv_blocks(&b->mask, b->blk, L->bm, L->bn), 1);
 }
 
 static int fwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
@@ -122,10 +119,7 @@ static void bwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
         return;
     }
     b->mask = fa2_problem_mask(p, &b->s);
-    b->range = fa2_bwd_q_blocks(&b->mask, tile, L->bm, L->bn);
-    b->nsteps = S->group * fa2_block_count(b->range);
-    b->step = 0;
-    b->phase = 0;
+    sim_block_visit(b, fa2_bwd_q_blocks(&b->mask, tile, L->bm, L->bn), S->group);
 }
 
 static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)

@@ -143,6 +143,17 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_fa1_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_std_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 typedef int (*sim_step_fn)(sim_ctx *c, const sim_launch *L, sim_block *b);
+/* Start block b on the tiles of `range` it visits, `per_tile` steps each
+ * (the query heads of a GQA group share a key block). */
+static inline void sim_block_visit(sim_block *b, fa2_block_range range,
+                                   int64_t per_tile)
+{
+    b->range = range;
+    b->nsteps = per_tile * fa2_block_count(range);
+    b->step = 0;
+    b->phase = 0;
+}
+
 /* Place block b on query tile blk of (sequence, query head) slice: its
  * sequence, head and rows; returns the valid rows (0: the sequence is
  * shorter than the longest and the block has nothing to do). */

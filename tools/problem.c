@@ -254,17 +254,10 @@ int problem_create(problem *p, const problem_spec *s)
 
 void problem_destroy(problem *p)
 {
-    free(p->q);
-    free(p->k);
-    free(p->v);
-    free(p->o);
-    free(p->lse);
-    free(p->cu_seqlens_q);
-    free(p->cu_seqlens_k);
-    free(p->dout);
-    free(p->dq);
-    free(p->dk);
-    free(p->dv);
+    void *bufs[] = {p->q, p->k, p->v, p->o, p->lse, p->cu_seqlens_q, p->cu_seqlens_k,
+                    p->dout, p->dq, p->dk, p->dv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     memset(p, 0, sizeof *p);
 }
 
