@@ -6,7 +6,7 @@
  * fa2_fwd_validate (lib/validate.c) has already checked shapes, dtypes,
  * strides, overlap and the scalars, the same way for every backend. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cuda.h"
 #include "fwd_config.h"
 #include "fwd_params.h"
 #include "host_checks.h"

@@ -20,7 +20,7 @@ CUDA_SOURCES = gpu/device_query.cu gpu/host_checks.cu gpu/fwd_launch.cu \
 	gpu/fwd_sm90_hd256.cu
 FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh \
 	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_block.cuh gpu/bwd_kernel.cuh gpu/bwd_kernel_sm90.cuh gpu/wgmma.cuh gpu/host_checks.h \
-	gpu/fwd_kernel_sm90.cuh gpu/tma.cuh gpu/wgmma_wide.cuh
+	gpu/fwd_kernel_sm90.cuh gpu/tma.cuh gpu/wgmma_wide.cuh gpu/fa2_cuda.h
 noinst_HEADERS += $(FA2_GPU_HDRS)
 EXTRA_DIST += $(CUDA_SOURCES)
 if HAVE_CUDA
@@ -31,10 +31,12 @@ CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
 # nvcc writes no dependency files here: every CUDA object depends on every
 # header it may include.
 $(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
-	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_tile.h config.h
+	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_backend.h $(top_srcdir)/lib/fa2_tile.h config.h
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif
+# the backend's row of the table, the same in both builds (plain C)
+lib_libfa2_la_SOURCES += gpu/backend.c
 EXTRA_DIST += gpu/cuda_stub.c gpu/gen_wgmma_wide.py
 
 SUFFIXES = .cu .lo

@@ -3,21 +3,23 @@
  * optionally lse, dout, dq, dk, dv (cu_seqlens_q/_k: int32, packed
  * [total, heads, d] tensors). Each output is measured against the float64
  * oracle and passes when max |x - oracle| <= 2 max |standard - oracle| +
- * floor (tools/check.c's rule); the tiled mirror, run with the kernel's
+ * floor (check/fa2_check.h's rule); the tiled mirror, run with the kernel's
  * tiling (--block M,N), shows how close the kernel is to the same rounding
  * points. Prints the worst elements as (batch, row, head, col) with ulps and
  * the rows that are NaN or still hold the --fill value; exits 1 on failure.
  * python/fa2/testing.py is the same check with a diagnosis of the tiles. */
 #include "args.h"
-#include "check.h"
 #include "commands.h"
 #include "fa2.h"
-#include "fa2_internal.h" /* fa2_oracle_fwd_f64, fa2_oracle_bwd_f64 */
+#include "fa2_check.h" /* the bound's floors */
+#include "fa2_cpu.h"   /* fa2_oracle_fwd_f64, fa2_oracle_bwd_f64 */
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PROG "fa2 verify"
 
 enum { T_Q, T_K, T_V, T_O, T_LSE, T_DOUT, T_DQ, T_DK, T_DV, T_CUQ, T_CUK, T_N };
 static const char *const names[T_N] = {"q", "k", "v", "o", "lse", "dout",
@@ -164,13 +166,13 @@ static int measure(const char *name, const npy *got, fa2_dtype t, const double *
     return pass;
 }
 
-/* A whole real number ("nan" too, for --fill); -1 with a message if not. */
-static int parse_real(const arg_cursor *c, const char *text, double *out)
+/* A whole real number ("nan" too, for --fill): 0, else a message and -1. */
+static int parse_real(void *out, const char *text)
 {
     char *end;
-    *out = strtod(text, &end);
+    *(double *)out = strtod(text, &end);
     if (end == text || *end) {
-        fprintf(stderr, "%s: %s: '%s' is not a number\n", c->prog, c->name, text);
+        fprintf(stderr, "fa2 verify: '%s' is not a number\n", text);
         return -1;
     }
     return 0;
@@ -181,42 +183,34 @@ static int usage(int rc)
     fprintf(rc ? stderr : stdout,
             "usage: fa2 verify [--causal] [--window L,R] [--scale S] [--block M,N]\n"
             "                  [--dtype fp16|bf16] [--fill nan|VALUE] [--worst N] DIR\n"
-            "DIR holds q.npy k.npy v.npy o.npy [lse dout dq dk dv cu_seqlens_q/_k].npy:\n"
-            "float32, float16, ml_dtypes bfloat16, or uint16 bits with --dtype.\n");
+            "DIR (the last argument) holds q.npy k.npy v.npy o.npy [lse dout dq dk dv\n"
+            "cu_seqlens_q/_k].npy: float32, float16, ml_dtypes bfloat16, or uint16\n"
+            "bits with --dtype.\n");
     return rc;
 }
 
 int fa2_cmd_verify(int argc, char **argv)
 {
-    arg_cursor c;
-    arg_cursor_init(&c, "fa2 verify", argc, argv);
-    int causal = 0, dt16 = 0, rc = 2; /* dt16: --dtype for 16-bit bits, 0 unset */
-    int64_t wl = -1, wr = -1, bm = 0, bn = 0, worst = 5;
+    static const char *const dts[] = {"fp16", "bf16", NULL};
+    int causal = 0, dtc = -1, rc = 2; /* dtc: --dtype's index, -1 unset */
+    int64_t window[2] = {-1, -1}, block[2] = {0, 0}, worst = 5;
     double scale = 0, fill = 0;
-    const char *dir = NULL, *v;
-    while (arg_next(&c)) {
-        if (!strcmp(c.name, "-h") || !strcmp(c.name, "--help"))
-            return usage(0);
-        if (!strcmp(c.name, "--causal"))
-            causal = 1;
-        else if (!strcmp(c.name, "--window") || !strcmp(c.name, "--block") ||
-                 !strcmp(c.name, "--worst") || !strcmp(c.name, "--scale") ||
-                 !strcmp(c.name, "--fill") || !strcmp(c.name, "--dtype")) {
-            if (!(v = arg_value(&c)))
-                return 2;
-            static const char *const dts[] = {"fp16", "bf16"};
-            int bad = !strcmp(c.name, "--window") ? arg_parse_i64_pair(&c, v, -1, INT32_MAX, &wl, &wr)
-                    : !strcmp(c.name, "--block") ? arg_parse_i64_pair(&c, v, 1, 256, &bm, &bn)
-                    : !strcmp(c.name, "--worst") ? arg_parse_i64(&c, v, 0, 16, &worst)
-                    : !strcmp(c.name, "--dtype") ? (dt16 = 1 + arg_parse_choice(&c, v, dts, 2)) == 0
-                    : parse_real(&c, v, !strcmp(c.name, "--scale") ? &scale : &fill);
-            if (bad)
-                return 2;
-        } else if (c.name[0] != '-' && !dir)
-            dir = c.name;
-        else
-            return fprintf(stderr, "fa2 verify: unknown argument '%s'\n", c.name), usage(2);
-    }
+    const opt opts[] = {
+        OPT_FLAG_("--causal", &causal, 1),
+        OPT_PAIR_("--window", window, -1, INT32_MAX),
+        OPT_CALL_("--scale", &scale, parse_real),
+        OPT_PAIR_("--block", block, 1, 256),
+        OPT_CHOICE_("--dtype", &dtc, dts),
+        OPT_CALL_("--fill", &fill, parse_real),
+        OPT_I64_("--worst", &worst, 0, 16),
+    };
+    /* the directory is the last argument; the table parses the rest */
+    const char *dir = argc > 0 && argv[argc - 1][0] != '-' ? argv[argc - 1] : NULL;
+    const int parsed = opt_parse(PROG, opts, OPT_COUNT(opts), dir ? argc - 1 : argc, argv);
+    if (parsed)
+        return parsed == 1 ? usage(0) : 2;
+    int dt16 = dtc < 0 ? 0 : dtc == 0 ? FA2_DTYPE_FP16 : FA2_DTYPE_BF16;
+    const int64_t wl = window[0], wr = window[1], bm = block[0], bn = block[1];
     if (!dir)
         return usage(2);
     npy a[T_N] = {{0}};
@@ -293,9 +287,9 @@ int fa2_cmd_verify(int argc, char **argv)
     printf("fa2 verify %s: %s, mirror tiling %lld x %lld\n%-4s %12s %12s %12s %10s %12s\n", dir,
            fa2_dtype_name(t), (long long)tc.block_m, (long long)tc.block_n, "out", "max err", "standard",
            "bound", "ulps", "vs mirror");
-    int pass = measure("o", &a[T_O], t, o64, ro, mo, no, f.q.shape[3], check_floor(t), fill, (int)worst, &f.q, tc.block_m);
+    int pass = measure("o", &a[T_O], t, o64, ro, mo, no, f.q.shape[3], fa2_check_floor(t), fill, (int)worst, &f.q, tc.block_m);
     if (a[T_LSE].data)
-        pass &= measure("lse", &a[T_LSE], FA2_DTYPE_FP32, l64, rl, ml, nl, 1, check_lse_floor(), 0, (int)worst, &f.q, tc.block_m);
+        pass &= measure("lse", &a[T_LSE], FA2_DTYPE_FP32, l64, rl, ml, nl, 1, fa2_check_lse_floor(), 0, (int)worst, &f.q, tc.block_m);
     if (a[T_DOUT].data && a[T_LSE].data && (a[T_DQ].data || a[T_DK].data || a[T_DV].data)) {
         fa2_bwd_args b;
         fa2_bwd_args_init(&b);
@@ -333,7 +327,7 @@ int fa2_cmd_verify(int argc, char **argv)
         for (int i = 0; st == FA2_OK && i < 3; i++)
             if (a[T_DQ + i].data)
                 pass &= measure(names[T_DQ + i], &a[T_DQ + i], t, g64[i], rg[i], mg[i], n[i],
-                                f.q.shape[3], check_grad_floor(t, mag[i], all), fill, (int)worst, sh[i], tc.block_m);
+                                f.q.shape[3], fa2_check_grad_floor(t, mag[i], all), fill, (int)worst, sh[i], tc.block_m);
         for (int i = 0; i < 3; i++)
             free(g64[i]), free(rg[i]), free(mg[i]);
         if (st != FA2_OK) {

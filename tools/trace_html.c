@@ -17,7 +17,7 @@
  * elements. */
 #include "trace_html.h"
 
-#include "fa2_internal.h"
+#include "fa2_cpu.h" /* fa2_tiled_fwd_traced, fa2_tiled_bwd_traced */
 
 #include <math.h>
 #include <stdio.h>

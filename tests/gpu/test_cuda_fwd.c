@@ -14,7 +14,7 @@
  *   - |O_gpu - O_mirror| within a few ulp of the dtype at the scale of the
  *     output row, LSE within float32 rounding, +inf LSE exactly where the
  *     oracle has it;
- *   - max|O_gpu - oracle| <= 2 max|O_standard - oracle| + floor (DESIGN.md),
+ *   - max|O_gpu - oracle| <= 2 max|O_standard - oracle| + floor (doc/design.md),
  *     and the same for LSE.
  *
  * Exits 77 (automake SKIP) without a usable GPU. CUDA does not survive
@@ -25,6 +25,7 @@
 #include "config.h"
 #include "fa2.h"
 #include "fa2_internal.h"
+#include "fa2_cpu.h" /* the float64 oracle */
 
 #include <check.h>
 #include <math.h>
