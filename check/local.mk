@@ -3,3 +3,7 @@
 # the entry points it calls; fa2 run --check uses it.
 noinst_HEADERS += check/fa2_check.h
 lib_libfa2_la_SOURCES += check/contract.c
+# fa2 verify's engine: another implementation's .npy outputs against the
+# oracle and the bound (tools/cmd_verify.c parses its options)
+noinst_HEADERS += check/fa2_verify.h
+lib_libfa2_la_SOURCES += check/verify.c
