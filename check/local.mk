@@ -7,3 +7,6 @@ lib_libfa2_la_SOURCES += check/contract.c
 # oracle and the bound (tools/cmd_verify.c parses its options)
 noinst_HEADERS += check/fa2_verify.h
 lib_libfa2_la_SOURCES += check/verify.c
+# fa2 trace --html's teaching page: the mirror's own trace, drawn
+noinst_HEADERS += check/fa2_teach_html.h
+lib_libfa2_la_SOURCES += check/teach_html.c

@@ -10,7 +10,7 @@
 #include "commands.h"
 #include "fa2.h"
 #include "fa2_cpu.h" /* the traced mirror and the float64 oracle */
-#include "trace_html.h"
+#include "fa2_teach_html.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@ typedef struct trace_opts {
     int64_t seqlen, seqlen_k, head_dim, block_m, block_n, window_l, window_r;
     int causal, bwd, digits;
     uint64_t seed;
-    const char *html; /* --html FILE: the teaching page (trace_html.c) */
+    const char *html; /* --html FILE: the teaching page (check/teach_html.c) */
 } trace_opts;
 
 typedef struct trace_ctx {

@@ -1,4 +1,4 @@
-/* trace_html.c — the teaching page of `fa2 trace --html FILE`. It runs the
+/* teach_html.c — the teaching page of `fa2 trace --html FILE`. It runs the
  * tiled CPU mirror with a trace callback (the same callback `fa2 trace`
  * prints from, so every number on the page is the mirror's own), records
  * what each step did, and writes one HTML file with no outside references:
@@ -15,7 +15,7 @@
  *
  * tests/trace_html.sh renders it in headless Chromium and counts those
  * elements. */
-#include "trace_html.h"
+#include "fa2_teach_html.h"
 
 #include "fa2_cpu.h" /* fa2_tiled_fwd_traced, fa2_tiled_bwd_traced */
 

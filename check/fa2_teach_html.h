@@ -1,6 +1,6 @@
-/* trace_html.h — `fa2 trace --html FILE`: the teaching page. */
-#ifndef FA2_TOOLS_TRACE_HTML_H
-#define FA2_TOOLS_TRACE_HTML_H
+/* fa2_teach_html.h — `fa2 trace --html FILE`: the teaching page (check/teach_html.c). */
+#ifndef FA2_CHECK_TEACH_HTML_H
+#define FA2_CHECK_TEACH_HTML_H
 
 #include "fa2.h"
 
