@@ -21,23 +21,6 @@ static fa2_status untiled(fa2_pass pass, fa2_dtype dtype, int head_dim,
     return FA2_OK;
 }
 
-/* The CPU tiled backend's own tiling. 128 query rows x 64 keys: each K/V
- * tile loaded from memory serves 128 rows, the tiles of one worker (about
- * 100 KB at head dim 64) stay in its L2, and both tile products keep to
- * OpenBLAS's small-matrix path (measured on a 2-core AVX-512 Xeon: 64x64
- * tiles ran at 55 GFLOP/s, 128x64 at 93, fp32, one thread). */
-fa2_status fa2_cpu_tiled_tile_config(fa2_pass pass, fa2_dtype dtype,
-                                     int head_dim, fa2_tile_config *out)
-{
-    (void)pass;
-    (void)dtype;
-    out->block_m = 128;
-    out->block_n = 64;
-    out->warps = 0;
-    out->head_dim = head_dim;
-    return FA2_OK;
-}
-
 /* the rows: host memory, available everywhere */
 const fa2_backend_ops fa2_cpu_oracle_ops = {"oracle", 0, always_available,
     fa2_cpu_oracle_fwd, fa2_cpu_oracle_bwd, untiled, NULL};

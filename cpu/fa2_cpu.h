@@ -38,7 +38,7 @@ extern const fa2_backend_ops fa2_cpu_oracle_ops;
 extern const fa2_backend_ops fa2_cpu_standard_ops;
 extern const fa2_backend_ops fa2_cpu_tiled_ops;
 
-/* The tiled backend's own tiling (cpu/backends.c). */
+/* The tiled backend's own tiling (cpu/tile_config.c). */
 fa2_status fa2_cpu_tiled_tile_config(fa2_pass pass, fa2_dtype dtype,
                                      int head_dim, fa2_tile_config *out);
 

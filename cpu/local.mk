@@ -2,6 +2,7 @@
 noinst_HEADERS += cpu/fa2_cpu.h cpu/fa2_cpu_simd.h
 lib_libfa2_la_SOURCES += \
 	cpu/backends.c \
+	cpu/tile_config.c \
 	cpu/tile_io.c \
 	cpu/oracle_fwd.c \
 	cpu/standard_fwd.c \

@@ -283,7 +283,7 @@ fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
                                 void *user)
 {
     fa2_problem p;
-    fa2_status st = fa2_fwd_validate(args, &fa2_cpu_tiled_ops, &p);
+    fa2_status st = fa2_fwd_validate(args, NULL, &p);
     if (st != FA2_OK)
         return st;
     if ((st = fa2_problem_trace(&p, fn, user)) != FA2_OK)

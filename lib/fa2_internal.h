@@ -124,7 +124,8 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
 
 /* Check every argument of a forward call; fill *p on success. ops is the
  * backend's row (fa2_backend.h): where its tensors live decides whether the
- * lengths in cu_seqlens can be read here; NULL: host memory. */
+ * lengths in cu_seqlens can be read here; NULL: host memory (what a
+ * backend's own helpers pass, such as the float64 oracle's). */
 struct fa2_backend_ops;
 fa2_status fa2_fwd_validate(const fa2_fwd_args *args,
                             const struct fa2_backend_ops *ops, fa2_problem *p);

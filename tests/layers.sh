@@ -15,8 +15,9 @@
 # undefined symbol of an object in folder F that another folder G defines
 # is a reference from F to G: nm -P). Inside sim/ the files have layers of
 # their own (the event recorder below the schedules, the schedules below
-# the driver). Exit 0: every edge points down; 1: the offending edges are
-# listed. Run by make check from the build tree ($srcdir: the sources).
+# the driver), and no two files anywhere call each other. Exit 0: every
+# edge points down; 1: the offending edges are listed. Run by make check
+# from the build tree ($srcdir: the sources).
 set -u
 src=${srcdir:-.}
 build=${LAYERS_BUILDDIR:-.}
@@ -131,6 +132,13 @@ done <<EDGES
 $edges
 EDGES
 [ "$calls" -gt 50 ] || complain "only $calls cross-file references found: nm failed?"
+
+# no two files call each other, in any folder (a circle of two files is
+# one unit in two files, or a layer missing between them)
+circles=$(printf '%s\n' "$edges" | awk 'NF >= 4 { e[$1 "/" $2 " " $3 "/" $4] = 1 }
+    END { for (k in e) { split(k, a, " ");
+          if ((a[2] " " a[1]) in e && a[1] < a[2]) print a[1] " <-> " a[2] } }')
+[ -z "$circles" ] || complain "files that call each other: $circles"
 
 if [ $bad -eq 0 ]; then
     echo "layers: $checked_includes includes and $calls cross-file references" \
