@@ -1,6 +1,8 @@
 /* standard_bwd.c — the backward of standard attention, as a framework
  * computes it from saved tensors: for one (sequence, head) it materialises
- * P (recomputed exactly as standard_fwd.c computes it) and dP = dO V^T in
+ * P (recomputed exactly as standard_fwd.c computes it: S = scale Q K^T
+ * rounded to the dtype, then the softmax; a framework saves that very P)
+ * and dP = dO V^T in
  * memory, and rounds where a low-precision framework rounds (dP, dS and the
  * gradients are stored in the input dtype). OpenBLAS does the products.
  *
@@ -64,7 +66,7 @@ static void standard_bwd_item(void *ctx, int64_t item, int worker)
         } else {
             /* P, recomputed as the forward computed it */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk,
-                        (int)d, 1.0f, q, (int)d, k, (int)d, 0.0f, P, (int)nk);
+                        (int)d, p->scale, q, (int)d, k, (int)d, 0.0f, P, (int)nk);
             fa2_round_buffer(P, nq * nk, p->dtype);
             for (int64_t i = 0; i < nq; i++)
                 fa2_standard_softmax_row(p, &mask, i, P + i * nk, nk);

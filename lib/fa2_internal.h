@@ -129,9 +129,13 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *args, fa2_backend backend,
 /* Distinct indices of t (first ndim dims) are distinct addresses (a
  * sufficient test on sorted strides). */
 int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim);
-/* The byte ranges of a and b intersect. */
+/* a and b (first na / nb dims, both checked) may share a byte: decided on
+ * elements, so interleaved layouts that share none (packed dqkv) pass. */
 int fa2_tensor_spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b,
                              int nb);
+/* t spans at most 2^62 bytes and does not wrap around the address space
+ * (FA2_ERR_SHAPE otherwise); sizes and strides already checked. */
+fa2_status fa2_tensor_check_span(const fa2_tensor *t, const char *name, int ndim);
 
 /* Check every argument of a backward call; fill *p on success. */
 fa2_status fa2_bwd_validate(const fa2_bwd_args *args, fa2_backend backend,
