@@ -41,12 +41,12 @@ static void oracle_bwd_item(void *ctx, int64_t item, int worker)
     const fa2_seq s = fa2_problem_seq(p, b);
     const fa2_mask mask = fa2_problem_mask(p, &s);
     const int64_t nk = s.seqlen_k;
-    const size_t kd = (size_t)((nk ? nk : 1) * d);
+    const int64_t kd = nk * d;
 
-    double *k = malloc(sizeof(double) * kd), *v = malloc(sizeof(double) * kd);
-    double *dk = calloc(kd, sizeof(double)), *dv = calloc(kd, sizeof(double));
-    double *sc = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
-    double *dp = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
+    double *k = fa2_alloc_n(kd, sizeof(double)), *v = fa2_alloc_n(kd, sizeof(double));
+    double *dk = fa2_calloc_n(kd, sizeof(double)), *dv = fa2_calloc_n(kd, sizeof(double));
+    double *sc = fa2_alloc_n(nk, sizeof(double));
+    double *dp = fa2_alloc_n(nk, sizeof(double));
     double *q = malloc(sizeof(double) * (size_t)d), *dO = malloc(sizeof(double) * (size_t)d);
     double *dq = malloc(sizeof(double) * (size_t)d);
     double *o = malloc(sizeof(double) * (size_t)d);

@@ -69,11 +69,11 @@ static void standard_item(void *ctx, int64_t item, int worker)
 
     if (nq == 0)
         return;
-    float *q = malloc(sizeof(float) * (size_t)(nq * d));
-    float *k = malloc(sizeof(float) * (size_t)((nk ? nk : 1) * d));
-    float *v = malloc(sizeof(float) * (size_t)((nk ? nk : 1) * d));
-    float *sp = malloc(sizeof(float) * (size_t)(nq * (nk ? nk : 1)));
-    float *o = malloc(sizeof(float) * (size_t)(nq * d));
+    float *q = fa2_alloc_n(nq * d, sizeof(float));
+    float *k = fa2_alloc_n(nk * d, sizeof(float));
+    float *v = fa2_alloc_n(nk * d, sizeof(float));
+    float *sp = fa2_alloc_n(nq * nk, sizeof(float)); /* up to 2^62 elements */
+    float *o = fa2_alloc_n(nq * d, sizeof(float));
     if (!q || !k || !v || !sp || !o) {
         atomic_store(&job->failed, 1);
         goto out;

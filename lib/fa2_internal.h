@@ -10,6 +10,7 @@
 #include "fa2_tile.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -170,6 +171,26 @@ static inline float *fa2_lse_at(const fa2_tensor *lse, int64_t b, int64_t h,
 {
     return (float *)lse->data + b * lse->stride[0] + h * lse->stride[1] +
            row * lse->stride[2];
+}
+
+/* malloc / calloc of n elements of `size` bytes, NULL when n * size does
+ * not fit in size_t (a score matrix of two 2^31-row sequences would wrap
+ * to a small allocation otherwise). n = 0 allocates one element. */
+static inline void *fa2_alloc_n(int64_t n, size_t size)
+{
+    if (n < 1)
+        n = 1;
+    if ((uint64_t)n > SIZE_MAX / size)
+        return NULL;
+    return malloc((size_t)n * size);
+}
+static inline void *fa2_calloc_n(int64_t n, size_t size)
+{
+    if (n < 1)
+        n = 1;
+    if ((uint64_t)n > SIZE_MAX / size)
+        return NULL;
+    return calloc((size_t)n, size);
 }
 
 /* Round every element of buf to dtype's precision, in place. */

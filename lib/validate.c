@@ -303,6 +303,12 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
     for (int i = 0; i < 4; i++)
         if ((st = check_same_dim(&a->q, "q", &a->o, "o", i, "same as q")))
             return st;
+    /* sequence lengths are int32 everywhere past validation: cu_seqlens,
+     * BLAS dimensions, the kernels' row indices */
+    if (a->q.shape[1] > INT32_MAX || a->k.shape[1] > INT32_MAX)
+        return fa2_fail(FA2_ERR_SHAPE, "seqlen_q/seqlen_k (q.shape[1], k.shape[1]) "
+                        "are %lld/%lld, expected at most 2^31 - 1",
+                        (long long)a->q.shape[1], (long long)a->k.shape[1]);
     if (a->q.shape[2] % a->k.shape[2] != 0)
         return fa2_fail(FA2_ERR_SHAPE, "heads_q (q.shape[2] = %lld) must be a "
                         "multiple of heads_kv (k.shape[2] = %lld)",

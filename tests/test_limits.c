@@ -13,7 +13,9 @@
  *   - overlap is decided on elements: flash-attn's packed dqkv [B, N, 3, H,
  *     d] and packed qkv are accepted and give the same bits as separate
  *     tensors, while views that do share an element are still refused;
- *   - softmax_scale whose scale * log2(e) overflows float is refused.
+ *   - softmax_scale whose scale * log2(e) overflows float is refused;
+ *   - sequences longer than 2^31 - 1 rows are refused (FA2_ERR_SHAPE), and
+ *     a workspace whose byte count overflows size_t is never allocated.
  */
 #include "config.h"
 #include "testlib.h"
@@ -306,6 +308,30 @@ START_TEST(a_softmax_scale_whose_log2_scaling_overflows_is_refused)
 }
 END_TEST
 
+START_TEST(a_sequence_longer_than_int32_is_refused_and_huge_buffers_are_not_wrapped)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    tl_problem p;
+    tl_spec s;
+    tl_spec_init(&s);
+    tl_problem_init(&p, &s, &r);
+    fa2_fwd_args a = p.args; /* checked only: no memory is touched */
+    a.q = fa2_tensor_4d(p.args.q.data, FA2_DTYPE_FP32, 1, (int64_t)1 << 31, 1, 8);
+    a.o = fa2_tensor_4d(p.args.o.data, FA2_DTYPE_FP32, 1, (int64_t)1 << 31, 1, 8);
+    a.lse.data = NULL;
+    ck_assert_int_eq(fa2_fwd_check(&a, FA2_BACKEND_CPU_STANDARD), FA2_ERR_SHAPE);
+    ck_assert(tl_error_mentions("seqlen"));
+    /* a score matrix of 2^31 x 2^31 floats is 2^64 bytes: no allocation */
+    ck_assert_ptr_null(fa2_alloc_n((int64_t)1 << 62, sizeof(float)));
+    ck_assert_ptr_null(fa2_calloc_n(INT64_MAX, sizeof(double)));
+    void *one = fa2_alloc_n(0, sizeof(double));
+    ck_assert_ptr_nonnull(one);
+    free(one);
+    tl_problem_free(&p);
+}
+END_TEST
+
 /* ---- packed layouts ---------------------------------------------------------- */
 
 /* View t of shape [B, N, H, d] into a packed [B, N, 3, H, d] buffer, slot
@@ -433,6 +459,7 @@ int main(void)
     tcase_add_test(t, the_backward_tensors_get_the_span_check_q_gets);
     tcase_add_test(t, a_span_that_wraps_the_address_space_is_refused);
     tcase_add_test(t, a_softmax_scale_whose_log2_scaling_overflows_is_refused);
+    tcase_add_test(t, a_sequence_longer_than_int32_is_refused_and_huge_buffers_are_not_wrapped);
     tcase_add_test(t, packed_qkv_and_dqkv_are_accepted_and_give_the_same_bits);
     suite_add_tcase(s, t);
     return tl_run_suite(s);
