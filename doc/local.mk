@@ -8,3 +8,4 @@ dist_doc_DATA += doc/PERFORMANCE.md doc/NOTES-gpu.md
 EXTRA_DIST += bench/NOTES-bwd.md bench/bwd_compare.py bench/device_run.sh \
 	bench/pack_run.sh bench/sdpa_compare.py bench/traffic_probe.py \
 	python/fa2.py python/test_train.py
+dist_doc_DATA += doc/NOTES-trust.md
