@@ -1,6 +1,7 @@
 # cpu/: float64 oracle, standard attention (OpenBLAS), tiled FA2 mirror.
 noinst_HEADERS += cpu/fa2_cpu.h cpu/fa2_cpu_simd.h
 lib_libfa2_la_SOURCES += \
+	cpu/backends.c \
 	cpu/tile_io.c \
 	cpu/oracle_fwd.c \
 	cpu/standard_fwd.c \

@@ -1,5 +1,5 @@
 /* tiled_fwd.c — the FlashAttention-2 forward pass on the CPU, step for step
- * as the CUDA kernel runs it (FA2 paper, Algorithm 1; DESIGN.md "Forward").
+ * as the CUDA kernel runs it (FA2 paper, Algorithm 1; doc/design.md, "The numerics contract").
  *
  * One work item is one (sequence, head, query block i): the FA2 outer loop,
  * whose iterations are independent. For that block:
@@ -254,7 +254,7 @@ static tile_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
 fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
 {
     fa2_tile_config cfg;
-    fa2_status st = fa2_tile_config_for(FA2_BACKEND_CPU_TILED, FA2_PASS_FWD,
+    fa2_status st = fa2_cpu_tiled_tile_config(FA2_PASS_FWD,
                                         p->dtype, (int)p->head_dim, &cfg);
     if (st != FA2_OK)
         return st;
@@ -284,7 +284,7 @@ fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
                                 void *user)
 {
     fa2_problem p;
-    fa2_status st = fa2_fwd_validate(args, FA2_BACKEND_CPU_TILED, &p);
+    fa2_status st = fa2_fwd_validate(args, &fa2_cpu_tiled_ops, &p);
     if (st != FA2_OK)
         return st;
     if ((st = fa2_problem_trace(&p, fn, user)) != FA2_OK)

@@ -56,3 +56,11 @@ tests_test_limits_SOURCES = tests/test_limits.c tests/testlib.c
 tests_test_limits_CFLAGS = $(TEST_CFLAGS)
 tests_test_limits_LDADD = $(TEST_LIBS)
 endif
+
+# The layering rule (doc/design.md): includes and calls point down only.
+TESTS += tests/layers.sh
+EXTRA_DIST += tests/layers.sh
+
+# The fa2 program's behaviours (issue 17 items 4 and 5).
+TESTS += tests/cli.sh
+EXTRA_DIST += tests/cli.sh
