@@ -41,12 +41,12 @@ static void oracle_bwd_item(void *ctx, int64_t item, int worker)
     const fa2_seq s = fa2_problem_seq(p, b);
     const fa2_mask mask = fa2_problem_mask(p, &s);
     const int64_t nk = s.seqlen_k;
-    const size_t kd = (size_t)((nk ? nk : 1) * d);
+    const int64_t kd = nk * d;
 
-    double *k = malloc(sizeof(double) * kd), *v = malloc(sizeof(double) * kd);
-    double *dk = calloc(kd, sizeof(double)), *dv = calloc(kd, sizeof(double));
-    double *sc = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
-    double *dp = malloc(sizeof(double) * (size_t)(nk ? nk : 1));
+    double *k = fa2_alloc_n(kd, sizeof(double)), *v = fa2_alloc_n(kd, sizeof(double));
+    double *dk = fa2_calloc_n(kd, sizeof(double)), *dv = fa2_calloc_n(kd, sizeof(double));
+    double *sc = fa2_alloc_n(nk, sizeof(double));
+    double *dp = fa2_alloc_n(nk, sizeof(double));
     double *q = malloc(sizeof(double) * (size_t)d), *dO = malloc(sizeof(double) * (size_t)d);
     double *dq = malloc(sizeof(double) * (size_t)d);
     double *o = malloc(sizeof(double) * (size_t)d);
@@ -64,48 +64,47 @@ static void oracle_bwd_item(void *ctx, int64_t item, int worker)
             const int64_t qrow = s.q_start + i;
             fa2_load_row_f64(&a->q, s.batch, qrow, h, d, q);
             fa2_load_row_f64(&a->dout, s.batch, qrow, h, d, dO);
+            /* the keys row i sees: one interval (fa2_tile.h); as in the
+             * forward oracle, non-finite values are carried, not filtered:
+             * a NaN score makes l, every p_j and so every gradient the row
+             * touches NaN, and a row with l = 0 (no key, or only -inf
+             * scores) has p = 0: its gradients are 0 * (its terms) */
+            int64_t lo, hi;
+            fa2_visible_cols(&mask, i, i + 1, &lo, &hi);
             double m = -INFINITY;
-            for (int64_t j = 0; j < nk; j++) {
-                sc[j] = -INFINITY;
-                if (!fa2_mask_visible(&mask, i, j))
-                    continue;
+            for (int64_t j = lo; j < hi; j++) {
                 double dot = 0.0;
                 for (int64_t c = 0; c < d; c++)
                     dot += q[c] * k[j * d + c];
                 sc[j] = (double)p->scale * dot;
-                m = sc[j] > m ? sc[j] : m;
+                if (sc[j] > m)
+                    m = sc[j];
+            }
+            const double shift = m == -INFINITY ? 0.0 : m;
+            double l = 0.0, pdp = 0.0;
+            for (int64_t j = lo; j < hi; j++)
+                l += exp(sc[j] - shift);
+            for (int64_t j = lo; j < hi; j++) {
+                sc[j] = l == 0.0 ? 0.0 : exp(sc[j] - shift) / l; /* now p_j */
+                double t = 0.0;
+                for (int64_t c = 0; c < d; c++)
+                    t += dO[c] * v[j * d + c];
+                dp[j] = t;
+                pdp += sc[j] * t;
+            }
+            if (job->d_from_o) {
+                fa2_load_row_f64(&a->o, s.batch, qrow, h, d, o);
+                pdp = 0.0;
+                for (int64_t c = 0; c < d; c++)
+                    pdp += dO[c] * o[c];
             }
             memset(dq, 0, sizeof(double) * (size_t)d);
-            if (m != -INFINITY) { /* a row that sees no key has zero gradients */
-                double l = 0.0, pdp = 0.0;
-                for (int64_t j = 0; j < nk; j++)
-                    if (sc[j] != -INFINITY)
-                        l += exp(sc[j] - m);
-                for (int64_t j = 0; j < nk; j++) {
-                    if (sc[j] == -INFINITY)
-                        continue;
-                    sc[j] = exp(sc[j] - m) / l; /* now p_j */
-                    double t = 0.0;
-                    for (int64_t c = 0; c < d; c++)
-                        t += dO[c] * v[j * d + c];
-                    dp[j] = t;
-                    pdp += sc[j] * t;
-                }
-                if (job->d_from_o) {
-                    fa2_load_row_f64(&a->o, s.batch, qrow, h, d, o);
-                    pdp = 0.0;
-                    for (int64_t c = 0; c < d; c++)
-                        pdp += dO[c] * o[c];
-                }
-                for (int64_t j = 0; j < nk; j++) {
-                    if (sc[j] == -INFINITY)
-                        continue;
-                    const double ds = sc[j] * (dp[j] - pdp) * (double)p->scale;
-                    for (int64_t c = 0; c < d; c++) {
-                        dv[j * d + c] += sc[j] * dO[c];
-                        dk[j * d + c] += ds * q[c];
-                        dq[c] += ds * k[j * d + c];
-                    }
+            for (int64_t j = lo; j < hi; j++) {
+                const double ds = sc[j] * (dp[j] - pdp) * (double)p->scale;
+                for (int64_t c = 0; c < d; c++) {
+                    dv[j * d + c] += sc[j] * dO[c];
+                    dk[j * d + c] += ds * q[c];
+                    dq[c] += ds * k[j * d + c];
                 }
             }
             if (job->dq64)

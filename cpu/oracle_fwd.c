@@ -25,7 +25,16 @@ typedef struct oracle_job {
     atomic_int failed;  /* set by a worker whose allocation failed      */
 } oracle_job;
 
-/* One query row: out[0..d) = O row, returns LSE (+inf if it sees no key). */
+/* One query row: out[0..d) = O row, returns LSE (+inf if it sees no key).
+ *
+ * Non-finite values (doc/algorithm.md, "Non-finite inputs") are carried by
+ * IEEE arithmetic, never filtered: the max skips a NaN score (a > compare),
+ * but that score's weight exp(NaN - m) is NaN, so l, every element of O and
+ * LSE are NaN; a +inf score makes m = +inf and its weight exp(inf - inf)
+ * NaN; a -inf score has weight 0. Every visible key's v is multiplied by its
+ * weight, 0 included, so a NaN in v reaches O wherever the key is visible. A
+ * row whose visible scores are all -inf has l = 0 and counts as seeing no
+ * key (LSE = +inf), as in the tiled backends. */
 static double oracle_row(const fa2_fwd_args *a, const fa2_problem *p,
                          const fa2_seq *s, const fa2_mask *mask, int64_t h,
                          int64_t i, double *q, double *kv, double *scores,
@@ -33,13 +42,12 @@ static double oracle_row(const fa2_fwd_args *a, const fa2_problem *p,
 {
     const int64_t d = p->head_dim;
     const int64_t hk = h / (p->heads_q / p->heads_kv);
+    int64_t lo, hi; /* the keys row i sees: one interval (fa2_tile.h) */
     double m = -INFINITY;
 
+    fa2_visible_cols(mask, i, i + 1, &lo, &hi);
     fa2_load_row_f64(&a->q, s->batch, s->q_start + i, h, d, q);
-    for (int64_t j = 0; j < s->seqlen_k; j++) {
-        scores[j] = -INFINITY;
-        if (!fa2_mask_visible(mask, i, j))
-            continue;
+    for (int64_t j = lo; j < hi; j++) {
         fa2_load_row_f64(&a->k, s->batch, s->k_start + j, hk, d, kv);
         double dot = 0.0;
         for (int64_t c = 0; c < d; c++)
@@ -50,18 +58,17 @@ static double oracle_row(const fa2_fwd_args *a, const fa2_problem *p,
     }
     for (int64_t c = 0; c < d; c++)
         out[c] = 0.0;
-    if (m == -INFINITY) /* no visible key: O = 0, LSE = +inf */
-        return INFINITY;
+    const double shift = m == -INFINITY ? 0.0 : m; /* exp(-inf - 0) = 0 */
     double l = 0.0;
-    for (int64_t j = 0; j < s->seqlen_k; j++) {
-        if (scores[j] == -INFINITY)
-            continue;
-        const double w = exp(scores[j] - m);
+    for (int64_t j = lo; j < hi; j++) {
+        const double w = exp(scores[j] - shift);
         l += w;
         fa2_load_row_f64(&a->v, s->batch, s->k_start + j, hk, d, kv);
         for (int64_t c = 0; c < d; c++)
             out[c] += w * kv[c];
     }
+    if (l == 0.0) /* no visible key (or only -inf scores): O = 0, LSE = +inf */
+        return INFINITY;
     for (int64_t c = 0; c < d; c++)
         out[c] /= l;
     return m + log(l);

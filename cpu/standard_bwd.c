@@ -1,6 +1,8 @@
 /* standard_bwd.c — the backward of standard attention, as a framework
  * computes it from saved tensors: for one (sequence, head) it materialises
- * P (recomputed exactly as standard_fwd.c computes it) and dP = dO V^T in
+ * P (recomputed exactly as standard_fwd.c computes it: S = scale Q K^T
+ * rounded to the dtype, then the softmax; a framework saves that very P)
+ * and dP = dO V^T in
  * memory, and rounds where a low-precision framework rounds (dP, dS and the
  * gradients are stored in the input dtype). OpenBLAS does the products.
  *
@@ -41,14 +43,14 @@ static void standard_bwd_item(void *ctx, int64_t item, int worker)
     const fa2_seq s = fa2_problem_seq(p, b);
     const fa2_mask mask = fa2_problem_mask(p, &s);
     const int64_t nq = s.seqlen_q, nk = s.seqlen_k;
-    const size_t qd = (size_t)((nq ? nq : 1) * d), kd = (size_t)((nk ? nk : 1) * d);
-    const size_t qk = (size_t)((nq ? nq : 1) * (nk ? nk : 1));
+    const int64_t qd = nq * d, kd = nk * d;
+    const int64_t qk = nq * nk; /* up to 2^62: fa2_alloc_n checks the bytes */
 
-    float *q = malloc(sizeof(float) * qd), *dO = malloc(sizeof(float) * qd);
-    float *dq = malloc(sizeof(float) * qd);
-    float *k = malloc(sizeof(float) * kd), *v = malloc(sizeof(float) * kd);
-    float *dk = calloc(kd, sizeof(float)), *dv = calloc(kd, sizeof(float));
-    float *P = malloc(sizeof(float) * qk), *dP = malloc(sizeof(float) * qk);
+    float *q = fa2_alloc_n(qd, sizeof(float)), *dO = fa2_alloc_n(qd, sizeof(float));
+    float *dq = fa2_alloc_n(qd, sizeof(float));
+    float *k = fa2_alloc_n(kd, sizeof(float)), *v = fa2_alloc_n(kd, sizeof(float));
+    float *dk = fa2_calloc_n(kd, sizeof(float)), *dv = fa2_calloc_n(kd, sizeof(float));
+    float *P = fa2_alloc_n(qk, sizeof(float)), *dP = fa2_alloc_n(qk, sizeof(float));
     if (!q || !dO || !dq || !k || !v || !dk || !dv || !P || !dP) {
         atomic_store(&job->failed, 1);
         goto out;
@@ -59,12 +61,12 @@ static void standard_bwd_item(void *ctx, int64_t item, int worker)
         load_rows(&a->q, &s, s.q_start, nq, h, d, q);
         load_rows(&a->dout, &s, s.q_start, nq, h, d, dO);
         if (nk == 0) { /* no keys: every gradient of this head is zero */
-            for (size_t x = 0; x < (size_t)(nq * d); x++)
+            for (int64_t x = 0; x < qd; x++)
                 dq[x] = 0.0f;
         } else {
             /* P, recomputed as the forward computed it */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk,
-                        (int)d, 1.0f, q, (int)d, k, (int)d, 0.0f, P, (int)nk);
+                        (int)d, p->scale, q, (int)d, k, (int)d, 0.0f, P, (int)nk);
             fa2_round_buffer(P, nq * nk, p->dtype);
             for (int64_t i = 0; i < nq; i++)
                 fa2_standard_softmax_row(p, &mask, i, P + i * nk, nk);

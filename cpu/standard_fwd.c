@@ -1,13 +1,16 @@
 /* standard_fwd.c — standard attention, the baseline FlashAttention is
  * measured against (the FA paper's Algorithm 0): for one (sequence, head) at
- * a time it materialises the whole score matrix S = Q K^T and P = softmax(S)
- * in memory, with OpenBLAS sgemm for both products.
+ * a time it materialises the whole score matrix S = scale Q K^T and P =
+ * softmax(S) in memory, with OpenBLAS sgemm for both products.
  *
  * It computes in float32 from the converted inputs and rounds where a
  * low-precision framework (PyTorch's math path in fp16/bf16) rounds: the
- * matmul output S, the softmax output P and the output O are stored in the
- * input dtype. Its error against the oracle is the yardstick of the
- * numerics contract: FA2 must stay within 2x of it. */
+ * scaled scores S (the scale is applied before S is stored, as PyTorch
+ * scales before its matmul's output is rounded, so fp16 S overflows only
+ * where the scaled score does), the softmax output P and the output O are
+ * stored in the input dtype; the softmax itself runs in float32. Its error
+ * against the oracle is the yardstick of the numerics contract: FA2 must
+ * stay within 2x of it. */
 #include "config.h"
 #include "fa2_cpu.h"
 
@@ -22,30 +25,31 @@ typedef struct standard_job {
     atomic_int failed;
 } standard_job;
 
-/* P = softmax(scale * S) of one row over its visible keys, rounded to the
- * dtype; returns the row's LSE (+inf when it sees no key). The backward
- * (standard_bwd.c) recomputes P with the same function. */
+/* P = softmax(S) of one row of scaled scores over its visible keys,
+ * rounded to the dtype; returns the row's LSE (+inf when it sees no key).
+ * Masked keys get P = 0 exactly. Non-finite scores are carried as in the
+ * oracle (doc/algorithm.md, "Non-finite inputs"): a NaN or +inf score makes
+ * the row's visible P and its LSE NaN. The backward (standard_bwd.c)
+ * recomputes P with the same function. */
 float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask, int64_t i,
-                         float *row, int64_t nk)
+                               float *row, int64_t nk)
 {
+    int64_t lo, hi; /* the keys row i sees: one interval (fa2_tile.h) */
+    fa2_visible_cols(mask, i, i + 1, &lo, &hi);
     float m = -INFINITY;
-    for (int64_t j = 0; j < nk; j++) {
-        row[j] = fa2_mask_visible(mask, i, j) ? row[j] * p->scale : -INFINITY;
+    for (int64_t j = lo; j < hi; j++)
         if (row[j] > m)
             m = row[j];
-    }
-    if (m == -INFINITY) {
-        for (int64_t j = 0; j < nk; j++)
-            row[j] = 0.0f;
-        return INFINITY;
-    }
+    const float shift = m == -INFINITY ? 0.0f : m; /* exp(-inf - 0) = 0 */
     float l = 0.0f;
     for (int64_t j = 0; j < nk; j++) {
-        row[j] = expf(row[j] - m);
+        row[j] = (j >= lo && j < hi) ? expf(row[j] - shift) : 0.0f;
         l += row[j];
     }
+    if (l == 0.0f) /* no visible key (or only -inf scores) */
+        return INFINITY;
     const float inv = 1.0f / l;
-    for (int64_t j = 0; j < nk; j++)
+    for (int64_t j = lo; j < hi; j++)
         row[j] = fa2_round_to_dtype(row[j] * inv, p->dtype);
     return m + logf(l);
 }
@@ -65,11 +69,11 @@ static void standard_item(void *ctx, int64_t item, int worker)
 
     if (nq == 0)
         return;
-    float *q = malloc(sizeof(float) * (size_t)(nq * d));
-    float *k = malloc(sizeof(float) * (size_t)((nk ? nk : 1) * d));
-    float *v = malloc(sizeof(float) * (size_t)((nk ? nk : 1) * d));
-    float *sp = malloc(sizeof(float) * (size_t)(nq * (nk ? nk : 1)));
-    float *o = malloc(sizeof(float) * (size_t)(nq * d));
+    float *q = fa2_alloc_n(nq * d, sizeof(float));
+    float *k = fa2_alloc_n(nk * d, sizeof(float));
+    float *v = fa2_alloc_n(nk * d, sizeof(float));
+    float *sp = fa2_alloc_n(nq * nk, sizeof(float)); /* up to 2^62 elements */
+    float *o = fa2_alloc_n(nq * d, sizeof(float));
     if (!q || !k || !v || !sp || !o) {
         atomic_store(&job->failed, 1);
         goto out;
@@ -81,9 +85,10 @@ static void standard_item(void *ctx, int64_t item, int worker)
         fa2_load_row_f32(&a->v, s.batch, s.k_start + j, hk, d, v + j * d);
     }
     if (nk > 0) {
-        /* S = Q K^T, stored in the input dtype like a framework's matmul */
+        /* S = scale Q K^T, stored in the input dtype like a framework's
+         * matmul output */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk,
-                    (int)d, 1.0f, q, (int)d, k, (int)d, 0.0f, sp, (int)nk);
+                    (int)d, p->scale, q, (int)d, k, (int)d, 0.0f, sp, (int)nk);
         fa2_round_buffer(sp, nq * nk, p->dtype);
     }
     for (int64_t i = 0; i < nq; i++) {

@@ -156,8 +156,8 @@ static void add_dq_tile(const tiled_bwd_job *job, const fa2_seq *s, int64_t b,
                           memory_order_release);
 }
 
-/* P = exp2(S c - LSE log2 e) of one row (fa2_softmax_p's arithmetic with
- * the vectorisable exp2), masked entries already -inf; also round(P). */
+/* P = exp2(S c - LSE log2 e) of one row (fa2_bwd_p's arithmetic with the
+ * vectorisable exp2), masked entries already -inf; also round(P). */
 FA2_CPU_CLONES
 static void p_from_lse(float *p, float *pr, int64_t cols, float c, float lse2,
                        fa2_dtype dt)

@@ -79,13 +79,14 @@ static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
         w->alpha[i] = fa2_softmax_rescale(&w->state[i], tmax[i], c, &ms[i]);
         sum[i] = 0.0f;
     }
-    /* P = exp2(S c - m c): fa2_softmax_p's arithmetic, with an exp2 that
+    /* P = exp2(S c - m c): fa2_softmax_p's arithmetic (the exponent in the
+     * form that is exact for the row, fa2_softmax_arg), with an exp2 that
      * vectorises; each row's sum runs over its keys in order */
     for (int64_t j = 0; j < cols; j++) {
         float *sj = w->st + j * block_m;
 #pragma omp simd
         for (int64_t i = 0; i < rows; i++) {
-            sj[i] = fa2_simd_exp2(fmaf(sj[i], c, -ms[i]));
+            sj[i] = fa2_simd_exp2(fa2_softmax_arg(sj[i], c, ms[i]));
             sum[i] += sj[i];
         }
         fa2_simd_round_row(sj, rows, p->dtype); /* round(P); l keeps float32 */

@@ -23,3 +23,4 @@ EXTRA_DIST += \
 	bench/results/h100-2026-11-24-final/sdpa_compare.png \
 	bench/results/h100-2026-11-24-final/sdpa_compare.csv \
 	bench/bwd_device_run.sh
+dist_doc_DATA += doc/NOTES-trust.md

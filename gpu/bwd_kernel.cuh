@@ -12,7 +12,7 @@
  *               step's copy overlaps this one)
  *           S^T  = K_j Q_i^T                 mma.m16n8k16, f32 acc
  *           mask (tiles fa2_tile_needs_mask names; fa2_visible_rows per key)
- *           P^T  = exp2(S^T c - LSE log2 e)  (fa2_softmax_p, fa2_bwd_lse_scaled)
+ *           P^T  = exp2(S^T c - LSE log2 e)  (fa2_bwd_p, fa2_bwd_lse_scaled)
  *           dV_j += round(P)^T dO_i          P^T straight from the registers
  *           dP^T = V_j dO_i^T
  *           dS^T = P^T o (dP^T - D)
@@ -415,7 +415,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                 const float Dc = cD[c];
 #pragma unroll
                 for (int hf = 0; hf < 2; hf++) {
-                    const float pe = fa2_softmax_p(sc[nt][2 * hf + e], p.scale_log2, lse2);
+                    const float pe = fa2_bwd_p(sc[nt][2 * hf + e], p.scale_log2, lse2);
                     sc[nt][2 * hf + e] = pe;
                     dp[nt][2 * hf + e] = pe * (dp[nt][2 * hf + e] - Dc);
                 }

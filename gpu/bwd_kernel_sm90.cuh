@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
                     for (int hf = 0; hf < 2; hf++) {
                         const int i = 4 * nt + 2 * hf + e;
-                        const float pe = fa2_softmax_p(sc[i], p.scale_log2, lse2);
+                        const float pe = fa2_bwd_p(sc[i], p.scale_log2, lse2);
                         sc[i] = pe;
                         dp[i] = pe * (dp[i] - Dc);
                     }

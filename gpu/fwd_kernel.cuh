@@ -336,15 +336,30 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 alpha[mt][hf] = fa2_softmax_rescale(&st[mt][hf], mx, p.scale_log2,
                                                     &max_scaled);
                 float sum = 0.0f;
+                /* the one-FFMA P where it is exact (|m c| < 2^24: every
+                 * ordinary row), else the form that is right for any finite
+                 * score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT) */
+                if (fa2_softmax_ffma_exact(max_scaled)) {
 #pragma unroll
-                for (int nt = 0; nt < NT; nt++)
+                    for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float pe = fa2_softmax_p(s[mt][nt][2 * hf + e],
-                                                       p.scale_log2, max_scaled);
-                        s[mt][nt][2 * hf + e] = pe;
-                        sum += pe;
-                    }
+                        for (int e = 0; e < 2; e++) {
+                            const float pe = fa2_softmax_p_ffma(
+                                s[mt][nt][2 * hf + e], p.scale_log2, max_scaled);
+                            s[mt][nt][2 * hf + e] = pe;
+                            sum += pe;
+                        }
+                } else {
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const float pe = fa2_softmax_p(s[mt][nt][2 * hf + e],
+                                                           p.scale_log2, max_scaled);
+                            s[mt][nt][2 * hf + e] = pe;
+                            sum += pe;
+                        }
+                }
                 fa2_softmax_accumulate(&st[mt][hf], alpha[mt][hf], sum);
             }
         /* rescale O only when some row's max moved (alpha == 1 otherwise;

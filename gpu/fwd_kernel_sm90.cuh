@@ -378,15 +378,30 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 float max_scaled;
                 alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled);
                 float sum = 0.0f;
+                /* the one-FFMA P where it is exact (|m c| < 2^24: every
+                 * ordinary row), else the form that is right for any finite
+                 * score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT) */
+                if (fa2_softmax_ffma_exact(max_scaled)) {
 #pragma unroll
-                for (int i = 0; i < BN / 8; i++)
+                    for (int i = 0; i < BN / 8; i++)
 #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float pe =
-                            fa2_softmax_p(s[4 * i + 2 * hf + e], p.scale_log2, max_scaled);
-                        s[4 * i + 2 * hf + e] = pe;
-                        sum += pe;
-                    }
+                        for (int e = 0; e < 2; e++) {
+                            const float pe = fa2_softmax_p_ffma(s[4 * i + 2 * hf + e],
+                                                                p.scale_log2, max_scaled);
+                            s[4 * i + 2 * hf + e] = pe;
+                            sum += pe;
+                        }
+                } else {
+#pragma unroll
+                    for (int i = 0; i < BN / 8; i++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const float pe = fa2_softmax_p(s[4 * i + 2 * hf + e],
+                                                           p.scale_log2, max_scaled);
+                            s[4 * i + 2 * hf + e] = pe;
+                            sum += pe;
+                        }
+                }
                 fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
             }
         };

@@ -128,10 +128,13 @@ typedef struct fa2_fwd_args {
     fa2_tensor v; /* [B, Nk, Hkv, d]                                         */
     fa2_tensor o; /* [B, Nq, Hq, d], output, same dtype as q                 */
     /* float32 [B, Hq, Nq], output; lse.data == NULL: not written.
-     * LSE = ln sum_j exp(scale * q.k_j); +inf for a row that sees no key. */
+     * LSE = ln sum_j exp(scale * q.k_j); +inf for a row that sees no key,
+     * NaN for a row that sees a NaN or +inf score (see fa2_fwd). */
     fa2_tensor lse;
 
-    float softmax_scale; /* 0: 1/sqrt(head_dim); must be finite            */
+    /* 0: 1/sqrt(head_dim); else finite, > 0 and at most FLT_MAX / log2(e)
+     * = 2.36e38 (FA2_ERR_INVALID_ARGUMENT otherwise) */
+    float softmax_scale;
     int causal;          /* bottom-right aligned when Nq != Nk              */
     /* Sliding window: query row i (aligned to the end of the keys, i.e.
      * i' = i + Nk - Nq) sees key j iff i' - window_left <= j <= i' +
@@ -149,7 +152,10 @@ typedef struct fa2_fwd_args {
     const int32_t *cu_seqlens_q;
     const int32_t *cu_seqlens_k;
     int64_t num_seqs;
-    int64_t max_seqlen_q; /* 0: computed; else must be >= every length    */
+    /* 0: computed; else >= every length and <= the packed length (dim 1
+     * of q / k), FA2_ERR_SEQLENS otherwise. The CPU backends size their
+     * work by the true lengths; CUDA sizes its grid by these. */
+    int64_t max_seqlen_q;
     int64_t max_seqlen_k;
 
     /* Tiled backend (and the CUDA one, which ignores these): tile sizes,
@@ -167,7 +173,25 @@ void fa2_fwd_args_init(fa2_fwd_args *args);
 /* Validate args (fa2_fwd does this first) without computing anything. */
 fa2_status fa2_fwd_check(const fa2_fwd_args *args, fa2_backend backend);
 
-/* O = softmax(scale * Q K^T + mask) V, and LSE, on the chosen backend. */
+/* O = softmax(scale * Q K^T + mask) V, and LSE, on the chosen backend.
+ *
+ * Non-finite inputs (doc/algorithm.md section 5), the same in every
+ * backend, the float64 oracle and the CUDA kernels: NaN in, NaN out.
+ *   - a NaN or +inf score (NaN/inf in q_i or k_j, or a float32 dot product
+ *     that overflows) makes all of O_i and LSE_i NaN: a NaN in q_i reaches
+ *     row i only, a NaN in k_j exactly the rows that see key j;
+ *   - a -inf score weighs 0 like a masked key; a row whose visible scores
+ *     are all -inf is a row that sees no key (O = 0, LSE = +inf);
+ *   - a NaN or inf in v_j[c] makes O[i, c] non-finite on every row i that
+ *     sees key j; rows that do not see key j may get NaN too in backends
+ *     that multiply blocks (0 * NaN), LSE never;
+ *   - finite inputs give the right answer or NaN/inf honestly, never a
+ *     plausible wrong number: large logits included.
+ * Tensors may also not span more than 2^62 bytes nor wrap around the
+ * address space (FA2_ERR_SHAPE). Windows wider than the sequence are the
+ * same as -1. Outputs overlapping an input or each other are refused
+ * (FA2_ERR_OVERLAP) when they share an element, not merely a byte range:
+ * packed qkv / dqkv layouts ([B, N, 3, H, d]) are accepted. */
 fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend);
 
 /* ---- backward ---------------------------------------------------------- */
@@ -218,7 +242,14 @@ void fa2_bwd_args_init(fa2_bwd_args *args);
 
 fa2_status fa2_bwd_check(const fa2_bwd_args *args, fa2_backend backend);
 
-/* dq, dk, dv of the attention fa2_fwd computed (FA2 Algorithm 2). */
+/* dq, dk, dv of the attention fa2_fwd computed (FA2 Algorithm 2).
+ * Non-finite values as in fa2_fwd: a NaN in row i's scores, LSE_i, O_i or
+ * dout_i makes dq_i NaN and dk_j, dv_j NaN for every key j row i sees (the
+ * tiled and CUDA backends may spread it to other keys of the same tile); a
+ * row that sees no key (LSE = +inf) has zero gradients. The backward
+ * rebuilds P from the float32 LSE: a row with |LSE log2 e| >= 2^16, where
+ * that loses more than 0.27%, gets NaN gradients, not wrong ones. dout,
+ * dq, dk and dv get the same span checks as q (FA2_ERR_SHAPE). */
 fa2_status fa2_bwd(const fa2_bwd_args *args, fa2_backend backend);
 
 /* FLOPs of the backward pass by the paper's count: 2.5 x the forward's. */

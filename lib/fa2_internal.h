@@ -10,6 +10,7 @@
 #include "fa2_tile.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -133,9 +134,13 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *args,
 /* Distinct indices of t (first ndim dims) are distinct addresses (a
  * sufficient test on sorted strides). */
 int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim);
-/* The byte ranges of a and b intersect. */
+/* a and b (first na / nb dims, both checked) may share a byte: decided on
+ * elements, so interleaved layouts that share none (packed dqkv) pass. */
 int fa2_tensor_spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b,
                              int nb);
+/* t spans at most 2^62 bytes and does not wrap around the address space
+ * (FA2_ERR_SHAPE otherwise); sizes and strides already checked. */
+fa2_status fa2_tensor_check_span(const fa2_tensor *t, const char *name, int ndim);
 
 /* Check every argument of a backward call; fill *p on success. */
 fa2_status fa2_bwd_validate(const fa2_bwd_args *args,
@@ -173,6 +178,26 @@ static inline float *fa2_lse_at(const fa2_tensor *lse, int64_t b, int64_t h,
 {
     return (float *)lse->data + b * lse->stride[0] + h * lse->stride[1] +
            row * lse->stride[2];
+}
+
+/* malloc / calloc of n elements of `size` bytes, NULL when n * size does
+ * not fit in size_t (a score matrix of two 2^31-row sequences would wrap
+ * to a small allocation otherwise). n = 0 allocates one element. */
+static inline void *fa2_alloc_n(int64_t n, size_t size)
+{
+    if (n < 1)
+        n = 1;
+    if ((uint64_t)n > SIZE_MAX / size)
+        return NULL;
+    return malloc((size_t)n * size);
+}
+static inline void *fa2_calloc_n(int64_t n, size_t size)
+{
+    if (n < 1)
+        n = 1;
+    if ((uint64_t)n > SIZE_MAX / size)
+        return NULL;
+    return calloc((size_t)n, size);
 }
 
 /* Round every element of buf to dtype's precision, in place. */

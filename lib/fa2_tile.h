@@ -46,7 +46,13 @@ typedef struct fa2_mask {
 } fa2_mask;
 
 /* Causal attention is the window (left, 0): a row sees nothing right of its
- * diagonal. A window wider than the keys is the same as no window. */
+ * diagonal. A window wider than the keys is the same as no window, and is
+ * stored as -1 here, before any arithmetic: row i's left edge
+ * i + diag_offset - window_left is <= 0 for every row once window_left >=
+ * seqlen_k - 1, and its right edge i + diag_offset + window_right reaches
+ * the last key for every row once window_right >= seqlen_q - 1. So every
+ * sum below stays within a few times the sequence lengths, whatever the
+ * caller passed (INT64_MAX included). */
 FA2_HD static inline fa2_mask fa2_mask_make(int64_t seqlen_q, int64_t seqlen_k,
                                             int causal, int64_t window_left,
                                             int64_t window_right)
@@ -55,8 +61,10 @@ FA2_HD static inline fa2_mask fa2_mask_make(int64_t seqlen_q, int64_t seqlen_k,
     m.seqlen_q = seqlen_q;
     m.seqlen_k = seqlen_k;
     m.diag_offset = seqlen_k - seqlen_q;
-    m.window_left = window_left < 0 ? -1 : window_left;
-    m.window_right = causal ? 0 : (window_right < 0 ? -1 : window_right);
+    m.window_left = (window_left < 0 || window_left >= seqlen_k) ? -1 : window_left;
+    m.window_right = causal ? 0
+                     : (window_right < 0 || window_right >= seqlen_q) ? -1
+                                                                       : window_right;
     return m;
 }
 
@@ -82,9 +90,11 @@ typedef struct fa2_block_range {
     int64_t hi;
 } fa2_block_range;
 
+/* ceil(a / b) for a >= 0, b > 0, without forming a + b - 1 (which
+ * overflows near INT64_MAX). */
 FA2_HD static inline int64_t fa2_ceil_div(int64_t a, int64_t b)
 {
-    return (a + b - 1) / b;
+    return a / b + (a % b != 0);
 }
 
 FA2_HD static inline int64_t fa2_num_blocks(int64_t n, int64_t block)
@@ -220,7 +230,15 @@ FA2_HD static inline fa2_block_range fa2_bwd_q_blocks(const fa2_mask *m,
 /* ---- the online softmax of one row (FA2 Algorithm 1, lines 8-10, 12) ---- */
 
 /* Running statistics of one query row: the max m of the raw scores seen so
- * far and l = sum_j exp(scale * (s_j - m)). */
+ * far and l = sum_j exp(scale * (s_j - m)).
+ *
+ * Non-finite scores (doc/algorithm.md, "Non-finite inputs"): the max is
+ * taken with fmaxf / a > compare, which skip a NaN, so m stays the max of
+ * the other scores; the NaN score's P = exp2(NaN) is NaN, which makes l,
+ * the accumulator, O and LSE NaN. A +inf score makes m = +inf and its P =
+ * exp2(inf - inf) = NaN: the same. A -inf score has P = 0, like a masked
+ * key. Nothing here tests for NaN: IEEE arithmetic carries it, and the
+ * end of the row (fa2_softmax_inv_l, fa2_softmax_lse) must not filter it. */
 typedef struct fa2_row_state {
     float m;
     float l;
@@ -234,19 +252,60 @@ FA2_HD static inline fa2_row_state fa2_row_state_init(void)
     return st;
 }
 
-/* The max we subtract, in log2 units. A row that has seen only masked
- * scores (max -inf) subtracts 0, so exp2(-inf - 0) = 0 instead of NaN. */
+/* The max we subtract, in log2 units: max_scaled = round(m c), with c =
+ * scale log2(e). A row that has seen only masked scores (max -inf)
+ * subtracts 0, so exp2(-inf - 0) = 0 instead of NaN. */
 FA2_HD static inline float fa2_softmax_max_scaled(float m, float scale_log2)
 {
     return m == FA2_NEG_INF ? 0.0f : FA2_MUL_RN(m, scale_log2);
 }
 
-/* One probability: P = exp2(s * c - m * c), with c = scale * log2(e) folded
- * into one fused multiply-add (what the kernel's FFMA computes). */
+/* Below this |max_scaled| the kernels' one-FFMA form of P is used.
+ *
+ * P = exp2(fma(s, c, -max_scaled)) forms s c exactly and subtracts the
+ * rounded max_scaled, so every P of the row is exact up to one common
+ * factor 2^delta, delta = m c - round(m c), |delta| <= ulp(m c) / 2. That
+ * factor cancels in O = acc / l and moves LSE by under one ulp, as long as
+ * it is small: below 2^24, ulp(m c) <= 1 and the row's largest P lies in
+ * [2^-0.5, 2^0.5]. Beyond it delta grows with m c (ulp 128 at 1e9) and P
+ * under- or overflows (fp16 P of 2^-64 rounds to 0, 2^64 to inf). There the
+ * product is rounded first: P = exp2(round(s c) - max_scaled). Rounding is
+ * monotone, so round(s c) <= round(m c) = max_scaled for every score and the
+ * largest P is exactly 1; the rounding of s c costs no more than the
+ * scores' own float32 precision. */
+#define FA2_SOFTMAX_FFMA_LIMIT 16777216.0f /* 2^24 */
+
+/* Is the one-FFMA form exact (see above) for a row with this max_scaled?
+ * A kernel may test this once per row and tile and then call
+ * fa2_softmax_p_ffma for the row's elements; NaN and +-inf answer 0. */
+FA2_HD static inline int fa2_softmax_ffma_exact(float max_scaled)
+{
+    return fabsf(max_scaled) < FA2_SOFTMAX_FFMA_LIMIT;
+}
+
+/* P = exp2(fma(s, c, -max_scaled)): only for rows that passed
+ * fa2_softmax_ffma_exact (one FFMA, what the kernel's hot loop runs). */
+FA2_HD static inline float fa2_softmax_p_ffma(float s, float scale_log2,
+                                              float max_scaled)
+{
+    return exp2f(fmaf(s, scale_log2, -max_scaled));
+}
+
+/* The exponent of P = exp2(s c - m c), in whichever form is exact for this
+ * row (FA2_SOFTMAX_FFMA_LIMIT). Vector code calls this and its own exp2. */
+FA2_HD static inline float fa2_softmax_arg(float s, float scale_log2,
+                                           float max_scaled)
+{
+    return fa2_softmax_ffma_exact(max_scaled)
+               ? fmaf(s, scale_log2, -max_scaled)
+               : FA2_MUL_RN(s, scale_log2) - max_scaled;
+}
+
+/* One probability P = exp2(s c - m c), right for every finite score. */
 FA2_HD static inline float fa2_softmax_p(float s, float scale_log2,
                                          float max_scaled)
 {
-    return exp2f(fmaf(s, scale_log2, -max_scaled));
+    return exp2f(fa2_softmax_arg(s, scale_log2, max_scaled));
 }
 
 /* Start a tile: fold the tile's row max into the running max and return the
@@ -255,7 +314,8 @@ FA2_HD static inline float fa2_softmax_p(float s, float scale_log2,
  * move). *max_scaled receives m_new c, the value fa2_softmax_p subtracts.
  * Both products are rounded before the subtraction (and never fused): the
  * terms already in l and acc were computed against the rounded m_old c, so
- * this alpha moves them to the rounded m_new c exactly as the new terms are. */
+ * this alpha moves them to the rounded m_new c exactly as the new terms are
+ * (in either form of P: both are relative to the rounded max_scaled). */
 FA2_HD static inline float fa2_softmax_rescale(fa2_row_state *st, float tile_max,
                                                float scale_log2,
                                                float *max_scaled)
@@ -280,27 +340,43 @@ FA2_HD static inline void fa2_softmax_accumulate(fa2_row_state *st, float alpha,
 
 /* The end of the row (Algorithm 1, lines 12-13): O = acc * (1 / l) and
  * LSE = m * scale + ln l. A row that saw no key (l == 0) gives O = 0 (its
- * accumulator is 0, scaled by 1) and LSE = +inf. */
+ * accumulator is 0, scaled by 1) and LSE = +inf. A row whose l is NaN (it
+ * saw a NaN or +inf score) gives NaN in both: 1 / NaN and ln NaN. */
 FA2_HD static inline float fa2_softmax_inv_l(fa2_row_state st)
 {
-    return (st.l == 0.0f || st.l != st.l) ? 1.0f : 1.0f / st.l;
+    return st.l == 0.0f ? 1.0f : 1.0f / st.l;
 }
 
 FA2_HD static inline float fa2_softmax_lse(fa2_row_state st, float scale)
 {
-    return (st.l == 0.0f || st.l != st.l) ? INFINITY
-                                          : st.m * scale + logf(st.l);
+    return st.l == 0.0f ? INFINITY : st.m * scale + logf(st.l);
 }
 
 /* ---- the backward's recomputed softmax (FA2 Algorithm 2, line 11) ------ */
 
-/* The backward rebuilds P_ij = exp(scale s_ij - LSE_i) from the saved LSE
- * alone: P = fa2_softmax_p(s, c, fa2_bwd_lse_scaled(LSE)) = exp2(s c - LSE
- * log2 e). A row that saw no key has LSE = +inf, so its P is exp2(-inf) = 0
- * and its gradients are 0, not NaN. */
+/* The backward rebuilds P_ij = exp(scale s_ij - LSE_i) from the saved
+ * float32 LSE alone, so P is exact only up to LSE's rounding: a relative
+ * error of about |LSE log2 e| 2^-24 ln 2. Past |LSE log2 e| = 2^16 that
+ * passes 0.27% (bf16's half ulp), and at 2^24 P is off by factors of 2, so
+ * such a row's LSE is replaced by NaN here: its gradients come out NaN,
+ * not silently wrong (doc/algorithm.md, "Non-finite inputs"). */
+#define FA2_BWD_LSE_LIMIT 65536.0f /* 2^16, in log2 units */
+
+/* LSE in log2 units, the value P = fa2_bwd_p(s, c, it) subtracts. A row
+ * that saw no key has LSE = +inf: kept, so its P is exp2(-inf) = 0 and its
+ * gradients are 0, not NaN. A NaN LSE (the row saw a NaN) stays NaN. */
 FA2_HD static inline float fa2_bwd_lse_scaled(float lse)
 {
-    return lse * 1.44269504088896340736f;
+    const float lse2 = lse * 1.44269504088896340736f;
+    return (fabsf(lse2) < FA2_BWD_LSE_LIMIT || lse == INFINITY) ? lse2 : NAN;
+}
+
+/* P = exp2(s c - lse2) with lse2 from fa2_bwd_lse_scaled: below its limit
+ * the one-FFMA form is exact (|delta| <= 2^-9), so no other form is needed.
+ * Masked scores (-inf) give 0; a NaN lse2 gives NaN. */
+FA2_HD static inline float fa2_bwd_p(float s, float scale_log2, float lse2)
+{
+    return exp2f(fmaf(s, scale_log2, -lse2));
 }
 
 #endif /* FA2_TILE_H */

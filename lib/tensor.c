@@ -2,6 +2,18 @@
 #include "config.h"
 #include "fa2_internal.h"
 
+/* a * b for sizes, saturating at INT64_MAX (a shape that large is refused
+ * by validation: its span passes 2^62 bytes), and without the undefined
+ * behaviour of a signed overflow; negative sizes give their (refused)
+ * product unless it overflows. */
+static int64_t size_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return INT64_MAX;
+    return r;
+}
+
 fa2_tensor fa2_tensor_4d(void *data, fa2_dtype t, int64_t d0, int64_t d1,
                          int64_t d2, int64_t d3)
 {
@@ -14,8 +26,8 @@ fa2_tensor fa2_tensor_4d(void *data, fa2_dtype t, int64_t d0, int64_t d1,
     x.shape[3] = d3;
     x.stride[3] = 1;
     x.stride[2] = d3;
-    x.stride[1] = d2 * d3;
-    x.stride[0] = d1 * d2 * d3;
+    x.stride[1] = size_mul(d2, d3);
+    x.stride[0] = size_mul(d1, x.stride[1]);
     return x;
 }
 
@@ -24,7 +36,7 @@ fa2_tensor fa2_tensor_lse(float *data, int64_t batch, int64_t heads,
 {
     fa2_tensor x = fa2_tensor_4d(data, FA2_DTYPE_FP32, batch, heads, seqlen, 1);
     /* lse is 3-d: drop the trailing unit dim */
-    x.stride[0] = heads * seqlen;
+    x.stride[0] = size_mul(heads, seqlen);
     x.stride[1] = seqlen;
     x.stride[2] = 1;
     x.shape[3] = 1;

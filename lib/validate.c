@@ -6,32 +6,45 @@
 #include "fa2_backend.h"
 #include "fa2_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
 #define MAX_TILE 1024
 #define MAX_THREADS 1024
-#define INDEX_LIMIT ((int64_t)1 << 62)
+/* No tensor may span more than 2^62 bytes: every element offset, and that
+ * offset times the element size, then fits in int64 with room to spare. */
+#define BYTE_LIMIT ((int64_t)1 << 62)
 
 static int valid_dtype(fa2_dtype t)
 {
     return t == FA2_DTYPE_FP32 || t == FA2_DTYPE_FP16 || t == FA2_DTYPE_BF16;
 }
 
-/* Largest element offset of t over `ndim` dims, or -1 if it would not fit
- * comfortably in int64 (sizes are checked positive before this). */
-static int64_t max_offset(const fa2_tensor *t, int ndim)
+static int is_empty(const fa2_tensor *t, int ndim)
 {
-    int64_t off = 0;
     for (int i = 0; i < ndim; i++)
         if (t->shape[i] <= 0)
-            return 0; /* empty: touches nothing */
+            return 1;
+    return 0;
+}
+
+/* Largest element offset of t over `ndim` dims, or -1 if the bytes it spans
+ * would pass BYTE_LIMIT. Sizes are checked positive and strides of dims of
+ * extent > 1 positive before this; a dim of extent 1 contributes nothing,
+ * whatever its stride (INT64_MIN included: it is never negated). */
+static int64_t max_offset(const fa2_tensor *t, int ndim)
+{
+    const int64_t limit = BYTE_LIMIT / (int64_t)fa2_dtype_size(t->dtype) - 1;
+    int64_t off = 0;
+    if (is_empty(t, ndim))
+        return 0; /* empty: touches nothing */
     for (int i = 0; i < ndim; i++) {
         const int64_t extent = t->shape[i] - 1;
-        const int64_t s = t->stride[i] < 0 ? -t->stride[i] : t->stride[i];
         if (extent == 0)
             continue;
-        if (s > INDEX_LIMIT / extent || off > INDEX_LIMIT - extent * s)
+        const int64_t s = t->stride[i];
+        if (s <= 0 || s > limit / extent || off > limit - extent * s)
             return -1;
         off += extent * s;
     }
@@ -40,13 +53,13 @@ static int64_t max_offset(const fa2_tensor *t, int ndim)
 
 /* Sufficient condition for distinct indices to be distinct addresses: with
  * the dims of extent > 1 sorted by stride, each stride exceeds the largest
- * offset reachable by the smaller ones. */
+ * offset reachable by the smaller ones. (Called after the span check, so
+ * the sums stay below 2^62.) */
 int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim)
 {
     int order[4], n = 0;
-    for (int i = 0; i < ndim; i++)
-        if (t->shape[i] <= 0)
-            return 1; /* empty: no elements to share memory */
+    if (is_empty(t, ndim))
+        return 1; /* empty: no elements to share memory */
     for (int i = 0; i < ndim; i++)
         if (t->shape[i] > 1)
             order[n++] = i;
@@ -66,23 +79,102 @@ int fa2_tensor_elements_disjoint(const fa2_tensor *t, int ndim)
     return 1;
 }
 
-/* Byte range [lo, hi) a tensor touches. */
-static void byte_span(const fa2_tensor *t, int ndim, uintptr_t *lo, uintptr_t *hi)
+/* ---- do two tensors share memory? ----------------------------------------
+ * Decided on elements, not on byte ranges, so that interleaved layouts that
+ * share no element pass: flash-attn's packed gradient dqkv [B, N, 3, H, d]
+ * gives dq, dk and dv whose byte ranges interleave but whose elements never
+ * meet. A tensor is described by its byte span [lo, hi), its inner run (the
+ * trailing dims that together are one contiguous block: [H, d] above, run
+ * bytes from each outer index) and its outer byte strides. Every byte it
+ * touches is lo + (a sum of multiples of the outer strides) + [0, run), so
+ * modulo g, the gcd of the outer strides of both tensors, it lies in the arc
+ * [lo mod g, lo mod g + run). Two tensors share no byte if their spans are
+ * apart or their arcs are. This test is exact for single intervals and for
+ * layouts like the above; otherwise it errs on the side of "overlap". */
+typedef struct byte_layout {
+    uint64_t lo, hi;   /* span [lo, hi)                     */
+    uint64_t run;      /* bytes of the contiguous inner run */
+    uint64_t outer[4]; /* byte strides of the other dims    */
+    int n_outer;
+} byte_layout;
+
+/* For a checked tensor (positive strides, last dim contiguous, span within
+ * BYTE_LIMIT, not empty). */
+static byte_layout layout_of(const fa2_tensor *t, int ndim)
 {
-    const size_t es = fa2_dtype_size(t->dtype);
-    *lo = *hi = (uintptr_t)t->data;
-    for (int i = 0; i < ndim; i++)
-        if (t->shape[i] <= 0)
-            return; /* empty */
-    *hi = *lo + (uintptr_t)((max_offset(t, ndim) + 1) * (int64_t)es);
+    const uint64_t es = fa2_dtype_size(t->dtype);
+    byte_layout L;
+    L.lo = (uint64_t)(uintptr_t)t->data;
+    L.hi = L.lo + ((uint64_t)max_offset(t, ndim) + 1) * es;
+    int64_t run = 1; /* elements */
+    int i = ndim - 1;
+    for (; i >= 0; i--) {
+        if (t->shape[i] == 1)
+            continue;
+        if (t->stride[i] != run)
+            break;
+        run *= t->shape[i];
+    }
+    L.run = (uint64_t)run * es;
+    L.n_outer = 0;
+    for (; i >= 0; i--)
+        if (t->shape[i] > 1)
+            L.outer[L.n_outer++] = (uint64_t)t->stride[i] * es;
+    return L;
+}
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        const uint64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
 }
 
 int fa2_tensor_spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b, int nb)
 {
-    uintptr_t alo, ahi, blo, bhi;
-    byte_span(a, na, &alo, &ahi);
-    byte_span(b, nb, &blo, &bhi);
-    return alo < bhi && blo < ahi;
+    if (is_empty(a, na) || is_empty(b, nb))
+        return 0;
+    const byte_layout A = layout_of(a, na), B = layout_of(b, nb);
+    if (A.hi <= B.lo || B.hi <= A.lo)
+        return 0; /* spans apart */
+    uint64_t g = 0;
+    for (int i = 0; i < A.n_outer; i++)
+        g = gcd_u64(g, A.outer[i]);
+    for (int i = 0; i < B.n_outer; i++)
+        g = gcd_u64(g, B.outer[i]);
+    if (g == 0 || A.run > g || B.run > g)
+        return 1; /* single intervals that meet, or runs longer than the period */
+    const uint64_t ra = A.lo % g, rb = B.lo % g;
+    const uint64_t ab = (rb + g - ra) % g, ba = (ra + g - rb) % g;
+    return ab < A.run || ba < B.run;
+}
+
+/* t's bytes, data .. data + span, must not wrap around the address space. */
+static fa2_status check_address_range(const fa2_tensor *t, const char *name,
+                                      int ndim)
+{
+    if (is_empty(t, ndim))
+        return FA2_OK;
+    const uint64_t bytes =
+        ((uint64_t)max_offset(t, ndim) + 1) * fa2_dtype_size(t->dtype);
+    if ((uint64_t)(uintptr_t)t->data > UINT64_MAX - bytes ||
+        (uint64_t)(uintptr_t)t->data + bytes > (uint64_t)UINTPTR_MAX)
+        return fa2_fail(FA2_ERR_SHAPE, "%s.data (%p) plus the %llu bytes its "
+                        "shape and strides span passes the end of the address "
+                        "space", name, t->data, (unsigned long long)bytes);
+    return FA2_OK;
+}
+
+/* The span checks every tensor gets, inputs and outputs alike: at most
+ * 2^62 bytes, not wrapping around the address space. */
+fa2_status fa2_tensor_check_span(const fa2_tensor *t, const char *name, int ndim)
+{
+    if (max_offset(t, ndim) < 0)
+        return fa2_fail(FA2_ERR_SHAPE, "%s spans more than 2^62 bytes", name);
+    return check_address_range(t, name, ndim);
 }
 
 /* data, dtype, positive sizes, contiguous last dim, positive strides. */
@@ -113,9 +205,7 @@ static fa2_status check_tensor(const fa2_tensor *t, const char *name, int ndim,
         if (t->shape[i] > 1 && t->stride[i] < 1)
             return fa2_fail(FA2_ERR_STRIDE, "%s.stride[%d] is %lld, expected a "
                             "positive stride", name, i, (long long)t->stride[i]);
-    if (max_offset(t, ndim) < 0)
-        return fa2_fail(FA2_ERR_SHAPE, "%s spans more than 2^62 elements", name);
-    return FA2_OK;
+    return fa2_tensor_check_span(t, name, ndim);
 }
 
 static fa2_status check_same_dim(const fa2_tensor *a, const char *an,
@@ -152,7 +242,12 @@ static fa2_status check_cu_seqlens(const int32_t *cu, const char *name,
     return FA2_OK;
 }
 
-static fa2_status check_max_seqlen(int64_t given, int64_t actual,
+/* max_seqlen_q/k with variable lengths: 0 = computed; else at least the
+ * longest sequence (when known: the CPU backends read cu_seqlens) and at most
+ * the packed length (no sequence is longer than the tensor that holds it).
+ * The CPU backends size their work by the true longest sequence, never by
+ * the given value, so a generous max_seqlen costs them nothing. */
+static fa2_status check_max_seqlen(int64_t given, int64_t actual, int64_t packed,
                                    const char *name, int64_t *out)
 {
     if (given < 0)
@@ -161,7 +256,11 @@ static fa2_status check_max_seqlen(int64_t given, int64_t actual,
     if (given > 0 && actual >= 0 && given < actual)
         return fa2_fail(FA2_ERR_SEQLENS, "%s is %lld but a sequence has %lld rows",
                         name, (long long)given, (long long)actual);
-    *out = given > 0 ? given : actual;
+    if (given > packed)
+        return fa2_fail(FA2_ERR_SEQLENS, "%s is %lld but the packed tensors hold "
+                        "only %lld rows; no sequence can be longer", name,
+                        (long long)given, (long long)packed);
+    *out = actual >= 0 ? actual : given;
     return FA2_OK;
 }
 
@@ -202,6 +301,12 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
     for (int i = 0; i < 4; i++)
         if ((st = check_same_dim(&a->q, "q", &a->o, "o", i, "same as q")))
             return st;
+    /* sequence lengths are int32 everywhere past validation: cu_seqlens,
+     * BLAS dimensions, the kernels' row indices */
+    if (a->q.shape[1] > INT32_MAX || a->k.shape[1] > INT32_MAX)
+        return fa2_fail(FA2_ERR_SHAPE, "seqlen_q/seqlen_k (q.shape[1], k.shape[1]) "
+                        "are %lld/%lld, expected at most 2^31 - 1",
+                        (long long)a->q.shape[1], (long long)a->k.shape[1]);
     if (a->q.shape[2] % a->k.shape[2] != 0)
         return fa2_fail(FA2_ERR_SHAPE, "heads_q (q.shape[2] = %lld) must be a "
                         "multiple of heads_kv (k.shape[2] = %lld)",
@@ -243,9 +348,13 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
     }
 
     /* scalars */
-    if (!isfinite(a->softmax_scale) || a->softmax_scale < 0.0f)
+    /* scale log2(e) must be a finite float too: the kernels fold it into
+     * exp2 (FLT_MAX / log2(e) = 2.36e38) */
+    if (!isfinite(a->softmax_scale) || a->softmax_scale < 0.0f ||
+        (double)a->softmax_scale * 1.4426950408889634 > (double)FLT_MAX)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "softmax_scale is %g, expected a "
-                        "finite positive number (or 0 for 1/sqrt(head_dim))",
+                        "finite positive number at most FLT_MAX / log2(e) = "
+                        "2.36e38 (or 0 for 1/sqrt(head_dim))",
                         (double)a->softmax_scale);
     if (a->window_left < -1)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "window_left is %lld, expected "
@@ -318,10 +427,10 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
                         "both given", (long long)a->max_seqlen_q,
                         (long long)a->max_seqlen_k, ops->name);
     }
-    if ((st = check_max_seqlen(a->max_seqlen_q, max_q, "max_seqlen_q",
-                               &p->max_seqlen_q)) ||
-        (st = check_max_seqlen(a->max_seqlen_k, max_k, "max_seqlen_k",
-                               &p->max_seqlen_k)))
+    if ((st = check_max_seqlen(a->max_seqlen_q, max_q, a->q.shape[1],
+                               "max_seqlen_q", &p->max_seqlen_q)) ||
+        (st = check_max_seqlen(a->max_seqlen_k, max_k, a->k.shape[1],
+                               "max_seqlen_k", &p->max_seqlen_k)))
         return st;
     return FA2_OK;
 }

@@ -35,6 +35,9 @@ static fa2_status check_like(const fa2_tensor *t, const char *name,
         if (t->shape[i] > 1 && t->stride[i] < 1)
             return fa2_fail(FA2_ERR_STRIDE, "%s.stride[%d] is %lld, expected a "
                             "positive stride", name, i, (long long)t->stride[i]);
+    fa2_status st = fa2_tensor_check_span(t, name, 4);
+    if (st != FA2_OK)
+        return st;
     if (is_output && !fa2_tensor_elements_disjoint(t, 4))
         return fa2_fail(FA2_ERR_STRIDE, "%s's strides make distinct elements "
                         "share memory; an output needs non-overlapping strides",

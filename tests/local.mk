@@ -17,7 +17,9 @@ FA2_FWD_TESTS = \
 	tests/test_tile \
 	tests/test_fwd_cases \
 	tests/test_fwd_grid \
-	tests/test_bad_input
+	tests/test_bad_input \
+	tests/test_nonfinite \
+	tests/test_limits
 
 check_PROGRAMS += $(FA2_FWD_TESTS)
 TESTS += $(FA2_FWD_TESTS)
@@ -45,6 +47,14 @@ tests_test_fwd_grid_LDADD = $(TEST_LIBS)
 tests_test_bad_input_SOURCES = tests/test_bad_input.c tests/testlib.c
 tests_test_bad_input_CFLAGS = $(TEST_CFLAGS)
 tests_test_bad_input_LDADD = $(TEST_LIBS)
+
+tests_test_nonfinite_SOURCES = tests/test_nonfinite.c tests/testlib.c
+tests_test_nonfinite_CFLAGS = $(TEST_CFLAGS)
+tests_test_nonfinite_LDADD = $(TEST_LIBS)
+
+tests_test_limits_SOURCES = tests/test_limits.c tests/testlib.c
+tests_test_limits_CFLAGS = $(TEST_CFLAGS)
+tests_test_limits_LDADD = $(TEST_LIBS)
 endif
 
 # The layering rule (doc/design.md): includes and calls point down only.

@@ -70,6 +70,8 @@ typedef struct spec {
     float scale;
     layout lay, out_lay; /* inputs; the gradients */
     int deterministic;
+    int64_t nan_q_row;   /* >= 0: q[0, row, 0, 3] = NaN before the forward */
+    float qk_value;      /* != 0: every element of q and k set to it     */
 } spec;
 
 static void spec_init(spec *s, fa2_dtype dt, int d)
@@ -81,6 +83,7 @@ static void spec_init(spec *s, fa2_dtype dt, int d)
     s->nq = s->nk = 1;
     s->hq = s->hkv = 1;
     s->wl = s->wr = -1;
+    s->nan_q_row = -1;
 }
 
 static void spec_describe(const spec *s, char *buf, size_t n)
@@ -152,6 +155,21 @@ static void problem_init(problem *p, const spec *s, uint64_t *rng)
     gt_fill(&p->k, rng, 1.0);
     gt_fill(&p->v, rng, 1.0);
     gt_fill(&p->dout, rng, 1.0);
+    if (s->qk_value != 0.0f) {
+        int64_t idx[4];
+        for (int64_t f = 0; f < gt_numel(&p->q); f++) {
+            gt_unflatten(&p->q, f, idx);
+            gt_set(&p->q, idx, s->qk_value);
+        }
+        for (int64_t f = 0; f < gt_numel(&p->k); f++) {
+            gt_unflatten(&p->k, f, idx);
+            gt_set(&p->k, idx, s->qk_value);
+        }
+    }
+    if (s->nan_q_row >= 0) {
+        const int64_t idx[4] = {0, s->nan_q_row, 0, 3};
+        gt_set(&p->q, idx, NAN);
+    }
 
     /* O and LSE from the CPU mirror's forward: both backwards get the same */
     fa2_fwd_args f;
@@ -621,6 +639,85 @@ START_TEST(test_deterministic_bits)
 }
 END_TEST
 
+/* ---- non-finite inputs and large logits (doc/algorithm.md section 5) ------ */
+
+static double grad_at(const gtensor *x, const void *buf, int64_t i, int64_t h,
+                      int64_t c)
+{
+    const int64_t idx[4] = {0, i, h, c};
+    return gt_get_raw(x, buf, gt_off(x, idx));
+}
+
+/* A NaN in q row 150 (head 0; heads 1 use their own key head) gives NaN in
+ * dq of that row and in dk, dv of every key the row sees, and leaves the
+ * other rows of dq and the other head finite; the CPU mirror agrees on
+ * which elements are NaN for dq and the other head. Loop: fp16 / bf16 x
+ * causal or not, head dims 64 and 128. */
+START_TEST(test_nan_in_gives_nan_out_where_the_contract_says)
+{
+    spec s;
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 4 ? 64 : 128);
+    s.nq = s.nk = 300, s.hq = s.hkv = 2, s.causal = (_i / 2) % 2;
+    s.nan_q_row = 150;
+    uint64_t rng = run_seed ^ (0x7000ull + (uint64_t)_i);
+    problem p;
+    problem_init(&p, &s, &rng);
+    grads g;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &g), FA2_OK);
+    for (int64_t i = 0; i < 300; i++)
+        for (int64_t h = 0; h < 2; h++)
+            for (int64_t c = 0; c < s.d; c++) {
+                const double dq = grad_at(&p.dq, g.g[0], i, h, c);
+                const int hit = h == 0 && i == 150;
+                if (hit ? !isnan(dq) : !isfinite(dq))
+                    ck_abort_msg("dq[%lld, %lld, %lld] = %g, expected %s on %s",
+                                 (long long)i, (long long)h, (long long)c, dq,
+                                 hit ? "NaN" : "finite", p.desc);
+                const double dk = grad_at(&p.dk, g.g[1], i, h, c);
+                const double dv = grad_at(&p.dv, g.g[2], i, h, c);
+                if (h == 1 && !(isfinite(dk) && isfinite(dv)))
+                    ck_abort_msg("dk/dv of head 1 [%lld, %lld] = %g/%g, expected "
+                                 "finite on %s", (long long)i, (long long)c, dk, dv,
+                                 p.desc);
+                if (h == 0 && (!s.causal || i <= 150) && !(isnan(dk) && isnan(dv)))
+                    ck_abort_msg("dk/dv[%lld, %lld] = %g/%g, expected NaN: the NaN "
+                                 "row sees key %lld, on %s", (long long)i,
+                                 (long long)c, dk, dv, (long long)i, p.desc);
+            }
+    grads_free(&g);
+    problem_free(&p);
+}
+END_TEST
+
+/* q = k = 12288, d = 64: every score is 9 * 2^30 and LSE about 1.2e9, far
+ * past what a float32 LSE can rebuild P from (FA2_BWD_LSE_LIMIT): every
+ * gradient of every row must come out NaN, as the CPU mirror's do, never
+ * a finite wrong number. Loop: fp16 / bf16. */
+START_TEST(test_large_logits_give_nan_gradients_not_wrong_ones)
+{
+    spec s;
+    spec_init(&s, _i ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, 64);
+    s.nq = s.nk = 200, s.hq = s.hkv = 1;
+    s.qk_value = 12288.0f;
+    uint64_t rng = run_seed ^ 0x7100ull;
+    problem p;
+    problem_init(&p, &s, &rng);
+    grads g;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &g), FA2_OK);
+    for (int t = 0; t < 3; t++)
+        for (int64_t i = 0; i < 200; i++)
+            for (int64_t c = 0; c < 64; c++) {
+                const double x = grad_at(grad_tensor(&p, t), g.g[t], i, 0, c);
+                if (!isnan(x))
+                    ck_abort_msg("%s[%lld, %lld] = %g with LSE 1.2e9, expected NaN "
+                                 "on %s", grad_names[t], (long long)i, (long long)c,
+                                 x, p.desc);
+            }
+    grads_free(&g);
+    problem_free(&p);
+}
+END_TEST
+
 /* A caller's workspace (fa2_bwd_args.workspace) gives the very bits the
  * library's own does (deterministic mode), and a workspace that is too
  * small, misaligned, on the host or over an output is refused before
@@ -660,7 +757,13 @@ START_TEST(test_caller_workspace)
     ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_ALIGNMENT);
     a.workspace = p.dq.host.data;
     ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_DEVICE_POINTER);
-    a.workspace = p.dv.dev.data, a.workspace_bytes = need;
+    /* one overlap only: dv moved into the workspace's own allocation, which
+     * no other tensor shares wherever the allocator put them (pointing the
+     * workspace at dv instead ran past dv into whatever tensor the
+     * allocator placed next, and that one was reported) */
+    a.workspace = ws, a.workspace_bytes = need;
+    ck_assert((size_t)p.dv.n_alloc * p.dv.esize <= need); /* dv fits inside */
+    a.dv.data = ws;
     ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_OVERLAP);
     ck_assert_ptr_nonnull(strstr(fa2_last_error(), "dv"));
     cuda_ok(cudaFree(ws), "workspace");
@@ -819,6 +922,8 @@ static Suite *cuda_bwd_suite(void)
     tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
     tcase_add_test(args, test_tile_config_query);
     tcase_add_test(args, test_caller_workspace);
+    tcase_add_loop_test(args, test_nan_in_gives_nan_out_where_the_contract_says, 0, 8);
+    tcase_add_loop_test(args, test_large_logits_give_nan_gradients_not_wrong_ones, 0, 2);
     suite_add_tcase(s, args);
     TCase *tr = tcase_create("traffic");
 #ifdef FA2_TRAFFIC_COUNTERS

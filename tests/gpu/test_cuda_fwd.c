@@ -591,6 +591,99 @@ START_TEST(test_is_deterministic)
 }
 END_TEST
 
+/* ---- non-finite inputs and large logits (doc/algorithm.md section 5) ------ */
+
+/* The kernel honours the contract the CPU backends do: a NaN in q row 150
+ * (head 0) makes O and LSE of that row NaN and nothing else; a NaN in k row
+ * 200 (head 1) makes exactly the rows of head 1 that see key 200 NaN. Loop:
+ * fp16 / bf16 x causal or not. */
+START_TEST(test_nan_in_gives_nan_out_where_the_contract_says)
+{
+    spec s;
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, 64);
+    s.nq = s.nk = 300, s.hq = s.hkv = 2, s.causal = _i / 2;
+    uint64_t rng = case_rng(7000 + _i);
+    problem p;
+    problem_init(&p, &s, &rng);
+    const int64_t iq[4] = {0, 150, 0, 3}, ik[4] = {0, 200, 1, 5};
+    gt_set(&p.q, iq, NAN);
+    gt_set(&p.k, ik, NAN);
+    gt_upload(&p.q);
+    gt_upload(&p.k);
+    outputs g;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &g), FA2_OK);
+    for (int64_t i = 0; i < 300; i++)
+        for (int64_t h = 0; h < 2; h++) {
+            const int hit = h == 0 ? i == 150 : (!s.causal || i >= 200);
+            const int64_t li[3] = {0, h, i};
+            const double l = gt_get_raw(&p.lse, g.lse, gt_off(&p.lse, li));
+            ck_assert_msg(hit ? isnan(l) : isfinite(l), "LSE[%lld, %lld] = %g, "
+                          "expected %s on %s", (long long)h, (long long)i, l,
+                          hit ? "NaN" : "finite", p.desc);
+            for (int64_t c = 0; c < 64; c++) {
+                const int64_t oi[4] = {0, i, h, c};
+                const double o = gt_get_raw(&p.o, g.o, gt_off(&p.o, oi));
+                if (hit ? !isnan(o) : !isfinite(o))
+                    ck_abort_msg("O[%lld, %lld, %lld] = %g, expected %s on %s",
+                                 (long long)i, (long long)h, (long long)c, o,
+                                 hit ? "NaN" : "finite", p.desc);
+            }
+        }
+    outputs_free(&g);
+    problem_free(&p);
+}
+END_TEST
+
+/* q = k = 12288 (3 * 2^12), d = 64: every score is 9 * 2^30 exactly, so O
+ * is the mean of v. m c is 1.7e9, past FA2_SOFTMAX_FFMA_LIMIT: the one-FFMA
+ * P would be off by 2^48 here and overflow; the kernel must take the other
+ * form. LSE = 9 * 2^30 / 8 + ln 300. Loop: fp16 / bf16. */
+START_TEST(test_large_logits_give_the_mean_of_v)
+{
+    spec s;
+    spec_init(&s, _i ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, 64);
+    s.nq = 100, s.nk = 300, s.hq = s.hkv = 1;
+    uint64_t rng = case_rng(7100 + _i);
+    problem p;
+    problem_init(&p, &s, &rng);
+    int64_t idx[4];
+    for (int64_t f = 0; f < gt_numel(&p.q); f++) {
+        gt_unflatten(&p.q, f, idx);
+        gt_set(&p.q, idx, 12288.0f);
+    }
+    for (int64_t f = 0; f < gt_numel(&p.k); f++) {
+        gt_unflatten(&p.k, f, idx);
+        gt_set(&p.k, idx, 12288.0f);
+    }
+    gt_upload(&p.q);
+    gt_upload(&p.k);
+    double mean[64] = {0};
+    for (int64_t j = 0; j < 300; j++)
+        for (int64_t c = 0; c < 64; c++) {
+            const int64_t vi[4] = {0, j, 0, c};
+            mean[c] += gt_get_raw(&p.v, p.v.h_base, gt_off(&p.v, vi)) / 300.0;
+        }
+    outputs g;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &g), FA2_OK);
+    const double lse_ref = 9.0 * 1073741824.0 / 8.0 + log(300.0);
+    for (int64_t i = 0; i < 100; i++) {
+        const int64_t li[3] = {0, 0, i};
+        const double l = gt_get_raw(&p.lse, g.lse, gt_off(&p.lse, li));
+        ck_assert_msg(fabs(l - lse_ref) <= 1e-6 * lse_ref, "LSE[%lld] = %.9g, "
+                      "expected %.9g on %s", (long long)i, l, lse_ref, p.desc);
+        for (int64_t c = 0; c < 64; c++) {
+            const int64_t oi[4] = {0, i, 0, c};
+            const double o = gt_get_raw(&p.o, g.o, gt_off(&p.o, oi));
+            if (!(fabs(o - mean[c]) <= 2e-2 * (fabs(mean[c]) + 0.05)))
+                ck_abort_msg("O[%lld, %lld] = %g, expected the mean of v %g on %s",
+                             (long long)i, (long long)c, o, mean[c], p.desc);
+        }
+    }
+    outputs_free(&g);
+    problem_free(&p);
+}
+END_TEST
+
 /* ---- what only the CUDA backend checks ----------------------------------- */
 
 static void small_problem(problem *p, fa2_dtype dt)
@@ -857,6 +950,8 @@ static Suite *cuda_fwd_suite(void)
         tcase_add_test(tc, test_runs_on_a_user_stream);
     }
     tcase_add_test(tc, test_is_deterministic);
+    tcase_add_loop_test(tc, test_nan_in_gives_nan_out_where_the_contract_says, 0, 4);
+    tcase_add_loop_test(tc, test_large_logits_give_the_mean_of_v, 0, 2);
     suite_add_tcase(s, tc);
     TCase *args = tcase_create("arguments");
     tcase_add_test(args, test_rejects_host_pointers);
