@@ -30,7 +30,8 @@
 #include "fa2_cpu.h"
 #include "fa2_cpu_simd.h"
 
-#include <cblas.h>
+#include "tile_product.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -52,6 +53,7 @@ typedef struct tiled_job {
     const fa2_problem *p;
     int block_m, block_n;
     int64_t m_blocks; /* query blocks of the longest sequence */
+    fa2_tile_kernel kern; /* the tile products' micro-kernel */
     tile_scratch *scratch;
 } tiled_job;
 
@@ -173,8 +175,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             fa2_cpu_prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cols, (int)rows,
-                    (int)d, 1.0f, w->k, (int)d, w->qt, bm, 0.0f, w->st, bm);
+        fa2_product_nn(&job->kern, cols, rows, d, w->k, d, w->qt, bm, w->st, bm, 0);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
             fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
                               w->vis_lo, w->vis_hi);
@@ -186,8 +187,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             trace_fwd(p, w, FA2_TRACE_FWD_P, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
         /* acc += round(P) V_j  (acc was already scaled by alpha) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)d,
-                    (int)cols, 1.0f, w->st, bm, w->v, (int)d, 1.0f, w->acc, (int)d);
+        fa2_product_tn(&job->kern, rows, d, cols, w->st, bm, w->v, d, w->acc, d, 1);
         if (p->trace)
             trace_fwd(p, w, FA2_TRACE_FWD_ACC, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
@@ -258,6 +258,8 @@ fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     if (st != FA2_OK)
         return st;
     tiled_job job;
+    if ((st = fa2_cpu_tile_kernel(&job.kern)) != FA2_OK)
+        return st;
     job.a = a;
     job.p = p;
     job.block_m = p->block_m > 0 ? p->block_m : cfg.block_m;
