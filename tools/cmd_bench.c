@@ -4,7 +4,11 @@
  * warm-up and the median of several runs, reports GFLOP/s by the FA2
  * paper's FLOP count (forward 4 N^2 d h, halved when causal; backward 2.5x
  * that), and the ratio to OpenBLAS sgemm 2048^3 measured in the same run
- * with the same thread count. Each configuration runs in a child process,
+ * with the same thread count. The machine's ceilings measured in the same
+ * run are printed first: sgemm with the BLAS's own name for the kernel it
+ * chose (OpenBLAS picks by CPU model and may fall back to old kernels on a
+ * CPU it does not know), a triad's memory bandwidth, and the tile-product
+ * micro-kernel the tiled backend runs. Each configuration runs in a child process,
  * so its peak resident memory (wait4's ru_maxrss) is its own: inputs,
  * outputs and whatever the backend allocated. */
 #define _DEFAULT_SOURCE /* wait4 */
@@ -14,8 +18,10 @@
 #include "fa2.h"
 #include "problem.h"
 #include "timing.h"
+#include "tile_product.h" /* fa2_cpu_tile_kernel_name */
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +203,72 @@ static double sgemm_gflops(int threads)
     return 2.0 * n * n * (double)n / t[2] / 1e9;
 }
 
+/* OpenBLAS's name for the kernels it picked on this CPU ("SkylakeX",
+ * "Zen", "Prescott" = its SSE3 fallback). */
+static const char *blas_core_name(void)
+{
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+    return openblas_get_corename();
+#else
+    return "unknown";
+#endif
+}
+
+/* Memory bandwidth, STREAM-style triad a = b + s c over three 64 MiB
+ * arrays, split over `threads` threads: bytes read and written (3 per
+ * element) per second, the median of 5, in GB/s. */
+typedef struct triad_part {
+    float *a;
+    const float *b, *c;
+    size_t n;
+} triad_part;
+
+static void *triad_run(void *p)
+{
+    triad_part *t = p;
+    for (size_t i = 0; i < t->n; i++)
+        t->a[i] = t->b[i] + 3.0f * t->c[i];
+    return NULL;
+}
+
+static double triad_gbs(int threads)
+{
+    enum { MAX_T = 64 };
+    const size_t n = (size_t)16 << 20; /* floats per array */
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    float *c = malloc(sizeof(float) * n);
+    double t[5] = {0};
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0.0;
+    }
+    threads = threads < 1 ? 1 : (threads > MAX_T ? MAX_T : threads);
+    for (size_t i = 0; i < n; i++)
+        a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
+    for (int r = 0; r < 6; r++) { /* the first is a warm-up */
+        pthread_t th[MAX_T];
+        triad_part part[MAX_T];
+        int started[MAX_T] = {0};
+        const double t0 = timing_now();
+        for (int k = threads - 1; k >= 0; k--) { /* part 0 on this thread */
+            const size_t lo = n * (size_t)k / (size_t)threads;
+            const size_t hi = n * (size_t)(k + 1) / (size_t)threads;
+            part[k] = (triad_part){a + lo, b + lo, c + lo, hi - lo};
+            started[k] = k > 0 && pthread_create(&th[k], NULL, triad_run, &part[k]) == 0;
+            if (!started[k])
+                triad_run(&part[k]);
+        }
+        for (int k = 1; k < threads; k++)
+            if (started[k])
+                pthread_join(th[k], NULL);
+        if (r > 0)
+            t[r - 1] = timing_now() - t0;
+    }
+    qsort(t, 5, sizeof t[0], cmp_double);
+    free(a), free(b), free(c);
+    return 3.0 * sizeof(float) * (double)n / t[2] / 1e9;
+}
+
 typedef struct bwd_bufs {
     void *dout, *dq, *dk, *dv;
 } bwd_bufs;
@@ -307,9 +379,18 @@ int fa2_cmd_bench(int argc, char **argv)
     blas_threads(1);
 
     const double sgemm = sgemm_gflops(o.threads);
-    if (!o.json)
-        printf("OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s\n\n"
-               "%-8s %-5s %6s %6s %-7s %10s %9s %6s %9s\n", o.threads, sgemm,
+    const double triad = triad_gbs(o.threads);
+    const char *core = blas_core_name(), *kernel = fa2_cpu_tile_kernel_name();
+    if (o.json)
+        printf("{\"ceilings\": true, \"threads\": %d, \"sgemm_gflops\": %.2f, "
+               "\"blas_core\": \"%s\", \"triad_gbs\": %.2f, \"tile_kernel\": "
+               "\"%s\"}\n", o.threads, sgemm, core, triad, kernel);
+    else
+        printf("OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s (OpenBLAS kernel: %s)\n"
+               "triad memory bandwidth, %d threads: %.1f GB/s\n"
+               "tiled backend's tile-product micro-kernel: %s\n\n"
+               "%-8s %-5s %6s %6s %-7s %10s %9s %6s %9s\n", o.threads, sgemm, core,
+               o.threads, triad, kernel,
                "backend", "dtype", "seqlen", "causal", "pass", "time_ms", "GFLOP/s",
                "ratio", "peak_MiB");
     int total = o.n_backends * o.n_dtypes * o.n_seqlens * o.n_causals * o.n_passes;
