@@ -2,7 +2,8 @@
 """cpu_compare.py — libfa2's tiled CPU backend against PyTorch's CPU
 scaled_dot_product_attention, in one process, on the same values, calls
 alternating (fa2, torch, fa2, torch, ...) so that both see the same machine
-load; the median of the rounds after one warm-up call each.
+load; the best of the rounds after one warm-up call each (wall clock, or
+with --threads 1 --clock thread the calling thread's CPU time).
 
 Shapes (batch 1; issue 16): prefill 16 heads x 4096 x d 64 (fwd and
 fwd+bwd), 8 heads x 2048 x d 128 causal (fwd), and decode 32 heads, 1 and
@@ -11,19 +12,18 @@ fwd+bwd), 8 heads x 2048 x d 128 causal (fwd), and decode 32 heads, 1 and
 fa2 runs through python/fa2.py (ctypes) on torch CPU tensors in its own
 layout [B, N, H, d]; SDPA gets contiguous [B, H, N, d] tensors holding the
 same values. Threads: torch.set_num_threads(T) and fa2's default worker
-count (the machine's cores), T = --threads (default: the core count).
+count T = --threads (default: the core count), set in fa2's args.
 GFLOP/s by the FA2 paper's count: forward 4 Nq Nk d H, halved when causal,
 forward+backward 3.5x that. Also printed: the tiled backend's micro-kernel
 (FA2_CPU_KERNEL forces one) and the max |fa2 - sdpa| of each output.
 
     python3 bench/cpu_compare.py [--quick] [--rounds 3] [--dtypes fp32,bf16]
-        [--only prefill|decode] [--json FILE]
+        [--only prefill|decode] [--threads T] [--clock wall|thread] [--json FILE]
 """
 import argparse
 import ctypes
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -62,7 +62,7 @@ def flops(s, pass_):
     return f * (3.5 if pass_ == "fwd+bwd" else 1.0)
 
 
-def make_calls(s, dt, pass_):
+def make_calls(s, dt, pass_, threads):
     g = torch.Generator().manual_seed(0)
     q = torch.randn(1, s["nq"], s["h"], s["d"], generator=g).to(dt)
     k = torch.randn(1, s["nk"], s["hkv"], s["d"], generator=g).to(dt)
@@ -73,12 +73,26 @@ def make_calls(s, dt, pass_):
     causal = s["causal"]
     res = {}
 
+    T = threads
+    # fa2's args hold raw pointers: keep the tensors alive with the calls
+    res["inputs"] = (q, k, v, do)
+    o = torch.empty_like(q)
+    lse = torch.empty(1, s["h"], s["nq"], dtype=torch.float32)
+    res["outputs"] = (o, lse)
+    fwd_args = fa2.make_args(q, k, v, o, lse, causal)
+    fwd_args.num_threads = T
+    grads = [torch.empty_like(x) for x in (q, k, v)]
+    res["grads"] = grads
+    bwd_args = fa2.make_bwd_args(q, k, v, o, lse, do, *grads, causal)
+    bwd_args.num_threads = T
+
     def fa2_call():
+        fa2.run(fwd_args, "tiled")
         if pass_ == "fwd":
-            res["fa2"] = fa2.forward(q, k, v, causal=causal)
+            res["fa2"] = o
         else:
-            o, lse = fa2.forward(q, k, v, causal=causal, return_lse=True)
-            res["fa2"] = fa2.backward(q, k, v, o, lse, do, causal=causal)
+            fa2.run_bwd(bwd_args, "tiled")
+            res["fa2"] = grads
 
     def torch_call():
         if pass_ == "fwd":
@@ -100,10 +114,10 @@ def make_calls(s, dt, pass_):
     return fa2_call, torch_call, max_err
 
 
-def timed(fn):
-    t = time.perf_counter()
+def timed(fn, clock):
+    t = clock()
     fn()
-    return time.perf_counter() - t
+    return clock() - t
 
 
 def main():
@@ -113,8 +127,14 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--dtypes", default="fp32,fp16,bf16")
     ap.add_argument("--only", choices=("prefill", "decode"))
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                    help="thread: this thread's CPU time (only with --threads 1: "
+                    "both then run on the calling thread), robust on a shared machine")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.clock == "thread" and a.threads != 1:
+        ap.error("--clock thread needs --threads 1")
+    clock = time.thread_time if a.clock == "thread" else time.perf_counter
     torch.set_num_threads(a.threads)
     lib = fa2.lib()
     lib.fa2_cpu_tile_kernel_name.restype = ctypes.c_char_p
@@ -129,16 +149,18 @@ def main():
     for s in shapes(a.quick, a.only):
         for pass_ in s["passes"]:
             for dn in a.dtypes.split(","):
-                fa2_call, torch_call, max_err = make_calls(s, DTYPES[dn], pass_)
+                fa2_call, torch_call, max_err = make_calls(s, DTYPES[dn], pass_, a.threads)
                 fa2_call()
                 torch_call()  # warm-up, and the outputs to compare
                 err = max_err()
                 tf, tt = [], []
                 for _ in range(a.rounds):
-                    tf.append(timed(fa2_call))
-                    tt.append(timed(torch_call))
-                gf = flops(s, pass_) / statistics.median(tf) * 1e-9
-                gt = flops(s, pass_) / statistics.median(tt) * 1e-9
+                    tf.append(timed(fa2_call, clock))
+                    tt.append(timed(torch_call, clock))
+                # best of the rounds: on a shared machine the least
+                # disturbed run is the closest to either's own speed
+                gf = flops(s, pass_) / min(tf) * 1e-9
+                gt = flops(s, pass_) / min(tt) * 1e-9
                 row = dict(shape=s["name"], dtype=dn, pass_=pass_, fa2_gflops=gf,
                            torch_gflops=gt, ratio=gf / gt, max_abs_diff=err,
                            kernel=kernel, fa2_s=tf, torch_s=tt)
@@ -148,6 +170,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(torch=torch.__version__, threads=a.threads, kernel=kernel,
+                           clock=a.clock,
                            env=env, rows=rows), f, indent=1)
 
 
