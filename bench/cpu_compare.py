@@ -11,14 +11,16 @@ fwd+bwd), 8 heads x 2048 x d 128 causal (fwd), and decode 32 heads, 1 and
 
 fa2 runs through python/fa2.py (ctypes) on torch CPU tensors in its own
 layout [B, N, H, d]; SDPA gets contiguous [B, H, N, d] tensors holding the
-same values. Threads: torch.set_num_threads(T) and fa2's default worker
+same values (--layout sdpa: fa2 reads those same tensors through strided
+views, so that both stream the same bytes in the same order). Threads: torch.set_num_threads(T) and fa2's default worker
 count T = --threads (default: the core count), set in fa2's args.
 GFLOP/s by the FA2 paper's count: forward 4 Nq Nk d H, halved when causal,
 forward+backward 3.5x that. Also printed: the tiled backend's micro-kernel
 (FA2_CPU_KERNEL forces one) and the max |fa2 - sdpa| of each output.
 
     python3 bench/cpu_compare.py [--quick] [--rounds 3] [--dtypes fp32,bf16]
-        [--only prefill|decode] [--threads T] [--clock wall|thread] [--json FILE]
+        [--only prefill|decode] [--threads T] [--clock wall|thread]
+        [--layout own|sdpa] [--json FILE]
 """
 import argparse
 import ctypes
@@ -62,7 +64,7 @@ def flops(s, pass_):
     return f * (3.5 if pass_ == "fwd+bwd" else 1.0)
 
 
-def make_calls(s, dt, pass_, threads):
+def make_calls(s, dt, pass_, threads, same_memory=False):
     g = torch.Generator().manual_seed(0)
     q = torch.randn(1, s["nq"], s["h"], s["d"], generator=g).to(dt)
     k = torch.randn(1, s["nk"], s["hkv"], s["d"], generator=g).to(dt)
@@ -70,6 +72,8 @@ def make_calls(s, dt, pass_, threads):
     do = torch.randn(1, s["nq"], s["h"], s["d"], generator=g).to(dt)
     # SDPA's layout, same values
     qs, ks, vs, dos = (x.transpose(1, 2).contiguous() for x in (q, k, v, do))
+    if same_memory:  # fa2 reads SDPA's tensors through strided views
+        q, k, v, do = (x.transpose(1, 2) for x in (qs, ks, vs, dos))
     causal = s["causal"]
     res = {}
 
@@ -130,6 +134,10 @@ def main():
     ap.add_argument("--clock", choices=("wall", "thread"), default="wall",
                     help="thread: this thread's CPU time (only with --threads 1: "
                     "both then run on the calling thread), robust on a shared machine")
+    ap.add_argument("--layout", choices=("own", "sdpa"), default="own",
+                    help="own: fa2 gets [B, N, H, d] tensors, SDPA [B, H, N, d] "
+                    "copies; sdpa: fa2 reads SDPA's [B, H, N, d] memory through "
+                    "strided views (the same bytes in the same order for both)")
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.clock == "thread" and a.threads != 1:
@@ -149,7 +157,8 @@ def main():
     for s in shapes(a.quick, a.only):
         for pass_ in s["passes"]:
             for dn in a.dtypes.split(","):
-                fa2_call, torch_call, max_err = make_calls(s, DTYPES[dn], pass_, a.threads)
+                fa2_call, torch_call, max_err = make_calls(s, DTYPES[dn], pass_, a.threads,
+                                                         a.layout == "sdpa")
                 fa2_call()
                 torch_call()  # warm-up, and the outputs to compare
                 err = max_err()
@@ -170,7 +179,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(torch=torch.__version__, threads=a.threads, kernel=kernel,
-                           clock=a.clock,
+                           clock=a.clock, layout=a.layout,
                            env=env, rows=rows), f, indent=1)
 
 

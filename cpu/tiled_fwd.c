@@ -166,8 +166,11 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         const int64_t col_lo = n_block * bn;
         const int64_t cols = s.seqlen_k - col_lo < bn ? s.seqlen_k - col_lo : bn;
 
-        fa2_cpu_load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
-        fa2_cpu_load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
+        int64_t ldk, ldv;
+        const float *k = fa2_cpu_tile_view(&a->k, &s, s.k_start, col_lo, cols, hk, d,
+                                           w->k, &ldk);
+        const float *v = fa2_cpu_tile_view(&a->v, &s, s.k_start, col_lo, cols, hk, d,
+                                           w->v, &ldv);
         if (step + 1 < fa2_block_count(kv)) { /* the next K/V tile */
             const int64_t next_lo = fa2_kv_block_at(kv, step + 1) * bn;
             const int64_t next = s.seqlen_k - next_lo < bn ? s.seqlen_k - next_lo : bn;
@@ -175,7 +178,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             fa2_cpu_prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
-        fa2_product_nn(&job->kern, cols, rows, d, w->k, d, w->qt, bm, w->st, bm, 0);
+        fa2_product_nn(&job->kern, cols, rows, d, k, ldk, w->qt, bm, w->st, bm, 0);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
             fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
                               w->vis_lo, w->vis_hi);
@@ -187,7 +190,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             trace_fwd(p, w, FA2_TRACE_FWD_P, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
         /* acc += round(P) V_j  (acc was already scaled by alpha) */
-        fa2_product_tn(&job->kern, rows, d, cols, w->st, bm, w->v, d, w->acc, d, 1);
+        fa2_product_tn(&job->kern, rows, d, cols, w->st, bm, v, ldv, w->acc, d, 1);
         if (p->trace)
             trace_fwd(p, w, FA2_TRACE_FWD_ACC, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
