@@ -166,9 +166,12 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         const int64_t col_lo = n_block * bn;
         const int64_t cols = s.seqlen_k - col_lo < bn ? s.seqlen_k - col_lo : bn;
 
-        int64_t ldk, ldv;
-        const float *k = fa2_cpu_tile_view(&a->k, &s, s.k_start, col_lo, cols, hk, d,
-                                           w->k, &ldk);
+        /* K is the broadcast operand of S^T = K Q^T, read row by row many
+         * times: a dense copy (rows a head stride apart, often 4 KiB, share
+         * one L1 set). V is packed by the product itself: read in place
+         * when float32. */
+        fa2_cpu_load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
+        int64_t ldv;
         const float *v = fa2_cpu_tile_view(&a->v, &s, s.k_start, col_lo, cols, hk, d,
                                            w->v, &ldv);
         if (step + 1 < fa2_block_count(kv)) { /* the next K/V tile */
@@ -178,7 +181,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             fa2_cpu_prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
-        fa2_product_nn(&job->kern, cols, rows, d, k, ldk, w->qt, bm, w->st, bm, 0);
+        fa2_product_nn(&job->kern, cols, rows, d, w->k, d, w->qt, bm, w->st, bm, 0);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
             fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
                               w->vis_lo, w->vis_hi);
