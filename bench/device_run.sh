@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test sanitize traffic bench quickbench tune ncu stalls cli pack
+# Stages: info test sanitize traffic bench quickbench tune ncu stalls cli sass pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
 set -u
@@ -35,7 +35,7 @@ info)
     ;;
 test)
     log "GPU suite (full grid)"
-    FA2_TEST_VERBOSE=1 "$RUN/test_cuda_fwd" >"$OUT/test.log" 2>&1
+    FA2_TEST_VERBOSE=1 timeout ${TEST_TIMEOUT:-300} "$RUN/test_cuda_fwd" >"$OUT/test.log" 2>&1
     echo "test_cuda_fwd exit $?"
     grep -E "^[0-9]+%|Checks|FA2_TEST_SEED" "$OUT/test.log" | head -5
     grep -E ":F:|:E:" "$OUT/test.log" | head -20
@@ -45,7 +45,7 @@ test)
 sanitize)
     log "compute-sanitizer memcheck + racecheck + synccheck (quick subset)"
     for tool in memcheck racecheck synccheck; do
-        FA2_GPU_TEST_QUICK=1 compute-sanitizer --tool $tool --error-exitcode 9 \
+        FA2_GPU_TEST_QUICK=1 timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool --error-exitcode 9 \
             "$RUN/test_cuda_fwd" >>"$OUT/sanitizer.log" 2>&1
         echo "$tool exit $?"
     done
@@ -64,6 +64,18 @@ traffic)
 bench)
     log "benchmark vs SDPA (paper grid)"
     python3 bench/sdpa_compare.py --out "$OUT" 2>&1 | tee "$OUT/bench.log" | grep -vE "^  " | tail -80
+    ;;
+sass)
+    log "SASS of the sm_90 forward kernels: instruction classes"
+    cuobjdump -sass "$RUN/lib/libfa2.so.0" 2>/dev/null |
+        awk '/Function : /{keep = ($0 ~ /fwd_kernel_sm90/)} keep' >"$OUT/fwd90.sass"
+    for op in HGMMA UTMALDG SYNCS USETMAXREG WARPGROUP BAR LDL STL MUFU.EX2; do
+        printf '%-10s %s\n' $op "$(grep -c "$op" "$OUT/fwd90.sass")"
+    done
+    # local-memory traffic per kernel, and where it sits (the producer's
+    # part comes before the first HGMMA of the function)
+    awk '/Function : /{f=$3} /HGMMA/{h[f]=1} /STL|LDL/{if(h[f]) c[f]++; else pc[f]++}
+         END{for(f in pc) print "before first HGMMA", pc[f], f; for(f in c) print "after first HGMMA", c[f], f}' "$OUT/fwd90.sass"
     ;;
 quickbench)
     log "benchmark vs SDPA (d 64/128, 1k..16k)"
@@ -109,7 +121,7 @@ cli)
              "--head-dim 256 --dtype bf16 --seqlen 4096 --batch 2" \
              "--head-dim 40 --seqlen 333 --no-causal --heads 3 --heads-kv 1"; do
         echo "-- fa2 run --backend cuda --check $a"
-        out=$("$RUN/fa2" run --backend cuda --check $a 2>&1); rc=$?
+        out=$(timeout 120 "$RUN/fa2" run --backend cuda --check $a 2>&1); rc=$?
         echo "$out" | tail -8
         echo "exit $rc"
     done 2>&1 | tee "$OUT/cli.log"

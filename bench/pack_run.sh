@@ -13,7 +13,8 @@ mkdir -p "$RUN/lib" "$RUN/fallback"
 cp -L "$BUILD/lib/.libs/libfa2.so.0" "$RUN/lib/"
 cp "$BUILD/tests/gpu/.libs/test_cuda_fwd" "$RUN/" 2>/dev/null ||
     cp "$BUILD/tests/gpu/test_cuda_fwd" "$RUN/"
-cp "$BUILD/tools/.libs/fa2" "$RUN/" 2>/dev/null || true
+cp "$BUILD/tools/.libs/fa2" "$RUN/" 2>/dev/null || cp "$BUILD/tools/fa2" "$RUN/" 2>/dev/null || true
+cp "$BUILD/tests/gpu/.libs/test_cuda_bwd" "$RUN/" 2>/dev/null || cp "$BUILD/tests/gpu/test_cuda_bwd" "$RUN/" 2>/dev/null || true
 if [ -e build-traffic/lib/.libs/libfa2.so.0 ]; then
     mkdir -p "$RUN/traffic"
     cp -L build-traffic/lib/.libs/libfa2.so.0 "$RUN/traffic/"

@@ -1,7 +1,10 @@
-/* fa2_cpu.h — what the CPU backends share: tile loads (tile_io.c). */
+/* fa2_cpu.h — the CPU backends: their passes (one row each of the backend
+ * table, cpu/backends.c), what they share (tile loads, tile_io.c), and the
+ * float64 oracle and traced mirror the tests and tools call directly. */
 #ifndef FA2_CPU_H
 #define FA2_CPU_H
 
+#include "fa2_backend.h"
 #include "fa2_internal.h"
 
 /* Row `row` (absolute, along dim 1) of head h of t, widened to float into
@@ -34,5 +37,55 @@ void fa2_cpu_prefetch_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
 void fa2_cpu_mask_tile(const fa2_mask *m, int64_t row_lo, int64_t rows,
                        int64_t col_lo, int64_t cols, float *tile, int64_t rs,
                        int64_t cs, int64_t *lo, int64_t *hi);
+
+/* ---- the rows of the backend table (cpu/backends.c) ---------------------- */
+
+extern const fa2_backend_ops fa2_cpu_oracle_ops;
+extern const fa2_backend_ops fa2_cpu_standard_ops;
+extern const fa2_backend_ops fa2_cpu_tiled_ops;
+
+/* The tiled backend's own tiling (cpu/backends.c). */
+fa2_status fa2_cpu_tiled_tile_config(fa2_pass pass, fa2_dtype dtype,
+                                     int head_dim, fa2_tile_config *out);
+
+/* ---- the passes ------------------------------------------------------------ */
+
+fa2_status fa2_cpu_oracle_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_standard_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p);
+
+/* Standard attention's softmax of one score row (cpu/standard_fwd.c). */
+float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask,
+                               int64_t i, float *row, int64_t nk);
+
+fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p);
+
+/* ---- for tests and tools ------------------------------------------------- */
+
+/* The float64 oracle with float64 outputs: o64 is dense with o's shape
+ * [q.shape[0], q.shape[1], heads_q, head_dim] and lse64 dense [q.shape[0],
+ * heads_q, q.shape[1]]; either may be NULL. args->o and args->lse are not
+ * touched. */
+fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
+                              double *lse64);
+
+/* The tiled mirror with a callback at every step (one thread). */
+fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
+                                void *user);
+fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
+                                void *user);
+
+/* The float64 oracle's gradients, dense with the shapes of q, k and v;
+ * any of the three may be NULL. args' own outputs are not touched. */
+fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
+                              double *dk64, double *dv64);
+/* The same with D = dO . o taken from the forward's (rounded) o, as FA2's
+ * backward takes it: its distance from the exact gradients is the part of a
+ * backend's error that comes from o's rounding alone (large where dS = P (dP
+ * - D) cancels, e.g. a row over nearly uniform keys). */
+fa2_status fa2_oracle_bwd_f64_rounded_o(const fa2_bwd_args *args, double *dq64,
+                                        double *dk64, double *dv64);
 
 #endif /* FA2_CPU_H */

@@ -1,6 +1,7 @@
 # cpu/: float64 oracle, standard attention (OpenBLAS), tiled FA2 mirror.
 noinst_HEADERS += cpu/fa2_cpu.h cpu/fa2_cpu_simd.h cpu/tile_product.h
 lib_libfa2_la_SOURCES += \
+	cpu/backends.c \
 	cpu/tile_io.c \
 	cpu/tile_product.c \
 	cpu/tile_product_avx2.c \

@@ -13,7 +13,7 @@
  * it runs the query heads of its group in turn, so dk and dv (summed over
  * the group, GQA) have a single writer. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cpu.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -174,7 +174,7 @@ fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
                               double *dk64, double *dv64)
 {
     fa2_problem p;
-    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p);
+    fa2_status st = fa2_bwd_validate(args, &fa2_cpu_oracle_ops, &p);
     if (st != FA2_OK)
         return st;
     return oracle_bwd_run(args, &p, dq64, dk64, dv64, 0, 0);
@@ -184,7 +184,7 @@ fa2_status fa2_oracle_bwd_f64_rounded_o(const fa2_bwd_args *args, double *dq64,
                                         double *dk64, double *dv64)
 {
     fa2_problem p;
-    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p);
+    fa2_status st = fa2_bwd_validate(args, &fa2_cpu_oracle_ops, &p);
     if (st != FA2_OK)
         return st;
     return oracle_bwd_run(args, &p, dq64, dk64, dv64, 0, 1);

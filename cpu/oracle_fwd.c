@@ -7,7 +7,7 @@
  * the row max before exp (which is exact in real arithmetic). Every other
  * backend is measured against this one. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cpu.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -143,7 +143,7 @@ fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
                               double *lse64)
 {
     fa2_problem p;
-    fa2_status st = fa2_fwd_validate(args, FA2_BACKEND_CPU_ORACLE, &p);
+    fa2_status st = fa2_fwd_validate(args, &fa2_cpu_oracle_ops, &p);
     if (st != FA2_OK)
         return st;
     return oracle_run(args, &p, o64, lse64, 0);

@@ -10,7 +10,7 @@
  * One work item is one (sequence, key head); its query heads run in turn
  * and add into float32 dK, dV (GQA sums over the group), rounded once. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cpu.h"
 
 #include <cblas.h>
 #include <stdatomic.h>

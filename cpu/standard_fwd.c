@@ -9,7 +9,7 @@
  * input dtype. Its error against the oracle is the yardstick of the
  * numerics contract: FA2 must stay within 2x of it. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cpu.h"
 
 #include <cblas.h>
 #include <math.h>

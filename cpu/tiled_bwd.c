@@ -1,5 +1,5 @@
 /* tiled_bwd.c — the FlashAttention-2 backward pass on the CPU, step for
- * step as the CUDA kernels run it (FA2 paper, Algorithm 2; DESIGN.md
+ * step as the CUDA kernels run it (FA2 paper, Algorithm 2; doc/design.md
  * "Backward"):
  *
  *   preprocess:  D_i = rowsum(dO_i o O_i)            (float32)
@@ -28,7 +28,7 @@
  *
  * CPU layout: the resident key block is kept as K_j, K_j^T and V_j^T, so
  * that all five tile products are plain or A-transposed matrix products
- * (OpenBLAS's fast small-matrix path); element loops are vectorised with
+ * (the micro-kernels of cpu/tile_product.h); element loops are vectorised with
  * the same functions as the forward (cpu/fa2_cpu_simd.h). */
 #include "config.h"
 #include "fa2_internal.h"
@@ -346,7 +346,7 @@ static bwd_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
 fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
 {
     fa2_tile_config cfg;
-    fa2_status st = fa2_tile_config_for(FA2_BACKEND_CPU_TILED, FA2_PASS_BWD,
+    fa2_status st = fa2_cpu_tiled_tile_config(FA2_PASS_BWD,
                                         p->dtype, (int)p->head_dim, &cfg);
     if (st != FA2_OK)
         return st;
@@ -404,7 +404,7 @@ fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
                                 void *user)
 {
     fa2_problem p;
-    fa2_status st = fa2_bwd_validate(args, FA2_BACKEND_CPU_TILED, &p);
+    fa2_status st = fa2_bwd_validate(args, &fa2_cpu_tiled_ops, &p);
     if (st != FA2_OK)
         return st;
     if ((st = fa2_problem_trace(&p, fn, user)) != FA2_OK)

@@ -1,5 +1,5 @@
 /* tiled_fwd.c — the FlashAttention-2 forward pass on the CPU, step for step
- * as the CUDA kernel runs it (FA2 paper, Algorithm 1; DESIGN.md "Forward").
+ * as the CUDA kernel runs it (FA2 paper, Algorithm 1; doc/design.md, "The numerics contract").
  *
  * One work item is one (sequence, head, query block i): the FA2 outer loop,
  * whose iterations are independent. For that block:
@@ -16,14 +16,14 @@
  *
  * The index logic (which blocks, which need a mask, the mask itself) and the
  * per-row softmax update come from lib/fa2_tile.h, the same code the kernel
- * calls. How a tile product is computed here (OpenBLAS sgemm) is free; where
- * values are rounded is not.
+ * calls. How a tile product is computed here (fa2's micro-kernels,
+ * cpu/tile_product.h) is free; where values are rounded is not.
  *
  * CPU layout: the score tile is kept transposed, S^T = K_j Q_i^T ([Bc][Br]),
  * so that K and V tiles load as plain rows, every row operation of the
  * softmax (max, exp2, sum) runs down a column and vectorises across the
- * query rows, and both products stay in BLAS's fast small-matrix path. The
- * arithmetic per row is the same as in the kernel. */
+ * query rows, and both products are plain or A-transposed matrix products.
+ * The arithmetic per row is the same as in the kernel. */
 #include "config.h"
 #include "fa2_internal.h"
 
@@ -259,7 +259,7 @@ static tile_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
 fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
 {
     fa2_tile_config cfg;
-    fa2_status st = fa2_tile_config_for(FA2_BACKEND_CPU_TILED, FA2_PASS_FWD,
+    fa2_status st = fa2_cpu_tiled_tile_config(FA2_PASS_FWD,
                                         p->dtype, (int)p->head_dim, &cfg);
     if (st != FA2_OK)
         return st;
@@ -291,7 +291,7 @@ fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
                                 void *user)
 {
     fa2_problem p;
-    fa2_status st = fa2_fwd_validate(args, FA2_BACKEND_CPU_TILED, &p);
+    fa2_status st = fa2_fwd_validate(args, &fa2_cpu_tiled_ops, &p);
     if (st != FA2_OK)
         return st;
     if ((st = fa2_problem_trace(&p, fn, user)) != FA2_OK)

@@ -1,5 +1,5 @@
 /* bwd_kernel.cuh — the FlashAttention-2 backward kernels (FA2 paper,
- * Algorithm 2; DESIGN.md "Backward"), step for step as cpu/tiled_bwd.c:
+ * Algorithm 2; doc/design.md, "The numerics contract"), step for step as cpu/tiled_bwd.c:
  *
  *   preprocess, one thread block per (sequence, query head, query block):
  *       D = rowsum(dO o O) (float32), the dQ accumulator rows cleared, the

@@ -9,7 +9,7 @@
  * fa2_bwd_validate (lib/validate_bwd.c) has already checked shapes, dtypes,
  * strides, overlap and the scalars, the same way for every backend. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cuda.h"
 #include "bwd_config.h"
 #include "host_checks.h"
 #include "bwd_params.h"

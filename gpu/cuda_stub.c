@@ -1,6 +1,6 @@
 /* cuda_stub.c — the CUDA entry points of a library built without nvcc. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cuda.h"
 
 fa2_status fa2_cuda_available(void)
 {

@@ -1,6 +1,6 @@
 /* device_query.cu — is there a GPU the CUDA backend can use? */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cuda.h"
 
 #include <cuda_runtime.h>
 

@@ -62,4 +62,54 @@ static inline int fa2_fwd_kernel_head_dim(int d)
     ((FA2_FWD_BLOCK_M(HD) + (2 + FA2_FWD_V_STAGES(HD)) * FA2_FWD_BLOCK_N(HD)) *  \
      FA2_FWD_SMEM_COLS(HD) * 2)
 
+
+/* ---- the sm_90a kernel (gpu/fwd_kernel_sm90.cuh) -------------------------
+ * Warp-specialised: one producer warpgroup issuing TMA copies and NC
+ * consumer warpgroups of 64 query rows each (block_m = 64 NC). Head dims
+ * run on the kernels for 64, 128 or 256 (the next one up; the extra
+ * columns are the copy engine's zero fill and are not stored).
+ *
+ *   head dim  consumers  block_m  block_n  stages  smem (Q + stages x (K + V))
+ *        64      3 (2)   192/128     128      2      24/16 + 2 x 32 KB
+ *       128         2       128      128      2         32 + 2 x 64 KB
+ *       256         2       128       64      2         64 + 2 x 64 KB
+ *
+ * At head dim 64 both 2 and 3 consumers are built; FA2_FWD90_CONSUMERS
+ * picks the default (3: 462-498 against 421-444 TFLOP/s at seqlen 4k-16k
+ * on the H200, bench/NOTES-fwd90.md), the environment's
+ * FA2_CUDA_FWD90_CONSUMERS=2|3 overrides it (for measurements; the tile
+ * query follows the same choice).
+ */
+#define FA2_FWD90_NUM_HEAD_DIMS 3
+static inline int fa2_fwd90_kernel_head_dim(int d)
+{
+    return d <= 64 ? 64 : d <= 128 ? 128 : 256;
+}
+#ifndef FA2_FWD90_CONSUMERS
+#define FA2_FWD90_CONSUMERS(HD) ((HD) == 64 ? 3 : 2)
+#endif
+#define FA2_FWD90_HAS_NC3(HD) ((HD) == 64)
+#ifndef FA2_FWD90_BLOCK_N
+#define FA2_FWD90_BLOCK_N(HD) ((HD) <= 128 ? 128 : 64)
+#endif
+#ifndef FA2_FWD90_STAGES
+#define FA2_FWD90_STAGES(HD) 2
+#endif
+/* O staged through a buffer of its own where that fits (the next tile's Q
+ * then arrives during this tile's epilogue), else through Q's */
+#define FA2_FWD90_SEPARATE_O(HD, NC)                                           \
+    ((64 * (NC) + 2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD) + 64 * (NC)) * (HD) * 2 + \
+         2048 <= 227 * 1024)
+/* barriers: Q full/empty, and per stage K full/empty, V full/empty/ready */
+#define FA2_FWD90_SMEM_BYTES(HD, NC)                                           \
+    (1024 +                                                                    \
+     (64 * (NC) * (FA2_FWD90_SEPARATE_O(HD, NC) ? 2 : 1) +                     \
+      2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD)) * (HD) * 2 +           \
+     8 * (2 + 5 * FA2_FWD90_STAGES(HD)))
+/* the consumers take turns to issue their products (FA3's ping-pong);
+ * -DFA2_FWD90_PINGPONG_ON=0 builds the kernel without (for measurements) */
+#ifndef FA2_FWD90_PINGPONG_ON
+#define FA2_FWD90_PINGPONG_ON 1
+#endif
+
 #endif /* FA2_GPU_FWD_CONFIG_H */

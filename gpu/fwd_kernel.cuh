@@ -1,5 +1,5 @@
 /* fwd_kernel.cuh — the FlashAttention-2 forward kernel (FA2 paper,
- * Algorithm 1; DESIGN.md "Forward"), one template instantiated per head dim
+ * Algorithm 1; doc/design.md, "The numerics contract"), one template instantiated per head dim
  * and dtype by gpu/fwd_hdNN.cu.
  *
  * One thread block is one (sequence, head, query block). Its warps split

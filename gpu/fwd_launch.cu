@@ -6,7 +6,7 @@
  * fa2_fwd_validate (lib/validate.c) has already checked shapes, dtypes,
  * strides, overlap and the scalars, the same way for every backend. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_cuda.h"
 #include "fwd_config.h"
 #include "fwd_params.h"
 #include "host_checks.h"
@@ -27,6 +27,12 @@ fa2_status fa2_cuda_fwd_hd192(const fa2_fwd_params *, int, void *);
 fa2_status fa2_cuda_fwd_hd224(const fa2_fwd_params *, int, void *);
 fa2_status fa2_cuda_fwd_hd256(const fa2_fwd_params *, int, void *);
 }
+
+/* the sm_90 kernel, gpu/fwd_sm90_launch.cu */
+extern "C" int fa2_cuda_fwd_sm90_chosen(int head_dim);
+extern "C" int fa2_cuda_fwd90_consumers(int head_dim);
+extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k,
+                                        const fa2_fwd_args *a, int head_dim);
 
 static const fwd_launcher launchers[FA2_FWD_NUM_HEAD_DIMS] = {
     fa2_cuda_fwd_hd32,  fa2_cuda_fwd_hd64,  fa2_cuda_fwd_hd96,
@@ -120,6 +126,20 @@ extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
     if (dtype != FA2_DTYPE_FP16 && dtype != FA2_DTYPE_BF16)
         return fa2_fail(FA2_ERR_UNSUPPORTED, "the CUDA kernels take fp16 or bf16, "
                         "not %s", fa2_dtype_name(dtype));
+    if (head_dim >= 8 && head_dim <= 256 && head_dim % 8 == 0 &&
+        fa2_cuda_fwd_sm90_chosen(head_dim)) {
+        /* the warp-specialised kernel, gpu/fwd_kernel_sm90.cuh */
+        const int hd90 = fa2_fwd90_kernel_head_dim(head_dim);
+        const int nc = fa2_cuda_fwd90_consumers(head_dim);
+        out->block_m = 64 * nc;
+        out->block_n = hd90 == 64    ? FA2_FWD90_BLOCK_N(64)
+                       : hd90 == 128 ? FA2_FWD90_BLOCK_N(128)
+                                     : FA2_FWD90_BLOCK_N(256);
+        out->warps = 4 * nc; /* consumer warps; one producer warpgroup besides */
+        out->head_dim = hd90;
+        fa2_clear_error();
+        return FA2_OK;
+    }
     const int hd = fa2_fwd_kernel_head_dim(head_dim);
     switch (hd) {
 #define CFG(HD)                                                                \
@@ -241,6 +261,18 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     if ((st = traffic_pointer(&k.traffic)))
         return st;
 #endif
+    if (fa2_cuda_fwd_sm90_chosen((int)p->head_dim)) {
+        st = fa2_cuda_fwd_sm90(&k, a, (int)p->head_dim);
+        if (st != FA2_ERR_UNSUPPORTED) {
+            if (st == FA2_OK)
+                fa2_clear_error();
+            return st;
+        }
+        /* the copy engine cannot describe these strides: the mma.sync
+         * kernel takes them, with its own tiling */
+        k.m_blocks = (int)fa2_num_blocks(p->max_seqlen_q, FA2_FWD_BLOCK_M(64));
+        cfg.head_dim = fa2_fwd_kernel_head_dim((int)p->head_dim);
+    }
     const int slot = cfg.head_dim / 32 - 1;
     if (slot < 0 || slot >= FA2_FWD_NUM_HEAD_DIMS)
         return fa2_fail(FA2_ERR_INTERNAL, "no forward kernel for head dim %d",

@@ -15,9 +15,12 @@ NVCC_ALL_FLAGS = $(CUDA_ARCH_FLAGS) -std=c++17 -O3 -ftz=true -lineinfo -I$(top_s
 CUDA_SOURCES = gpu/device_query.cu gpu/host_checks.cu gpu/fwd_launch.cu \
 	gpu/fwd_hd32.cu gpu/fwd_hd64.cu gpu/fwd_hd96.cu gpu/fwd_hd128.cu \
 	gpu/fwd_hd160.cu gpu/fwd_hd192.cu gpu/fwd_hd224.cu gpu/fwd_hd256.cu \
-	gpu/bwd_launch.cu gpu/bwd_hd64.cu gpu/bwd_hd128.cu gpu/bwd_hd256.cu
+	gpu/bwd_launch.cu gpu/bwd_hd64.cu gpu/bwd_hd128.cu gpu/bwd_hd256.cu \
+	gpu/fwd_sm90_launch.cu gpu/fwd_sm90_hd64.cu gpu/fwd_sm90_hd128.cu \
+	gpu/fwd_sm90_hd256.cu
 FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh \
-	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_block.cuh gpu/bwd_kernel.cuh gpu/bwd_kernel_sm90.cuh gpu/wgmma.cuh gpu/host_checks.h
+	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_block.cuh gpu/bwd_kernel.cuh gpu/bwd_kernel_sm90.cuh gpu/wgmma.cuh gpu/host_checks.h \
+	gpu/fwd_kernel_sm90.cuh gpu/tma.cuh gpu/wgmma_wide.cuh gpu/fa2_cuda.h
 noinst_HEADERS += $(FA2_GPU_HDRS)
 EXTRA_DIST += $(CUDA_SOURCES)
 if HAVE_CUDA
@@ -28,11 +31,13 @@ CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
 # nvcc writes no dependency files here: every CUDA object depends on every
 # header it may include.
 $(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
-	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_tile.h config.h
+	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_backend.h $(top_srcdir)/lib/fa2_tile.h config.h
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif
-EXTRA_DIST += gpu/cuda_stub.c
+# the backend's row of the table, the same in both builds (plain C)
+lib_libfa2_la_SOURCES += gpu/backend.c
+EXTRA_DIST += gpu/cuda_stub.c gpu/gen_wgmma_wide.py
 
 SUFFIXES = .cu .lo
 .cu.lo:

@@ -122,9 +122,12 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
                          p->window_right);
 }
 
-/* Check every argument of a forward call; fill *p on success. */
-fa2_status fa2_fwd_validate(const fa2_fwd_args *args, fa2_backend backend,
-                            fa2_problem *p);
+/* Check every argument of a forward call; fill *p on success. ops is the
+ * backend's row (fa2_backend.h): where its tensors live decides whether the
+ * lengths in cu_seqlens can be read here; NULL: host memory. */
+struct fa2_backend_ops;
+fa2_status fa2_fwd_validate(const fa2_fwd_args *args,
+                            const struct fa2_backend_ops *ops, fa2_problem *p);
 
 /* Distinct indices of t (first ndim dims) are distinct addresses (a
  * sufficient test on sorted strides). */
@@ -134,12 +137,15 @@ int fa2_tensor_spans_overlap(const fa2_tensor *a, int na, const fa2_tensor *b,
                              int nb);
 
 /* Check every argument of a backward call; fill *p on success. */
-fa2_status fa2_bwd_validate(const fa2_bwd_args *args, fa2_backend backend,
-                            fa2_problem *p);
+fa2_status fa2_bwd_validate(const fa2_bwd_args *args,
+                            const struct fa2_backend_ops *ops, fa2_problem *p);
 
 /* The forward arguments a backward call implies (q, k, v, o, lse and the
  * mask, varlen and tiling parameters), for code shared by both passes. */
 fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *b);
+/* The other way: the backward's arguments over the forward's tensors and
+ * parameters; dout, dq, dk, dv and the workspace are left empty. */
+fa2_bwd_args fa2_fwd_as_bwd_args(const fa2_fwd_args *f);
 
 /* ---- strided element access ------------------------------------------------ */
 
@@ -181,40 +187,6 @@ typedef void (*fa2_work_fn)(void *ctx, int64_t item, int worker);
 fa2_status fa2_parallel_for(int num_threads, int64_t n_items, fa2_work_fn fn,
                             void *ctx);
 
-/* ---- backends ---------------------------------------------------------------- */
-
-fa2_status fa2_cpu_oracle_fwd(const fa2_fwd_args *a, const fa2_problem *p);
-fa2_status fa2_cpu_standard_fwd(const fa2_fwd_args *a, const fa2_problem *p);
-fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p);
-
-/* Standard attention's softmax of one score row (cpu/standard_fwd.c). */
-float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask,
-                               int64_t i, float *row, int64_t nk);
-
-fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p);
-fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p);
-fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p);
-
-/* The CUDA side (gpu/); stubs that say "not built" when CUDA is absent. */
-fa2_status fa2_cuda_available(void);
-fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p);
-fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p);
-fa2_status fa2_cuda_bwd_workspace_bytes(const fa2_bwd_args *a, const fa2_problem *p,
-                                        size_t *bytes);
-/* The kernel's tiling (arguments already checked). */
-fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
-                                fa2_tile_config *out);
-/* The backward kernel's tiling (gpu/bwd_config.h), for fa2_cuda_tile_config. */
-fa2_status fa2_cuda_bwd_tile_config(fa2_dtype dtype, int head_dim,
-                                    fa2_tile_config *out);
-
-/* The float64 oracle with float64 outputs, for tests and tools: o64 is
- * dense with o's shape [q.shape[0], q.shape[1], heads_q, head_dim] and lse64
- * dense [q.shape[0], heads_q, q.shape[1]]; either may be NULL. args->o and
- * args->lse are not touched. */
-fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
-                              double *lse64);
-
 /* Attach a trace callback to a validated problem (the tiled backend then
  * runs on one thread, so the callback sees the steps in order). */
 static inline fa2_status fa2_problem_trace(fa2_problem *p, fa2_trace_fn fn,
@@ -227,23 +199,6 @@ static inline fa2_status fa2_problem_trace(fa2_problem *p, fa2_trace_fn fn,
     p->num_threads = 1;
     return FA2_OK;
 }
-
-/* The tiled mirror with a callback at every step (one thread). */
-fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
-                                void *user);
-fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
-                                void *user);
-
-/* The float64 oracle's gradients, dense with the shapes of q, k and v;
- * any of the three may be NULL. args' own outputs are not touched. */
-fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
-                              double *dk64, double *dv64);
-/* The same with D = dO . o taken from the forward's (rounded) o, as FA2's
- * backward takes it: its distance from the exact gradients is the part of a
- * backend's error that comes from o's rounding alone (large where dS = P (dP
- * - D) cancels, e.g. a row over nearly uniform keys). */
-fa2_status fa2_oracle_bwd_f64_rounded_o(const fa2_bwd_args *args, double *dq64,
-                                        double *dk64, double *dv64);
 
 #ifdef __cplusplus
 }

@@ -78,14 +78,3 @@ size_t fa2_dtype_size(fa2_dtype t)
     }
     return 0;
 }
-
-const char *fa2_backend_name(fa2_backend b)
-{
-    switch (b) {
-    case FA2_BACKEND_CPU_ORACLE: return "oracle";
-    case FA2_BACKEND_CPU_STANDARD: return "standard";
-    case FA2_BACKEND_CPU_TILED: return "tiled";
-    case FA2_BACKEND_CUDA: return "cuda";
-    }
-    return "?";
-}

@@ -3,6 +3,7 @@
  * it, its value and what was expected; nothing is read or written out of
  * bounds on the way. */
 #include "config.h"
+#include "fa2_backend.h"
 #include "fa2_internal.h"
 
 #include <math.h>
@@ -164,15 +165,12 @@ static fa2_status check_max_seqlen(int64_t given, int64_t actual,
     return FA2_OK;
 }
 
-fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
+fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
                             fa2_problem *p)
 {
     fa2_status st;
     if (!a)
         return fa2_fail(FA2_ERR_NULL_POINTER, "args is NULL");
-    if ((int)backend < 0 || (int)backend >= FA2_BACKEND_COUNT)
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "backend is %d, expected one of "
-                        "FA2_BACKEND_CPU_ORACLE .. FA2_BACKEND_CUDA", (int)backend);
     const int varlen = a->cu_seqlens_q || a->cu_seqlens_k;
 
     /* with variable lengths the packed dim may be empty (all sequences 0) */
@@ -308,7 +306,7 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
                         (long long)a->k.shape[1]);
     p->num_seqs = a->num_seqs;
     int64_t max_q = -1, max_k = -1; /* -1: unknown (device memory) */
-    if (backend != FA2_BACKEND_CUDA) {
+    if (!ops || !ops->device_memory) {
         if ((st = check_cu_seqlens(a->cu_seqlens_q, "cu_seqlens_q", a->num_seqs,
                                    a->q.shape[1], &max_q)) ||
             (st = check_cu_seqlens(a->cu_seqlens_k, "cu_seqlens_k", a->num_seqs,
@@ -316,9 +314,9 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, fa2_backend backend,
             return st;
     } else if (a->max_seqlen_q < 1 || a->max_seqlen_k < 1) {
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "max_seqlen_q/k are %lld/%lld; "
-                        "the CUDA backend cannot read device cu_seqlens and needs "
+                        "the %s backend cannot read device cu_seqlens and needs "
                         "both given", (long long)a->max_seqlen_q,
-                        (long long)a->max_seqlen_k);
+                        (long long)a->max_seqlen_k, ops->name);
     }
     if ((st = check_max_seqlen(a->max_seqlen_q, max_q, "max_seqlen_q",
                                &p->max_seqlen_q)) ||

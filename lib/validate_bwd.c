@@ -3,34 +3,8 @@
  * checks (fa2_fwd_validate); this file adds lse being required, dout, and
  * the three gradient outputs. */
 #include "config.h"
-#include "fa2_internal.h"
+#include "fa2_backend.h"
 
-#include <string.h>
-
-fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *b)
-{
-    fa2_fwd_args f;
-    fa2_fwd_args_init(&f);
-    f.q = b->q;
-    f.k = b->k;
-    f.v = b->v;
-    f.o = b->o;
-    f.lse = b->lse;
-    f.softmax_scale = b->softmax_scale;
-    f.causal = b->causal;
-    f.window_left = b->window_left;
-    f.window_right = b->window_right;
-    f.cu_seqlens_q = b->cu_seqlens_q;
-    f.cu_seqlens_k = b->cu_seqlens_k;
-    f.num_seqs = b->num_seqs;
-    f.max_seqlen_q = b->max_seqlen_q;
-    f.max_seqlen_k = b->max_seqlen_k;
-    f.block_m = b->block_m;
-    f.block_n = b->block_n;
-    f.num_threads = b->num_threads;
-    f.stream = b->stream;
-    return f;
-}
 
 /* A tensor `name` with the shape and dtype of `like` (named like_name),
  * contiguous last dim, positive strides; for outputs also non-overlapping. */
@@ -68,7 +42,7 @@ static fa2_status check_like(const fa2_tensor *t, const char *name,
     return FA2_OK;
 }
 
-fa2_status fa2_bwd_validate(const fa2_bwd_args *a, fa2_backend backend,
+fa2_status fa2_bwd_validate(const fa2_bwd_args *a, const fa2_backend_ops *ops,
                             fa2_problem *p)
 {
     fa2_status st;
@@ -78,7 +52,7 @@ fa2_status fa2_bwd_validate(const fa2_bwd_args *a, fa2_backend backend,
         return fa2_fail(FA2_ERR_NULL_POINTER, "lse.data is NULL: the backward "
                         "needs the forward's log-sum-exp");
     const fa2_fwd_args f = fa2_bwd_as_fwd_args(a);
-    if ((st = fa2_fwd_validate(&f, backend, p)))
+    if ((st = fa2_fwd_validate(&f, ops, p)))
         return st;
     if ((st = check_like(&a->dout, "dout", &a->o, "o", 0)) ||
         (st = check_like(&a->dq, "dq", &a->q, "q", 1)) ||

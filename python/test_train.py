@@ -7,7 +7,7 @@ with PyTorch SDPA, from the same seed on the same data, and check that
      (relative) at every logged step;
   2. for one batch of the trained model, the gradients of q, k, v through
      fa2.attention agree with the float64 reference (SDPA's math backend on
-     the same rounded inputs) within DESIGN.md's bound: max error <= 2 x the
+     the same rounded inputs) within doc/design.md's bound: max error <= 2 x the
      max error of standard attention computed in the same low precision
      + a floor of one unit roundoff of the gradient's magnitude + the
      change of the float64 gradients when D = rowsum(dO o O) uses the

@@ -289,6 +289,14 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
                         "64-bit integers (%.3g query-key pairs x %lld heads)",
                         pairs, (long long)p->heads_q);
 
+    /* FA1's rule (and FA2's with M given) fits Q, K, V and O tiles in M: at
+     * least one row of each, 4 d elements */
+    if ((a->algo == FA2_SIM_FA1 || (a->algo == FA2_SIM_FA2 && a->sram_bytes > 0)) &&
+        S->sram_elems < 4 * a->head_dim)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "sram_bytes is %lld: it holds "
+                        "less than one row each of Q, K, V and O (4 x head_dim x "
+                        "%lld bytes = %lld), so no tiling fits", (long long)sram,
+                        (long long)S->es, (long long)(4 * a->head_dim * S->es));
     switch (a->algo) {
     case FA2_SIM_FA2:
         if (a->sram_bytes > 0) { /* tiles from M, like FA1's Bc */

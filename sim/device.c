@@ -254,3 +254,47 @@ fa2_status fa2_sim_device_check(const fa2_sim_device *d)
     fa2_clear_error();
     return FA2_OK;
 }
+
+/* The whole of a small text file (profiles are a few hundred bytes). */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    enum { MAX = 1 << 20 };
+    char *buf = malloc(MAX + 1);
+    const size_t len = buf ? fread(buf, 1, MAX + 1, f) : 0;
+    fclose(f);
+    if (buf && len > MAX) {
+        free(buf);
+        return NULL;
+    }
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+fa2_status sim_device_load(const char *path, fa2_sim_device *dev)
+{
+    char *text = read_text(path);
+    if (!text)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "'%s' is neither a100, h100, "
+                        "h200 nor a readable profile file (up to 1 MiB)", path);
+    fa2_sim_device_builtin("h100", dev); /* fields the file leaves out */
+    const fa2_status st = fa2_sim_device_parse(dev, text);
+    /* named after the file unless it names itself */
+    int named = 0;
+    for (const char *line = text; line; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        line += strspn(line, " \t");
+        named |= !strncmp(line, "name", 4) && line[4] && strchr(" \t=", line[4]);
+    }
+    if (!named) {
+        const char *base = strrchr(path, '/');
+        snprintf(dev->name, sizeof dev->name, "%s", base ? base + 1 : path);
+    }
+    free(text);
+    if (st != FA2_OK)
+        return fa2_fail(st, "%s: %s", path, fa2_last_error());
+    return FA2_OK;
+}

@@ -1,9 +1,11 @@
 # sim/: the memory-hierarchy simulator (issue 4; doc/io-complexity.md).
 # One concept per file; sim/sim.h says which.
-noinst_HEADERS += sim/sim.h
+noinst_HEADERS += sim/sim.h sim/sweep.h
 lib_libfa2_la_SOURCES += \
 	sim/args.c \
 	sim/device.c \
+	sim/record.c \
+	sim/dq_convert.c \
 	sim/sched_fa2.c \
 	sim/sched_fa1.c \
 	sim/sched_std.c \
@@ -12,7 +14,9 @@ lib_libfa2_la_SOURCES += \
 	sim/l2.c \
 	sim/run.c \
 	sim/closed_form.c \
-	sim/report.c
+	sim/report.c \
+	sim/sweep.c \
+	sim/plot.c
 # its notes and the figures `fa2 sim --sweep ... --plot` generated for them
 dist_doc_DATA += doc/io-complexity.md
 EXTRA_DIST += \

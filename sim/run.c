@@ -1,6 +1,5 @@
 /* run.c — the launch driver: thread blocks placed on SMs in launch order,
- * in waves; the traffic primitives every schedule calls; counters and the
- * roofline time.
+ * in waves; counters and the roofline time.
  *
  * Without L2 the order cannot change a count, so each block simply runs to
  * completion. With L2, a launch of G blocks fills min(G, SMs x blocks per
@@ -9,95 +8,14 @@
  * the resident blocks advance in lockstep, one tile step each per round,
  * and when a block finishes the next block in launch order takes its slot,
  * as the hardware's block scheduler does. Launches run one after another
- * (one stream); the L2 keeps its contents across them. */
+ * (one stream); the L2 keeps its contents across them. What a block reads
+ * and writes is counted by the event recorder (record.c). */
 #include "config.h"
 #include "sim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- traffic primitives ---------------------------------------------------- */
-
-static int key_side(fa2_sim_tensor t)
-{
-    return t == FA2_SIM_T_K || t == FA2_SIM_T_V || t == FA2_SIM_T_DK ||
-           t == FA2_SIM_T_DV;
-}
-
-/* Pass rows [row_lo, row_lo + rows) through the L2 model in lines of
- * seg_q / seg_k rows (the gcd of the tile heights used on that side, so
- * lines never straddle tiles of any launch of the run). */
-static void l2_rows(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
-                    int64_t rows, int64_t col, int64_t row_bytes, int write)
-{
-    const int64_t g = key_side(t) ? c->seg_k : c->seg_q;
-    const int64_t end = row_lo + rows;
-    const uint64_t k1 = ((uint64_t)t << 56) | (uint64_t)slice;
-    for (int64_t r = row_lo; r < end;) {
-        const int64_t seg = r / g;
-        const int64_t seg_end = sim_min((seg + 1) * g, end);
-        const uint64_t k2 = ((uint64_t)seg << 32) | (uint64_t)col;
-        const int64_t miss = sim_l2_access(c->l2, k1, k2, (seg_end - r) * row_bytes,
-                                           write, c->launch);
-        if (miss < 0) {
-            c->oom = 1;
-        } else if (!write) {
-            c->c->dram_read += miss;
-            if (miss)
-                c->misses++;
-            else
-                c->hits++;
-        }
-        r = seg_end;
-    }
-}
-
-void sim_read(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
-              int64_t rows, int64_t col, int64_t row_bytes, int via)
-{
-    if (rows <= 0)
-        return;
-    const int64_t bytes = rows * row_bytes;
-    c->c->global_read += bytes;
-    c->c->tensor_read[t] += bytes;
-    if (via == SIM_SMEM)
-        c->c->smem_written += bytes; /* cp.async global -> shared */
-    if (c->l2)
-        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, 0);
-}
-
-void sim_write(sim_ctx *c, fa2_sim_tensor t, int64_t slice, int64_t row_lo,
-               int64_t rows, int64_t col, int64_t row_bytes, int via)
-{
-    if (rows <= 0)
-        return;
-    const int64_t bytes = rows * row_bytes;
-    c->c->global_written += bytes;
-    c->c->tensor_written[t] += bytes;
-    if (via == SIM_SMEM) { /* registers -> shared -> global, coalesced */
-        c->c->smem_written += bytes;
-        c->c->smem_read += bytes;
-    }
-    if (c->l2)
-        l2_rows(c, t, slice, row_lo, rows, col, row_bytes, 1);
-}
-
-void sim_atomic_add(sim_ctx *c, fa2_sim_tensor t, int64_t slice,
-                    int64_t row_lo, int64_t rows, int64_t row_bytes)
-{
-    if (rows <= 0)
-        return;
-    const int64_t bytes = rows * row_bytes;
-    c->c->global_read += bytes;
-    c->c->global_written += bytes;
-    c->c->tensor_read[t] += bytes;
-    c->c->tensor_written[t] += bytes;
-    if (c->l2) {
-        l2_rows(c, t, slice, row_lo, rows, 0, row_bytes, 0);
-        l2_rows(c, t, slice, row_lo, rows, 0, row_bytes, 1);
-    }
-}
 
 /* ---- launches ---------------------------------------------------------------- */
 

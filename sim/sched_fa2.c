@@ -43,22 +43,13 @@ static void fwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
                      int64_t tile)
 {
     const fa2_problem *p = &c->S->p;
-    b->slice = slice;
-    b->seq = slice / p->heads_q;
-    b->head = slice % p->heads_q;
-    b->blk = L->tiles - 1 - tile; /* the last query block first */
-    b->s = fa2_problem_seq(p, b->seq);
-    b->lo = b->blk * L->bm;
-    b->n = sim_tile_rows(b->s.seqlen_q, b->blk, L->bm);
-    if (b->n == 0) { /* this sequence is shorter than the longest */
+    /* the last query block first */
+    if (sim_query_tile(c->S, L, b, slice, L->tiles - 1 - tile) == 0) {
         b->phase = SIM_DONE;
         return;
     }
     b->mask = fa2_problem_mask(p, &b->s);
-    b->range = fa2_fwd_kv_blocks(&b->mask, b->blk, L->bm, L->bn);
-    b->nsteps = fa2_block_count(b->range);
-    b->step = 0;
-    b->phase = 0;
+    sim_block_visit(b, fa2_fwd_kv_blocks(&b->mask, b->blk, L->bm, L->bn), 1);
 }
 
 static int fwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
@@ -94,21 +85,7 @@ static int fwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     }
 }
 
-/* ---- backward: pre- and postprocess -------------------------------------------- */
-
-static void rows_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
-                      int64_t tile)
-{
-    const fa2_problem *p = &c->S->p;
-    b->slice = slice;
-    b->seq = slice / p->heads_q;
-    b->head = slice % p->heads_q;
-    b->blk = tile;
-    b->s = fa2_problem_seq(p, b->seq);
-    b->lo = tile * L->bm;
-    b->n = sim_tile_rows(b->s.seqlen_q, tile, L->bm);
-    b->phase = b->n > 0 ? 0 : SIM_DONE;
-}
+/* ---- backward: preprocess -------------------------------------------- */
 
 static int pre_step(sim_ctx *c, const sim_launch *L, sim_block *b)
 {
@@ -119,18 +96,6 @@ static int pre_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     sim_flops(c->c, SIM_FL_BWD_PRE, b->n, 0, d, 0);
     sim_write(c, FA2_SIM_T_D, b->slice, b->lo, b->n, 0, 4, SIM_REGS);
     sim_write(c, FA2_SIM_T_DQ_ACCUM, b->slice, b->lo, b->n, 0, 4 * d, SIM_REGS);
-    b->phase = SIM_DONE;
-    return 0;
-}
-
-/* dQ = scale * dQaccum, rounded to the dtype (FA2 and FA1 alike). */
-static int post_step(sim_ctx *c, const sim_launch *L, sim_block *b)
-{
-    const sim_setup *S = c->S;
-    const int64_t d = S->p.head_dim;
-    sim_read(c, FA2_SIM_T_DQ_ACCUM, b->slice, b->lo, b->n, 0, 4 * d, SIM_REGS);
-    sim_flops(c->c, SIM_FL_SCALE, b->n, 0, d, 0);
-    sim_write(c, FA2_SIM_T_DQ, b->slice, b->lo, b->n, 0, S->E, SIM_REGS);
     b->phase = SIM_DONE;
     return 0;
 }
@@ -154,10 +119,7 @@ static void bwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
         return;
     }
     b->mask = fa2_problem_mask(p, &b->s);
-    b->range = fa2_bwd_q_blocks(&b->mask, tile, L->bm, L->bn);
-    b->nsteps = S->group * fa2_block_count(b->range);
-    b->step = 0;
-    b->phase = 0;
+    sim_block_visit(b, fa2_bwd_q_blocks(&b->mask, tile, L->bm, L->bn), S->group);
 }
 
 static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
@@ -201,22 +163,6 @@ static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
 
 /* ---- the launches ------------------------------------------------------------------ */
 
-static sim_launch rows_launch(const sim_setup *S, const char *name, int bm,
-                              int (*step)(sim_ctx *, const sim_launch *, sim_block *))
-{
-    sim_launch L = {0};
-    L.name = name;
-    L.slices = S->p.num_seqs * S->p.heads_q;
-    L.tiles = fa2_num_blocks(S->p.max_seqlen_q, bm);
-    L.warps = 4;
-    L.bm = L.qrows = bm;
-    L.bn = L.krows = 0;
-    L.smem = 0;
-    L.init = rows_init;
-    L.step = step;
-    return L;
-}
-
 int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out)
 {
     const fa2_problem *p = &S->p;
@@ -242,7 +188,7 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out)
         return 1;
     }
     const sim_tiles t = S->bwd;
-    out[0] = rows_launch(S, "fa2_bwd_preprocess", t.bm, pre_step);
+    out[0] = sim_rows_launch(S, "fa2_bwd_preprocess", t.bm, pre_step);
     sim_launch L = {0};
     L.name = "fa2_bwd";
     L.slices = p->num_seqs * p->heads_kv;
@@ -256,12 +202,6 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out)
     L.init = bwd_init;
     L.step = bwd_step;
     out[1] = L;
-    out[2] = rows_launch(S, "fa2_bwd_postprocess", t.bm, post_step);
+    out[2] = sim_dq_convert_launch(S, "fa2_bwd_postprocess", t.bm);
     return 3;
-}
-
-/* FA1's backward converts its fp32 dQ the same way. */
-sim_launch sim_dq_convert_launch(const sim_setup *S, const char *name, int bm)
-{
-    return rows_launch(S, name, bm, post_step);
 }

@@ -6,10 +6,17 @@
  *   sched_fa2.c    FlashAttention-2 forward / backward (+ pre/postprocess)
  *   sched_fa1.c    FlashAttention(-1) forward / backward
  *   sched_std.c    standard attention forward / backward (Algorithm 0)
+ *   record.c       the event recorder: reads, writes, atomics, the L2 feed
+ *   dq_convert.c   row-wise launches: FA2 preprocess frame, dQ conversion
  *   warps.c        shared-memory traffic of a tile step: split-Q vs split-K
  *   flops.c        matmul and non-matmul FLOPs of a tile step
  *   l2.c           the L2 model: a tile-granular LRU cache
  *   run.c          the launch driver (waves, lockstep), counters, roofline
+ *
+ * Calls point down this list's layers: models and the recorder (args,
+ * device, l2, record, warps, flops), then the schedules (dq_convert,
+ * sched_*), then the driver (run, closed_form), then report
+ * (tests/layers.sh checks).
  *   closed_form.c  closed-form global bytes and the compulsory bytes
  *   report.c       text / JSON / CSV
  *
@@ -68,6 +75,12 @@ static inline int64_t sim_tile_rows(int64_t n, int64_t blk, int64_t h)
     const int64_t lo = blk * h;
     return lo >= n ? 0 : sim_min(h, n - lo);
 }
+
+/* ---- device profiles (device.c) ------------------------------------------- */
+
+/* A profile file (key = value lines over the h100's fields), named after
+ * the file unless it names itself. */
+fa2_status sim_device_load(const char *path, fa2_sim_device *dev);
 
 /* ---- the L2 model (l2.c) ----------------------------------------------------- */
 
@@ -129,10 +142,41 @@ struct sim_launch {
 int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_fa1_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_std_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
+typedef int (*sim_step_fn)(sim_ctx *c, const sim_launch *L, sim_block *b);
+/* Start block b on the tiles of `range` it visits, `per_tile` steps each
+ * (the query heads of a GQA group share a key block). */
+static inline void sim_block_visit(sim_block *b, fa2_block_range range,
+                                   int64_t per_tile)
+{
+    b->range = range;
+    b->nsteps = per_tile * fa2_block_count(range);
+    b->step = 0;
+    b->phase = 0;
+}
+
+/* Place block b on query tile blk of (sequence, query head) slice: its
+ * sequence, head and rows; returns the valid rows (0: the sequence is
+ * shorter than the longest and the block has nothing to do). */
+static inline int64_t sim_query_tile(const sim_setup *S, const sim_launch *L,
+                                     sim_block *b, int64_t slice, int64_t blk)
+{
+    b->slice = slice;
+    b->seq = slice / S->p.heads_q;
+    b->head = slice % S->p.heads_q;
+    b->blk = blk;
+    b->s = fa2_problem_seq(&S->p, b->seq);
+    b->lo = blk * L->bm;
+    b->n = sim_tile_rows(b->s.seqlen_q, blk, L->bm);
+    return b->n;
+}
+/* A launch of one block per (sequence, query head, bm query rows), each
+ * doing `step` once (dq_convert.c). */
+sim_launch sim_rows_launch(const sim_setup *S, const char *name, int bm,
+                           sim_step_fn step);
 /* dQ = scale * dQaccum, one block per (sequence, query head, bm rows). */
 sim_launch sim_dq_convert_launch(const sim_setup *S, const char *name, int bm);
 
-/* ---- traffic primitives (run.c) ---------------------------------------------- */
+/* ---- the event recorder (record.c) ---------------------------------------------- */
 
 struct sim_ctx {
     const sim_setup *S;

@@ -46,3 +46,11 @@ tests_test_bad_input_SOURCES = tests/test_bad_input.c tests/testlib.c
 tests_test_bad_input_CFLAGS = $(TEST_CFLAGS)
 tests_test_bad_input_LDADD = $(TEST_LIBS)
 endif
+
+# The layering rule (doc/design.md): includes and calls point down only.
+TESTS += tests/layers.sh
+EXTRA_DIST += tests/layers.sh
+
+# The fa2 program's behaviours (issue 17 items 4 and 5).
+TESTS += tests/cli.sh
+EXTRA_DIST += tests/cli.sh

@@ -5,7 +5,7 @@
  *     forward (central finite differences);
  *   - over a grid of dtypes x head dims x masks x GQA x varlen x odd and
  *     unequal lengths x layouts, the tiled mirror and standard attention
- *     stay within the DESIGN.md bound of the oracle, per gradient:
+ *     stay within the doc/design.md bound of the oracle, per gradient:
  *     max|impl - oracle| <= 2 max|standard - oracle| + floor(dtype);
  *   - every gradient element is written and nothing outside the views;
  *   - rows that see no key give zero gradients, never NaN;

@@ -1,6 +1,6 @@
 /*
  * test_fwd_grid.c — the forward pass against the float64 oracle over a grid
- * of problems, under DESIGN.md's numerics contract: for O and for LSE,
+ * of problems, under doc/design.md's numerics contract: for O and for LSE,
  *
  *     max|tiled - oracle| <= 2 * max|standard - oracle| + floor(dtype),
  *

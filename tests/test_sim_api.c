@@ -132,7 +132,7 @@ START_TEST(bad_input_returns_a_status_and_a_sentence)
         const char *what;
         fa2_status expect;
         fa2_sim_args a;
-    } bad[24];
+    } bad[32];
     int n = 0;
 #define BAD(st, field, value)                                                   \
     do {                                                                        \
@@ -157,6 +157,8 @@ START_TEST(bad_input_returns_a_status_and_a_sentence)
     BAD(FA2_ERR_INVALID_ARGUMENT, block_n, 1 << 20);
     BAD(FA2_ERR_INVALID_ARGUMENT, warps, 33);
     BAD(FA2_ERR_INVALID_ARGUMENT, sram_bytes, -1);
+    BAD(FA2_ERR_INVALID_ARGUMENT, sram_bytes, 1); /* no tile fits in 1 byte */
+    BAD(FA2_ERR_INVALID_ARGUMENT, sram_bytes, 4 * 64 * 2 - 1); /* just short */
     BAD(FA2_ERR_INVALID_ARGUMENT, partition, (fa2_sim_partition)5);
     BAD(FA2_ERR_INVALID_ARGUMENT, order, (fa2_sim_order)2);
     BAD(FA2_ERR_INVALID_ARGUMENT, regs_per_thread, 300);
@@ -189,6 +191,12 @@ START_TEST(bad_input_returns_a_status_and_a_sentence)
     ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_SHAPE);
     a.batch = 1;
     ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_OK);
+    /* the smallest M that holds a row each of Q, K, V and O: 1 x 1 tiles */
+    a = good;
+    a.sram_bytes = 4 * 64 * 2;
+    a.algo = FA2_SIM_FA1;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_OK);
+    ck_assert_int_eq(r.launch[0].block_n, 1);
 
     int64_t rd, wr;
     ck_assert_int_eq(fa2_sim_compulsory(&good, NULL, &wr), FA2_ERR_NULL_POINTER);
@@ -264,6 +272,41 @@ START_TEST(reports_have_the_documented_keys_and_respect_the_buffer)
 }
 END_TEST
 
+/* A profile may be named anything (a file's name line): a '"', a ',' or a
+ * backslash in it stays inside its JSON string and its CSV field. */
+START_TEST(a_device_name_with_quotes_and_commas_keeps_json_and_csv_valid)
+{
+    fa2_sim_device dev = tsim_h100();
+    snprintf(dev.name, sizeof dev.name, "%s", "My \"GPU\", v2\\x");
+    fa2_sim_args a;
+    fa2_sim_result r;
+    fa2_sim_args_init(&a);
+    a.seqlen_q = a.seqlen_k = 256;
+    tsim_run(&a, &dev, &r);
+    static char buf[1 << 16];
+    ck_assert_int_eq(fa2_sim_format(&a, &dev, &r, FA2_SIM_FORMAT_JSON, buf,
+                                    sizeof buf, NULL), FA2_OK);
+    ck_assert_msg(strstr(buf, "\"device\": \"My \\\"GPU\\\", v2\\\\x\",\n") != NULL,
+                  "JSON: %s", buf);
+    char h[1024], row[1024];
+    ck_assert_int_eq(fa2_sim_format(NULL, NULL, NULL, FA2_SIM_FORMAT_CSV_HEADER, h,
+                                    sizeof h, NULL), FA2_OK);
+    ck_assert_int_eq(fa2_sim_format(&a, &dev, &r, FA2_SIM_FORMAT_CSV, row,
+                                    sizeof row, NULL), FA2_OK);
+    /* RFC 4180: quoted, inner quotes doubled; outside quotes the commas
+     * separate as many fields as the header has */
+    ck_assert_msg(strstr(row, ",\"My \"\"GPU\"\", v2\\x\",") != NULL, "CSV: %s", row);
+    int ch = 0, cr = 0, quoted = 0;
+    for (const char *p = h; *p; p++)
+        ch += *p == ',';
+    for (const char *p = row; *p; p++) {
+        quoted ^= *p == '"';
+        cr += *p == ',' && !quoted;
+    }
+    ck_assert_int_eq(ch, cr);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_api");
@@ -277,6 +320,7 @@ int main(void)
     tcase_add_test(ta, a_profile_file_overrides_a_base);
     tcase_add_test(ta, bad_input_returns_a_status_and_a_sentence);
     tcase_add_test(ta, reports_have_the_documented_keys_and_respect_the_buffer);
+    tcase_add_test(ta, a_device_name_with_quotes_and_commas_keeps_json_and_csv_valid);
     suite_add_tcase(s, ta);
     return tsim_run_suite(s);
 }

@@ -4,7 +4,7 @@
  * to reproduce one), strided tensors (contiguous or not) whose memory
  * outside the view is poisoned, random attention problems, poisoned outputs,
  * the error of an output against the float64 oracle, and the numerics
- * contract of DESIGN.md:
+ * contract of doc/design.md:
  *
  *     max|impl - oracle| <= 2 * max|standard - oracle| + floor(dtype)
  *
@@ -20,6 +20,7 @@
 
 #include "fa2.h"
 #include "fa2_internal.h"
+#include "fa2_cpu.h" /* the float64 oracle (fa2_oracle_fwd_f64 ...) */
 
 /* ---- random numbers ----------------------------------------------------- */
 
@@ -176,7 +177,7 @@ int64_t tl_visible_outputs(tl_problem *p);
 /* The floors of the bound (absolute, per dtype; see testlib.c). */
 double tl_floor_o(fa2_dtype dt);
 double tl_floor_lse(fa2_dtype dt);
-/* Assert the DESIGN.md bound for O and LSE: impl against standard. */
+/* Assert the doc/design.md bound for O and LSE: impl against standard. */
 void tl_check_bound(const tl_problem *p, const tl_err *impl, const tl_err *std,
                     const char *who);
 

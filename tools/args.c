@@ -1,4 +1,4 @@
-/* args.c — strict parsing of option values (see args.h). */
+/* args.c — the option parser of every subcommand (see args.h). */
 #include "config.h"
 #include "args.h"
 
@@ -8,48 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void arg_cursor_init(arg_cursor *c, const char *prog, int argc, char **argv)
-{
-    memset(c, 0, sizeof *c);
-    c->argc = argc;
-    c->argv = argv;
-    c->i = -1;
-    c->prog = prog;
-}
-
-int arg_next(arg_cursor *c)
-{
-    if (++c->i >= c->argc)
-        return 0;
-    const char *arg = c->argv[c->i];
-    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
-    c->value = NULL;
-    c->name = arg;
-    if (eq) {
-        size_t n = (size_t)(eq - arg);
-        if (n >= sizeof c->name_buf)
-            n = sizeof c->name_buf - 1; /* too long to be an option anyway */
-        memcpy(c->name_buf, arg, n);
-        c->name_buf[n] = '\0';
-        c->name = c->name_buf;
-        c->value = eq + 1;
-    }
-    return 1;
-}
-
-int arg_has_inline_value(const arg_cursor *c) { return c->value != NULL; }
-
-const char *arg_value(arg_cursor *c)
-{
-    if (c->value)
-        return c->value;
-    if (c->i + 1 >= c->argc) {
-        fprintf(stderr, "%s: %s needs a value\n", c->prog, c->name);
-        return NULL;
-    }
-    return c->argv[++c->i];
-}
-
 /* Leading whitespace and '+' are refused: strtoll would accept them. */
 static int plain_number_start(const char *s, int allow_minus)
 {
@@ -58,28 +16,36 @@ static int plain_number_start(const char *s, int allow_minus)
     return *s >= '0' && *s <= '9';
 }
 
-int arg_parse_i64(const arg_cursor *c, const char *text, int64_t min,
-                  int64_t max, int64_t *out)
+int opt_parse_i64(const char *prog, const char *name, const char *text,
+                  int64_t min, int64_t max, int64_t *out)
 {
     char *end = NULL;
-    long long v;
+    long long v = 0;
     errno = 0;
-    if (!plain_number_start(text, 1) ||
-        (v = strtoll(text, &end, 10), errno != 0) || *end != '\0') {
-        fprintf(stderr, "%s: %s: '%s' is not an integer%s\n", c->prog, c->name,
-                text, errno == ERANGE ? " in range" : "");
+    int ok = plain_number_start(text, 1) &&
+             (v = strtoll(text, &end, 10), errno == 0);
+    if (ok && (*end == 'k' || *end == 'K')) {
+        if (v > INT64_MAX / 1024 || v < INT64_MIN / 1024)
+            errno = ERANGE, ok = 0;
+        v *= 1024;
+        end++;
+    }
+    if (!ok || *end != '\0') {
+        fprintf(stderr, "%s: %s: '%s' is not an integer%s\n", prog, name, text,
+                errno == ERANGE ? " in range" : "");
         return -1;
     }
     if (v < min || v > max) {
         fprintf(stderr, "%s: %s: %lld is out of range (expected %" PRId64
-                " .. %" PRId64 ")\n", c->prog, c->name, v, min, max);
+                " .. %" PRId64 ")\n", prog, name, v, min, max);
         return -1;
     }
     *out = (int64_t)v;
     return 0;
 }
 
-int arg_parse_u64(const arg_cursor *c, const char *text, uint64_t *out)
+static int parse_u64(const char *prog, const char *name, const char *text,
+                     uint64_t *out)
 {
     char *end = NULL;
     unsigned long long v;
@@ -87,40 +53,152 @@ int arg_parse_u64(const arg_cursor *c, const char *text, uint64_t *out)
     if (!plain_number_start(text, 0) ||
         (v = strtoull(text, &end, 0), errno != 0) || *end != '\0') {
         fprintf(stderr, "%s: %s: '%s' is not a non-negative integer that fits "
-                "in 64 bits\n", c->prog, c->name, text);
+                "in 64 bits\n", prog, name, text);
         return -1;
     }
     *out = (uint64_t)v;
     return 0;
 }
 
-int arg_parse_i64_pair(const arg_cursor *c, const char *text, int64_t min,
-                       int64_t max, int64_t *a, int64_t *b)
+static int parse_choice(const char *prog, const opt *o, const char *text)
+{
+    for (int i = 0; o->choices[i]; i++)
+        if (strcmp(text, o->choices[i]) == 0)
+            return i;
+    fprintf(stderr, "%s: %s: '%s' is not one of", prog, o->name, text);
+    for (int i = 0; o->choices[i]; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", o->choices[i]);
+    fputc('\n', stderr);
+    return -1;
+}
+
+/* "a,b,c": each item through parse_choice or opt_parse_i64. */
+static int parse_list(const char *prog, const opt *o, const char *text)
+{
+    char buf[512];
+    int n = 0;
+    if (strlen(text) >= sizeof buf || !*text || text[strlen(text) - 1] == ',') {
+        fprintf(stderr, "%s: %s: '%s' is not a list A,B,..\n", prog, o->name, text);
+        return -1;
+    }
+    strcpy(buf, text);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (n == OPT_LIST_MAX) {
+            fprintf(stderr, "%s: %s: more than %d entries\n", prog, o->name,
+                    OPT_LIST_MAX);
+            return -1;
+        }
+        if (o->kind == OPT_CHOICES) {
+            const int k = parse_choice(prog, o, tok);
+            if (k < 0)
+                return -1;
+            ((int *)o->out)[n++] = k;
+        } else if (opt_parse_i64(prog, o->name, tok, o->min, o->max,
+                                 (int64_t *)o->out + n++)) {
+            return -1;
+        }
+    }
+    *o->count = n;
+    return 0;
+}
+
+static int parse_pair(const char *prog, const opt *o, const char *text)
 {
     const char *comma = strchr(text, ',');
     char first[32];
+    int64_t *out = o->out;
     if (!comma || (size_t)(comma - text) >= sizeof first) {
-        fprintf(stderr, "%s: %s: '%s' is not a pair A,B of integers\n", c->prog,
-                c->name, text);
+        fprintf(stderr, "%s: %s: '%s' is not a pair A,B of integers\n", prog,
+                o->name, text);
         return -1;
     }
     memcpy(first, text, (size_t)(comma - text));
     first[comma - text] = '\0';
-    if (arg_parse_i64(c, first, min, max, a) != 0 ||
-        arg_parse_i64(c, comma + 1, min, max, b) != 0)
-        return -1;
-    return 0;
+    return opt_parse_i64(prog, o->name, first, o->min, o->max, &out[0]) ||
+                   opt_parse_i64(prog, o->name, comma + 1, o->min, o->max, &out[1])
+               ? -1
+               : 0;
 }
 
-int arg_parse_choice(const arg_cursor *c, const char *text,
-                     const char *const *names, int n)
+/* The value of one option; 0 ok, -1 bad (message printed). */
+static int take(const char *prog, const opt *o, const char *v)
 {
-    for (int i = 0; i < n; i++)
-        if (strcmp(text, names[i]) == 0)
-            return i;
-    fprintf(stderr, "%s: %s: '%s' is not one of", c->prog, c->name, text);
-    for (int i = 0; i < n; i++)
-        fprintf(stderr, "%s %s", i ? "," : "", names[i]);
-    fputc('\n', stderr);
+    int64_t x;
+    int k;
+    switch (o->kind) {
+    case OPT_FLAG:
+        *(int *)o->out = o->value;
+        return 0;
+    case OPT_INT:
+        if (opt_parse_i64(prog, o->name, v, o->min, o->max, &x))
+            return -1;
+        *(int *)o->out = (int)x;
+        return 0;
+    case OPT_I64:
+        return opt_parse_i64(prog, o->name, v, o->min, o->max, o->out);
+    case OPT_U64:
+        return parse_u64(prog, o->name, v, o->out);
+    case OPT_PAIR:
+        return parse_pair(prog, o, v);
+    case OPT_CHOICE:
+        if ((k = parse_choice(prog, o, v)) < 0)
+            return -1;
+        *(int *)o->out = k;
+        return 0;
+    case OPT_CHOICES:
+    case OPT_I64S:
+        return parse_list(prog, o, v);
+    case OPT_STRING:
+        *(const char **)o->out = v;
+        return 0;
+    case OPT_CALL:
+        return o->call(o->out, v) ? -1 : 0;
+    }
     return -1;
+}
+
+static int usage_error(const char *prog)
+{
+    fprintf(stderr, "%s --help lists the options\n", prog);
+    return 2;
+}
+
+int opt_parse(const char *prog, const opt *opts, int n, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        const size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const opt *o = NULL;
+        for (int k = 0; k < n && !o; k++)
+            if (strlen(opts[k].name) == len && !strncmp(arg, opts[k].name, len))
+                o = &opts[k];
+        if (!o) {
+            fprintf(stderr, arg[0] == '-' ? "%s: unknown option '%s'\n"
+                                          : "%s: unexpected argument '%s'\n",
+                    prog, arg);
+            return usage_error(prog);
+        }
+        if (o->kind == OPT_FLAG && eq) {
+            fprintf(stderr, "%s: %s takes no value\n", prog, o->name);
+            return usage_error(prog);
+        }
+        if (o->kind != OPT_FLAG) {
+            if (eq)
+                value = eq + 1;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else {
+                fprintf(stderr, "%s: %s needs a value\n", prog, o->name);
+                return usage_error(prog);
+            }
+        }
+        if (take(prog, o, value))
+            return usage_error(prog);
+    }
+    return 0;
 }

@@ -1,47 +1,67 @@
-/* args.h — strict parsing of command-line option values, shared by the
- * fa2 subcommands. A value is accepted only if all of it parses: "12x",
- * "", " 3" and out-of-range numbers are rejected, never truncated. */
+/* args.h — the one option parser of the fa2 subcommands. Each subcommand
+ * describes its options in a table (name, kind, where the value goes,
+ * range) and opt_parse does the rest: "--name VALUE" and "--name=VALUE",
+ * -h/--help, and strict values: a value is accepted only if all of it
+ * parses ("12x", "", " 3" and out-of-range numbers are refused, never
+ * truncated or clamped). Integers may end in k (x 1024). */
 #ifndef FA2_TOOLS_ARGS_H
 #define FA2_TOOLS_ARGS_H
 
 #include <stdint.h>
 
-/* A cursor over argv that understands "--name VALUE" and "--name=VALUE". */
-typedef struct arg_cursor {
-    int argc;
-    char **argv;
-    int i;             /* index of the current argument                    */
-    const char *prog;  /* "fa2 run": prefix of error messages              */
-    const char *name;  /* the current option's name, without "=VALUE"      */
-    const char *value; /* inline value after '=', or NULL                  */
-    char name_buf[64];
-} arg_cursor;
+typedef enum opt_kind {
+    OPT_FLAG,    /* no value: *(int *)out = value                          */
+    OPT_INT,     /* int in [min, max]                                      */
+    OPT_I64,     /* int64_t in [min, max]                                  */
+    OPT_U64,     /* uint64_t, decimal or 0x hex                            */
+    OPT_PAIR,    /* "A,B": int64_t out[2], each in [min, max]              */
+    OPT_CHOICE,  /* one of choices: *(int *)out = its index                */
+    OPT_CHOICES, /* "a,b": indices into (int *)out, *count of them         */
+    OPT_I64S,    /* "1,2": int64_t list into out, *count of them           */
+    OPT_STRING,  /* *(const char **)out = the value                        */
+    OPT_CALL     /* call(out, value): 0 ok, else it printed why            */
+} opt_kind;
 
-void arg_cursor_init(arg_cursor *c, const char *prog, int argc, char **argv);
+#define OPT_LIST_MAX 16 /* entries of an OPT_CHOICES / OPT_I64S list */
 
-/* Advance to the next argument; returns 0 when none is left. Afterwards
- * c->name is the option ("--seqlen") and c->value its inline value if any. */
-int arg_next(arg_cursor *c);
+typedef struct opt {
+    const char *name; /* "--seqlen"                                         */
+    opt_kind kind;
+    void *out;
+    int64_t min, max;           /* OPT_INT, OPT_I64, OPT_PAIR, OPT_I64S    */
+    const char *const *choices; /* OPT_CHOICE(S): NULL-terminated          */
+    int *count;                 /* OPT_CHOICES, OPT_I64S                   */
+    int value;                  /* OPT_FLAG                                */
+    int (*call)(void *out, const char *value);
+} opt;
 
-/* Did the current option come with "=VALUE"? Flags must not. */
-int arg_has_inline_value(const arg_cursor *c);
+/* Table entries. */
+#define OPT_FLAG_(n, p, v) {.name = n, .kind = OPT_FLAG, .out = p, .value = v}
+#define OPT_INT_(n, p, lo, hi) \
+    {.name = n, .kind = OPT_INT, .out = p, .min = lo, .max = hi}
+#define OPT_I64_(n, p, lo, hi) \
+    {.name = n, .kind = OPT_I64, .out = p, .min = lo, .max = hi}
+#define OPT_U64_(n, p) {.name = n, .kind = OPT_U64, .out = p}
+#define OPT_PAIR_(n, p, lo, hi) \
+    {.name = n, .kind = OPT_PAIR, .out = p, .min = lo, .max = hi}
+#define OPT_CHOICE_(n, p, c) {.name = n, .kind = OPT_CHOICE, .out = p, .choices = c}
+#define OPT_CHOICES_(n, p, c, cnt) \
+    {.name = n, .kind = OPT_CHOICES, .out = p, .choices = c, .count = cnt}
+#define OPT_I64S_(n, p, lo, hi, cnt) \
+    {.name = n, .kind = OPT_I64S, .out = p, .min = lo, .max = hi, .count = cnt}
+#define OPT_STRING_(n, p) {.name = n, .kind = OPT_STRING, .out = p}
+#define OPT_CALL_(n, p, fn) {.name = n, .kind = OPT_CALL, .out = p, .call = fn}
+#define OPT_COUNT(table) ((int)(sizeof(table) / sizeof((table)[0])))
 
-/* The current option's value (inline or the next argument); prints
- * "PROG: --name needs a value" to stderr and returns NULL if there is none. */
-const char *arg_value(arg_cursor *c);
+/* Parse argv against the table (n entries). Returns 0 when every argument
+ * parsed, 1 when -h or --help was given (nothing else is reported), 2
+ * after printing "PROG: what is wrong" and "PROG --help lists the options"
+ * to stderr. */
+int opt_parse(const char *prog, const opt *opts, int n, int argc, char **argv);
 
-/* Parse a whole decimal integer in [min, max]; on failure print
- * "PROG: --name: ..." to stderr and return -1, else 0. */
-int arg_parse_i64(const arg_cursor *c, const char *text, int64_t min,
-                  int64_t max, int64_t *out);
-/* The same for an unsigned 64-bit value (decimal or 0x hex). */
-int arg_parse_u64(const arg_cursor *c, const char *text, uint64_t *out);
-/* "A,B": two integers, each in [min, max]. */
-int arg_parse_i64_pair(const arg_cursor *c, const char *text, int64_t min,
-                       int64_t max, int64_t *a, int64_t *b);
-/* One of names[0..n-1] (exact match); returns its index or -1 with a
- * message listing the choices. */
-int arg_parse_choice(const arg_cursor *c, const char *text,
-                     const char *const *names, int n);
+/* A whole decimal integer with an optional k (x 1024) suffix, in [min,
+ * max]; on failure print "PROG: NAME: ..." to stderr and return -1. */
+int opt_parse_i64(const char *prog, const char *name, const char *text,
+                  int64_t min, int64_t max, int64_t *out);
 
 #endif

@@ -1,7 +1,8 @@
 /* cmd_bench.c — `fa2 bench`: CPU throughput over a grid of shapes.
  *
- * For each (backend, dtype, seqlen, causal, pass) it times the pass with a
- * warm-up and the median of several runs, reports GFLOP/s by the FA2
+ * For each (backend, dtype, seqlen, causal, pass) it times the pass as
+ * fa2 run does (tools/timing.h: a warm-up, then the median and spread of at
+ * least --runs runs over at least half a second), reports GFLOP/s by the FA2
  * paper's FLOP count (forward 4 N^2 d h, halved when causal; backward 2.5x
  * that), and the ratio to OpenBLAS sgemm 2048^3 measured in the same run
  * with the same thread count. The machine's ceilings measured in the same
@@ -14,9 +15,11 @@
 #define _DEFAULT_SOURCE /* wait4 */
 #include "config.h"
 #include "args.h"
+#include "fa2_writer.h"
 #include "commands.h"
 #include "fa2.h"
 #include "problem.h"
+#include "runner.h"
 #include "timing.h"
 #include "tile_product.h" /* fa2_cpu_tile_kernel_name */
 
@@ -29,7 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_LIST 16
+#define PROG "fa2 bench"
+#define MAX_LIST OPT_LIST_MAX
 
 typedef struct bench_opts {
     int backends[MAX_LIST], n_backends;
@@ -37,17 +41,19 @@ typedef struct bench_opts {
     int64_t seqlens[MAX_LIST];
     int n_seqlens;
     int causals[2], n_causals;
-    int passes[3], n_passes; /* 0 fwd, 1 bwd, 2 fwd+bwd */
+    int passes[MAX_LIST], n_passes; /* 0 fwd, 1 bwd, 2 fwd+bwd */
     int64_t batch, heads, head_dim;
     int threads, runs, json;
 } bench_opts;
 
-static const char *const pass_names[3] = {"fwd", "bwd", "fwd+bwd"};
-static const char *const backend_names[3] = {"oracle", "standard", "tiled"};
-static const char *const dtype_names[3] = {"fp32", "fp16", "bf16"};
+static const char *const pass_names[] = {"fwd", "bwd", "fwd+bwd", NULL};
+static const char *const backend_names[] = {"oracle", "standard", "tiled", NULL};
+static const char *const dtype_names[] = {"fp32", "fp16", "bf16", NULL};
 
 typedef struct bench_result {
-    double seconds, gflops, rss_bytes;
+    double seconds, min, max; /* median and spread of the timed runs */
+    double gflops, rss_bytes;
+    int runs;
     int status; /* fa2_status of the run */
 } bench_result;
 
@@ -59,101 +65,44 @@ static void usage(FILE *f)
         "                 [--batch 1] [--heads 16] [--head-dim 64] [--threads N]\n"
         "                 [--runs N] [--json]\n"
         "Times CPU backends over a grid and compares with OpenBLAS sgemm 2048^3\n"
-        "measured in the same run with the same threads. Progress on stderr.\n");
+        "measured in the same run with the same threads, each the median of at\n"
+        "least --runs runs (default 3) over at least 0.5 s after a warm-up;\n"
+        "spread = (slowest - fastest) / median. Progress on stderr.\n");
 }
 
-/* "a,b,c" -> indices into names, or integers */
-static int parse_choices(const arg_cursor *c, const char *text,
-                         const char *const *names, int n_names, int *out, int *n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", text);
-    *n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        const int k = arg_parse_choice(c, tok, names, n_names);
-        if (k < 0 || *n >= MAX_LIST)
-            return -1;
-        out[(*n)++] = k;
-    }
-    return *n ? 0 : -1;
-}
-
-static int parse_ints(const arg_cursor *c, const char *text, int64_t min,
-                      int64_t max, int64_t *out, int *n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", text);
-    *n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (*n >= MAX_LIST || arg_parse_i64(c, tok, min, max, &out[*n]))
-            return -1;
-        (*n)++;
-    }
-    return *n ? 0 : -1;
-}
-
+/* 0 ok, 1 help, 2 usage error. */
 static int parse(int argc, char **argv, bench_opts *o)
 {
-    arg_cursor c;
-    arg_cursor_init(&c, "fa2 bench", argc, argv);
-    while (arg_next(&c)) {
-        const char *v = NULL;
-        int64_t x, tmp[MAX_LIST];
-        int n;
-        if (!strcmp(c.name, "--help") || !strcmp(c.name, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (!strcmp(c.name, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (!(v = arg_value(&c)))
-            return -1;
-        if (!strcmp(c.name, "--backend")) {
-            if (parse_choices(&c, v, backend_names, 3, o->backends, &o->n_backends))
-                return -1;
-        } else if (!strcmp(c.name, "--dtype")) {
-            if (parse_choices(&c, v, dtype_names, 3, o->dtypes, &o->n_dtypes))
-                return -1;
-        } else if (!strcmp(c.name, "--pass")) {
-            if (parse_choices(&c, v, pass_names, 3, o->passes, &o->n_passes))
-                return -1;
-        } else if (!strcmp(c.name, "--seqlen")) {
-            if (parse_ints(&c, v, 1, 1 << 20, o->seqlens, &o->n_seqlens))
-                return -1;
-        } else if (!strcmp(c.name, "--causal")) {
-            if (parse_ints(&c, v, 0, 1, tmp, &n) || n > 2)
-                return -1;
-            o->n_causals = n;
-            for (int i = 0; i < n; i++)
-                o->causals[i] = (int)tmp[i];
-        } else if (!strcmp(c.name, "--batch")) {
-            if (arg_parse_i64(&c, v, 1, 1 << 16, &o->batch))
-                return -1;
-        } else if (!strcmp(c.name, "--heads")) {
-            if (arg_parse_i64(&c, v, 1, 1 << 16, &o->heads))
-                return -1;
-        } else if (!strcmp(c.name, "--head-dim")) {
-            if (arg_parse_i64(&c, v, 8, 256, &o->head_dim))
-                return -1;
-        } else if (!strcmp(c.name, "--threads")) {
-            if (arg_parse_i64(&c, v, 1, 1024, &x))
-                return -1;
-            o->threads = (int)x;
-        } else if (!strcmp(c.name, "--runs")) {
-            if (arg_parse_i64(&c, v, 1, 100, &x))
-                return -1;
-            o->runs = (int)x;
-        } else {
-            fprintf(stderr, "fa2 bench: unknown option '%s'\n", c.name);
-            usage(stderr);
-            return -1;
-        }
+    int64_t causals[OPT_LIST_MAX];
+    int n_causals = 0;
+    const opt opts[] = {
+        OPT_CHOICES_("--backend", o->backends, backend_names, &o->n_backends),
+        OPT_CHOICES_("--dtype", o->dtypes, dtype_names, &o->n_dtypes),
+        OPT_CHOICES_("--pass", o->passes, pass_names, &o->n_passes),
+        OPT_I64S_("--seqlen", o->seqlens, 1, 1 << 20, &o->n_seqlens),
+        OPT_I64S_("--causal", causals, 0, 1, &n_causals),
+        OPT_I64_("--batch", &o->batch, 1, 1 << 16),
+        OPT_I64_("--heads", &o->heads, 1, 1 << 16),
+        OPT_I64_("--head-dim", &o->head_dim, 8, 256),
+        OPT_INT_("--threads", &o->threads, 1, 1024),
+        OPT_INT_("--runs", &o->runs, 1, 100),
+        OPT_FLAG_("--json", &o->json, 1),
+    };
+    const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
+    if (rc)
+        return rc;
+    if (n_causals > 2) {
+        fprintf(stderr, PROG ": --causal: at most two values (0,1)\n");
+        return 2;
+    }
+    if (n_causals) {
+        o->n_causals = n_causals;
+        for (int i = 0; i < n_causals; i++)
+            o->causals[i] = (int)causals[i];
     }
     if (o->head_dim % 8) {
-        fprintf(stderr, "fa2 bench: --head-dim must be a multiple of 8\n");
-        return -1;
+        fprintf(stderr, PROG ": --head-dim must be a multiple of 8\n");
+        return 2;
     }
     return 0;
 }
@@ -167,40 +116,43 @@ static void blas_threads(int n)
 #endif
 }
 
-static int cmp_double(const void *a, const void *b)
+/* sgemm C = A B, n x n, as a timing_fn. */
+typedef struct sgemm_job {
+    int n;
+    float *a, *b, *c;
+} sgemm_job;
+
+static fa2_status sgemm_run(void *ctx, double *seconds)
 {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    const sgemm_job *j = ctx;
+    const double t0 = timing_now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->n, j->n, j->n, 1.0f,
+                j->a, j->n, j->b, j->n, 0.0f, j->c, j->n);
+    *seconds = timing_now() - t0;
+    return FA2_OK;
 }
 
-/* OpenBLAS sgemm 2048^3 with `threads` BLAS threads: median of 5. */
-static double sgemm_gflops(int threads)
+/* OpenBLAS sgemm 2048^3 with `threads` BLAS threads, timed like the
+ * attention passes (a warm-up, then the median of at least `runs`). */
+static double sgemm_gflops(int threads, int runs)
 {
-    const int n = 2048;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n);
-    float *c = malloc(sizeof(float) * n * n);
-    double t[5] = {0};
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0.0;
+    const size_t n = 2048;
+    sgemm_job j = {(int)n, malloc(sizeof(float) * n * n), malloc(sizeof(float) * n * n),
+                   malloc(sizeof(float) * n * n)};
+    timing_result t = {0};
+    double warm;
+    if (j.a && j.b && j.c) {
+        for (size_t i = 0; i < n * n; i++) {
+            j.a[i] = (float)(i % 7) * 0.25f;
+            j.b[i] = (float)(i % 5) * 0.5f;
+        }
+        blas_threads(threads);
+        sgemm_run(&j, &warm);
+        timing_measure(sgemm_run, &j, runs, &t);
+        blas_threads(1); /* the library runs its own workers */
     }
-    for (int i = 0; i < n * n; i++) {
-        a[i] = (float)(i % 7) * 0.25f;
-        b[i] = (float)(i % 5) * 0.5f;
-    }
-    blas_threads(threads);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b,
-                n, 0.0f, c, n);
-    for (int r = 0; r < 5; r++) {
-        const double t0 = timing_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n,
-                    b, n, 0.0f, c, n);
-        t[r] = timing_now() - t0;
-    }
-    blas_threads(1); /* the library runs its own workers */
-    qsort(t, 5, sizeof t[0], cmp_double);
-    free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n / t[2] / 1e9;
+    free(j.a), free(j.b), free(j.c);
+    return t.seconds > 0 ? 2.0 * (double)n * (double)n * (double)n / t.seconds / 1e9 : 0.0;
 }
 
 /* OpenBLAS's name for the kernels it picked on this CPU ("SkylakeX",
@@ -215,15 +167,23 @@ static const char *blas_core_name(void)
 }
 
 /* Memory bandwidth, STREAM-style triad a = b + s c over three 64 MiB
- * arrays, split over `threads` threads: bytes read and written (3 per
- * element) per second, the median of 5, in GB/s. */
+ * arrays split over the threads (part 0 on the calling thread), timed like
+ * the attention passes; bytes read and written (3 per element) per second. */
+enum { TRIAD_MAX_THREADS = 64 };
+
 typedef struct triad_part {
     float *a;
     const float *b, *c;
     size_t n;
 } triad_part;
 
-static void *triad_run(void *p)
+typedef struct triad_job {
+    float *a, *b, *c;
+    size_t n;
+    int threads;
+} triad_job;
+
+static void *triad_part_run(void *p)
 {
     triad_part *t = p;
     for (size_t i = 0; i < t->n; i++)
@@ -231,110 +191,82 @@ static void *triad_run(void *p)
     return NULL;
 }
 
-static double triad_gbs(int threads)
+static fa2_status triad_run(void *ctx, double *seconds)
 {
-    enum { MAX_T = 64 };
-    const size_t n = (size_t)16 << 20; /* floats per array */
-    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
-    float *c = malloc(sizeof(float) * n);
-    double t[5] = {0};
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0.0;
-    }
-    threads = threads < 1 ? 1 : (threads > MAX_T ? MAX_T : threads);
-    for (size_t i = 0; i < n; i++)
-        a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
-    for (int r = 0; r < 6; r++) { /* the first is a warm-up */
-        pthread_t th[MAX_T];
-        triad_part part[MAX_T];
-        int started[MAX_T] = {0};
-        const double t0 = timing_now();
-        for (int k = threads - 1; k >= 0; k--) { /* part 0 on this thread */
-            const size_t lo = n * (size_t)k / (size_t)threads;
-            const size_t hi = n * (size_t)(k + 1) / (size_t)threads;
-            part[k] = (triad_part){a + lo, b + lo, c + lo, hi - lo};
-            started[k] = k > 0 && pthread_create(&th[k], NULL, triad_run, &part[k]) == 0;
-            if (!started[k])
-                triad_run(&part[k]);
-        }
-        for (int k = 1; k < threads; k++)
-            if (started[k])
-                pthread_join(th[k], NULL);
-        if (r > 0)
-            t[r - 1] = timing_now() - t0;
-    }
-    qsort(t, 5, sizeof t[0], cmp_double);
-    free(a), free(b), free(c);
-    return 3.0 * sizeof(float) * (double)n / t[2] / 1e9;
-}
-
-typedef struct bwd_bufs {
-    void *dout, *dq, *dk, *dv;
-} bwd_bufs;
-
-/* One timed pass on a built problem. */
-static fa2_status run_pass(const problem *pr, int backend, int pass, int threads,
-                           const bwd_bufs *g, double *seconds)
-{
-    fa2_fwd_args f = problem_fwd_args(pr, threads);
+    const triad_job *j = ctx;
+    pthread_t th[TRIAD_MAX_THREADS];
+    triad_part part[TRIAD_MAX_THREADS];
+    int started[TRIAD_MAX_THREADS] = {0};
     const double t0 = timing_now();
-    fa2_status st = FA2_OK;
-    if (pass != 1)
-        st = fa2_fwd(&f, (fa2_backend)backend);
-    if (st == FA2_OK && pass != 0) {
-        fa2_bwd_args b;
-        fa2_bwd_args_init(&b);
-        b.q = f.q, b.k = f.k, b.v = f.v, b.o = f.o, b.lse = f.lse;
-        b.dout = f.o, b.dout.data = g->dout;
-        b.dq = f.q, b.dq.data = g->dq;
-        b.dk = f.k, b.dk.data = g->dk;
-        b.dv = f.v, b.dv.data = g->dv;
-        b.causal = f.causal;
-        b.num_threads = threads;
-        st = fa2_bwd(&b, (fa2_backend)backend);
+    for (int k = j->threads - 1; k >= 0; k--) {
+        const size_t lo = j->n * (size_t)k / (size_t)j->threads;
+        const size_t hi = j->n * (size_t)(k + 1) / (size_t)j->threads;
+        part[k] = (triad_part){j->a + lo, j->b + lo, j->c + lo, hi - lo};
+        started[k] = k > 0 && pthread_create(&th[k], NULL, triad_part_run, &part[k]) == 0;
+        if (!started[k])
+            triad_part_run(&part[k]);
     }
+    for (int k = 1; k < j->threads; k++)
+        if (started[k])
+            pthread_join(th[k], NULL);
     *seconds = timing_now() - t0;
-    return st;
+    return FA2_OK;
 }
 
-/* In a child: build the problem, warm up, time `runs` runs, report. */
+static double triad_gbs(int threads, int runs)
+{
+    const size_t n = (size_t)16 << 20; /* floats per array */
+    triad_job j = {malloc(sizeof(float) * n), malloc(sizeof(float) * n),
+                   malloc(sizeof(float) * n), n,
+                   threads < 1 ? 1 : (threads > TRIAD_MAX_THREADS ? TRIAD_MAX_THREADS
+                                                                  : threads)};
+    timing_result t = {0};
+    double warm;
+    if (j.a && j.b && j.c) {
+        for (size_t i = 0; i < n; i++)
+            j.a[i] = 0.0f, j.b[i] = 1.0f, j.c[i] = 2.0f;
+        triad_run(&j, &warm);
+        timing_measure(triad_run, &j, runs, &t);
+    }
+    free(j.a), free(j.b), free(j.c);
+    return t.seconds > 0 ? 3.0 * sizeof(float) * (double)n / t.seconds / 1e9 : 0.0;
+}
+
+/* In a child: build the problem, open a runner, warm up, time, report. */
 static void child_bench(const bench_opts *o, int backend, int dtype, int64_t n,
                         int causal, int pass, int fd)
 {
+    static const timing_fn runs[3] = {runner_fwd, runner_bwd, runner_fwd_bwd};
+    static const double flops_x[3] = {1.0, 2.5, 3.5}; /* the FA2 paper's count */
     bench_result r = {0};
     problem pr;
+    runner rn;
+    timing_result t;
+    double warm;
     problem_spec s = {(fa2_dtype)dtype, o->batch, n, n, o->heads, o->heads,
                       o->head_dim, causal, -1, -1, 0, 1};
-    bwd_bufs g = {0};
     r.status = FA2_ERR_OUT_OF_MEMORY;
-    if (problem_create(&pr, &s) == 0) {
-        if (pass != 0) { /* gradient buffers only when a backward runs,
-                              * so a forward's peak RSS is its own */
-            g.dout = malloc(pr.q_bytes), g.dq = malloc(pr.q_bytes);
-            g.dk = malloc(pr.kv_bytes), g.dv = malloc(pr.kv_bytes);
-            if (g.dout)
-                memcpy(g.dout, pr.q, pr.q_bytes); /* any non-zero gradient */
+    /* gradient buffers only when a backward runs, so that a forward's peak
+     * RSS is its own */
+    if (problem_create(&pr, &s) == 0 && (pass == 0 || problem_alloc_grads(&pr) == 0)) {
+        r.status = runner_open(&rn, (fa2_backend)backend, &pr, o->threads,
+                               pass ? RUNNER_BWD : 0u);
+        if (r.status == FA2_OK && pass == 1)
+            r.status = runner_prepare_bwd(&rn);
+        if (r.status == FA2_OK)
+            r.status = runs[pass](&rn, &warm);
+        if (r.status == FA2_OK)
+            r.status = timing_measure(runs[pass], &rn, o->runs, &t);
+        if (r.status == FA2_OK) {
+            r.seconds = t.seconds;
+            r.min = t.min;
+            r.max = t.max;
+            r.runs = t.runs;
+            r.gflops = flops_x[pass] * problem_fwd_flops(&pr) / r.seconds / 1e9;
         }
-        if (pass == 0 || (g.dout && g.dq && g.dk && g.dv)) {
-            double sec[100];
-            fa2_fwd_args f = problem_fwd_args(&pr, o->threads);
-            r.status = pass == 1 ? fa2_fwd(&f, (fa2_backend)backend) : FA2_OK;
-            if (r.status == FA2_OK)
-                r.status = run_pass(&pr, backend, pass, o->threads, &g, &sec[0]);
-            for (int i = 0; i < o->runs && r.status == FA2_OK; i++)
-                r.status = run_pass(&pr, backend, pass, o->threads, &g, &sec[i]);
-            if (r.status == FA2_OK) {
-                qsort(sec, (size_t)o->runs, sizeof sec[0], cmp_double);
-                r.seconds = sec[o->runs / 2];
-                const double ff = problem_fwd_flops(&pr);
-                const double flops = pass == 0 ? ff : pass == 1 ? 2.5 * ff : 3.5 * ff;
-                r.gflops = flops / r.seconds / 1e9;
-            }
-        }
-        free(g.dout), free(g.dq), free(g.dk), free(g.dv);
-        problem_destroy(&pr);
+        runner_close(&rn);
     }
+    problem_destroy(&pr);
     if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
         _exit(1);
     _exit(0);
@@ -365,6 +297,41 @@ static int bench_one(const bench_opts *o, int backend, int dtype, int64_t n,
     return 0;
 }
 
+/* One row: a table line, or a JSON object (JSON Lines). */
+static void report(const bench_opts *o, int be, int dt, int64_t n, int causal,
+                   int pass, const bench_result *r, double sgemm)
+{
+    const double spread = 100.0 * (r->max - r->min) / r->seconds;
+    if (!o->json) {
+        printf("%-8s %-5s %6lld %6s %-7s %10.1f %7.1f%% %9.1f %6.2f %9.1f\n",
+               backend_names[be], dtype_names[dt], (long long)n, causal ? "yes" : "no",
+               pass_names[pass], r->seconds * 1e3, spread, r->gflops,
+               r->gflops / sgemm, r->rss_bytes / 1048576.0);
+        return;
+    }
+    fa2_writer w;
+    fa2_writer_file(&w, stdout);
+    fa2_json_begin(&w);
+    fa2_json_string(&w, "backend", backend_names[be]);
+    fa2_json_string(&w, "dtype", dtype_names[dt]);
+    fa2_json_int(&w, "batch", o->batch);
+    fa2_json_int(&w, "seqlen", n);
+    fa2_json_int(&w, "heads", o->heads);
+    fa2_json_int(&w, "head_dim", o->head_dim);
+    fa2_json_bool(&w, "causal", causal);
+    fa2_json_string(&w, "pass", pass_names[pass]);
+    fa2_json_int(&w, "threads", o->threads);
+    fa2_json_int(&w, "runs", r->runs);
+    fa2_json_number(&w, "time_ms", r->seconds * 1e3);
+    fa2_json_number(&w, "time_min_ms", r->min * 1e3);
+    fa2_json_number(&w, "time_max_ms", r->max * 1e3);
+    fa2_json_number(&w, "gflops", r->gflops);
+    fa2_json_number(&w, "sgemm_gflops", sgemm);
+    fa2_json_number(&w, "ratio", r->gflops / sgemm);
+    fa2_json_number(&w, "peak_rss_bytes", r->rss_bytes);
+    fa2_json_end(&w);
+}
+
 int fa2_cmd_bench(int argc, char **argv)
 {
     bench_opts o = {.backends = {2}, .n_backends = 1, .dtypes = {0, 1},
@@ -372,27 +339,39 @@ int fa2_cmd_bench(int argc, char **argv)
                     .causals = {0, 1}, .n_causals = 2, .passes = {0, 1, 2},
                     .n_passes = 3, .batch = 1, .heads = 16, .head_dim = 64,
                     .threads = 0, .runs = 3};
-    if (parse(argc, argv, &o))
-        return 2;
+    const int rc = parse(argc, argv, &o);
+    if (rc == 1)
+        usage(stdout);
+    if (rc)
+        return rc == 1 ? 0 : 2;
     if (o.threads == 0)
         o.threads = fa2_default_num_threads();
     blas_threads(1);
 
-    const double sgemm = sgemm_gflops(o.threads);
-    const double triad = triad_gbs(o.threads);
+    const double sgemm = sgemm_gflops(o.threads, o.runs);
+    const double triad = triad_gbs(o.threads, o.runs);
     const char *core = blas_core_name(), *kernel = fa2_cpu_tile_kernel_name();
-    if (o.json)
-        printf("{\"ceilings\": true, \"threads\": %d, \"sgemm_gflops\": %.2f, "
-               "\"blas_core\": \"%s\", \"triad_gbs\": %.2f, \"tile_kernel\": "
-               "\"%s\"}\n", o.threads, sgemm, core, triad, kernel);
-    else
-        printf("OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s (OpenBLAS kernel: %s)\n"
+    if (o.json) {
+        fa2_writer w;
+        fa2_writer_file(&w, stdout);
+        fa2_json_begin(&w);
+        fa2_json_bool(&w, "ceilings", 1);
+        fa2_json_int(&w, "threads", o.threads);
+        fa2_json_number(&w, "sgemm_gflops", sgemm);
+        fa2_json_string(&w, "blas_core", core);
+        fa2_json_number(&w, "triad_gbs", triad);
+        fa2_json_string(&w, "tile_kernel", kernel);
+        fa2_json_end(&w);
+    } else {
+        printf("OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s (median of >= %d "
+               "runs; OpenBLAS kernel: %s)\n"
                "triad memory bandwidth, %d threads: %.1f GB/s\n"
                "tiled backend's tile-product micro-kernel: %s\n\n"
-               "%-8s %-5s %6s %6s %-7s %10s %9s %6s %9s\n", o.threads, sgemm, core,
-               o.threads, triad, kernel,
-               "backend", "dtype", "seqlen", "causal", "pass", "time_ms", "GFLOP/s",
-               "ratio", "peak_MiB");
+               "%-8s %-5s %6s %6s %-7s %10s %8s %9s %6s %9s\n", o.threads,
+               sgemm, o.runs, core, o.threads, triad, kernel, "backend", "dtype",
+               "seqlen", "causal", "pass", "time_ms", "spread", "GFLOP/s", "ratio",
+               "peak_MiB");
+    }
     int total = o.n_backends * o.n_dtypes * o.n_seqlens * o.n_causals * o.n_passes;
     int done = 0, failed = 0;
     for (int ib = 0; ib < o.n_backends; ib++)
@@ -416,25 +395,7 @@ int fa2_cmd_bench(int argc, char **argv)
                             failed = 1;
                             continue;
                         }
-                        if (o.json)
-                            printf("{\"backend\": \"%s\", \"dtype\": \"%s\", \"batch\": "
-                                   "%lld, \"seqlen\": %lld, \"heads\": %lld, "
-                                   "\"head_dim\": %lld, \"causal\": %s, \"pass\": "
-                                   "\"%s\", \"threads\": %d, \"time_ms\": %.3f, "
-                                   "\"gflops\": %.2f, \"sgemm_gflops\": %.2f, "
-                                   "\"ratio\": %.3f, \"peak_rss_bytes\": %.0f}\n",
-                                   backend_names[be], dtype_names[dt],
-                                   (long long)o.batch, (long long)n,
-                                   (long long)o.heads, (long long)o.head_dim,
-                                   causal ? "true" : "false", pass_names[pass],
-                                   o.threads, r.seconds * 1e3, r.gflops, sgemm,
-                                   r.gflops / sgemm, r.rss_bytes);
-                        else
-                            printf("%-8s %-5s %6lld %6s %-7s %10.1f %9.1f %6.2f %9.1f\n",
-                                   backend_names[be], dtype_names[dt], (long long)n,
-                                   causal ? "yes" : "no", pass_names[pass],
-                                   r.seconds * 1e3, r.gflops, r.gflops / sgemm,
-                                   r.rss_bytes / 1048576.0);
+                        report(&o, be, dt, n, causal, pass, &r, sgemm);
                         fflush(stdout);
                     }
     fprintf(stderr, "\r%60s\r", "");

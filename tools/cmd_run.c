@@ -9,10 +9,10 @@
  * The passes are rows of one table: a pass is a way to run (runner.h), a
  * FLOP count and a check. */
 #include "config.h"
-#include "check.h"
+#include "fa2_check.h"
 #include "commands.h"
 #include "fa2.h"
-#include "json.h"
+#include "fa2_writer.h"
 #include "problem.h"
 #include "run_opts.h"
 #include "runner.h"
@@ -24,6 +24,9 @@
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
 void openblas_set_num_threads(int num_threads); /* OpenBLAS's cblas.h */
 #endif
+
+/* Phases expected to take longer than this say so on stderr. */
+#define PROGRESS_S 2.0
 
 /* FLOPs by the FA2 paper's count: the backward is 2.5x the forward. */
 static double bwd_flops(const problem *p)
@@ -37,13 +40,32 @@ static double fwd_bwd_flops(const problem *p)
     return problem_fwd_flops(p) + bwd_flops(p);
 }
 
+/* The checks of the passes, over the problem's host buffers. */
+static fa2_status check_fwd(const problem *p, int threads, fa2_check_result *r)
+{
+    const fa2_fwd_args a = problem_fwd_args(p, threads);
+    return fa2_check_fwd(&a, r);
+}
+
+static fa2_status check_bwd(const problem *p, int threads, fa2_check_result *r)
+{
+    const fa2_bwd_args a = problem_bwd_args(p, threads);
+    return fa2_check_bwd(&a, r);
+}
+
+static fa2_status check_fwd_bwd(const problem *p, int threads, fa2_check_result *r)
+{
+    const fa2_status st = check_fwd(p, threads, r);
+    return st ? st : check_bwd(p, threads, r);
+}
+
 typedef struct pass_info {
     const char *title;                                   /* "forward"       */
     int bwd;                                             /* has a backward  */
     fa2_status (*prepare)(void *runner_ctx);             /* untimed, once   */
     timing_fn run;                                       /* ctx: a runner   */
     double (*flops)(const problem *p);                   /* FA2 paper count */
-    fa2_status (*check)(const problem *p, int threads, check_result *r);
+    fa2_status (*check)(const problem *p, int threads, fa2_check_result *r);
 } pass_info;
 
 static const pass_info passes[RUN_PASS_COUNT] = {
@@ -62,7 +84,7 @@ typedef struct run_result {
     timing_result time;
     double flops;
     int checked;
-    check_result check;
+    fa2_check_result check;
 } run_result;
 
 /* ---- reports ------------------------------------------------------------- */
@@ -113,15 +135,15 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
         printf("  backend  %s, %d threads\n", fa2_backend_name(r->backend), o->threads);
     if (r->fallback[0])
         printf("           (not cuda: %s)\n", r->fallback);
-    printf("  time     %.3f ms (%s of %d run%s)  %.2f GFLOP/s  (%.3g GFLOP%s)\n",
-           r->time.seconds * 1e3, r->time.runs > 1 ? "median" : "one",
-           r->time.runs, r->time.runs > 1 ? "s" : "",
+    printf("  time     %.3f ms (median of %d runs, %.3f .. %.3f)  %.2f GFLOP/s  "
+           "(%.3g GFLOP%s)\n", r->time.seconds * 1e3, r->time.runs,
+           r->time.min * 1e3, r->time.max * 1e3,
            r->flops / r->time.seconds * 1e-9, r->flops * 1e-9,
            s->window_left >= 0 || (!s->causal && s->window_right >= 0)
                ? ", visible pairs of the window counted" : "");
     if (!r->checked)
         return;
-    const check_result *c = &r->check;
+    const fa2_check_result *c = &r->check;
     const char *lead = "  error   ";
     if (c->fwd_checked) {
         printf("%s O    max %.3g vs oracle; standard attention %.3g; "
@@ -131,80 +153,83 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
                c->lse_bound);
         lead = "          ";
     }
-    static const char *const grad_titles[CHECK_GRADS] = {"dQ ", "dK ", "dV "};
-    for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
+    static const char *const grad_titles[FA2_CHECK_GRADS] = {"dQ ", "dK ", "dV "};
+    for (int g = 0; c->bwd_checked && g < FA2_CHECK_GRADS; g++) {
         printf("%s %s  max %.3g vs oracle; standard attention %.3g; "
                "bound %.3g\n", lead, grad_titles[g], c->grad[g].err,
                c->grad[g].ref_err, c->grad[g].bound);
         lead = "          ";
     }
     char lse_floor[32];
-    snprintf(lse_floor, sizeof lse_floor, "%g", check_lse_floor());
+    snprintf(lse_floor, sizeof lse_floor, "%g", fa2_check_lse_floor());
     printf("  check    %s (bound: 2 x standard attention's error + %g%s%s)\n",
-           c->passed ? "PASS" : "FAIL", check_floor(s->dtype),
+           c->passed ? "PASS" : "FAIL", fa2_check_floor(s->dtype),
            c->fwd_checked ? "; LSE + " : "", c->fwd_checked ? lse_floor : "");
 }
 
 static void report_json(const run_opts *o, const problem *p, const run_result *r)
 {
     const problem_spec *s = &p->spec;
-    json_writer w;
-    json_begin(&w, stdout);
-    json_string(&w, "version", fa2_version_string());
-    json_string(&w, "backend", fa2_backend_name(r->backend));
-    json_string(&w, "backend_requested", o->backend == RUN_BACKEND_AUTO
+    fa2_writer w;
+    fa2_writer_file(&w, stdout);
+    fa2_json_begin(&w);
+    fa2_json_string(&w, "version", fa2_version_string());
+    fa2_json_string(&w, "backend", fa2_backend_name(r->backend));
+    fa2_json_string(&w, "backend_requested", o->backend == RUN_BACKEND_AUTO
                 ? "auto" : fa2_backend_name((fa2_backend)o->backend));
     if (r->fallback[0])
-        json_string(&w, "cuda_unavailable", r->fallback);
-    json_string(&w, "pass", run_pass_names[o->pass]);
+        fa2_json_string(&w, "cuda_unavailable", r->fallback);
+    fa2_json_string(&w, "pass", run_pass_names[o->pass]);
     if (passes[o->pass].bwd)
-        json_bool(&w, "deterministic", o->deterministic);
-    json_string(&w, "dtype", fa2_dtype_name(s->dtype));
-    json_int(&w, "batch", s->batch);
-    json_int(&w, "seqlen_q", s->seqlen_q);
-    json_int(&w, "seqlen_k", s->seqlen_k);
-    json_int(&w, "heads_q", s->heads_q);
-    json_int(&w, "heads_kv", s->heads_kv);
-    json_int(&w, "head_dim", s->head_dim);
-    json_bool(&w, "causal", s->causal);
-    json_int(&w, "window_left", s->window_left);
-    json_int(&w, "window_right", s->causal ? 0 : s->window_right);
-    json_bool(&w, "varlen", s->varlen);
+        fa2_json_bool(&w, "deterministic", o->deterministic);
+    fa2_json_string(&w, "dtype", fa2_dtype_name(s->dtype));
+    fa2_json_int(&w, "batch", s->batch);
+    fa2_json_int(&w, "seqlen_q", s->seqlen_q);
+    fa2_json_int(&w, "seqlen_k", s->seqlen_k);
+    fa2_json_int(&w, "heads_q", s->heads_q);
+    fa2_json_int(&w, "heads_kv", s->heads_kv);
+    fa2_json_int(&w, "head_dim", s->head_dim);
+    fa2_json_bool(&w, "causal", s->causal);
+    fa2_json_int(&w, "window_left", s->window_left);
+    fa2_json_int(&w, "window_right", s->causal ? 0 : s->window_right);
+    fa2_json_bool(&w, "varlen", s->varlen);
     if (s->varlen) {
-        json_int(&w, "max_seqlen_q", p->max_seqlen_q);
-        json_int(&w, "max_seqlen_k", p->max_seqlen_k);
-        json_int_array(&w, "cu_seqlens_q", p->cu_seqlens_q, s->batch + 1);
-        json_int_array(&w, "cu_seqlens_k", p->cu_seqlens_k, s->batch + 1);
+        fa2_json_int(&w, "max_seqlen_q", p->max_seqlen_q);
+        fa2_json_int(&w, "max_seqlen_k", p->max_seqlen_k);
+        fa2_json_int_array(&w, "cu_seqlens_q", p->cu_seqlens_q, s->batch + 1);
+        fa2_json_int_array(&w, "cu_seqlens_k", p->cu_seqlens_k, s->batch + 1);
     }
-    json_uint(&w, "seed", s->seed);
-    json_int(&w, "threads", o->threads);
-    json_int(&w, "runs", r->time.runs);
-    json_number(&w, "time_ms", r->time.seconds * 1e3);
-    json_number(&w, "flops", r->flops);
-    json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
+    fa2_json_uint(&w, "seed", s->seed);
+    fa2_json_int(&w, "threads", o->threads);
+    fa2_json_int(&w, "runs", r->time.runs);
+    fa2_json_number(&w, "time_ms", r->time.seconds * 1e3);
+    fa2_json_number(&w, "time_min_ms", r->time.min * 1e3);
+    fa2_json_number(&w, "time_max_ms", r->time.max * 1e3);
+    fa2_json_number(&w, "flops", r->flops);
+    fa2_json_number(&w, "gflops", r->flops / r->time.seconds * 1e-9);
     if (r->checked) {
-        const check_result *c = &r->check;
+        const fa2_check_result *c = &r->check;
         char k[64];
         if (c->fwd_checked) {
-            json_number(&w, "max_abs_err", c->max_abs_err);
-            json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
-            json_number(&w, "max_abs_err_bound", c->bound);
-            json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
-            json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
-            json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
+            fa2_json_number(&w, "max_abs_err", c->max_abs_err);
+            fa2_json_number(&w, "ref_max_abs_err", c->ref_max_abs_err);
+            fa2_json_number(&w, "max_abs_err_bound", c->bound);
+            fa2_json_number(&w, "lse_max_abs_err", c->lse_max_abs_err);
+            fa2_json_number(&w, "ref_lse_max_abs_err", c->ref_lse_max_abs_err);
+            fa2_json_number(&w, "lse_max_abs_err_bound", c->lse_bound);
         }
-        for (int g = 0; c->bwd_checked && g < CHECK_GRADS; g++) {
-            const char *n = check_grad_names[g];
+        for (int g = 0; c->bwd_checked && g < FA2_CHECK_GRADS; g++) {
+            const char *n = fa2_check_grad_names[g];
             snprintf(k, sizeof k, "%s_max_abs_err", n);
-            json_number(&w, k, c->grad[g].err);
+            fa2_json_number(&w, k, c->grad[g].err);
             snprintf(k, sizeof k, "ref_%s_max_abs_err", n);
-            json_number(&w, k, c->grad[g].ref_err);
+            fa2_json_number(&w, k, c->grad[g].ref_err);
             snprintf(k, sizeof k, "%s_max_abs_err_bound", n);
-            json_number(&w, k, c->grad[g].bound);
+            fa2_json_number(&w, k, c->grad[g].bound);
         }
-        json_bool(&w, "check_passed", c->passed);
+        fa2_json_bool(&w, "check_passed", c->passed);
     }
-    json_end(&w);
+    fa2_json_end(&w);
 }
 
 /* ---- running ------------------------------------------------------------------ */
@@ -270,9 +295,11 @@ static int run_problem(const run_opts *o, problem *p)
     memset(&r, 0, sizeof r);
 
     fa2_status st = open_and_warm_up(o, pi, p, &rn, &r, &warmup_s);
+    if (st == FA2_OK && warmup_s * TIMING_MIN_RUNS > PROGRESS_S)
+        fprintf(stderr, "fa2 run: one %s run took %.1f s; timing %d more ...\n",
+                fa2_backend_name(r.backend), warmup_s, TIMING_MIN_RUNS);
     if (st == FA2_OK)
-        st = timing_measure(pi->run, &rn, warmup_s, r.backend != FA2_BACKEND_CUDA,
-                            &r.time);
+        st = timing_measure(pi->run, &rn, 0, &r.time);
     if (st == FA2_OK)
         st = runner_fetch(&rn);
     if (st != FA2_OK) {
@@ -285,8 +312,16 @@ static int run_problem(const run_opts *o, problem *p)
 
     r.flops = pi->flops(p);
     if (o->check) {
+        /* the float64 oracle runs at well under a GFLOP/s a thread: say so
+         * when the check will take a while */
+        const double t0 = timing_now(), guess = r.flops / (0.5e9 * o->threads);
+        if (guess > PROGRESS_S)
+            fprintf(stderr, "fa2 run: checking against the float64 oracle and "
+                    "standard attention (%.3g GFLOP) ...\n", r.flops * 1e-9);
         if ((st = pi->check(p, o->threads, &r.check)) != FA2_OK)
             return lib_error("check", st, fa2_last_error());
+        if (guess > PROGRESS_S)
+            fprintf(stderr, "fa2 run: checked in %.1f s\n", timing_now() - t0);
         r.checked = 1;
     }
     if (o->json)
@@ -310,7 +345,7 @@ int fa2_cmd_run(int argc, char **argv)
     /* The library runs its own worker threads (--threads) and calls BLAS
      * from inside each of them; OpenBLAS's own thread pool on top would
      * oversubscribe the cores. The library never changes this global
-     * setting behind its caller's back (DESIGN.md); this program is the
+     * setting behind its caller's back (doc/design.md); this program is the
      * application, so it does. */
     openblas_set_num_threads(1);
 #endif

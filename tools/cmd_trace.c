@@ -9,12 +9,14 @@
 #include "args.h"
 #include "commands.h"
 #include "fa2.h"
-#include "fa2_internal.h"
+#include "fa2_cpu.h" /* the traced mirror and the float64 oracle */
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PROG "fa2 trace"
 
 typedef struct trace_opts {
     int64_t seqlen, seqlen_k, head_dim, block_m, block_n, window_l, window_r;
@@ -35,7 +37,9 @@ static void usage(FILE *f)
             "                 [--head-dim D] [--block-m BR] [--block-n BC]\n"
             "                 [--causal] [--window L,R] [--digits K] [--seed S]\n"
             "Prints the tiled FlashAttention-2 mirror step by step on a tiny\n"
-            "problem (default: seqlen 8, head dim 4, 4x4 tiles, fp32).\n");
+            "problem (default: seqlen 8, head dim 4, 4x4 tiles, fp32). Sizes\n"
+            "and tiles 1..64; head dim 4 or a multiple of 8 up to 64; digits\n"
+            "1..8.\n");
 }
 
 /* Small numbers that read well in a table: deterministic, never zero. */
@@ -158,50 +162,34 @@ static void on_bwd_step(void *user, const fa2_trace_event *e)
     }
 }
 
+/* 0 ok, 1 help, 2 usage error. */
 static int parse(int argc, char **argv, trace_opts *o)
 {
-    arg_cursor c;
-    static const char *const passes[] = {"fwd", "bwd"};
-    arg_cursor_init(&c, "fa2 trace", argc, argv);
-    while (arg_next(&c)) {
-        const char *v;
-        int64_t x;
-        if (!strcmp(c.name, "--help") || !strcmp(c.name, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(c.name, "--causal")) {
-            o->causal = 1;
-        } else if (!strcmp(c.name, "--pass")) {
-            int k;
-            if (!(v = arg_value(&c)) || (k = arg_parse_choice(&c, v, passes, 2)) < 0)
-                return -1;
-            o->bwd = k == 1;
-        } else if (!strcmp(c.name, "--window")) {
-            if (!(v = arg_value(&c)) ||
-                arg_parse_i64_pair(&c, v, -1, 1 << 20, &o->window_l, &o->window_r))
-                return -1;
-        } else if (!strcmp(c.name, "--seed")) {
-            if (!(v = arg_value(&c)) || arg_parse_u64(&c, v, &o->seed))
-                return -1;
-        } else {
-            int64_t *dst = !strcmp(c.name, "--seqlen")     ? &o->seqlen
-                           : !strcmp(c.name, "--seqlen-k") ? &o->seqlen_k
-                           : !strcmp(c.name, "--head-dim") ? &o->head_dim
-                           : !strcmp(c.name, "--block-m")  ? &o->block_m
-                           : !strcmp(c.name, "--block-n")  ? &o->block_n
-                           : !strcmp(c.name, "--digits")   ? &x
-                                                           : NULL;
-            if (!dst) {
-                fprintf(stderr, "fa2 trace: unknown option '%s'\n", c.name);
-                usage(stderr);
-                return -1;
-            }
-            if (!(v = arg_value(&c)) || arg_parse_i64(&c, v, 1, 64, dst))
-                return -1;
-            if (dst == &x)
-                o->digits = (int)x > 8 ? 8 : (int)x;
-        }
+    static const char *const passes[] = {"fwd", "bwd", NULL};
+    int64_t window[2] = {o->window_l, o->window_r};
+    const opt opts[] = {
+        OPT_CHOICE_("--pass", &o->bwd, passes),
+        OPT_I64_("--seqlen", &o->seqlen, 1, 64),
+        OPT_I64_("--seqlen-k", &o->seqlen_k, 1, 64),
+        OPT_I64_("--head-dim", &o->head_dim, 1, 64),
+        OPT_I64_("--block-m", &o->block_m, 1, 64),
+        OPT_I64_("--block-n", &o->block_n, 1, 64),
+        OPT_FLAG_("--causal", &o->causal, 1),
+        OPT_PAIR_("--window", window, -1, 1 << 20),
+        OPT_INT_("--digits", &o->digits, 1, 8),
+        OPT_U64_("--seed", &o->seed),
+    };
+    const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
+    if (rc)
+        return rc;
+    /* the head dims the library takes, and 4: run as 8 (see below) */
+    if (o->head_dim != 4 && o->head_dim % 8 != 0) {
+        fprintf(stderr, PROG ": --head-dim: %lld is neither 4 nor a multiple of "
+                "8 (the library's head dims)\n", (long long)o->head_dim);
+        return 2;
     }
+    o->window_l = window[0];
+    o->window_r = window[1];
     if (o->seqlen_k == 0)
         o->seqlen_k = o->seqlen;
     return 0;
@@ -211,8 +199,11 @@ int fa2_cmd_trace(int argc, char **argv)
 {
     trace_opts o = {.seqlen = 8, .head_dim = 4, .block_m = 4, .block_n = 4,
                     .window_l = -1, .window_r = -1, .digits = 3, .seed = 1};
-    if (parse(argc, argv, &o))
-        return 2;
+    const int rc_parse = parse(argc, argv, &o);
+    if (rc_parse == 1)
+        usage(stdout);
+    if (rc_parse)
+        return rc_parse == 1 ? 0 : 2;
     /* The library's head dims are multiples of 8; a head dim of 4 (the
      * default, for a readable trace) is run as 8 with the upper half of
      * every q, k, v row zero, which changes no dot product and no softmax,
@@ -230,7 +221,7 @@ int fa2_cmd_trace(int argc, char **argv)
     int rc = 1;
     if (!q || !k || !v || !out || !dO || !dq || !dk || !dv || !lse || !o64 ||
         !lse64 || !dq64 || !dk64 || !dv64) {
-        fprintf(stderr, "fa2 trace: out of memory\n");
+        fprintf(stderr, PROG ": out of memory\n");
         goto done;
     }
     uint64_t st = o.seed;
@@ -284,23 +275,11 @@ int fa2_cmd_trace(int argc, char **argv)
             print_matrix("dO", dO, nq, d_show, d, 1, 0, o.digits);
         }
     }
-    fa2_bwd_args g;
-    fa2_bwd_args_init(&g);
-    g.q = a.q;
-    g.k = a.k;
-    g.v = a.v;
-    g.o = a.o;
-    g.lse = a.lse;
+    fa2_bwd_args g = fa2_fwd_as_bwd_args(&a);
     g.dout = fa2_tensor_4d(dO, FA2_DTYPE_FP32, 1, nq, 1, d);
     g.dq = fa2_tensor_4d(dq, FA2_DTYPE_FP32, 1, nq, 1, d);
     g.dk = fa2_tensor_4d(dk, FA2_DTYPE_FP32, 1, nk, 1, d);
     g.dv = fa2_tensor_4d(dv, FA2_DTYPE_FP32, 1, nk, 1, d);
-    g.softmax_scale = a.softmax_scale;
-    g.causal = a.causal;
-    g.window_left = a.window_left;
-    g.window_right = a.window_right;
-    g.block_m = a.block_m;
-    g.block_n = a.block_n;
     g.deterministic = 1;
     if (s == FA2_OK && o.bwd)
         s = fa2_tiled_bwd_traced(&g, on_bwd_step, &t);
@@ -308,7 +287,7 @@ int fa2_cmd_trace(int argc, char **argv)
         s = o.bwd ? fa2_oracle_bwd_f64(&g, dq64, dk64, dv64)
                   : fa2_oracle_fwd_f64(&a, o64, lse64);
     if (s != FA2_OK) {
-        fprintf(stderr, "fa2 trace: %s: %s\n", fa2_status_str(s), fa2_last_error());
+        fprintf(stderr, PROG ": %s: %s\n", fa2_status_str(s), fa2_last_error());
         goto done;
     }
 

@@ -1,13 +1,13 @@
 # tools/: the fa2 command-line program, one file per subcommand (cmd_*.c)
 # plus one file per concept they share.
 bin_PROGRAMS += tools/fa2
-noinst_HEADERS += tools/commands.h tools/args.h tools/json.h tools/problem.h \
-	tools/device.h tools/timing.h tools/runner.h tools/check.h \
+noinst_HEADERS += tools/commands.h tools/args.h tools/problem.h \
+	tools/device.h tools/timing.h tools/runner.h \
 	tools/run_opts.h
 tools_fa2_SOURCES = tools/fa2.c \
 	tools/cmd_run.c tools/run_opts.c tools/cmd_trace.c tools/cmd_bench.c \
-	tools/args.c tools/json.c tools/problem.c tools/device.c tools/timing.c \
-	tools/runner.c tools/check.c
+	tools/args.c tools/problem.c tools/device.c tools/timing.c \
+	tools/runner.c
 # the simulator's command (sim/, issue 4)
 tools_fa2_SOURCES += tools/cmd_sim.c
 # device.c calls the CUDA runtime itself (GPU buffers for the CUDA backend);

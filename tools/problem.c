@@ -6,6 +6,7 @@
  * on every host. */
 #include "config.h"
 #include "problem.h"
+#include "fa2_internal.h" /* fa2_fwd_as_bwd_args */
 
 #include <math.h>
 #include <stdio.h>
@@ -253,17 +254,10 @@ int problem_create(problem *p, const problem_spec *s)
 
 void problem_destroy(problem *p)
 {
-    free(p->q);
-    free(p->k);
-    free(p->v);
-    free(p->o);
-    free(p->lse);
-    free(p->cu_seqlens_q);
-    free(p->cu_seqlens_k);
-    free(p->dout);
-    free(p->dq);
-    free(p->dk);
-    free(p->dv);
+    void *bufs[] = {p->q, p->k, p->v, p->o, p->lse, p->cu_seqlens_q, p->cu_seqlens_k,
+                    p->dout, p->dq, p->dk, p->dv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     memset(p, 0, sizeof *p);
 }
 
@@ -319,13 +313,7 @@ int problem_alloc_grads(problem *p)
 fa2_bwd_args problem_bwd_args(const problem *p, int num_threads)
 {
     const fa2_fwd_args f = problem_fwd_args(p, num_threads);
-    fa2_bwd_args b;
-    fa2_bwd_args_init(&b);
-    b.q = f.q;
-    b.k = f.k;
-    b.v = f.v;
-    b.o = f.o;
-    b.lse = f.lse;
+    fa2_bwd_args b = fa2_fwd_as_bwd_args(&f);
     b.dout = f.o;
     b.dout.data = p->dout;
     b.dq = f.q;
@@ -334,18 +322,6 @@ fa2_bwd_args problem_bwd_args(const problem *p, int num_threads)
     b.dk.data = p->dk;
     b.dv = f.v;
     b.dv.data = p->dv;
-    b.softmax_scale = f.softmax_scale;
-    b.causal = f.causal;
-    b.window_left = f.window_left;
-    b.window_right = f.window_right;
-    b.cu_seqlens_q = f.cu_seqlens_q;
-    b.cu_seqlens_k = f.cu_seqlens_k;
-    b.num_seqs = f.num_seqs;
-    b.max_seqlen_q = f.max_seqlen_q;
-    b.max_seqlen_k = f.max_seqlen_k;
-    b.block_m = f.block_m;
-    b.block_n = f.block_n;
-    b.num_threads = f.num_threads;
     return b;
 }
 

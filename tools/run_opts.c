@@ -11,15 +11,11 @@
 
 const char *const run_pass_names[RUN_PASS_COUNT] = {"fwd", "bwd", "fwd+bwd"};
 
-static const char *const dtype_names[] = {"fp32", "fp16", "bf16"};
-static const fa2_dtype dtype_values[] = {FA2_DTYPE_FP32, FA2_DTYPE_FP16,
-                                         FA2_DTYPE_BF16};
+/* in the order of the enums: the index is the value (auto: the last) */
+static const char *const dtype_names[] = {"fp32", "fp16", "bf16", NULL};
 static const char *const backend_names[] = {"oracle", "standard", "tiled",
-                                            "cuda", "auto"};
-static const int backend_values[] = {FA2_BACKEND_CPU_ORACLE,
-                                     FA2_BACKEND_CPU_STANDARD,
-                                     FA2_BACKEND_CPU_TILED, FA2_BACKEND_CUDA,
-                                     RUN_BACKEND_AUTO};
+                                            "cuda", "auto", NULL};
+static const char *const pass_names[] = {"fwd", "bwd", "fwd+bwd", NULL};
 
 void run_usage(FILE *f)
 {
@@ -98,99 +94,6 @@ static int usage_error(void)
     return 2;
 }
 
-/* Options that take no value. */
-static int flag(arg_cursor *c, int *out)
-{
-    if (arg_has_inline_value(c)) {
-        fprintf(stderr, PROG ": %s takes no value\n", c->name);
-        return -1;
-    }
-    *out = 1;
-    return 0;
-}
-
-static int size_opt(arg_cursor *c, int64_t *out)
-{
-    const char *v = arg_value(c);
-    return v ? arg_parse_i64(c, v, 1, MAX_SIZE, out) : -1;
-}
-
-/* One option; 0 ok, -1 bad (message printed). */
-static int parse_one(run_opts *o, arg_cursor *c)
-{
-    const char *n = c->name, *v;
-    int64_t x;
-    int i;
-    if (!strcmp(n, "-h") || !strcmp(n, "--help"))
-        return flag(c, &o->help);
-    if (!strcmp(n, "--causal"))
-        return flag(c, &o->spec.causal);
-    if (!strcmp(n, "--no-causal")) {
-        int on = 0;
-        if (flag(c, &on) != 0)
-            return -1;
-        o->spec.causal = 0;
-        return 0;
-    }
-    if (!strcmp(n, "--deterministic"))
-        return flag(c, &o->deterministic);
-    if (!strcmp(n, "--varlen"))
-        return flag(c, &o->spec.varlen);
-    if (!strcmp(n, "--check"))
-        return flag(c, &o->check);
-    if (!strcmp(n, "--json"))
-        return flag(c, &o->json);
-    if (!strcmp(n, "--batch"))
-        return size_opt(c, &o->spec.batch);
-    if (!strcmp(n, "--seqlen"))
-        return size_opt(c, &o->spec.seqlen_q);
-    if (!strcmp(n, "--seqlen-k"))
-        return size_opt(c, &o->spec.seqlen_k);
-    if (!strcmp(n, "--heads"))
-        return size_opt(c, &o->spec.heads_q);
-    if (!strcmp(n, "--heads-kv"))
-        return size_opt(c, &o->spec.heads_kv);
-    if (!strcmp(n, "--head-dim"))
-        return size_opt(c, &o->spec.head_dim);
-    if (!strcmp(n, "--window"))
-        return (v = arg_value(c)) ? arg_parse_i64_pair(c, v, -1, MAX_SIZE,
-                                                       &o->spec.window_left,
-                                                       &o->spec.window_right)
-                                  : -1;
-    if (!strcmp(n, "--seed"))
-        return (v = arg_value(c)) ? arg_parse_u64(c, v, &o->spec.seed) : -1;
-    if (!strcmp(n, "--threads")) {
-        if (!(v = arg_value(c)) || arg_parse_i64(c, v, 1, MAX_THREADS, &x))
-            return -1;
-        o->threads = (int)x;
-        return 0;
-    }
-    if (!strcmp(n, "--dtype")) {
-        if (!(v = arg_value(c)) || (i = arg_parse_choice(c, v, dtype_names, 3)) < 0)
-            return -1;
-        o->spec.dtype = dtype_values[i];
-        return 0;
-    }
-    if (!strcmp(n, "--backend")) {
-        if (!(v = arg_value(c)) || (i = arg_parse_choice(c, v, backend_names, 5)) < 0)
-            return -1;
-        o->backend = backend_values[i];
-        return 0;
-    }
-    if (!strcmp(n, "--pass")) {
-        if (!(v = arg_value(c)) ||
-            (i = arg_parse_choice(c, v, run_pass_names, RUN_PASS_COUNT)) < 0)
-            return -1;
-        o->pass = (run_pass)i;
-        return 0;
-    }
-    if (n[0] == '-')
-        fprintf(stderr, PROG ": unknown option '%s'\n", c->argv[c->i]);
-    else
-        fprintf(stderr, PROG ": unexpected argument '%s'\n", n);
-    return -1;
-}
-
 /* Relations between options, once all are read. */
 static int check_combination(run_opts *o)
 {
@@ -227,16 +130,47 @@ static int check_combination(run_opts *o)
 
 int run_opts_parse(run_opts *o, int argc, char **argv)
 {
-    arg_cursor c;
+    problem_spec *s = &o->spec;
+    int dtype, pass;
+    int64_t window[2];
     run_opts_default(o);
+    window[0] = s->window_left;
+    window[1] = s->window_right;
+    dtype = (int)s->dtype;
+    pass = (int)o->pass;
     if (argc == 0) /* the embedded default problem, checked */
         o->check = 1;
-    arg_cursor_init(&c, PROG, argc, argv);
-    while (arg_next(&c))
-        if (parse_one(o, &c) != 0)
-            return usage_error();
-    if (o->help)
-        return 0;
+    const opt opts[] = {
+        OPT_CHOICE_("--dtype", &dtype, dtype_names),
+        OPT_I64_("--batch", &s->batch, 1, MAX_SIZE),
+        OPT_I64_("--seqlen", &s->seqlen_q, 1, MAX_SIZE),
+        OPT_I64_("--seqlen-k", &s->seqlen_k, 1, MAX_SIZE),
+        OPT_I64_("--heads", &s->heads_q, 1, MAX_SIZE),
+        OPT_I64_("--heads-kv", &s->heads_kv, 1, MAX_SIZE),
+        OPT_I64_("--head-dim", &s->head_dim, 1, MAX_SIZE),
+        OPT_FLAG_("--causal", &s->causal, 1),
+        OPT_FLAG_("--no-causal", &s->causal, 0),
+        OPT_PAIR_("--window", window, -1, MAX_SIZE),
+        OPT_FLAG_("--varlen", &s->varlen, 1),
+        OPT_U64_("--seed", &s->seed),
+        OPT_CHOICE_("--backend", &o->backend, backend_names),
+        OPT_CHOICE_("--pass", &pass, pass_names),
+        OPT_FLAG_("--deterministic", &o->deterministic, 1),
+        OPT_INT_("--threads", &o->threads, 1, MAX_THREADS),
+        OPT_FLAG_("--check", &o->check, 1),
+        OPT_FLAG_("--json", &o->json, 1),
+    };
+    const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
+    if (rc == 1)
+        o->help = 1;
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    s->dtype = (fa2_dtype)dtype;
+    s->window_left = window[0];
+    s->window_right = window[1];
+    o->pass = (run_pass)pass;
+    if (o->backend == 4)
+        o->backend = RUN_BACKEND_AUTO;
     if (check_combination(o) != 0)
         return usage_error();
     return 0;

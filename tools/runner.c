@@ -121,46 +121,29 @@ fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
 
 void runner_close(runner *r)
 {
-    device_free(r->d_q);
-    device_free(r->d_k);
-    device_free(r->d_v);
-    device_free(r->d_o);
-    device_free(r->d_lse);
-    device_free(r->d_cu_q);
-    device_free(r->d_cu_k);
-    device_free(r->d_dout);
-    device_free(r->d_dq);
-    device_free(r->d_dk);
-    device_free(r->d_dv);
-    device_free(r->d_workspace);
+    void *bufs[] = {r->d_q, r->d_k, r->d_v, r->d_o, r->d_lse, r->d_cu_q, r->d_cu_k,
+                    r->d_dout, r->d_dq, r->d_dk, r->d_dv, r->d_workspace};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        device_free(bufs[i]);
     memset(r, 0, sizeof *r);
 }
 
-static fa2_status poison_outputs(runner *r)
+/* Fill the outputs, or with grads the gradients, with NaN bytes (all ones
+ * in every dtype): an element the backend does not write fails the check. */
+static fa2_status poison(runner *r, int grads)
 {
+    const problem *p = r->prob;
     if (!r->on_device) {
-        problem_poison_outputs(r->prob);
+        (grads ? problem_poison_grads : problem_poison_outputs)(r->prob);
         return FA2_OK;
     }
-    if (device_fill_bytes(r->d_o, 0xff, r->prob->q_bytes) ||
-        device_fill_bytes(r->d_lse, 0xff, r->prob->lse_bytes) ||
-        device_synchronize())
-        return device_fail(r);
-    return FA2_OK;
-}
-
-static fa2_status poison_grads(runner *r)
-{
-    if (!r->on_device) {
-        problem_poison_grads(r->prob);
-        return FA2_OK;
-    }
-    if (device_fill_bytes(r->d_dq, 0xff, r->prob->q_bytes) ||
-        device_fill_bytes(r->d_dk, 0xff, r->prob->kv_bytes) ||
-        device_fill_bytes(r->d_dv, 0xff, r->prob->kv_bytes) ||
-        device_synchronize())
-        return device_fail(r);
-    return FA2_OK;
+    void *const buf[3] = {grads ? r->d_dq : r->d_o, grads ? r->d_dk : (void *)r->d_lse,
+                          grads ? r->d_dv : NULL};
+    const size_t bytes[3] = {p->q_bytes, grads ? p->kv_bytes : p->lse_bytes, p->kv_bytes};
+    for (int i = 0; i < 3; i++)
+        if (buf[i] && device_fill_bytes(buf[i], 0xff, bytes[i]))
+            return device_fail(r);
+    return device_synchronize() ? device_fail(r) : FA2_OK;
 }
 
 /* The calls of one timed run: the forward, the backward or both, then
@@ -182,7 +165,7 @@ static fa2_status run_timed(runner *r, int fwd, int bwd, double *seconds)
 fa2_status runner_fwd(void *runner_ctx, double *seconds)
 {
     runner *r = runner_ctx;
-    fa2_status st = poison_outputs(r);
+    fa2_status st = poison(r, 0);
     return st != FA2_OK ? st : run_timed(r, 1, 0, seconds);
 }
 
@@ -195,16 +178,16 @@ fa2_status runner_prepare_bwd(void *runner_ctx)
 fa2_status runner_bwd(void *runner_ctx, double *seconds)
 {
     runner *r = runner_ctx;
-    fa2_status st = poison_grads(r);
+    fa2_status st = poison(r, 1);
     return st != FA2_OK ? st : run_timed(r, 0, 1, seconds);
 }
 
 fa2_status runner_fwd_bwd(void *runner_ctx, double *seconds)
 {
     runner *r = runner_ctx;
-    fa2_status st = poison_outputs(r);
+    fa2_status st = poison(r, 0);
     if (st == FA2_OK)
-        st = poison_grads(r);
+        st = poison(r, 1);
     return st != FA2_OK ? st : run_timed(r, 1, 1, seconds);
 }
 

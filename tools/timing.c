@@ -2,6 +2,7 @@
 #include "config.h"
 #include "timing.h"
 
+#include <stdlib.h>
 #include <time.h>
 
 double timing_now(void)
@@ -11,34 +12,29 @@ double timing_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double median(double *v, int n)
+static int by_value(const void *a, const void *b)
 {
-    for (int i = 1; i < n; i++) /* insertion sort: n is tiny */
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            const double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
-fa2_status timing_measure(timing_fn fn, void *ctx, double warmup_s,
-                          int warmup_is_timed, timing_result *out)
+fa2_status timing_measure(timing_fn fn, void *ctx, int min_runs,
+                          timing_result *out)
 {
-    if (warmup_is_timed && warmup_s >= TIMING_EXPENSIVE_S) {
-        out->seconds = warmup_s;
-        out->runs = 1;
-        return FA2_OK;
-    }
-    int n = warmup_s > 0.0 ? (int)(TIMING_BUDGET_S / warmup_s) : TIMING_MAX_RUNS;
-    n = n < 1 ? 1 : (n > TIMING_MAX_RUNS ? TIMING_MAX_RUNS : n);
-    double t[TIMING_MAX_RUNS];
-    for (int i = 0; i < n; i++) {
-        const fa2_status st = fn(ctx, &t[i]);
+    double t[TIMING_MAX_RUNS], total = 0.0;
+    int n = 0;
+    min_runs = min_runs < TIMING_MIN_RUNS ? TIMING_MIN_RUNS
+               : min_runs > TIMING_MAX_RUNS ? TIMING_MAX_RUNS : min_runs;
+    while (n < min_runs || (total < TIMING_MIN_S && n < TIMING_MAX_RUNS)) {
+        const fa2_status st = fn(ctx, &t[n]);
         if (st != FA2_OK)
             return st;
+        total += t[n++];
     }
-    out->seconds = median(t, n);
+    qsort(t, (size_t)n, sizeof t[0], by_value);
+    out->seconds = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    out->min = t[0];
+    out->max = t[n - 1];
     out->runs = n;
     return FA2_OK;
 }

@@ -1,6 +1,8 @@
-/* timing.h — wall-clock timing of a pass: a warm-up run, then the median
- * of a few timed runs while that stays cheap, or the one run for a pass
- * that is expensive by itself. */
+/* timing.h — wall-clock timing of a pass as every fa2 subcommand reports
+ * it: after the caller's warm-up run (never counted), the pass runs at
+ * least TIMING_MIN_RUNS times and until TIMING_MIN_S have passed (at most
+ * TIMING_MAX_RUNS times); the report is the median and the spread (the
+ * fastest and the slowest run). */
 #ifndef FA2_TOOLS_TIMING_H
 #define FA2_TOOLS_TIMING_H
 
@@ -14,19 +16,18 @@ double timing_now(void);
 typedef fa2_status (*timing_fn)(void *ctx, double *seconds);
 
 typedef struct timing_result {
-    double seconds; /* the median of the timed runs */
-    int runs;       /* how many runs the median is of */
+    double seconds;  /* the median of the timed runs */
+    double min, max; /* the fastest and the slowest  */
+    int runs;        /* how many runs                */
 } timing_result;
 
-/* After a warm-up run that took warmup_s: if warmup_is_timed (a CPU
- * backend, with nothing to initialise lazily) and it took at least
- * TIMING_EXPENSIVE_S, that run is the measurement. Otherwise run fn as
- * often as fits in about TIMING_BUDGET_S (1 .. TIMING_MAX_RUNS times) and
- * take the median. Stops at the first failing run and returns its status. */
-#define TIMING_EXPENSIVE_S 0.25
-#define TIMING_BUDGET_S 1.0
-#define TIMING_MAX_RUNS 7
-fa2_status timing_measure(timing_fn fn, void *ctx, double warmup_s,
-                          int warmup_is_timed, timing_result *out);
+#define TIMING_MIN_RUNS 3
+#define TIMING_MIN_S 0.5
+#define TIMING_MAX_RUNS 101
+
+/* Time fn as above (min_runs > TIMING_MIN_RUNS asks for more runs). Stops
+ * at the first failing run and returns its status. */
+fa2_status timing_measure(timing_fn fn, void *ctx, int min_runs,
+                          timing_result *out);
 
 #endif

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "fa2.h"
 #include "fa2_internal.h"
+#include "fa2_cpu.h" /* the float64 oracle */
 
 #include <check.h>
 #include <math.h>

@@ -1,7 +1,9 @@
-/* check.c — the forward and backward checks of the fa2 tool (see check.h). */
+/* contract.c — the agreement check of the numerics contract (see
+ * fa2_check.h). */
 #include "config.h"
-#include "check.h"
-#include "fa2_internal.h" /* fa2_oracle_fwd_f64: the oracle's float64 outputs */
+#include "fa2_check.h"
+#include "fa2_cpu.h" /* fa2_oracle_fwd_f64: the oracle's float64 outputs */
+#include "fa2_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@
  * these floors only matter where standard attention is exact (O = V for a
  * single visible key, O = 0 and LSE = +inf for rows that see no key) and are
  * far below any error the dtype's rounding makes elsewhere. */
-double check_floor(fa2_dtype t)
+double fa2_check_floor(fa2_dtype t)
 {
     switch (t) {
     case FA2_DTYPE_FP32: return 1e-6;
@@ -21,7 +23,7 @@ double check_floor(fa2_dtype t)
     return 0.0;
 }
 
-double check_lse_floor(void) { return 1e-5; }
+double fa2_check_lse_floor(void) { return 1e-5; }
 
 /* A gradient's floor (the same rule as tests/test_bwd.c): the absolute
  * floor, plus one unit roundoff of the gradient's largest value (the error
@@ -29,15 +31,15 @@ double check_lse_floor(void) { return 1e-5; }
  * of the largest gradient: FA2 rebuilds P from the stored LSE and takes D
  * from dO.O, so fp32 rounding that standard attention cancels (it is exact
  * when a row sees one key) shows up at a few tens of ulp. */
-double check_grad_floor(fa2_dtype t, double own_magnitude, double all_magnitude)
+double fa2_check_grad_floor(fa2_dtype t, double own_magnitude, double all_magnitude)
 {
     const double u = t == FA2_DTYPE_FP16 ? 0x1p-11 : t == FA2_DTYPE_BF16 ? 0x1p-8
                                                                          : 0x1p-24;
-    return check_floor(t) + u * own_magnitude +
+    return fa2_check_floor(t) + u * own_magnitude +
            (t == FA2_DTYPE_FP32 ? 128.0 * u * all_magnitude : 0.0);
 }
 
-const char *const check_grad_names[CHECK_GRADS] = {"dq", "dk", "dv"};
+const char *const fa2_check_grad_names[FA2_CHECK_GRADS] = {"dq", "dk", "dv"};
 
 static double element(const void *buf, fa2_dtype t, size_t i)
 {
@@ -72,31 +74,45 @@ static int within(double err, double bound)
     return isfinite(bound) && err <= bound;
 }
 
-static fa2_status fwd_part(const problem *p, int num_threads, check_result *r)
+/* Elements of t (its first ndim dims); 0 if it is not dense. */
+static size_t dense_elements(const fa2_tensor *t, int ndim)
 {
-    const fa2_dtype t = p->spec.dtype;
-    const size_t n_o = p->q_bytes / fa2_dtype_size(t);
-    const size_t n_lse = p->lse_bytes / sizeof(float);
+    int64_t n = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (t->shape[i] > 1 && t->stride[i] != n)
+            return 0;
+        n *= t->shape[i];
+    }
+    return (size_t)n;
+}
+
+static fa2_status fwd_part(const fa2_fwd_args *in, fa2_check_result *r)
+{
+    const fa2_dtype t = in->q.dtype;
+    const size_t n_o = dense_elements(&in->o, 4), n_lse = dense_elements(&in->lse, 3);
+    if (!n_o || !n_lse || !in->o.data || !in->lse.data)
+        return fa2_fail(FA2_ERR_STRIDE, "the check reads o and lse as dense, "
+                        "non-empty host tensors");
     fa2_status st = FA2_ERR_OUT_OF_MEMORY;
     double *o64 = malloc(sizeof(double) * n_o);
     double *lse64 = malloc(sizeof(double) * n_lse);
-    void *o_ref = malloc(p->q_bytes);
-    float *lse_ref = malloc(p->lse_bytes);
+    void *o_ref = malloc(n_o * fa2_dtype_size(t));
+    float *lse_ref = malloc(sizeof(float) * n_lse);
     if (!o64 || !lse64 || !o_ref || !lse_ref) {
         fa2_fail(st, "the check could not allocate its float64 reference "
                  "outputs (%zu + %zu doubles)", n_o, n_lse);
         goto out;
     }
 
-    fa2_fwd_args a = problem_fwd_args(p, num_threads);
+    fa2_fwd_args a = *in;
     if ((st = fa2_oracle_fwd_f64(&a, o64, lse64)) != FA2_OK)
         goto out;
-    r->max_abs_err = max_err(p->o, t, o64, n_o);
-    r->lse_max_abs_err = max_err(p->lse, FA2_DTYPE_FP32, lse64, n_lse);
+    r->max_abs_err = max_err(in->o.data, t, o64, n_o);
+    r->lse_max_abs_err = max_err(in->lse.data, FA2_DTYPE_FP32, lse64, n_lse);
 
     /* the yardstick: standard attention, same inputs, same dtype */
-    memset(o_ref, 0xff, p->q_bytes); /* NaN: unwritten elements show */
-    memset(lse_ref, 0xff, p->lse_bytes);
+    memset(o_ref, 0xff, n_o * fa2_dtype_size(t)); /* NaN: unwritten elements show */
+    memset(lse_ref, 0xff, sizeof(float) * n_lse);
     a.o.data = o_ref;
     a.lse.data = lse_ref;
     if ((st = fa2_fwd(&a, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
@@ -104,8 +120,8 @@ static fa2_status fwd_part(const problem *p, int num_threads, check_result *r)
     r->ref_max_abs_err = max_err(o_ref, t, o64, n_o);
     r->ref_lse_max_abs_err = max_err(lse_ref, FA2_DTYPE_FP32, lse64, n_lse);
 
-    r->bound = 2.0 * r->ref_max_abs_err + check_floor(t);
-    r->lse_bound = 2.0 * r->ref_lse_max_abs_err + check_lse_floor();
+    r->bound = 2.0 * r->ref_max_abs_err + fa2_check_floor(t);
+    r->lse_bound = 2.0 * r->ref_lse_max_abs_err + fa2_check_lse_floor();
     r->fwd_checked = 1;
     st = FA2_OK;
 out:
@@ -116,74 +132,79 @@ out:
     return st;
 }
 
-static fa2_status bwd_part(const problem *p, int num_threads, check_result *r)
+static fa2_status bwd_part(const fa2_bwd_args *in, fa2_check_result *r)
 {
-    const fa2_dtype t = p->spec.dtype;
+    const fa2_dtype t = in->q.dtype;
     const size_t es = fa2_dtype_size(t);
-    const size_t n[CHECK_GRADS] = {p->q_bytes / es, p->kv_bytes / es,
-                                   p->kv_bytes / es};
-    const size_t bytes[CHECK_GRADS] = {p->q_bytes, p->kv_bytes, p->kv_bytes};
-    const void *mine[CHECK_GRADS] = {p->dq, p->dk, p->dv};
-    double *g64[CHECK_GRADS] = {NULL, NULL, NULL};
-    void *g_ref[CHECK_GRADS] = {NULL, NULL, NULL};
-    void *o_ref = malloc(p->q_bytes);
-    float *lse_ref = malloc(p->lse_bytes);
+    const size_t n[FA2_CHECK_GRADS] = {dense_elements(&in->dq, 4),
+                                       dense_elements(&in->dk, 4),
+                                       dense_elements(&in->dv, 4)};
+    const size_t n_o = dense_elements(&in->o, 4), n_lse = dense_elements(&in->lse, 3);
+    if (!n[0] || !n[1] || !n[2] || !n_o || !n_lse)
+        return fa2_fail(FA2_ERR_STRIDE, "the check reads dq, dk, dv, o and lse "
+                        "as dense, non-empty host tensors");
+    const size_t bytes[FA2_CHECK_GRADS] = {n[0] * es, n[1] * es, n[2] * es};
+    const void *mine[FA2_CHECK_GRADS] = {in->dq.data, in->dk.data, in->dv.data};
+    double *g64[FA2_CHECK_GRADS] = {NULL, NULL, NULL};
+    void *g_ref[FA2_CHECK_GRADS] = {NULL, NULL, NULL};
+    void *o_ref = malloc(n_o * es);
+    float *lse_ref = malloc(sizeof(float) * n_lse);
     fa2_status st = FA2_ERR_OUT_OF_MEMORY;
     int ok = o_ref && lse_ref;
-    for (int g = 0; g < CHECK_GRADS; g++) {
+    for (int g = 0; g < FA2_CHECK_GRADS; g++) {
         g64[g] = malloc(sizeof(double) * n[g]);
         g_ref[g] = malloc(bytes[g]);
         ok = ok && g64[g] && g_ref[g];
     }
     if (!ok) {
         fa2_fail(st, "the check could not allocate its float64 reference "
-                 "gradients (%zu + 2 x %zu doubles)", n[CHECK_DQ], n[CHECK_DK]);
+                 "gradients (%zu + 2 x %zu doubles)", n[FA2_CHECK_DQ], n[FA2_CHECK_DK]);
         goto out;
     }
 
     /* the exact gradients (the oracle recomputes P; o and lse unused) */
-    fa2_bwd_args a = problem_bwd_args(p, num_threads);
-    if ((st = fa2_oracle_bwd_f64(&a, g64[CHECK_DQ], g64[CHECK_DK],
-                                 g64[CHECK_DV])) != FA2_OK)
+    fa2_bwd_args a = *in;
+    if ((st = fa2_oracle_bwd_f64(&a, g64[FA2_CHECK_DQ], g64[FA2_CHECK_DK],
+                                 g64[FA2_CHECK_DV])) != FA2_OK)
         goto out;
-    for (int g = 0; g < CHECK_GRADS; g++)
+    for (int g = 0; g < FA2_CHECK_GRADS; g++)
         r->grad[g].err = max_err(mine[g], t, g64[g], n[g]);
 
     /* the yardstick: standard attention's forward, then its backward over
      * that o and lse, same inputs and dO, same dtype; NaN-poisoned */
-    fa2_fwd_args f = problem_fwd_args(p, num_threads);
-    memset(o_ref, 0xff, p->q_bytes);
-    memset(lse_ref, 0xff, p->lse_bytes);
+    fa2_fwd_args f = fa2_bwd_as_fwd_args(in);
+    memset(o_ref, 0xff, n_o * es);
+    memset(lse_ref, 0xff, sizeof(float) * n_lse);
     f.o.data = o_ref;
     f.lse.data = lse_ref;
     if ((st = fa2_fwd(&f, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
         goto out;
     a.o.data = o_ref;
     a.lse.data = lse_ref;
-    a.dq.data = g_ref[CHECK_DQ];
-    a.dk.data = g_ref[CHECK_DK];
-    a.dv.data = g_ref[CHECK_DV];
-    for (int g = 0; g < CHECK_GRADS; g++)
+    a.dq.data = g_ref[FA2_CHECK_DQ];
+    a.dk.data = g_ref[FA2_CHECK_DK];
+    a.dv.data = g_ref[FA2_CHECK_DV];
+    for (int g = 0; g < FA2_CHECK_GRADS; g++)
         memset(g_ref[g], 0xff, bytes[g]);
     if ((st = fa2_bwd(&a, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
         goto out;
-    double mag[CHECK_GRADS], all = 0.0;
-    for (int g = 0; g < CHECK_GRADS; g++) {
+    double mag[FA2_CHECK_GRADS], all = 0.0;
+    for (int g = 0; g < FA2_CHECK_GRADS; g++) {
         mag[g] = 0.0;
         for (size_t i = 0; i < n[g]; i++)
             mag[g] = fabs(g64[g][i]) > mag[g] ? fabs(g64[g][i]) : mag[g];
         all = mag[g] > all ? mag[g] : all;
     }
-    for (int g = 0; g < CHECK_GRADS; g++) {
+    for (int g = 0; g < FA2_CHECK_GRADS; g++) {
         r->grad[g].ref_err = max_err(g_ref[g], t, g64[g], n[g]);
-        r->grad[g].bound = 2.0 * r->grad[g].ref_err + check_grad_floor(t, mag[g], all);
+        r->grad[g].bound = 2.0 * r->grad[g].ref_err + fa2_check_grad_floor(t, mag[g], all);
     }
     r->bwd_checked = 1;
     st = FA2_OK;
 out:
     free(o_ref);
     free(lse_ref);
-    for (int g = 0; g < CHECK_GRADS; g++) {
+    for (int g = 0; g < FA2_CHECK_GRADS; g++) {
         free(g64[g]);
         free(g_ref[g]);
     }
@@ -191,40 +212,34 @@ out:
 }
 
 /* passed: every part checked holds */
-static void verdict(check_result *r)
+static void verdict(fa2_check_result *r)
 {
     int ok = r->fwd_checked || r->bwd_checked;
     if (r->fwd_checked)
         ok = ok && within(r->max_abs_err, r->bound) &&
              within(r->lse_max_abs_err, r->lse_bound);
     if (r->bwd_checked)
-        for (int g = 0; g < CHECK_GRADS; g++)
+        for (int g = 0; g < FA2_CHECK_GRADS; g++)
             ok = ok && within(r->grad[g].err, r->grad[g].bound);
     r->passed = ok;
 }
 
-fa2_status check_fwd(const problem *p, int num_threads, check_result *r)
+/* Either pass's check into *r, and the verdict over all parts so far. */
+static fa2_status check_pass(fa2_pass pass, const void *a, fa2_check_result *r)
 {
-    memset(r, 0, sizeof *r);
-    const fa2_status st = fwd_part(p, num_threads, r);
+    if (!a || !r)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", a ? "r" : "args");
+    const fa2_status st = pass == FA2_PASS_FWD ? fwd_part(a, r) : bwd_part(a, r);
     verdict(r);
     return st;
 }
 
-fa2_status check_bwd(const problem *p, int num_threads, check_result *r)
+fa2_status fa2_check_fwd(const fa2_fwd_args *a, fa2_check_result *r)
 {
-    memset(r, 0, sizeof *r);
-    const fa2_status st = bwd_part(p, num_threads, r);
-    verdict(r);
-    return st;
+    return check_pass(FA2_PASS_FWD, a, r);
 }
 
-fa2_status check_fwd_bwd(const problem *p, int num_threads, check_result *r)
+fa2_status fa2_check_bwd(const fa2_bwd_args *a, fa2_check_result *r)
 {
-    memset(r, 0, sizeof *r);
-    fa2_status st = fwd_part(p, num_threads, r);
-    if (st == FA2_OK)
-        st = bwd_part(p, num_threads, r);
-    verdict(r);
-    return st;
+    return check_pass(FA2_PASS_BWD, a, r);
 }

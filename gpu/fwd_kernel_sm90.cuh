@@ -1,0 +1,614 @@
+/* fwd_kernel_sm90.cuh — the FlashAttention-2 forward on Hopper (sm_90a):
+ * the same algorithm, key-block order and rounding points as
+ * fwd_kernel.cuh (FA2 paper, Algorithm 1), on Hopper's own machinery, in
+ * the manner of FlashAttention-3 (Shah et al., 2024):
+ *
+ *   warp specialisation  warpgroup 0 is the producer: one warp asks the
+ *                        copy engine (TMA, gpu/tma.cuh) for Q once and for
+ *                        the K and V tiles of every key block, into a ring
+ *                        of STAGES shared-memory buffers, and gives its
+ *                        registers back (setmaxnreg); warpgroups 1 and 2 are
+ *                        consumers, 64 query rows each, with more registers.
+ *   mbarriers            per stage: K full / V full (the copy engine
+ *                        completes its bytes there), K empty / V empty (each
+ *                        consumer warp arrives once it has read the tile).
+ *   wgmma                S = Q K^T from shared memory (m64 n{block_n} k16),
+ *                        O += P V with P from registers (m64 n{head dim} k16):
+ *                        P never goes through shared memory.
+ *   overlap              in each consumer, the S product of key block j+1 is
+ *                        issued before the P V product of block j, and the
+ *                        softmax of block j+1 runs while that P V product is
+ *                        in flight (FA3's intra-warpgroup pipelining).
+ *
+ * Why the answer is the mirror's: per row the operations are those of
+ * cpu/tiled_fwd.c in the same order. The loop below issues P_j V_j late,
+ * but O is still updated as O = alpha_{j+1} (O + P_j V_j): the rescale by
+ * alpha_{j+1} waits for P_j V_j to land, exactly as the mirror's
+ * acc = alpha acc + P V. Masks, block ranges and the softmax update come
+ * from lib/fa2_tile.h, as everywhere.
+ *
+ * Shared memory holds every tile in wgmma's 128-byte-swizzled layout
+ * (wgmma.cuh): [head dim / 64][rows][64], chunk c of row r at c ^ (r % 8),
+ * which is also the layout a TMA box of 64 columns lands in with
+ * CU_TENSOR_MAP_SWIZZLE_128B. Q and K are read K-major, V MN-major (its
+ * 64-column blocks block_n * 128 bytes apart: the descriptor's LBO).
+ *
+ * Variable lengths: the tensor maps cover the packed rows, so the rows
+ * past a sequence's end are the next sequence's. Q rows beyond it are
+ * computed and never stored; K columns beyond it are masked; the V rows
+ * beyond it are zeroed by the producer warp before the consumers may read
+ * the tile (P is 0 there, but 0 * inf would be NaN).
+ */
+#ifndef FA2_GPU_FWD_KERNEL_SM90_CUH
+#define FA2_GPU_FWD_KERNEL_SM90_CUH
+
+#include "config.h"
+#include "fa2_internal.h"
+#include "fa2_tile.h"
+#include "fwd_config.h"
+#include "fwd_params.h"
+#include "ptx.cuh"
+#include "tma.cuh"
+#include "wgmma_wide.cuh"
+
+#include <cuda_runtime.h>
+
+/* a CUtensorMap (128 bytes, 64-byte aligned), opaque to the kernel */
+struct alignas(64) fa2_tmap {
+    unsigned long long opaque[16];
+};
+
+namespace fa2gpu {
+
+/* S (64 x BN) = or += A B through the shape for BN */
+template <bool IS_BF16, int BN>
+__device__ __forceinline__ void wg_s(float (&s)[BN / 2], uint64_t da, uint64_t db, int acc)
+{
+    if constexpr (BN == 128)
+        wgmma_ss_n128<IS_BF16, 0, 0>(s, da, db, acc);
+    else
+        wgmma_ss_n64<IS_BF16, 0, 0>(s, da, db, acc);
+}
+
+/* O (64 x HD) += P V through the shape for HD (V MN-major) */
+template <bool IS_BF16, int HD>
+__device__ __forceinline__ void wg_pv(float (&o)[HD / 2], const uint32_t (&a)[4], uint64_t db)
+{
+    if constexpr (HD == 256)
+        wgmma_rs_n256<IS_BF16, 1>(o, a, db);
+    else if constexpr (HD == 128)
+        wgmma_rs_n128<IS_BF16, 1>(o, a, db);
+    else
+        wgmma_rs_n64<IS_BF16, 1>(o, a, db);
+}
+
+template <int HD, int NC, bool IS_BF16>
+__global__ void __launch_bounds__(128 * (NC + 1), 1)
+    fwd_kernel_sm90(const __grid_constant__ fa2_fwd_params p,
+                    const __grid_constant__ fa2_tmap tmq,
+                    const __grid_constant__ fa2_tmap tmk,
+                    const __grid_constant__ fa2_tmap tmv)
+{
+#if FA2_HAVE_WGMMA
+    constexpr int BM = 64 * NC; /* NC consumer warpgroups of 64 rows     */
+    constexpr int BN = FA2_FWD90_BLOCK_N(HD);
+    constexpr int ST = FA2_FWD90_STAGES(HD);
+    constexpr int CB = HD / 64; /* 64-column blocks of a tile          */
+    constexpr int NS = BN / 2;  /* S accumulator floats per thread      */
+    constexpr int NO = HD / 2;  /* O accumulator floats per thread      */
+    constexpr int KQ = HD / 16; /* k16 steps of Q K^T                   */
+    constexpr int KP = BN / 16; /* k16 steps of P V                     */
+    constexpr uint32_t Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
+    static_assert((NC == 2 || NC == 3) && HD % 64 == 0 && BN % 64 == 0, "tiling");
+    /* registers: the producer gives back what the consumers take (the
+     * block's 64K split over 128 * (NC + 1) threads) */
+    constexpr int PRODUCER_REGS = NC == 2 ? 40 : 24;
+    constexpr int CONSUMER_REGS = NC == 2 ? 232 : 160;
+    constexpr bool pingpong = FA2_FWD90_PINGPONG_ON != 0;
+
+    /* O staged through its own buffer where shared memory allows (then the
+     * next tile's Q may arrive during this tile's epilogue), else through
+     * the warpgroup's own rows of Q */
+    constexpr bool SEPARATE_O = FA2_FWD90_SEPARATE_O(HD, NC);
+
+    extern __shared__ uint8_t smem_raw[];
+    uint8_t *const base = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
+    uint16_t *const sQ = (uint16_t *)base;     /* [CB][BM][64]           */
+    uint16_t *const sK = sQ + BM * HD;         /* [ST][CB][BN][64]       */
+    uint16_t *const sV = sK + ST * BN * HD;    /* [ST][CB][BN][64]       */
+    uint16_t *const sO = SEPARATE_O ? sV + ST * BN * HD : sQ; /* [CB][BM][64] */
+    uint64_t *const q_full = (uint64_t *)(sV + ST * BN * HD + (SEPARATE_O ? BM * HD : 0));
+    uint64_t *const q_empty = q_full + 1;
+    uint64_t *const k_full = q_empty + 1;
+    uint64_t *const v_full = k_full + ST;
+    uint64_t *const k_empty = v_full + ST;
+    uint64_t *const v_empty = k_empty + ST;
+    uint64_t *const v_ready = v_empty + ST; /* varlen: V tail zeroed     */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const bool varlen = p.cu_seqlens_q != nullptr;
+    const int64_t ntiles = (int64_t)p.m_blocks * p.heads_q * p.num_seqs;
+
+    /* One tile = one (sequence, head, query block), numbered as
+     * fwd_kernel.cuh numbers its thread blocks (query blocks fastest, the
+     * last, longest under a causal mask, first). A block runs tiles
+     * blockIdx.x, + gridDim.x, ... (gridDim.x = the tiles, or the SMs for
+     * a persistent launch). */
+    struct tile_t {
+        int m_block, h, hk;
+        int64_t batch, q_start, k_start, seqlen_q, seqlen_k, row_lo;
+        int rows, nsteps;
+        fa2_mask mask;
+        fa2_block_range kv;
+    };
+    auto tile_at = [&](int64_t tile, tile_t &T) -> bool {
+        T.m_block = p.m_blocks - 1 - (int)(tile % p.m_blocks);
+        const int64_t bh = tile / p.m_blocks;
+        T.h = (int)(bh % p.heads_q);
+        const int b = (int)(bh / p.heads_q);
+        if (varlen) {
+            T.batch = 0;
+            T.q_start = p.cu_seqlens_q[b];
+            T.seqlen_q = p.cu_seqlens_q[b + 1] - T.q_start;
+            T.k_start = p.cu_seqlens_k[b];
+            T.seqlen_k = p.cu_seqlens_k[b + 1] - T.k_start;
+        } else {
+            T.batch = b;
+            T.q_start = T.k_start = 0;
+            T.seqlen_q = p.seqlen_q;
+            T.seqlen_k = p.seqlen_k;
+        }
+        T.row_lo = (int64_t)T.m_block * BM;
+        if (T.row_lo >= T.seqlen_q)
+            return false; /* this sequence is shorter than the longest */
+        T.rows = (int)(T.seqlen_q - T.row_lo < BM ? T.seqlen_q - T.row_lo : BM);
+        T.hk = T.h / (p.heads_q / p.heads_kv);
+        T.mask = fa2_mask_make(T.seqlen_q, T.seqlen_k, p.causal, p.window_left,
+                               p.window_right);
+        T.kv = fa2_fwd_kv_blocks(&T.mask, T.m_block, BM, BN);
+        T.nsteps = (int)fa2_block_count(T.kv);
+        return true;
+    };
+
+    if (tid == 0) {
+        mbar_init(q_full, 1);
+        mbar_init(q_empty, 4 * NC);
+        for (int s = 0; s < ST; s++) {
+            mbar_init(&k_full[s], 1);
+            mbar_init(&v_full[s], 1);
+            mbar_init(&k_empty[s], 4 * NC);
+            mbar_init(&v_empty[s], 4 * NC);
+            mbar_init(&v_ready[s], 1);
+        }
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    if (warp < 4) {
+        /* ---- producer warpgroup ------------------------------------------ */
+        setmaxnreg_dec<PRODUCER_REGS>();
+        if (warp != 0)
+            return;
+        if (lane == 0) {
+            tma_prefetch_map(&tmq);
+            tma_prefetch_map(&tmk);
+            tma_prefetch_map(&tmv);
+        }
+        int gstep = 0, qiter = 0; /* K/V steps and Q tiles so far: phases */
+        unsigned tail_phase = 0;  /* per stage: v_ready's phase parity     */
+        for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+            tile_t T;
+            if (!tile_at(tile, T))
+                continue;
+            if (lane == 0) {
+                if (qiter > 0) /* the consumers are done with the last Q */
+                    mbar_wait(q_empty, (qiter - 1) & 1);
+                mbar_arrive_expect_tx(q_full, Q_BYTES);
+#pragma unroll
+                for (int cb = 0; cb < CB; cb++)
+                    tma_load_4d(sQ + cb * BM * 64, &tmq, cb * 64, (int)(T.q_start + T.row_lo),
+                                T.h, (int)T.batch, q_full);
+            }
+            qiter++;
+            for (int step = 0; step < T.nsteps; step++, gstep++) {
+                const int s = gstep % ST, n = gstep / ST;
+                const int64_t col_lo = fa2_kv_block_at(T.kv, step) * BN;
+                const int krow = (int)(T.k_start + col_lo);
+                if (lane == 0) {
+                    if (n > 0)
+                        mbar_wait(&k_empty[s], (n - 1) & 1);
+                    mbar_arrive_expect_tx(&k_full[s], KV_BYTES);
+#pragma unroll
+                    for (int cb = 0; cb < CB; cb++)
+                        tma_load_4d(sK + (s * CB + cb) * BN * 64, &tmk, cb * 64, krow, T.hk,
+                                    (int)T.batch, &k_full[s]);
+                    if (n > 0)
+                        mbar_wait(&v_empty[s], (n - 1) & 1);
+                    mbar_arrive_expect_tx(&v_full[s], KV_BYTES);
+#pragma unroll
+                    for (int cb = 0; cb < CB; cb++)
+                        tma_load_4d(sV + (s * CB + cb) * BN * 64, &tmv, cb * 64, krow, T.hk,
+                                    (int)T.batch, &v_full[s]);
+                }
+                if (varlen && col_lo + BN > T.seqlen_k) {
+                    /* the rows past this sequence's last key belong to the
+                     * next sequence: zero them before the consumers read V */
+                    __syncwarp();
+                    mbar_wait(&v_full[s], n & 1);
+                    const int valid = (int)(T.seqlen_k - col_lo);
+                    const uint4 zero = make_uint4(0, 0, 0, 0);
+                    for (int i = lane; i < CB * (BN - valid) * 8; i += 32) {
+                        const int cb = i / ((BN - valid) * 8);
+                        const int r = valid + (i / 8) % (BN - valid);
+                        *reinterpret_cast<uint4 *>(sV + ((s * CB + cb) * BN + r) * 64 +
+                                                   (i % 8) * 8) = zero;
+                    }
+                    fence_proxy_async();
+                    __syncwarp();
+                    if (lane == 0)
+                        mbar_arrive(&v_ready[s]);
+                    tail_phase ^= 1u << s;
+                }
+            }
+#ifdef FA2_TRAFFIC_COUNTERS
+            /* the bytes this tile asked global memory for, as fwd_kernel.cuh:
+             * the copy engine's zero fill outside the tensor is not a load */
+            if (p.traffic && lane == 0) {
+                const unsigned long long row_bytes = (unsigned long long)p.head_dim * 2u;
+                unsigned long long kv_rows = 0;
+                if (T.nsteps > 0) {
+                    const int64_t hi = T.kv.hi * BN < T.seqlen_k ? T.kv.hi * BN : T.seqlen_k;
+                    kv_rows = (unsigned long long)(hi - T.kv.lo * BN);
+                }
+                atomicAdd(&p.traffic[FA2_TRAFFIC_Q], (unsigned long long)T.rows * row_bytes);
+                atomicAdd(&p.traffic[FA2_TRAFFIC_K], kv_rows * row_bytes);
+                atomicAdd(&p.traffic[FA2_TRAFFIC_V], kv_rows * row_bytes);
+                atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)T.rows * row_bytes);
+                if (p.lse)
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], (unsigned long long)T.rows * 4u);
+            }
+#endif
+        }
+        (void)tail_phase;
+        return;
+    }
+
+    /* ---- consumer warpgroups -------------------------------------------- */
+    setmaxnreg_inc<CONSUMER_REGS>();
+    const int ctid = tid - 128;
+    const int cw = ctid >> 7;          /* consumer warpgroup 0 .. NC-1     */
+    const int w = (ctid >> 5) & 3;     /* warp within it: rows 16w..16w+15 */
+    const int g = lane >> 2, t = lane & 3;
+    const int wrow = cw * 64 + w * 16; /* the warp's first row in the tile */
+
+    const uint32_t q_addr = smem_addr(sQ) + cw * 64 * 128;
+    const uint32_t k_addr = smem_addr(sK), v_addr = smem_addr(sV);
+
+    /* Ping-pong (FA3): the consumer warpgroups take turns to issue their
+     * products, so that one's softmax runs under the other's GEMMs. Turn
+     * c waits on named barrier 4 + c and passes the turn to the next
+     * warpgroup after issuing. Each wait is matched by one arrival: per
+     * tile, the last warpgroup passes one extra turn to warpgroup 0 at the
+     * start, which warpgroup 0 takes back after its last product. (The
+     * arrivals are unconditional: ptxas serialises the wgmmas after a
+     * predicated one, warning C7520.) */
+    const int my_turn = 4 + cw, next_turn = 4 + (cw + 1) % NC;
+    auto turn_begin = [&]() {
+        if (pingpong)
+            named_sync(my_turn, 128 * 2);
+    };
+    auto turn_end = [&]() {
+        if (pingpong)
+            named_arrive(next_turn, 128 * 2);
+    };
+
+    int gstep = 0, qiter = 0;
+    unsigned tail_phase = 0;
+    for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+        tile_t T;
+        if (!tile_at(tile, T))
+            continue;
+        const fa2_mask &mask = T.mask;
+        const int64_t row_lo = T.row_lo;
+        const int rows = T.rows, nsteps = T.nsteps;
+
+        /* the visible key interval of this thread's two rows (g, g + 8) */
+        int vis_lo[2], vis_hi[2];
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int64_t r = row_lo + wrow + g + 8 * hf;
+            int64_t lo, hi;
+            fa2_visible_cols(&mask, r, r + 1, &lo, &hi);
+            vis_lo[hf] = (int)lo;
+            vis_hi[hf] = (int)hi;
+        }
+
+        float o[NO];
+#pragma unroll
+        for (int i = 0; i < NO; i++)
+            o[i] = 0.0f;
+        fa2_row_state st[2] = {fa2_row_state_init(), fa2_row_state_init()};
+        float s[NS];
+        uint32_t pa[KP][4];
+
+        /* S = Q_i K_j^T: KQ k16 steps along the head dim (wgmma.cuh: a k16
+         * step is 32 bytes along the row, the next column block R*128 on) */
+        auto issue_s = [&](int stage) {
+#pragma unroll
+            for (int kk = 0; kk < KQ; kk++) {
+                const uint32_t koff = (kk & 3) * 32;
+                const uint64_t da = wgmma_desc(q_addr + (kk >> 2) * BM * 128 + koff);
+                const uint64_t db =
+                    wgmma_desc(k_addr + stage * KV_BYTES + (kk >> 2) * BN * 128 + koff);
+                wg_s<IS_BF16, BN>(s, da, db, kk > 0);
+            }
+        };
+        /* O += round(P) V_j: KP k16 steps along the keys (16 rows = 2048 bytes) */
+        auto issue_pv = [&](int stage) {
+#pragma unroll
+            for (int kk = 0; kk < KP; kk++)
+                wg_pv<IS_BF16, HD>(o, pa[kk],
+                                   wgmma_desc_lbo(v_addr + stage * KV_BYTES + kk * 2048,
+                                                  BN * 128));
+        };
+        /* the element mask and the online softmax of one S tile, in place
+         * (S -> P in float32); alpha per row */
+        auto softmax = [&](int64_t col_lo, float (&alpha)[2]) {
+            if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN)) {
+                const int c0 = (int)col_lo + 2 * t;
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const int lo = vis_lo[hf] - c0, hi = vis_hi[hf] - c0;
+#pragma unroll
+                    for (int i = 0; i < BN / 8; i++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (i * 8 + e < lo || i * 8 + e >= hi)
+                                s[4 * i + 2 * hf + e] = FA2_NEG_INF;
+                }
+            }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                float mx = FA2_NEG_INF;
+#pragma unroll
+                for (int i = 0; i < BN / 8; i++)
+                    mx = fmaxf(mx, fmaxf(s[4 * i + 2 * hf], s[4 * i + 2 * hf + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                float max_scaled;
+                alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled);
+                float sum = 0.0f;
+#pragma unroll
+                for (int i = 0; i < BN / 8; i++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float pe =
+                            fa2_softmax_p(s[4 * i + 2 * hf + e], p.scale_log2, max_scaled);
+                        s[4 * i + 2 * hf + e] = pe;
+                        sum += pe;
+                    }
+                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
+            }
+        };
+        /* P rounded to the input dtype, in wgmma's register A-fragment order */
+        auto pack_p = [&]() {
+#pragma unroll
+            for (int kk = 0; kk < KP; kk++) {
+                pa[kk][0] = pack2<IS_BF16>(s[8 * kk + 0], s[8 * kk + 1]);
+                pa[kk][1] = pack2<IS_BF16>(s[8 * kk + 2], s[8 * kk + 3]);
+                pa[kk][2] = pack2<IS_BF16>(s[8 * kk + 4], s[8 * kk + 5]);
+                pa[kk][3] = pack2<IS_BF16>(s[8 * kk + 6], s[8 * kk + 7]);
+            }
+        };
+        auto rescale_o = [&](const float (&alpha)[2]) {
+            if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+                for (int i = 0; i < NO / 4; i++) {
+                    o[4 * i + 0] *= alpha[0];
+                    o[4 * i + 1] *= alpha[0];
+                    o[4 * i + 2] *= alpha[1];
+                    o[4 * i + 3] *= alpha[1];
+                }
+            }
+        };
+        /* V of step j may be read once the copy landed (and, for a varlen
+         * tail, once the producer zeroed the rows past the sequence) */
+        auto wait_v = [&](int step) {
+            const int gs = gstep + step;
+            const int stg = gs % ST, ph = (gs / ST) & 1;
+            const int64_t col_lo = fa2_kv_block_at(T.kv, step) * BN;
+            if (varlen && col_lo + BN > T.seqlen_k) {
+                mbar_wait(&v_ready[stg], (tail_phase >> stg) & 1);
+                tail_phase ^= 1u << stg;
+            } else {
+                mbar_wait(&v_full[stg], ph);
+            }
+        };
+
+        mbar_wait(q_full, qiter & 1);
+        if (nsteps > 0) {
+            float alpha[2];
+            if (pingpong) /* warpgroup 0 goes first */
+                named_arrive_if(cw == NC - 1, 4, 128 * 2);
+            {
+                const int stg = gstep % ST;
+                mbar_wait(&k_full[stg], (gstep / ST) & 1);
+                turn_begin();
+                wgmma_fence();
+                issue_s(stg);
+                wgmma_commit();
+                turn_end();
+                wgmma_wait<0>();
+                reg_fence_n<NS>(s);
+                if (lane == 0)
+                    mbar_arrive(&k_empty[stg]);
+            }
+            softmax(fa2_kv_block_at(T.kv, 0) * BN, alpha);
+            pack_p();
+            for (int step = 1; step < nsteps; step++) {
+                const int gs = gstep + step;
+                const int stg = gs % ST, prev = (gs - 1) % ST;
+                mbar_wait(&k_full[stg], (gs / ST) & 1);
+                turn_begin();
+                wgmma_fence();
+                issue_s(stg);
+                wgmma_commit();
+                wait_v(step - 1);
+                issue_pv(prev);
+                wgmma_commit();
+                turn_end();
+                wgmma_wait<1>(); /* S of this step has landed */
+                reg_fence_n<NS>(s);
+                if (lane == 0)
+                    mbar_arrive(&k_empty[stg]);
+                softmax(fa2_kv_block_at(T.kv, step) * BN, alpha);
+                wgmma_wait<0>(); /* P V of the previous step has landed */
+                reg_fence_n<NO>(o);
+                reg_fence_u<KP * 4>(*reinterpret_cast<uint32_t(*)[KP * 4]>(&pa[0][0]));
+                if (lane == 0)
+                    mbar_arrive(&v_empty[prev]);
+                rescale_o(alpha);
+                pack_p();
+            }
+            /* every S product of this tile has read Q */
+            if (SEPARATE_O && lane == 0)
+                mbar_arrive(q_empty);
+            const int last = (gstep + nsteps - 1) % ST;
+            wait_v(nsteps - 1);
+            turn_begin();
+            wgmma_fence();
+            issue_pv(last);
+            wgmma_commit();
+            turn_end();
+            wgmma_wait<0>();
+            reg_fence_n<NO>(o);
+            if (lane == 0)
+                mbar_arrive(&v_empty[last]);
+            if (pingpong && cw == 0)
+                named_sync(4, 128 * 2); /* the extra turn passed at the start */
+        } else if (SEPARATE_O && lane == 0) {
+            mbar_arrive(q_empty); /* Q has landed and nobody reads it */
+        }
+        gstep += nsteps;
+        qiter++;
+
+        /* ---- epilogue: 1/l once, O staged in shared memory, LSE -------- */
+        float inv_l[2];
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            float l = st[hf].l;
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            st[hf].l = l;
+            inv_l[hf] = fa2_softmax_inv_l(st[hf]);
+        }
+        /* every warp of this warpgroup is past its last S product (sO = sQ)
+         * and past its share of the last tile's O copy (sO) */
+        named_sync(1 + cw, 128);
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++)
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int r = wrow + g + 8 * hf;
+                const int cb = i >> 3, c = i & 7;
+                *reinterpret_cast<uint32_t *>(sO + (cb * BM + r) * 64 + ((c ^ (r & 7)) << 3) +
+                                              2 * t) =
+                    pack2<IS_BF16>(o[4 * i + 2 * hf] * inv_l[hf],
+                                   o[4 * i + 2 * hf + 1] * inv_l[hf]);
+            }
+        named_sync(1 + cw, 128);
+        uint16_t *const gO = (uint16_t *)p.o + T.batch * p.o_sb +
+                             (T.q_start + row_lo) * p.o_sr + (int64_t)T.h * p.o_sh;
+        const int d = p.head_dim;
+        constexpr int CPR = HD / 8; /* 16-byte chunks a row */
+#pragma unroll
+        for (int k = 0; k < 64 * CPR / 128; k++) {
+            const int idx = (ctid & 127) + k * 128;
+            const int r = cw * 64 + idx / CPR, c = idx % CPR;
+            if (r < rows && c * 8 < d)
+                *reinterpret_cast<uint4 *>(gO + (int64_t)r * p.o_sr + c * 8) =
+                    *reinterpret_cast<const uint4 *>(sO + ((c >> 3) * BM + r) * 64 +
+                                                     (((c & 7) ^ (r & 7)) << 3));
+        }
+        if (!SEPARATE_O) {
+            /* this warp's reads of the staged O (= Q) are done; the copy
+             * engine may overwrite it with the next Q */
+            fence_proxy_async();
+            __syncwarp();
+            if (lane == 0)
+                mbar_arrive(q_empty);
+        }
+        if (p.lse && t == 0) {
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int r = wrow + g + 8 * hf;
+                if (r < rows)
+                    p.lse[T.batch * p.lse_sb + (int64_t)T.h * p.lse_sh +
+                          (T.q_start + row_lo + r) * p.lse_sr] = fa2_softmax_lse(st[hf], p.scale);
+            }
+        }
+    }
+#endif
+}
+
+/* Launch the sm_90 kernel for head dim HD with NC consumer warpgroups
+ * (the caller built the maps and set p.m_blocks for block_m = 64 NC). */
+template <int HD, int NC>
+fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool bf16,
+                           int64_t grid, cudaStream_t stream)
+{
+    constexpr int smem = FA2_FWD90_SMEM_BYTES(HD, NC);
+    static_assert(smem <= 227 * 1024, "one block's shared memory on sm_90");
+    void (*kern)(const fa2_fwd_params, const fa2_tmap, const fa2_tmap, const fa2_tmap) =
+        bf16 ? fwd_kernel_sm90<HD, NC, true> : fwd_kernel_sm90<HD, NC, false>;
+    cudaError_t err =
+        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the sm_90 head-dim-%d forward kernel needs "
+                        "%d bytes of shared memory per block and this device refuses "
+                        "that (%s)", HD, smem, cudaGetErrorString(err));
+    }
+    kern<<<(unsigned)grid, 128 * (NC + 1), smem, stream>>>(p, maps[0], maps[1], maps[2]);
+    err = cudaGetLastError();
+    if (err != cudaSuccess)
+        return fa2_fail(FA2_ERR_CUDA, "launching the sm_90 head-dim-%d forward kernel "
+                        "(%lld blocks, %d bytes of shared memory) failed: %s", HD,
+                        (long long)grid, smem, cudaGetErrorString(err));
+    return FA2_OK;
+}
+
+/* whether this device runs the sm_90a code of the kernel for HD */
+template <int HD> bool fwd_sm90_runs_here()
+{
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, fwd_kernel_sm90<HD, 2, true>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return fa.binaryVersion == 90;
+}
+
+} // namespace fa2gpu
+
+/* gpu/fwd_sm90_hdNN.cu: one launcher (and one probe) per head dim; nc is
+ * the number of consumer warpgroups (fwd_config.h's FA2_FWD90_CONSUMERS) */
+#define FA2_FWD90_DEFINE_LAUNCHER(HD)                                          \
+    extern "C" fa2_status fa2_cuda_fwd90_hd##HD(const fa2_fwd_params *p,       \
+                                                const void *maps, int nc,      \
+                                                int bf16, int64_t grid,        \
+                                                void *stream)                  \
+    {                                                                          \
+        const fa2_tmap *m = (const fa2_tmap *)maps;                            \
+        if (FA2_FWD90_HAS_NC3(HD) && nc == 3)                                  \
+            return fa2gpu::launch_fwd_sm90<HD, FA2_FWD90_HAS_NC3(HD) ? 3 : 2>( \
+                *p, m, bf16 != 0, grid, (cudaStream_t)stream);                 \
+        return fa2gpu::launch_fwd_sm90<HD, 2>(*p, m, bf16 != 0, grid,          \
+                                              (cudaStream_t)stream);           \
+    }                                                                          \
+    extern "C" int fa2_cuda_fwd90_runs_hd##HD(void)                            \
+    {                                                                          \
+        return fa2gpu::fwd_sm90_runs_here<HD>() ? 1 : 0;                       \
+    }
+
+#endif /* FA2_GPU_FWD_KERNEL_SM90_CUH */

@@ -1,0 +1,170 @@
+/* fwd_sm90_launch.cu — the host side of the sm_90 forward
+ * (gpu/fwd_kernel_sm90.cuh): whether it runs here, and the tensor maps
+ * the copy engine reads Q, K and V through.
+ *
+ * A tensor map describes q, k or v as the 4-D tensor
+ * (head dim, rows, heads, batch) with the caller's strides, and the box one
+ * copy moves: 64 columns (128 bytes, the swizzle's width) by block_m or
+ * block_n rows. Elements outside the tensor (columns past the head dim,
+ * rows past the sequence) arrive as zeros. The map is encoded by the
+ * driver's cuTensorMapEncodeTiled, reached through the runtime's
+ * cudaGetDriverEntryPointByVersion so that libfa2 needs no libcuda at link
+ * time.
+ */
+#include "config.h"
+#include "fa2_internal.h"
+#include "fwd_config.h"
+#include "fwd_params.h"
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+fa2_status fa2_cuda_fwd90_hd64(const fa2_fwd_params *, const void *, int, int, int64_t,
+                               void *);
+fa2_status fa2_cuda_fwd90_hd128(const fa2_fwd_params *, const void *, int, int, int64_t,
+                                void *);
+fa2_status fa2_cuda_fwd90_hd256(const fa2_fwd_params *, const void *, int, int, int64_t,
+                                void *);
+int fa2_cuda_fwd90_runs_hd64(void);
+int fa2_cuda_fwd90_runs_hd128(void);
+int fa2_cuda_fwd90_runs_hd256(void);
+}
+
+/* The sm_90 kernel serves head dim d here unless FA2_CUDA_FWD_KERNEL=mma
+ * asks for the mma.sync kernel (tests and comparisons) or the device does
+ * not run sm_90a code. */
+extern "C" int fa2_cuda_fwd_sm90_chosen(int head_dim)
+{
+    const char *force = getenv("FA2_CUDA_FWD_KERNEL");
+    if (force && strcmp(force, "mma") == 0)
+        return 0;
+    switch (fa2_fwd90_kernel_head_dim(head_dim)) {
+    case 64: return fa2_cuda_fwd90_runs_hd64();
+    case 128: return fa2_cuda_fwd90_runs_hd128();
+    default: return fa2_cuda_fwd90_runs_hd256();
+    }
+}
+
+/* consumer warpgroups of the sm_90 kernel for head dim d (block_m is 64
+ * times that): fwd_config.h's choice, or FA2_CUDA_FWD90_CONSUMERS=2|3 where
+ * the kernel is built for both (head dim 64) */
+extern "C" int fa2_cuda_fwd90_consumers(int head_dim)
+{
+    const int hd = fa2_fwd90_kernel_head_dim(head_dim);
+    int nc = hd == 64 ? FA2_FWD90_CONSUMERS(64)
+             : hd == 128 ? FA2_FWD90_CONSUMERS(128) : FA2_FWD90_CONSUMERS(256);
+    const char *env = getenv("FA2_CUDA_FWD90_CONSUMERS");
+    if (env && hd == 64 && (strcmp(env, "2") == 0 || strcmp(env, "3") == 0))
+        nc = env[0] - '0';
+    return nc;
+}
+
+typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                                    const cuuint64_t *, const cuuint64_t *,
+                                    const cuuint32_t *, const cuuint32_t *,
+                                    CUtensorMapInterleave, CUtensorMapSwizzle,
+                                    CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+/* The map of t ([batch, rows, heads, head dim], last dim contiguous) with
+ * box_rows-row boxes; FA2_ERR_UNSUPPORTED when the copy engine cannot
+ * describe its strides (the caller then runs the mma.sync kernel). */
+static fa2_status make_map(encode_tiled_fn encode, CUtensorMap *map, const fa2_tensor *t,
+                           const char *name, int box_rows)
+{
+    /* dims innermost first: head dim, rows, heads, batch */
+    const cuuint64_t dims[4] = {(cuuint64_t)t->shape[3], (cuuint64_t)t->shape[1],
+                                (cuuint64_t)t->shape[2], (cuuint64_t)t->shape[0]};
+    const int64_t strides[3] = {t->stride[1], t->stride[2], t->stride[0]};
+    const int64_t extents[3] = {t->shape[1], t->shape[2], t->shape[0]};
+    cuuint64_t sb[3];
+    for (int i = 0; i < 3; i++) {
+        const int64_t bytes = strides[i] * 2;
+        if (extents[i] <= 1) {
+            sb[i] = 16; /* never stepped along: any legal stride */
+            continue;
+        }
+        if (bytes <= 0 || bytes % 16 != 0 || bytes >= ((int64_t)1 << 40))
+            return fa2_fail(FA2_ERR_UNSUPPORTED, "%s's strides do not suit the copy "
+                            "engine", name);
+        sb[i] = (cuuint64_t)bytes;
+    }
+    for (int i = 0; i < 4; i++)
+        if (dims[i] == 0 || dims[i] > ((cuuint64_t)1 << 32))
+            return fa2_fail(FA2_ERR_UNSUPPORTED, "%s's shape does not suit the copy "
+                            "engine", name);
+    const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1};
+    const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
+    const CUresult r = encode(
+        map, t->dtype == FA2_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        4, t->data, dims, sb, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "cuTensorMapEncodeTiled refused %s (error "
+                        "%d)", name, (int)r);
+    return FA2_OK;
+}
+
+/* Run the sm_90 kernel on the validated problem whose kernel parameters
+ * are k (m_blocks for the sm_90 tiling, fa2_cuda_tile_config's).
+ * FA2_ERR_UNSUPPORTED (nothing launched) when the copy engine cannot read
+ * these tensors. */
+extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fwd_args *a,
+                                        int head_dim)
+{
+    fa2_fwd_params k = *k_in;
+    const int nc = fa2_cuda_fwd90_consumers(head_dim);
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult q;
+    cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                       cudaEnableDefault, &q);
+    if (err != cudaSuccess || q != cudaDriverEntryPointSuccess || !fn) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the driver offers no "
+                        "cuTensorMapEncodeTiled");
+    }
+    const encode_tiled_fn encode = (encode_tiled_fn)fn;
+    const int hd = fa2_fwd90_kernel_head_dim(head_dim);
+    const int bn = hd == 64 ? FA2_FWD90_BLOCK_N(64)
+                   : hd == 128 ? FA2_FWD90_BLOCK_N(128) : FA2_FWD90_BLOCK_N(256);
+    CUtensorMap maps[3];
+    static_assert(sizeof(CUtensorMap) == 128, "CUtensorMap is 128 bytes");
+    fa2_status st;
+    if ((st = make_map(encode, &maps[0], &a->q, "q", 64 * nc)) ||
+        (st = make_map(encode, &maps[1], &a->k, "k", bn)) ||
+        (st = make_map(encode, &maps[2], &a->v, "v", bn)))
+        return st;
+    const int bf16 = a->q.dtype == FA2_DTYPE_BF16;
+    /* Grid: one block per tile, or (persistent) one per SM, each running
+     * every gridDim-th tile, so that a tile's epilogue overlaps the next
+     * tile's loads. Persistent only where the tiles are all alike (no
+     * causal mask, no window, fixed lengths): a static assignment of
+     * unequal tiles leaves SMs idle, which the hardware's own scheduling of
+     * one block per tile avoids (causal tiles numbered longest first over
+     * all heads and handed out round robin measured 0.81-0.92x of one
+     * block per tile on the H200, bench/NOTES-fwd90.md).
+     * FA2_CUDA_FWD90_PERSISTENT=0|1 overrides the choice (measurements). */
+    const int64_t tiles = (int64_t)k.m_blocks * k.heads_q * k.num_seqs;
+    int persistent = !k.causal && k.window_left < 0 && k.window_right < 0 && !k.cu_seqlens_q;
+    const char *pe = getenv("FA2_CUDA_FWD90_PERSISTENT");
+    if (pe && (strcmp(pe, "0") == 0 || strcmp(pe, "1") == 0))
+        persistent = pe[0] == '1';
+    int64_t grid = tiles;
+    if (persistent) {
+        int dev = 0, sms = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
+            sms > 0 && sms < grid)
+            grid = sms;
+        (void)cudaGetLastError();
+    }
+    switch (hd) {
+    case 64: return fa2_cuda_fwd90_hd64(&k, maps, nc, bf16, grid, a->stream);
+    case 128: return fa2_cuda_fwd90_hd128(&k, maps, nc, bf16, grid, a->stream);
+    default: return fa2_cuda_fwd90_hd256(&k, maps, nc, bf16, grid, a->stream);
+    }
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Write gpu/wgmma_wide.cuh: the wgmma shapes wider than m64n64k16 that the
+sm_90 forward uses (inline PTX needs every accumulator register spelled out,
+so these are written by this script rather than by hand):
+
+    wgmma_ss_n<N>:  D(64xN) (=|+=) A(64x16, smem) B(16xN, smem)   N = 64, 128
+    wgmma_rs_n<N>:  D(64xN) +=      A(64x16, regs) B(16xN, smem)   N = 64, 128, 256
+
+Run from the repository root:  python3 gpu/gen_wgmma_wide.py > gpu/wgmma_wide.cuh
+"""
+
+SS = (64, 128)
+RS = (64, 128, 256)
+
+
+def regs(n):
+    return "{" + ", ".join("%%%d" % i for i in range(n)) + "}"
+
+
+def ops(n):
+    return ", ".join('"+f"(d[%d])' % i for i in range(n))
+
+
+def ss(n):
+    nd = n // 2
+    ins = '"l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB)'
+    out = []
+    out.append("template <bool IS_BF16, int TA, int TB>")
+    out.append("__device__ __forceinline__ void wgmma_ss_n%d(float (&d)[%d], uint64_t da,"
+               " uint64_t db, int accumulate)" % (n, nd))
+    out.append("{")
+    out.append("#if FA2_HAVE_WGMMA")
+    for bf, ty in ((True, "bf16"), (False, "f16")):
+        out.append("    %s (%sIS_BF16)" % ("if" if bf else "else if", "" if bf else "!"))
+        out.append('        asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % (nd + 2))
+        out.append('                     "wgmma.mma_async.sync.aligned.m64n%dk16.f32.%s.%s "' % (n, ty, ty))
+        out.append('                     "%s, "' % regs(nd))
+        out.append('                     "%%%d, %%%d, p, 1, 1, %%%d, %%%d;\\n}\\n"' % (nd, nd + 1, nd + 3, nd + 4))
+        out.append("                     : %s" % ops(nd))
+        out.append("                     : %s);" % ins)
+    out.append("#endif")
+    out.append("}")
+    return "\n".join(out)
+
+
+def rs(n):
+    nd = n // 2
+    ins = '"r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1), "n"(TB)'
+    out = []
+    out.append("template <bool IS_BF16, int TB>")
+    out.append("__device__ __forceinline__ void wgmma_rs_n%d(float (&d)[%d],"
+               " const uint32_t (&a)[4], uint64_t db)" % (n, nd))
+    out.append("{")
+    out.append("#if FA2_HAVE_WGMMA")
+    for bf, ty in ((True, "bf16"), (False, "f16")):
+        out.append("    %s (%sIS_BF16)" % ("if" if bf else "else if", "" if bf else "!"))
+        out.append('        asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % (nd + 5))
+        out.append('                     "wgmma.mma_async.sync.aligned.m64n%dk16.f32.%s.%s "' % (n, ty, ty))
+        out.append('                     "%s, "' % regs(nd))
+        out.append('                     "{%%%d, %%%d, %%%d, %%%d}, %%%d, p, 1, 1, %%%d;\\n}\\n"'
+                   % (nd, nd + 1, nd + 2, nd + 3, nd + 4, nd + 6))
+        out.append("                     : %s" % ops(nd))
+        out.append("                     : %s);" % ins)
+    out.append("#endif")
+    out.append("}")
+    return "\n".join(out)
+
+
+print("/* wgmma_wide.cuh — written by gpu/gen_wgmma_wide.py; do not edit by hand.")
+print(" * Wider wgmma shapes for the sm_90 forward (gpu/fwd_kernel_sm90.cuh); the")
+print(" * accumulator layout, descriptors and ordering rules are wgmma.cuh's. */")
+print("#ifndef FA2_GPU_WGMMA_WIDE_CUH")
+print("#define FA2_GPU_WGMMA_WIDE_CUH")
+print()
+print('#include "wgmma.cuh"')
+print()
+print("namespace fa2gpu {")
+for n in SS:
+    print()
+    print(ss(n))
+for n in RS:
+    print()
+    print(rs(n))
+print()
+print("} // namespace fa2gpu")
+print()
+print("#endif /* FA2_GPU_WGMMA_WIDE_CUH */")

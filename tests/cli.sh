@@ -1,0 +1,76 @@
+#!/bin/sh
+# cli.sh — the fa2 program's behaviours that issue 17 found wrong, each a
+# named check: help on every subcommand, values refused rather than
+# clamped, escaped JSON/CSV, progress on stderr, timings with a spread.
+# Run by make check from the build tree.
+set -u
+fa2=$(pwd)/tools/fa2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+check() { # NAME, then a command that must succeed
+    name=$1
+    shift
+    if "$@" >"$tmp/last.out" 2>"$tmp/last.err"; then
+        echo "ok   $name"
+    else
+        echo "FAIL $name"
+        sed 's/^/     | /' "$tmp/last.out" "$tmp/last.err" | head -20
+        failed=1
+    fi
+}
+status_is() { # WANT, then the command: its exit status must be WANT
+    want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    [ "$got" -eq "$want" ] || { echo "exit $got, expected $want: $*"; cat "$tmp/err"; return 1; }
+}
+
+for cmd in run trace bench sim; do
+    check "fa2 $cmd -h prints its usage and exits 0" \
+        sh -c "$fa2 $cmd -h | grep -q 'usage: fa2 $cmd'"
+    check "fa2 $cmd refuses an unknown option with exit status 2" \
+        status_is 2 $fa2 $cmd --no-such-option
+done
+check "fa2 trace --head-dim 7 is refused (the library takes multiples of 8)" \
+    status_is 2 $fa2 trace --head-dim 7
+check "fa2 trace --head-dim 8 runs" status_is 0 $fa2 trace --head-dim 8
+check "fa2 trace --digits 64 is refused, not clamped" status_is 2 $fa2 trace --digits 64
+check "fa2 trace --digits 8 runs" status_is 0 $fa2 trace --digits 8
+check "fa2 sim --sram 1 is refused: no tile fits in one byte" \
+    sh -c "! $fa2 sim --seqlen 1024 --sram 1 2>&1 | grep -q 1x1 &&
+           $fa2 sim --seqlen 1024 --sram 1 2>&1 | grep -q 'no tiling fits'"
+check "fa2 sim --help does not say sweeps are fwd+bwd" \
+    sh -c "! $fa2 sim --help | grep -q 'sweeps: fwd+bwd' &&
+           $fa2 sim --help | grep -q 'sweep paper: fwd+bwd'"
+
+printf 'name = My "GPU", v2\n' >"$tmp/dev.txt"
+printf '%s\n' '  "device": "My \"GPU\", v2",' >"$tmp/json.want"
+printf '%s\n' ',"My ""GPU"", v2",' >"$tmp/csv.want"
+check "fa2 sim --json escapes a device name holding '\"' and ','" \
+    sh -c "$fa2 sim --seqlen 256 --device $tmp/dev.txt --json | grep -qxF -f $tmp/json.want"
+check "fa2 sim --csv quotes a device name holding '\"' and ','" \
+    sh -c "$fa2 sim --seqlen 256 --device $tmp/dev.txt --csv | grep -qF -f $tmp/csv.want"
+if command -v python3 >/dev/null; then
+    check "fa2 sim --json output parses, with the device's name intact" \
+        sh -c "$fa2 sim --seqlen 256 --device $tmp/dev.txt --json |
+               python3 -c 'import json,sys; assert json.load(sys.stdin)[\"device\"] == \"My \\\"GPU\\\", v2\"'"
+fi
+
+check "fa2 sim --sweep prints its progress on stderr" \
+    sh -c "$fa2 sim --sweep sram --seqlen 1024 2>&1 >/dev/null | grep -q '14/14 simulations'"
+check "the seqlen figure says '1 head', not '1 heads'" \
+    sh -c "cd $tmp && $fa2 sim --sweep seqlen --heads 1 --no-l2 --plot f.svg >/dev/null 2>&1;
+           grep -q ', 1 head, ' f.gp && ! grep -q '1 heads' f.gp"
+
+check "fa2 run --json reports the median and the spread of at least 3 runs" \
+    sh -c "$fa2 run --seqlen 128 --json |
+           grep -Eq '\"runs\": ([3-9]|[1-9][0-9]+), \"time_ms\": [0-9.e+-]+, \"time_min_ms\": [0-9.e+-]+, \"time_max_ms\"'"
+check "fa2 run says on stderr that a long check is running" \
+    sh -c "$fa2 run --seqlen 1024 --heads 4 --no-causal --threads 1 --check 2>&1 >/dev/null |
+           grep -q 'checking against the float64 oracle'"
+check "fa2 bench times sgemm and each pass alike: median, spread, runs" \
+    sh -c "$fa2 bench --seqlen 128 --dtype fp32 --causal 0 --pass fwd --json 2>/dev/null |
+           grep -Eq '\"runs\": ([3-9]|[1-9][0-9]+),.*\"time_min_ms\".*\"time_max_ms\".*\"sgemm_gflops\"'"
+exit $failed
