@@ -12,3 +12,6 @@ lib_libfa2_la_SOURCES += \
 	cpu/oracle_bwd.c \
 	cpu/standard_bwd.c \
 	cpu/tiled_bwd.c
+# the CPU benchmark against PyTorch and its running log (issue 16): shipped,
+# not built
+EXTRA_DIST += bench/NOTES-cpu.md bench/cpu_compare.py bench/mirror_dump.c
