@@ -9,7 +9,8 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test sanitize traffic bench quickbench tune ncu stalls cli sass pack
+# Stages: info test bwdtest mmatest sanitize traffic bench quickbench tune ncu stalls
+# cli sass pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
 set -u
@@ -42,6 +43,19 @@ test)
     # the largest GPU-vs-mirror distance seen, in ulps
     awk '/^case/{for(i=1;i<=NF;i++) if($i=="mirror"){u=$(i+1); if(u+0>m){m=u+0; l=$0}}} END{print "max mirror ulps", m; print l}' "$OUT/test.log"
     ;;
+bwdtest)
+    log "GPU backward suite (full grid)"
+    FA2_TEST_VERBOSE=1 timeout ${TEST_TIMEOUT:-300} "$RUN/test_cuda_bwd" >"$OUT/test_bwd.log" 2>&1
+    echo "test_cuda_bwd exit $?"
+    grep -E "^[0-9]+%|Checks|FA2_TEST_SEED" "$OUT/test_bwd.log" | head -5
+    grep -E ":F:|:E:" "$OUT/test_bwd.log" | head -20
+    ;;
+mmatest)
+    log "GPU forward suite on the mma.sync kernel (FA2_CUDA_FWD_KERNEL=mma)"
+    FA2_CUDA_FWD_KERNEL=mma timeout ${TEST_TIMEOUT:-300} "$RUN/test_cuda_fwd" >"$OUT/test_mma.log" 2>&1
+    echo "test_cuda_fwd (mma) exit $?"
+    grep -E "^[0-9]+%|:F:|:E:" "$OUT/test_mma.log" | head -10
+    ;;
 sanitize)
     log "compute-sanitizer memcheck + racecheck + synccheck (quick subset)"
     for tool in memcheck racecheck synccheck; do
@@ -59,6 +73,13 @@ traffic)
             >"$OUT/traffic.log" 2>&1
         echo "traffic suite exit $?"
         grep -E "Checks|:F:" "$OUT/traffic.log" | head
+    fi
+    if [ -x "$RUN/traffic/test_cuda_bwd" ]; then
+        LD_LIBRARY_PATH="$root/$RUN/traffic:$LD_LIBRARY_PATH" \
+            CK_RUN_CASE=traffic "$RUN/traffic/test_cuda_bwd" \
+            >"$OUT/traffic_bwd.log" 2>&1
+        echo "backward traffic suite exit $?"
+        grep -E "Checks|:F:" "$OUT/traffic_bwd.log" | head
     fi
     ;;
 bench)

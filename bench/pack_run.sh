@@ -20,6 +20,7 @@ if [ -e build-traffic/lib/.libs/libfa2.so.0 ]; then
     cp -L build-traffic/lib/.libs/libfa2.so.0 "$RUN/traffic/"
     cp build-traffic/tests/gpu/.libs/test_cuda_fwd "$RUN/traffic/" 2>/dev/null ||
         cp build-traffic/tests/gpu/test_cuda_fwd "$RUN/traffic/"
+    cp build-traffic/tests/gpu/test_cuda_bwd "$RUN/traffic/" 2>/dev/null || true
 fi
 for t in build-tune-*; do
     [ -e "$t/lib/.libs/libfa2.so.0" ] || continue

@@ -3,3 +3,10 @@
 # the entry points it calls; fa2 run --check uses it.
 noinst_HEADERS += check/fa2_check.h
 lib_libfa2_la_SOURCES += check/contract.c
+# fa2 verify's engine: another implementation's .npy outputs against the
+# oracle and the bound (tools/cmd_verify.c parses its options)
+noinst_HEADERS += check/fa2_verify.h
+lib_libfa2_la_SOURCES += check/verify.c
+# fa2 trace --html's teaching page: the mirror's own trace, drawn
+noinst_HEADERS += check/fa2_teach_html.h
+lib_libfa2_la_SOURCES += check/teach_html.c

@@ -1,14 +1,25 @@
 # doc/: documentation and the man page.
-dist_man_MANS += doc/fa2.1
+dist_man_MANS += doc/fa2.1 doc/fa2.3
 dist_doc_DATA += doc/algorithm.md doc/design.md
 dist_doc_DATA += doc/api.md
 dist_doc_DATA += doc/NOTES.md
 dist_doc_DATA += doc/PERFORMANCE.md doc/NOTES-gpu.md doc/NOTES-arch.md
 # the GPU benchmark (bench/) and the Python binding (python/): shipped, not built
-EXTRA_DIST += bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg \
+EXTRA_DIST += bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg bench/sim_vs_measured.py \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.csv \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.json \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.png
 EXTRA_DIST += bench/NOTES-bwd.md bench/bwd_compare.py bench/device_run.sh \
 	bench/pack_run.sh bench/sdpa_compare.py bench/traffic_probe.py \
-	python/fa2.py python/test_train.py
+	python/test_train.py
+# the charts and tables doc/PERFORMANCE.md shows (it links to them)
+EXTRA_DIST += \
+	bench/results/h100-2026-11-24/sdpa_compare.png \
+	bench/results/h100-2026-11-24/sdpa_compare.csv \
+	bench/results/h100-2026-11-24-bwd/sdpa_compare_bwd.png \
+	bench/results/h100-2026-11-24-bwd/sdpa_compare_fwdbwd.png \
+	bench/results/h100-2026-11-24-bwd/sdpa_compare.csv \
+	bench/results/h100-2026-11-24-bwd/train_bf16.txt \
+	bench/results/h100-2026-11-24-final/sdpa_compare.png \
+	bench/results/h100-2026-11-24-final/sdpa_compare.csv \
+	bench/bwd_device_run.sh

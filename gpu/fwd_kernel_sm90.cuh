@@ -214,21 +214,21 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 const int s = gstep % ST, n = gstep / ST;
                 const int64_t col_lo = fa2_kv_block_at(T.kv, step) * BN;
                 const int krow = (int)(T.k_start + col_lo);
+                /* one K or V tile into stage s, once the consumers have
+                 * released what the stage held ST steps ago */
+                auto load_kv = [&](uint16_t *buf, const fa2_tmap *map, uint64_t *full,
+                                   uint64_t *empty) {
+                    if (n > 0)
+                        mbar_wait(&empty[s], (n - 1) & 1);
+                    mbar_arrive_expect_tx(&full[s], KV_BYTES);
+#pragma unroll
+                    for (int cb = 0; cb < CB; cb++)
+                        tma_load_4d(buf + (s * CB + cb) * BN * 64, map, cb * 64, krow, T.hk,
+                                    (int)T.batch, &full[s]);
+                };
                 if (lane == 0) {
-                    if (n > 0)
-                        mbar_wait(&k_empty[s], (n - 1) & 1);
-                    mbar_arrive_expect_tx(&k_full[s], KV_BYTES);
-#pragma unroll
-                    for (int cb = 0; cb < CB; cb++)
-                        tma_load_4d(sK + (s * CB + cb) * BN * 64, &tmk, cb * 64, krow, T.hk,
-                                    (int)T.batch, &k_full[s]);
-                    if (n > 0)
-                        mbar_wait(&v_empty[s], (n - 1) & 1);
-                    mbar_arrive_expect_tx(&v_full[s], KV_BYTES);
-#pragma unroll
-                    for (int cb = 0; cb < CB; cb++)
-                        tma_load_4d(sV + (s * CB + cb) * BN * 64, &tmv, cb * 64, krow, T.hk,
-                                    (int)T.batch, &v_full[s]);
+                    load_kv(sK, &tmk, k_full, k_empty);
+                    load_kv(sV, &tmv, v_full, v_empty);
                 }
                 if (varlen && col_lo + BN > T.seqlen_k) {
                     /* the rows past this sequence's last key belong to the

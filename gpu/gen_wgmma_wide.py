@@ -21,48 +21,34 @@ def ops(n):
     return ", ".join('"+f"(d[%d])' % i for i in range(n))
 
 
-def ss(n):
+def shape(n, a_regs):
+    """wgmma m64n<n>k16 with A from shared memory (a descriptor and the
+    accumulate flag) or from registers (four, always accumulating)."""
     nd = n // 2
-    ins = '"l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB)'
-    out = []
-    out.append("template <bool IS_BF16, int TA, int TB>")
-    out.append("__device__ __forceinline__ void wgmma_ss_n%d(float (&d)[%d], uint64_t da,"
-               " uint64_t db, int accumulate)" % (n, nd))
-    out.append("{")
-    out.append("#if FA2_HAVE_WGMMA")
+    if a_regs:
+        name, args = "wgmma_rs_n%d" % n, "const uint32_t (&a)[4], uint64_t db"
+        tmpl, a_ops, a_txt = "template <bool IS_BF16, int TB>", 5, "{%%%d, %%%d, %%%d, %%%d}, %%%d" % (
+            nd, nd + 1, nd + 2, nd + 3, nd + 4)
+        ins = '"r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1), "n"(TB)'
+        tail = "p, 1, 1, %%%d" % (nd + 6)
+    else:
+        name, args = "wgmma_ss_n%d" % n, "uint64_t da, uint64_t db, int accumulate"
+        tmpl, a_ops, a_txt = "template <bool IS_BF16, int TA, int TB>", 2, "%%%d, %%%d" % (nd, nd + 1)
+        ins = '"l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB)'
+        tail = "p, 1, 1, %%%d, %%%d" % (nd + 3, nd + 4)
+    pred = nd + a_ops  # the operand the scale-d predicate is set from
+    out = [tmpl,
+           "__device__ __forceinline__ void %s(float (&d)[%d], %s)" % (name, nd, args),
+           "{", "#if FA2_HAVE_WGMMA"]
     for bf, ty in ((True, "bf16"), (False, "f16")):
         out.append("    %s (%sIS_BF16)" % ("if" if bf else "else if", "" if bf else "!"))
-        out.append('        asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % (nd + 2))
+        out.append('        asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % pred)
         out.append('                     "wgmma.mma_async.sync.aligned.m64n%dk16.f32.%s.%s "' % (n, ty, ty))
         out.append('                     "%s, "' % regs(nd))
-        out.append('                     "%%%d, %%%d, p, 1, 1, %%%d, %%%d;\\n}\\n"' % (nd, nd + 1, nd + 3, nd + 4))
+        out.append('                     "%s, %s;\\n}\\n"' % (a_txt, tail))
         out.append("                     : %s" % ops(nd))
         out.append("                     : %s);" % ins)
-    out.append("#endif")
-    out.append("}")
-    return "\n".join(out)
-
-
-def rs(n):
-    nd = n // 2
-    ins = '"r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1), "n"(TB)'
-    out = []
-    out.append("template <bool IS_BF16, int TB>")
-    out.append("__device__ __forceinline__ void wgmma_rs_n%d(float (&d)[%d],"
-               " const uint32_t (&a)[4], uint64_t db)" % (n, nd))
-    out.append("{")
-    out.append("#if FA2_HAVE_WGMMA")
-    for bf, ty in ((True, "bf16"), (False, "f16")):
-        out.append("    %s (%sIS_BF16)" % ("if" if bf else "else if", "" if bf else "!"))
-        out.append('        asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n"' % (nd + 5))
-        out.append('                     "wgmma.mma_async.sync.aligned.m64n%dk16.f32.%s.%s "' % (n, ty, ty))
-        out.append('                     "%s, "' % regs(nd))
-        out.append('                     "{%%%d, %%%d, %%%d, %%%d}, %%%d, p, 1, 1, %%%d;\\n}\\n"'
-                   % (nd, nd + 1, nd + 2, nd + 3, nd + 4, nd + 6))
-        out.append("                     : %s" % ops(nd))
-        out.append("                     : %s);" % ins)
-    out.append("#endif")
-    out.append("}")
+    out += ["#endif", "}"]
     return "\n".join(out)
 
 
@@ -77,10 +63,10 @@ print()
 print("namespace fa2gpu {")
 for n in SS:
     print()
-    print(ss(n))
+    print(shape(n, False))
 for n in RS:
     print()
-    print(rs(n))
+    print(shape(n, True))
 print()
 print("} // namespace fa2gpu")
 print()

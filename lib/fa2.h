@@ -347,6 +347,10 @@ typedef struct fa2_sim_device {
     double matmul_tflops;         /* dense fp16/bf16 tensor-core peak       */
     double fp32_tflops;           /* non-matmul fp32 peak (an FMA is 2)     */
     double sfu_tops;              /* exp2/log2/rcp per second, 1e12         */
+    int arch;                     /* compute capability x 10 (80: A100, 90:
+                                     H100/H200); >= 90 runs the forward as
+                                     the warp-specialised sm_90 kernel, whose
+                                     tensor-core and CUDA-core work overlap */
 } fa2_sim_device;
 
 /* "a100" (A100-SXM4-80GB), "h100" (H100-SXM5-80GB), "h200" (H200-SXM). */

@@ -86,6 +86,19 @@ static sim_tiles fa2_fwd_table(int64_t d)
     return t;
 }
 
+/* The sm_90 forward's tiling (gpu/fwd_config.h's FA2_FWD90_* table): the
+ * kernel a device of arch >= 90 runs. */
+static sim_tiles fa2_fwd90_table(int64_t d)
+{
+    const int hd = fa2_fwd90_kernel_head_dim((int)d);
+    const int nc = FA2_FWD90_CONSUMERS(hd);
+    sim_tiles t;
+    t.bm = 64 * nc;
+    t.bn = FA2_FWD90_BLOCK_N(hd);
+    t.warps = 4 * nc;
+    return t;
+}
+
 /* The backward's tiling (flash-attn 2's sm80 choices: 8 warps; the key
  * block outer, so block_n is the resident K/V tile). */
 static sim_tiles fa2_bwd_table(int64_t d)
@@ -105,10 +118,13 @@ static sim_tiles fa2_bwd_table(int64_t d)
     return t;
 }
 
-/* The kernel's tiling when the CUDA backend is built and has one for this
- * pass; the table otherwise. */
-static sim_tiles fa2_default_tiles(fa2_pass pass, fa2_dtype dt, int64_t d)
+/* The kernel's tiling: the forward's from the table of the kernel the
+ * profile's device runs (arch >= 90: the warp-specialised one); the
+ * backward's from the CUDA backend when it is built, the table otherwise. */
+static sim_tiles fa2_default_tiles(fa2_pass pass, fa2_dtype dt, int64_t d, int arch)
 {
+    if (pass == FA2_PASS_FWD)
+        return arch >= 90 ? fa2_fwd90_table(d) : fa2_fwd_table(d);
     fa2_tile_config cfg;
     if (fa2_tile_config_for(FA2_BACKEND_CUDA, pass, dt, (int)d, &cfg) == FA2_OK &&
         cfg.block_m > 0 && cfg.block_n > 0 && cfg.warps > 0) {
@@ -304,13 +320,17 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
             S->fwd.bm = S->fwd.bn;
             S->bwd = S->fwd;
         } else {
-            S->fwd = fa2_default_tiles(FA2_PASS_FWD, a->dtype, a->head_dim);
-            S->bwd = fa2_default_tiles(FA2_PASS_BWD, a->dtype, a->head_dim);
+            S->fwd = fa2_default_tiles(FA2_PASS_FWD, a->dtype, a->head_dim, dev->arch);
+            S->bwd = fa2_default_tiles(FA2_PASS_BWD, a->dtype, a->head_dim, dev->arch);
         }
         override(&S->fwd, a->block_m, a->block_n, a->warps);
         override(&S->bwd, a->bwd_block_m, a->bwd_block_n, a->bwd_warps);
         S->partition = a->partition == FA2_SIM_SPLIT_K ? FA2_SIM_SPLIT_K
                                                        : FA2_SIM_SPLIT_Q;
+        /* the warp-specialised forward: arch >= 90, the kernel's own
+         * (split-Q) partitioning, tiles not derived from an SRAM size */
+        S->fwd_ws = dev->arch >= 90 && a->sram_bytes <= 0 &&
+                    S->partition == FA2_SIM_SPLIT_Q;
         break;
     case FA2_SIM_FA1:
         S->fwd = fa1_tiles(S->sram_elems, a->head_dim);

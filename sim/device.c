@@ -37,11 +37,11 @@
 
 static const fa2_sim_device builtin[] = {
     {"A100-SXM4-80GB", 108, 32, 64, 65536, 164 * KB, 163 * KB, 1 * KB, 40 * MB,
-     32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12},
+     32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12, 80},
     {"H100-SXM5-80GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 50 * MB,
-     32, 3350.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12},
+     32, 3350.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12, 90},
     {"H200-SXM-141GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 60 * MB,
-     32, 4800.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12},
+     32, 4800.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12, 90},
 };
 static const char *const short_names[] = {"a100", "h100", "h200"};
 #define NBUILTIN (sizeof builtin / sizeof builtin[0])
@@ -121,7 +121,7 @@ static const field fields[] = {
     FLD(smem_reserved_per_block, F_I64), FLD(l2_bytes, F_I64),
     FLD(l2_sector_bytes, F_INT), FLD(hbm_gbps, F_DBL),
     FLD(matmul_tflops, F_DBL), FLD(fp32_tflops, F_DBL),
-    FLD(sfu_tops, F_DBL),
+    FLD(sfu_tops, F_DBL),      FLD(arch, F_INT),
 };
 
 fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
@@ -171,7 +171,7 @@ fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
                     "base, name, sms, max_blocks_per_sm, max_warps_per_sm, "
                     "regs_per_sm, smem_per_sm, smem_per_block, "
                     "smem_reserved_per_block, l2_bytes, l2_sector_bytes, hbm_gbps, "
-                    "matmul_tflops, fp32_tflops or sfu_tops)", key);
+                    "matmul_tflops, fp32_tflops, sfu_tops or arch)", key);
 }
 
 fa2_status fa2_sim_device_parse(fa2_sim_device *dev, const char *text)
@@ -241,6 +241,9 @@ fa2_status fa2_sim_device_check(const fa2_sim_device *d)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: regs_per_sm, "
                         "smem_per_sm and smem_per_block must be >= 1, smem_per_block "
                         "<= smem_per_sm, smem_reserved_per_block >= 0", d->name);
+    if (d->arch < 0 || d->arch > 1000)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: arch is %d, expected "
+                        "the compute capability x 10 (80, 90, ...)", d->name, d->arch);
     if (d->l2_bytes < 0 || d->l2_sector_bytes < 1)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: l2_bytes must be "
                         ">= 0 and l2_sector_bytes >= 1", d->name);

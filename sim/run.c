@@ -76,12 +76,28 @@ static int next_block(sim_ctx *c, const sim_launch *L, int64_t grid,
     return 0;
 }
 
-/* Compute time of the FLOPs counted so far, in seconds at full-GPU rate. */
-static double compute_s(const fa2_sim_device *dev, const fa2_sim_counters *c)
+/* Seconds for mm matmul FLOPs, other non-matmul FLOPs of which sfu are
+ * special-function operations, at full-GPU rate. FA2's softmax sits
+ * between its two products in one dependency chain, so the pipes' times
+ * add; a warp-specialised kernel (overlap) runs one warpgroup's softmax
+ * under another's products, and takes as long as its busiest pipe
+ * (tensor cores, or the CUDA cores' fp32 plus exp2 work: FA3's roofline). */
+static double pipes_s(const fa2_sim_device *dev, int64_t mm, int64_t other, int64_t sfu,
+                      int overlap)
 {
-    return (double)c->flops_matmul / (dev->matmul_tflops * 1e12) +
-           (double)(c->flops_other - c->sfu_ops) / (dev->fp32_tflops * 1e12) +
-           (double)c->sfu_ops / (dev->sfu_tops * 1e12);
+    const double t_mm = (double)mm / (dev->matmul_tflops * 1e12);
+    const double t_cuda = (double)(other - sfu) / (dev->fp32_tflops * 1e12) +
+                          (double)sfu / (dev->sfu_tops * 1e12);
+    if (overlap)
+        return t_mm > t_cuda ? t_mm : t_cuda;
+    return t_mm + t_cuda;
+}
+
+/* Compute time of the FLOPs counted so far, in seconds at full-GPU rate. */
+static double compute_s(const fa2_sim_device *dev, const fa2_sim_counters *c,
+                        int overlap)
+{
+    return pipes_s(dev, c->flops_matmul, c->flops_other, c->sfu_ops, overlap);
 }
 
 /* One step of block b, its FLOPs added to the block's. */
@@ -96,11 +112,9 @@ static int counted_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     return more;
 }
 
-static double block_s(const fa2_sim_device *dev, const sim_block *b)
+static double block_s(const fa2_sim_device *dev, const sim_block *b, int overlap)
 {
-    return (double)b->mm / (dev->matmul_tflops * 1e12) +
-           (double)(b->other - b->sfu) / (dev->fp32_tflops * 1e12) +
-           (double)b->sfu / (dev->sfu_tops * 1e12);
+    return pipes_s(dev, b->mm, b->other, b->sfu, overlap);
 }
 
 /* Greedy list scheduling of the blocks, in launch order, on the SMs (each
@@ -159,7 +173,7 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
         while (next_block(c, L, grid, &next, &b)) {
             while (counted_step(c, L, &b))
                 ;
-            sched_add(&q, block_s(dev, &b));
+            sched_add(&q, block_s(dev, &b, L->overlap));
         }
         *span = q.span;
         free(q.heap);
@@ -188,7 +202,7 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
             if (!live[s] || counted_step(c, L, &blk[s]))
                 continue;
             if (work)
-                work[blk[s].id] = (float)block_s(dev, &blk[s]);
+                work[blk[s].id] = (float)block_s(dev, &blk[s], L->overlap);
             if (!next_block(c, L, grid, &next, &blk[s])) {
                 live[s] = 0;
                 active--;
@@ -234,17 +248,16 @@ static void add_counters(fa2_sim_counters *to, const fa2_sim_counters *c)
     }
 }
 
-/* Roofline: memory and compute overlap; within an SM the tensor cores,
- * the fp32 pipes and the special-function unit do not (FA2's softmax sits
- * between its two products in one dependency chain), so their times add. */
+/* Roofline: memory and compute overlap; within an SM the pipes add, or
+ * overlap for a warp-specialised launch (pipes_s). */
 static void roofline(const fa2_sim_device *dev, fa2_sim_launch *L, int l2,
-                     double span_s)
+                     double span_s, int overlap)
 {
     const fa2_sim_counters *c = &L->c;
     const double bytes = l2 ? (double)(c->dram_read + c->dram_written)
                             : (double)(c->global_read + c->global_written);
     L->memory_ms = 1e3 * bytes / (dev->hbm_gbps * 1e9);
-    L->compute_ms = 1e3 * (span_s >= 0 ? span_s : compute_s(dev, c));
+    L->compute_ms = 1e3 * (span_s >= 0 ? span_s : compute_s(dev, c, overlap));
     L->time_ms = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
 }
 
@@ -308,7 +321,7 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
     out->l2_hits = c.hits;
     out->l2_misses = c.misses;
     for (int k = 0; k < n; k++) {
-        roofline(dev, &out->launch[k], args->l2, span[k]);
+        roofline(dev, &out->launch[k], args->l2, span[k], L[k].overlap);
         add_counters(&out->total, &out->launch[k].c);
         out->time_ms += out->launch[k].time_ms;
     }

@@ -177,11 +177,24 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out)
         L.bm = L.qrows = t.bm;
         L.bn = L.krows = t.bn;
         /* Q, and K and V double-buffered, rows padded as the kernel pads
-         * them (gpu/fwd_config.h); split-K adds its reduction buffer */
-        const int64_t cols = FA2_FWD_SMEM_COLS(fa2_fwd_kernel_head_dim((int)d));
-        L.smem = ((int64_t)t.bm + 4 * (int64_t)t.bn) * cols * es;
-        if (S->partition == FA2_SIM_SPLIT_K)
-            L.smem += (int64_t)t.warps * t.bm * (d + 2) * 4;
+         * them (gpu/fwd_config.h); split-K adds its reduction buffer. The
+         * warp-specialised kernel: Q resident, K and V in a ring of
+         * FA2_FWD90_STAGES, O staged through its own buffer where that
+         * fits, rows of the head dim's kernel (64, 128 or 256 columns);
+         * its producer warpgroup loads Q once and each K/V tile once,
+         * exactly the bytes the split-Q schedule below requests, and its
+         * consumers' tensor-core and CUDA-core work overlap (L.overlap). */
+        if (S->fwd_ws) {
+            const int64_t hd = fa2_fwd90_kernel_head_dim((int)d);
+            const int64_t o = FA2_FWD90_SEPARATE_O(hd, t.bm / 64) ? t.bm : 0;
+            L.smem = ((int64_t)t.bm + o + 2 * FA2_FWD90_STAGES(hd) * (int64_t)t.bn) * hd * es;
+            L.overlap = 1;
+        } else {
+            const int64_t cols = FA2_FWD_SMEM_COLS(fa2_fwd_kernel_head_dim((int)d));
+            L.smem = ((int64_t)t.bm + 4 * (int64_t)t.bn) * cols * es;
+            if (S->partition == FA2_SIM_SPLIT_K)
+                L.smem += (int64_t)t.warps * t.bm * (d + 2) * 4;
+        }
         L.init = fwd_init;
         L.step = fwd_step;
         out[0] = L;

@@ -56,6 +56,7 @@ typedef struct sim_setup {
     int64_t E;      /* bytes of one q/k/v/o row: head_dim * es               */
     int64_t group;  /* heads_q / heads_kv                                    */
     sim_tiles fwd;  /* FA2 forward; FA1 and standard: both passes            */
+    int fwd_ws;     /* the FA2 forward is the warp-specialised sm_90 kernel  */
     sim_tiles bwd;  /* FA2 backward; FA1 and standard: == fwd                */
     fa2_sim_partition partition; /* resolved: SPLIT_Q or SPLIT_K             */
     fa2_sim_order order;
@@ -131,6 +132,9 @@ struct sim_launch {
     int warps, bm, bn;
     int64_t smem;     /* shared-memory footprint of one block, bytes        */
     int qrows, krows; /* tile heights on query-side / key-side tensors      */
+    int overlap;      /* tensor-core and CUDA-core work overlap (warp-
+                         specialised): compute time is the longest pipe's,
+                         not the sum                                       */
     /* Set up block (slice, tile); phase SIM_DONE if it has nothing to do. */
     void (*init)(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
                  int64_t tile);

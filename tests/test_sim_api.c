@@ -51,6 +51,7 @@ START_TEST(split_q_moves_fewer_shared_memory_bytes_than_split_k)
     tsim_args(&a, c, FA2_SIM_FA1, FA2_SIM_PASS_FWD);
     a.block_m = 128;
     a.block_n = 64;
+    a.warps = 4;
     tsim_run(&a, &dev, &r1);
     a.algo = FA2_SIM_FA2;
     tsim_run(&a, &dev, &r2);
@@ -78,6 +79,59 @@ START_TEST(builtin_profiles_carry_the_datasheet_numbers)
     ck_assert_int_eq(fa2_sim_device_check(&d), FA2_OK);
     ck_assert_int_eq(fa2_sim_device_builtin("v100", &d), FA2_ERR_INVALID_ARGUMENT);
     ck_assert(strstr(fa2_last_error(), "v100") != NULL);
+}
+END_TEST
+
+/* A device of arch >= 90 runs the warp-specialised forward: the sim takes
+ * its tiles (gpu/fwd_config.h's FA2_FWD90_* table) and lets its pipes
+ * overlap, so its compute time is at least the busiest pipe's and less
+ * than their sum; at arch 80 the same launch adds them. The global bytes
+ * follow the tiles only, as the kernel's counters do. */
+START_TEST(a_hopper_profile_models_the_warp_specialised_forward)
+{
+    static const int dims[][4] = {/* d, block_m, block_n, warps */
+                                  {64, 192, 128, 12},
+                                  {128, 128, 128, 8},
+                                  {256, 128, 64, 8}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        fa2_sim_device dev;
+        ck_assert_int_eq(fa2_sim_device_builtin("h200", &dev), FA2_OK);
+        ck_assert_int_eq(dev.arch, 90);
+        fa2_sim_args a;
+        fa2_sim_args_init(&a);
+        a.algo = FA2_SIM_FA2;
+        a.pass = FA2_SIM_PASS_FWD;
+        a.dtype = FA2_DTYPE_BF16;
+        a.batch = 2;
+        a.seqlen_q = a.seqlen_k = 2048;
+        a.heads_q = a.heads_kv = 4;
+        a.head_dim = dims[i][0];
+        fa2_tile_config t;
+        ck_assert_int_eq(fa2_sim_tiles(&a, &dev, FA2_SIM_PASS_FWD, &t), FA2_OK);
+        ck_assert_int_eq(t.block_m, dims[i][1]);
+        ck_assert_int_eq(t.block_n, dims[i][2]);
+        ck_assert_int_eq(t.warps, dims[i][3]);
+        static fa2_sim_result ws, fa2;
+        tsim_run(&a, &dev, &ws);
+        ck_assert_int_eq(fa2_sim_device_set(&dev, "arch", "80"), FA2_OK);
+        a.block_m = t.block_m; /* the same tiles, the pipes added */
+        a.block_n = t.block_n;
+        a.warps = t.warps;
+        tsim_run(&a, &dev, &fa2);
+        ck_assert_int_eq(ws.total.global_read, fa2.total.global_read);
+        ck_assert_int_eq(ws.total.flops_matmul, fa2.total.flops_matmul);
+        const fa2_sim_counters *c = &ws.launch[0].c;
+        const double mm_ms = 1e3 * (double)c->flops_matmul / (dev.matmul_tflops * 1e12);
+        const double cuda_ms =
+            1e3 * ((double)(c->flops_other - c->sfu_ops) / (dev.fp32_tflops * 1e12) +
+                   (double)c->sfu_ops / (dev.sfu_tops * 1e12));
+        const double busiest = mm_ms > cuda_ms ? mm_ms : cuda_ms;
+        ck_assert_msg(ws.launch[0].compute_ms >= busiest * (1 - 1e-9) &&
+                          ws.launch[0].compute_ms < fa2.launch[0].compute_ms,
+                      "d %d: overlapped %.4f ms, busiest pipe %.4f, added %.4f",
+                      dims[i][0], ws.launch[0].compute_ms, busiest,
+                      fa2.launch[0].compute_ms);
+    }
 }
 END_TEST
 
@@ -318,6 +372,7 @@ int main(void)
     TCase *ta = tcase_create("api");
     tcase_add_test(ta, builtin_profiles_carry_the_datasheet_numbers);
     tcase_add_test(ta, a_profile_file_overrides_a_base);
+    tcase_add_test(ta, a_hopper_profile_models_the_warp_specialised_forward);
     tcase_add_test(ta, bad_input_returns_a_status_and_a_sentence);
     tcase_add_test(ta, reports_have_the_documented_keys_and_respect_the_buffer);
     tcase_add_test(ta, a_device_name_with_quotes_and_commas_keeps_json_and_csv_valid);

@@ -220,17 +220,21 @@ START_TEST(fa2_default_tiles_are_the_kernels)
         a.seqlen_q = a.seqlen_k = 100;
         a.head_dim = dims[j];
         ck_assert_int_eq(fa2_sim_tiles(&a, &dev, FA2_SIM_PASS_FWD, &t), FA2_OK);
-        if (fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_FWD, FA2_DTYPE_FP16,
-                                (int)dims[j], &k) == FA2_OK) {
-            ck_assert_int_eq(t.block_m, k.block_m);
-            ck_assert_int_eq(t.block_n, k.block_n);
-            ck_assert_int_eq(t.warps, k.warps);
-        } else { /* the kernel's table, which builds without CUDA read too */
-            const int hd = fa2_fwd_kernel_head_dim((int)dims[j]);
-            ck_assert_int_eq(t.block_m, FA2_FWD_BLOCK_M(hd));
-            ck_assert_int_eq(t.block_n, FA2_FWD_BLOCK_N(hd));
-            ck_assert_int_eq(t.warps, FA2_FWD_WARPS(hd));
-        }
+        /* the H100 profile (arch 90) runs the sm_90 kernel: its table,
+         * which the CUDA backend reports on such a device too */
+        const int h9 = fa2_fwd90_kernel_head_dim((int)dims[j]);
+        ck_assert_int_eq(t.block_m, 64 * FA2_FWD90_CONSUMERS(h9));
+        ck_assert_int_eq(t.block_n, FA2_FWD90_BLOCK_N(h9));
+        ck_assert_int_eq(t.warps, 4 * FA2_FWD90_CONSUMERS(h9));
+        (void)k;
+        /* a profile of arch 80 runs the mma.sync kernel: its table */
+        fa2_sim_device a100;
+        ck_assert_int_eq(fa2_sim_device_builtin("a100", &a100), FA2_OK);
+        ck_assert_int_eq(fa2_sim_tiles(&a, &a100, FA2_SIM_PASS_FWD, &t), FA2_OK);
+        const int hd = fa2_fwd_kernel_head_dim((int)dims[j]);
+        ck_assert_int_eq(t.block_m, FA2_FWD_BLOCK_M(hd));
+        ck_assert_int_eq(t.block_n, FA2_FWD_BLOCK_N(hd));
+        ck_assert_int_eq(t.warps, FA2_FWD_WARPS(hd));
     }
 }
 END_TEST

@@ -117,7 +117,8 @@ END_TEST
  * once, so nearly all of the 2 x 64 x (K + V) requests hit L2. */
 START_TEST(concurrent_blocks_of_one_head_share_kv_in_l2)
 {
-    const fa2_sim_device dev = tsim_h100();
+    fa2_sim_device dev = tsim_h100();
+    dev.arch = 80; /* the mma.sync kernel's tiles: 96 KB, 2 blocks an SM */
     fa2_sim_args a;
     fa2_sim_result r;
     fa2_sim_args_init(&a);
@@ -162,6 +163,7 @@ END_TEST
 START_TEST(occupancy_and_parallelism_shape_the_time)
 {
     fa2_sim_device h100 = tsim_h100(), a100;
+    h100.arch = 80; /* the mma.sync kernel on both (the sm_90 one: 1 block) */
     ck_assert_int_eq(fa2_sim_device_builtin("a100", &a100), FA2_OK);
     fa2_sim_args a;
     fa2_sim_result r, r1;

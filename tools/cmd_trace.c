@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "fa2.h"
 #include "fa2_cpu.h" /* the traced mirror and the float64 oracle */
+#include "fa2_teach_html.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ typedef struct trace_opts {
     int64_t seqlen, seqlen_k, head_dim, block_m, block_n, window_l, window_r;
     int causal, bwd, digits;
     uint64_t seed;
+    const char *html; /* --html FILE: the teaching page (check/teach_html.c) */
 } trace_opts;
 
 typedef struct trace_ctx {
@@ -36,6 +38,7 @@ static void usage(FILE *f)
             "usage: fa2 trace [--pass fwd|bwd] [--seqlen N] [--seqlen-k N]\n"
             "                 [--head-dim D] [--block-m BR] [--block-n BC]\n"
             "                 [--causal] [--window L,R] [--digits K] [--seed S]\n"
+            "                 [--html FILE]  (FILE: a self-contained teaching page)\n"
             "Prints the tiled FlashAttention-2 mirror step by step on a tiny\n"
             "problem (default: seqlen 8, head dim 4, 4x4 tiles, fp32). Sizes\n"
             "and tiles 1..64; head dim 4 or a multiple of 8 up to 64; digits\n"
@@ -178,6 +181,7 @@ static int parse(int argc, char **argv, trace_opts *o)
         OPT_PAIR_("--window", window, -1, 1 << 20),
         OPT_INT_("--digits", &o->digits, 1, 8),
         OPT_U64_("--seed", &o->seed),
+        OPT_STRING_("--html", &o->html),
     };
     const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
     if (rc)
@@ -250,6 +254,10 @@ int fa2_cmd_trace(int argc, char **argv)
     a.block_n = (int)o.block_n;
     /* the scale of the printed head dim, not of the zero padding */
     a.softmax_scale = (float)(1.0 / sqrt((double)d_show));
+    if (o.html) {
+        rc = trace_html_write(o.html, &a, dO, dq, dk, dv);
+        goto done;
+    }
 
     printf("FlashAttention-2 %s, traced step by step as the tiled CPU mirror runs it\n"
            "(cpu/tiled_%s.c, the same loop order and rounding points as the CUDA kernel)\n\n",

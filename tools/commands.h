@@ -8,5 +8,6 @@ int fa2_cmd_run(int argc, char **argv);   /* tools/cmd_run.c   */
 int fa2_cmd_trace(int argc, char **argv); /* tools/cmd_trace.c */
 int fa2_cmd_bench(int argc, char **argv); /* tools/cmd_bench.c */
 int fa2_cmd_sim(int argc, char **argv);   /* tools/cmd_sim.c   */
+int fa2_cmd_verify(int argc, char **argv); /* tools/cmd_verify.c */
 
 #endif

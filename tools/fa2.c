@@ -17,6 +17,7 @@ static const command commands[] = {
     {"trace", fa2_cmd_trace, "print the tiled algorithm step by step on a tiny problem"},
     {"bench", fa2_cmd_bench, "time the CPU backends over a grid, next to sgemm"},
     {"sim", fa2_cmd_sim, "simulate HBM/L2/shared-memory traffic of standard attention, FA1, FA2"},
+    {"verify", fa2_cmd_verify, "check another implementation's outputs (.npy files) against the oracle"},
 };
 
 static void usage(FILE *f)

@@ -10,6 +10,8 @@ tools_fa2_SOURCES = tools/fa2.c \
 	tools/runner.c
 # the simulator's command (sim/, issue 4)
 tools_fa2_SOURCES += tools/cmd_sim.c
+# fa2 verify: another implementation's outputs against the oracle
+tools_fa2_SOURCES += tools/cmd_verify.c
 # device.c calls the CUDA runtime itself (GPU buffers for the CUDA backend);
 # CUDA_CFLAGS and CUDA_LIBS are empty in a build without CUDA.
 tools_fa2_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)

@@ -791,6 +791,12 @@ START_TEST(test_traffic_counters_match_the_tile_schedule)
         sa.seqlen_q = s.nq;
         sa.seqlen_k = s.nk;
     }
+    fa2_tile_config kt; /* the tiles of the kernel that ran (env overrides too) */
+    ck_assert(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_FWD, s.dtype, s.d, &kt) ==
+              FA2_OK);
+    sa.block_m = kt.block_m;
+    sa.block_n = kt.block_n;
+    sa.warps = kt.warps;
     fa2_sim_device dev;
     ck_assert_int_eq(fa2_sim_device_builtin("h100", &dev), FA2_OK);
     static fa2_sim_result sim; /* large */

@@ -1,118 +1,16 @@
-"""fa2.py — a small ctypes binding of libfa2 for PyTorch tensors: the forward
-and backward passes, and attention() with autograd over both.
+"""_torch.py — libfa2 on PyTorch tensors: the forward and backward passes,
+and attention() with autograd over both (python/fa2.py before the package).
 
-    import torch, fa2
-    q = torch.randn(2, 1024, 16, 128, device="cuda", dtype=torch.bfloat16)
-    o, lse = fa2.forward(q, k, v, causal=True, return_lse=True)
-    dq, dk, dv = fa2.backward(q, k, v, o, lse, do, causal=True)
-    o = fa2.attention(q, k, v, causal=True)          # autograd
-    o = fa2.attention_varlen(q, k, v, cu_q, cu_k)    # packed, [total, H, d]
-
-Tensors are [batch, seqlen, heads, head_dim] (flash-attn's layout, not SDPA's
-[batch, heads, seqlen, head_dim]), last dim contiguous, any other strides.
-CUDA tensors run on libfa2's CUDA kernel on PyTorch's current stream; CPU
+CUDA tensors run on libfa2's CUDA kernels on PyTorch's current stream; CPU
 tensors on the tiled CPU mirror (backend="tiled"), the float64 oracle
-("oracle") or standard attention ("standard").
-
-The library is found through $FA2_LIB, else the build trees beside this file
-(build*/lib/.libs/libfa2.so), else the system's libfa2.so.0.
+("oracle") or standard attention ("standard"). Tensors are [batch, seqlen,
+heads, head_dim] (flash-attn's layout, not SDPA's), last dim contiguous.
 """
 import ctypes
-import ctypes.util
-import glob
-import os
 
-FA2_OK = 0
-DTYPE_FP32, DTYPE_FP16, DTYPE_BF16 = 0, 1, 2
-BACKENDS = {"oracle": 0, "standard": 1, "tiled": 2, "cuda": 3}
-PASS_FWD, PASS_BWD = 0, 1
-
-
-class Tensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
-                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4)]
-
-
-class FwdArgs(ctypes.Structure):
-    _fields_ = [("q", Tensor), ("k", Tensor), ("v", Tensor), ("o", Tensor),
-                ("lse", Tensor),
-                ("softmax_scale", ctypes.c_float), ("causal", ctypes.c_int),
-                ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
-                ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
-                ("num_seqs", ctypes.c_int64),
-                ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
-                ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
-                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p)]
-
-
-class TileConfig(ctypes.Structure):
-    _fields_ = [("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
-                ("warps", ctypes.c_int), ("head_dim", ctypes.c_int)]
-
-
-class Traffic(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint64) for n in
-                ("q_bytes", "k_bytes", "v_bytes", "o_bytes", "lse_bytes",
-                 "read_bytes", "written_bytes")]
-
-
-class Fa2Error(RuntimeError):
-    def __init__(self, status, message):
-        super().__init__("%s: %s" % (status, message))
-        self.status = status
-
-
-def _find_library():
-    env = os.environ.get("FA2_LIB")
-    if env:
-        return env
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for pat in ("build-cuda*/lib/.libs/libfa2.so", "build*/lib/.libs/libfa2.so",
-                "_build/lib/.libs/libfa2.so"):
-        hits = sorted(glob.glob(os.path.join(root, pat)))
-        if hits:
-            return hits[0]
-    found = ctypes.util.find_library("fa2")
-    return found or "libfa2.so.0"
-
-
-_lib = None
-
-
-def lib():
-    """The loaded libfa2 (loaded on first use)."""
-    global _lib
-    if _lib is None:
-        L = ctypes.CDLL(_find_library())
-        L.fa2_fwd.argtypes = [ctypes.POINTER(FwdArgs), ctypes.c_int]
-        L.fa2_fwd.restype = ctypes.c_int
-        L.fa2_fwd_args_init.argtypes = [ctypes.POINTER(FwdArgs)]
-        L.fa2_fwd_args_init.restype = None
-        L.fa2_last_error.restype = ctypes.c_char_p
-        L.fa2_status_str.argtypes = [ctypes.c_int]
-        L.fa2_status_str.restype = ctypes.c_char_p
-        L.fa2_version_string.restype = ctypes.c_char_p
-        L.fa2_backend_available.argtypes = [ctypes.c_int]
-        L.fa2_backend_available.restype = ctypes.c_int
-        L.fa2_tile_config_for.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                          ctypes.c_int, ctypes.POINTER(TileConfig)]
-        L.fa2_tile_config_for.restype = ctypes.c_int
-        L.fa2_cuda_traffic_reset.restype = ctypes.c_int
-        L.fa2_cuda_traffic_read.argtypes = [ctypes.POINTER(Traffic)]
-        L.fa2_cuda_traffic_read.restype = ctypes.c_int
-        _lib = L
-    return _lib
-
-
-def _check(status):
-    if status != FA2_OK:
-        L = lib()
-        raise Fa2Error(L.fa2_status_str(status).decode(),
-                       L.fa2_last_error().decode())
-
-
-def version():
-    return lib().fa2_version_string().decode()
+from ._lib import (BACKENDS, DTYPE_BF16, DTYPE_FP16, DTYPE_FP32, PASS_FWD,
+                   BwdArgs, FwdArgs, Tensor, TileConfig, Traffic, check as _check,
+                   lib)
 
 
 def _dtype_code(t):
@@ -221,21 +119,6 @@ def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
     return (out, lse) if return_lse else out
 
 
-class BwdArgs(ctypes.Structure):
-    _fields_ = [("q", Tensor), ("k", Tensor), ("v", Tensor), ("o", Tensor),
-                ("lse", Tensor), ("dout", Tensor),
-                ("dq", Tensor), ("dk", Tensor), ("dv", Tensor),
-                ("softmax_scale", ctypes.c_float), ("causal", ctypes.c_int),
-                ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
-                ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
-                ("num_seqs", ctypes.c_int64),
-                ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
-                ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
-                ("deterministic", ctypes.c_int), ("num_threads", ctypes.c_int),
-                ("stream", ctypes.c_void_p),
-                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
-
-
 def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
                   window=(-1, -1), softmax_scale=0.0, cu_seqlens_q=None,
                   cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0,
@@ -243,12 +126,6 @@ def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
     """The fa2_bwd_args for these tensors (kept alive by the caller); reuse
     it with run_bwd(args) to time the kernels without Python overhead."""
     L = lib()
-    if not getattr(L, "_fa2_bwd_bound", False):
-        L.fa2_bwd.argtypes = [ctypes.POINTER(BwdArgs), ctypes.c_int]
-        L.fa2_bwd.restype = ctypes.c_int
-        L.fa2_bwd_args_init.argtypes = [ctypes.POINTER(BwdArgs)]
-        L.fa2_bwd_args_init.restype = None
-        L._fa2_bwd_bound = True
     a = BwdArgs()
     L.fa2_bwd_args_init(ctypes.byref(a))
     a.q, a.k, a.v = tensor_view(q), tensor_view(k), tensor_view(v)
@@ -270,11 +147,6 @@ def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
         # The dQ accumulator from PyTorch's caching allocator: the library's
         # own (cudaMallocAsync) maps its memory again after every
         # synchronisation, which costs more than a short backward.
-        if not getattr(L, "_fa2_ws_bound", False):
-            L.fa2_cuda_bwd_workspace_size.argtypes = [ctypes.POINTER(BwdArgs),
-                                                      ctypes.POINTER(ctypes.c_size_t)]
-            L.fa2_cuda_bwd_workspace_size.restype = ctypes.c_int
-            L._fa2_ws_bound = True
         n = ctypes.c_size_t(0)
         if L.fa2_cuda_bwd_workspace_size(ctypes.byref(a), ctypes.byref(n)) == 0:
             ws = torch.empty(n.value, dtype=torch.uint8, device=q.device)
@@ -368,23 +240,11 @@ def _autograd_function():
     return FA2Function
 
 
-def attention(q, k, v, causal=False, window=(-1, -1), softmax_scale=None,
-              deterministic=False):
-    """Attention with autograd: q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d] (Hq a
-    multiple of Hkv), fp16/bf16 CUDA tensors (or CPU tensors, on the tiled
-    mirror). causal is bottom-right aligned; window = (left, right), -1 for
-    unbounded; softmax_scale None = 1/sqrt(d); deterministic = dQ summed in
-    a fixed order (bit-identical gradients run to run)."""
-    return _autograd_function().apply(q, k, v, bool(causal), tuple(window),
-                                      float(softmax_scale or 0.0),
-                                      bool(deterministic), None, None, 0, 0)
-
-
-def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=0,
-                     max_seqlen_k=0, causal=False, window=(-1, -1),
-                     softmax_scale=None, deterministic=False):
-    """attention() on packed sequences: q [total_q, Hq, d], k/v [total_k,
-    Hkv, d], cu_seqlens int32 on q's device (num_seqs + 1 offsets)."""
+def attention(q, k, v, causal, window, softmax_scale, deterministic,
+              cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0,
+              max_seqlen_k=0):
+    """Attention with autograd on torch tensors (fa2.attention and
+    fa2.attention_varlen check and order the arguments)."""
     return _autograd_function().apply(q, k, v, bool(causal), tuple(window),
                                       float(softmax_scale or 0.0),
                                       bool(deterministic), cu_seqlens_q,

@@ -1,0 +1,151 @@
+"""fa2 — FlashAttention-2 from libfa2, on numpy arrays (CPU backends) and
+torch tensors (CPU, and CUDA through libfa2's kernels).
+
+    import numpy as np, fa2
+    q = np.random.randn(2, 256, 8, 64).astype(np.float16)
+    o = fa2.attention(q, q, q, causal=True)            # the tiled CPU mirror
+    o, lse = fa2.forward(q, q, q, causal=True, backend="oracle")
+
+    import torch
+    q = torch.randn(2, 1024, 16, 128, device="cuda", dtype=torch.bfloat16,
+                    requires_grad=True)
+    o = fa2.attention(q, k, v, causal=True)            # autograd, CUDA kernels
+
+Arguments follow flash-attn's order and names (attention(q, k, v,
+dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1))), so
+that `from fa2.flash_attn_interface import flash_attn_func` replaces
+flash-attn's import. Layout [batch, seqlen, heads, head_dim]; k and v may
+have fewer heads (GQA/MQA); causal is bottom-right aligned.
+
+fa2.verify() and fa2.testing.assert_attention_close() check another
+implementation's outputs against the float64 oracle (fa2.testing).
+"""
+from ._lib import (BACKENDS, DTYPE_BF16, DTYPE_FP16, DTYPE_FP32, FA2_OK,
+                   PASS_BWD, PASS_FWD, BwdArgs, Fa2Error, FwdArgs, Tensor,
+                   TileConfig, Traffic, backend_available, find_library, lib,
+                   version)
+from ._lib import find_library as _find_library  # the name python/fa2.py had
+
+__all__ = ["attention", "attention_varlen", "forward", "backward", "verify",
+           "version", "lib", "backend_available", "Fa2Error", "BACKENDS"]
+
+
+def _is_numpy(x):
+    return type(x).__module__ == "numpy"
+
+
+def _window(window_size, window):
+    if window is not None:  # python/fa2.py's name, still accepted
+        window_size = window
+    return (int(window_size[0]), int(window_size[1]))
+
+
+def _no_dropout(dropout_p):
+    if isinstance(dropout_p, bool) or dropout_p != 0.0:
+        raise ValueError(
+            "fa2 implements no dropout: dropout_p must be 0.0, not %r (as in "
+            "flash-attn, the 4th positional argument is dropout_p; pass "
+            "causal=True by keyword)" % (dropout_p,))
+
+
+def forward(q, k, v, causal=False, window_size=(-1, -1), softmax_scale=None,
+            return_lse=False, cu_seqlens_q=None, cu_seqlens_k=None,
+            max_seqlen_q=0, max_seqlen_k=0, backend=None, block_m=0,
+            block_n=0, num_threads=0, dtype=None, out=None, window=None):
+    """O of attention (and LSE, float32 [batch, heads_q, seqlen_q], with
+    return_lse=True), no autograd. numpy arrays run on a CPU backend
+    (backend="tiled" by default, "oracle", "standard"); torch tensors on
+    CUDA run on libfa2's kernels, on the CPU on the tiled mirror."""
+    w = _window(window_size, window)
+    if _is_numpy(q):
+        o, lse = _numpy_backend().forward(
+            q, k, v, causal, w, softmax_scale, cu_seqlens_q, cu_seqlens_k,
+            max_seqlen_q, max_seqlen_k, backend or "tiled", block_m, block_n,
+            num_threads, dtype)
+        return (o, lse) if return_lse else o
+    from . import _torch
+    return _torch.forward(q, k, v, causal=causal, window=w,
+                          softmax_scale=softmax_scale or 0.0, out=out,
+                          return_lse=return_lse, cu_seqlens_q=cu_seqlens_q,
+                          cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q,
+                          max_seqlen_k=max_seqlen_k, backend=backend)
+
+
+def backward(q, k, v, o, lse, dout, causal=False, window_size=(-1, -1),
+             softmax_scale=None, deterministic=False, cu_seqlens_q=None,
+             cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, backend=None,
+             block_m=0, block_n=0, num_threads=0, dtype=None, window=None):
+    """(dq, dk, dv) of the attention forward() computed (its o and lse), for
+    the loss gradient dout. With GQA/MQA dk and dv are summed over the query
+    heads that share a key head."""
+    w = _window(window_size, window)
+    if _is_numpy(q):
+        return _numpy_backend().backward(
+            q, k, v, o, lse, dout, causal, w, softmax_scale, cu_seqlens_q,
+            cu_seqlens_k, max_seqlen_q, max_seqlen_k, deterministic,
+            backend or "tiled", block_m, block_n, num_threads, dtype)
+    from . import _torch
+    return _torch.backward(q, k, v, o, lse, dout, causal=causal, window=w,
+                           softmax_scale=softmax_scale or 0.0,
+                           deterministic=deterministic,
+                           cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
+                           max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                           backend=backend)
+
+
+def attention(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
+              window_size=(-1, -1), deterministic=False, window=None):
+    """softmax(scale * Q K^T + mask) V, in flash-attn's argument order:
+    q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d] (Hq a multiple of Hkv). torch
+    tensors get autograd (CUDA kernels on the GPU, the tiled mirror on the
+    CPU); numpy arrays get O from the tiled mirror. dropout_p must be 0."""
+    _no_dropout(dropout_p)
+    w = _window(window_size, window)
+    if _is_numpy(q):
+        return forward(q, k, v, causal=causal, window_size=w,
+                       softmax_scale=softmax_scale)
+    from . import _torch
+    return _torch.attention(q, k, v, causal, w, softmax_scale, deterministic)
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=0,
+                     max_seqlen_k=0, dropout_p=0.0, softmax_scale=None,
+                     causal=False, window_size=(-1, -1), deterministic=False,
+                     window=None):
+    """attention() on packed sequences (flash-attn's varlen order): q
+    [total_q, Hq, d], k/v [total_k, Hkv, d], cu_seqlens int32 (num_seqs + 1
+    offsets; on q's device for torch)."""
+    _no_dropout(dropout_p)
+    w = _window(window_size, window)
+    if _is_numpy(q):
+        return forward(q, k, v, causal=causal, window_size=w,
+                       softmax_scale=softmax_scale, cu_seqlens_q=cu_seqlens_q,
+                       cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q,
+                       max_seqlen_k=max_seqlen_k)
+    from . import _torch
+    return _torch.attention(q, k, v, causal, w, softmax_scale, deterministic,
+                            cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                            max_seqlen_k)
+
+
+def verify(*args, **kwargs):
+    """fa2.testing.verify: check another implementation's outputs against
+    the float64 oracle; returns a report (see fa2.testing)."""
+    from . import testing
+    return testing.verify(*args, **kwargs)
+
+
+def _numpy_backend():
+    from . import _numpy as m
+    return m
+
+
+def __getattr__(name):
+    # python/fa2.py's torch helpers (make_args, run, make_bwd_args, run_bwd,
+    # tile_config, traffic_reset, traffic_read, tensor_view), loaded with
+    # torch only when asked for.
+    if name in ("make_args", "run", "make_bwd_args", "run_bwd", "tile_config",
+                "traffic_reset", "traffic_read", "tensor_view"):
+        from . import _torch
+        return getattr(_torch, name)
+    raise AttributeError("module 'fa2' has no attribute %r" % name)
