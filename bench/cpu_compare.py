@@ -9,7 +9,7 @@ Shapes (batch 1; issue 16): prefill 16 heads x 4096 x d 64 (fwd and
 fwd+bwd), 8 heads x 2048 x d 128 causal (fwd), and decode 32 heads, 1 and
 8 queries against 8192 keys, d 128 (fwd), in fp32, fp16 and bf16.
 
-fa2 runs through python/fa2.py (ctypes) on torch CPU tensors in its own
+fa2 runs through the python/fa2 package (ctypes) on torch CPU tensors in its own
 layout [B, N, H, d]; SDPA gets contiguous [B, H, N, d] tensors holding the
 same values (--layout sdpa: fa2 reads those same tensors through strided
 views, so that both stream the same bytes in the same order). Threads: torch.set_num_threads(T) and fa2's default worker
@@ -23,7 +23,6 @@ forward+backward 3.5x that. Also printed: the tiled backend's micro-kernel
         [--layout own|sdpa] [--json FILE]
 """
 import argparse
-import ctypes
 import json
 import os
 import sys
@@ -35,7 +34,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 import torch  # noqa: E402  (torch first, as a user would)
 import torch.nn.functional as F  # noqa: E402
 
-import fa2  # noqa: E402
+from fa2 import _lib as fa2lib  # noqa: E402
+from fa2 import _torch as fa2  # noqa: E402  (make_args, run, ...: prebuilt args)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -118,6 +118,28 @@ def make_calls(s, dt, pass_, threads, same_memory=False):
     return fa2_call, torch_call, max_err
 
 
+def tile_kernel():
+    """The tile-product kernel the library picks (cpu/tile_product.c's rule:
+    FA2_CPU_KERNEL if set, else AVX-512F, else AVX2 with FMA, else portable;
+    the shared library exports only the public API, so it is read here from
+    the CPU's flags)."""
+    forced = os.environ.get("FA2_CPU_KERNEL")
+    if forced:
+        return forced + " (forced)"
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return "unknown"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if {"avx2", "fma"} <= flags else "portable"
+
+
 def timed(fn, clock):
     t = clock()
     fn()
@@ -144,12 +166,11 @@ def main():
         ap.error("--clock thread needs --threads 1")
     clock = time.thread_time if a.clock == "thread" else time.perf_counter
     torch.set_num_threads(a.threads)
-    lib = fa2.lib()
-    lib.fa2_cpu_tile_kernel_name.restype = ctypes.c_char_p
-    kernel = lib.fa2_cpu_tile_kernel_name().decode()
+    fa2lib.lib()
+    kernel = tile_kernel()
     env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "FA2_"))}
     print(f"torch {torch.__version__} ({torch.__config__.parallel_info().splitlines()[0]}), "
-          f"{a.threads} threads; fa2 {fa2.version()} micro-kernel {kernel}; "
+          f"{a.threads} threads; fa2 {fa2lib.version()} micro-kernel {kernel}; "
           f"environment {env or 'default'}", flush=True)
     print(f"{'shape':26} {'dtype':5} {'pass':8} {'fa2 GF/s':>9} {'torch GF/s':>10} "
           f"{'ratio':>6} {'max|diff|':>10}  kernel", flush=True)
