@@ -16,6 +16,12 @@ void fa2_cpu_load_row(const fa2_tensor *t, const fa2_seq *s, int64_t row,
 void fa2_cpu_load_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
                        int64_t row0, int64_t n, int64_t h, int64_t d, float *dst);
 
+/* The same rows as a float32 tile: in place for a float32 tensor (leading
+ * dimension *ld = its row stride), else widened into buf (*ld = d). */
+const float *fa2_cpu_tile_view(const fa2_tensor *t, const fa2_seq *s,
+                               int64_t start, int64_t row0, int64_t n, int64_t h,
+                               int64_t d, float *buf, int64_t *ld);
+
 /* The same rows into a transposed [d][ld] tile; `row` is a [d] buffer. */
 void fa2_cpu_load_tile_t(const fa2_tensor *t, const fa2_seq *s, int64_t start,
                          int64_t row0, int64_t n, int64_t h, int64_t d,

@@ -22,11 +22,14 @@
 /* Hot loops are compiled for the baseline and for AVX2+FMA and AVX-512
  * hosts; the loader picks the best at run time (GNU ifunc). The FMA in the
  * softmax (fa2_softmax_p's fused multiply-add) needs a target with FMA to
- * vectorise at all. */
+ * vectorise at all: a plain "avx2" clone lacks it and calls libm's fmaf
+ * once per element (measured: the softmax then cost more than the tile
+ * products), so the clones are the x86-64 levels v3 (AVX2 + FMA + F16C)
+ * and v4 (AVX-512), which GCC >= 12 dispatches by feature. */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && \
-    !defined(FA2_NO_TARGET_CLONES)
-#define FA2_CPU_CLONES \
-    __attribute__((target_clones("default", "avx2", "avx512f")))
+    !defined(FA2_NO_TARGET_CLONES) && (defined(__clang__) || __GNUC__ >= 12)
+#define FA2_CPU_CLONES __attribute__((target_clones( \
+    "default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define FA2_CPU_CLONES
 #endif

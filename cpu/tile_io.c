@@ -64,6 +64,23 @@ void fa2_cpu_load_tile(const fa2_tensor *t, const fa2_seq *s, int64_t start,
         fa2_cpu_load_row(t, s, start + row0 + r, h, d, dst + r * d);
 }
 
+/* Rows [row0, row0 + n) as a float32 [n][d] tile with leading dimension
+ * *ld: float32 tensors are read in place (their rows are a fixed stride
+ * apart, which the tile products take as the leading dimension: no copy),
+ * fp16/bf16 ones are widened once into buf ([n][d], *ld = d). */
+const float *fa2_cpu_tile_view(const fa2_tensor *t, const fa2_seq *s,
+                               int64_t start, int64_t row0, int64_t n, int64_t h,
+                               int64_t d, float *buf, int64_t *ld)
+{
+    if (t->dtype == FA2_DTYPE_FP32) {
+        *ld = t->stride[1];
+        return (const float *)t->data + fa2_offset4(t, s->batch, start + row0, h, 0);
+    }
+    fa2_cpu_load_tile(t, s, start, row0, n, h, d, buf);
+    *ld = d;
+    return buf;
+}
+
 /* Rows [row0, row0 + n) into a transposed [d][ld] tile: widen each row into
  * `row`, then write it out as a column (scalar stores: vector scatters are
  * slower here). */

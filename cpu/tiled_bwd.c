@@ -28,14 +28,15 @@
  *
  * CPU layout: the resident key block is kept as K_j, K_j^T and V_j^T, so
  * that all five tile products are plain or A-transposed matrix products
- * (OpenBLAS's fast small-matrix path); element loops are vectorised with
+ * (the micro-kernels of cpu/tile_product.h); element loops are vectorised with
  * the same functions as the forward (cpu/fa2_cpu_simd.h). */
 #include "config.h"
 #include "fa2_internal.h"
 #include "fa2_cpu.h"
 #include "fa2_cpu_simd.h"
 
-#include <cblas.h>
+#include "tile_product.h"
+
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -62,6 +63,7 @@ typedef struct tiled_bwd_job {
     float *D;                   /* dense [B_dim][Hq][Nq_dim]         */
     fa2_tensor dq_acc;          /* float32, shaped like q            */
     atomic_int *guard;          /* per (seq, head, query block)      */
+    fa2_tile_kernel kern;       /* the tile products' micro-kernel   */
     bwd_scratch *scratch;
 } tiled_bwd_job;
 
@@ -204,8 +206,7 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
         w->D[i] = *D_at(job, s, h, row_lo + i);
     }
     /* S = Q_i K_j^T, masked on boundary tiles; P = exp2(S c - LSE log2 e) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
-                (int)d, 1.0f, w->q, (int)d, w->kt, bn, 0.0f, w->p, bn);
+    fa2_product_nn(&job->kern, rows, cols, d, w->q, d, w->kt, bn, w->p, bn, 0);
     if (fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn))
         fa2_cpu_mask_tile(mask, row_lo, rows, col_lo, cols, w->p, bn, 1, w->vis_lo,
                           w->vis_hi);
@@ -216,11 +217,9 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
         trace_bwd(p, w, FA2_TRACE_BWD_P, b, h, m_block, col_lo / bn, row_lo, col_lo,
                   rows, cols, bn, w->p, NULL);
     /* dV_j += round(P)^T dO_i */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
-                (int)rows, 1.0f, w->pr, bn, w->dO, (int)d, 1.0f, w->dv, (int)d);
+    fa2_product_tn(&job->kern, cols, d, rows, w->pr, bn, w->dO, d, w->dv, d, 1);
     /* dP = dO_i V_j^T, then dS = P o (dP - D_i) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
-                (int)d, 1.0f, w->dO, (int)d, w->vt, bn, 0.0f, w->ds, bn);
+    fa2_product_nn(&job->kern, rows, cols, d, w->dO, d, w->vt, bn, w->ds, bn, 0);
     for (int64_t i = 0; i < rows; i++)
         ds_row(w->p + i * bn, w->ds + i * bn, w->dsr + i * bn, cols, w->D[i],
                p->dtype);
@@ -228,10 +227,8 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
         trace_bwd(p, w, FA2_TRACE_BWD_DS, b, h, m_block, col_lo / bn, row_lo,
                   col_lo, rows, cols, bn, w->ds, w->D);
     /* dK_j += round(dS)^T Q_i;  dQ_i += round(dS) K_j */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)d,
-                (int)rows, 1.0f, w->dsr, bn, w->q, (int)d, 1.0f, w->dk, (int)d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d,
-                (int)cols, 1.0f, w->dsr, bn, w->k, (int)d, 0.0f, w->dq, (int)d);
+    fa2_product_tn(&job->kern, cols, d, rows, w->dsr, bn, w->q, d, w->dk, d, 1);
+    fa2_product_nn(&job->kern, rows, d, cols, w->dsr, bn, w->k, d, w->dq, d, 0);
     if (p->trace)
         trace_bwd(p, w, FA2_TRACE_BWD_ACC, b, h, m_block, col_lo / bn, row_lo,
                   col_lo, rows, cols, bn, NULL, NULL);
@@ -355,6 +352,8 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
         return st;
     tiled_bwd_job job;
     memset(&job, 0, sizeof job);
+    if ((st = fa2_cpu_tile_kernel(&job.kern)) != FA2_OK)
+        return st;
     job.a = a;
     job.p = p;
     job.block_m = p->block_m > 0 ? p->block_m : cfg.block_m;

@@ -16,21 +16,22 @@
  *
  * The index logic (which blocks, which need a mask, the mask itself) and the
  * per-row softmax update come from lib/fa2_tile.h, the same code the kernel
- * calls. How a tile product is computed here (OpenBLAS sgemm) is free; where
- * values are rounded is not.
+ * calls. How a tile product is computed here (fa2's micro-kernels,
+ * cpu/tile_product.h) is free; where values are rounded is not.
  *
  * CPU layout: the score tile is kept transposed, S^T = K_j Q_i^T ([Bc][Br]),
  * so that K and V tiles load as plain rows, every row operation of the
  * softmax (max, exp2, sum) runs down a column and vectorises across the
- * query rows, and both products stay in BLAS's fast small-matrix path. The
- * arithmetic per row is the same as in the kernel. */
+ * query rows, and both products are plain or A-transposed matrix products.
+ * The arithmetic per row is the same as in the kernel. */
 #include "config.h"
 #include "fa2_internal.h"
 
 #include "fa2_cpu.h"
 #include "fa2_cpu_simd.h"
 
-#include <cblas.h>
+#include "tile_product.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -52,6 +53,7 @@ typedef struct tiled_job {
     const fa2_problem *p;
     int block_m, block_n;
     int64_t m_blocks; /* query blocks of the longest sequence */
+    fa2_tile_kernel kern; /* the tile products' micro-kernel */
     tile_scratch *scratch;
 } tiled_job;
 
@@ -165,8 +167,14 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         const int64_t col_lo = n_block * bn;
         const int64_t cols = s.seqlen_k - col_lo < bn ? s.seqlen_k - col_lo : bn;
 
+        /* K is the broadcast operand of S^T = K Q^T, read row by row many
+         * times: a dense copy (rows a head stride apart, often 4 KiB, share
+         * one L1 set). V is packed by the product itself: read in place
+         * when float32. */
         fa2_cpu_load_tile(&a->k, &s, s.k_start, col_lo, cols, hk, d, w->k);
-        fa2_cpu_load_tile(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->v);
+        int64_t ldv;
+        const float *v = fa2_cpu_tile_view(&a->v, &s, s.k_start, col_lo, cols, hk, d,
+                                           w->v, &ldv);
         if (step + 1 < fa2_block_count(kv)) { /* the next K/V tile */
             const int64_t next_lo = fa2_kv_block_at(kv, step + 1) * bn;
             const int64_t next = s.seqlen_k - next_lo < bn ? s.seqlen_k - next_lo : bn;
@@ -174,8 +182,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             fa2_cpu_prefetch_tile(&a->v, &s, s.k_start, next_lo, next, hk, d);
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cols, (int)rows,
-                    (int)d, 1.0f, w->k, (int)d, w->qt, bm, 0.0f, w->st, bm);
+        fa2_product_nn(&job->kern, cols, rows, d, w->k, d, w->qt, bm, w->st, bm, 0);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
             fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
                               w->vis_lo, w->vis_hi);
@@ -187,8 +194,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
             trace_fwd(p, w, FA2_TRACE_FWD_P, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
         /* acc += round(P) V_j  (acc was already scaled by alpha) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)d,
-                    (int)cols, 1.0f, w->st, bm, w->v, (int)d, 1.0f, w->acc, (int)d);
+        fa2_product_tn(&job->kern, rows, d, cols, w->st, bm, v, ldv, w->acc, d, 1);
         if (p->trace)
             trace_fwd(p, w, FA2_TRACE_FWD_ACC, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
@@ -259,6 +265,8 @@ fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     if (st != FA2_OK)
         return st;
     tiled_job job;
+    if ((st = fa2_cpu_tile_kernel(&job.kern)) != FA2_OK)
+        return st;
     job.a = a;
     job.p = p;
     job.block_m = p->block_m > 0 ? p->block_m : cfg.block_m;

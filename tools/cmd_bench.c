@@ -5,7 +5,11 @@
  * least --runs runs over at least half a second), reports GFLOP/s by the FA2
  * paper's FLOP count (forward 4 N^2 d h, halved when causal; backward 2.5x
  * that), and the ratio to OpenBLAS sgemm 2048^3 measured in the same run
- * with the same thread count. Each configuration runs in a child process,
+ * with the same thread count. The machine's ceilings measured in the same
+ * run are printed first: sgemm with the BLAS's own name for the kernel it
+ * chose (OpenBLAS picks by CPU model and may fall back to old kernels on a
+ * CPU it does not know), a triad's memory bandwidth, and the tile-product
+ * micro-kernel the tiled backend runs. Each configuration runs in a child process,
  * so its peak resident memory (wait4's ru_maxrss) is its own: inputs,
  * outputs and whatever the backend allocated. */
 #define _DEFAULT_SOURCE /* wait4 */
@@ -17,8 +21,10 @@
 #include "problem.h"
 #include "runner.h"
 #include "timing.h"
+#include "tile_product.h" /* fa2_cpu_tile_kernel_name */
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +155,83 @@ static double sgemm_gflops(int threads, int runs)
     return t.seconds > 0 ? 2.0 * (double)n * (double)n * (double)n / t.seconds / 1e9 : 0.0;
 }
 
+/* OpenBLAS's name for the kernels it picked on this CPU ("SkylakeX",
+ * "Zen", "Prescott" = its SSE3 fallback). */
+static const char *blas_core_name(void)
+{
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+    return openblas_get_corename();
+#else
+    return "unknown";
+#endif
+}
+
+/* Memory bandwidth, STREAM-style triad a = b + s c over three 64 MiB
+ * arrays split over the threads (part 0 on the calling thread), timed like
+ * the attention passes; bytes read and written (3 per element) per second. */
+enum { TRIAD_MAX_THREADS = 64 };
+
+typedef struct triad_part {
+    float *a;
+    const float *b, *c;
+    size_t n;
+} triad_part;
+
+typedef struct triad_job {
+    float *a, *b, *c;
+    size_t n;
+    int threads;
+} triad_job;
+
+static void *triad_part_run(void *p)
+{
+    triad_part *t = p;
+    for (size_t i = 0; i < t->n; i++)
+        t->a[i] = t->b[i] + 3.0f * t->c[i];
+    return NULL;
+}
+
+static fa2_status triad_run(void *ctx, double *seconds)
+{
+    const triad_job *j = ctx;
+    pthread_t th[TRIAD_MAX_THREADS];
+    triad_part part[TRIAD_MAX_THREADS];
+    int started[TRIAD_MAX_THREADS] = {0};
+    const double t0 = timing_now();
+    for (int k = j->threads - 1; k >= 0; k--) {
+        const size_t lo = j->n * (size_t)k / (size_t)j->threads;
+        const size_t hi = j->n * (size_t)(k + 1) / (size_t)j->threads;
+        part[k] = (triad_part){j->a + lo, j->b + lo, j->c + lo, hi - lo};
+        started[k] = k > 0 && pthread_create(&th[k], NULL, triad_part_run, &part[k]) == 0;
+        if (!started[k])
+            triad_part_run(&part[k]);
+    }
+    for (int k = 1; k < j->threads; k++)
+        if (started[k])
+            pthread_join(th[k], NULL);
+    *seconds = timing_now() - t0;
+    return FA2_OK;
+}
+
+static double triad_gbs(int threads, int runs)
+{
+    const size_t n = (size_t)16 << 20; /* floats per array */
+    triad_job j = {malloc(sizeof(float) * n), malloc(sizeof(float) * n),
+                   malloc(sizeof(float) * n), n,
+                   threads < 1 ? 1 : (threads > TRIAD_MAX_THREADS ? TRIAD_MAX_THREADS
+                                                                  : threads)};
+    timing_result t = {0};
+    double warm;
+    if (j.a && j.b && j.c) {
+        for (size_t i = 0; i < n; i++)
+            j.a[i] = 0.0f, j.b[i] = 1.0f, j.c[i] = 2.0f;
+        triad_run(&j, &warm);
+        timing_measure(triad_run, &j, runs, &t);
+    }
+    free(j.a), free(j.b), free(j.c);
+    return t.seconds > 0 ? 3.0 * sizeof(float) * (double)n / t.seconds / 1e9 : 0.0;
+}
+
 /* In a child: build the problem, open a runner, warm up, time, report. */
 static void child_bench(const bench_opts *o, int backend, int dtype, int64_t n,
                         int causal, int pass, int fd)
@@ -266,11 +349,29 @@ int fa2_cmd_bench(int argc, char **argv)
     blas_threads(1);
 
     const double sgemm = sgemm_gflops(o.threads, o.runs);
-    if (!o.json)
+    const double triad = triad_gbs(o.threads, o.runs);
+    const char *core = blas_core_name(), *kernel = fa2_cpu_tile_kernel_name();
+    if (o.json) {
+        fa2_writer w;
+        fa2_writer_file(&w, stdout);
+        fa2_json_begin(&w);
+        fa2_json_bool(&w, "ceilings", 1);
+        fa2_json_int(&w, "threads", o.threads);
+        fa2_json_number(&w, "sgemm_gflops", sgemm);
+        fa2_json_string(&w, "blas_core", core);
+        fa2_json_number(&w, "triad_gbs", triad);
+        fa2_json_string(&w, "tile_kernel", kernel);
+        fa2_json_end(&w);
+    } else {
         printf("OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s (median of >= %d "
-               "runs)\n\n%-8s %-5s %6s %6s %-7s %10s %8s %9s %6s %9s\n", o.threads,
-               sgemm, o.runs, "backend", "dtype", "seqlen", "causal", "pass",
-               "time_ms", "spread", "GFLOP/s", "ratio", "peak_MiB");
+               "runs; OpenBLAS kernel: %s)\n"
+               "triad memory bandwidth, %d threads: %.1f GB/s\n"
+               "tiled backend's tile-product micro-kernel: %s\n\n"
+               "%-8s %-5s %6s %6s %-7s %10s %8s %9s %6s %9s\n", o.threads,
+               sgemm, o.runs, core, o.threads, triad, kernel, "backend", "dtype",
+               "seqlen", "causal", "pass", "time_ms", "spread", "GFLOP/s", "ratio",
+               "peak_MiB");
+    }
     int total = o.n_backends * o.n_dtypes * o.n_seqlens * o.n_causals * o.n_passes;
     int done = 0, failed = 0;
     for (int ib = 0; ib < o.n_backends; ib++)
