@@ -1,9 +1,9 @@
 /*
  * fa2_backend.h — the shape of one row of the backend table. The core
  * defines it and names no backend; each backend fills its rows in its own
- * folder (cpu/backends.c, gpu/backend.c); the entry points (api/) hold the
+ * folder (cpu/backends.c, gpu/backend.c); the entry points (lib/api/) hold the
  * table and call through it. A new backend is one file with one row, plus
- * the row's line in api/backends.c. A new entry point (a KV-cache forward,
+ * the row's line in lib/api/backends.c. A new entry point (a KV-cache forward,
  * say) is one more member here: rows that leave it NULL answer
  * FA2_ERR_UNSUPPORTED.
  */

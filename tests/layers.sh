@@ -5,13 +5,15 @@
 #
 #   layer 0  lib/    the core (types, status, validation, tile logic, workers)
 #   layer 1  cpu/ gpu/   the backends (one row each of the backend table)
-#   layer 2  api/    the entry points that pick a backend
-#   layer 3  sim/    the simulator (uses the entry points, gpu/'s configs)
-#            check/  the numerics contract's agreement check
+#   layer 2  lib/api/    the entry points that pick a backend
+#   layer 3  sim/        the simulator (uses the entry points, gpu/'s configs)
+#            lib/check/  the numerics contract's agreement check
+# (lib/ holds the library's bottom and top: its own files are the core,
+# lib/api/ and lib/check/ the layers above the backends.)
 #   layer 4  tools/  the fa2 program
 #
 # Includes are read from the sources (resolved as the compiler does: own
-# folder first, then -I lib cpu gpu sim check); calls from the built objects (an
+# folder first, then -I lib cpu gpu sim lib/check); calls from the built objects (an
 # undefined symbol of an object in folder F that another folder G defines
 # is a reference from F to G: nm -P). Inside sim/ the files have layers of
 # their own (the event recorder below the schedules, the schedules below
@@ -21,11 +23,11 @@
 set -u
 src=${srcdir:-.}
 build=${LAYERS_BUILDDIR:-.}
-folders="lib cpu gpu api sim check tools"
+folders="lib cpu gpu lib/api sim lib/check tools"
 
 rank() {
     case $1 in
-    lib) echo 0 ;; cpu | gpu) echo 1 ;; api) echo 2 ;; sim | check) echo 3 ;;
+    lib) echo 0 ;; cpu | gpu) echo 1 ;; lib/api) echo 2 ;; sim | lib/check) echo 3 ;;
     tools) echo 4 ;; *) echo -1 ;;
     esac
 }
@@ -85,7 +87,7 @@ for f in $folders; do
             */*) target="$src/$f/$inc" ;;
             *)
                 target=""
-                for d in "$f" lib cpu gpu sim check; do
+                for d in "$f" lib cpu gpu sim lib/check; do
                     if [ -f "$src/$d/$inc" ]; then
                         target="$src/$d/$inc"
                         break
@@ -97,7 +99,7 @@ for f in $folders; do
                 complain "$f/$(basename "$file") includes \"$inc\", found in no folder"
                 continue
             fi
-            g=$(basename "$(dirname "$target")")
+            g=$(dirname "${target#"$src"/}")
             [ "$g" = "$f" ] && continue # a folder's own headers: declarations
             edge "$f" "$(stem "$file")" "$g" "$(stem "$target")" "#include \"$inc\""
         done
@@ -110,7 +112,9 @@ defs=$(mktemp) uses=$(mktemp)
 trap 'rm -f "$defs" "$uses"' EXIT
 objects=0
 for f in $folders; do
-    for o in $(find "$build/$f" -name '*.o' 2>/dev/null | sort); do
+    # (lib/'s own objects: not those of lib/api/ and lib/check/)
+    for o in $(find "$build/$f" \( -path "$build/lib/api" -o -path "$build/lib/check" \) \
+                   -prune -o -name '*.o' -print 2>/dev/null | sort); do
         objects=$((objects + 1))
         s=$(stem "$o")
         nm -P "$o" 2>/dev/null | awk -v f="$f" -v s="$s" -v defs="$defs" -v uses="$uses" '

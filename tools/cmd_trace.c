@@ -23,7 +23,7 @@ typedef struct trace_opts {
     int64_t seqlen, seqlen_k, head_dim, block_m, block_n, window_l, window_r;
     int causal, bwd, digits;
     uint64_t seed;
-    const char *html; /* --html FILE: the teaching page (check/teach_html.c) */
+    const char *html; /* --html FILE: the teaching page (lib/check/teach_html.c) */
 } trace_opts;
 
 typedef struct trace_ctx {

@@ -1,6 +1,6 @@
 /* cmd_verify.c — `fa2 verify [options] DIR`: check another implementation's
  * attention, saved as .npy files in DIR, against the float64 oracle and the
- * bound (check/verify.c does the work; this parses and calls it). Exits 0
+ * bound (lib/check/verify.c does the work; this parses and calls it). Exits 0
  * when every output passes, 1 when one fails, 2 on bad usage or files. */
 #include "args.h"
 #include "commands.h"

@@ -11,7 +11,7 @@ problem's options, and measures each output against
 
         max |x - oracle| <= 2 * max |standard - oracle| + floor
 
-    (flash-attn's own standard; the floors are check/contract.c's);
+    (flash-attn's own standard; the floors are lib/check/contract.c's);
   - the tiled mirror (libfa2's CPU copy of the GPU algorithm) with the
     tiling the caller names (block_m x block_n): a kernel with the same
     tiling rounds at the same points, so it should agree with the mirror

@@ -1,6 +1,0 @@
-# api/: the public entry points that pick a backend (fa2_fwd, fa2_bwd,
-# fa2_tile_config_for, ...): validate once, call through the backend table.
-noinst_HEADERS += api/api.h
-lib_libfa2_la_SOURCES += \
-	api/backends.c \
-	api/entry.c
