@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test bwdtest mmatest sanitize traffic bench quickbench tune ncu stalls
+# Stages: info test bwdtest mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
 # cli sass pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
@@ -55,6 +55,17 @@ mmatest)
     FA2_CUDA_FWD_KERNEL=mma timeout ${TEST_TIMEOUT:-300} "$RUN/test_cuda_fwd" >"$OUT/test_mma.log" 2>&1
     echo "test_cuda_fwd (mma) exit $?"
     grep -E "^[0-9]+%|:F:|:E:" "$OUT/test_mma.log" | head -10
+    ;;
+cpukernels)
+    log "CPU tile kernels on this host's CPU (FA2_CPU_KERNEL=avx512|avx2|portable)"
+    grep -o -m1 'avx512f' /proc/cpuinfo || echo "no avx512f"
+    for k in avx512 avx2 portable; do
+        for t in test_cpu_kernels test_fwd_cases test_bwd; do
+            [ -x "$RUN/cpu/$t" ] || continue
+            FA2_CPU_KERNEL=$k CK_FORK=yes timeout 300 "$RUN/cpu/$t" >"$OUT/cpu_${k}_$t.log" 2>&1
+            echo "$k $t exit $? $(grep -E '^[0-9]+%' "$OUT/cpu_${k}_$t.log" | tail -1)"
+        done
+    done
     ;;
 sanitize)
     log "compute-sanitizer memcheck + racecheck + synccheck (quick subset)"

@@ -27,7 +27,13 @@ for t in build-tune-*; do
     mkdir -p "$RUN/tune-${t#build-tune-}"
     cp -L "$t/lib/.libs/libfa2.so.0" "$RUN/tune-${t#build-tune-}/"
 done
-for l in libgfortran.so.5 libquadmath.so.0; do
+for l in libgfortran.so.5 libquadmath.so.0 libopenblas.so.0; do
     cp -L "/lib/x86_64-linux-gnu/$l" "$RUN/fallback/" 2>/dev/null || true
+done
+# the CPU suites that exercise the tile micro-kernels (run on the GPU host
+# too, whose CPU may have instructions this one lacks: FA2_CPU_KERNEL)
+mkdir -p "$RUN/cpu"
+for t in test_cpu_kernels test_fwd_cases test_bwd; do
+    cp "$BUILD/tests/$t" "$RUN/cpu/" 2>/dev/null || true
 done
 du -sh "$RUN"
