@@ -18,6 +18,10 @@ RUN=${RUN:-build-run}
 OUT=${OUT:-/tmp/fa2-out}
 mkdir -p "$OUT"
 root=$PWD
+# bench/pack_run.sh packs the run folder into one archive
+if [ -f "$RUN/run.tar.xz" ] && [ ! -e "$RUN/lib/libfa2.so.0" ]; then
+    tar xJf "$RUN/run.tar.xz" -C "$RUN"
+fi
 export LD_LIBRARY_PATH="$root/$RUN/lib:${LD_LIBRARY_PATH:-}"
 # libraries this host lacks (carried in $RUN/fallback), only if needed
 if ldd "$RUN/lib/libfa2.so.0" | grep -q "not found"; then

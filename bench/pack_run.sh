@@ -11,23 +11,28 @@ RUN=${RUN:-build-run}
 rm -rf "$RUN"
 mkdir -p "$RUN/lib" "$RUN/fallback"
 cp -L "$BUILD/lib/.libs/libfa2.so.0" "$RUN/lib/"
-cp "$BUILD/tests/gpu/.libs/test_cuda_fwd" "$RUN/" 2>/dev/null ||
-    cp "$BUILD/tests/gpu/test_cuda_fwd" "$RUN/"
+# the test programs link libfa2 statically: the program itself, not a
+# libtool wrapper's .libs copy (which may be left from an older build)
+elf() { [ "$(head -c 4 "$1" 2>/dev/null | tail -c 3)" = ELF ]; }
+for t in test_cuda_fwd test_cuda_bwd; do
+    if elf "$BUILD/tests/gpu/$t"; then cp "$BUILD/tests/gpu/$t" "$RUN/"
+    else cp "$BUILD/tests/gpu/.libs/$t" "$RUN/" 2>/dev/null || true; fi
+done
 cp "$BUILD/tools/.libs/fa2" "$RUN/" 2>/dev/null || cp "$BUILD/tools/fa2" "$RUN/" 2>/dev/null || true
-cp "$BUILD/tests/gpu/.libs/test_cuda_bwd" "$RUN/" 2>/dev/null || cp "$BUILD/tests/gpu/test_cuda_bwd" "$RUN/" 2>/dev/null || true
 if [ -e build-traffic/lib/.libs/libfa2.so.0 ]; then
     mkdir -p "$RUN/traffic"
     cp -L build-traffic/lib/.libs/libfa2.so.0 "$RUN/traffic/"
-    cp build-traffic/tests/gpu/.libs/test_cuda_fwd "$RUN/traffic/" 2>/dev/null ||
-        cp build-traffic/tests/gpu/test_cuda_fwd "$RUN/traffic/"
-    cp build-traffic/tests/gpu/test_cuda_bwd "$RUN/traffic/" 2>/dev/null || true
+    for t in test_cuda_fwd test_cuda_bwd; do
+        if elf "build-traffic/tests/gpu/$t"; then cp "build-traffic/tests/gpu/$t" "$RUN/traffic/"
+        else cp "build-traffic/tests/gpu/.libs/$t" "$RUN/traffic/" 2>/dev/null || true; fi
+    done
 fi
 for t in build-tune-*; do
     [ -e "$t/lib/.libs/libfa2.so.0" ] || continue
     mkdir -p "$RUN/tune-${t#build-tune-}"
     cp -L "$t/lib/.libs/libfa2.so.0" "$RUN/tune-${t#build-tune-}/"
 done
-for l in libgfortran.so.5 libquadmath.so.0 libopenblas.so.0; do
+for l in libgfortran.so.5 libquadmath.so.0; do
     cp -L "/lib/x86_64-linux-gnu/$l" "$RUN/fallback/" 2>/dev/null || true
 done
 # the CPU suites that exercise the tile micro-kernels (run on the GPU host
@@ -36,4 +41,9 @@ mkdir -p "$RUN/cpu"
 for t in test_cpu_kernels test_fwd_cases test_bwd; do
     cp "$BUILD/tests/$t" "$RUN/cpu/" 2>/dev/null || true
 done
+# one xz archive (the fat binaries compress about 10x): what travels is
+# $RUN/run.tar.xz, which bench/device_run.sh unpacks in place
+strip "$RUN"/test_* "$RUN"/fa2 "$RUN"/traffic/test_* "$RUN"/cpu/* 2>/dev/null || true
+tar cJf /tmp/fa2-run.tar.xz -C "$RUN" .
+rm -rf "$RUN" && mkdir -p "$RUN" && mv /tmp/fa2-run.tar.xz "$RUN/run.tar.xz"
 du -sh "$RUN"
