@@ -81,6 +81,10 @@ fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
  * any of the three may be NULL. args' own outputs are not touched. */
 fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
                               double *dk64, double *dv64);
+/* The same, and the sinks' gradient in float64 ([Hq], may be NULL). */
+fa2_status fa2_oracle_bwd_f64_sinks(const fa2_bwd_args *args, double *dq64,
+                                    double *dk64, double *dv64,
+                                    double *dsinks64);
 /* The same with D = dO . o taken from the forward's (rounded) o, as FA2's
  * backward takes it: its distance from the exact gradients is the part of a
  * backend's error that comes from o's rounding alone (large where dS = P (dP
