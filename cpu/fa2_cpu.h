@@ -56,7 +56,14 @@ fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 
 /* Standard attention's softmax of one score row (cpu/standard_fwd.c). */
 float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask,
-                               int64_t i, float *row, int64_t nk);
+                               int64_t i, float *row, int64_t nk, float sink);
+/* Its scores (scale Q K^T or the modifiers' logits, in the dtype) and its
+ * dropout of one P row (cpu/standard_fwd.c), shared with the backward. */
+void fa2_standard_scores(const fa2_problem *p, const fa2_seq *s, int64_t b,
+                         int64_t h, const float *q, const float *k, float *sp);
+void fa2_standard_dropout_row(const fa2_problem *p, const fa2_mask *mask,
+                              int64_t b, int64_t h, int64_t i, float *row,
+                              int64_t nk, int mark);
 
 fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p);

@@ -124,4 +124,13 @@ FA2_HD static inline int fa2_dropout_keep(const fa2_dropout *d, int64_t bh,
     return fa2_dropout_keep_word(d, r.v[j & 3]);
 }
 
+/* The factor the end of the row multiplies the accumulator by: 1 / l, and
+ * with dropout (1 / l) * (1 / (1 - p)), the product rounded once. The
+ * kept P enter the accumulator unscaled (round(P) or 0). */
+FA2_HD static inline float fa2_dropout_out_scale(const fa2_dropout *d,
+                                                 float inv_l)
+{
+    return d->enabled ? FA2_MUL_RN(inv_l, d->scale) : inv_l;
+}
+
 #endif /* FA2_PHILOX_H */
