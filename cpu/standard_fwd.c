@@ -85,7 +85,7 @@ void fa2_standard_dropout_row(const fa2_problem *p, const fa2_mask *mask,
     for (int64_t j = 0; j < nk; j++) {
         const int keep = fa2_dropout_keep(&p->dropout, b * p->heads_q + h, i, j);
         row[j] = keep ? fa2_round_to_dtype(row[j] * p->dropout.scale, p->dtype)
-                      : 0.0f;
+                      : row[j] * 0.0f; /* a multiply, as a framework's mask: NaN stays */
         if (mark && keep && p->dropout_mask && fa2_mask_visible(mask, i, j))
             *fa2_problem_mask_at(p, b, h, i, j) = 1;
     }

@@ -526,6 +526,23 @@ START_TEST(test_tiled_and_standard_meet_the_bound_with_modifiers)
                            max_abs(p.dk64, tl_numel(&p.dk)),
                            max_abs(p.dv64, tl_numel(&p.dv))};
     const double all = fmax(mag[0], fmax(mag[1], mag[2]));
+    /* FA2 takes D = rowsum(dO o O) from the rounded o, standard attention
+     * from its own P and dP: where standard is exact (a row seeing one
+     * key), FA2's error is that of o's rounding, which dropout's 1/(1-p)
+     * makes visible. That part is measured with the rounded-O oracle and
+     * allowed like standard's error. */
+    double *g_ro[3];
+    const int64_t n_g[3] = {tl_numel(&p.dq), tl_numel(&p.dk), tl_numel(&p.dv)};
+    for (int g = 0; g < 3; g++)
+        ck_assert((g_ro[g] = malloc(sizeof(double) * (size_t)(n_g[g] + 1))) != NULL);
+    ck_assert_int_eq(fa2_oracle_bwd_f64_rounded_o(&p.args, g_ro[0], g_ro[1], g_ro[2]),
+                     FA2_OK);
+    const double *exact[3] = {p.dq64, p.dk64, p.dv64};
+    for (int g = 0; g < 3; g++) {
+        for (int64_t e = 0; e < n_g[g]; e++)
+            ref[g] = fmax(ref[g], fabs(g_ro[g][e] - exact[g][e]));
+        free(g_ro[g]);
+    }
     const double u = tl_unit_roundoff(s.dtype);
     static const char *const names[3] = {"dq", "dk", "dv"};
     for (int g = 0; g < 3; g++) {
@@ -533,7 +550,7 @@ START_TEST(test_tiled_and_standard_meet_the_bound_with_modifiers)
         const double fl = tl_floor_o(s.dtype) + u * mag[g] +
                           (s.dtype == FA2_DTYPE_FP32 ? 128.0 * u * all : 0.0);
         ck_assert_msg(got[g] <= 2 * ref[g] + fl, "tiled %s error %.3g > 2 x "
-                      "standard's %.3g + %.3g with %s on %s", names[g], got[g],
+                      "max(standard's, rounded o's) %.3g + %.3g with %s on %s", names[g], got[g],
                       ref[g], fl, what, p.f.desc);
     }
     for (int64_t h = 0; m.sinks && h < s.heads_q; h++) {
