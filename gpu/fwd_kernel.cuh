@@ -417,8 +417,12 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 }
             }
         /* dropout (fa2_philox.h): the dropped P are 0 in P V (l keeps
-         * them); columns 2t and 2t + 1 share one Philox group */
+         * them); columns 2t and 2t + 1 share one Philox group. The
+         * decisions of a row are gathered as bits by a loop that is not
+         * unrolled (one Philox call live at a time: unrolled, the calls'
+         * temporaries spilled), then applied to the registers. */
         if (MODS && p.dropout.enabled) {
+            static_assert(2 * NT <= 32, "a row half's decisions fit in 32 bits");
             const int64_t bhq = (int64_t)b * p.heads_q + h;
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
@@ -426,22 +430,31 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 for (int hf = 0; hf < 2; hf++) {
                     const int rl = warp * RW + mt * 16 + g + hf * 8;
                     const int64_t r = row_lo + rl;
-#pragma unroll
+                    uint32_t kept = 0;
+#pragma unroll 1
                     for (int nt = 0; nt < NT; nt++) {
                         const int64_t c = col_lo + nt * 8 + 2 * t;
                         const fa2_philox_ctr w = fa2_dropout_words(&p.dropout, bhq, r, c);
+                        /* col_lo is a multiple of 8, so c & 3 = 2t & 3: words
+                         * 0, 1 for even t, 2, 3 for odd (static indices) */
+                        const uint32_t wd[2] = {(t & 1) ? w.v[2] : w.v[0],
+                                                (t & 1) ? w.v[3] : w.v[1]};
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
-                            const int keep =
-                                fa2_dropout_keep_word(&p.dropout, w.v[(c + e) & 3]);
-                            if (!keep)
-                                s[mt][nt][2 * hf + e] = 0.0f;
-                            else if (p.dropout_mask && rl < rows &&
-                                     c + e >= vis_lo[mt][hf] && c + e < vis_hi[mt][hf])
+                            const int keep = fa2_dropout_keep_word(&p.dropout, wd[e]);
+                            kept |= (uint32_t)keep << (2 * nt + e);
+                            if (keep && p.dropout_mask && rl < rows &&
+                                c + e >= vis_lo[mt][hf] && c + e < vis_hi[mt][hf])
                                 p.dropout_mask[((bhq * p.seqlen_q) + r) * p.seqlen_k +
                                                c + e] = 1;
                         }
                     }
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (!((kept >> (2 * nt + e)) & 1u))
+                                s[mt][nt][2 * hf + e] = 0.0f;
                 }
         }
         /* P rounded to the input dtype, already in A-fragment order */
