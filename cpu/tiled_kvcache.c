@@ -36,7 +36,7 @@ enum { ITEM_ACC_FLOATS = 64 * 1024 };
 
 typedef struct kv_scratch {
     float *qt;    /* [nh][d][bm] the query tiles, transposed, widened     */
-    float *kv;    /* [bn][d]     one head's key or value tile              */
+    float *kv;    /* [nh][bn][d] the key (then value) tiles of every head   */
     float *st;    /* [nh][bn][bm] S^T, then P^T, of every head             */
     float *acc;   /* [nh][bm][d] un-normalised outputs                     */
     float *row;   /* [d]                                                   */
@@ -88,29 +88,22 @@ fa2_status fa2_cpu_tiled_kvcache_splits(const fa2_kvcache_problem *p, int *num_s
     return FA2_OK;
 }
 
-/* Widen key `key`'s head hk row of cache into dst[0 .. d). */
-static void load_key(const fa2_tensor *cache, const fa2_kvcache_problem *p,
-                     int64_t b, int64_t key, int64_t hk, float *dst)
+/* Keys [col_lo, col_lo + cols) of heads [hk0, hk0 + nh) of cache, widened
+ * into dst [nh][bn][d]: token by token, every head of a token in turn, so
+ * memory is read in its own order (a token's heads sit side by side). */
+static void load_tiles(const fa2_tensor *cache, const fa2_kvcache_problem *p,
+                       int64_t b, int64_t col_lo, int64_t cols, int64_t hk0,
+                       int64_t nh, int bn, float *dst)
 {
-    const fa2_kv_slot s = fa2_kv_slot_of(fa2_kvcache_table_row(p, b), p->page_size,
-                                         b, key);
-    const fa2_seq seq = {.batch = s.i0};
-    fa2_cpu_load_row(cache, &seq, s.i1, hk, p->head_dim, dst);
-}
-
-/* Hint the cache about keys [lo, lo + n) of heads [hk0, hk0 + nh). */
-static void prefetch_keys(const fa2_tensor *cache, const fa2_kvcache_problem *p,
-                          int64_t b, int64_t lo, int64_t n, int64_t hk0, int64_t nh)
-{
-#if defined(__GNUC__)
-    const int64_t es = (int64_t)fa2_dtype_size(p->dtype);
-    for (int64_t j = lo; j < lo + n; j++)
-        for (int64_t h = hk0; h < hk0 + nh; h++) {
-            const char *r = fa2_cpu_kvcache_row(cache, p, b, j, h);
-            for (int64_t off = 0; off < p->head_dim * es; off += 64)
-                __builtin_prefetch(r + off);
-        }
-#endif
+    const int64_t d = p->head_dim;
+    for (int64_t jj = 0; jj < cols; jj++) {
+        const fa2_kv_slot s = fa2_kv_slot_of(fa2_kvcache_table_row(p, b),
+                                             p->page_size, b, col_lo + jj);
+        const fa2_seq seq = {.batch = s.i0};
+        for (int64_t hh = 0; hh < nh; hh++)
+            fa2_cpu_load_row(cache, &seq, s.i1, hk0 + hh, d,
+                             dst + (hh * bn + jj) * d);
+    }
 }
 
 static void kv_item(void *ctx, int64_t item, int worker)
@@ -162,19 +155,12 @@ static void kv_item(void *ctx, int64_t item, int worker)
         const int64_t col_lo = fa2_kv_block_at(chunk, step) * bn;
         const int64_t cols = seqlen_k - col_lo < bn ? seqlen_k - col_lo : bn;
         const int masked = fa2_tile_needs_mask(&mask, q_lo, q_hi, col_lo, bn);
-        if (step + 1 < steps) {
-            const int64_t next = fa2_kv_block_at(chunk, step + 1) * bn;
-            const int64_t n = seqlen_k - next < bn ? seqlen_k - next : bn;
-            prefetch_keys(&a->k_cache, p, b, next, n, hk0, nh);
-            prefetch_keys(&a->v_cache, p, b, next, n, hk0, nh);
-        }
         /* every head's S = Q K^T and online softmax (K's tile) ... */
+        load_tiles(&a->k_cache, p, b, col_lo, cols, hk0, nh, bn, w->kv);
         for (int64_t hh = 0; hh < nh; hh++) {
             float *st = w->st + hh * bn * bm;
-            for (int64_t jj = 0; jj < cols; jj++)
-                load_key(&a->k_cache, p, b, col_lo + jj, hk0 + hh, w->kv + jj * d);
-            fa2_product_nn(&job->kern, cols, rows, d, w->kv, d, w->qt + hh * d * bm,
-                           bm, st, bm, 0);
+            fa2_product_nn(&job->kern, cols, rows, d, w->kv + hh * bn * d, d,
+                           w->qt + hh * d * bm, bm, st, bm, 0);
             if (masked)
                 for (int64_t jj = 0; jj < cols; jj++)
                     for (int64_t rr = 0; rr < rows; rr++)
@@ -189,12 +175,10 @@ static void kv_item(void *ctx, int64_t item, int worker)
             fa2_cpu_softmax_tile(&io, rows, cols);
         }
         /* ... then every head's acc += round(P) V (V's tile) */
-        for (int64_t hh = 0; hh < nh; hh++) {
-            for (int64_t jj = 0; jj < cols; jj++)
-                load_key(&a->v_cache, p, b, col_lo + jj, hk0 + hh, w->kv + jj * d);
-            fa2_product_tn(&job->kern, rows, d, cols, w->st + hh * bn * bm, bm, w->kv,
-                           d, w->acc + hh * bm * d, d, 1);
-        }
+        load_tiles(&a->v_cache, p, b, col_lo, cols, hk0, nh, bn, w->kv);
+        for (int64_t hh = 0; hh < nh; hh++)
+            fa2_product_tn(&job->kern, rows, d, cols, w->st + hh * bn * bm, bm,
+                           w->kv + hh * bn * d, d, w->acc + hh * bm * d, d, 1);
     }
 
     /* the end of the rows: O and LSE, or this split's partials */
@@ -264,7 +248,7 @@ static kv_scratch *alloc_scratch(int n, int64_t nh, int64_t bm, int64_t bn, int6
     for (int t = 0; ok && t < n; t++) {
         kv_scratch *w = &sc[t];
         w->qt = fa2_alloc_n(nh * d * bm, sizeof(float));
-        w->kv = fa2_alloc_n(bn * d, sizeof(float));
+        w->kv = fa2_alloc_n(nh * bn * d, sizeof(float));
         w->st = fa2_alloc_n(nh * bn * bm, sizeof(float));
         w->acc = fa2_alloc_n(nh * bm * d, sizeof(float));
         w->row = fa2_alloc_n(d, sizeof(float));
