@@ -50,6 +50,27 @@ FA2_HD static inline int64_t fa2_kvcache_row_head(int64_t r, int64_t group,
     return kv_head * group + r % group;
 }
 
+/* The key blocks packed rows [r_lo, r_hi) visit: those with a key that at
+ * least one of their queries (r_lo / group .. (r_hi - 1) / group) sees,
+ * as fa2_fwd_kv_blocks does for a block of consecutive queries. */
+FA2_HD static inline fa2_block_range fa2_kvcache_kv_blocks(const fa2_mask *m,
+                                                           int64_t r_lo,
+                                                           int64_t r_hi,
+                                                           int64_t group,
+                                                           int block_n)
+{
+    fa2_block_range r;
+    int64_t col_lo, col_hi;
+    fa2_visible_cols(m, r_lo / group, (r_hi - 1) / group + 1, &col_lo, &col_hi);
+    if (r_hi <= r_lo || col_hi <= col_lo) {
+        r.lo = r.hi = 0;
+        return r;
+    }
+    r.lo = col_lo / block_n;
+    r.hi = fa2_ceil_div(col_hi, block_n);
+    return r;
+}
+
 /* ---- the page walk ----------------------------------------------------------- */
 
 /* Where key `key` of a sequence lives: k_cache[i0, i1] (dims 0 and 1). */
