@@ -57,49 +57,17 @@ typedef struct tiled_job {
     tile_scratch *scratch;
 } tiled_job;
 
-/* Online softmax over one S^T tile (Algorithm 1, lines 8-10): for each
- * query row (a column of st) fold the tile's max into the running state,
- * turn S into P = exp2(S c - m c), add the float32 row sums into l, rescale
- * the accumulator, and round P for the P V product. */
-FA2_CPU_CLONES
+/* Online softmax over one S^T tile (Algorithm 1, lines 8-10; the shared
+ * cpu/softmax_tile.c). */
 static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
                          int64_t cols, int block_m, float c)
 {
-    const int64_t d = p->head_dim;
-    float *tmax = w->tile_max, *ms = w->max_scaled, *sum = w->rowsum;
-
-    for (int64_t i = 0; i < rows; i++)
-        tmax[i] = FA2_NEG_INF;
-    for (int64_t j = 0; j < cols; j++) {
-        const float *sj = w->st + j * block_m;
-#pragma omp simd
-        for (int64_t i = 0; i < rows; i++)
-            tmax[i] = sj[i] > tmax[i] ? sj[i] : tmax[i];
-    }
-    for (int64_t i = 0; i < rows; i++) {
-        w->alpha[i] = fa2_softmax_rescale(&w->state[i], tmax[i], c, &ms[i]);
-        sum[i] = 0.0f;
-    }
-    /* P = exp2(S c - m c): fa2_softmax_p's arithmetic (the exponent in the
-     * form that is exact for the row, fa2_softmax_arg), with an exp2 that
-     * vectorises; each row's sum runs over its keys in order */
-    for (int64_t j = 0; j < cols; j++) {
-        float *sj = w->st + j * block_m;
-#pragma omp simd
-        for (int64_t i = 0; i < rows; i++) {
-            sj[i] = fa2_simd_exp2(fa2_softmax_arg(sj[i], c, ms[i]));
-            sum[i] += sj[i];
-        }
-        fa2_simd_round_row(sj, rows, p->dtype); /* round(P); l keeps float32 */
-    }
-    for (int64_t i = 0; i < rows; i++) {
-        fa2_softmax_accumulate(&w->state[i], w->alpha[i], sum[i]);
-        float *acc = w->acc + i * d;
-        const float alpha = w->alpha[i];
-#pragma omp simd
-        for (int64_t x = 0; x < d; x++)
-            acc[x] *= alpha;
-    }
+    const fa2_cpu_softmax_io io = {
+        .st = w->st, .ld = block_m, .acc = w->acc, .d = p->head_dim,
+        .state = w->state, .tile_max = w->tile_max, .alpha = w->alpha,
+        .max_scaled = w->max_scaled, .rowsum = w->rowsum,
+        .scale_log2 = c, .dtype = p->dtype};
+    fa2_cpu_softmax_tile(&io, rows, cols);
 }
 
 /* Score modifiers (fa2_score.h): turn the raw S^T tile into logits u in

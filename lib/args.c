@@ -15,6 +15,12 @@ void fa2_bwd_args_init(fa2_bwd_args *args)
         *args = (fa2_bwd_args){.window_left = -1, .window_right = -1};
 }
 
+void fa2_kvcache_args_init(fa2_kvcache_args *args)
+{
+    if (args) /* no cache layout, no append, library's splits and tiles */
+        *args = (fa2_kvcache_args){.window_left = -1, .window_right = -1};
+}
+
 /* The members both argument structs have, listed once: X(member). */
 #define SHARED_MEMBERS(X)                                                      \
     X(q) X(k) X(v) X(o) X(lse) X(softmax_scale) X(causal) X(window_left)       \

@@ -208,6 +208,12 @@ static fa2_status check_tensor(const fa2_tensor *t, const char *name, int ndim,
     return fa2_tensor_check_span(t, name, ndim);
 }
 
+fa2_status fa2_tensor_check(const fa2_tensor *t, const char *name, int ndim,
+                            int empty_dim)
+{
+    return check_tensor(t, name, ndim, empty_dim);
+}
+
 static fa2_status check_same_dim(const fa2_tensor *a, const char *an,
                                  const fa2_tensor *b, const char *bn, int dim,
                                  const char *what)

@@ -26,7 +26,7 @@ from ._lib import (BACKENDS, DTYPE_BF16, DTYPE_FP16, DTYPE_FP32, FA2_OK,
                    version)
 from ._lib import find_library as _find_library  # the name python/fa2.py had
 
-__all__ = ["attention", "attention_varlen", "forward", "backward", "verify",
+__all__ = ["attention", "attention_varlen", "attention_kvcache", "forward", "backward", "verify",
            "version", "lib", "backend_available", "Fa2Error", "BACKENDS"]
 
 
@@ -184,6 +184,50 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=0,
                             dropout_p=dropout_p, seed=seed, offset=offset)
 
 
+def attention_kvcache(q, k_cache, v_cache, k=None, v=None, cache_seqlens=None,
+                      block_table=None, causal=False, window_size=(-1, -1),
+                      softmax_scale=None, num_splits=0, return_softmax_lse=False,
+                      backend=None, num_threads=0, out=None):
+    """Attention of new tokens over a KV cache (flash-attn's
+    flash_attn_with_kvcache names), no autograd, torch tensors:
+    q [B, Nq, Hq, d]; k_cache/v_cache contiguous [B, Nmax, Hkv, d] or, with
+    block_table (int32 [B, max_pages]), paged [num_pages, page_size, Hkv, d]
+    (page_size a multiple of 16); k/v, optional [B, Nnew, Hkv, d], are
+    written into the cache at cache_seqlens[b] .. + Nnew - 1 (in place)
+    before attending; cache_seqlens: int32 [B] or an int (None: the cache
+    is full), not advanced. Sequence b attends to its cache_seqlens[b] +
+    Nnew keys; causal is bottom-right aligned (the new tokens are the last
+    ones). num_splits: split-KV chunks, 0 = the library's choice. CUDA
+    tensors run on libfa2's CUDA backend, CPU tensors on backend ("tiled"
+    by default, "oracle", "standard"). Returns out, or (out, lse) with lse
+    float32 [B, Hq, Nq]."""
+    import torch
+    from . import _torch
+    if backend is None:
+        backend = "cuda" if q.is_cuda else "tiled"
+    batch = q.shape[0]
+    if cache_seqlens is None or isinstance(cache_seqlens, int):
+        if cache_seqlens is None:
+            cache_seqlens = (block_table.shape[1] * k_cache.shape[1]
+                             if block_table is not None else k_cache.shape[1])
+        cache_seqlens = torch.full((batch,), int(cache_seqlens), dtype=torch.int32,
+                                   device=q.device)
+    if block_table is not None and block_table.stride(-1) != 1:
+        block_table = block_table.contiguous()
+    if out is None:
+        out = torch.empty_like(q, memory_format=torch.contiguous_format)
+    lse = None
+    if return_softmax_lse:
+        lse = torch.empty(q.shape[0], q.shape[2], q.shape[1], device=q.device,
+                          dtype=torch.float32)
+    a = _torch.make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k, v,
+                                 block_table, lse, causal, window_size,
+                                 softmax_scale or 0.0, num_splits,
+                                 num_threads=num_threads)
+    _torch.run_kvcache(a, backend)
+    return (out, lse) if return_softmax_lse else out
+
+
 def verify(*args, **kwargs):
     """fa2.testing.verify: check another implementation's outputs against
     the float64 oracle; returns a report (see fa2.testing)."""
@@ -201,7 +245,8 @@ def __getattr__(name):
     # tile_config, traffic_reset, traffic_read, tensor_view), loaded with
     # torch only when asked for.
     if name in ("make_args", "run", "make_bwd_args", "run_bwd", "tile_config",
-                "traffic_reset", "traffic_read", "tensor_view"):
+                "traffic_reset", "traffic_read", "tensor_view",
+                "make_kvcache_args", "run_kvcache", "kvcache_num_splits"):
         from . import _torch
         return getattr(_torch, name)
     raise AttributeError("module 'fa2' has no attribute %r" % name)

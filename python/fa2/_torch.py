@@ -9,7 +9,7 @@ heads, head_dim] (flash-attn's layout, not SDPA's), last dim contiguous.
 import ctypes
 
 from ._lib import (BACKENDS, DTYPE_BF16, DTYPE_FP16, DTYPE_FP32, PASS_FWD,
-                   BwdArgs, FwdArgs, Tensor, TileConfig, Traffic, check as _check,
+                   BwdArgs, FwdArgs, KvcacheArgs, Tensor, TileConfig, Traffic, check as _check,
                    lib)
 
 
@@ -161,6 +161,75 @@ def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
     res = (out, lse) if return_lse else (out,)
     res += (mask,) if return_dropout_mask else ()
     return res if len(res) > 1 else out
+
+
+def _int32_on(t, device, name):
+    import torch
+    if not isinstance(t, torch.Tensor):
+        raise TypeError("%s must be a torch tensor, not %s" % (name, type(t)))
+    if t.dtype != torch.int32:
+        raise TypeError("%s must be int32, not %s" % (name, t.dtype))
+    if t.device != device:
+        raise ValueError("%s is on %s but q on %s" % (name, t.device, device))
+    return t
+
+
+def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
+                      v_new=None, block_table=None, lse=None, causal=False,
+                      window=(-1, -1), softmax_scale=0.0, num_splits=0,
+                      block_n=0, num_threads=0, stream=None):
+    """The fa2_kvcache_args for these tensors (kept alive by the caller);
+    reuse it with run_kvcache(args) to time the call without Python work.
+    cache_seqlens (and block_table) are int32 tensors on q's device; a
+    block_table's last dim must be contiguous."""
+    import torch
+    L = lib()
+    a = KvcacheArgs()
+    L.fa2_kvcache_args_init(ctypes.byref(a))
+    a.q, a.k_cache, a.v_cache = tensor_view(q), tensor_view(k_cache), tensor_view(v_cache)
+    a.o = tensor_view(out)
+    if lse is not None:
+        a.lse = tensor_view(lse)
+    if k_new is not None or v_new is not None:
+        if k_new is None or v_new is None:
+            raise ValueError("k and v (the new tokens) go together")
+        a.k_new, a.v_new = tensor_view(k_new), tensor_view(v_new)
+    a.cache_seqlens = _int32_on(cache_seqlens, q.device, "cache_seqlens").data_ptr()
+    if block_table is not None:
+        block_table = _int32_on(block_table, q.device, "block_table")
+        if block_table.dim() != 2 or block_table.stride(1) != 1:
+            raise ValueError("block_table must be [batch, max_pages] with its last "
+                             "dim contiguous")
+        a.block_table = block_table.data_ptr()
+        a.max_pages = block_table.shape[1]
+        a.block_table_stride = block_table.stride(0)
+    a.softmax_scale = float(softmax_scale or 0.0)
+    a.causal = 1 if causal else 0
+    a.window_left, a.window_right = int(window[0]), int(window[1])
+    a.num_splits, a.block_n, a.num_threads = int(num_splits), int(block_n), int(num_threads)
+    if q.is_cuda:
+        s = stream if stream is not None else torch.cuda.current_stream(q.device)
+        a.stream = s.cuda_stream
+        n = ctypes.c_size_t(0)
+        if L.fa2_kvcache_workspace_size(ctypes.byref(a), BACKENDS["cuda"],
+                                        ctypes.byref(n)) == 0 and n.value:
+            ws = torch.empty(n.value, dtype=torch.uint8, device=q.device)
+            a.workspace, a.workspace_bytes = ws.data_ptr(), n.value
+            a._workspace = ws  # alive as long as the args
+    a._keep = (cache_seqlens, block_table)
+    return a
+
+
+def run_kvcache(args, backend="cuda"):
+    _check(lib().fa2_fwd_kvcache(ctypes.byref(args), BACKENDS[backend]))
+
+
+def kvcache_num_splits(args, backend="cuda"):
+    """The split count the backend runs for these args."""
+    n = ctypes.c_int(0)
+    _check(lib().fa2_kvcache_num_splits(ctypes.byref(args), BACKENDS[backend],
+                                        ctypes.byref(n)))
+    return n.value
 
 
 def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
