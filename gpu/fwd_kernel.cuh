@@ -440,13 +440,20 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                         const uint32_t wd[2] = {(t & 1) ? w.v[2] : w.v[0],
                                                 (t & 1) ? w.v[3] : w.v[1]};
 #pragma unroll
-                        for (int e = 0; e < 2; e++) {
-                            const int keep = fa2_dropout_keep_word(&p.dropout, wd[e]);
-                            kept |= (uint32_t)keep << (2 * nt + e);
-                            if (keep && p.dropout_mask && rl < rows &&
-                                c + e >= vis_lo[mt][hf] && c + e < vis_hi[mt][hf])
-                                p.dropout_mask[((bhq * p.seqlen_q) + r) * p.seqlen_k +
-                                               c + e] = 1;
+                        for (int e = 0; e < 2; e++)
+                            kept |= (uint32_t)fa2_dropout_keep_word(&p.dropout, wd[e])
+                                    << (2 * nt + e);
+                    }
+                    /* the optional kept-mask (tests, teaching): its own pass */
+                    if (p.dropout_mask && rl < rows) {
+                        uint8_t *const mrow =
+                            p.dropout_mask + ((bhq * p.seqlen_q) + r) * p.seqlen_k;
+#pragma unroll 1
+                        for (int x = 0; x < 2 * NT; x++) {
+                            const int c = (int)col_lo + (x >> 1) * 8 + 2 * t + (x & 1);
+                            if (((kept >> x) & 1u) && c >= vis_lo[mt][hf] &&
+                                c < vis_hi[mt][hf])
+                                mrow[c] = 1;
                         }
                     }
 #pragma unroll
