@@ -437,7 +437,11 @@ fa2_status fa2_cuda_bwd_workspace_size(const fa2_bwd_args *args, size_t *bytes);
 typedef enum fa2_sim_algo {
     FA2_SIM_STANDARD = 0, /* the FA paper's Algorithm 0: S and P via HBM      */
     FA2_SIM_FA1 = 1,      /* FlashAttention: K/V outer, O, l, m via HBM       */
-    FA2_SIM_FA2 = 2       /* FlashAttention-2: Q outer, O and LSE once        */
+    FA2_SIM_FA2 = 2,      /* FlashAttention-2: Q outer, O and LSE once        */
+    FA2_SIM_DECODE = 3    /* the forward over a KV cache (fa2_fwd_kvcache):
+                             a group's query heads packed as one tile's rows,
+                             K/V read once per (sequence, key head, split),
+                             split-KV partials and their combine            */
 } fa2_sim_algo;
 
 typedef enum fa2_sim_pass {
@@ -471,6 +475,9 @@ typedef enum fa2_sim_tensor {
     FA2_SIM_T_DQ_ACCUM, /* float32 dQ accumulator                            */
     FA2_SIM_T_DQ, FA2_SIM_T_DK, FA2_SIM_T_DV,
     FA2_SIM_T_S, FA2_SIM_T_P, FA2_SIM_T_DP, FA2_SIM_T_DS, /* standard only   */
+    FA2_SIM_T_O_PARTIAL,   /* decode: float32 partial O of each split        */
+    FA2_SIM_T_LSE_PARTIAL, /* decode: float32 partial LSE of each split      */
+    FA2_SIM_T_K_NEW, FA2_SIM_T_V_NEW, /* decode: the appended tokens         */
     FA2_SIM_TENSOR_COUNT
 } fa2_sim_tensor;
 
@@ -531,6 +538,17 @@ typedef struct fa2_sim_args {
     int l2;                      /* model the L2 cache (DRAM counters)     */
     fa2_sim_order order;
     int regs_per_thread;         /* occupancy limit; 0 = not limiting      */
+    /* FA2_SIM_DECODE only (fixed lengths, forward): seqlen_q new tokens of
+     * each sequence against seqlen_k keys, the cache after the append.
+     * block_m / block_n / warps override the decode tiles (packed rows, 64;
+     * keys, fa2_kvcache_block_n; 4 warps). */
+    int64_t page_size;      /* 0: contiguous cache; else a multiple of 16    */
+    int num_splits;         /* 0: the library's choice for the device's SMs  */
+    int64_t seqlen_new;     /* tokens appended (0 .. seqlen_k): read from
+                               k_new / v_new, written into the cache by an
+                               append launch before the decode launch       */
+    int64_t cache_capacity; /* keys a cache holds (the split choice's input);
+                               0: seqlen_k                                   */
 } fa2_sim_args;
 
 /* Defaults: FA2 forward, fp16, window -1/-1, L2 on, everything else 0. */
