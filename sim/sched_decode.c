@@ -26,7 +26,7 @@
  * So K and V are read once per (sequence, key head, row block, split) for
  * the keys the rows see: once per group for decode (Nq group <= 64 rows),
  * never once per query head. The counts are those of doc/io-complexity.md
- * section 10; closed_form.c derives them without simulating. */
+ * section 12; closed_form.c derives them without simulating. */
 #include "config.h"
 #include "sim.h"
 #include "fa2_kvcache.h"
