@@ -247,8 +247,8 @@ typedef struct fa2_kvcache_args {
     /* Optional (data NULL: no append): [B, Nnew, Hkv, d], Nnew >= 1, the
      * new tokens' keys and values, copied into the cache at slots
      * cache_seqlens[b] .. cache_seqlens[b] + Nnew - 1 before attending.
-     * Both or neither. The pages written must not be shared with another
-     * sequence of the call. */
+     * Both or neither. A page the append writes may appear only once among
+     * the used entries of the block table (FA2_ERR_BLOCK_TABLE). */
     fa2_tensor k_new;
     fa2_tensor v_new;
     fa2_tensor o;       /* output, shape and dtype of q                      */
