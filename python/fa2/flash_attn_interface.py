@@ -6,12 +6,14 @@ fa2, so that switching is one import:
 
 torch tensors get autograd; numpy arrays get the forward on the tiled CPU
 mirror. What fa2 does not implement is refused with an error, never
-ignored: dropout (dropout_p must be 0), softcap, ALiBi slopes, paged KV
-(block_table). With return_attn_probs=True the result is (out,
+ignored: dropout (dropout_p must be 0), softcap, ALiBi slopes, a paged KV
+cache in the varlen functions (block_table; flash_attn_with_kvcache takes
+one), rotary embeddings and cache_batch_idx / cache_leftpad. With return_attn_probs=True the result is (out,
 softmax_lse, None): fa2 never materialises the probabilities.
 """
 from . import _no_dropout
 from . import attention as _attention
+from . import attention_kvcache as _attention_kvcache
 from . import attention_varlen as _attention_varlen
 from . import forward as _forward
 
@@ -120,6 +122,27 @@ def flash_attn_varlen_qkvpacked_func(qkv, cu_seqlens, max_seqlen,
                                   deterministic, return_attn_probs)
 
 
+def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None,
+                            rotary_sin=None, cache_seqlens=None, cache_batch_idx=None,
+                            cache_leftpad=None, block_table=None, softmax_scale=None,
+                            causal=False, window_size=(-1, -1), softcap=0.0,
+                            rotary_interleaved=True, alibi_slopes=None, num_splits=0,
+                            return_softmax_lse=False):
+    """fa2.attention_kvcache under flash-attn's name (no autograd)."""
+    _refuse(softcap, alibi_slopes)
+    if rotary_cos is not None or rotary_sin is not None:
+        raise NotImplementedError("fa2 does not implement rotary embeddings")
+    if cache_batch_idx is not None or cache_leftpad is not None:
+        raise NotImplementedError("fa2 does not implement cache_batch_idx or "
+                                  "cache_leftpad")
+    return _attention_kvcache(q, k_cache, v_cache, k, v, cache_seqlens=cache_seqlens,
+                              block_table=block_table, causal=causal,
+                              window_size=window_size, softmax_scale=softmax_scale,
+                              num_splits=num_splits,
+                              return_softmax_lse=return_softmax_lse)
+
+
 __all__ = ["flash_attn_func", "flash_attn_kvpacked_func",
            "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
-           "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func"]
+           "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func",
+           "flash_attn_with_kvcache"]
