@@ -96,7 +96,14 @@ fa2_status fa2_cpu_tiled_kvcache_splits(const fa2_kvcache_problem *p,
 
 /* Standard attention's softmax of one score row (cpu/standard_fwd.c). */
 float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask,
-                               int64_t i, float *row, int64_t nk);
+                               int64_t i, float *row, int64_t nk, float sink);
+/* Its scores (scale Q K^T or the modifiers' logits, in the dtype) and its
+ * dropout of one P row (cpu/standard_fwd.c), shared with the backward. */
+void fa2_standard_scores(const fa2_problem *p, const fa2_seq *s, int64_t b,
+                         int64_t h, const float *q, const float *k, float *sp);
+void fa2_standard_dropout_row(const fa2_problem *p, const fa2_mask *mask,
+                              int64_t b, int64_t h, int64_t i, float *row,
+                              int64_t nk, int mark);
 
 fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p);
@@ -127,6 +134,10 @@ fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
  * any of the three may be NULL. args' own outputs are not touched. */
 fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
                               double *dk64, double *dv64);
+/* The same, and the sinks' gradient in float64 ([Hq], may be NULL). */
+fa2_status fa2_oracle_bwd_f64_sinks(const fa2_bwd_args *args, double *dq64,
+                                    double *dk64, double *dv64,
+                                    double *dsinks64);
 /* The same with D = dO . o taken from the forward's (rounded) o, as FA2's
  * backward takes it: its distance from the exact gradients is the part of a
  * backend's error that comes from o's rounding alone (large where dS = P (dP

@@ -1,6 +1,6 @@
 /* tiled_kvcache.c — the forward over a KV cache on the CPU, step for step
  * as the decode kernels run it (lib/fa2_kvcache.h; doc/algorithm.md
- * section 7):
+ * section 8):
  *
  *   append k_new / v_new into the cache                  (first, in place)
  *   for each (sequence b, key head hk, row block, split s):

@@ -26,7 +26,8 @@ void fa2_kvcache_args_init(fa2_kvcache_args *args)
     X(q) X(k) X(v) X(o) X(lse) X(softmax_scale) X(causal) X(window_left)       \
     X(window_right) X(cu_seqlens_q) X(cu_seqlens_k) X(num_seqs)                \
     X(max_seqlen_q) X(max_seqlen_k) X(block_m) X(block_n) X(num_threads)       \
-    X(stream)
+    X(stream) X(softcap) X(alibi_slopes) X(alibi_batch_stride) X(sinks)       \
+    X(dropout_p) X(dropout_seed) X(dropout_offset)
 #define COPY(member) to.member = from->member;
 
 fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *from)

@@ -170,6 +170,36 @@ typedef struct fa2_fwd_args {
 
     int num_threads; /* CPU backends; 0 = fa2_default_num_threads()       */
     void *stream;    /* CUDA backend: a cudaStream_t, NULL = default      */
+
+    /* ---- score modifiers and dropout (doc/algorithm.md, "Score modifiers"
+     * and "Dropout"); all zero / NULL (fa2_fwd_args_init) means off. ---- */
+    /* Logit soft-capping: each score s = scale q.k becomes softcap *
+     * tanh(s / softcap). 0: off; else finite and > 0. */
+    float softcap;
+    /* ALiBi: score(i, j) -= slope * |i + Nk - Nq - j| (bottom-right
+     * aligned like the mask). NULL: off; else float32 host memory (device
+     * memory for CUDA): slope of (sequence b, head h) at
+     * alibi_slopes[b * alibi_batch_stride + h], i.e. [Hq] when the stride
+     * is 0 and [B, Hq] when it is Hq (any stride >= Hq is accepted). */
+    const float *alibi_slopes;
+    int64_t alibi_batch_stride;
+    /* Attention sinks: float32 [Hq] logits (in the units of the scaled,
+     * capped scores) that join each row's softmax denominator and have no
+     * value row. NULL: off. */
+    const float *sinks;
+    /* Dropout on P after the softmax: element (b, h, i, j) is dropped with
+     * probability dropout_p by Philox 4x32-10 keyed by dropout_seed,
+     * dropout_offset (lib/fa2_philox.h), kept ones scaled by 1/(1-p).
+     * dropout_p in [0, 1); 0: off. The same (seed, offset) gives the same
+     * pattern in every backend, tiling, thread count and in the backward. */
+    float dropout_p;
+    uint64_t dropout_seed;
+    uint64_t dropout_offset;
+    /* Optional output for tests and teaching (CPU backends): uint8
+     * [num_seqs][Hq][max_seqlen_q][max_seqlen_k], dense; 1 where query i
+     * sees key j and the element is kept, 0 elsewhere (the whole buffer is
+     * written). NULL: not written. */
+    uint8_t *dropout_mask;
 } fa2_fwd_args;
 
 /* Defaults: everything zero / NULL, window -1/-1 (unbounded). */
@@ -219,7 +249,7 @@ fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend);
  * Split-KV ("flash-decoding"): the keys of each (sequence, key head) may be
  * cut into num_splits chunks computed in parallel, each giving a partial
  * (O, LSE) per row, merged by LSE in a fixed order (lib/fa2_kvcache.h,
- * doc/algorithm.md section 7). The result is the same attention up to
+ * doc/algorithm.md section 8). The result is the same attention up to
  * rounding for every num_splits; the mirror reproduces a kernel bit for
  * bit only with the kernel's num_splits and block_n. */
 #define FA2_KVCACHE_MAX_SPLITS 128
@@ -347,6 +377,19 @@ typedef struct fa2_bwd_args {
      * again after each synchronisation. */
     void *workspace;
     size_t workspace_bytes;
+
+    /* the forward's modifiers, with the same meaning as in fa2_fwd_args
+     * (dropout recomputed from the generator, never stored) */
+    float softcap;
+    const float *alibi_slopes;
+    int64_t alibi_batch_stride;
+    const float *sinks;
+    float dropout_p;
+    uint64_t dropout_seed;
+    uint64_t dropout_offset;
+    /* output, required when sinks is set: float32 [Hq], the gradient of
+     * the loss with respect to each head's sink logit (overwritten) */
+    float *dsinks;
 } fa2_bwd_args;
 
 /* Defaults: everything zero / NULL, window -1/-1 (unbounded). */

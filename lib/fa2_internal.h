@@ -7,6 +7,8 @@
 #define FA2_INTERNAL_H
 
 #include "fa2.h"
+#include "fa2_philox.h"
+#include "fa2_score.h"
 #include "fa2_tile.h"
 
 #include <stdint.h>
@@ -88,6 +90,14 @@ typedef struct fa2_problem {
     int num_threads;
     fa2_trace_fn trace;   /* tiled backend only; NULL: no tracing  */
     void *trace_user;
+    /* score modifiers (lib/fa2_score.h) and dropout (lib/fa2_philox.h) */
+    int mods;             /* softcap, ALiBi or sinks on: scores -> logits */
+    float softcap;        /* 0: off */
+    const float *alibi_slopes; /* NULL: off */
+    int64_t alibi_stride; /* between sequences; 0: one [Hq] for all */
+    const float *sinks;   /* NULL: off */
+    fa2_dropout dropout;  /* .enabled = 0: off */
+    uint8_t *dropout_mask; /* forward only, optional output */
 } fa2_problem;
 
 /* Where sequence b lives: its batch index and first row in the tensors. */
@@ -123,6 +133,37 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
                          p->window_right);
 }
 
+/* The score modifiers of sequence b (its index, not its batch slot), head h. */
+static inline fa2_score_mod fa2_problem_score_mod(const fa2_problem *p,
+                                                  const fa2_seq *s, int64_t b,
+                                                  int64_t h)
+{
+    const int alibi = p->alibi_slopes != NULL;
+    return fa2_score_mod_make(p->scale, p->softcap, alibi,
+                              alibi ? p->alibi_slopes[b * p->alibi_stride + h] : 0.0f,
+                              s->seqlen_q, s->seqlen_k);
+}
+
+/* The sink logit of head h, or -inf (no sink). */
+static inline float fa2_problem_sink(const fa2_problem *p, int64_t h)
+{
+    return p->sinks ? p->sinks[h] : -INFINITY;
+}
+
+/* The dropout_mask byte of (sequence b, head h, row i, key j), or NULL. */
+static inline uint8_t *fa2_problem_mask_at(const fa2_problem *p, int64_t b,
+                                           int64_t h, int64_t i, int64_t j)
+{
+    if (!p->dropout_mask)
+        return NULL;
+    return p->dropout_mask +
+           ((b * p->heads_q + h) * p->max_seqlen_q + i) * p->max_seqlen_k + j;
+}
+
+/* Zero the whole dropout_mask output (backends then mark the kept
+ * visible elements). */
+void fa2_problem_mask_clear(const fa2_problem *p);
+
 /* Check every argument of a forward call; fill *p on success. ops is the
  * backend's row (fa2_backend.h): where its tensors live decides whether the
  * lengths in cu_seqlens can be read here; NULL: host memory (what a
@@ -130,6 +171,11 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
 struct fa2_backend_ops;
 fa2_status fa2_fwd_validate(const fa2_fwd_args *args,
                             const struct fa2_backend_ops *ops, fa2_problem *p);
+
+/* The score modifiers' and dropout's arguments (lib/modifiers.c), the
+ * last step of fa2_fwd_validate: fills their fields of *p. */
+fa2_status fa2_mods_validate(const fa2_fwd_args *args,
+                             const struct fa2_backend_ops *ops, fa2_problem *p);
 
 /* Distinct indices of t (first ndim dims) are distinct addresses (a
  * sufficient test on sorted strides). */

@@ -172,7 +172,7 @@ FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
  * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =
  * ln sum_j exp(s_ij). Over the union, lse = ln sum_i exp(lse_i) and
  * o = sum_i exp(lse_i - lse) o_i: exact in real arithmetic
- * (doc/algorithm.md section 7). Parts are taken in index order 0, 1, ...,
+ * (doc/algorithm.md section 8). Parts are taken in index order 0, 1, ...,
  * so the result does not depend on which part finished first.
  *
  * Non-finite values (doc/algorithm.md section 5):

@@ -399,7 +399,7 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
         p->num_seqs = a->q.shape[0];
         p->max_seqlen_q = a->q.shape[1];
         p->max_seqlen_k = a->k.shape[1];
-        return FA2_OK;
+        return fa2_mods_validate(a, ops, p);
     }
 
     /* variable lengths */
@@ -438,5 +438,5 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
         (st = check_max_seqlen(a->max_seqlen_k, max_k, a->k.shape[1],
                                "max_seqlen_k", &p->max_seqlen_k)))
         return st;
-    return FA2_OK;
+    return fa2_mods_validate(a, ops, p);
 }

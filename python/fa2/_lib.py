@@ -52,7 +52,12 @@ class FwdArgs(ctypes.Structure):
                 ("num_seqs", ctypes.c_int64),
                 ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
                 ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
-                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p)]
+                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p),
+                ("softcap", ctypes.c_float),
+                ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
+                ("sinks", ctypes.c_void_p), ("dropout_p", ctypes.c_float),
+                ("dropout_seed", ctypes.c_uint64), ("dropout_offset", ctypes.c_uint64),
+                ("dropout_mask", ctypes.c_void_p)]
 
 
 class BwdArgs(ctypes.Structure):
@@ -68,7 +73,12 @@ class BwdArgs(ctypes.Structure):
                 ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
                 ("deterministic", ctypes.c_int), ("num_threads", ctypes.c_int),
                 ("stream", ctypes.c_void_p),
-                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
+                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t),
+                ("softcap", ctypes.c_float),
+                ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
+                ("sinks", ctypes.c_void_p), ("dropout_p", ctypes.c_float),
+                ("dropout_seed", ctypes.c_uint64), ("dropout_offset", ctypes.c_uint64),
+                ("dsinks", ctypes.c_void_p)]
 
 
 class KvcacheArgs(ctypes.Structure):

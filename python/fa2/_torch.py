@@ -54,6 +54,37 @@ def traffic_read():
     return {n: getattr(t, n) for n, _ in Traffic._fields_}
 
 
+def set_mods(a, q, softcap=0.0, alibi_slopes=None, sinks=None, dropout_p=0.0,
+             dropout_seed=0, dropout_offset=0):
+    """The score modifiers and dropout on FwdArgs/BwdArgs a (doc/
+    algorithm.md section 7): slopes and sinks as float32 tensors on q's
+    device, kept alive on a."""
+    import torch
+    hq = q.shape[-2]
+    a.softcap = float(softcap or 0.0)
+    keep = []
+    if alibi_slopes is not None:
+        sl = torch.as_tensor(alibi_slopes, dtype=torch.float32,
+                             device=q.device).contiguous()
+        if sl.dim() not in (1, 2) or sl.shape[-1] != hq:
+            raise ValueError("fa2: alibi_slopes must be float32 [heads_q] or "
+                             "[batch, heads_q], heads_q = %d" % hq)
+        a.alibi_slopes = sl.data_ptr()
+        a.alibi_batch_stride = hq if sl.dim() == 2 else 0
+        keep.append(sl)
+    if sinks is not None:
+        sk = torch.as_tensor(sinks, device=q.device).detach().to(
+            torch.float32).contiguous()
+        if sk.dim() != 1 or sk.shape[0] != hq:
+            raise ValueError("fa2: sinks must be float32 [heads_q] = [%d]" % hq)
+        a.sinks = sk.data_ptr()
+        keep.append(sk)
+    a.dropout_p = float(dropout_p)
+    a.dropout_seed = int(dropout_seed) & 0xFFFFFFFFFFFFFFFF
+    a.dropout_offset = int(dropout_offset) & 0xFFFFFFFFFFFFFFFF
+    a._mods_keep = keep
+
+
 def make_args(q, k, v, out, lse=None, causal=False, window=(-1, -1),
               softmax_scale=0.0, cu_seqlens_q=None, cu_seqlens_k=None,
               max_seqlen_q=0, max_seqlen_k=0, stream=None, block_m=0, block_n=0):
@@ -86,7 +117,8 @@ def run(args, backend="cuda"):
 
 def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
             out=None, return_lse=False, cu_seqlens_q=None, cu_seqlens_k=None,
-            max_seqlen_q=0, max_seqlen_k=0, backend=None):
+            max_seqlen_q=0, max_seqlen_k=0, backend=None, mods=None,
+            return_dropout_mask=False):
     """O (and LSE [batch, heads_q, seqlen_q], float32) of attention.
 
     q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d]; with cu_seqlens (int32, on q's
@@ -113,10 +145,22 @@ def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
         max_seqlen_k = max(1, int(lk.max())) if not max_seqlen_k else max_seqlen_k
     a = make_args(q, k, v, out, lse, causal, window, softmax_scale, cu_seqlens_q,
                   cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    set_mods(a, q, **(mods or {}))
+    mask = None
+    if return_dropout_mask:
+        if cu_seqlens_q is not None:
+            mq, mk = _max_lens(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+            shape = (cu_seqlens_q.numel() - 1, q.shape[2], mq, mk)
+        else:
+            shape = (q.shape[0], q.shape[2], q.shape[1], k.shape[1])
+        mask = torch.zeros(shape, dtype=torch.uint8, device=q.device)
+        a.dropout_mask = mask.data_ptr()
     run(a, backend)
     if squeeze:
         out = out.squeeze(0)
-    return (out, lse) if return_lse else out
+    res = (out, lse) if return_lse else (out,)
+    res += (mask,) if return_dropout_mask else ()
+    return res if len(res) > 1 else out
 
 
 def _int32_on(t, device, name):
@@ -240,10 +284,12 @@ def _max_lens(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
 
 def backward(q, k, v, o, lse, dout, causal=False, window=(-1, -1),
              softmax_scale=0.0, deterministic=False, cu_seqlens_q=None,
-             cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, backend=None):
+             cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, backend=None,
+             mods=None):
     """dq, dk, dv of the attention forward() computed (o and its lse given),
     for the loss gradient dout. With GQA/MQA dk and dv are summed over the
-    query heads that share a key head. Layouts as forward()."""
+    query heads that share a key head. Layouts as forward(). With sinks in
+    mods: (dq, dk, dv, dsinks)."""
     import torch
     squeeze = q.dim() == 3
     if squeeze:
@@ -261,10 +307,15 @@ def backward(q, k, v, o, lse, dout, causal=False, window=(-1, -1),
     a = make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal, window,
                       softmax_scale, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                       max_seqlen_k, deterministic)
+    set_mods(a, q, **(mods or {}))
+    dsinks = None
+    if mods and mods.get("sinks") is not None:
+        dsinks = torch.zeros(q.shape[2], dtype=torch.float32, device=q.device)
+        a.dsinks = dsinks.data_ptr()
     run_bwd(a, backend)
     if squeeze:
         dq, dk, dv = dq.squeeze(0), dk.squeeze(0), dv.squeeze(0)
-    return dq, dk, dv
+    return (dq, dk, dv) if dsinks is None else (dq, dk, dv, dsinks)
 
 
 _FA2_FUNCTION = None
@@ -282,28 +333,35 @@ def _autograd_function():
 
         @staticmethod
         def forward(ctx, q, k, v, causal, window, softmax_scale, deterministic,
-                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                    sinks, mods):
             if cu_seqlens_q is not None and q.is_cuda:
                 max_seqlen_q, max_seqlen_k = _max_lens(
                     cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+            mods = dict(mods, sinks=sinks)
             o, lse = forward(q, k, v, causal=causal, window=window,
                              softmax_scale=softmax_scale, return_lse=True,
                              cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
-                             max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k)
+                             max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                             mods=mods)
             ctx.save_for_backward(q, k, v, o, lse)
             ctx.cfg = (causal, window, softmax_scale, deterministic, cu_seqlens_q,
-                       cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+                       cu_seqlens_k, max_seqlen_q, max_seqlen_k, mods)
             return o
 
         @staticmethod
         def backward(ctx, do):
             q, k, v, o, lse = ctx.saved_tensors
-            (causal, window, scale, det, cq, ck, mq, mk) = ctx.cfg
-            dq, dk, dv = backward(q, k, v, o, lse, do, causal=causal, window=window,
-                                  softmax_scale=scale, deterministic=det,
-                                  cu_seqlens_q=cq, cu_seqlens_k=ck,
-                                  max_seqlen_q=mq, max_seqlen_k=mk)
-            return dq, dk, dv, None, None, None, None, None, None, None, None
+            (causal, window, scale, det, cq, ck, mq, mk, mods) = ctx.cfg
+            g = backward(q, k, v, o, lse, do, causal=causal, window=window,
+                         softmax_scale=scale, deterministic=det,
+                         cu_seqlens_q=cq, cu_seqlens_k=ck,
+                         max_seqlen_q=mq, max_seqlen_k=mk, mods=mods)
+            dsinks = g[3] if len(g) > 3 and ctx.needs_input_grad[11] else None
+            if dsinks is not None:
+                dsinks = dsinks.to(mods["sinks"].dtype)
+            return (g[0], g[1], g[2], None, None, None, None, None, None, None,
+                    None, dsinks, None)
 
     _FA2_FUNCTION = FA2Function
     return FA2Function
@@ -311,11 +369,20 @@ def _autograd_function():
 
 def attention(q, k, v, causal, window, softmax_scale, deterministic,
               cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0,
-              max_seqlen_k=0):
+              max_seqlen_k=0, softcap=0.0, alibi_slopes=None, sinks=None,
+              dropout_p=0.0, seed=None, offset=0):
     """Attention with autograd on torch tensors (fa2.attention and
-    fa2.attention_varlen check and order the arguments)."""
+    fa2.attention_varlen check and order the arguments). Dropout's seed,
+    when None, is drawn from torch's default generator, so torch.manual_seed
+    makes the pattern reproducible; the backward reuses it."""
+    import torch
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout_p else 0
+    mods = {"softcap": float(softcap or 0.0), "alibi_slopes": alibi_slopes,
+            "dropout_p": float(dropout_p), "dropout_seed": int(seed),
+            "dropout_offset": int(offset)}
     return _autograd_function().apply(q, k, v, bool(causal), tuple(window),
                                       float(softmax_scale or 0.0),
                                       bool(deterministic), cu_seqlens_q,
                                       cu_seqlens_k, int(max_seqlen_q),
-                                      int(max_seqlen_k))
+                                      int(max_seqlen_k), sinks, mods)

@@ -45,6 +45,14 @@ int main(void)
     FIELD(fa2_fwd_args, block_n);
     FIELD(fa2_fwd_args, num_threads);
     FIELD(fa2_fwd_args, stream);
+    FIELD(fa2_fwd_args, softcap);
+    FIELD(fa2_fwd_args, alibi_slopes);
+    FIELD(fa2_fwd_args, alibi_batch_stride);
+    FIELD(fa2_fwd_args, sinks);
+    FIELD(fa2_fwd_args, dropout_p);
+    FIELD(fa2_fwd_args, dropout_seed);
+    FIELD(fa2_fwd_args, dropout_offset);
+    FIELD(fa2_fwd_args, dropout_mask);
 
     SIZE(fa2_kvcache_args);
     FIELD(fa2_kvcache_args, q);
@@ -95,6 +103,14 @@ int main(void)
     FIELD(fa2_bwd_args, stream);
     FIELD(fa2_bwd_args, workspace);
     FIELD(fa2_bwd_args, workspace_bytes);
+    FIELD(fa2_bwd_args, softcap);
+    FIELD(fa2_bwd_args, alibi_slopes);
+    FIELD(fa2_bwd_args, alibi_batch_stride);
+    FIELD(fa2_bwd_args, sinks);
+    FIELD(fa2_bwd_args, dropout_p);
+    FIELD(fa2_bwd_args, dropout_seed);
+    FIELD(fa2_bwd_args, dropout_offset);
+    FIELD(fa2_bwd_args, dsinks);
 
     SIZE(fa2_tile_config);
     FIELD(fa2_tile_config, block_m);
