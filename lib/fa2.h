@@ -584,7 +584,8 @@ typedef struct fa2_sim_args {
     /* FA2_SIM_DECODE only (fixed lengths, forward): seqlen_q new tokens of
      * each sequence against seqlen_k keys, the cache after the append.
      * block_m / block_n / warps override the decode tiles (packed rows, 64;
-     * keys, fa2_kvcache_block_n; 4 warps). */
+     * the kernels' (gpu/kvcache_params.h: 16 packed rows a warp, one warp
+     * up to 16 rows, else four; keys fa2_kvcache_block_n). */
     int64_t page_size;      /* 0: contiguous cache; else a multiple of 16    */
     int num_splits;         /* 0: the library's choice for the device's SMs  */
     int64_t seqlen_new;     /* tokens appended (0 .. seqlen_k): read from

@@ -341,7 +341,7 @@ fa2_status fa2_kvcache_validate(const fa2_kvcache_args *a,
     p->window_left = a->window_left;
     p->window_right = a->window_right;
     p->num_splits = a->num_splits;
-    p->block_m = FA2_KVCACHE_BLOCK_M;
+    p->block_m = fa2_kvcache_block_m(p->seqlen_q * p->group);
     p->block_n = a->block_n > 0 ? a->block_n : fa2_kvcache_block_n(p->head_dim);
     p->num_threads = a->num_threads > 0 ? a->num_threads : fa2_default_num_threads();
     if (ops && ops->device_memory) {

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "sim.h"
 #include "../gpu/fwd_config.h"
+#include "../gpu/kvcache_params.h"
 #include "fa2_kvcache.h"
 
 #include <math.h>
@@ -210,9 +211,11 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
                         "(= seqlen_k) or seqlen_k (%lld) .. 2^31 - 1",
                         (long long)a->cache_capacity, (long long)p->max_seqlen_k);
     sim_decode *D = &S->dec;
-    S->fwd.bm = FA2_KVCACHE_BLOCK_M;
+    /* the kernels' tiling (gpu/kvcache_params.h): 16 packed rows a warp */
+    const int64_t rows = p->max_seqlen_q * S->group;
+    S->fwd.bm = fa2_kvcache_block_m(rows);
     S->fwd.bn = fa2_kvcache_block_n(a->head_dim);
-    S->fwd.warps = 4;
+    S->fwd.warps = S->fwd.bm / 16;
     override(&S->fwd, a->block_m, a->block_n, a->warps);
     S->bwd = S->fwd;
     S->partition = FA2_SIM_SPLIT_Q;
@@ -221,11 +224,16 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     D->capacity = a->cache_capacity ? a->cache_capacity : p->max_seqlen_k;
     D->rows = p->max_seqlen_q * S->group;
     D->r_blocks = fa2_ceil_div(D->rows, S->fwd.bm);
+    /* the kernels' launch: the heuristic over the blocks the GPU runs at
+     * once, SMs x the blocks one SM's shared memory holds */
+    const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
+    D->smem = ((int64_t)S->fwd.bm + 4 * (int64_t)S->fwd.bn) * hd * 2; /* FA2_KVC_SMEM_BYTES */
+    const int64_t per_sm = sim_max(1, dev->smem_per_sm / (D->smem + 1024));
     D->splits = a->num_splits > 0
                     ? a->num_splits
                     : fa2_kvcache_splits_heuristic(p->num_seqs, p->heads_kv, D->rows,
                                                    D->capacity, S->fwd.bm, S->fwd.bn,
-                                                   dev->sms);
+                                                   (int64_t)dev->sms * per_sm);
     return FA2_OK;
 }
 

@@ -193,7 +193,6 @@ int sim_decode_launches(const sim_setup *S, sim_launch *out)
 {
     const fa2_problem *p = &S->p;
     const sim_tiles t = S->fwd;
-    const int64_t d = p->head_dim;
     int n = 0;
     if (S->dec.seqlen_new > 0) {
         sim_launch L = {0};
@@ -220,8 +219,7 @@ int sim_decode_launches(const sim_setup *S, sim_launch *out)
     L.bn = L.krows = t.bn;
     if (S->dec.page_size)
         L.krows = (int)(S->dec.page_size < t.bn ? S->dec.page_size : t.bn);
-    /* Q, and K and V double-buffered */
-    L.smem = ((int64_t)t.bm + 4 * (int64_t)t.bn) * d * S->es;
+    L.smem = S->dec.smem; /* Q, and K and V double-buffered */
     L.init = decode_init;
     L.step = decode_step;
     out[n++] = L;

@@ -57,6 +57,7 @@ typedef struct sim_decode {
     int64_t capacity;   /* keys a cache holds                               */
     int64_t rows;       /* packed rows per (sequence, key head): Nq group   */
     int64_t r_blocks;   /* ceil(rows / block_m)                             */
+    int64_t smem;       /* the decode kernel's shared memory per block      */
 } sim_decode;
 
 typedef struct sim_setup {

@@ -17,6 +17,7 @@
 
 #include "fa2.h"
 #include "fa2_kvcache.h"
+#include "kvcache_params.h" /* the decode kernels' tiling (plain C) */
 
 static fa2_sim_device h200(void)
 {
@@ -201,8 +202,13 @@ START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
         fa2_sim_args a;
         decode_args(&a, batch, 32, 8, 1, 16384);
         const fa2_sim_result r = run(&a);
+        /* the kernels' launch (gpu/kvcache_launch.cu): SMs x blocks per SM */
+        const int64_t smem = FA2_KVC_SMEM_BYTES(128, 1);
+        const int64_t per_sm = dev.smem_per_sm / (smem + 1024);
         const int s = fa2_kvcache_splits_heuristic(batch, 8, 4, 16384,
-                                                   FA2_KVCACHE_BLOCK_M, 128, dev.sms);
+                                                   fa2_kvcache_block_m(4),
+                                                   fa2_kvcache_block_n(128),
+                                                   dev.sms * per_sm);
         ck_assert_int_eq(r.launch[0].grid, batch * 8 * s);
         ck_assert_int_eq(r.num_launches, s > 1 ? 2 : 1);
     }
