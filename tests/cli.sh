@@ -81,4 +81,9 @@ check "fa2 bench --decode times the KV-cache forward against the run's triad" \
 check "fa2 sim --algo decode: the closed form equals the simulation" \
     sh -c "$fa2 sim --algo decode --heads 32 --heads-kv 8 --seqlen 4 --seqlen-k 3000 \
            --causal --page-size 16 --seqlen-new 4 --no-l2 | grep -q 'equal to the simulation'"
+check "fa2 run --kvcache --check: the KV-cache forward passes the contract" \
+    sh -c "$fa2 run --kvcache --seqlen 3 --seqlen-k 700 --heads 8 --heads-kv 2 \
+           --threads 1 --check --json | grep -q '\"kvcache\": true.*\"check_passed\": true'"
+check "fa2 run --kvcache refuses the backward" \
+    sh -c "! $fa2 run --kvcache --pass bwd 2>/dev/null"
 exit $failed
