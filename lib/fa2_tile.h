@@ -282,19 +282,48 @@ typedef struct fa2_dq_turn {
     int64_t mine;   /* the value j leaves there: j + 1                     */
 } fa2_dq_turn;
 
+/* What key block j needs to know for its turns, computed once per block
+ * (the kernels keep it in three registers and do no division per step):
+ * its own start, and the start and query range of key block j + 1 (empty
+ * past the last key block). */
+typedef struct fa2_dq_order {
+    int64_t start;                        /* s_j                          */
+    int64_t next_start, next_lo, next_hi; /* s_{j+1}, [lo_{j+1}, hi_{j+1}) */
+} fa2_dq_order;
+
+FA2_HD static inline fa2_dq_order fa2_bwd_dq_order(const fa2_mask *m, int64_t n_block,
+                                                   int block_m, int block_n)
+{
+    fa2_dq_order o;
+    o.start = fa2_bwd_q_start(m, n_block, block_m, block_n);
+    const fa2_block_range nr = fa2_bwd_q_blocks(m, n_block + 1, block_m, block_n);
+    o.next_start = fa2_bwd_q_start(m, n_block + 1, block_m, block_n);
+    o.next_lo = nr.lo;
+    o.next_hi = nr.hi;
+    return o;
+}
+
+/* Key block j's turn at query block i (which j sees): j + 1 precedes it iff
+ * j + 1 also sees i (i in j + 1's query range, the transpose of
+ * fa2_fwd_kv_blocks) and is in the same chain. */
+FA2_HD static inline fa2_dq_turn fa2_bwd_dq_turn_at(const fa2_dq_order *o,
+                                                    int64_t m_block, int64_t n_block)
+{
+    fa2_dq_turn t;
+    t.chain = o->start > m_block;
+    t.mine = n_block + 1;
+    const int next_in_chain = m_block >= o->next_lo && m_block < o->next_hi &&
+                              (t.chain || o->next_start <= m_block);
+    t.expect = next_in_chain ? n_block + 2 : 0;
+    return t;
+}
+
 FA2_HD static inline fa2_dq_turn fa2_bwd_dq_turn(const fa2_mask *m, int64_t m_block,
                                                  int64_t n_block, int block_m,
                                                  int block_n)
 {
-    fa2_dq_turn t;
-    const fa2_block_range kv = fa2_fwd_kv_blocks(m, m_block, block_m, block_n);
-    t.chain = fa2_bwd_q_start(m, n_block, block_m, block_n) > m_block;
-    t.mine = n_block + 1;
-    const int next_in_chain =
-        n_block + 1 < kv.hi &&
-        (t.chain || fa2_bwd_q_start(m, n_block + 1, block_m, block_n) <= m_block);
-    t.expect = next_in_chain ? n_block + 2 : 0;
-    return t;
+    const fa2_dq_order o = fa2_bwd_dq_order(m, n_block, block_m, block_n);
+    return fa2_bwd_dq_turn_at(&o, m_block, n_block);
 }
 
 /* ---- the online softmax of one row (FA2 Algorithm 1, lines 8-10, 12) ---- */

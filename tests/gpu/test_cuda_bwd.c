@@ -611,31 +611,87 @@ START_TEST(test_runs_on_a_user_stream)
 END_TEST
 
 /* Deterministic mode: bit-identical gradients over runs, on a problem where
- * many key blocks add into every dQ row concurrently. */
+ * many key blocks add into every dQ row concurrently; and over grid sizes:
+ * the main kernel launched as pieces of 1, 5 or 37 blocks
+ * (FA2_CUDA_BWD_GRID), so that far fewer blocks are resident than the
+ * problem has (the order must neither deadlock nor change: a block only
+ * waits for one launched before it, lib/fa2_tile.h fa2_bwd_dq_turn), and
+ * with dQ added by per-thread reductions or the copy engine
+ * (FA2_CUDA_BWD90_DQ=atomic|bulk: the same adds in the same order). Loop:
+ * d 64 / 128, causal or not (GQA 4/2, 1500 rows: non-causal walks wrap
+ * round, so both dQ chains are used); d 256; varlen with a window. */
+static void set_env(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
 START_TEST(test_deterministic_bits)
 {
     uint64_t rng = run_seed ^ 0xde7ull ^ (uint64_t)_i;
     spec s;
-    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 2 ? 64 : 128);
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16,
+              _i < 2 ? 64 : _i < 4 ? 128 : _i == 4 ? 256 : 96);
     s.nq = s.nk = quick() ? 300 : 1500;
     s.hq = 4, s.hkv = 2, s.causal = _i % 2, s.deterministic = 1;
+    if (_i == 5) {
+        const int64_t lq[4] = {700, 1, 0, 333}, lk[4] = {900, 64, 5, 333};
+        set_lens(&s, 4, lq, lk);
+        s.causal = 0, s.wl = 300, s.wr = 100;
+    }
     problem p;
     problem_init(&p, &s, &rng);
+    static const char *const grid[] = {NULL, NULL, "1", "5", "37", NULL, "5"};
+    static const char *const dq[] = {NULL, NULL, NULL, NULL, NULL, "atomic", "atomic"};
+    const int runs = quick() ? 3 : 7;
     grads first, again;
     ck_assert_int_eq(run_gpu(&p, &p.dev_args, &first), FA2_OK);
-    for (int run = 0; run < 3; run++) {
-        ck_assert_int_eq(run_gpu(&p, &p.dev_args, &again), FA2_OK);
+    for (int run = 0; run < runs; run++) {
+        set_env("FA2_CUDA_BWD_GRID", grid[run]);
+        set_env("FA2_CUDA_BWD90_DQ", dq[run]);
+        const fa2_status st = run_gpu(&p, &p.dev_args, &again);
+        set_env("FA2_CUDA_BWD_GRID", NULL);
+        set_env("FA2_CUDA_BWD90_DQ", NULL);
+        ck_assert_int_eq(st, FA2_OK);
         for (int i = 0; i < 3; i++) {
             gtensor *x = grad_tensor(&p, i);
             ck_assert_msg(memcmp(first.g[i], again.g[i],
                                  (size_t)x->n_alloc * x->esize) == 0,
-                          "deterministic %s differs between runs: %s",
-                          grad_names[i], p.desc);
+                          "deterministic %s differs from the first run with "
+                          "FA2_CUDA_BWD_GRID=%s FA2_CUDA_BWD90_DQ=%s: %s",
+                          grad_names[i], grid[run] ? grid[run] : "(unset)",
+                          dq[run] ? dq[run] : "(unset)", p.desc);
         }
         grads_free(&again);
     }
     grads_free(&first);
     problem_free(&p);
+}
+END_TEST
+
+/* The other paths of the default mode give the mirror's results too: dQ by
+ * per-thread reductions (FA2_CUDA_BWD90_DQ=atomic), the rotated walk
+ * (FA2_CUDA_BWD_ORDER=rotate), a split grid. Loop: grid variants 0, 1, 7,
+ * 9 at d 64 / 128. */
+START_TEST(test_default_mode_variants_match_the_mirror)
+{
+    static const char *const names[3] = {"FA2_CUDA_BWD90_DQ", "FA2_CUDA_BWD_ORDER",
+                                         "FA2_CUDA_BWD_GRID"};
+    static const char *const values[3] = {"atomic", "rotate", "3"};
+    static const int variants[4] = {0, 1, 7, 9};
+    for (int e = 0; e < 3; e++)
+        unsetenv(names[e]); /* an earlier failure may have left one set */
+    for (int e = 0; e < 3; e++) {
+        uint64_t rng = run_seed ^ (0xd0ull * (uint64_t)(_i + 1) + (uint64_t)e);
+        spec s;
+        grid_spec(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 4 ? 64 : 128,
+                  variants[_i % 4]);
+        setenv(names[e], values[e], 1);
+        check_problem(&s, &rng, NULL);
+        unsetenv(names[e]);
+    }
 }
 END_TEST
 
@@ -915,7 +971,8 @@ static Suite *cuda_bwd_suite(void)
                             2 * N_HEAD_DIMS * N_VARIANTS);
         tcase_add_loop_test(tc, test_long_sequences, 0, 4);
         tcase_add_test(tc, test_runs_on_a_user_stream);
-        tcase_add_loop_test(tc, test_deterministic_bits, 0, 4);
+        tcase_add_loop_test(tc, test_deterministic_bits, 0, 6);
+        tcase_add_loop_test(tc, test_default_mode_variants_match_the_mirror, 0, 8);
     }
     suite_add_tcase(s, tc);
     TCase *args = tcase_create("arguments");
