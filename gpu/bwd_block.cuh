@@ -322,7 +322,7 @@ __device__ __forceinline__ dq_turn dq_turn_wait(const fa2_bwd_params &p,
 __device__ __forceinline__ void dq_turn_pass(const fa2_bwd_params &p, const dq_turn &w,
                                              int tid)
 {
-    if (!p.deterministic)
+    if (!p.deterministic || !w.turn) /* (no turn held: a block with no step) */
         return;
     __threadfence();
     __syncthreads();

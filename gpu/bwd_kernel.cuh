@@ -166,7 +166,8 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_O), (int64_t)rows * d * 2);
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), (int64_t)rows * d * 2);
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_D), (int64_t)rows * 4);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM),
+                      (int64_t)rows * d * 4 * (p.deterministic ? 2 : 1));
     }
 }
 
@@ -214,7 +215,8 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
                                    (int64_t)h * p.dq_sh + c * 8) = out;
     }
     if (threadIdx.x == 0) {
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM),
+                      (int64_t)rows * d * 4 * (p.deterministic ? 2 : 1));
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ), (int64_t)rows * d * 2);
     }
 }

@@ -162,6 +162,13 @@ __global__ void __launch_bounds__(256, 1)
                   "16 KB, the size of its float32 staging tile");
     const bool bulk = BULK_OK && p.dq_bulk;
     bool bulk_issued = false; /* this lane has bulk groups outstanding */
+    /* Deterministic mode: the turn of step st's dQ block is passed on at
+     * step st+1's dQ phase, just before this block waits for its own next
+     * turn, not right after its adds: by then they have completed (a
+     * fence or wait_group there costs nothing), and the next key block in
+     * the chain reaches that dQ block a step or more later anyway
+     * (fa2_bwd_dq_turn). Waits stay on key block j + 1 only. */
+    dq_turn held = {NULL, 0, 0};
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -405,6 +412,9 @@ __global__ void __launch_bounds__(256, 1)
             }
             reg_fence(acc);
             if (pc == 0) {
+                if (BULK_OK && bulk_issued && p.deterministic)
+                    bulk_wait_all(); /* step st-1's adds are done */
+                dq_turn_pass(p, held, tid);
                 turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
                 gacc += turn.shift;
             }
@@ -426,10 +436,7 @@ __global__ void __launch_bounds__(256, 1)
                               acc[4 * dt + 3]);
             }
         }
-        /* deterministic: the adds are done before the next block's turn */
-        if (BULK_OK && bulk_issued && p.deterministic)
-            bulk_wait_all();
-        dq_turn_pass(p, turn, tid);
+        held = turn; /* passed on at the next step's dQ phase */
         if (PIPE && st + 1 < nsteps)
             issue_s(dp, aV0, sdO + ((st + 1) % NBUF) * BM * HD, 0);
     }
@@ -441,6 +448,7 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_wait<0>();
     if (BULK_OK && bulk_issued)
         bulk_wait_all(); /* the staging tiles are read before the block exits */
+    dq_turn_pass(p, held, tid); /* the last step's turn */
 
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
 #pragma unroll

@@ -419,6 +419,12 @@ typedef struct fa2_sim_args {
     int l2;                      /* model the L2 cache (DRAM counters)     */
     fa2_sim_order order;
     int regs_per_thread;         /* occupancy limit; 0 = not limiting      */
+    /* FA2 backward in deterministic mode (fa2_bwd_args.deterministic): the
+     * key blocks launch in descending order and walk their query blocks
+     * from fa2_bwd_q_start, and dQ has a second float32 accumulator that
+     * the preprocess clears and the postprocess reads (lib/fa2_tile.h,
+     * fa2_bwd_dq_turn) */
+    int deterministic;
 } fa2_sim_args;
 
 /* Defaults: FA2 forward, fp16, window -1/-1, L2 on, everything else 0. */

@@ -915,6 +915,7 @@ START_TEST(test_traffic_counters_match_the_simulator)
     sa.causal = s.causal;
     sa.window_left = s.wl;
     sa.window_right = s.wr;
+    sa.deterministic = s.deterministic; /* its second dQ accumulator */
     if (s.nseq > 0) {
         sa.cu_seqlens_q = p.cu_q;
         sa.cu_seqlens_k = p.cu_k;
