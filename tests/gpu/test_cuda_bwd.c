@@ -884,6 +884,76 @@ START_TEST(test_tile_config_query)
 }
 END_TEST
 
+/* The GPU runs the shared order (lib/fa2_tile.h): after a deterministic
+ * backward, each (query head, query block)'s two turn words in the
+ * caller's workspace hold "last adder + 1", and the last adder of chain 0
+ * is the lowest key block that sees the query block, of chain 1 the lowest
+ * one that starts after it (fa2_bwd_dq_turn's chains, computed here on the
+ * host with the kernels' tiling); 0 where a chain is empty. The workspace
+ * layout is bwd_launch.cu's: two float32 accumulators, D, then the turn
+ * words, each part 256-byte aligned. Loop: d 64 / 128 without a mask
+ * (walks wrap round), d 128 causal, d 64 with a window and GQA. */
+static size_t round256(size_t n) { return (n + 255) / 256 * 256; }
+
+START_TEST(test_deterministic_turns_follow_the_shared_order)
+{
+    uint64_t rng = run_seed ^ (0x70ddull + (uint64_t)_i);
+    spec s;
+    spec_init(&s, FA2_DTYPE_BF16, _i == 0 || _i == 3 ? 64 : 128);
+    s.nq = 1000, s.nk = 1100, s.hq = 2, s.hkv = 2, s.deterministic = 1;
+    s.causal = _i == 2;
+    if (_i == 3)
+        s.hq = 4, s.hkv = 2, s.wl = 200, s.wr = 300;
+    problem p;
+    problem_init(&p, &s, &rng);
+    fa2_tile_config cfg;
+    ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD, s.dtype, s.d,
+                                         &cfg), FA2_OK);
+    size_t need = 0;
+    ck_assert_int_eq(fa2_cuda_bwd_workspace_size(&p.dev_args, &need), FA2_OK);
+    void *ws = NULL;
+    cuda_ok(cudaMalloc(&ws, need), "workspace");
+    fa2_bwd_args a = p.dev_args;
+    a.workspace = ws, a.workspace_bytes = need;
+    grads g;
+    ck_assert_int_eq(run_gpu(&p, &a, &g), FA2_OK);
+    const int64_t mblocks = fa2_num_blocks(s.nq, cfg.block_m);
+    const size_t rows = (size_t)s.nq, slices = (size_t)s.hq;
+    const size_t acc = round256(slices * rows * (size_t)s.d * 4);
+    const size_t off = 2 * acc + round256(slices * rows * 4);
+    const size_t nturn = slices * (size_t)mblocks * 2;
+    ck_assert(off + nturn * 4 <= need);
+    int *turn = malloc(nturn * sizeof *turn);
+    ck_assert(turn);
+    cuda_ok(cudaMemcpy(turn, (char *)ws + off, nturn * sizeof *turn,
+                       cudaMemcpyDeviceToHost), "turn words");
+    int64_t wl = s.wl, wr = s.wr;
+    const fa2_mask m = fa2_mask_make(s.nq, s.nk, s.causal, wl, wr);
+    int chain1 = 0;
+    for (int64_t h = 0; h < s.hq; h++)
+        for (int64_t i = 0; i < mblocks; i++) {
+            const fa2_block_range kv = fa2_fwd_kv_blocks(&m, i, cfg.block_m, cfg.block_n);
+            int64_t last[2] = {0, 0};
+            for (int64_t j = kv.hi - 1; j >= kv.lo; j--)
+                last[fa2_bwd_dq_turn(&m, i, j, cfg.block_m, cfg.block_n).chain] = j + 1;
+            chain1 |= last[1] != 0;
+            for (int ch = 0; ch < 2; ch++)
+                ck_assert_msg(turn[(h * mblocks + i) * 2 + ch] == (int)last[ch],
+                              "head %lld query block %lld chain %d: the turn word "
+                              "holds %d, the shared order ends at %lld, on %s",
+                              (long long)h, (long long)i, ch,
+                              turn[(h * mblocks + i) * 2 + ch], (long long)last[ch],
+                              p.desc);
+        }
+    if (!s.causal)
+        ck_assert_msg(chain1, "no query block has a chain 1 on %s", p.desc);
+    free(turn);
+    grads_free(&g);
+    cuda_ok(cudaFree(ws), "workspace");
+    problem_free(&p);
+}
+END_TEST
+
 /* ---- traffic counters ------------------------------------------------------ */
 
 #ifdef FA2_TRAFFIC_COUNTERS
@@ -980,6 +1050,7 @@ static Suite *cuda_bwd_suite(void)
     tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
     tcase_add_test(args, test_tile_config_query);
     tcase_add_test(args, test_caller_workspace);
+    tcase_add_loop_test(args, test_deterministic_turns_follow_the_shared_order, 0, 4);
     tcase_add_loop_test(args, test_nan_in_gives_nan_out_where_the_contract_says, 0, 8);
     tcase_add_loop_test(args, test_large_logits_give_nan_gradients_not_wrong_ones, 0, 2);
     suite_add_tcase(s, args);
