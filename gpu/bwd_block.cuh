@@ -290,10 +290,31 @@ struct dq_turn {
     int64_t shift;
 };
 
+/* The turn word of the step's dQ block and chain (deterministic mode). */
+__device__ __forceinline__ int *dq_turn_word(const fa2_bwd_params &p, const bwd_block &k,
+                                             const bwd_step &q)
+{
+    const int chain = k.q_start > q.m_block; /* fa2_bwd_dq_turn_at's chain */
+    return p.turn + (((int64_t)k.b * p.heads_q + q.h) * p.m_blocks + q.m_block) * 2 + chain;
+}
+
+/* Thread 0 reads the step's turn word early (at the top of the step), so
+ * that the load's latency passes behind the step's products; by the dQ
+ * phase the predecessor has usually passed the turn already and the wait
+ * costs nothing. -1: not read (any other thread, or not deterministic). */
+__device__ __forceinline__ int dq_turn_peek(const fa2_bwd_params &p, const bwd_block &k,
+                                            const bwd_step &q, int tid)
+{
+    int seen = -1;
+    if (p.deterministic && tid == 0)
+        seen = *(volatile int *)dq_turn_word(p, k, q);
+    return seen;
+}
+
 template <int BM, int BN>
 __device__ __forceinline__ dq_turn dq_turn_wait(const fa2_bwd_params &p,
                                                 const bwd_block &k, const bwd_step &q,
-                                                int tid)
+                                                int tid, int seen = -1)
 {
     dq_turn w = {NULL, 0, 0};
     /* one if block, not an early return: with `if (!p.deterministic) return`
@@ -307,10 +328,9 @@ __device__ __forceinline__ dq_turn dq_turn_wait(const fa2_bwd_params &p,
         const fa2_dq_turn t = fa2_bwd_dq_turn_at(&o, q.m_block, k.n_block);
         w.mine = (int)t.mine;
         w.shift = t.chain ? p.acc2_off : 0;
-        w.turn = p.turn +
-                 (((int64_t)k.b * p.heads_q + q.h) * p.m_blocks + q.m_block) * 2 + t.chain;
+        w.turn = dq_turn_word(p, k, q);
         const int expect = (int)t.expect;
-        if (tid == 0)
+        if (tid == 0 && seen != expect)
             while (*(volatile int *)w.turn != expect)
                 __nanosleep(64);
         __syncthreads();

@@ -271,6 +271,7 @@ __global__ void __launch_bounds__(256, 1)
             cp_async_commit();
         }
         const bwd_step q = bwd_step_of<BM>(blk, st);
+        const int turn_seen = dq_turn_peek(p, blk, q, tid); /* deterministic */
         const int64_t row_lo = q.row_lo;
         const int rows = q.rows;
         const uint32_t aQ = smem_addr(sQ + buf * BM * HD);
@@ -415,7 +416,7 @@ __global__ void __launch_bounds__(256, 1)
                 if (BULK_OK && bulk_issued && p.deterministic)
                     bulk_wait_all(); /* step st-1's adds are done */
                 dq_turn_pass(p, held, tid);
-                turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
+                turn = dq_turn_wait<BM, BN>(p, blk, q, tid, turn_seen);
                 gacc += turn.shift;
             }
             if (bulk) {
