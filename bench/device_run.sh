@@ -68,6 +68,14 @@ bwddet)
         grep -E "^[0-9]+%|Checks|worst GPU|FA2_TEST_SEED" "$OUT/test_bwd_$dqp.log" | head -5
         grep -E ":F:|:E:" "$OUT/test_bwd_$dqp.log" | head -20
     done
+    log "compute-sanitizer on the backward's quick subset (bulk dQ path)"
+    for tool in memcheck racecheck; do
+        FA2_GPU_TEST_QUICK=1 CK_RUN_CASE=grid timeout ${SAN_TIMEOUT:-240} \
+            compute-sanitizer --tool $tool --error-exitcode 9 "$RUN/test_cuda_bwd" \
+            >>"$OUT/sanitizer_bwd.log" 2>&1
+        echo "$tool exit $?"
+    done
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Checks" "$OUT/sanitizer_bwd.log"
     log "bench/bwd_det.py"
     timeout ${BENCH_TIMEOUT:-400} python3 bench/bwd_det.py 2>&1 | tee "$OUT/bwd_det.log"
     for a in "--seqlen 4096 --heads 16 --head-dim 128 --batch 1 --no-causal --dtype bf16" \
