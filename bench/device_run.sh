@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test bwdtest bwddet mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
+# Stages: info test bwdtest bwddet kvtest decode mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
 # cli sass pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
@@ -85,6 +85,18 @@ bwddet)
             timeout 120 "$RUN/fa2" run --backend cuda --pass bwd --check $det $a 2>&1 | tail -4
         done
     done 2>&1 | tee "$OUT/bwddet_cli.log"
+    ;;
+kvtest)
+    log "GPU KV-cache suite (kernels vs the mirror with their splits)"
+    FA2_TEST_VERBOSE=1 timeout ${TEST_TIMEOUT:-300} "$RUN/test_cuda_kvcache" >"$OUT/test_kvcache.log" 2>&1
+    echo "test_cuda_kvcache exit $?"
+    grep -E "^[0-9]+%|Checks|FA2_TEST_SEED" "$OUT/test_kvcache.log" | head -5
+    grep -E ":F:|:E:" "$OUT/test_kvcache.log" | head -20
+    awk '/^case/{for(i=1;i<=NF;i++) if($i=="mirror"){u=$(i+1); if(u+0>m){m=u+0; l=$0}}} END{print "max mirror ulps", m; print l}' "$OUT/test_kvcache.log"
+    ;;
+decode)
+    log "decode vs SDPA (bench/decode_compare.py ${DECODE_ARGS:-})"
+    python3 bench/decode_compare.py --out "$OUT" ${DECODE_ARGS:-} 2>&1 | tee "$OUT/decode.log" | tail -70
     ;;
 mmatest)
     log "GPU forward suite on the mma.sync kernel (FA2_CUDA_FWD_KERNEL=mma)"

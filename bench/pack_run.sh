@@ -14,7 +14,7 @@ cp -L "$BUILD/lib/.libs/libfa2.so.0" "$RUN/lib/"
 # the test programs link libfa2 statically: the program itself, not a
 # libtool wrapper's .libs copy (which may be left from an older build)
 elf() { [ "$(head -c 4 "$1" 2>/dev/null | tail -c 3)" = ELF ]; }
-for t in test_cuda_fwd test_cuda_bwd; do
+for t in test_cuda_fwd test_cuda_bwd test_cuda_kvcache; do
     if elf "$BUILD/tests/gpu/$t"; then cp "$BUILD/tests/gpu/$t" "$RUN/"
     else cp "$BUILD/tests/gpu/.libs/$t" "$RUN/" 2>/dev/null || true; fi
 done

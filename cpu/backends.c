@@ -22,9 +22,20 @@ static fa2_status untiled(fa2_pass pass, fa2_dtype dtype, int head_dim,
 }
 
 /* the rows: host memory, available everywhere */
-const fa2_backend_ops fa2_cpu_oracle_ops = {"oracle", 0, always_available,
-    fa2_cpu_oracle_fwd, fa2_cpu_oracle_bwd, untiled, NULL};
-const fa2_backend_ops fa2_cpu_standard_ops = {"standard", 0, always_available,
-    fa2_cpu_standard_fwd, fa2_cpu_standard_bwd, untiled, NULL};
-const fa2_backend_ops fa2_cpu_tiled_ops = {"tiled", 0, always_available,
-    fa2_cpu_tiled_fwd, fa2_cpu_tiled_bwd, fa2_cpu_tiled_tile_config, NULL};
+const fa2_backend_ops fa2_cpu_oracle_ops = {
+    .name = "oracle", .available = always_available,
+    .fwd = fa2_cpu_oracle_fwd, .bwd = fa2_cpu_oracle_bwd, .tile_config = untiled,
+    .fwd_kvcache = fa2_cpu_oracle_kvcache,
+};
+const fa2_backend_ops fa2_cpu_standard_ops = {
+    .name = "standard", .available = always_available,
+    .fwd = fa2_cpu_standard_fwd, .bwd = fa2_cpu_standard_bwd,
+    .tile_config = untiled, .fwd_kvcache = fa2_cpu_standard_kvcache,
+};
+const fa2_backend_ops fa2_cpu_tiled_ops = {
+    .name = "tiled", .available = always_available,
+    .fwd = fa2_cpu_tiled_fwd, .bwd = fa2_cpu_tiled_bwd,
+    .tile_config = fa2_cpu_tiled_tile_config,
+    .fwd_kvcache = fa2_cpu_tiled_kvcache,
+    .kvcache_splits = fa2_cpu_tiled_kvcache_splits,
+};

@@ -38,6 +38,36 @@ void fa2_cpu_mask_tile(const fa2_mask *m, int64_t row_lo, int64_t rows,
                        int64_t col_lo, int64_t cols, float *tile, int64_t rs,
                        int64_t cs, int64_t *lo, int64_t *hi);
 
+/* The online softmax over one S^T tile (cpu/softmax_tile.c): st is
+ * [cols][ld], row i of the query tile in column i; per-row vectors of
+ * `rows` floats; acc [rows][d] is rescaled by alpha. */
+typedef struct fa2_cpu_softmax_io {
+    float *st;
+    int64_t ld;
+    float *acc;
+    int64_t d;
+    fa2_row_state *state;
+    float *tile_max, *alpha, *max_scaled, *rowsum; /* scratch / alpha out */
+    float scale_log2;
+    fa2_dtype dtype; /* P is rounded to it */
+} fa2_cpu_softmax_io;
+void fa2_cpu_softmax_tile(const fa2_cpu_softmax_io *io, int64_t rows, int64_t cols);
+
+/* ---- the KV-cache forward's helpers (cpu/kvcache_io.c) ------------------ */
+
+/* Copy k_new / v_new into the cache slots cache_seqlens[b] .. + Nnew - 1. */
+void fa2_cpu_kvcache_append(const fa2_kvcache_args *a, const fa2_kvcache_problem *p);
+/* The address of key `key`, head h of sequence b in cache (k_cache or
+ * v_cache), through the block table when paged. */
+const void *fa2_cpu_kvcache_row(const fa2_tensor *cache, const fa2_kvcache_problem *p,
+                                int64_t b, int64_t key, int64_t h);
+/* Key (value = 0) or value (1) row `key` of sequence b, head h, in float64:
+ * keys past cache_seqlens[b] come from k_new / v_new, not from the cache,
+ * so the result does not depend on the append having run. */
+void fa2_cpu_kvcache_key_f64(const fa2_kvcache_args *a, const fa2_kvcache_problem *p,
+                             int value, int64_t b, int64_t key, int64_t h,
+                             double *out);
+
 /* ---- the rows of the backend table (cpu/backends.c) ---------------------- */
 
 extern const fa2_backend_ops fa2_cpu_oracle_ops;
@@ -54,9 +84,26 @@ fa2_status fa2_cpu_oracle_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_standard_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p);
 
+fa2_status fa2_cpu_oracle_kvcache(const fa2_kvcache_args *a,
+                                  const fa2_kvcache_problem *p);
+fa2_status fa2_cpu_standard_kvcache(const fa2_kvcache_args *a,
+                                    const fa2_kvcache_problem *p);
+fa2_status fa2_cpu_tiled_kvcache(const fa2_kvcache_args *a,
+                                 const fa2_kvcache_problem *p);
+/* The tiled backend's num_splits when the caller gives 0. */
+fa2_status fa2_cpu_tiled_kvcache_splits(const fa2_kvcache_problem *p,
+                                        int *num_splits);
+
 /* Standard attention's softmax of one score row (cpu/standard_fwd.c). */
 float fa2_standard_softmax_row(const fa2_problem *p, const fa2_mask *mask,
-                               int64_t i, float *row, int64_t nk);
+                               int64_t i, float *row, int64_t nk, float sink);
+/* Its scores (scale Q K^T or the modifiers' logits, in the dtype) and its
+ * dropout of one P row (cpu/standard_fwd.c), shared with the backward. */
+void fa2_standard_scores(const fa2_problem *p, const fa2_seq *s, int64_t b,
+                         int64_t h, const float *q, const float *k, float *sp);
+void fa2_standard_dropout_row(const fa2_problem *p, const fa2_mask *mask,
+                              int64_t b, int64_t h, int64_t i, float *row,
+                              int64_t nk, int mark);
 
 fa2_status fa2_cpu_oracle_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p);
@@ -71,6 +118,12 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p);
 fa2_status fa2_oracle_fwd_f64(const fa2_fwd_args *args, double *o64,
                               double *lse64);
 
+/* The float64 oracle of a KV-cache forward: o64 dense [B, Nq, Hq, d],
+ * lse64 dense [B, Hq, Nq] (either may be NULL); nothing of args is written
+ * (the new tokens are read from k_new / v_new, the caches not appended). */
+fa2_status fa2_oracle_kvcache_f64(const fa2_kvcache_args *args, double *o64,
+                                  double *lse64);
+
 /* The tiled mirror with a callback at every step (one thread). */
 fa2_status fa2_tiled_fwd_traced(const fa2_fwd_args *args, fa2_trace_fn fn,
                                 void *user);
@@ -81,6 +134,10 @@ fa2_status fa2_tiled_bwd_traced(const fa2_bwd_args *args, fa2_trace_fn fn,
  * any of the three may be NULL. args' own outputs are not touched. */
 fa2_status fa2_oracle_bwd_f64(const fa2_bwd_args *args, double *dq64,
                               double *dk64, double *dv64);
+/* The same, and the sinks' gradient in float64 ([Hq], may be NULL). */
+fa2_status fa2_oracle_bwd_f64_sinks(const fa2_bwd_args *args, double *dq64,
+                                    double *dk64, double *dv64,
+                                    double *dsinks64);
 /* The same with D = dO . o taken from the forward's (rounded) o, as FA2's
  * backward takes it: its distance from the exact gradients is the part of a
  * backend's error that comes from o's rounding alone (large where dS = P (dP

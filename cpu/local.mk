@@ -10,6 +10,11 @@ lib_libfa2_la_SOURCES += \
 	cpu/oracle_fwd.c \
 	cpu/standard_fwd.c \
 	cpu/tiled_fwd.c \
+	cpu/softmax_tile.c \
+	cpu/kvcache_io.c \
+	cpu/oracle_kvcache.c \
+	cpu/standard_kvcache.c \
+	cpu/tiled_kvcache.c \
 	cpu/oracle_bwd.c \
 	cpu/standard_bwd.c \
 	cpu/tiled_bwd.c

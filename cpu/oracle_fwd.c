@@ -36,12 +36,15 @@ typedef struct oracle_job {
  * row whose visible scores are all -inf has l = 0 and counts as seeing no
  * key (LSE = +inf), as in the tiled backends. */
 static double oracle_row(const fa2_fwd_args *a, const fa2_problem *p,
-                         const fa2_seq *s, const fa2_mask *mask, int64_t h,
-                         int64_t i, double *q, double *kv, double *scores,
-                         double *out)
+                         const fa2_seq *s, const fa2_mask *mask, int64_t b,
+                         int64_t h, int64_t i, double *q, double *kv,
+                         double *scores, double *out)
 {
     const int64_t d = p->head_dim;
     const int64_t hk = h / (p->heads_q / p->heads_kv);
+    const fa2_score_mod sm = fa2_problem_score_mod(p, s, b, h);
+    const double sink = p->sinks ? (double)p->sinks[h] : -INFINITY;
+    const double rp = 1.0 / (1.0 - (double)a->dropout_p); /* kept: x 1/(1-p) */
     int64_t lo, hi; /* the keys row i sees: one interval (fa2_tile.h) */
     double m = -INFINITY;
 
@@ -52,20 +55,31 @@ static double oracle_row(const fa2_fwd_args *a, const fa2_problem *p,
         double dot = 0.0;
         for (int64_t c = 0; c < d; c++)
             dot += q[c] * kv[c];
-        scores[j] = (double)p->scale * dot;
+        /* the logit: scale x, soft-capped, minus ALiBi's bias (fa2_score.h) */
+        scores[j] = p->mods ? fa2_score_logit_f64(&sm, dot, i, j)
+                            : (double)p->scale * dot;
         if (scores[j] > m)
             m = scores[j];
     }
+    if (sink > m) /* a sink joins the max and the sum, not O */
+        m = sink;
     for (int64_t c = 0; c < d; c++)
         out[c] = 0.0;
     const double shift = m == -INFINITY ? 0.0 : m; /* exp(-inf - 0) = 0 */
-    double l = 0.0;
+    double l = p->sinks ? exp(sink - shift) : 0.0;
     for (int64_t j = lo; j < hi; j++) {
         const double w = exp(scores[j] - shift);
         l += w;
+        /* dropout after the softmax: l keeps every key, O the kept ones */
+        const int keep = !p->dropout.enabled ||
+                         fa2_dropout_keep(&p->dropout, b * p->heads_q + h, i, j);
+        uint8_t *bit = fa2_problem_mask_at(p, b, h, i, j);
+        if (bit)
+            *bit = (uint8_t)keep;
+        const double wv = !p->dropout.enabled ? w : keep ? w * rp : 0.0;
         fa2_load_row_f64(&a->v, s->batch, s->k_start + j, hk, d, kv);
         for (int64_t c = 0; c < d; c++)
-            out[c] += w * kv[c];
+            out[c] += wv * kv[c];
     }
     if (l == 0.0) /* no visible key (or only -inf scores): O = 0, LSE = +inf */
         return INFINITY;
@@ -103,7 +117,7 @@ static void oracle_item(void *ctx, int64_t item, int worker)
     double *q = buf, *kv = buf + d, *out = buf + 2 * d, *scores = buf + 3 * d;
     for (int64_t i = i0; i < i1; i++) {
         const int64_t row = s.q_start + i;
-        const double lse = oracle_row(a, p, &s, &mask, h, i, q, kv, scores, out);
+        const double lse = oracle_row(a, p, &s, &mask, b, h, i, q, kv, scores, out);
         if (job->o64) {
             double *dst = job->o64 + ((s.batch * a->q.shape[1] + row) * p->heads_q + h) * d;
             for (int64_t c = 0; c < d; c++)
@@ -128,6 +142,7 @@ static fa2_status oracle_run(const fa2_fwd_args *a, const fa2_problem *p,
 {
     oracle_job job = {.a = a, .p = p, .o64 = o64, .lse64 = lse64,
                       .write_outputs = write_outputs};
+    fa2_problem_mask_clear(p);
     atomic_init(&job.failed, 0);
     job.row_chunks = fa2_num_blocks(p->max_seqlen_q, ORACLE_ROWS_PER_ITEM);
     if (job.row_chunks == 0)

@@ -15,12 +15,14 @@
 #include "fa2_cpu.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 typedef struct standard_bwd_job {
     const fa2_bwd_args *a;
     const fa2_problem *p;
+    float *dsink_part; /* [num_seqs][Hq]: shares of dsinks, or NULL */
     atomic_int failed;
 } standard_bwd_job;
 
@@ -51,7 +53,13 @@ static void standard_bwd_item(void *ctx, int64_t item, int worker)
     float *k = fa2_alloc_n(kd, sizeof(float)), *v = fa2_alloc_n(kd, sizeof(float));
     float *dk = fa2_calloc_n(kd, sizeof(float)), *dv = fa2_calloc_n(kd, sizeof(float));
     float *P = fa2_alloc_n(qk, sizeof(float)), *dP = fa2_alloc_n(qk, sizeof(float));
-    if (!q || !dO || !dq || !k || !v || !dk || !dv || !P || !dP) {
+    /* with modifiers: du/dx (softcap), the dropped P (dropout), each row's
+     * LSE (sinks) */
+    float *G = p->softcap > 0.0f ? fa2_alloc_n(qk, sizeof(float)) : NULL;
+    float *Pd = p->dropout.enabled ? fa2_alloc_n(qk, sizeof(float)) : NULL;
+    float *lse = fa2_alloc_n(nq, sizeof(float));
+    if (!q || !dO || !dq || !k || !v || !dk || !dv || !P || !dP || !lse ||
+        (p->softcap > 0.0f && !G) || (p->dropout.enabled && !Pd)) {
         atomic_store(&job->failed, 1);
         goto out;
     }
@@ -65,25 +73,48 @@ static void standard_bwd_item(void *ctx, int64_t item, int worker)
                 dq[x] = 0.0f;
         } else {
             /* P, recomputed as the forward computed it */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk,
-                        (int)d, p->scale, q, (int)d, k, (int)d, 0.0f, P, (int)nk);
-            fa2_round_buffer(P, nq * nk, p->dtype);
+            fa2_standard_scores(p, &s, b, h, q, k, P);
+            if (G) { /* softcap's du/d(scale x), from the raw products */
+                const fa2_score_mod sm = fa2_problem_score_mod(p, &s, b, h);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
+                            (int)nk, (int)d, 1.0f, q, (int)d, k, (int)d, 0.0f, G,
+                            (int)nk);
+                for (int64_t x = 0; x < qk; x++)
+                    G[x] = fa2_score_grad(&sm, G[x]);
+            }
             for (int64_t i = 0; i < nq; i++)
-                fa2_standard_softmax_row(p, &mask, i, P + i * nk, nk);
+                lse[i] = fa2_standard_softmax_row(p, &mask, i, P + i * nk, nk,
+                                                  fa2_problem_sink(p, h));
+            if (Pd) /* dropout(P), as the forward used it */
+                for (int64_t i = 0; i < nq; i++) {
+                    for (int64_t j = 0; j < nk; j++)
+                        Pd[i * nk + j] = P[i * nk + j];
+                    fa2_standard_dropout_row(p, &mask, b, h, i, Pd + i * nk, nk, 0);
+                }
             /* dV += P^T dO */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)d,
-                        (int)nq, 1.0f, P, (int)nk, dO, (int)d, 1.0f, dv, (int)d);
+                        (int)nq, 1.0f, Pd ? Pd : P, (int)nk, dO, (int)d, 1.0f, dv,
+                        (int)d);
             /* dP = dO V^T, in the input dtype */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk,
                         (int)d, 1.0f, dO, (int)d, v, (int)d, 0.0f, dP, (int)nk);
             fa2_round_buffer(dP, nq * nk, p->dtype);
-            /* dS = P o (dP - rowsum(P o dP)), the softmax backward */
+            /* dS = P o (dP - rowsum(P o dP)), the softmax backward; with
+             * dropout dP is first the gradient through dropout (dP z /
+             * (1 - p)), with softcap dS is then times du/d(scale x) */
             for (int64_t i = 0; i < nq; i++) {
                 float *pr = P + i * nk, *dr = dP + i * nk, dot = 0.0f;
+                if (Pd)
+                    fa2_standard_dropout_row(p, &mask, b, h, i, dr, nk, 0);
                 for (int64_t j = 0; j < nk; j++)
                     dot += pr[j] * dr[j];
+                if (job->dsink_part && lse[i] != INFINITY)
+                    job->dsink_part[b * p->heads_q + h] -=
+                        expf(p->sinks[h] - lse[i]) * dot;
                 for (int64_t j = 0; j < nk; j++)
-                    dr[j] = fa2_round_to_dtype(pr[j] * (dr[j] - dot), p->dtype);
+                    dr[j] = fa2_round_to_dtype(
+                        G ? pr[j] * (dr[j] - dot) * G[i * nk + j]
+                          : pr[j] * (dr[j] - dot), p->dtype);
             }
             /* dQ = scale dS K;  dK += scale dS^T Q */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)d,
@@ -108,6 +139,9 @@ out:
     free(dv);
     free(P);
     free(dP);
+    free(G);
+    free(Pd);
+    free(lse);
 }
 
 fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p)
@@ -116,8 +150,20 @@ fa2_status fa2_cpu_standard_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     job.a = a;
     job.p = p;
     atomic_init(&job.failed, 0);
+    job.dsink_part = NULL;
+    if (p->sinks && !(job.dsink_part = fa2_calloc_n(p->num_seqs * p->heads_q,
+                                                    sizeof(float))))
+        return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "standard attention's backward "
+                        "could not allocate its sink gradient buffer");
     fa2_parallel_for(p->num_threads, p->num_seqs * p->heads_kv, standard_bwd_item,
                      &job);
+    for (int64_t h = 0; p->sinks && h < p->heads_q; h++) {
+        float sum = 0.0f; /* the sequences' shares, in sequence order */
+        for (int64_t b = 0; b < p->num_seqs; b++)
+            sum += job.dsink_part[b * p->heads_q + h];
+        a->dsinks[h] = sum;
+    }
+    free(job.dsink_part);
     if (atomic_load(&job.failed))
         return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "standard attention's backward "
                         "could not allocate its %lld x %lld matrices",

@@ -55,6 +55,8 @@ typedef struct bwd_scratch {
     float *pr, *dsr;    /* [Br][Bc] round(P), round(dS) for the products   */
     float *dq;          /* [Br][d] this key block's share of dQ_i          */
     float *lse, *D;     /* [Br] per-row LSE * log2(e) and D                */
+    float *g;           /* [Br][Bc] du/d(scale x) of softcap (modifiers)   */
+    uint8_t *keep;      /* [Br][Bc] dropout's decisions, recomputed        */
     float *row;         /* [d] a row on its way into a transposed tile     */
     int64_t *vis_lo, *vis_hi; /* [Br] each row's visible keys (masking)    */
 } bwd_scratch;
@@ -65,6 +67,7 @@ typedef struct tiled_bwd_job {
     int block_m, block_n;
     int64_t m_blocks, n_blocks; /* of the longest sequences */
     float *D;                   /* dense [B_dim][Hq][Nq_dim]         */
+    float *dsink_part;          /* [num_seqs][Hq] shares of dsinks   */
     fa2_tensor dq_acc;          /* float32, shaped like q            */
     fa2_tensor dq_acc2;         /* deterministic: chain 1's, the same */
     atomic_int *guard;          /* two per (seq, head, query block)  */
@@ -124,6 +127,12 @@ static void preprocess_item(void *ctx, int64_t item, int worker)
         for (int64_t c = 0; c < d; c++)
             sum += dO[c] * o[c];
         *D_at(job, &s, h, i) = sum;
+        /* the sink's gradient: dsink = -sum_i P_sink,i D_i (fa2_score.h) */
+        if (job->dsink_part)
+            job->dsink_part[item] -=
+                fa2_sink_p(job->p->sinks[h],
+                           fa2_bwd_lse_scaled(*fa2_lse_at(&a->lse, s.batch, h,
+                                                          s.q_start + i))) * sum;
         float *acc = (float *)job->dq_acc.data +
                      fa2_offset4(&job->dq_acc, s.batch, s.q_start + i, h, 0);
         memset(acc, 0, sizeof(float) * (size_t)d);
@@ -200,6 +209,47 @@ static void ds_row(const float *p, float *ds, float *dsr, int64_t cols, float D,
     fa2_simd_round_row(dsr, cols, dt);
 }
 
+/* The modifiers' share of one tile (only called when one is on): S -> u
+ * and du/dx before masking; dropout's decisions for the tile. */
+static void logit_tile_bwd(const fa2_problem *p, const fa2_score_mod *sm,
+                           bwd_scratch *w, int64_t bh, int64_t row_lo,
+                           int64_t rows, int64_t col_lo, int64_t cols, int bn)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        float *si = w->p + i * bn, *gi = w->g + i * bn;
+        for (int64_t j = 0; j < cols && p->mods; j++) {
+            gi[j] = fa2_score_grad(sm, si[j]);
+            si[j] = fa2_score_logit(sm, si[j], row_lo + i, col_lo + j);
+        }
+        uint8_t *ki = w->keep + i * bn;
+        fa2_philox_ctr r = {{0, 0, 0, 0}};
+        for (int64_t j = 0; j < cols && p->dropout.enabled; j++) {
+            const int64_t col = col_lo + j;
+            if (j == 0 || (col & 3) == 0)
+                r = fa2_dropout_words(&p->dropout, bh, row_lo + i, col);
+            ki[j] = (uint8_t)fa2_dropout_keep_word(&p->dropout, r.v[col & 3]);
+        }
+    }
+}
+
+/* dS of one row with modifiers: dP' = z dP / (1 - p) (dropout), dS = P o
+ * (dP' - D_i), times du/d(scale x) (softcap); also round(dS). keep or g
+ * NULL: that modifier is off. */
+static void ds_row_mods(const float *p, float *ds, float *dsr, const float *g,
+                        const uint8_t *keep, float rp, int64_t cols, float D,
+                        fa2_dtype dt)
+{
+    for (int64_t j = 0; j < cols; j++) {
+        const float dp = !keep ? ds[j] : keep[j] ? FA2_MUL_RN(ds[j], rp) : 0.0f;
+        float v = FA2_MUL_RN(p[j], dp - D);
+        if (g)
+            v = FA2_MUL_RN(v, g[j]);
+        ds[j] = v;
+        dsr[j] = v;
+    }
+    fa2_round_buffer(dsr, cols, dt);
+}
+
 /* One query block i against the resident key block j (Algorithm 2,
  * lines 11-21). */
 static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
@@ -222,12 +272,24 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     }
     /* S = Q_i K_j^T, masked on boundary tiles; P = exp2(S c - LSE log2 e) */
     fa2_product_nn(&job->kern, rows, cols, d, w->q, d, w->kt, bn, w->p, bn, 0);
+    const int mods = p->mods || p->dropout.enabled;
+    if (mods) {
+        const fa2_score_mod sm = fa2_problem_score_mod(p, s, b, h);
+        logit_tile_bwd(p, &sm, w, b * p->heads_q + h, row_lo, rows, col_lo, cols,
+                       bn);
+    }
     if (fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn))
         fa2_cpu_mask_tile(mask, row_lo, rows, col_lo, cols, w->p, bn, 1, w->vis_lo,
                           w->vis_hi);
+    const float c_exp = p->mods ? FA2_LOG2E_F : p->scale_log2;
     for (int64_t i = 0; i < rows; i++)
-        p_from_lse(w->p + i * bn, w->pr + i * bn, cols, p->scale_log2, w->lse[i],
+        p_from_lse(w->p + i * bn, w->pr + i * bn, cols, c_exp, w->lse[i],
                    p->dtype);
+    if (p->dropout.enabled) /* dV sees the kept round(P) only */
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++)
+                if (!w->keep[i * bn + j])
+                    w->pr[i * bn + j] = 0.0f;
     if (p->trace)
         trace_bwd(p, w, FA2_TRACE_BWD_P, b, h, m_block, col_lo / bn, row_lo, col_lo,
                   rows, cols, bn, w->p, NULL);
@@ -235,9 +297,16 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     fa2_product_tn(&job->kern, cols, d, rows, w->pr, bn, w->dO, d, w->dv, d, 1);
     /* dP = dO_i V_j^T, then dS = P o (dP - D_i) */
     fa2_product_nn(&job->kern, rows, cols, d, w->dO, d, w->vt, bn, w->ds, bn, 0);
-    for (int64_t i = 0; i < rows; i++)
-        ds_row(w->p + i * bn, w->ds + i * bn, w->dsr + i * bn, cols, w->D[i],
-               p->dtype);
+    for (int64_t i = 0; i < rows; i++) {
+        if (!mods)
+            ds_row(w->p + i * bn, w->ds + i * bn, w->dsr + i * bn, cols, w->D[i],
+                   p->dtype);
+        else
+            ds_row_mods(w->p + i * bn, w->ds + i * bn, w->dsr + i * bn,
+                        p->softcap > 0.0f ? w->g + i * bn : NULL,
+                        p->dropout.enabled ? w->keep + i * bn : NULL,
+                        p->dropout.scale, cols, w->D[i], p->dtype);
+    }
     if (p->trace)
         trace_bwd(p, w, FA2_TRACE_BWD_DS, b, h, m_block, col_lo / bn, row_lo,
                   col_lo, rows, cols, bn, w->ds, w->D);
@@ -295,6 +364,9 @@ static void main_item(void *ctx, int64_t item, int worker)
         float *dk = w->dk + j * d;
         for (int64_t c = 0; c < d; c++)
             dk[c] *= p->scale;
+        if (p->dropout.enabled) /* dV = round(acc / (1 - p)) */
+            for (int64_t c = 0; c < d; c++)
+                w->dv[j * d + c] *= p->dropout.scale;
         fa2_store_row_f32(&a->dk, s.batch, s.k_start + col_lo + j, hk, d, dk);
         fa2_store_row_f32(&a->dv, s.batch, s.k_start + col_lo + j, hk, d, w->dv + j * d);
     }
@@ -335,6 +407,8 @@ static void free_scratch(bwd_scratch *sc, int n)
                          sc[t].dq, sc[t].lse, sc[t].D, sc[t].row};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             free(bufs[i]);
+        free(sc[t].g);
+        free(sc[t].keep);
         free(sc[t].vis_lo);
         free(sc[t].vis_hi);
     }
@@ -360,6 +434,8 @@ static bwd_scratch *alloc_scratch(int n, size_t bm, size_t bn, size_t d)
         ok &= (w->lse = malloc(sizeof(float) * bm)) != NULL;
         ok &= (w->D = malloc(sizeof(float) * bm)) != NULL;
         ok &= (w->row = malloc(sizeof(float) * d)) != NULL;
+        ok &= (w->g = malloc(sizeof(float) * tile)) != NULL;
+        ok &= (w->keep = malloc(tile)) != NULL;
         ok &= (w->vis_lo = malloc(sizeof(int64_t) * bm)) != NULL;
         ok &= (w->vis_hi = malloc(sizeof(int64_t) * bm)) != NULL;
     }
@@ -408,6 +484,12 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
                                     a->q.shape[1], p->heads_q, p->head_dim);
     }
     job.D = malloc(sizeof(float) * (rows ? rows : 1) * heads);
+    if (p->sinks && !(job.dsink_part = fa2_calloc_n(p->num_seqs * p->heads_q,
+                                                    sizeof(float)))) {
+        st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the tiled backward could not "
+                      "allocate its sink gradient buffer");
+        goto out;
+    }
     const size_t n_guards =
         2 * (size_t)(p->num_seqs * p->heads_q * (job.m_blocks ? job.m_blocks : 1));
     job.guard = malloc(sizeof(atomic_int) * n_guards);
@@ -426,7 +508,15 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     fa2_parallel_for(threads, job.n_blocks * p->num_seqs * p->heads_kv, main_item,
                      &job);
     fa2_parallel_for(threads, seq_heads, postprocess_item, &job);
+    /* dsinks[h]: the sequences' shares, summed in sequence order */
+    for (int64_t h = 0; p->sinks && h < p->heads_q; h++) {
+        float sum = 0.0f;
+        for (int64_t b = 0; b < p->num_seqs; b++)
+            sum += job.dsink_part[b * p->heads_q + h];
+        a->dsinks[h] = sum;
+    }
 out:
+    free(job.dsink_part);
     free(acc_buf);
     free(acc2_buf);
     free(job.D);

@@ -57,49 +57,54 @@ typedef struct tiled_job {
     tile_scratch *scratch;
 } tiled_job;
 
-/* Online softmax over one S^T tile (Algorithm 1, lines 8-10): for each
- * query row (a column of st) fold the tile's max into the running state,
- * turn S into P = exp2(S c - m c), add the float32 row sums into l, rescale
- * the accumulator, and round P for the P V product. */
-FA2_CPU_CLONES
+/* Online softmax over one S^T tile (Algorithm 1, lines 8-10; the shared
+ * cpu/softmax_tile.c). */
 static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
-                         int64_t cols, int block_m)
+                         int64_t cols, int block_m, float c)
 {
-    const int64_t d = p->head_dim;
-    const float c = p->scale_log2;
-    float *tmax = w->tile_max, *ms = w->max_scaled, *sum = w->rowsum;
+    const fa2_cpu_softmax_io io = {
+        .st = w->st, .ld = block_m, .acc = w->acc, .d = p->head_dim,
+        .state = w->state, .tile_max = w->tile_max, .alpha = w->alpha,
+        .max_scaled = w->max_scaled, .rowsum = w->rowsum,
+        .scale_log2 = c, .dtype = p->dtype};
+    fa2_cpu_softmax_tile(&io, rows, cols);
+}
 
-    for (int64_t i = 0; i < rows; i++)
-        tmax[i] = FA2_NEG_INF;
+/* Score modifiers (fa2_score.h): turn the raw S^T tile into logits u in
+ * place, before masking (masking after, so masked keys stay -inf). Only
+ * called when a modifier is on: plain attention never enters this loop. */
+static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
+                       int64_t rows, int64_t col_lo, int64_t cols, int block_m)
+{
     for (int64_t j = 0; j < cols; j++) {
-        const float *sj = w->st + j * block_m;
-#pragma omp simd
+        float *sj = st + j * block_m;
         for (int64_t i = 0; i < rows; i++)
-            tmax[i] = sj[i] > tmax[i] ? sj[i] : tmax[i];
+            sj[i] = fa2_score_logit(sm, sj[i], row_lo + i, col_lo + j);
     }
+}
+
+/* Dropout on the rounded P^T tile (fa2_philox.h): zero the dropped
+ * elements; one Philox call serves four consecutive columns of a row.
+ * Visible kept elements are marked in the optional dropout_mask. */
+static void dropout_tile(const fa2_problem *p, const fa2_mask *mask, int64_t b,
+                         int64_t h, float *st, int64_t row_lo, int64_t rows,
+                         int64_t col_lo, int64_t cols, int block_m)
+{
+    const fa2_dropout *dr = &p->dropout;
+    const int64_t bh = b * p->heads_q + h;
     for (int64_t i = 0; i < rows; i++) {
-        w->alpha[i] = fa2_softmax_rescale(&w->state[i], tmax[i], c, &ms[i]);
-        sum[i] = 0.0f;
-    }
-    /* P = exp2(S c - m c): fa2_softmax_p's arithmetic (the exponent in the
-     * form that is exact for the row, fa2_softmax_arg), with an exp2 that
-     * vectorises; each row's sum runs over its keys in order */
-    for (int64_t j = 0; j < cols; j++) {
-        float *sj = w->st + j * block_m;
-#pragma omp simd
-        for (int64_t i = 0; i < rows; i++) {
-            sj[i] = fa2_simd_exp2(fa2_softmax_arg(sj[i], c, ms[i]));
-            sum[i] += sj[i];
+        const int64_t row = row_lo + i;
+        fa2_philox_ctr r = {{0, 0, 0, 0}};
+        for (int64_t j = 0; j < cols; j++) {
+            const int64_t col = col_lo + j;
+            if (j == 0 || (col & 3) == 0)
+                r = fa2_dropout_words(dr, bh, row, col);
+            const int keep = fa2_dropout_keep_word(dr, r.v[col & 3]);
+            if (!keep)
+                st[j * block_m + i] = 0.0f;
+            else if (p->dropout_mask && fa2_mask_visible(mask, row, col))
+                *fa2_problem_mask_at(p, b, h, row, col) = 1;
         }
-        fa2_simd_round_row(sj, rows, p->dtype); /* round(P); l keeps float32 */
-    }
-    for (int64_t i = 0; i < rows; i++) {
-        fa2_softmax_accumulate(&w->state[i], w->alpha[i], sum[i]);
-        float *acc = w->acc + i * d;
-        const float alpha = w->alpha[i];
-#pragma omp simd
-        for (int64_t x = 0; x < d; x++)
-            acc[x] *= alpha;
     }
 }
 
@@ -156,8 +161,13 @@ static void tiled_item(void *ctx, int64_t item, int worker)
     const int64_t rows = s.seqlen_q - row_lo < bm ? s.seqlen_q - row_lo : bm;
 
     fa2_cpu_load_tile_t(&a->q, &s, s.q_start, row_lo, rows, h, d, w->qt, bm, w->row);
+    /* with a modifier the softmax runs on logits u (c = log2 e); a sink
+     * starts each row's state as a key seen first (fa2_score.h) */
+    const fa2_score_mod sm = fa2_problem_score_mod(p, &s, b, h);
+    const float c_exp = p->mods ? FA2_LOG2E_F : p->scale_log2;
     for (int64_t i = 0; i < rows; i++)
-        w->state[i] = fa2_row_state_init();
+        w->state[i] = p->sinks ? fa2_row_state_init_sink(p->sinks[h])
+                               : fa2_row_state_init();
     for (int64_t x = 0; x < rows * d; x++)
         w->acc[x] = 0.0f;
 
@@ -183,13 +193,17 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
         fa2_product_nn(&job->kern, cols, rows, d, w->k, d, w->qt, bm, w->st, bm, 0);
+        if (p->mods)
+            logit_tile(&sm, w->st, row_lo, rows, col_lo, cols, bm);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
             fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
                               w->vis_lo, w->vis_hi);
         if (p->trace)
             trace_fwd(p, w, FA2_TRACE_FWD_S, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
-        softmax_tile(p, w, rows, cols, bm);
+        softmax_tile(p, w, rows, cols, bm, c_exp);
+        if (p->dropout.enabled)
+            dropout_tile(p, &mask, b, h, w->st, row_lo, rows, col_lo, cols, bm);
         if (p->trace)
             trace_fwd(p, w, FA2_TRACE_FWD_P, b, h, m_block, n_block, row_lo,
                       col_lo, rows, cols, bm);
@@ -202,12 +216,13 @@ static void tiled_item(void *ctx, int64_t item, int worker)
 
     /* Algorithm 1, lines 12-13: normalise once, write O and LSE once */
     for (int64_t i = 0; i < rows; i++) {
-        const float inv_l = fa2_softmax_inv_l(w->state[i]);
+        const float inv_l =
+            fa2_dropout_out_scale(&p->dropout, fa2_softmax_inv_l(w->state[i]));
         float *acc = w->acc + i * d;
         for (int64_t c = 0; c < d; c++)
             acc[c] *= inv_l;
         fa2_store_row_f32(&a->o, s.batch, s.q_start + row_lo + i, h, d, acc);
-        w->rowsum[i] = fa2_softmax_lse(w->state[i], p->scale);
+        w->rowsum[i] = fa2_softmax_lse(w->state[i], p->mods ? 1.0f : p->scale);
         if (a->lse.data)
             *fa2_lse_at(&a->lse, s.batch, h, s.q_start + row_lo + i) = w->rowsum[i];
     }
@@ -279,6 +294,7 @@ fa2_status fa2_cpu_tiled_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     const size_t bm = (size_t)job.block_m, bn = (size_t)job.block_n;
     const size_t d = (size_t)p->head_dim;
 
+    fa2_problem_mask_clear(p);
     job.scratch = alloc_scratch(threads, bm, bn, d);
     if (!job.scratch)
         return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the tiled backend could not "

@@ -24,3 +24,6 @@ EXTRA_DIST += \
 	bench/results/h100-2026-11-24-final/sdpa_compare.csv \
 	bench/bwd_device_run.sh
 dist_doc_DATA += doc/NOTES-trust.md
+# the KV-cache forward (issue 14): its running log and decode benchmark
+dist_doc_DATA += doc/NOTES-kvcache.md
+EXTRA_DIST += bench/decode_compare.py

@@ -49,3 +49,13 @@ fa2_status fa2_cuda_bwd_traffic_read(fa2_bwd_traffic *out)
 {
     return fa2_cuda_available();
 }
+
+fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a, const fa2_kvcache_problem *p)
+{
+    return fa2_cuda_available();
+}
+
+fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p, int *num_splits)
+{
+    return fa2_cuda_available();
+}

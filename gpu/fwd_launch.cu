@@ -45,7 +45,8 @@ static const fwd_launcher launchers[FA2_FWD_NUM_HEAD_DIMS] = {
 #ifdef FA2_TRAFFIC_COUNTERS
 __device__ unsigned long long fa2_traffic_counters[FA2_TRAFFIC_COUNT];
 
-static fa2_status traffic_pointer(unsigned long long **out)
+/* the forward's counters, also counted into by the KV-cache kernels */
+fa2_status fa2_cuda_traffic_pointer(unsigned long long **out)
 {
     void *ptr = NULL;
     const cudaError_t err = cudaGetSymbolAddress(&ptr, fa2_traffic_counters);
@@ -258,7 +259,7 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     k.window_right = p->window_right;
     k.traffic = NULL;
 #ifdef FA2_TRAFFIC_COUNTERS
-    if ((st = traffic_pointer(&k.traffic)))
+    if ((st = fa2_cuda_traffic_pointer(&k.traffic)))
         return st;
 #endif
     if (fa2_cuda_fwd_sm90_chosen((int)p->head_dim)) {

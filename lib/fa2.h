@@ -46,10 +46,15 @@ typedef enum fa2_status {
     FA2_ERR_DEVICE_POINTER,   /* a pointer is not device memory               */
     FA2_ERR_CUDA,             /* the CUDA runtime reported an error           */
     FA2_ERR_UNSUPPORTED,      /* valid request this backend cannot serve      */
-    FA2_ERR_INTERNAL          /* a bug in fa2: please report it               */
+    FA2_ERR_INTERNAL,         /* a bug in fa2: please report it               */
+    FA2_ERR_BLOCK_TABLE,      /* KV cache: a block_table entry outside the
+                                 cache's pages, or a page size the kernels
+                                 do not take (not a multiple of 16)          */
+    FA2_ERR_CACHE_SEQLENS     /* KV cache: a cache_seqlens entry negative, or
+                                 with the new tokens past the capacity       */
 } fa2_status;
 
-#define FA2_STATUS_COUNT ((int)FA2_ERR_INTERNAL + 1)
+#define FA2_STATUS_COUNT ((int)FA2_ERR_CACHE_SEQLENS + 1)
 
 /* Name of a status code ("FA2_ERR_SHAPE"); never NULL. */
 const char *fa2_status_str(fa2_status s);
@@ -165,6 +170,36 @@ typedef struct fa2_fwd_args {
 
     int num_threads; /* CPU backends; 0 = fa2_default_num_threads()       */
     void *stream;    /* CUDA backend: a cudaStream_t, NULL = default      */
+
+    /* ---- score modifiers and dropout (doc/algorithm.md, "Score modifiers"
+     * and "Dropout"); all zero / NULL (fa2_fwd_args_init) means off. ---- */
+    /* Logit soft-capping: each score s = scale q.k becomes softcap *
+     * tanh(s / softcap). 0: off; else finite and > 0. */
+    float softcap;
+    /* ALiBi: score(i, j) -= slope * |i + Nk - Nq - j| (bottom-right
+     * aligned like the mask). NULL: off; else float32 host memory (device
+     * memory for CUDA): slope of (sequence b, head h) at
+     * alibi_slopes[b * alibi_batch_stride + h], i.e. [Hq] when the stride
+     * is 0 and [B, Hq] when it is Hq (any stride >= Hq is accepted). */
+    const float *alibi_slopes;
+    int64_t alibi_batch_stride;
+    /* Attention sinks: float32 [Hq] logits (in the units of the scaled,
+     * capped scores) that join each row's softmax denominator and have no
+     * value row. NULL: off. */
+    const float *sinks;
+    /* Dropout on P after the softmax: element (b, h, i, j) is dropped with
+     * probability dropout_p by Philox 4x32-10 keyed by dropout_seed,
+     * dropout_offset (lib/fa2_philox.h), kept ones scaled by 1/(1-p).
+     * dropout_p in [0, 1); 0: off. The same (seed, offset) gives the same
+     * pattern in every backend, tiling, thread count and in the backward. */
+    float dropout_p;
+    uint64_t dropout_seed;
+    uint64_t dropout_offset;
+    /* Optional output for tests and teaching (CPU backends): uint8
+     * [num_seqs][Hq][max_seqlen_q][max_seqlen_k], dense; 1 where query i
+     * sees key j and the element is kept, 0 elsewhere (the whole buffer is
+     * written). NULL: not written. */
+    uint8_t *dropout_mask;
 } fa2_fwd_args;
 
 /* Defaults: everything zero / NULL, window -1/-1 (unbounded). */
@@ -193,6 +228,113 @@ fa2_status fa2_fwd_check(const fa2_fwd_args *args, fa2_backend backend);
  * (FA2_ERR_OVERLAP) when they share an element, not merely a byte range:
  * packed qkv / dqkv layouts ([B, N, 3, H, d]) are accepted. */
 fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend);
+
+/* ---- forward over a KV cache (inference) -------------------------------- */
+/* Decoding and chunked prefill: Nq new query tokens per sequence attend to
+ * the keys and values already in a cache, optionally after appending the
+ * new tokens' own keys and values to it (in place). The cache is either
+ * contiguous, one row of Nmax slots per sequence, or paged (vLLM style):
+ * a pool of pages of page_size slots and a block table that lists, for each
+ * sequence, the pages holding its keys 0 .. page_size-1, page_size .. and so
+ * on. Key j of sequence b lives in
+ *   contiguous: k_cache[b, j]
+ *   paged:      k_cache[block_table[b * stride + j / page_size], j % page_size]
+ *
+ * Sequence b has seqlen_k = cache_seqlens[b] + Nnew keys (Nnew = 0 without
+ * k_new), and its Nq queries are the last Nq positions of a sequence of that
+ * length: the mask is bottom-right aligned as in fa2_fwd (causal: query i
+ * sees keys j <= i + seqlen_k - Nq; with the append and Nnew = Nq, each new
+ * token sees the cache and the new tokens up to itself).
+ *
+ * Split-KV ("flash-decoding"): the keys of each (sequence, key head) may be
+ * cut into num_splits chunks computed in parallel, each giving a partial
+ * (O, LSE) per row, merged by LSE in a fixed order (lib/fa2_kvcache.h,
+ * doc/algorithm.md section 7). The result is the same attention up to
+ * rounding for every num_splits; the mirror reproduces a kernel bit for
+ * bit only with the kernel's num_splits and block_n. */
+#define FA2_KVCACHE_MAX_SPLITS 128
+
+typedef struct fa2_kvcache_args {
+    fa2_tensor q;       /* [B, Nq, Hq, d] queries of the new tokens          */
+    /* contiguous: [B, Nmax, Hkv, d]; paged: [num_pages, page_size, Hkv, d],
+     * page_size a multiple of 16. Hq a multiple of Hkv (GQA/MQA). Written
+     * only by the append, at slots cache_seqlens[b] .. + Nnew - 1. */
+    fa2_tensor k_cache;
+    fa2_tensor v_cache; /* shape of k_cache                                  */
+    /* NULL: contiguous cache. Else int32 [B, max_pages], row b starting at
+     * block_table + b * block_table_stride (0: max_pages); the entries
+     * for the pages that hold keys 0 .. seqlen_k - 1 must lie in
+     * [0, num_pages) (FA2_ERR_BLOCK_TABLE), later ones are not read.
+     * Sequences may share pages they only read (a common prefix). */
+    const int32_t *block_table;
+    int64_t max_pages;
+    int64_t block_table_stride;
+    /* int32 [B], required: the tokens already in each cache, >= 0, and with
+     * the Nnew new ones at most the capacity (Nmax, or max_pages *
+     * page_size): FA2_ERR_CACHE_SEQLENS otherwise. Not updated by the call
+     * (the caller advances it by Nnew after an append). */
+    const int32_t *cache_seqlens;
+    /* Optional (data NULL: no append): [B, Nnew, Hkv, d], Nnew >= 1, the
+     * new tokens' keys and values, copied into the cache at slots
+     * cache_seqlens[b] .. cache_seqlens[b] + Nnew - 1 before attending.
+     * Both or neither. The pages written must not be shared with another
+     * sequence of the call. */
+    fa2_tensor k_new;
+    fa2_tensor v_new;
+    fa2_tensor o;       /* output, shape and dtype of q                      */
+    fa2_tensor lse;     /* float32 [B, Hq, Nq]; data NULL: not written       */
+
+    float softmax_scale; /* 0: 1/sqrt(d); as fa2_fwd_args                    */
+    int causal;          /* bottom-right: see above                          */
+    int64_t window_left; /* -1: unbounded; as fa2_fwd_args                   */
+    int64_t window_right;
+
+    /* 0: the library chooses (fa2_kvcache_num_splits); else 1 ..
+     * FA2_KVCACHE_MAX_SPLITS chunks of each sequence's keys. */
+    int num_splits;
+    /* Keys per tile, 0: the library's (fa2_kvcache_block_n in
+     * lib/fa2_kvcache.h); the chunks of the split are whole tiles. The
+     * tiled backend runs any multiple of 16 up to 1024; CUDA its own. */
+    int block_n;
+    int num_threads;     /* CPU backends; 0 = fa2_default_num_threads()      */
+    void *stream;        /* CUDA backend: a cudaStream_t, NULL = default     */
+    /* CUDA backend, optional: device memory for the split-KV partials, at
+     * least fa2_kvcache_workspace_size() bytes, 256-byte aligned; NULL: the
+     * library takes it from the stream-ordered pool. The CPU backends
+     * allocate their own and ignore these. */
+    void *workspace;
+    size_t workspace_bytes;
+} fa2_kvcache_args;
+
+/* Defaults: everything zero / NULL, window -1/-1 (unbounded). */
+void fa2_kvcache_args_init(fa2_kvcache_args *args);
+
+/* Validate args for a backend without computing or writing anything. On
+ * the host (the CPU backends) the lengths and block table are read and
+ * checked; the CUDA backend's live on the device and cannot be. */
+fa2_status fa2_fwd_kvcache_check(const fa2_kvcache_args *args,
+                                 fa2_backend backend);
+
+/* Append k_new/v_new (if given), then O = softmax(scale Q K^T + mask) V and
+ * LSE over each sequence's seqlen_k cached keys. Non-finite values as in
+ * fa2_fwd, through the split-KV merge as well: a NaN a row sees makes the
+ * row NaN; a row that sees no key (an empty cache, say) gets O = 0 and
+ * LSE = +inf. On any error nothing is written, the caches included. */
+fa2_status fa2_fwd_kvcache(const fa2_kvcache_args *args, fa2_backend backend);
+
+/* *num_splits = the split count the backend runs for these args: args'
+ * own when > 0, else the library's choice for the backend (from the batch,
+ * the key heads, the packed rows Nq * Hq / Hkv, the cache capacity and the
+ * backend's parallelism: SMs or worker threads). Pass it to the tiled
+ * backend to reproduce the CUDA backend's chunks. */
+fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args,
+                                  fa2_backend backend, int *num_splits);
+
+/* *bytes = the CUDA workspace these args need (0 with one split): float32
+ * partial O and LSE for every split, row and head. Args checked as
+ * fa2_fwd_kvcache_check does, workspace ignored. */
+fa2_status fa2_kvcache_workspace_size(const fa2_kvcache_args *args,
+                                      fa2_backend backend, size_t *bytes);
 
 /* ---- backward ---------------------------------------------------------- */
 
@@ -235,6 +377,19 @@ typedef struct fa2_bwd_args {
      * again after each synchronisation. */
     void *workspace;
     size_t workspace_bytes;
+
+    /* the forward's modifiers, with the same meaning as in fa2_fwd_args
+     * (dropout recomputed from the generator, never stored) */
+    float softcap;
+    const float *alibi_slopes;
+    int64_t alibi_batch_stride;
+    const float *sinks;
+    float dropout_p;
+    uint64_t dropout_seed;
+    uint64_t dropout_offset;
+    /* output, required when sinks is set: float32 [Hq], the gradient of
+     * the loss with respect to each head's sink logit (overwritten) */
+    float *dsinks;
 } fa2_bwd_args;
 
 /* Defaults: everything zero / NULL, window -1/-1 (unbounded). */

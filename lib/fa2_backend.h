@@ -33,6 +33,14 @@ typedef struct fa2_backend_ops {
     /* bytes of the backward's workspace; NULL: it needs none */
     fa2_status (*bwd_workspace)(const fa2_bwd_args *a, const fa2_problem *p,
                                 size_t *bytes);
+    /* the forward over a KV cache, on arguments fa2_kvcache_validate passed,
+     * p->num_splits already resolved (>= 1); NULL: FA2_ERR_UNSUPPORTED */
+    fa2_status (*fwd_kvcache)(const fa2_kvcache_args *a,
+                              const fa2_kvcache_problem *p);
+    /* *num_splits = the backend's choice when the caller gave 0 (GPU: the
+     * shared heuristic over its SM count); NULL: the shared heuristic
+     * (fa2_kvcache_splits_heuristic) over p->num_threads workers */
+    fa2_status (*kvcache_splits)(const fa2_kvcache_problem *p, int *num_splits);
 } fa2_backend_ops;
 
 #ifdef __cplusplus

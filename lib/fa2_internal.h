@@ -7,6 +7,8 @@
 #define FA2_INTERNAL_H
 
 #include "fa2.h"
+#include "fa2_philox.h"
+#include "fa2_score.h"
 #include "fa2_tile.h"
 
 #include <stdint.h>
@@ -88,6 +90,14 @@ typedef struct fa2_problem {
     int num_threads;
     fa2_trace_fn trace;   /* tiled backend only; NULL: no tracing  */
     void *trace_user;
+    /* score modifiers (lib/fa2_score.h) and dropout (lib/fa2_philox.h) */
+    int mods;             /* softcap, ALiBi or sinks on: scores -> logits */
+    float softcap;        /* 0: off */
+    const float *alibi_slopes; /* NULL: off */
+    int64_t alibi_stride; /* between sequences; 0: one [Hq] for all */
+    const float *sinks;   /* NULL: off */
+    fa2_dropout dropout;  /* .enabled = 0: off */
+    uint8_t *dropout_mask; /* forward only, optional output */
 } fa2_problem;
 
 /* Where sequence b lives: its batch index and first row in the tensors. */
@@ -123,6 +133,37 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
                          p->window_right);
 }
 
+/* The score modifiers of sequence b (its index, not its batch slot), head h. */
+static inline fa2_score_mod fa2_problem_score_mod(const fa2_problem *p,
+                                                  const fa2_seq *s, int64_t b,
+                                                  int64_t h)
+{
+    const int alibi = p->alibi_slopes != NULL;
+    return fa2_score_mod_make(p->scale, p->softcap, alibi,
+                              alibi ? p->alibi_slopes[b * p->alibi_stride + h] : 0.0f,
+                              s->seqlen_q, s->seqlen_k);
+}
+
+/* The sink logit of head h, or -inf (no sink). */
+static inline float fa2_problem_sink(const fa2_problem *p, int64_t h)
+{
+    return p->sinks ? p->sinks[h] : -INFINITY;
+}
+
+/* The dropout_mask byte of (sequence b, head h, row i, key j), or NULL. */
+static inline uint8_t *fa2_problem_mask_at(const fa2_problem *p, int64_t b,
+                                           int64_t h, int64_t i, int64_t j)
+{
+    if (!p->dropout_mask)
+        return NULL;
+    return p->dropout_mask +
+           ((b * p->heads_q + h) * p->max_seqlen_q + i) * p->max_seqlen_k + j;
+}
+
+/* Zero the whole dropout_mask output (backends then mark the kept
+ * visible elements). */
+void fa2_problem_mask_clear(const fa2_problem *p);
+
 /* Check every argument of a forward call; fill *p on success. ops is the
  * backend's row (fa2_backend.h): where its tensors live decides whether the
  * lengths in cu_seqlens can be read here; NULL: host memory (what a
@@ -130,6 +171,11 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
 struct fa2_backend_ops;
 fa2_status fa2_fwd_validate(const fa2_fwd_args *args,
                             const struct fa2_backend_ops *ops, fa2_problem *p);
+
+/* The score modifiers' and dropout's arguments (lib/modifiers.c), the
+ * last step of fa2_fwd_validate: fills their fields of *p. */
+fa2_status fa2_mods_validate(const fa2_fwd_args *args,
+                             const struct fa2_backend_ops *ops, fa2_problem *p);
 
 /* Distinct indices of t (first ndim dims) are distinct addresses (a
  * sufficient test on sorted strides). */
@@ -152,6 +198,75 @@ fa2_fwd_args fa2_bwd_as_fwd_args(const fa2_bwd_args *b);
 /* The other way: the backward's arguments over the forward's tensors and
  * parameters; dout, dq, dk, dv and the workspace are left empty. */
 fa2_bwd_args fa2_fwd_as_bwd_args(const fa2_fwd_args *f);
+
+/* ---- a validated KV-cache problem ------------------------------------------ */
+
+/* What fa2_kvcache_validate checked and normalised (fa2_fwd_kvcache). */
+typedef struct fa2_kvcache_problem {
+    fa2_dtype dtype;
+    int64_t batch;
+    int64_t heads_q;
+    int64_t heads_kv;
+    int64_t group;        /* heads_q / heads_kv: query heads per key head   */
+    int64_t head_dim;
+    int64_t seqlen_q;     /* Nq                                             */
+    int64_t seqlen_new;   /* Nnew; 0: no append                             */
+    int paged;
+    int64_t page_size;    /* paged: k_cache.shape[1]; contiguous: Nmax      */
+    int64_t num_pages;    /* paged: k_cache.shape[0]; contiguous: batch     */
+    int64_t max_pages;    /* paged: block table columns; contiguous: 1      */
+    int64_t block_table_stride;
+    int64_t capacity;     /* keys one sequence can hold                     */
+    int64_t max_seqlen_k; /* host lengths: the longest seqlen_k; device:
+                             the capacity                                   */
+    const int32_t *block_table;   /* NULL: contiguous                       */
+    const int32_t *cache_seqlens;
+    float scale;
+    float scale_log2;
+    int causal;
+    int64_t window_left;
+    int64_t window_right;
+    int num_splits;       /* resolved: >= 1                                 */
+    int block_m;          /* packed rows per tile (FA2_KVCACHE_BLOCK_M)     */
+    int block_n;          /* keys per tile                                  */
+    int num_threads;
+} fa2_kvcache_problem;
+
+/* Keys of sequence b after the append (host lengths only). */
+static inline int64_t fa2_kvcache_seqlen_k(const fa2_kvcache_problem *p,
+                                           int64_t b)
+{
+    return (int64_t)p->cache_seqlens[b] + p->seqlen_new;
+}
+
+/* Sequence b's row of the block table, NULL when contiguous. */
+static inline const int32_t *fa2_kvcache_table_row(const fa2_kvcache_problem *p,
+                                                   int64_t b)
+{
+    return p->block_table ? p->block_table + b * p->block_table_stride : NULL;
+}
+
+/* The visibility rule of sequence b's rows (bottom-right aligned). */
+static inline fa2_mask fa2_kvcache_mask(const fa2_kvcache_problem *p,
+                                        int64_t seqlen_k)
+{
+    return fa2_mask_make(p->seqlen_q, seqlen_k, p->causal, p->window_left,
+                         p->window_right);
+}
+
+/* Check every argument of a KV-cache call (lib/validate_kvcache.c); fill *p
+ * on success, num_splits as given (0: not yet chosen). ops as in
+ * fa2_fwd_validate: device memory means the lengths and the block table
+ * cannot be read here. Nothing is written. */
+fa2_status fa2_kvcache_validate(const fa2_kvcache_args *args,
+                                const struct fa2_backend_ops *ops,
+                                fa2_kvcache_problem *p);
+
+/* The checks every tensor of a call gets (lib/validate.c): data, dtype,
+ * sizes >= 1 (dim empty_dim may be 0; -1: none), contiguous last dim,
+ * positive strides, span. */
+fa2_status fa2_tensor_check(const fa2_tensor *t, const char *name, int ndim,
+                            int empty_dim);
 
 /* ---- strided element access ------------------------------------------------ */
 

@@ -4,7 +4,8 @@
 # (JSON/CSV escaping) every report goes through. It names no backend
 # (doc/design.md; tests/layers.sh checks).
 noinst_HEADERS += lib/fa2_internal.h lib/fa2_tile.h lib/fa2_backend.h \
-	lib/fa2_writer.h
+	lib/fa2_score.h lib/fa2_philox.h \
+	lib/fa2_writer.h lib/fa2_kvcache.h
 lib_libfa2_la_SOURCES += \
 	lib/status.c \
 	lib/dtype.c \
@@ -12,6 +13,8 @@ lib_libfa2_la_SOURCES += \
 	lib/args.c \
 	lib/validate.c \
 	lib/validate_bwd.c \
+	lib/validate_kvcache.c \
+	lib/modifiers.c \
 	lib/flops.c \
 	lib/workers.c \
 	lib/writer.c

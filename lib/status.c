@@ -25,6 +25,8 @@ static const char *const status_names[FA2_STATUS_COUNT] = {
     [FA2_ERR_CUDA] = "FA2_ERR_CUDA",
     [FA2_ERR_UNSUPPORTED] = "FA2_ERR_UNSUPPORTED",
     [FA2_ERR_INTERNAL] = "FA2_ERR_INTERNAL",
+    [FA2_ERR_BLOCK_TABLE] = "FA2_ERR_BLOCK_TABLE",
+    [FA2_ERR_CACHE_SEQLENS] = "FA2_ERR_CACHE_SEQLENS",
 };
 
 const char *fa2_status_str(fa2_status s)

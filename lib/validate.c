@@ -208,6 +208,12 @@ static fa2_status check_tensor(const fa2_tensor *t, const char *name, int ndim,
     return fa2_tensor_check_span(t, name, ndim);
 }
 
+fa2_status fa2_tensor_check(const fa2_tensor *t, const char *name, int ndim,
+                            int empty_dim)
+{
+    return check_tensor(t, name, ndim, empty_dim);
+}
+
 static fa2_status check_same_dim(const fa2_tensor *a, const char *an,
                                  const fa2_tensor *b, const char *bn, int dim,
                                  const char *what)
@@ -393,7 +399,7 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
         p->num_seqs = a->q.shape[0];
         p->max_seqlen_q = a->q.shape[1];
         p->max_seqlen_k = a->k.shape[1];
-        return FA2_OK;
+        return fa2_mods_validate(a, ops, p);
     }
 
     /* variable lengths */
@@ -432,5 +438,5 @@ fa2_status fa2_fwd_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
         (st = check_max_seqlen(a->max_seqlen_k, max_k, a->k.shape[1],
                                "max_seqlen_k", &p->max_seqlen_k)))
         return st;
-    return FA2_OK;
+    return fa2_mods_validate(a, ops, p);
 }

@@ -79,6 +79,12 @@ fa2_status fa2_bwd_validate(const fa2_bwd_args *a, const fa2_backend_ops *ops,
                                 "outputs must not overlap the inputs",
                                 out_names[i], in_names[j]);
     }
+    if (a->sinks && !a->dsinks)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "dsinks is NULL while sinks is "
+                        "set; the backward writes the sinks' gradient there");
+    if (a->dsinks && !a->sinks)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "dsinks is set but sinks is "
+                        "NULL: there is no sink gradient to write");
     if (a->deterministic != 0 && a->deterministic != 1)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "deterministic is %d, expected "
                         "0 or 1", a->deterministic);

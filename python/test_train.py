@@ -16,6 +16,9 @@ with PyTorch SDPA, from the same seed on the same data, and check that
      each attention layer's real q/k/v and upstream gradient. (SDPA's math
      backend upcasts half inputs to float32 internally, so the explicit
      standard attention in the dtype is the yardstick; both are printed.)
+  3. with dropout and softcap (--mods-dropout, --mods-softcap), fa2's
+     training run tracks an eager PyTorch implementation of the same maths
+     fed fa2's own dropout pattern (its kept-mask output), as in 1.
 
 The model: token + position embeddings, --layers pre-LN blocks (causal
 self-attention with --heads heads of dim d_model/heads, GELU MLP 4x), tied
@@ -61,6 +64,12 @@ def parse():
     ap.add_argument("--no-fp32", action="store_true",
                     help="skip the informational float32 SDPA run")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--mods-dropout", type=float, default=0.1,
+                    help="the modifiers run: dropout probability")
+    ap.add_argument("--mods-softcap", type=float, default=5.0,
+                    help="the modifiers run: logit soft-cap")
+    ap.add_argument("--mods-steps", type=int, default=0,
+                    help="steps of the modifiers run (0: --steps; -1: skip it)")
     return ap.parse_args()
 
 
@@ -188,7 +197,9 @@ def main():
     torch.manual_seed(args.seed)
     init_state = {k: v.clone() for k, v in Model().state_dict().items()}
 
-    def train(attn, name):
+    state = {"step": 0, "call": 0}  # dropout's seed and offset per call
+
+    def train(attn, name, steps=0):
         torch.manual_seed(args.seed + 1)
         model = Model().to(dev)
         model.load_state_dict(init_state)
@@ -200,7 +211,8 @@ def main():
             (0.5 + 0.5 * math.cos(math.pi * min(s, args.steps) / args.steps)))
         losses = []
         t0 = time.time()
-        for step in range(args.steps):
+        for step in range(steps or args.steps):
+            state["step"], state["call"] = step, 0
             xy = batches[step].to(dev)
             logits = model(xy[:, :-1], attn)
             loss = F.cross_entropy(logits.reshape(-1, V).float(), xy[:, 1:].reshape(-1))
@@ -352,8 +364,72 @@ def main():
                 print("%-5s %5d %-3s %10.3e %10.3e %10.3e %10.3e %10.3e %10.3e %10.3e %10.3e  %s" % (
                     str(dt)[6:], li, name, mag, e_ours, e_std, e_math, e_flash, e_32,
                     e_o, bound, "ok" if good else "FAIL"))
+    ok &= mods_run(args, torch, F, fa2, dev, lowp, train, state, trail)
     print("\ntest_train:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def mods_run(args, torch, F, fa2, dev, lowp, train, state, trail):
+    """3. dropout + softcap: fa2.attention against an eager PyTorch
+    implementation of the same maths (doc/algorithm.md section 7) with the
+    same dropout pattern, taken from fa2's kept-mask output: s = cap
+    tanh(scale q.k / cap), causal, P = softmax(s), O = (P o z / (1 - p)) V.
+    Both runs must track each other as in 1."""
+    steps = args.steps if args.mods_steps == 0 else args.mods_steps
+    if steps <= 0:
+        return True
+    p, cap = args.mods_dropout, args.mods_softcap
+
+    def seed_offset():
+        # a fresh pattern per step and per layer, the same in both runs
+        off = state["call"]
+        state["call"] += 1
+        return args.seed * 100003 + state["step"], off
+
+    def attn_fa2(q, k, v):
+        seed, off = seed_offset()
+        return fa2.attention(q.to(lowp), k.to(lowp), v.to(lowp), dropout_p=p,
+                             causal=True, softcap=cap, seed=seed,
+                             offset=off).float()
+
+    def attn_eager(q, k, v):
+        seed, off = seed_offset()
+        q, k, v = (x.to(lowp) for x in (q, k, v))
+        _, keep = fa2.forward(q.detach(), k.detach(), v.detach(), causal=True,
+                              softcap=cap, dropout_p=p, dropout_seed=seed,
+                              dropout_offset=off, return_dropout_mask=True)
+        qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+        s = torch.matmul(qt.float(), kt.float().transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        s = cap * torch.tanh(s / cap)
+        n, m = s.shape[-2], s.shape[-1]
+        vis = torch.ones(n, m, dtype=torch.bool, device=s.device).tril(m - n)
+        prob = torch.softmax(s.masked_fill(~vis, float("-inf")), dim=-1)
+        prob = prob * keep.to(prob.dtype) / (1.0 - p)
+        return torch.matmul(prob.to(lowp), vt).transpose(1, 2).float()
+
+    print("\nmodifiers: dropout %g and softcap %g, %d steps: fa2 against eager "
+          "PyTorch with fa2's dropout pattern" % (p, cap, steps), flush=True)
+    try:
+        _, l_a = train(attn_fa2, "fa2-mods", steps)
+        _, l_b = train(attn_eager, "eager-mods", steps)
+    except fa2.Fa2Error as e:
+        if "UNSUPPORTED" in str(getattr(e, "status", "")) or "does not implement" in str(e):
+            print("SKIP modifiers run: %s" % e)
+            return True
+        raise
+    if len(l_a) != steps or len(l_b) != steps:
+        print("FAIL: a modifiers run stopped early (non-finite loss)")
+        return False
+    worst = max(abs(trail(l_a, i) - trail(l_b, i)) / max(abs(trail(l_b, i)), 1e-12)
+                for i in range(steps))
+    print("largest relative difference of the trailing means %.2e (tolerance "
+          "%.2e); loss %.4f -> %.4f (fa2), %.4f -> %.4f (eager)"
+          % (worst, args.tol, l_a[0], trail(l_a, steps - 1), l_b[0],
+             trail(l_b, steps - 1)))
+    good = worst < args.tol and abs(l_a[0] - l_b[0]) <= 1e-2 * abs(l_b[0])
+    if not good:
+        print("FAIL: the modifiers runs do not track each other")
+    return good
 
 
 if __name__ == "__main__":

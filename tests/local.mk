@@ -9,7 +9,7 @@ if HAVE_CHECK
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TEST_LIBS = lib/libfa2.la $(CHECK_LIBS) $(OPENBLAS_LIBS) -lm
 
-noinst_HEADERS += tests/testlib.h
+noinst_HEADERS += tests/testlib.h tests/kvlib.h
 
 FA2_FWD_TESTS = \
 	tests/test_dtype \
@@ -19,7 +19,9 @@ FA2_FWD_TESTS = \
 	tests/test_fwd_grid \
 	tests/test_bad_input \
 	tests/test_nonfinite \
-	tests/test_limits
+	tests/test_limits \
+	tests/test_kvcache \
+	tests/test_kvcache_bad_input
 
 check_PROGRAMS += $(FA2_FWD_TESTS)
 TESTS += $(FA2_FWD_TESTS)
@@ -55,6 +57,15 @@ tests_test_nonfinite_LDADD = $(TEST_LIBS)
 tests_test_limits_SOURCES = tests/test_limits.c tests/testlib.c
 tests_test_limits_CFLAGS = $(TEST_CFLAGS)
 tests_test_limits_LDADD = $(TEST_LIBS)
+
+tests_test_kvcache_SOURCES = tests/test_kvcache.c tests/kvlib.c tests/testlib.c
+tests_test_kvcache_CFLAGS = $(TEST_CFLAGS)
+tests_test_kvcache_LDADD = $(TEST_LIBS)
+
+tests_test_kvcache_bad_input_SOURCES = tests/test_kvcache_bad_input.c \
+	tests/kvlib.c tests/testlib.c
+tests_test_kvcache_bad_input_CFLAGS = $(TEST_CFLAGS)
+tests_test_kvcache_bad_input_LDADD = $(TEST_LIBS)
 endif
 
 # The layering rule (doc/design.md): includes and calls point down only.

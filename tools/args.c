@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +158,19 @@ static int take(const char *prog, const opt *o, const char *v)
         return o->call(o->out, v) ? -1 : 0;
     }
     return -1;
+}
+
+int opt_nonneg_float(void *out, const char *value)
+{
+    char *end = NULL;
+    errno = 0;
+    const double x = strtod(value, &end);
+    if (!*value || *end || errno || !isfinite(x) || x < 0.0 || x > FLT_MAX) {
+        fprintf(stderr, "fa2: '%s' is not a finite number >= 0\n", value);
+        return -1;
+    }
+    *(float *)out = (float)x;
+    return 0;
 }
 
 static int usage_error(const char *prog)

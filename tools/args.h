@@ -53,6 +53,10 @@ typedef struct opt {
 #define OPT_CALL_(n, p, fn) {.name = n, .kind = OPT_CALL, .out = p, .call = fn}
 #define OPT_COUNT(table) ((int)(sizeof(table) / sizeof((table)[0])))
 
+/* An OPT_CALL parser: a finite number >= 0 into *(float *)out, all of the
+ * value parsed; prints why to stderr otherwise. */
+int opt_nonneg_float(void *out, const char *value);
+
 /* Parse argv against the table (n entries). Returns 0 when every argument
  * parsed, 1 when -h or --help was given (nothing else is reported), 2
  * after printing "PROG: what is wrong" and "PROG --help lists the options"

@@ -244,7 +244,7 @@ static void child_bench(const bench_opts *o, int backend, int dtype, int64_t n,
     timing_result t;
     double warm;
     problem_spec s = {(fa2_dtype)dtype, o->batch, n, n, o->heads, o->heads,
-                      o->head_dim, causal, -1, -1, 0, 1};
+                      o->head_dim, causal, -1, -1, 0, 1, 0.0f, 0, 0, 0.0f};
     r.status = FA2_ERR_OUT_OF_MEMORY;
     /* gradient buffers only when a backward runs, so that a forward's peak
      * RSS is its own */

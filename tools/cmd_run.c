@@ -116,6 +116,10 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
            (long long)s->heads_q, (long long)s->heads_kv, (long long)s->seqlen_q,
            (long long)s->seqlen_k, (long long)s->head_dim, win,
            (unsigned long long)s->seed);
+    if (s->softcap > 0.0f || s->alibi || s->sinks || s->dropout_p > 0.0f)
+        printf("  modifiers softcap %g%s%s, dropout %g\n", (double)s->softcap,
+               s->alibi ? ", ALiBi" : "", s->sinks ? ", sinks" : "",
+               (double)s->dropout_p);
     if (s->varlen && s->batch <= 16) {
         printf("  lengths  q");
         for (int64_t b = 0; b < s->batch; b++)
@@ -160,6 +164,10 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
                c->grad[g].ref_err, c->grad[g].bound);
         lead = "          ";
     }
+    if (c->dsinks_checked)
+        printf("%s dsinks max %.3g vs oracle; standard attention %.3g; "
+               "bound %.3g\n", lead, c->dsinks.err, c->dsinks.ref_err,
+               c->dsinks.bound);
     char lse_floor[32];
     snprintf(lse_floor, sizeof lse_floor, "%g", fa2_check_lse_floor());
     printf("  check    %s (bound: 2 x standard attention's error + %g%s%s)\n",
@@ -200,6 +208,10 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
         fa2_json_int_array(&w, "cu_seqlens_k", p->cu_seqlens_k, s->batch + 1);
     }
     fa2_json_uint(&w, "seed", s->seed);
+    fa2_json_number(&w, "softcap", s->softcap);
+    fa2_json_bool(&w, "alibi", s->alibi);
+    fa2_json_bool(&w, "sinks", s->sinks);
+    fa2_json_number(&w, "dropout_p", s->dropout_p);
     fa2_json_int(&w, "threads", o->threads);
     fa2_json_int(&w, "runs", r->time.runs);
     fa2_json_number(&w, "time_ms", r->time.seconds * 1e3);
@@ -226,6 +238,11 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
             fa2_json_number(&w, k, c->grad[g].ref_err);
             snprintf(k, sizeof k, "%s_max_abs_err_bound", n);
             fa2_json_number(&w, k, c->grad[g].bound);
+        }
+        if (c->dsinks_checked) {
+            fa2_json_number(&w, "dsinks_max_abs_err", c->dsinks.err);
+            fa2_json_number(&w, "ref_dsinks_max_abs_err", c->dsinks.ref_err);
+            fa2_json_number(&w, "dsinks_max_abs_err_bound", c->dsinks.bound);
         }
         fa2_json_bool(&w, "check_passed", c->passed);
     }

@@ -23,6 +23,9 @@ typedef struct trace_opts {
     int64_t seqlen, seqlen_k, head_dim, block_m, block_n, window_l, window_r;
     int causal, bwd, digits;
     uint64_t seed;
+    float softcap, dropout; /* score modifiers (doc/algorithm.md) */
+    int alibi, sinks;
+    float sink;             /* the sink logit, when --sinks */
     const char *html; /* --html FILE: the teaching page (lib/check/teach_html.c) */
 } trace_opts;
 
@@ -38,6 +41,7 @@ static void usage(FILE *f)
             "usage: fa2 trace [--pass fwd|bwd] [--seqlen N] [--seqlen-k N]\n"
             "                 [--head-dim D] [--block-m BR] [--block-n BC]\n"
             "                 [--causal] [--window L,R] [--digits K] [--seed S]\n"
+            "                 [--softcap CAP] [--alibi] [--sinks] [--dropout P]\n"
             "                 [--html FILE]  (FILE: a self-contained teaching page)\n"
             "Prints the tiled FlashAttention-2 mirror step by step on a tiny\n"
             "problem (default: seqlen 8, head dim 4, 4x4 tiles, fp32). Sizes\n"
@@ -77,17 +81,27 @@ static void on_fwd_step(void *user, const fa2_trace_event *e)
     const int dg = t->o->digits;
     if (e->m_block != t->last_m_block) {
         t->last_m_block = e->m_block;
-        printf("\n== query block i = %lld (rows %lld..%lld): m = -inf, l = 0, acc = 0\n",
-               (long long)e->m_block, (long long)e->row_lo,
-               (long long)(e->row_lo + e->rows - 1));
+        if (t->o->sinks) /* the row state starts with the sink (fa2_score.h) */
+            printf("\n== query block i = %lld (rows %lld..%lld): m = sink = %.*f, "
+                   "l = exp2(sink log2(e) - m log2(e)) (the sink's weight), acc = 0\n",
+                   (long long)e->m_block, (long long)e->row_lo,
+                   (long long)(e->row_lo + e->rows - 1), dg, (double)t->o->sink);
+        else
+            printf("\n== query block i = %lld (rows %lld..%lld): m = -inf, l = 0, "
+                   "acc = 0\n", (long long)e->m_block, (long long)e->row_lo,
+                   (long long)(e->row_lo + e->rows - 1));
     }
     switch (e->kind) {
     case FA2_TRACE_FWD_S:
         printf("\n-- tile (i = %lld, j = %lld): keys %lld..%lld\n",
                (long long)e->m_block, (long long)e->n_block, (long long)e->col_lo,
                (long long)(e->col_lo + e->cols - 1));
-        print_matrix("S = Q_i K_j^T  (masked entries -inf)", e->tile, e->rows,
-                     e->cols, e->row_stride, e->col_stride, e->row_lo, dg);
+        print_matrix(t->o->softcap > 0.0f || t->o->alibi || t->o->sinks
+                         ? "S = logits u of Q_i K_j^T: scale x, capped cap tanh(./cap), "
+                           "minus ALiBi slope |i'-j|  (masked entries -inf)"
+                         : "S = Q_i K_j^T  (masked entries -inf)",
+                     e->tile, e->rows, e->cols, e->row_stride, e->col_stride,
+                     e->row_lo, dg);
         break;
     case FA2_TRACE_FWD_P:
         printf("  online softmax, per row: new running max m, correction alpha = "
@@ -97,8 +111,16 @@ static void on_fwd_step(void *user, const fa2_trace_event *e)
                    (long long)(e->row_lo + i), dg + 5, dg, (double)e->state[i].m,
                    dg + 3, dg, (double)e->alpha[i], dg + 4, dg,
                    (double)e->state[i].l);
-        print_matrix("P = exp2(S c - m c), c = scale log2(e)  (rounded to the "
-                     "input dtype for P V)", e->tile, e->rows, e->cols,
+        print_matrix(t->o->softcap > 0.0f || t->o->alibi || t->o->sinks
+                         ? (t->o->dropout > 0.0f
+                                ? "P = exp2(u c - m c), c = log2(e) on logits; dropped "
+                                  "entries 0 (kept ones x 1/(1-p) at the end)"
+                                : "P = exp2(u c - m c), c = log2(e) on logits")
+                         : t->o->dropout > 0.0f
+                         ? "P = exp2(S c - m c), c = scale log2(e); dropped entries 0 "
+                           "(kept ones x 1/(1-p) at the end)"
+                         : "P = exp2(S c - m c), c = scale log2(e)  (rounded to the "
+                           "input dtype for P V)", e->tile, e->rows, e->cols,
                      e->row_stride, e->col_stride, e->row_lo, dg);
         break;
     case FA2_TRACE_FWD_ACC:
@@ -182,6 +204,10 @@ static int parse(int argc, char **argv, trace_opts *o)
         OPT_INT_("--digits", &o->digits, 1, 8),
         OPT_U64_("--seed", &o->seed),
         OPT_STRING_("--html", &o->html),
+        OPT_CALL_("--softcap", &o->softcap, opt_nonneg_float),
+        OPT_FLAG_("--alibi", &o->alibi, 1),
+        OPT_FLAG_("--sinks", &o->sinks, 1),
+        OPT_CALL_("--dropout", &o->dropout, opt_nonneg_float),
     };
     const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
     if (rc)
@@ -190,6 +216,11 @@ static int parse(int argc, char **argv, trace_opts *o)
     if (o->head_dim != 4 && o->head_dim % 8 != 0) {
         fprintf(stderr, PROG ": --head-dim: %lld is neither 4 nor a multiple of "
                 "8 (the library's head dims)\n", (long long)o->head_dim);
+        return 2;
+    }
+    if (o->dropout >= 1.0f) {
+        fprintf(stderr, PROG ": --dropout %g is not a probability in [0, 1)\n",
+                (double)o->dropout);
         return 2;
     }
     o->window_l = window[0];
@@ -254,6 +285,16 @@ int fa2_cmd_trace(int argc, char **argv)
     a.block_n = (int)o.block_n;
     /* the scale of the printed head dim, not of the zero padding */
     a.softmax_scale = (float)(1.0 / sqrt((double)d_show));
+    /* the modifiers: one head, so ALiBi's slope is 2^-8; the sink drawn
+     * after the inputs, so they do not change with --sinks */
+    float slope = 1.0f / 256.0f, dsink = 0.0f;
+    double dsink64 = 0.0;
+    o.sink = tiny_value(&st);
+    a.softcap = o.softcap;
+    a.alibi_slopes = o.alibi ? &slope : NULL;
+    a.sinks = o.sinks ? &o.sink : NULL;
+    a.dropout_p = o.dropout;
+    a.dropout_seed = o.seed;
     if (o.html) {
         rc = trace_html_write(o.html, &a, dO, dq, dk, dv);
         goto done;
@@ -267,6 +308,12 @@ int fa2_cmd_trace(int argc, char **argv)
            (long long)nq, (long long)nk, (long long)d_show, (long long)o.block_m,
            (long long)o.block_n, o.causal ? "yes" : "no", (long long)o.window_l,
            (long long)o.window_r, (double)a.softmax_scale);
+    if (o.softcap > 0.0f || o.alibi || o.sinks || o.dropout > 0.0f)
+        printf("modifiers: softcap %g, ALiBi slope %s, sink %s%.*f, dropout %g "
+               "(seed %llu)\n", (double)o.softcap, o.alibi ? "2^-8" : "none",
+               o.sinks ? "" : "none ", o.sinks ? o.digits : 0,
+               o.sinks ? (double)o.sink : 0.0, (double)o.dropout,
+               (unsigned long long)o.seed);
     print_matrix("Q", q, nq, d_show, d, 1, 0, o.digits);
     print_matrix("K", k, nk, d_show, d, 1, 0, o.digits);
     print_matrix("V", v, nk, d_show, d, 1, 0, o.digits);
@@ -289,10 +336,11 @@ int fa2_cmd_trace(int argc, char **argv)
     g.dk = fa2_tensor_4d(dk, FA2_DTYPE_FP32, 1, nk, 1, d);
     g.dv = fa2_tensor_4d(dv, FA2_DTYPE_FP32, 1, nk, 1, d);
     g.deterministic = 1;
+    g.dsinks = o.sinks ? &dsink : NULL;
     if (s == FA2_OK && o.bwd)
         s = fa2_tiled_bwd_traced(&g, on_bwd_step, &t);
     if (s == FA2_OK)
-        s = o.bwd ? fa2_oracle_bwd_f64(&g, dq64, dk64, dv64)
+        s = o.bwd ? fa2_oracle_bwd_f64_sinks(&g, dq64, dk64, dv64, &dsink64)
                   : fa2_oracle_fwd_f64(&a, o64, lse64);
     if (s != FA2_OK) {
         fprintf(stderr, PROG ": %s: %s\n", fa2_status_str(s), fa2_last_error());
@@ -332,6 +380,11 @@ int fa2_cmd_trace(int argc, char **argv)
         for (int64_t i = 0; i < nq; i++)
             printf("    %3lld | %*.*f  | %*.*f\n", (long long)i, o.digits + 5, o.digits,
                    (double)lse[i], o.digits + 5, o.digits, lse64[i]);
+    }
+    if (o.bwd && o.sinks) {
+        printf("  dsink: tiled | oracle  (= -sum_i P_sink,i D_i)\n    %*.*f  | %*.*f\n",
+               o.digits + 5, o.digits, (double)dsink, o.digits + 5, o.digits, dsink64);
+        max_err = fmax(max_err, fabs(dsink - dsink64));
     }
     printf("  max |tiled - oracle| = %.3g\n", max_err);
     rc = 0;

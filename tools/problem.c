@@ -248,6 +248,21 @@ int problem_create(problem *p, const problem_spec *s)
     fill_normal(p->q, s->dtype, p->q_bytes / es, &rq);
     fill_normal(p->k, s->dtype, p->kv_bytes / es, &rk);
     fill_normal(p->v, s->dtype, p->kv_bytes / es, &rv);
+    if (s->alibi || s->sinks) {
+        p->slopes = malloc(sizeof(float) * (size_t)s->heads_q);
+        p->sinks = malloc(sizeof(float) * (size_t)s->heads_q);
+        p->dsinks = malloc(sizeof(float) * (size_t)s->heads_q);
+        if (!p->slopes || !p->sinks || !p->dsinks) {
+            problem_destroy(p);
+            return -1;
+        }
+        rng rs = rng_make(s->seed, 5); /* the sinks' own stream */
+        for (int64_t h = 0; h < s->heads_q; h++) {
+            /* ALiBi's geometric sequence: 2^(-8/n), 2^(-16/n), ... */
+            p->slopes[h] = (float)pow(2.0, -8.0 * (double)(h + 1) / (double)s->heads_q);
+            p->sinks[h] = (float)rng_normal(&rs);
+        }
+    }
     problem_poison_outputs(p);
     return 0;
 }
@@ -255,7 +270,7 @@ int problem_create(problem *p, const problem_spec *s)
 void problem_destroy(problem *p)
 {
     void *bufs[] = {p->q, p->k, p->v, p->o, p->lse, p->cu_seqlens_q, p->cu_seqlens_k,
-                    p->dout, p->dq, p->dk, p->dv};
+                    p->dout, p->dq, p->dk, p->dv, p->slopes, p->sinks, p->dsinks};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     memset(p, 0, sizeof *p);
@@ -282,6 +297,11 @@ fa2_fwd_args problem_fwd_args(const problem *p, int num_threads)
         a.max_seqlen_k = p->max_seqlen_k;
     }
     a.num_threads = num_threads;
+    a.softcap = s->softcap;
+    a.alibi_slopes = s->alibi ? p->slopes : NULL;
+    a.sinks = s->sinks ? p->sinks : NULL;
+    a.dropout_p = s->dropout_p;
+    a.dropout_seed = s->seed;
     return a;
 }
 
@@ -322,6 +342,7 @@ fa2_bwd_args problem_bwd_args(const problem *p, int num_threads)
     b.dk.data = p->dk;
     b.dv = f.v;
     b.dv.data = p->dv;
+    b.dsinks = p->spec.sinks ? p->dsinks : NULL;
     return b;
 }
 

@@ -23,7 +23,12 @@ typedef struct problem_spec {
     int64_t window_left;  /* -1: unbounded */
     int64_t window_right; /* -1: unbounded */
     int varlen;
-    uint64_t seed;
+    uint64_t seed;    /* inputs, dO, lengths, sinks and dropout's seed       */
+    /* score modifiers and dropout (doc/algorithm.md); 0 = off */
+    float softcap;
+    int alibi;        /* slopes 2^(-8 k / heads), k = 1 .. heads (ALiBi paper) */
+    int sinks;        /* random N(0, 1) sink logits, one per query head      */
+    float dropout_p;
 } problem_spec;
 
 /* The built problem. Fixed lengths: q/k/v/o are [batch, seqlen, heads, d].
@@ -44,6 +49,9 @@ typedef struct problem {
     /* The backward's (problem_alloc_grads; NULL until then): dout like o,
      * dq like q, dk and dv like k and v. */
     void *dout, *dq, *dk, *dv;
+    /* [heads_q] each, NULL when off: ALiBi slopes, sink logits, and the
+     * backward's dsinks */
+    float *slopes, *sinks, *dsinks;
 } problem;
 
 /* Check a spec's sizes against what fits in memory and in int32

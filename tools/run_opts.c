@@ -45,7 +45,12 @@ void run_usage(FILE *f)
 "  --varlen                 random lengths summing to batch*seqlen, packed\n"
 "                           with cu_seqlens (batch >= 4: one empty and one\n"
 "                           length-1 sequence among them)\n"
-"  --seed N                 random inputs, dO and lengths (default 1)\n"
+"  --seed N                 random inputs, dO, lengths, sinks and the\n"
+"                           dropout seed (default 1)\n"
+"  --softcap CAP            logit soft-capping: s -> CAP tanh(s / CAP)\n"
+"  --alibi                  ALiBi biases, slopes 2^(-8k/heads), k = 1..heads\n"
+"  --sinks                  one random N(0, 1) sink logit per query head\n"
+"  --dropout P              dropout on P with probability P in [0, 1)\n"
 "\n"
 "run:\n"
 "  --backend oracle|standard|tiled|cuda|auto\n"
@@ -117,6 +122,11 @@ static int check_combination(run_opts *o)
         fprintf(stderr, PROG ": %s\n", why);
         return -1;
     }
+    if (s->dropout_p >= 1.0f) {
+        fprintf(stderr, PROG ": --dropout %g is not a probability in [0, 1)\n",
+                (double)s->dropout_p);
+        return -1;
+    }
     if (s->causal && s->window_right > 0) {
         /* causal would silently cut the window's right side to 0 */
         fprintf(stderr, PROG ": --window %lld,%lld opens %lld keys right of "
@@ -153,6 +163,10 @@ int run_opts_parse(run_opts *o, int argc, char **argv)
         OPT_PAIR_("--window", window, -1, MAX_SIZE),
         OPT_FLAG_("--varlen", &s->varlen, 1),
         OPT_U64_("--seed", &s->seed),
+        OPT_CALL_("--softcap", &s->softcap, opt_nonneg_float),
+        OPT_FLAG_("--alibi", &s->alibi, 1),
+        OPT_FLAG_("--sinks", &s->sinks, 1),
+        OPT_CALL_("--dropout", &s->dropout_p, opt_nonneg_float),
         OPT_CHOICE_("--backend", &o->backend, backend_names),
         OPT_CHOICE_("--pass", &pass, pass_names),
         OPT_FLAG_("--deterministic", &o->deterministic, 1),

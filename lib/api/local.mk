@@ -3,4 +3,5 @@
 noinst_HEADERS += lib/api/api.h
 lib_libfa2_la_SOURCES += \
 	lib/api/backends.c \
-	lib/api/entry.c
+	lib/api/entry.c \
+	lib/api/kvcache.c

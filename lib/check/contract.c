@@ -105,6 +105,7 @@ static fa2_status fwd_part(const fa2_fwd_args *in, fa2_check_result *r)
     }
 
     fa2_fwd_args a = *in;
+    a.dropout_mask = NULL; /* the caller's stays the backend's */
     if ((st = fa2_oracle_fwd_f64(&a, o64, lse64)) != FA2_OK)
         goto out;
     r->max_abs_err = max_err(in->o.data, t, o64, n_o);
@@ -144,6 +145,9 @@ static fa2_status bwd_part(const fa2_bwd_args *in, fa2_check_result *r)
         return fa2_fail(FA2_ERR_STRIDE, "the check reads dq, dk, dv, o and lse "
                         "as dense, non-empty host tensors");
     const size_t bytes[FA2_CHECK_GRADS] = {n[0] * es, n[1] * es, n[2] * es};
+    const int64_t heads = in->q.shape[2];
+    double *ds64 = NULL; /* the sinks' gradients: oracle, standard */
+    float *ds_ref = NULL;
     const void *mine[FA2_CHECK_GRADS] = {in->dq.data, in->dk.data, in->dv.data};
     double *g64[FA2_CHECK_GRADS] = {NULL, NULL, NULL};
     void *g_ref[FA2_CHECK_GRADS] = {NULL, NULL, NULL};
@@ -164,8 +168,14 @@ static fa2_status bwd_part(const fa2_bwd_args *in, fa2_check_result *r)
 
     /* the exact gradients (the oracle recomputes P; o and lse unused) */
     fa2_bwd_args a = *in;
-    if ((st = fa2_oracle_bwd_f64(&a, g64[FA2_CHECK_DQ], g64[FA2_CHECK_DK],
-                                 g64[FA2_CHECK_DV])) != FA2_OK)
+    if (in->sinks && (!(ds64 = malloc(sizeof(double) * (size_t)heads)) ||
+                      !(ds_ref = malloc(sizeof(float) * (size_t)heads)))) {
+        st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the check could not allocate "
+                      "its sink gradients");
+        goto out;
+    }
+    if ((st = fa2_oracle_bwd_f64_sinks(&a, g64[FA2_CHECK_DQ], g64[FA2_CHECK_DK],
+                                       g64[FA2_CHECK_DV], ds64)) != FA2_OK)
         goto out;
     for (int g = 0; g < FA2_CHECK_GRADS; g++)
         r->grad[g].err = max_err(mine[g], t, g64[g], n[g]);
@@ -184,6 +194,7 @@ static fa2_status bwd_part(const fa2_bwd_args *in, fa2_check_result *r)
     a.dq.data = g_ref[FA2_CHECK_DQ];
     a.dk.data = g_ref[FA2_CHECK_DK];
     a.dv.data = g_ref[FA2_CHECK_DV];
+    a.dsinks = ds_ref; /* the caller's dsinks stay the backend's */
     for (int g = 0; g < FA2_CHECK_GRADS; g++)
         memset(g_ref[g], 0xff, bytes[g]);
     if ((st = fa2_bwd(&a, FA2_BACKEND_CPU_STANDARD)) != FA2_OK)
@@ -200,8 +211,24 @@ static fa2_status bwd_part(const fa2_bwd_args *in, fa2_check_result *r)
         r->grad[g].bound = 2.0 * r->grad[g].ref_err + fa2_check_grad_floor(t, mag[g], all);
     }
     r->bwd_checked = 1;
+    if (in->sinks) { /* dsinks: like a gradient, over the heads */
+        double mag_s = 0.0, e = 0.0, e_ref = 0.0;
+        for (int64_t h = 0; h < heads; h++) {
+            mag_s = fmax(mag_s, fabs(ds64[h]));
+            e = fmax(e, fabs((double)in->dsinks[h] - ds64[h]));
+            e_ref = fmax(e_ref, fabs((double)ds_ref[h] - ds64[h]));
+            if (isnan(in->dsinks[h]) && !isnan(ds64[h]))
+                e = INFINITY;
+        }
+        r->dsinks.err = e;
+        r->dsinks.ref_err = e_ref;
+        r->dsinks.bound = 2.0 * e_ref + fa2_check_grad_floor(t, mag_s, mag_s);
+        r->dsinks_checked = 1;
+    }
     st = FA2_OK;
 out:
+    free(ds64);
+    free(ds_ref);
     free(o_ref);
     free(lse_ref);
     for (int g = 0; g < FA2_CHECK_GRADS; g++) {
@@ -221,6 +248,8 @@ static void verdict(fa2_check_result *r)
     if (r->bwd_checked)
         for (int g = 0; g < FA2_CHECK_GRADS; g++)
             ok = ok && within(r->grad[g].err, r->grad[g].bound);
+    if (r->dsinks_checked)
+        ok = ok && within(r->dsinks.err, r->dsinks.bound);
     r->passed = ok;
 }
 

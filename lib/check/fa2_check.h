@@ -32,6 +32,8 @@ typedef struct fa2_check_result {
     int bwd_checked; /* grad[] is set                                   */
     fa2_check_error grad[FA2_CHECK_GRADS];
     int passed;      /* every part checked is within its bound          */
+    int dsinks_checked; /* the backward had sinks: dsinks below is set  */
+    fa2_check_error dsinks; /* over the heads' sink gradients           */
 } fa2_check_result;
 
 /* The absolute floors of the bounds: O (by dtype), LSE, and a gradient's

@@ -30,7 +30,7 @@ STATUS_NAMES = (
     "FA2_ERR_OVERLAP", "FA2_ERR_SEQLENS", "FA2_ERR_ALIGNMENT",
     "FA2_ERR_OUT_OF_MEMORY", "FA2_ERR_NOT_BUILT", "FA2_ERR_NO_DEVICE",
     "FA2_ERR_DEVICE_POINTER", "FA2_ERR_CUDA", "FA2_ERR_UNSUPPORTED",
-    "FA2_ERR_INTERNAL")
+    "FA2_ERR_INTERNAL", "FA2_ERR_BLOCK_TABLE", "FA2_ERR_CACHE_SEQLENS")
 DTYPE_FP32, DTYPE_FP16, DTYPE_BF16 = 0, 1, 2
 BACKENDS = {"oracle": 0, "standard": 1, "tiled": 2, "cuda": 3}
 PASS_FWD, PASS_BWD = 0, 1
@@ -52,7 +52,12 @@ class FwdArgs(ctypes.Structure):
                 ("num_seqs", ctypes.c_int64),
                 ("max_seqlen_q", ctypes.c_int64), ("max_seqlen_k", ctypes.c_int64),
                 ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
-                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p)]
+                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p),
+                ("softcap", ctypes.c_float),
+                ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
+                ("sinks", ctypes.c_void_p), ("dropout_p", ctypes.c_float),
+                ("dropout_seed", ctypes.c_uint64), ("dropout_offset", ctypes.c_uint64),
+                ("dropout_mask", ctypes.c_void_p)]
 
 
 class BwdArgs(ctypes.Structure):
@@ -68,6 +73,25 @@ class BwdArgs(ctypes.Structure):
                 ("block_m", ctypes.c_int), ("block_n", ctypes.c_int),
                 ("deterministic", ctypes.c_int), ("num_threads", ctypes.c_int),
                 ("stream", ctypes.c_void_p),
+                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t),
+                ("softcap", ctypes.c_float),
+                ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
+                ("sinks", ctypes.c_void_p), ("dropout_p", ctypes.c_float),
+                ("dropout_seed", ctypes.c_uint64), ("dropout_offset", ctypes.c_uint64),
+                ("dsinks", ctypes.c_void_p)]
+
+
+class KvcacheArgs(ctypes.Structure):
+    """fa2_kvcache_args"""
+    _fields_ = [("q", Tensor), ("k_cache", Tensor), ("v_cache", Tensor),
+                ("block_table", ctypes.c_void_p), ("max_pages", ctypes.c_int64),
+                ("block_table_stride", ctypes.c_int64),
+                ("cache_seqlens", ctypes.c_void_p),
+                ("k_new", Tensor), ("v_new", Tensor), ("o", Tensor), ("lse", Tensor),
+                ("softmax_scale", ctypes.c_float), ("causal", ctypes.c_int),
+                ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
+                ("num_splits", ctypes.c_int), ("block_n", ctypes.c_int),
+                ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p),
                 ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
 
 
@@ -86,7 +110,8 @@ class Traffic(ctypes.Structure):
 
 # The ctypes twin of each C struct, by the C name; test_layout.py walks it.
 STRUCTS = {"fa2_tensor": Tensor, "fa2_fwd_args": FwdArgs,
-           "fa2_bwd_args": BwdArgs, "fa2_tile_config": TileConfig,
+           "fa2_bwd_args": BwdArgs, "fa2_kvcache_args": KvcacheArgs,
+           "fa2_tile_config": TileConfig,
            "fa2_traffic": Traffic}
 
 
@@ -178,6 +203,11 @@ def lib():
     _proto(L, "fa2_bwd_args_init", None, p(BwdArgs))
     _proto(L, "fa2_bwd_flops", ctypes.c_double, p(BwdArgs))
     _proto(L, "fa2_cuda_bwd_workspace_size", i, p(BwdArgs), p(ctypes.c_size_t))
+    _proto(L, "fa2_fwd_kvcache", i, p(KvcacheArgs), i)
+    _proto(L, "fa2_fwd_kvcache_check", i, p(KvcacheArgs), i)
+    _proto(L, "fa2_kvcache_args_init", None, p(KvcacheArgs))
+    _proto(L, "fa2_kvcache_num_splits", i, p(KvcacheArgs), i, p(i))
+    _proto(L, "fa2_kvcache_workspace_size", i, p(KvcacheArgs), i, p(ctypes.c_size_t))
     _proto(L, "fa2_last_error", c)
     _proto(L, "fa2_status_str", c, i)
     _proto(L, "fa2_version_string", c)

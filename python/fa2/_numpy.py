@@ -86,12 +86,49 @@ def _common(a, causal, window_size, softmax_scale, cu_q, cu_k, max_q, max_k,
     a.num_threads = int(num_threads)
 
 
+def _f32(x, name):
+    a = np.ascontiguousarray(np.asarray(x), dtype=np.float32)
+    if a.ndim not in (1, 2):
+        raise ValueError("fa2: %s must be 1-d [heads] (or 2-d [batch, heads] "
+                         "for alibi_slopes), not %d-d" % (name, a.ndim))
+    return a
+
+
+def set_mods(a, heads_q, softcap=0.0, alibi_slopes=None, sinks=None,
+             dropout_p=0.0, dropout_seed=0, dropout_offset=0):
+    """Set the score modifiers and dropout on FwdArgs/BwdArgs a (doc/
+    algorithm.md section 7); returns the arrays a points into (keep them
+    alive until the call is done)."""
+    keep = []
+    a.softcap = float(softcap or 0.0)
+    if alibi_slopes is not None:
+        sl = _f32(alibi_slopes, "alibi_slopes")
+        if sl.shape[-1] != heads_q:
+            raise ValueError("fa2: alibi_slopes has %d heads, q has %d"
+                             % (sl.shape[-1], heads_q))
+        a.alibi_slopes = sl.ctypes.data
+        a.alibi_batch_stride = heads_q if sl.ndim == 2 else 0
+        keep.append(sl)
+    if sinks is not None:
+        sk = _f32(sinks, "sinks")
+        if sk.ndim != 1 or sk.shape[0] != heads_q:
+            raise ValueError("fa2: sinks must be float32 [heads_q] = [%d]" % heads_q)
+        a.sinks = sk.ctypes.data
+        keep.append(sk)
+    a.dropout_p = float(dropout_p)
+    a.dropout_seed = int(dropout_seed) & 0xFFFFFFFFFFFFFFFF
+    a.dropout_offset = int(dropout_offset) & 0xFFFFFFFFFFFFFFFF
+    return keep
+
+
 def forward(q, k, v, causal=False, window_size=(-1, -1), softmax_scale=None,
             cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0,
             max_seqlen_k=0, backend="tiled", block_m=0, block_n=0,
-            num_threads=0, dtype=None):
+            num_threads=0, dtype=None, mods=None, return_dropout_mask=False):
     """(o, lse): o like q, lse float32 [batch, heads_q, seqlen_q] (with
-    cu_seqlens: [1, heads_q, total_q])."""
+    cu_seqlens: [1, heads_q, total_q]); mods: set_mods' keywords. With
+    return_dropout_mask, (o, lse, mask): uint8 [num_seqs, heads_q,
+    max_seqlen_q, max_seqlen_k], 1 where the key is visible and kept."""
     squeeze = q.ndim == 3
     q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)
     code = dtype_code(q4, dtype)
@@ -107,16 +144,31 @@ def forward(q, k, v, causal=False, window_size=(-1, -1), softmax_scale=None,
     a.lse = tensor_view(lse)
     _common(a, causal, window_size, softmax_scale, cu_q, cu_k, max_seqlen_q,
             max_seqlen_k, block_m, block_n, num_threads)
+    keep = set_mods(a, q4.shape[2], **(mods or {}))
+    mask = None
+    if return_dropout_mask:
+        if cu_q is not None:
+            lens_q, lens_k = np.diff(cu_q), np.diff(cu_k)
+            shape = (cu_q.size - 1, q4.shape[2], int(max_seqlen_q or lens_q.max()),
+                     int(max_seqlen_k or lens_k.max()))
+        else:
+            shape = (q4.shape[0], q4.shape[2], q4.shape[1], k4.shape[1])
+        mask = np.zeros(shape, dtype=np.uint8)
+        a.dropout_mask = mask.ctypes.data
     check(lib().fa2_fwd(ctypes.byref(a), BACKENDS[backend]))
-    return (o[0] if squeeze else o), lse
+    del keep
+    o = o[0] if squeeze else o
+    return (o, lse, mask) if return_dropout_mask else (o, lse)
 
 
 def backward(q, k, v, o, lse, dout, causal=False, window_size=(-1, -1),
              softmax_scale=None, cu_seqlens_q=None, cu_seqlens_k=None,
              max_seqlen_q=0, max_seqlen_k=0, deterministic=False,
-             backend="tiled", block_m=0, block_n=0, num_threads=0, dtype=None):
+             backend="tiled", block_m=0, block_n=0, num_threads=0, dtype=None,
+             mods=None):
     """(dq, dk, dv) for the loss gradient dout of the output o (with its
-    lse) that forward() returned; like q, k and v."""
+    lse) that forward() returned; like q, k and v. With sinks in mods,
+    (dq, dk, dv, dsinks), dsinks float32 [heads_q]."""
     squeeze = q.ndim == 3
     q4, k4, v4, o4, do4 = (_as_4d(x) for x in (q, k, v, o, dout))
     dq = np.empty(q4.shape, dtype=q4.dtype)
@@ -135,7 +187,12 @@ def backward(q, k, v, o, lse, dout, causal=False, window_size=(-1, -1),
     _common(a, causal, window_size, softmax_scale, cu_q, cu_k, max_seqlen_q,
             max_seqlen_k, block_m, block_n, num_threads)
     a.deterministic = 1 if deterministic else 0
+    keep = set_mods(a, q4.shape[2], **(mods or {}))
+    dsinks = None
+    if mods and mods.get("sinks") is not None:
+        dsinks = np.zeros(q4.shape[2], dtype=np.float32)
+        a.dsinks = dsinks.ctypes.data
     check(lib().fa2_bwd(ctypes.byref(a), BACKENDS[backend]))
-    if squeeze:
-        return dq[0], dk[0], dv[0]
-    return dq, dk, dv
+    del keep
+    grads = (dq[0], dk[0], dv[0]) if squeeze else (dq, dk, dv)
+    return grads + (dsinks,) if dsinks is not None else grads

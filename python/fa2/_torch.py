@@ -9,7 +9,7 @@ heads, head_dim] (flash-attn's layout, not SDPA's), last dim contiguous.
 import ctypes
 
 from ._lib import (BACKENDS, DTYPE_BF16, DTYPE_FP16, DTYPE_FP32, PASS_FWD,
-                   BwdArgs, FwdArgs, Tensor, TileConfig, Traffic, check as _check,
+                   BwdArgs, FwdArgs, KvcacheArgs, Tensor, TileConfig, Traffic, check as _check,
                    lib)
 
 
@@ -54,6 +54,37 @@ def traffic_read():
     return {n: getattr(t, n) for n, _ in Traffic._fields_}
 
 
+def set_mods(a, q, softcap=0.0, alibi_slopes=None, sinks=None, dropout_p=0.0,
+             dropout_seed=0, dropout_offset=0):
+    """The score modifiers and dropout on FwdArgs/BwdArgs a (doc/
+    algorithm.md section 7): slopes and sinks as float32 tensors on q's
+    device, kept alive on a."""
+    import torch
+    hq = q.shape[-2]
+    a.softcap = float(softcap or 0.0)
+    keep = []
+    if alibi_slopes is not None:
+        sl = torch.as_tensor(alibi_slopes, dtype=torch.float32,
+                             device=q.device).contiguous()
+        if sl.dim() not in (1, 2) or sl.shape[-1] != hq:
+            raise ValueError("fa2: alibi_slopes must be float32 [heads_q] or "
+                             "[batch, heads_q], heads_q = %d" % hq)
+        a.alibi_slopes = sl.data_ptr()
+        a.alibi_batch_stride = hq if sl.dim() == 2 else 0
+        keep.append(sl)
+    if sinks is not None:
+        sk = torch.as_tensor(sinks, device=q.device).detach().to(
+            torch.float32).contiguous()
+        if sk.dim() != 1 or sk.shape[0] != hq:
+            raise ValueError("fa2: sinks must be float32 [heads_q] = [%d]" % hq)
+        a.sinks = sk.data_ptr()
+        keep.append(sk)
+    a.dropout_p = float(dropout_p)
+    a.dropout_seed = int(dropout_seed) & 0xFFFFFFFFFFFFFFFF
+    a.dropout_offset = int(dropout_offset) & 0xFFFFFFFFFFFFFFFF
+    a._mods_keep = keep
+
+
 def make_args(q, k, v, out, lse=None, causal=False, window=(-1, -1),
               softmax_scale=0.0, cu_seqlens_q=None, cu_seqlens_k=None,
               max_seqlen_q=0, max_seqlen_k=0, stream=None, block_m=0, block_n=0):
@@ -86,7 +117,8 @@ def run(args, backend="cuda"):
 
 def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
             out=None, return_lse=False, cu_seqlens_q=None, cu_seqlens_k=None,
-            max_seqlen_q=0, max_seqlen_k=0, backend=None):
+            max_seqlen_q=0, max_seqlen_k=0, backend=None, mods=None,
+            return_dropout_mask=False):
     """O (and LSE [batch, heads_q, seqlen_q], float32) of attention.
 
     q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d]; with cu_seqlens (int32, on q's
@@ -113,10 +145,91 @@ def forward(q, k, v, causal=False, window=(-1, -1), softmax_scale=0.0,
         max_seqlen_k = max(1, int(lk.max())) if not max_seqlen_k else max_seqlen_k
     a = make_args(q, k, v, out, lse, causal, window, softmax_scale, cu_seqlens_q,
                   cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    set_mods(a, q, **(mods or {}))
+    mask = None
+    if return_dropout_mask:
+        if cu_seqlens_q is not None:
+            mq, mk = _max_lens(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+            shape = (cu_seqlens_q.numel() - 1, q.shape[2], mq, mk)
+        else:
+            shape = (q.shape[0], q.shape[2], q.shape[1], k.shape[1])
+        mask = torch.zeros(shape, dtype=torch.uint8, device=q.device)
+        a.dropout_mask = mask.data_ptr()
     run(a, backend)
     if squeeze:
         out = out.squeeze(0)
-    return (out, lse) if return_lse else out
+    res = (out, lse) if return_lse else (out,)
+    res += (mask,) if return_dropout_mask else ()
+    return res if len(res) > 1 else out
+
+
+def _int32_on(t, device, name):
+    import torch
+    if not isinstance(t, torch.Tensor):
+        raise TypeError("%s must be a torch tensor, not %s" % (name, type(t)))
+    if t.dtype != torch.int32:
+        raise TypeError("%s must be int32, not %s" % (name, t.dtype))
+    if t.device != device:
+        raise ValueError("%s is on %s but q on %s" % (name, t.device, device))
+    return t
+
+
+def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
+                      v_new=None, block_table=None, lse=None, causal=False,
+                      window=(-1, -1), softmax_scale=0.0, num_splits=0,
+                      block_n=0, num_threads=0, stream=None):
+    """The fa2_kvcache_args for these tensors (kept alive by the caller);
+    reuse it with run_kvcache(args) to time the call without Python work.
+    cache_seqlens (and block_table) are int32 tensors on q's device; a
+    block_table's last dim must be contiguous."""
+    import torch
+    L = lib()
+    a = KvcacheArgs()
+    L.fa2_kvcache_args_init(ctypes.byref(a))
+    a.q, a.k_cache, a.v_cache = tensor_view(q), tensor_view(k_cache), tensor_view(v_cache)
+    a.o = tensor_view(out)
+    if lse is not None:
+        a.lse = tensor_view(lse)
+    if k_new is not None or v_new is not None:
+        if k_new is None or v_new is None:
+            raise ValueError("k and v (the new tokens) go together")
+        a.k_new, a.v_new = tensor_view(k_new), tensor_view(v_new)
+    a.cache_seqlens = _int32_on(cache_seqlens, q.device, "cache_seqlens").data_ptr()
+    if block_table is not None:
+        block_table = _int32_on(block_table, q.device, "block_table")
+        if block_table.dim() != 2 or block_table.stride(1) != 1:
+            raise ValueError("block_table must be [batch, max_pages] with its last "
+                             "dim contiguous")
+        a.block_table = block_table.data_ptr()
+        a.max_pages = block_table.shape[1]
+        a.block_table_stride = block_table.stride(0)
+    a.softmax_scale = float(softmax_scale or 0.0)
+    a.causal = 1 if causal else 0
+    a.window_left, a.window_right = int(window[0]), int(window[1])
+    a.num_splits, a.block_n, a.num_threads = int(num_splits), int(block_n), int(num_threads)
+    if q.is_cuda:
+        s = stream if stream is not None else torch.cuda.current_stream(q.device)
+        a.stream = s.cuda_stream
+        n = ctypes.c_size_t(0)
+        if L.fa2_kvcache_workspace_size(ctypes.byref(a), BACKENDS["cuda"],
+                                        ctypes.byref(n)) == 0 and n.value:
+            ws = torch.empty(n.value, dtype=torch.uint8, device=q.device)
+            a.workspace, a.workspace_bytes = ws.data_ptr(), n.value
+            a._workspace = ws  # alive as long as the args
+    a._keep = (cache_seqlens, block_table)
+    return a
+
+
+def run_kvcache(args, backend="cuda"):
+    _check(lib().fa2_fwd_kvcache(ctypes.byref(args), BACKENDS[backend]))
+
+
+def kvcache_num_splits(args, backend="cuda"):
+    """The split count the backend runs for these args."""
+    n = ctypes.c_int(0)
+    _check(lib().fa2_kvcache_num_splits(ctypes.byref(args), BACKENDS[backend],
+                                        ctypes.byref(n)))
+    return n.value
 
 
 def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
@@ -171,10 +284,12 @@ def _max_lens(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
 
 def backward(q, k, v, o, lse, dout, causal=False, window=(-1, -1),
              softmax_scale=0.0, deterministic=False, cu_seqlens_q=None,
-             cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, backend=None):
+             cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, backend=None,
+             mods=None):
     """dq, dk, dv of the attention forward() computed (o and its lse given),
     for the loss gradient dout. With GQA/MQA dk and dv are summed over the
-    query heads that share a key head. Layouts as forward()."""
+    query heads that share a key head. Layouts as forward(). With sinks in
+    mods: (dq, dk, dv, dsinks)."""
     import torch
     squeeze = q.dim() == 3
     if squeeze:
@@ -192,10 +307,15 @@ def backward(q, k, v, o, lse, dout, causal=False, window=(-1, -1),
     a = make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal, window,
                       softmax_scale, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                       max_seqlen_k, deterministic)
+    set_mods(a, q, **(mods or {}))
+    dsinks = None
+    if mods and mods.get("sinks") is not None:
+        dsinks = torch.zeros(q.shape[2], dtype=torch.float32, device=q.device)
+        a.dsinks = dsinks.data_ptr()
     run_bwd(a, backend)
     if squeeze:
         dq, dk, dv = dq.squeeze(0), dk.squeeze(0), dv.squeeze(0)
-    return dq, dk, dv
+    return (dq, dk, dv) if dsinks is None else (dq, dk, dv, dsinks)
 
 
 _FA2_FUNCTION = None
@@ -213,28 +333,35 @@ def _autograd_function():
 
         @staticmethod
         def forward(ctx, q, k, v, causal, window, softmax_scale, deterministic,
-                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+                    cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                    sinks, mods):
             if cu_seqlens_q is not None and q.is_cuda:
                 max_seqlen_q, max_seqlen_k = _max_lens(
                     cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+            mods = dict(mods, sinks=sinks)
             o, lse = forward(q, k, v, causal=causal, window=window,
                              softmax_scale=softmax_scale, return_lse=True,
                              cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
-                             max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k)
+                             max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                             mods=mods)
             ctx.save_for_backward(q, k, v, o, lse)
             ctx.cfg = (causal, window, softmax_scale, deterministic, cu_seqlens_q,
-                       cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+                       cu_seqlens_k, max_seqlen_q, max_seqlen_k, mods)
             return o
 
         @staticmethod
         def backward(ctx, do):
             q, k, v, o, lse = ctx.saved_tensors
-            (causal, window, scale, det, cq, ck, mq, mk) = ctx.cfg
-            dq, dk, dv = backward(q, k, v, o, lse, do, causal=causal, window=window,
-                                  softmax_scale=scale, deterministic=det,
-                                  cu_seqlens_q=cq, cu_seqlens_k=ck,
-                                  max_seqlen_q=mq, max_seqlen_k=mk)
-            return dq, dk, dv, None, None, None, None, None, None, None, None
+            (causal, window, scale, det, cq, ck, mq, mk, mods) = ctx.cfg
+            g = backward(q, k, v, o, lse, do, causal=causal, window=window,
+                         softmax_scale=scale, deterministic=det,
+                         cu_seqlens_q=cq, cu_seqlens_k=ck,
+                         max_seqlen_q=mq, max_seqlen_k=mk, mods=mods)
+            dsinks = g[3] if len(g) > 3 and ctx.needs_input_grad[11] else None
+            if dsinks is not None:
+                dsinks = dsinks.to(mods["sinks"].dtype)
+            return (g[0], g[1], g[2], None, None, None, None, None, None, None,
+                    None, dsinks, None)
 
     _FA2_FUNCTION = FA2Function
     return FA2Function
@@ -242,11 +369,20 @@ def _autograd_function():
 
 def attention(q, k, v, causal, window, softmax_scale, deterministic,
               cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0,
-              max_seqlen_k=0):
+              max_seqlen_k=0, softcap=0.0, alibi_slopes=None, sinks=None,
+              dropout_p=0.0, seed=None, offset=0):
     """Attention with autograd on torch tensors (fa2.attention and
-    fa2.attention_varlen check and order the arguments)."""
+    fa2.attention_varlen check and order the arguments). Dropout's seed,
+    when None, is drawn from torch's default generator, so torch.manual_seed
+    makes the pattern reproducible; the backward reuses it."""
+    import torch
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout_p else 0
+    mods = {"softcap": float(softcap or 0.0), "alibi_slopes": alibi_slopes,
+            "dropout_p": float(dropout_p), "dropout_seed": int(seed),
+            "dropout_offset": int(offset)}
     return _autograd_function().apply(q, k, v, bool(causal), tuple(window),
                                       float(softmax_scale or 0.0),
                                       bool(deterministic), cu_seqlens_q,
                                       cu_seqlens_k, int(max_seqlen_q),
-                                      int(max_seqlen_k))
+                                      int(max_seqlen_k), sinks, mods)

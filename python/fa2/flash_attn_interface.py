@@ -5,28 +5,26 @@ fa2, so that switching is one import:
     o = flash_attn_func(q, k, v, causal=True)
 
 torch tensors get autograd; numpy arrays get the forward on the tiled CPU
-mirror. What fa2 does not implement is refused with an error, never
-ignored: dropout (dropout_p must be 0), softcap, ALiBi slopes, paged KV
-(block_table). With return_attn_probs=True the result is (out,
+mirror. Dropout, softcap and ALiBi slopes are implemented (doc/algorithm.md
+section 7; dropout's seed comes from torch's or numpy's generator). What
+fa2 does not implement is refused with an error, never ignored: a paged KV
+cache (block_table). With return_attn_probs=True the result is (out,
 softmax_lse, None): fa2 never materialises the probabilities.
 """
-from . import _no_dropout
+from . import _check_dropout
 from . import attention as _attention
 from . import attention_varlen as _attention_varlen
 from . import forward as _forward
 
 
-def _refuse(softcap, alibi_slopes, block_table=None):
-    if softcap:
-        raise NotImplementedError("fa2 does not implement softcap")
-    if alibi_slopes is not None:
-        raise NotImplementedError("fa2 does not implement ALiBi (alibi_slopes)")
+def _refuse(block_table=None):
     if block_table is not None:
         raise NotImplementedError("fa2 does not implement a paged KV cache "
                                   "(block_table)")
 
 
-def _with_lse(out, q, k, v, softmax_scale, causal, window_size, varlen=None):
+def _with_lse(out, q, k, v, softmax_scale, causal, window_size, varlen=None,
+              softcap=0.0, alibi_slopes=None):
     # The LSE flash-attn returns next to out: recomputed by a forward
     # (the autograd path does not expose it).
     kw = {}
@@ -34,7 +32,8 @@ def _with_lse(out, q, k, v, softmax_scale, causal, window_size, varlen=None):
         kw = dict(zip(("cu_seqlens_q", "cu_seqlens_k", "max_seqlen_q",
                        "max_seqlen_k"), varlen))
     _, lse = _forward(q, k, v, causal=causal, window_size=window_size,
-                      softmax_scale=softmax_scale, return_lse=True, **kw)
+                      softmax_scale=softmax_scale, return_lse=True,
+                      softcap=softcap, alibi_slopes=alibi_slopes, **kw)
     if varlen is not None:
         lse = lse[0]  # flash-attn's varlen LSE is [heads, total_q]
     return out, lse, None
@@ -44,12 +43,12 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
                     window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
                     deterministic=False, return_attn_probs=False):
     """q [B, Nq, Hq, d], k/v [B, Nk, Hkv, d] -> out [B, Nq, Hq, d]."""
-    _no_dropout(dropout_p)
-    _refuse(softcap, alibi_slopes)
-    out = _attention(q, k, v, 0.0, softmax_scale, causal, window_size,
-                     deterministic)
+    _check_dropout(dropout_p)
+    out = _attention(q, k, v, dropout_p, softmax_scale, causal, window_size,
+                     deterministic, softcap=softcap, alibi_slopes=alibi_slopes)
     if return_attn_probs:
-        return _with_lse(out, q, k, v, softmax_scale, causal, window_size)
+        return _with_lse(out, q, k, v, softmax_scale, causal, window_size,
+                         softcap=softcap, alibi_slopes=alibi_slopes)
     return out
 
 
@@ -81,14 +80,16 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                            return_attn_probs=False, block_table=None):
     """Packed sequences: q [total_q, Hq, d], k/v [total_k, Hkv, d], int32
     cu_seqlens_q/k with num_seqs + 1 offsets."""
-    _no_dropout(dropout_p)
-    _refuse(softcap, alibi_slopes, block_table)
+    _check_dropout(dropout_p)
+    _refuse(block_table)
     out = _attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
-                            max_seqlen_k, 0.0, softmax_scale, causal,
-                            window_size, deterministic)
+                            max_seqlen_k, dropout_p, softmax_scale, causal,
+                            window_size, deterministic, softcap=softcap,
+                            alibi_slopes=alibi_slopes)
     if return_attn_probs:
         return _with_lse(out, q, k, v, softmax_scale, causal, window_size,
-                         (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k))
+                         (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k),
+                         softcap=softcap, alibi_slopes=alibi_slopes)
     return out
 
 

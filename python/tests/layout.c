@@ -45,6 +45,37 @@ int main(void)
     FIELD(fa2_fwd_args, block_n);
     FIELD(fa2_fwd_args, num_threads);
     FIELD(fa2_fwd_args, stream);
+    FIELD(fa2_fwd_args, softcap);
+    FIELD(fa2_fwd_args, alibi_slopes);
+    FIELD(fa2_fwd_args, alibi_batch_stride);
+    FIELD(fa2_fwd_args, sinks);
+    FIELD(fa2_fwd_args, dropout_p);
+    FIELD(fa2_fwd_args, dropout_seed);
+    FIELD(fa2_fwd_args, dropout_offset);
+    FIELD(fa2_fwd_args, dropout_mask);
+
+    SIZE(fa2_kvcache_args);
+    FIELD(fa2_kvcache_args, q);
+    FIELD(fa2_kvcache_args, k_cache);
+    FIELD(fa2_kvcache_args, v_cache);
+    FIELD(fa2_kvcache_args, block_table);
+    FIELD(fa2_kvcache_args, max_pages);
+    FIELD(fa2_kvcache_args, block_table_stride);
+    FIELD(fa2_kvcache_args, cache_seqlens);
+    FIELD(fa2_kvcache_args, k_new);
+    FIELD(fa2_kvcache_args, v_new);
+    FIELD(fa2_kvcache_args, o);
+    FIELD(fa2_kvcache_args, lse);
+    FIELD(fa2_kvcache_args, softmax_scale);
+    FIELD(fa2_kvcache_args, causal);
+    FIELD(fa2_kvcache_args, window_left);
+    FIELD(fa2_kvcache_args, window_right);
+    FIELD(fa2_kvcache_args, num_splits);
+    FIELD(fa2_kvcache_args, block_n);
+    FIELD(fa2_kvcache_args, num_threads);
+    FIELD(fa2_kvcache_args, stream);
+    FIELD(fa2_kvcache_args, workspace);
+    FIELD(fa2_kvcache_args, workspace_bytes);
 
     SIZE(fa2_bwd_args);
     FIELD(fa2_bwd_args, q);
@@ -72,6 +103,14 @@ int main(void)
     FIELD(fa2_bwd_args, stream);
     FIELD(fa2_bwd_args, workspace);
     FIELD(fa2_bwd_args, workspace_bytes);
+    FIELD(fa2_bwd_args, softcap);
+    FIELD(fa2_bwd_args, alibi_slopes);
+    FIELD(fa2_bwd_args, alibi_batch_stride);
+    FIELD(fa2_bwd_args, sinks);
+    FIELD(fa2_bwd_args, dropout_p);
+    FIELD(fa2_bwd_args, dropout_seed);
+    FIELD(fa2_bwd_args, dropout_offset);
+    FIELD(fa2_bwd_args, dsinks);
 
     SIZE(fa2_tile_config);
     FIELD(fa2_tile_config, block_m);

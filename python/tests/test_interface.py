@@ -62,9 +62,30 @@ def test_varlen_lse_is_heads_by_total():
     assert np.abs(o - oracle_o(q, k, v, cu_q=cu, cu_k=cu)[0]).max() < 1e-5
 
 
-@pytest.mark.parametrize("kw", [{"dropout_p": 0.1}, {"softcap": 30.0},
-                                {"alibi_slopes": np.ones(2, np.float32)}])
-def test_unimplemented_options_are_refused(kw):
+@pytest.mark.parametrize("kw", [{"dropout_p": 1.0}, {"dropout_p": -0.1},
+                                {"softcap": -1.0}])
+def test_bad_modifier_values_are_refused(kw):
     q = rand((1, 8, 2, 16), np.float32, 8)
-    with pytest.raises((ValueError, NotImplementedError)):
+    with pytest.raises((ValueError, Exception)):
         fai.flash_attn_func(q, q, q, **kw)
+
+
+def test_paged_kv_is_refused():
+    q = rand((8, 2, 16), np.float32, 8)
+    cu = np.array([0, 8], np.int32)
+    with pytest.raises(NotImplementedError):
+        fai.flash_attn_varlen_func(q, q, q, cu, cu, 8, 8, block_table=cu)
+
+
+def test_softcap_and_alibi_reach_the_library():
+    """flash_attn_func's softcap and alibi_slopes give the oracle's answer
+    with them, not plain attention's."""
+    import fa2
+    q, k, v = (rand((1, 24, 2, 16), np.float32, s) for s in (9, 10, 11))
+    slopes = np.array([0.25, 0.0625], np.float32)
+    o = fai.flash_attn_func(q * 4, k, v, softcap=3.0, alibi_slopes=slopes)
+    want = fa2.forward(q * 4, k, v, softcap=3.0, alibi_slopes=slopes,
+                       backend="oracle")
+    plain = fa2.forward(q * 4, k, v, backend="oracle")
+    assert np.abs(o - want).max() < 1e-5
+    assert np.abs(o - plain).max() > 1e-2

@@ -116,7 +116,7 @@ def test_fourth_positional_argument_is_dropout_p_not_causal():
     with pytest.raises(ValueError, match="dropout"):
         fa2.attention(q, q, q, True)
     with pytest.raises(ValueError, match="dropout"):
-        fa2.attention(q, q, q, 0.1)
+        fa2.attention(q, q, q, 1.5)
     # 0.0 in 4th place is flash-attn's no-dropout: not causal
     o = fa2.attention(q, q, q, 0.0)
     assert np.abs(o - oracle_o(q, q, q)[0]).max() < 1e-5

@@ -3,7 +3,8 @@
 # binary runs on a GPU host that has no Check installed; it runs in Check's
 # no-fork mode (CUDA does not survive fork()).
 if HAVE_CHECK
-FA2_GPU_TESTS = tests/gpu/test_cuda_fwd tests/gpu/test_cuda_bwd
+FA2_GPU_TESTS = tests/gpu/test_cuda_fwd tests/gpu/test_cuda_bwd \
+	tests/gpu/test_cuda_kvcache
 noinst_HEADERS += tests/gpu/gpu_tensor.h
 check_PROGRAMS += $(FA2_GPU_TESTS)
 TESTS += $(FA2_GPU_TESTS)
@@ -12,6 +13,12 @@ tests_gpu_test_cuda_fwd_SOURCES = tests/gpu/test_cuda_fwd.c tests/gpu/gpu_tensor
 tests_gpu_test_cuda_fwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
 tests_gpu_test_cuda_fwd_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_gpu_test_cuda_fwd_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
+	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
+tests_gpu_test_cuda_kvcache_SOURCES = tests/gpu/test_cuda_kvcache.c tests/kvlib.c \
+	tests/testlib.c
+tests_gpu_test_cuda_kvcache_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS) -I$(top_srcdir)/gpu
+tests_gpu_test_cuda_kvcache_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_gpu_test_cuda_kvcache_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
 	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
 tests_gpu_test_cuda_bwd_SOURCES = tests/gpu/test_cuda_bwd.c tests/gpu/gpu_tensor.c
 tests_gpu_test_cuda_bwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)

@@ -1,0 +1,466 @@
+/* kvcache_kernel.cuh — the forward over a KV cache (decode and chunked
+ * prefill; lib/fa2.h fa2_fwd_kvcache), three kernels:
+ *
+ *   append   k_new/v_new copied into the cache slots cache_seqlens[b] ..
+ *            (before the attention reads the cache: same stream, in order)
+ *   main     one thread block per (sequence, key head, split, row tile):
+ *            the rows are the packed (query, head of the group) pairs of
+ *            lib/fa2_kvcache.h, so one K/V tile read from memory serves
+ *            every query head that shares the key head; the keys of the
+ *            split's chunk (fa2_split_blocks) are walked last to first, each
+ *            key row fetched through the block table (fa2_kv_slot_of) by
+ *            cp.async, double buffered. The tile step is the forward's
+ *            (gpu/fwd_kernel.cuh): S by mma.m16n8k16, the online softmax of
+ *            lib/fa2_tile.h, P rounded to the input dtype, O += P V.
+ *            One split: O and LSE written as the forward writes them; more:
+ *            the float32 partial (O / l, LSE) of the chunk.
+ *   combine  num_splits > 1: each row's partials merged by LSE in split
+ *            order (fa2_merge_lse, fa2_merge_weight: lib/fa2_kvcache.h), O
+ *            rounded to the output dtype once.
+ *
+ * Each warp owns 16 packed rows; NW warps per block (1 for decode's few
+ * rows, 4 for prefill). Decode is bound by reading K and V: a block's warp
+ * computes one tile while the next streams in, and the split count fills
+ * the GPU with such blocks (fa2_cuda_kvcache_splits).
+ */
+#ifndef FA2_GPU_KVCACHE_KERNEL_CUH
+#define FA2_GPU_KVCACHE_KERNEL_CUH
+
+#include "fa2_kvcache.h"
+#include "fwd_kernel.cuh" /* soff, row_key, chunk_off, unroll_for */
+#include "kvcache_params.h"
+
+namespace fa2gpu {
+
+/* Sequence b's keys after the append, clamped to [0, capacity]: the
+ * lengths live on the device, unchecked (gpu/kvcache_launch.cu). */
+__device__ __forceinline__ int64_t fa2gpu_kvcache_seqlen_k(const fa2_kvcache_params &p,
+                                                          int b)
+{
+    int64_t n = (int64_t)p.cache_seqlens[b] + p.seqlen_new;
+    return n < 0 ? 0 : n > p.capacity ? p.capacity : n;
+}
+
+/* The packed rows [row_lo, row_lo + ROWS) of q (zero-filled past `rows`
+ * and past head_dim) into a swizzled smem tile: row r is query
+ * fa2_kvcache_row_query(r) of head fa2_kvcache_row_head(r). */
+template <int ROWS, int HD, int SD, int NTHREADS>
+__device__ __forceinline__ void load_q_packed(uint16_t *s, const fa2_kvcache_params &p,
+                                              int b, int hk, int row_lo, int rows,
+                                              int tid)
+{
+    constexpr int CPR = HD / 8;
+    const uint16_t *const q = (const uint16_t *)p.q;
+    for (int idx = tid; idx < ROWS * CPR; idx += NTHREADS) {
+        const int r = idx / CPR, c = idx % CPR;
+        const bool ok = r < rows && c * 8 < p.head_dim;
+        const uint16_t *src = q;
+        if (ok) {
+            const int64_t pr = row_lo + r;
+            src += b * p.q_sb + fa2_kvcache_row_query(pr, p.group) * p.q_sr +
+                   fa2_kvcache_row_head(pr, p.group, hk) * p.q_sh + c * 8;
+        }
+        cp_async_16(s + soff<SD>(r, c), src, ok ? 16 : 0);
+    }
+}
+
+/* Key rows col_lo .. col_lo + BN - 1 of one key head (base: the cache's
+ * pointer offset by the head) into a swizzled smem tile; rows past `valid`
+ * zero-filled. Each row found through the page walk. */
+template <int BN, int HD, int SD, int NTHREADS>
+__device__ __forceinline__ void load_kv_paged(uint16_t *s, const uint16_t *base,
+                                              int64_t s0, int64_t s1,
+                                              const int32_t *table_row,
+                                              int64_t page_size, int64_t num_pages,
+                                              int b, int col_lo, int valid, int d,
+                                              int tid)
+{
+    constexpr int CPR = HD / 8;
+    static_assert(NTHREADS % CPR == 0, "a thread keeps one column chunk");
+    constexpr int RSTEP = NTHREADS / CPR;
+    const int r0 = tid / CPR, c = tid % CPR;
+    const bool col_ok = c * 8 < d;
+#pragma unroll 4
+    for (int r = r0; r < BN; r += RSTEP) {
+        bool ok = col_ok && r < valid;
+        const uint16_t *src = base;
+        if (ok) {
+            const fa2_kv_slot sl = fa2_kv_slot_of(table_row, page_size, b, col_lo + r);
+            ok = !table_row || (sl.i0 >= 0 && sl.i0 < num_pages);
+            src += ok ? sl.i0 * s0 + sl.i1 * s1 + c * 8 : 0;
+        }
+        cp_async_16(s + soff<SD>(r, c), src, ok ? 16 : 0);
+    }
+}
+
+template <int HD, bool IS_BF16, int NW>
+__global__ void __launch_bounds__(NW * 32)
+    kvcache_kernel(const __grid_constant__ fa2_kvcache_params p)
+{
+    constexpr int BM = 16 * NW;
+    constexpr int BN = FA2_KVC_BLOCK_N(HD);
+    constexpr int SD = HD;
+    constexpr int NTHREADS = NW * 32;
+    constexpr int NT = BN / 8, DT = HD / 8, KQ = HD / 16, KP = BN / 16;
+
+    extern __shared__ __align__(128) uint16_t smem[];
+    uint16_t *const sQ = smem;             /* [BM][SD], then O staging */
+    uint16_t *const sK = sQ + BM * SD;     /* [2][BN][SD]              */
+    uint16_t *const sV = sK + 2 * BN * SD; /* [2][BN][SD]              */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+
+    int64_t bid = blockIdx.x;
+    const int rb = (int)(bid % p.row_blocks);
+    bid /= p.row_blocks;
+    const int split = (int)(bid % p.num_splits);
+    bid /= p.num_splits;
+    const int hk = (int)(bid % p.heads_kv);
+    const int b = (int)(bid / p.heads_kv);
+
+    const int64_t seqlen_k = fa2gpu_kvcache_seqlen_k(p, b);
+    const int total_rows = p.seqlen_q * p.group;
+    const int row_lo = rb * BM;
+    const int rows = total_rows - row_lo < BM ? total_rows - row_lo : BM;
+    const int d = p.head_dim;
+    const fa2_mask mask = fa2_mask_make(p.seqlen_q, seqlen_k, p.causal,
+                                        p.window_left, p.window_right);
+    const fa2_block_range chunk = fa2_split_blocks(
+        fa2_kvcache_kv_blocks(&mask, row_lo, row_lo + rows, p.group, BN),
+        p.num_splits, split);
+    const int nsteps = (int)fa2_block_count(chunk);
+    /* the tile's queries, for the tile-level mask test */
+    const int64_t tok_lo = fa2_kvcache_row_query(row_lo, p.group);
+    const int64_t tok_hi = fa2_kvcache_row_query(row_lo + rows - 1, p.group) + 1;
+
+    const int32_t *const table_row =
+        p.block_table ? p.block_table + b * p.block_table_stride : NULL;
+    const uint16_t *const gK = (const uint16_t *)p.k_cache + hk * p.k_sh;
+    const uint16_t *const gV = (const uint16_t *)p.v_cache + hk * p.v_sh;
+
+    float acc[DT][4];
+#pragma unroll
+    for (int dt = 0; dt < DT; dt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            acc[dt][e] = 0.0f;
+    fa2_row_state st[2] = {fa2_row_state_init(), fa2_row_state_init()};
+    int vis_lo[2], vis_hi[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int64_t tok = fa2_kvcache_row_query(row_lo + warp * 16 + g + hf * 8, p.group);
+        int64_t lo, hi;
+        fa2_visible_cols(&mask, tok, tok + 1, &lo, &hi);
+        vis_lo[hf] = (int)lo;
+        vis_hi[hf] = (int)hi;
+    }
+
+    load_q_packed<BM, HD, SD, NTHREADS>(sQ, p, b, hk, row_lo, rows, tid);
+    if (nsteps > 0) {
+        const int col_lo = (int)(fa2_kv_block_at(chunk, 0) * BN);
+        const int cols = (int)(seqlen_k - col_lo < BN ? seqlen_k - col_lo : BN);
+        load_kv_paged<BN, HD, SD, NTHREADS>(sK, gK, p.k_s0, p.k_s1, table_row,
+                                            p.page_size, p.num_pages, b, col_lo, cols, d, tid);
+        cp_async_commit();
+        load_kv_paged<BN, HD, SD, NTHREADS>(sV, gV, p.v_s0, p.v_s1, table_row,
+                                            p.page_size, p.num_pages, b, col_lo, cols, d, tid);
+    } else {
+        cp_async_commit();
+    }
+    cp_async_commit();
+
+    const int q_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+    const int q_key = row_key<SD>(lane & 7) ^ (lane >> 4);
+    const int k_row = (lane & 7) + (lane >> 4) * 8;
+    const int k_key = row_key<SD>(lane & 7) ^ ((lane >> 3) & 1);
+    const int v_row = (lane & 7) + ((lane >> 3) & 1) * 8;
+    const int v_key = row_key<SD>(lane & 7) ^ (lane >> 4);
+    const uint16_t *const sQl = sQ + q_row * SD;
+
+    for (int step = 0; step < nsteps; step++) {
+        const int buf = step & 1;
+        const int col_lo = (int)(fa2_kv_block_at(chunk, step) * BN);
+        cp_async_wait<1>(); /* in flight: K_step, V_step */
+        __syncthreads();
+        const bool more = step + 1 < nsteps;
+        const int nlo = more ? (int)(fa2_kv_block_at(chunk, step + 1) * BN) : 0;
+        const int ncols = (int)(seqlen_k - nlo < BN ? seqlen_k - nlo : BN);
+        if (more)
+            load_kv_paged<BN, HD, SD, NTHREADS>(sK + (buf ^ 1) * BN * SD, gK, p.k_s0,
+                                                p.k_s1, table_row, p.page_size, p.num_pages, b,
+                                                nlo, ncols, d, tid);
+        cp_async_commit();
+        if (more)
+            load_kv_paged<BN, HD, SD, NTHREADS>(sV + (buf ^ 1) * BN * SD, gV, p.v_s0,
+                                                p.v_s1, table_row, p.page_size, p.num_pages, b,
+                                                nlo, ncols, d, tid);
+        cp_async_commit();
+        const uint16_t *const cK = sK + buf * BN * SD;
+        const uint16_t *const cV = sV + buf * BN * SD;
+
+        /* S = Q K^T */
+        float s[NT][4];
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                s[nt][e] = 0.0f;
+        const uint16_t *const sKl = cK + k_row * SD;
+        unroll_for<KQ>([&](auto kk_) {
+            constexpr int kk = decltype(kk_)::value;
+            uint32_t a[4];
+            ldmatrix_x4(a, sQl + chunk_off<kk>(q_key));
+#pragma unroll
+            for (int np = 0; np < NT / 2; np++) {
+                uint32_t bk[4];
+                ldmatrix_x4(bk, sKl + np * 16 * SD + chunk_off<kk>(k_key));
+                mma_16816<IS_BF16>(s[2 * np], a, bk[0], bk[1]);
+                mma_16816<IS_BF16>(s[2 * np + 1], a, bk[2], bk[3]);
+            }
+        });
+
+        /* the element mask, on the tiles that need it (as the forward) */
+        if (fa2_tile_needs_mask(&mask, tok_lo, tok_hi, col_lo, BN)) {
+            const int c0 = col_lo + 2 * t;
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int lo = vis_lo[hf] - c0, hi = vis_hi[hf] - c0;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                        if (nt * 8 + e < lo || nt * 8 + e >= hi)
+                            s[nt][2 * hf + e] = FA2_NEG_INF;
+            }
+        }
+
+        /* the online softmax (lib/fa2_tile.h) */
+        float alpha[2];
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            float mx = FA2_NEG_INF;
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+                mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            float max_scaled;
+            alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled);
+            float sum = 0.0f;
+            const bool ffma = fa2_softmax_ffma_exact(max_scaled);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float x = s[nt][2 * hf + e];
+                    const float pe = ffma ? fa2_softmax_p_ffma(x, p.scale_log2, max_scaled)
+                                          : fa2_softmax_p(x, p.scale_log2, max_scaled);
+                    s[nt][2 * hf + e] = pe;
+                    sum += pe;
+                }
+            fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
+        }
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++) {
+            acc[dt][0] *= alpha[0];
+            acc[dt][1] *= alpha[0];
+            acc[dt][2] *= alpha[1];
+            acc[dt][3] *= alpha[1];
+        }
+        uint32_t pa[KP][4];
+#pragma unroll
+        for (int kk = 0; kk < KP; kk++) {
+            pa[kk][0] = pack2<IS_BF16>(s[2 * kk][0], s[2 * kk][1]);
+            pa[kk][1] = pack2<IS_BF16>(s[2 * kk][2], s[2 * kk][3]);
+            pa[kk][2] = pack2<IS_BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[kk][3] = pack2<IS_BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        }
+
+        cp_async_wait<2>(); /* in flight: V_step, K_next, V_next */
+        __syncthreads();
+
+        /* O += round(P) V */
+        const uint16_t *const sVl = cV + v_row * SD;
+#pragma unroll
+        for (int kk = 0; kk < KP; kk++) {
+            unroll_for<DT / 2>([&](auto dp_) {
+                constexpr int dp = decltype(dp_)::value;
+                uint32_t bv[4];
+                ldmatrix_x4_trans(bv, sVl + kk * 16 * SD + chunk_off<dp>(v_key));
+                mma_16816<IS_BF16>(acc[2 * dp], pa[kk], bv[0], bv[1]);
+                mma_16816<IS_BF16>(acc[2 * dp + 1], pa[kk], bv[2], bv[3]);
+            });
+        }
+    }
+    cp_async_wait<0>();
+
+    /* the row's end: l over the quad, 1/l once */
+    float inv_l[2], lse[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        float l = st[hf].l;
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        st[hf].l = l;
+        inv_l[hf] = fa2_softmax_inv_l(st[hf]);
+        lse[hf] = fa2_softmax_lse(st[hf], p.scale);
+    }
+    const int64_t Hq = p.heads_q, Nq = p.seqlen_q;
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int r = warp * 16 + g + hf * 8;
+        if (r >= rows)
+            continue;
+        const int64_t pr = row_lo + r;
+        const int64_t tok = fa2_kvcache_row_query(pr, p.group);
+        const int64_t hq = fa2_kvcache_row_head(pr, p.group, hk);
+        if (p.num_splits == 1) {
+            uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                const int c = dt * 8 + 2 * t;
+                if (c < d)
+                    *reinterpret_cast<uint32_t *>(o + c) =
+                        pack2<IS_BF16>(acc[dt][2 * hf] * inv_l[hf],
+                                       acc[dt][2 * hf + 1] * inv_l[hf]);
+            }
+            if (p.lse && t == 0)
+                p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = lse[hf];
+#ifdef FA2_TRAFFIC_COUNTERS
+            if (p.traffic && t == 0) {
+                atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
+                if (p.lse)
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
+            }
+#endif
+        } else {
+            const int64_t row = (((int64_t)split * p.batch + b) * Hq + hq) * Nq + tok;
+            float *const o = p.o_part + row * d;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                const int c = dt * 8 + 2 * t;
+                if (c < d)
+                    *reinterpret_cast<float2 *>(o + c) =
+                        make_float2(acc[dt][2 * hf] * inv_l[hf],
+                                    acc[dt][2 * hf + 1] * inv_l[hf]);
+            }
+            if (t == 0)
+                p.lse_part[row] = lse[hf];
+        }
+    }
+#ifdef FA2_TRAFFIC_COUNTERS
+    if (p.traffic && tid == 0) {
+        const unsigned long long row_bytes = (unsigned long long)d * 2u;
+        unsigned long long kv_rows = 0;
+        if (nsteps > 0) {
+            const int64_t hi = chunk.hi * BN < seqlen_k ? chunk.hi * BN : seqlen_k;
+            kv_rows = (unsigned long long)(hi - chunk.lo * BN);
+        }
+        atomicAdd(&p.traffic[FA2_TRAFFIC_Q], (unsigned long long)rows * row_bytes);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_K], kv_rows * row_bytes);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_V], kv_rows * row_bytes);
+    }
+#endif
+}
+
+/* The combine step: one warp per row (b, hq, tok); lanes over the columns. */
+template <bool IS_BF16>
+__global__ void __launch_bounds__(128)
+    kvcache_combine_kernel(const __grid_constant__ fa2_kvcache_params p)
+{
+    const int64_t nrows = (int64_t)p.batch * p.heads_q * p.seqlen_q;
+    const int64_t row = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= nrows)
+        return;
+    const int64_t tok = row % p.seqlen_q;
+    const int64_t hq = (row / p.seqlen_q) % p.heads_q;
+    const int64_t b = row / ((int64_t)p.seqlen_q * p.heads_q);
+    const int d = p.head_dim;
+    const int S = p.num_splits;
+    const float *const lse_i = p.lse_part + row;
+    const float *const o_i = p.o_part + row * d;
+    const int64_t split_stride = nrows; /* rows per split */
+    const float m = fa2_merge_lse(S, lse_i, split_stride);
+    uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
+    for (int c = 2 * lane; c < d; c += 64) {
+        float o0 = 0.0f, o1 = 0.0f;
+        for (int i = 0; i < S; i++) {
+            const float x = lse_i[i * split_stride];
+            if (fa2_merge_part_empty(x))
+                continue;
+            const float w = fa2_merge_weight(x, m);
+            const float2 v = *reinterpret_cast<const float2 *>(o_i + i * split_stride * d + c);
+            o0 += __fmul_rn(w, v.x);
+            o1 += __fmul_rn(w, v.y);
+        }
+        *reinterpret_cast<uint32_t *>(o + c) = pack2<IS_BF16>(o0, o1);
+    }
+    if (p.lse && lane == 0)
+        p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
+#ifdef FA2_TRAFFIC_COUNTERS
+    if (p.traffic && lane == 0) {
+        atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
+        if (p.lse)
+            atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
+    }
+#endif
+}
+
+/* Launch main (and combine) for head dim HD; the caller checked everything
+ * and ran the append. */
+template <int HD, int NW>
+fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
+                             cudaStream_t stream)
+{
+    constexpr int smem = FA2_KVC_SMEM_BYTES(HD, NW);
+    void (*kern)(const fa2_kvcache_params) =
+        bf16 ? kvcache_kernel<HD, true, NW> : kvcache_kernel<HD, false, NW>;
+    cudaError_t err = cudaSuccess;
+    if (smem > 48 * 1024)
+        err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   smem);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel needs "
+                        "%d bytes of shared memory per block and this device "
+                        "refuses that (%s)", HD, smem, cudaGetErrorString(err));
+    }
+    const int64_t grid = (int64_t)p.row_blocks * p.num_splits * p.heads_kv * p.batch;
+    kern<<<(unsigned)grid, NW * 32, smem, stream>>>(p);
+    if ((err = cudaGetLastError()) != cudaSuccess)
+        return fa2_fail(FA2_ERR_CUDA, "launching the head-dim-%d KV-cache kernel "
+                        "(%lld blocks) failed: %s", HD, (long long)grid,
+                        cudaGetErrorString(err));
+    if (p.num_splits > 1) {
+        const int64_t rows = (int64_t)p.batch * p.heads_q * p.seqlen_q;
+        const int64_t cgrid = (rows + 3) / 4;
+        if (bf16)
+            kvcache_combine_kernel<true><<<(unsigned)cgrid, 128, 0, stream>>>(p);
+        else
+            kvcache_combine_kernel<false><<<(unsigned)cgrid, 128, 0, stream>>>(p);
+        if ((err = cudaGetLastError()) != cudaSuccess)
+            return fa2_fail(FA2_ERR_CUDA, "launching the KV-cache combine kernel "
+                            "(%lld blocks) failed: %s", (long long)cgrid,
+                            cudaGetErrorString(err));
+    }
+    return FA2_OK;
+}
+
+} // namespace fa2gpu
+
+/* gpu/kvcache_hdNN.cu: one launcher per kernel head dim, both dtypes, the
+ * warp count from the packed rows per (sequence, key head) */
+#define FA2_KVCACHE_DEFINE_LAUNCHER(HD)                                        \
+    extern "C" fa2_status fa2_cuda_kvcache_hd##HD(const fa2_kvcache_params *p, \
+                                                  int bf16, int nw, void *stream) \
+    {                                                                          \
+        if (nw == 1)                                                           \
+            return fa2gpu::launch_kvcache_nw<HD, 1>(*p, bf16 != 0,             \
+                                                    (cudaStream_t)stream);     \
+        return fa2gpu::launch_kvcache_nw<HD, 4>(*p, bf16 != 0,                 \
+                                                (cudaStream_t)stream);         \
+    }
+
+#endif /* FA2_GPU_KVCACHE_KERNEL_CUH */

@@ -1,0 +1,253 @@
+/*
+ * fa2_kvcache.h — the maths of the forward over a KV cache that every view
+ * shares: the tiled CPU mirror (cpu/tiled_kvcache.c), the simulator
+ * (sim/sched_decode.c) and the CUDA decode kernels (gpu/) call these
+ * functions; none re-derives them. Like fa2_tile.h, everything is
+ * `static inline` FA2_HD: compiled as C11 and as CUDA.
+ *
+ *  - the tiling of decode: the Nq queries of the Hq / Hkv query heads that
+ *    share a key head are packed as the rows of one tile (row r = query
+ *    r / group, head r % group of the group), so a tile of K/V read from
+ *    memory serves every head of the group;
+ *  - the page walk: key index -> (page, slot) through the block table;
+ *  - the split of a key range into num_splits chunks of whole tiles, and
+ *    the library's default num_splits;
+ *  - the merge of partial (O, LSE) pairs computed over disjoint key sets,
+ *    in a fixed order: split-KV's combine step, and a ring attention's.
+ */
+#ifndef FA2_KVCACHE_H
+#define FA2_KVCACHE_H
+
+#include "fa2_tile.h"
+
+#include <math.h>
+#include <stdint.h>
+
+/* ---- the decode tiling ----------------------------------------------------- */
+
+/* Keys per tile of the decode kernels (and so the grain of the split):
+ * 128 up to head dim 128, 64 above (the K and V tiles of head dim 256
+ * would not fit twice in shared memory otherwise). */
+FA2_HD static inline int fa2_kvcache_block_n(int64_t head_dim)
+{
+    return head_dim <= 128 ? 128 : 64;
+}
+
+/* Packed rows per tile: the rows of a (sequence, key head) are Nq * group;
+ * one tile holds up to 64 of them (a warpgroup's wgmma M), so decode with
+ * up to 64 packed rows reads each K/V tile once per split. */
+#define FA2_KVCACHE_BLOCK_M 64
+
+/* Row r of a packed tile is query r / group of head (kv_head * group +
+ * r % group): the heads of one query are neighbours. */
+FA2_HD static inline int64_t fa2_kvcache_row_query(int64_t r, int64_t group)
+{
+    return r / group;
+}
+FA2_HD static inline int64_t fa2_kvcache_row_head(int64_t r, int64_t group,
+                                                  int64_t kv_head)
+{
+    return kv_head * group + r % group;
+}
+
+/* The key blocks packed rows [r_lo, r_hi) visit: those with a key that at
+ * least one of their queries (r_lo / group .. (r_hi - 1) / group) sees,
+ * as fa2_fwd_kv_blocks does for a block of consecutive queries. */
+FA2_HD static inline fa2_block_range fa2_kvcache_kv_blocks(const fa2_mask *m,
+                                                           int64_t r_lo,
+                                                           int64_t r_hi,
+                                                           int64_t group,
+                                                           int block_n)
+{
+    fa2_block_range r;
+    int64_t col_lo, col_hi;
+    fa2_visible_cols(m, r_lo / group, (r_hi - 1) / group + 1, &col_lo, &col_hi);
+    if (r_hi <= r_lo || col_hi <= col_lo) {
+        r.lo = r.hi = 0;
+        return r;
+    }
+    r.lo = col_lo / block_n;
+    r.hi = fa2_ceil_div(col_hi, block_n);
+    return r;
+}
+
+/* ---- the page walk ----------------------------------------------------------- */
+
+/* Where key `key` of a sequence lives: k_cache[i0, i1] (dims 0 and 1). */
+typedef struct fa2_kv_slot {
+    int64_t i0; /* contiguous: the batch index; paged: the page           */
+    int64_t i1; /* contiguous: the key index;   paged: the slot in it     */
+} fa2_kv_slot;
+
+/* block_table_row: the sequence's row of the block table, NULL for a
+ * contiguous cache (then batch is dim 0 and key dim 1). Entries are
+ * validated before any view walks them (FA2_ERR_BLOCK_TABLE). */
+FA2_HD static inline fa2_kv_slot fa2_kv_slot_of(const int32_t *block_table_row,
+                                                int64_t page_size, int64_t batch,
+                                                int64_t key)
+{
+    fa2_kv_slot s;
+    if (block_table_row) {
+        s.i0 = block_table_row[key / page_size];
+        s.i1 = key % page_size;
+    } else {
+        s.i0 = batch;
+        s.i1 = key;
+    }
+    return s;
+}
+
+/* ---- split-KV: which key blocks chunk s covers ------------------------------ */
+
+/* The key blocks [r.lo, r.hi) a tile visits (fa2_fwd_kv_blocks) cut into
+ * num_splits chunks of ceil(n / num_splits) whole blocks, chunk `split`
+ * being the split-th from the left; the last chunks may be shorter or
+ * empty (lo == hi). Inside a chunk the blocks are visited last to first
+ * (fa2_kv_block_at), as in the forward. */
+FA2_HD static inline fa2_block_range fa2_split_blocks(fa2_block_range r,
+                                                      int num_splits, int split)
+{
+    fa2_block_range c;
+    const int64_t n = r.hi - r.lo;
+    const int64_t per = n > 0 ? fa2_ceil_div(n, num_splits) : 0;
+    c.lo = r.lo + per * split;
+    c.hi = c.lo + per;
+    if (c.lo > r.hi)
+        c.lo = r.hi;
+    if (c.hi > r.hi)
+        c.hi = r.hi;
+    return c;
+}
+
+/* The library's num_splits for a decode problem (what fa2_kvcache_num_splits
+ * returns when args->num_splits is 0), a pure function of the sizes so the
+ * kernels' launch, the mirror and the simulator agree:
+ *   units   = batch * heads_kv * ceil(rows / block_m) tiles (rows = Nq * group)
+ *   blocks  = ceil(seqlen_k / block_n), seqlen_k the cache capacity (known
+ *             on the host even when the lengths live on the device)
+ *   workers = SMs (GPU) or worker threads (CPU).
+ * One split when the tiles alone fill at least 80% of the workers (the
+ * partials would only cost traffic). Otherwise the fewest splits whose
+ * wave efficiency units*s / (workers * ceil(units*s / workers)) is within
+ * 85% of the best over 1 .. min(FA2_KVCACHE_MAX_SPLITS, blocks, workers),
+ * counting only splits that leave every chunk at least 2 tiles. */
+FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
+                                                      int64_t heads_kv,
+                                                      int64_t rows,
+                                                      int64_t seqlen_k,
+                                                      int block_m, int block_n,
+                                                      int64_t workers)
+{
+    const int64_t units = batch * heads_kv * fa2_ceil_div(rows, block_m);
+    const int64_t blocks = fa2_ceil_div(seqlen_k, block_n);
+    if (units <= 0 || workers <= 0 || units * 5 >= workers * 4 || blocks < 4)
+        return 1;
+    int64_t max_s = blocks / 2; /* every chunk at least 2 tiles */
+    if (max_s > workers)
+        max_s = workers;
+    if (max_s > 128)
+        max_s = 128; /* FA2_KVCACHE_MAX_SPLITS */
+    /* efficiency of s as the fraction num / den, compared exactly */
+    int64_t best_num = 0, best_den = 1;
+    for (int64_t s = 1; s <= max_s; s++) {
+        const int64_t num = units * s;
+        const int64_t den = workers * fa2_ceil_div(units * s, workers);
+        if (num * best_den > best_num * den) {
+            best_num = num;
+            best_den = den;
+        }
+    }
+    for (int64_t s = 1; s <= max_s; s++) {
+        const int64_t num = units * s;
+        const int64_t den = workers * fa2_ceil_div(units * s, workers);
+        /* num / den >= 0.85 best_num / best_den */
+        if (num * best_den * 100 >= best_num * den * 85)
+            return (int)s;
+    }
+    return 1;
+}
+
+/* ---- merging partial results by LSE ----------------------------------------- */
+/* Attention of one query row over a key set split into disjoint parts:
+ * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =
+ * ln sum_j exp(s_ij). Over the union, lse = ln sum_i exp(lse_i) and
+ * o = sum_i exp(lse_i - lse) o_i: exact in real arithmetic
+ * (doc/algorithm.md section 7). Parts are taken in index order 0, 1, ...,
+ * so the result does not depend on which part finished first.
+ *
+ * Non-finite values (doc/algorithm.md section 5):
+ *  - a part that saw no key has lse_i = +inf (what the forward writes) or
+ *    -inf (weight 0 by definition): either way it is skipped, its o_i never
+ *    read; when every part is empty the row sees no key: o = 0, lse = +inf;
+ *  - a NaN lse_i (the part saw a NaN or +inf score) makes lse and every
+ *    element of o NaN;
+ *  - a NaN in o_i[c] of a non-empty part reaches o[c], even when its weight
+ *    underflows to 0 (0 * NaN = NaN): a NaN in a visible v_j stays. */
+
+#define FA2_LOG2E 1.44269504088896340736f
+
+/* lse_i of an empty part (+-inf). */
+FA2_HD static inline int fa2_merge_part_empty(float lse_i)
+{
+    return lse_i == INFINITY || lse_i == -INFINITY;
+}
+
+/* The merged LSE of n parts lse[0], lse[stride], ... (first pass). */
+FA2_HD static inline float fa2_merge_lse(int n, const float *lse, int64_t stride)
+{
+    float mx = FA2_NEG_INF;
+    int nan = 0;
+    for (int i = 0; i < n; i++) {
+        const float x = lse[i * stride];
+        if (x != x)
+            nan = 1;
+        else if (!fa2_merge_part_empty(x) && x > mx)
+            mx = x;
+    }
+    if (nan)
+        return NAN;
+    if (mx == FA2_NEG_INF)
+        return INFINITY; /* every part empty: the row sees no key */
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float x = lse[i * stride];
+        if (!fa2_merge_part_empty(x))
+            sum += exp2f(FA2_MUL_RN(x - mx, FA2_LOG2E));
+    }
+    return mx + logf(sum);
+}
+
+/* The weight exp(lse_i - lse) of part i in the merged o (second pass);
+ * 0 for an empty part, NaN when lse is NaN. */
+FA2_HD static inline float fa2_merge_weight(float lse_i, float lse)
+{
+    if (fa2_merge_part_empty(lse_i))
+        return 0.0f;
+    return exp2f(FA2_MUL_RN(lse_i - lse, FA2_LOG2E));
+}
+
+/* One row: o_out[c] = sum over parts i in order of weight_i * o_i[c], with
+ * o_i = o + i * o_stride; returns the merged LSE. A kernel parallel over c
+ * calls fa2_merge_lse and fa2_merge_weight itself and sums in the same
+ * order. */
+FA2_HD static inline float fa2_merge_partials(int n, const float *lse,
+                                              int64_t lse_stride, const float *o,
+                                              int64_t o_stride, int64_t d,
+                                              float *o_out)
+{
+    const float m = fa2_merge_lse(n, lse, lse_stride);
+    for (int64_t c = 0; c < d; c++)
+        o_out[c] = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float x = lse[i * lse_stride];
+        if (fa2_merge_part_empty(x))
+            continue;
+        const float w = fa2_merge_weight(x, m);
+        const float *oi = o + i * o_stride;
+        for (int64_t c = 0; c < d; c++)
+            o_out[c] += FA2_MUL_RN(w, oi[c]);
+    }
+    return m;
+}
+
+#endif /* FA2_KVCACHE_H */

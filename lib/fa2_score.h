@@ -1,0 +1,153 @@
+/*
+ * fa2_score.h — the score modifiers (logit soft-capping, ALiBi, attention
+ * sinks) written once: the float64 oracle, the tiled CPU mirror, standard
+ * attention and the CUDA kernels all call these functions
+ * (doc/algorithm.md, "Score modifiers").
+ *
+ * Plain attention runs the online softmax on the raw dot products x = q.k
+ * with the scale folded into exp2 (c = scale log2 e, fa2_tile.h). With a
+ * modifier on, the scores are first turned into logits u in natural units,
+ * by one fixed rounding sequence, and the same softmax then runs on u with
+ * c = log2 e and LSE = m + ln l:
+ *
+ *   y = x * (scale / cap)                  (scale / cap rounded once)
+ *   u = cap * tanh(y)     with softcap     (each product rounded on its own)
+ *   u = x * scale         without
+ *   u = u - slope * |i + Nk - Nq - j|      with ALiBi (bottom-right aligned)
+ *   masked (i, j): u = -inf                (after the two above)
+ *
+ * A sink is a per-head logit that joins every row's softmax denominator
+ * and has no value row: the row state starts as if a key with logit `sink`
+ * had been seen (fa2_row_state_init_sink).
+ *
+ * tanh is taken on scale * x, never on the log2-scaled value: the softcap
+ * curve is defined on logits. A score whose y is +-inf or NaN gives u = NaN
+ * (the + (y - y) term below), so an inf in q or k, or an overflowing dot
+ * product, still makes the row NaN as without softcap (section 5), instead
+ * of being squashed to +-cap.
+ */
+#ifndef FA2_SCORE_H
+#define FA2_SCORE_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "fa2_tile.h"
+
+#define FA2_LOG2E_F 1.44269504088896340736f
+
+/* The modifiers of one (sequence, head). */
+typedef struct fa2_score_mod {
+    float scale;          /* softmax scale                                  */
+    float softcap;        /* cap; 0: no soft-capping                        */
+    float scale_over_cap; /* scale / cap, rounded once                      */
+    float slope;          /* ALiBi slope of this (sequence, head)           */
+    int alibi;            /* ALiBi on                                       */
+    int64_t diag_offset;  /* Nk - Nq: row i's diagonal column               */
+} fa2_score_mod;
+
+FA2_HD static inline fa2_score_mod fa2_score_mod_make(float scale, float softcap,
+                                                      int alibi, float slope,
+                                                      int64_t seqlen_q,
+                                                      int64_t seqlen_k)
+{
+    fa2_score_mod s;
+    s.scale = scale;
+    s.softcap = softcap;
+    s.scale_over_cap = softcap > 0.0f ? (float)((double)scale / (double)softcap)
+                                      : 0.0f;
+    s.slope = alibi ? slope : 0.0f;
+    s.alibi = alibi;
+    s.diag_offset = seqlen_k - seqlen_q;
+    return s;
+}
+
+/* |i' - j|, i' = i + Nk - Nq: the ALiBi distance, exact in float below 2^24. */
+FA2_HD static inline float fa2_alibi_distance(const fa2_score_mod *s, int64_t i,
+                                              int64_t j)
+{
+    const int64_t dist = i + s->diag_offset - j;
+    return (float)(dist < 0 ? -dist : dist);
+}
+
+/* The logit u of raw dot product x at (row i, column j), float32. */
+FA2_HD static inline float fa2_score_logit(const fa2_score_mod *s, float x,
+                                           int64_t i, int64_t j)
+{
+    float u;
+    if (s->softcap > 0.0f) {
+        const float y = FA2_MUL_RN(x, s->scale_over_cap);
+        u = FA2_MUL_RN(s->softcap, tanhf(y)) + (y - y);
+    } else {
+        u = FA2_MUL_RN(x, s->scale);
+    }
+    if (s->alibi)
+        u = u - FA2_MUL_RN(s->slope, fa2_alibi_distance(s, i, j));
+    return u;
+}
+
+/* du / d(scale x) at x: 1 - tanh(y)^2 with softcap, else 1. The backward
+ * multiplies dS by it; the scale itself is applied to dQ and dK at the
+ * end, as without modifiers. ALiBi's bias does not depend on x. */
+FA2_HD static inline float fa2_score_grad(const fa2_score_mod *s, float x)
+{
+    if (s->softcap > 0.0f) {
+        const float t = tanhf(FA2_MUL_RN(x, s->scale_over_cap));
+        return 1.0f - FA2_MUL_RN(t, t);
+    }
+    return 1.0f;
+}
+
+/* The definition in float64, for the oracle: the same formula without the
+ * float32 roundings (scale and cap are taken as given, in double). */
+FA2_HD static inline double fa2_score_logit_f64(const fa2_score_mod *s, double x,
+                                                int64_t i, int64_t j)
+{
+    double u;
+    if (s->softcap > 0.0f) {
+        const double y = x * (double)s->scale / (double)s->softcap;
+        u = (double)s->softcap * tanh(y) + (y - y);
+    } else {
+        u = x * (double)s->scale;
+    }
+    if (s->alibi) {
+        const int64_t dist = i + s->diag_offset - j;
+        u -= (double)s->slope * (double)(dist < 0 ? -dist : dist);
+    }
+    return u;
+}
+
+/* du / dx in float64 (scale included). */
+FA2_HD static inline double fa2_score_grad_f64(const fa2_score_mod *s, double x)
+{
+    if (s->softcap > 0.0f) {
+        const double t = tanh(x * (double)s->scale / (double)s->softcap);
+        return (double)s->scale * (1.0 - t * t);
+    }
+    return (double)s->scale;
+}
+
+/* ---- sinks ---------------------------------------------------------------- */
+
+/* A row's online-softmax state before any key, with a sink of logit `sink`
+ * (softmax on logits: c = log2 e): m = sink and l = its weight relative to
+ * the rounded max, exactly as a key's would be. A -inf sink is no sink
+ * (m = -inf, l = 0); a NaN or +inf sink makes l NaN, so the row is NaN. */
+FA2_HD static inline fa2_row_state fa2_row_state_init_sink(float sink)
+{
+    fa2_row_state st;
+    st.m = sink;
+    st.l = exp2f(fa2_softmax_arg(sink, FA2_LOG2E_F,
+                                 fa2_softmax_max_scaled(sink, FA2_LOG2E_F)));
+    return st;
+}
+
+/* The sink's probability in the backward, from the row's LSE in log2 units
+ * (fa2_bwd_lse_scaled): P_sink = exp(sink - LSE). The sink's gradient is
+ * dsink = - sum over rows of P_sink D, D = rowsum(dO o O). */
+FA2_HD static inline float fa2_sink_p(float sink, float lse2)
+{
+    return fa2_bwd_p(sink, FA2_LOG2E_F, lse2);
+}
+
+#endif /* FA2_SCORE_H */

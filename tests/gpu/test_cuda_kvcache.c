@@ -1,0 +1,392 @@
+/*
+ * test_cuda_kvcache.c — the CUDA forward over a KV cache (gpu/kvcache_*)
+ * against the CPU mirror run with the kernels' split count and tile, and
+ * against the float64 oracle under the numerics contract:
+ *
+ *   - O within a few ulp of the output dtype of the mirror's, at the scale
+ *     of the output row; LSE within 1e-5 relative (+inf exactly where the
+ *     mirror has it);
+ *   - max|O - oracle| <= 2 x standard attention's + the dtype's floor;
+ *   - every output written, and the caches after the append equal byte for
+ *     byte to the test's own append (tests/kvlib.c poisons every slot no
+ *     sequence holds with NaN, so a read of a wrong slot shows);
+ *   - host pointers refused with FA2_ERR_DEVICE_POINTER, nothing written.
+ *
+ * Over a grid of caches (contiguous and paged, pages 16..256, empty and
+ * length-1 caches, appends across a page, GQA 8/1, 8/2, 32/8 and MHA,
+ * causal and windows, 1..16 splits and the library's choice, head dims
+ * 32..256) and long caches with the library's split count.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef FA2_HAVE_CUDA
+#include "kvcache_params.h"
+#include "kvlib.h"
+
+#include <cuda_runtime.h>
+#include <math.h>
+#include <string.h>
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define MIRROR_ULPS 4.0
+#define MIRROR_LSE_REL 1e-5
+
+static void cuda_check(cudaError_t e, const char *what)
+{
+    ck_assert_msg(e == cudaSuccess, "%s: %s", what, cudaGetErrorString(e));
+}
+
+static void *to_device(const void *host, size_t bytes)
+{
+    void *d = NULL;
+    if (!bytes)
+        return NULL;
+    cuda_check(cudaMalloc(&d, bytes), "cudaMalloc");
+    if (host)
+        cuda_check(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice), "upload");
+    else
+        cuda_check(cudaMemset(d, 0xff, bytes), "poison"); /* NaN in every dtype */
+    return d;
+}
+
+static void from_device(void *host, const void *dev, size_t bytes)
+{
+    if (bytes)
+        cuda_check(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost), "download");
+}
+
+/* the device copy of a problem: the caches as drawn, outputs poisoned */
+typedef struct dev_problem {
+    void *q, *o, *kc, *vc, *kn, *vn, *lse, *bt, *lens;
+    size_t q_bytes, new_bytes, lse_bytes, bt_bytes;
+    fa2_kvcache_args a;
+} dev_problem;
+
+static void dev_problem_init(dev_problem *d, const kv_problem *p)
+{
+    const kv_spec *s = &p->s;
+    const size_t es = fa2_dtype_size(s->dtype);
+    memset(d, 0, sizeof *d);
+    d->q_bytes = (size_t)(s->batch * s->seqlen_q * s->heads_q * s->head_dim) * es;
+    d->new_bytes = (size_t)(s->batch * s->seqlen_new * s->heads_kv * s->head_dim) * es;
+    d->lse_bytes = (size_t)(s->batch * s->heads_q * s->seqlen_q) * sizeof(float);
+    d->a = p->args;
+    d->q = to_device(p->q, d->q_bytes);
+    d->o = to_device(NULL, d->q_bytes);
+    d->kc = to_device(p->k_cache0, p->cache_bytes);
+    d->vc = to_device(p->v_cache0, p->cache_bytes);
+    d->lens = to_device(p->seqlens, (size_t)s->batch * sizeof(int32_t));
+    d->a.q.data = d->q;
+    d->a.o.data = d->o;
+    d->a.k_cache.data = d->kc;
+    d->a.v_cache.data = d->vc;
+    d->a.cache_seqlens = d->lens;
+    if (!s->no_lse) {
+        d->lse = to_device(NULL, d->lse_bytes);
+        d->a.lse.data = d->lse;
+    }
+    if (s->seqlen_new) {
+        d->kn = to_device(p->k_new, d->new_bytes);
+        d->vn = to_device(p->v_new, d->new_bytes);
+        d->a.k_new.data = d->kn;
+        d->a.v_new.data = d->vn;
+    }
+    if (p->block_table) {
+        const int64_t stride = p->args.block_table_stride ? p->args.block_table_stride
+                                                          : p->max_pages;
+        d->bt_bytes = (size_t)(stride * s->batch) * sizeof(int32_t);
+        d->bt = to_device(p->block_table, d->bt_bytes);
+        d->a.block_table = d->bt;
+    }
+}
+
+static void dev_problem_free(dev_problem *d)
+{
+    void *bufs[] = {d->q, d->o, d->kc, d->vc, d->kn, d->vn, d->lse, d->bt, d->lens};
+    for (int i = 0; i < COUNT(bufs); i++)
+        if (bufs[i])
+            cudaFree(bufs[i]);
+}
+
+/* the GPU's outputs and caches into p's host buffers (kv_measure reads them) */
+static void dev_problem_download(const dev_problem *d, kv_problem *p)
+{
+    from_device(p->o, d->o, d->q_bytes);
+    if (d->lse)
+        from_device(p->lse, d->lse, d->lse_bytes);
+    from_device(p->k_cache, d->kc, p->cache_bytes);
+    from_device(p->v_cache, d->vc, p->cache_bytes);
+}
+
+static double get(fa2_dtype dt, const void *base, int64_t i)
+{
+    const uint16_t h = ((const uint16_t *)base)[i];
+    return dt == FA2_DTYPE_FP16 ? fa2_fp16_to_float(h) : fa2_bf16_to_float(h);
+}
+
+static double ulp_of(fa2_dtype dt, double x)
+{
+    int e;
+    frexp(fabs(x), &e); /* |x| in [2^(e-1), 2^e) */
+    const int mant = dt == FA2_DTYPE_FP16 ? 10 : 7;
+    const int emin = dt == FA2_DTYPE_FP16 ? -14 : -126;
+    const int ex = (x == 0 || e - 1 < emin) ? emin : e - 1;
+    return ldexp(1.0, ex - mant);
+}
+
+/* GPU (in p's buffers) vs the mirror's outputs */
+static void compare_to_mirror(const kv_problem *p, const void *o_m, const float *lse_m,
+                              double *o_ulps, double *lse_rel, int64_t *inf_mismatch)
+{
+    const kv_spec *s = &p->s;
+    const int64_t d = s->head_dim, rows = s->batch * s->seqlen_q * s->heads_q;
+    *o_ulps = *lse_rel = 0;
+    *inf_mismatch = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        double scale = 0;
+        for (int64_t c = 0; c < d; c++) {
+            const double m = fabs(get(s->dtype, o_m, r * d + c));
+            scale = m > scale ? m : scale;
+        }
+        for (int64_t c = 0; c < d; c++) {
+            const double g = get(s->dtype, p->o, r * d + c);
+            const double m = get(s->dtype, o_m, r * d + c);
+            const double u = (isnan(g) != isnan(m)) ? INFINITY
+                             : isnan(g)             ? 0
+                                                    : fabs(g - m) / ulp_of(s->dtype, scale);
+            *o_ulps = u > *o_ulps ? u : *o_ulps;
+        }
+    }
+    if (s->no_lse)
+        return;
+    for (int64_t i = 0; i < s->batch * s->heads_q * s->seqlen_q; i++) {
+        const double g = p->lse[i], m = lse_m[i];
+        if (isinf(g) || isinf(m)) {
+            *inf_mismatch += g != m;
+            continue;
+        }
+        const double rel = fabs(g - m) / (fabs(m) > 1 ? fabs(m) : 1);
+        *lse_rel = rel > *lse_rel ? rel : *lse_rel;
+    }
+}
+
+static int verbose(void)
+{
+    const char *v = getenv("FA2_TEST_VERBOSE");
+    return v && *v && *v != '0';
+}
+
+/* The whole check of one spec. */
+static void check_spec(const kv_spec *spec, tl_rng *r)
+{
+    kv_problem p;
+    kv_problem_init(&p, spec, r);
+    int splits = 0;
+    fa2_status st = fa2_kvcache_num_splits(&p.args, FA2_BACKEND_CUDA, &splits);
+    ck_assert_msg(st == FA2_OK, "num_splits: %s", fa2_last_error());
+
+    /* the GPU first (its split count was resolved above) */
+    dev_problem dv;
+    dev_problem_init(&dv, &p);
+    dv.a.num_splits = splits;
+    st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == FA2_OK, "cuda: %s (%s) on %s", fa2_status_str(st),
+                  fa2_last_error(), p.desc);
+    cuda_check(cudaDeviceSynchronize(), "the KV-cache kernels");
+    dev_problem_download(&dv, &p);
+    kv_err gpu;
+    kv_measure(&p, &gpu);
+    kv_check_outputs(&p, &gpu, "cuda");
+    const size_t ob = dv.q_bytes, lb = dv.lse_bytes;
+    void *o_gpu = malloc(ob ? ob : 1);
+    float *lse_gpu = malloc(lb ? lb : 1);
+    memcpy(o_gpu, p.o, ob);
+    memcpy(lse_gpu, p.lse, lb);
+
+    /* the mirror with the kernels' chunks: their split count and tile */
+    p.args.num_splits = splits;
+    p.args.block_n = FA2_KVC_BLOCK_N(FA2_KVC_KERNEL_HEAD_DIM(spec->head_dim));
+    st = kv_problem_run(&p, FA2_BACKEND_CPU_TILED);
+    ck_assert_msg(st == FA2_OK, "tiled: %s on %s", fa2_last_error(), p.desc);
+    void *o_m = malloc(ob ? ob : 1);
+    float *lse_m = malloc(lb ? lb : 1);
+    memcpy(o_m, p.o, ob);
+    memcpy(lse_m, p.lse, lb);
+    st = kv_problem_run(&p, FA2_BACKEND_CPU_STANDARD);
+    ck_assert_msg(st == FA2_OK, "standard: %s on %s", fa2_last_error(), p.desc);
+    kv_err std;
+    kv_measure(&p, &std);
+
+    /* the GPU's outputs back in p for the comparisons */
+    memcpy(p.o, o_gpu, ob);
+    memcpy(p.lse, lse_gpu, lb);
+    double o_ulps, lse_rel;
+    int64_t inf_mismatch;
+    compare_to_mirror(&p, o_m, lse_m, &o_ulps, &lse_rel, &inf_mismatch);
+    if (verbose())
+        fprintf(stderr, "case %-100s splits %2d  o %.2e (std %.2e) mirror %.2f ulp  "
+                "lse %.2e (std %.2e) mirror %.1e\n", p.desc, splits, gpu.o_max,
+                std.o_max, o_ulps, gpu.lse_max, std.lse_max, lse_rel);
+    ck_assert_msg(o_ulps <= MIRROR_ULPS, "O differs from the mirror (%d splits) by "
+                  "%.2f ulp of the row's scale (limit %.0f): %s", splits, o_ulps,
+                  MIRROR_ULPS, p.desc);
+    ck_assert_msg(lse_rel <= MIRROR_LSE_REL && inf_mismatch == 0, "LSE differs from "
+                  "the mirror by %.2e relative (limit %.0e), %lld +inf mismatches: %s",
+                  lse_rel, MIRROR_LSE_REL, (long long)inf_mismatch, p.desc);
+    kv_check_bound(&p, &gpu, &std, "cuda");
+    free(o_gpu);
+    free(lse_gpu);
+    free(o_m);
+    free(lse_m);
+    dev_problem_free(&dv);
+    kv_problem_free(&p);
+}
+
+static const fa2_dtype dtypes[] = {FA2_DTYPE_FP16, FA2_DTYPE_BF16};
+static const int64_t page_sizes[] = {0, 16, 64, 256, 48, 128};
+static const int64_t heads[][2] = {{32, 8}, {8, 1}, {8, 2}, {4, 4}};
+static const int64_t seqlens_q[] = {1, 4, 16, 3, 2};
+static const int64_t head_dims[] = {128, 64, 256, 32, 96};
+static const int64_t windows[][2] = {{-1, -1}, {-1, -1}, {40, 0}, {5, 3}, {-1, 2}};
+static const int splits[] = {0, 1, 2, 3, 16, 7};
+
+enum { GRID_CASES = 120 };
+
+START_TEST(kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    const int i = _i;
+    s.dtype = dtypes[i % COUNT(dtypes)];
+    s.page_size = page_sizes[(i / 2) % COUNT(page_sizes)];
+    s.heads_q = heads[(i / 3) % COUNT(heads)][0];
+    s.heads_kv = heads[(i / 3) % COUNT(heads)][1];
+    s.seqlen_q = seqlens_q[i % COUNT(seqlens_q)];
+    s.head_dim = head_dims[(i / 7) % COUNT(head_dims)];
+    s.causal = (i / 4) % 2;
+    s.window_left = windows[i % COUNT(windows)][0];
+    s.window_right = windows[i % COUNT(windows)][1];
+    s.num_splits = splits[(i / 5) % COUNT(splits)];
+    s.batch = 1 + i % 3;
+    s.seqlen_new = i % 4 == 0 ? 0 : s.seqlen_q;
+    s.no_lse = i % 9 == 8;
+    s.capacity = tl_range(&r, 40, 700);
+    if (s.page_size)
+        s.capacity = fa2_ceil_div(s.capacity, s.page_size) * s.page_size;
+    const int64_t room = s.capacity - s.seqlen_new;
+    for (int64_t b = 0; b < s.batch; b++) {
+        switch ((i + b) % 5) {
+        case 0: s.lens[b] = 0; break;
+        case 1: s.lens[b] = 1; break;
+        case 2: s.lens[b] = room; break;
+        case 3:
+            s.lens[b] = (s.page_size ? s.page_size : 64) - 1;
+            if (s.lens[b] > room)
+                s.lens[b] = room;
+            break;
+        default: s.lens[b] = tl_range(&r, 0, room); break;
+        }
+    }
+    check_spec(&s, &r);
+}
+END_TEST
+
+/* Decode over long caches with the library's split count (the shapes the
+ * benchmark times): 32/8 heads, d 128, 1 and 4 queries, contiguous and
+ * paged. */
+START_TEST(long_caches_with_the_librarys_splits_equal_the_mirror)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    s.batch = 2;
+    s.heads_q = 32;
+    s.heads_kv = 8;
+    s.head_dim = 128;
+    s.seqlen_q = (_i / 2) % 2 ? 4 : 1;
+    s.seqlen_new = s.seqlen_q;
+    s.causal = 1;
+    s.page_size = (_i / 4) % 2 ? 64 : 0;
+    s.capacity = 8192;
+    s.lens[0] = 8000;
+    s.lens[1] = 2500 + _i;
+    check_spec(&s, &r);
+}
+END_TEST
+
+START_TEST(host_pointers_are_refused_and_nothing_is_written)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    s.dtype = FA2_DTYPE_FP16;
+    s.batch = 1;
+    s.heads_q = 4;
+    s.heads_kv = 2;
+    s.head_dim = 64;
+    s.seqlen_q = 1;
+    s.seqlen_new = 1;
+    s.capacity = 64;
+    s.lens[0] = 10;
+    kv_problem p;
+    kv_problem_init(&p, &s, &r);
+    kv_problem_reset(&p);
+    const fa2_status st = fa2_fwd_kvcache(&p.args, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == FA2_ERR_DEVICE_POINTER, "host pointers gave %s (%s)",
+                  fa2_status_str(st), fa2_last_error());
+    ck_assert_msg(memcmp(p.k_cache, p.k_cache0, p.cache_bytes) == 0,
+                  "the refused call wrote the cache");
+    kv_problem_free(&p);
+}
+END_TEST
+
+static Suite *cuda_kvcache_suite(void)
+{
+    Suite *s = suite_create("cuda_kvcache");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches,
+                        0, GRID_CASES);
+    tcase_add_loop_test(tc, long_caches_with_the_librarys_splits_equal_the_mirror, 0, 8);
+    tcase_add_test(tc, host_pointers_are_refused_and_nothing_is_written);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    if (fa2_backend_available(FA2_BACKEND_CUDA) != FA2_OK) {
+        printf("SKIP: %s\n", fa2_last_error());
+        return 77;
+    }
+    const unsigned long long seed = (unsigned long long)tl_seed();
+    printf("test_cuda_kvcache: FA2_TEST_SEED=%llu reproduces\n", seed);
+    fflush(stdout);
+    SRunner *sr = srunner_create(cuda_kvcache_suite());
+    srunner_set_fork_status(sr, CK_NOFORK); /* CUDA does not survive fork() */
+    srunner_run_all(sr, CK_ENV);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (failed)
+        printf("test_cuda_kvcache: %d failed; rerun with FA2_TEST_SEED=%llu\n",
+               failed, seed);
+    return failed ? 1 : 0;
+}
+
+#else /* no CUDA */
+
+int main(void)
+{
+    printf("SKIP: this fa2 was built without CUDA\n");
+    return 77;
+}
+
+#endif
