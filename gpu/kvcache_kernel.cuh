@@ -427,6 +427,11 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
     if (smem > 48 * 1024)
         err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    smem);
+    /* all of the SM's L1 as shared memory, so that as many blocks fit as
+     * fa2_cuda_kvcache_splits counts on (decode's bytes in flight) */
+    if (err == cudaSuccess)
+        err = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                   cudaSharedmemCarveoutMaxShared);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel needs "

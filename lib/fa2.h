@@ -593,6 +593,12 @@ typedef struct fa2_sim_args {
                                append launch before the decode launch       */
     int64_t cache_capacity; /* keys a cache holds (the split choice's input);
                                0: seqlen_k                                   */
+    /* FA2 backward in deterministic mode (fa2_bwd_args.deterministic): the
+     * key blocks launch in descending order and walk their query blocks
+     * from fa2_bwd_q_start, and dQ has a second float32 accumulator that
+     * the preprocess clears and the postprocess reads (lib/fa2_tile.h,
+     * fa2_bwd_dq_turn) */
+    int deterministic;
 } fa2_sim_args;
 
 /* Defaults: FA2 forward, fp16, window -1/-1, L2 on, everything else 0. */

@@ -280,6 +280,9 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
         (st = check_tile(a->bwd_warps, "bwd_warps", 32)) ||
         (st = check_tile(a->regs_per_thread, "regs_per_thread", 255)))
         return st;
+    if (a->deterministic != 0 && a->deterministic != 1)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "deterministic is %d, expected "
+                        "0 or 1", a->deterministic);
     if (a->sram_bytes < 0)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "sram_bytes is %lld, expected "
                         ">= 0 (0: the device's smem_per_block)",
@@ -348,6 +351,7 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
     S->group = a->heads_q / a->heads_kv;
     S->order = a->order;
     S->regs_per_thread = a->regs_per_thread;
+    S->det = a->algo == FA2_SIM_FA2 && a->deterministic;
     const int64_t sram = a->sram_bytes > 0 ? a->sram_bytes : dev->smem_per_block;
     S->sram_elems = sim_max(1, sram / S->es);
 

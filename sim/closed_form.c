@@ -139,10 +139,11 @@ static void cf_fa2(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out)
     }
     if (S->pass & FA2_SIM_PASS_BWD) {
         const int64_t qr = sum_Q(q, S->bwd.bm, S->bwd.bn);
+        const int64_t accs = S->det ? 2 : 1; /* deterministic: two accumulators */
         RD(O, Hq * q->nq * E); /* preprocess */
         RD(DO, Hq * q->nq * E);
         WR(D, Hq * q->nq * 4);
-        WR(DQ_ACCUM, Hq * q->nq * d4);
+        WR(DQ_ACCUM, accs * Hq * q->nq * d4);
         RD(K, Hkv * q->nk * E); /* main */
         RD(V, Hkv * q->nk * E);
         WR(DK, Hkv * q->nk * E);
@@ -153,7 +154,7 @@ static void cf_fa2(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out)
         RD(D, Hq * 4 * qr);
         RD(DQ_ACCUM, Hq * d4 * qr);
         WR(DQ_ACCUM, Hq * d4 * qr);
-        RD(DQ_ACCUM, Hq * q->nq * d4); /* postprocess */
+        RD(DQ_ACCUM, accs * Hq * q->nq * d4); /* postprocess */
         WR(DQ, Hq * q->nq * E);
     }
 }

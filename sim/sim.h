@@ -75,6 +75,7 @@ typedef struct sim_setup {
     int64_t sram_elems; /* M, in elements                                     */
     int regs_per_thread;
     sim_decode dec;     /* FA2_SIM_DECODE                                     */
+    int det;        /* FA2 backward, deterministic mode (fa2_sim_args)       */
 } sim_setup;
 
 fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
@@ -130,7 +131,8 @@ typedef struct sim_block {
     int64_t lo, n;            /* its own tile: first row and valid rows     */
     fa2_block_range range;    /* the blocks it visits                       */
     int64_t step, nsteps;     /* position in the inner loop                 */
-    int64_t j;                /* outer-loop cursor (FA1)                    */
+    int64_t j;                /* outer-loop cursor (FA1); FA2 backward,
+                                 deterministic: the first query block       */
     int phase;                /* schedule-defined; SIM_DONE when finished   */
 } sim_block;
 

@@ -67,6 +67,8 @@ static void usage(FILE *f)
 "  --order head-major|block-major   launch order of the blocks\n"
 "  --regs N                     registers per thread (occupancy)\n"
 "  --l2 | --no-l2               L2 model (default on)\n"
+"  --deterministic              FA2 backward in its deterministic mode (its\n"
+"                               order and second dQ accumulator)\n"
 "  --json | --csv               machine-readable output\n"
 "  --sweep paper|seqlen|sram    the FA2 paper's grid (batch x seqlen = 16k,\n"
 "                               hidden 2048, d 64/128, seqlen 512..16k, causal\n"
@@ -206,6 +208,7 @@ static int parse_options(sim_opts *o, int argc, char **argv)
         OPT_INT_("--regs", &a->regs_per_thread, 1, 255),
         OPT_FLAG_("--l2", &a->l2, 1),
         OPT_FLAG_("--no-l2", &a->l2, 0),
+        OPT_FLAG_("--deterministic", &a->deterministic, 1),
         OPT_FLAG_("--json", &json, 1),
         OPT_FLAG_("--csv", &csv, 1),
         OPT_FLAG_("--kernel-tiles", &o->kernel_tiles, 1),
