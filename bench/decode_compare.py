@@ -12,7 +12,9 @@ contiguous [B, H, N, d] cache (GQA: enable_gqa, or K/V expanded to Hq heads
 when the backend refuses it, flagged). Reported: time, K/V bytes read per
 second against the device-to-device copy bandwidth measured in the same
 run, and fa2's time over each SDPA backend's; fa2's error against SDPA's
-math backend in float32 on the first sequences. Points whose caches would
+math backend in float32 on the first sequences; the simulator's predicted
+time (fa2 sim --algo decode with the measured copy bandwidth as the HBM
+bandwidth and fa2's split count) over the measured one. Points whose caches would
 pass --mem-gb are skipped.
 
 CPU mode (--device cpu): the issue's CPU decode shapes (Hq 32 / Hkv 8, d 128,
@@ -28,6 +30,8 @@ Writes OUT/decode_compare_{gpu,cpu}.json and .csv.
 """
 import argparse
 import csv
+import glob
+import subprocess
 import json
 import math
 import os
@@ -207,6 +211,35 @@ def gpu_time(torch, fn, rounds, target_ms=2.0):
     return statistics.median(ts)
 
 
+def find_fa2_prog(args):
+    if args.fa2_prog:
+        return args.fa2_prog
+    root = os.path.dirname(HERE)
+    for pat in ("build-cuda*/tools/fa2", "build*/tools/fa2", "tools/fa2"):
+        hits = sorted(glob.glob(os.path.join(root, pat)))
+        if hits:
+            return hits[0]
+    return None
+
+
+def sim_ms(prog, copy_gbps, B, hq, hkv, nq, n, d, page, splits):
+    """The simulator's predicted time of the decode (fa2 sim --algo decode)
+    with the measured copy bandwidth as the HBM bandwidth; None without
+    the program."""
+    if not prog:
+        return None
+    cmd = [prog, "sim", "--algo", "decode", "--batch", str(B), "--heads", str(hq),
+           "--heads-kv", str(hkv), "--seqlen", str(nq), "--seqlen-k", str(n),
+           "--head-dim", str(d), "--dtype", "bf16", "--device", "h200",
+           "--device-set", "hbm_gbps=%.0f" % copy_gbps, "--causal", "--json",
+           "--page-size", str(page), "--num-splits", str(splits)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        return json.loads(out.stdout)["predicted_time_ms"]
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        return None
+
+
 def run_gpu(args, torch, F, fa2):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     sdpa_backends = {"cudnn": SDPBackend.CUDNN_ATTENTION,
@@ -290,6 +323,10 @@ def run_gpu(args, torch, F, fa2):
                             times.setdefault(name, []).append(
                                 gpu_time(torch, fn, 1))
                     row = dict(base)
+                    prog = find_fa2_prog(args)
+                    if "splits" in base:
+                        row["sim_ms"] = sim_ms(prog, bw, B, hq, hkv, nq, n, d, 0,
+                                               base["splits"])
                     for name, ts in times.items():
                         ms = statistics.median(ts)
                         row[name + "_ms"] = round(ms, 4)
@@ -301,6 +338,8 @@ def run_gpu(args, torch, F, fa2):
                             if "sdpa_%s_ms" % name in row:
                                 row["fa2_vs_" + name] = round(
                                     row["sdpa_%s_ms" % name] / row["fa2_ms"], 3)
+                        if row.get("sim_ms"):
+                            row["sim_over_measured"] = round(row["sim_ms"] / row["fa2_ms"], 3)
                         for page in parse_ints(args.pages):
                             if "fa2_page%d_ms" % page in row:
                                 row["page%d_over_contig" % page] = round(
@@ -327,6 +366,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="CPU threads, both sides")
     ap.add_argument("--cache", type=int, default=8192, help="CPU mode: keys")
     ap.add_argument("--dtypes", default="fp32,bf16", help="CPU mode")
+    ap.add_argument("--fa2-prog", help="the fa2 program, for the simulator's "
+                    "prediction (default: build*/tools/fa2)")
     args = ap.parse_args()
     if args.lib:
         os.environ["FA2_LIB"] = args.lib

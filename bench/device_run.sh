@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test bwdtest kvtest decode mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
+# Stages: info test bwdtest bwddet kvtest decode mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
 # cli sass pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
@@ -53,6 +53,38 @@ bwdtest)
     echo "test_cuda_bwd exit $?"
     grep -E "^[0-9]+%|Checks|FA2_TEST_SEED" "$OUT/test_bwd.log" | head -5
     grep -E ":F:|:E:" "$OUT/test_bwd.log" | head -20
+    ;;
+bwddet)
+    # issue 13: the deterministic backward's order and the dQ paths. The
+    # suite once as built (dQ by the copy engine on sm_90a at head dims
+    # 64/128) and once with the per-thread reductions; then the timing of
+    # default / atomic / rotate / det / det-atomic against SDPA cuDNN and
+    # flash (bench/bwd_det.py), and the CLI's deterministic check.
+    log "GPU backward suite, dQ by bulk reduction (default) and by reductions (atomic)"
+    for dqp in bulk atomic; do
+        FA2_CUDA_BWD90_DQ=$dqp FA2_TEST_VERBOSE=1 timeout ${TEST_TIMEOUT:-300} \
+            "$RUN/test_cuda_bwd" >"$OUT/test_bwd_$dqp.log" 2>&1
+        echo "test_cuda_bwd ($dqp) exit $?"
+        grep -E "^[0-9]+%|Checks|worst GPU|FA2_TEST_SEED" "$OUT/test_bwd_$dqp.log" | head -5
+        grep -E ":F:|:E:" "$OUT/test_bwd_$dqp.log" | head -20
+    done
+    log "compute-sanitizer on the backward's quick subset (bulk dQ path)"
+    for tool in memcheck racecheck; do
+        FA2_GPU_TEST_QUICK=1 CK_RUN_CASE=grid timeout ${SAN_TIMEOUT:-240} \
+            compute-sanitizer --tool $tool --error-exitcode 9 "$RUN/test_cuda_bwd" \
+            >>"$OUT/sanitizer_bwd.log" 2>&1
+        echo "$tool exit $?"
+    done
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Checks" "$OUT/sanitizer_bwd.log"
+    log "bench/bwd_det.py"
+    timeout ${BENCH_TIMEOUT:-400} python3 bench/bwd_det.py 2>&1 | tee "$OUT/bwd_det.log"
+    for a in "--seqlen 4096 --heads 16 --head-dim 128 --batch 1 --no-causal --dtype bf16" \
+             "--seqlen 4096 --heads 16 --head-dim 128 --batch 1 --dtype bf16"; do
+        for det in "" "--deterministic"; do
+            echo "-- fa2 run --backend cuda --pass bwd --check $det $a"
+            timeout 120 "$RUN/fa2" run --backend cuda --pass bwd --check $det $a 2>&1 | tail -4
+        done
+    done 2>&1 | tee "$OUT/bwddet_cli.log"
     ;;
 kvtest)
     log "GPU KV-cache suite (kernels vs the mirror with their splits)"

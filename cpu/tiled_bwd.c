@@ -19,12 +19,16 @@
  *
  * dQ_i receives one tile from every key block that sees it, and key blocks
  * run in parallel. Each query block's rows of the float32 accumulator are
- * guarded by one word: in fast mode it is a spin lock (tiles add in any
- * order); in deterministic mode it is a turn counter, and key block j adds
- * its tile only after the key blocks before it have, so the sum is taken in
- * one fixed order whatever the thread count. Work items are handed out in
- * key-block order, so the block whose turn it is has always been claimed
- * and the waiting cannot deadlock.
+ * guarded by a word: in fast mode it is a spin lock (tiles add in any
+ * order). In deterministic mode the CUDA kernels' order is followed
+ * exactly (lib/fa2_tile.h, fa2_bwd_dq_turn): key block j walks its query
+ * blocks from fa2_bwd_q_start, wrapping round; each dQ block has two
+ * chains, each with its own float32 accumulator and turn word, summed in
+ * descending j, and the postprocess adds chain 0 + chain 1; so the sum is
+ * taken in one fixed order whatever the thread count, the same as the
+ * GPU's. Work items are handed out in descending key-block order, and a key
+ * block only waits for key block j + 1, which has always been claimed
+ * before it: the waiting cannot deadlock.
  *
  * CPU layout: the resident key block is kept as K_j, K_j^T and V_j^T, so
  * that all five tile products are plain or A-transposed matrix products
@@ -65,7 +69,8 @@ typedef struct tiled_bwd_job {
     float *D;                   /* dense [B_dim][Hq][Nq_dim]         */
     float *dsink_part;          /* [num_seqs][Hq] shares of dsinks   */
     fa2_tensor dq_acc;          /* float32, shaped like q            */
-    atomic_int *guard;          /* per (seq, head, query block)      */
+    fa2_tensor dq_acc2;         /* deterministic: chain 1's, the same */
+    atomic_int *guard;          /* two per (seq, head, query block)  */
     fa2_tile_kernel kern;       /* the tile products' micro-kernel   */
     bwd_scratch *scratch;
 } tiled_bwd_job;
@@ -131,6 +136,11 @@ static void preprocess_item(void *ctx, int64_t item, int worker)
         float *acc = (float *)job->dq_acc.data +
                      fa2_offset4(&job->dq_acc, s.batch, s.q_start + i, h, 0);
         memset(acc, 0, sizeof(float) * (size_t)d);
+        if (job->a->deterministic) {
+            acc = (float *)job->dq_acc2.data +
+                  fa2_offset4(&job->dq_acc2, s.batch, s.q_start + i, h, 0);
+            memset(acc, 0, sizeof(float) * (size_t)d);
+        }
     }
     if (job->p->trace)
         trace_bwd(job->p, NULL, FA2_TRACE_BWD_D, item / job->p->heads_q, h, -1,
@@ -138,15 +148,21 @@ static void preprocess_item(void *ctx, int64_t item, int worker)
 }
 
 /* dQ_i += tile, under the query block's guard (see the file comment). */
-static void add_dq_tile(const tiled_bwd_job *job, const fa2_seq *s, int64_t b,
-                        int64_t h, int64_t m_block, int rank, int64_t rows,
-                        const float *tile)
+static void add_dq_tile(const tiled_bwd_job *job, const fa2_seq *s,
+                        const fa2_mask *mask, int64_t b, int64_t h, int64_t m_block,
+                        int64_t n_block, int64_t rows, const float *tile)
 {
     const fa2_problem *p = job->p;
     const int64_t d = p->head_dim;
-    atomic_int *g = &job->guard[(b * p->heads_q + h) * job->m_blocks + m_block];
+    atomic_int *g = &job->guard[((b * p->heads_q + h) * job->m_blocks + m_block) * 2];
+    const fa2_tensor *acc_t = &job->dq_acc;
+    fa2_dq_turn turn = {0, 0, 0};
     if (job->a->deterministic) {
-        while (atomic_load_explicit(g, memory_order_acquire) != rank)
+        turn = fa2_bwd_dq_turn(mask, m_block, n_block, job->block_m, job->block_n);
+        g += turn.chain;
+        if (turn.chain)
+            acc_t = &job->dq_acc2;
+        while (atomic_load_explicit(g, memory_order_acquire) != (int)turn.expect)
             sched_yield();
     } else {
         int free_ = 0;
@@ -158,12 +174,11 @@ static void add_dq_tile(const tiled_bwd_job *job, const fa2_seq *s, int64_t b,
     }
     const int64_t row0 = s->q_start + m_block * job->block_m;
     for (int64_t i = 0; i < rows; i++) {
-        float *acc = (float *)job->dq_acc.data +
-                     fa2_offset4(&job->dq_acc, s->batch, row0 + i, h, 0);
+        float *acc = (float *)acc_t->data + fa2_offset4(acc_t, s->batch, row0 + i, h, 0);
         for (int64_t c = 0; c < d; c++)
             acc[c] += tile[i * d + c];
     }
-    atomic_store_explicit(g, job->a->deterministic ? rank + 1 : 0,
+    atomic_store_explicit(g, job->a->deterministic ? (int)turn.mine : 0,
                           memory_order_release);
 }
 
@@ -237,7 +252,7 @@ static void ds_row_mods(const float *p, float *ds, float *dsr, const float *g,
  * lines 11-21). */
 static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
                      const fa2_mask *mask, int64_t b, int64_t h, int64_t m_block,
-                     int rank, int64_t col_lo, int64_t cols)
+                     int64_t col_lo, int64_t cols)
 {
     const fa2_bwd_args *a = job->a;
     const fa2_problem *p = job->p;
@@ -299,7 +314,7 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     if (p->trace)
         trace_bwd(p, w, FA2_TRACE_BWD_ACC, b, h, m_block, col_lo / bn, row_lo,
                   col_lo, rows, cols, bn, NULL, NULL);
-    add_dq_tile(job, s, b, h, m_block, rank, rows, w->dq);
+    add_dq_tile(job, s, mask, b, h, m_block, col_lo / bn, rows, w->dq);
 }
 
 static void main_item(void *ctx, int64_t item, int worker)
@@ -311,11 +326,14 @@ static void main_item(void *ctx, int64_t item, int worker)
     const int bm = job->block_m, bn = job->block_n;
     const int64_t d = p->head_dim;
     const int64_t group = p->heads_q / p->heads_kv;
-    /* key-block-major order: required by the deterministic turns, and the
-     * first key blocks (seen by the most query blocks when causal) start
-     * first */
+    /* key-block-major order: the first key blocks (seen by the most query
+     * blocks when causal) start first; in deterministic mode the last ones
+     * do, because key block j waits for key block j + 1 (see the file
+     * comment) */
     const int64_t bh = item % (p->num_seqs * p->heads_kv);
-    const int64_t n_block = item / (p->num_seqs * p->heads_kv);
+    int64_t n_block = item / (p->num_seqs * p->heads_kv);
+    if (a->deterministic)
+        n_block = job->n_blocks - 1 - n_block;
     const int64_t hk = bh % p->heads_kv;
     const int64_t b = bh / p->heads_kv;
     const fa2_seq s = fa2_problem_seq(p, b);
@@ -330,14 +348,16 @@ static void main_item(void *ctx, int64_t item, int worker)
     fa2_cpu_load_tile_t(&a->v, &s, s.k_start, col_lo, cols, hk, d, w->vt, bn, w->row);
     memset(w->dk, 0, sizeof(float) * (size_t)(cols * d));
     memset(w->dv, 0, sizeof(float) * (size_t)(cols * d));
+    /* the query blocks in the kernels' order: ascending, or in
+     * deterministic mode from fa2_bwd_q_start, wrapping round (dK_j and dV_j
+     * are summed in this order too) */
     const fa2_block_range qb = fa2_bwd_q_blocks(&mask, n_block, bm, bn);
+    const int64_t start =
+        a->deterministic ? fa2_bwd_q_start(&mask, n_block, bm, bn) : qb.lo;
     for (int64_t h = hk * group; h < (hk + 1) * group; h++)
-        for (int64_t m_block = qb.lo; m_block < qb.hi; m_block++) {
-            /* rank of this key block among those query block i visits */
-            const fa2_block_range kv = fa2_fwd_kv_blocks(&mask, m_block, bm, bn);
-            bwd_tile(job, w, &s, &mask, b, h, m_block, (int)(n_block - kv.lo),
+        for (int64_t st = 0; st < fa2_block_count(qb); st++)
+            bwd_tile(job, w, &s, &mask, b, h, fa2_bwd_q_block_at(qb, start, st),
                      col_lo, cols);
-        }
     for (int64_t j = 0; j < cols; j++) {
         float *dk = w->dk + j * d;
         for (int64_t c = 0; c < d; c++)
@@ -364,8 +384,15 @@ static void postprocess_item(void *ctx, int64_t item, int worker)
     for (int64_t i = 0; i < s.seqlen_q; i++) {
         const float *acc = (const float *)job->dq_acc.data +
                            fa2_offset4(&job->dq_acc, s.batch, s.q_start + i, h, 0);
-        for (int64_t c = 0; c < d; c++)
-            row[c] = acc[c] * job->p->scale;
+        if (job->a->deterministic) { /* chain 0 + chain 1, as the GPU adds */
+            const float *acc2 = (const float *)job->dq_acc2.data +
+                                fa2_offset4(&job->dq_acc2, s.batch, s.q_start + i, h, 0);
+            for (int64_t c = 0; c < d; c++)
+                row[c] = (acc[c] + acc2[c]) * job->p->scale;
+        } else {
+            for (int64_t c = 0; c < d; c++)
+                row[c] = acc[c] * job->p->scale;
+        }
         fa2_store_row_f32(&job->a->dq, s.batch, s.q_start + i, h, d, row);
     }
 }
@@ -448,6 +475,12 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
         job.dq_acc = fa2_tensor_4d(acc_buf, FA2_DTYPE_FP32, a->q.shape[0],
                                    a->q.shape[1], p->heads_q, p->head_dim);
     }
+    float *acc2_buf = NULL;
+    if (a->deterministic) {
+        acc2_buf = malloc(sizeof(float) * (rows ? rows : 1) * heads * d);
+        job.dq_acc2 = fa2_tensor_4d(acc2_buf, FA2_DTYPE_FP32, a->q.shape[0],
+                                    a->q.shape[1], p->heads_q, p->head_dim);
+    }
     job.D = malloc(sizeof(float) * (rows ? rows : 1) * heads);
     if (p->sinks && !(job.dsink_part = fa2_calloc_n(p->num_seqs * p->heads_q,
                                                     sizeof(float)))) {
@@ -455,11 +488,12 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
                       "allocate its sink gradient buffer");
         goto out;
     }
-    const size_t n_guards = (size_t)(p->num_seqs * p->heads_q * (job.m_blocks ? job.m_blocks : 1));
+    const size_t n_guards =
+        2 * (size_t)(p->num_seqs * p->heads_q * (job.m_blocks ? job.m_blocks : 1));
     job.guard = malloc(sizeof(atomic_int) * n_guards);
     job.scratch = alloc_scratch(threads, (size_t)job.block_m, (size_t)job.block_n, d);
-    if ((a->dq.dtype != FA2_DTYPE_FP32 && !acc_buf) || !job.D || !job.guard ||
-        !job.scratch) {
+    if ((a->dq.dtype != FA2_DTYPE_FP32 && !acc_buf) || (a->deterministic && !acc2_buf) ||
+        !job.D || !job.guard || !job.scratch) {
         st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the tiled backward could not "
                       "allocate its dQ accumulator and workspace");
         goto out;
@@ -482,6 +516,7 @@ fa2_status fa2_cpu_tiled_bwd(const fa2_bwd_args *a, const fa2_problem *p)
 out:
     free(job.dsink_part);
     free(acc_buf);
+    free(acc2_buf);
     free(job.D);
     free(job.guard);
     free_scratch(job.scratch, threads);

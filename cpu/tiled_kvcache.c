@@ -1,6 +1,6 @@
 /* tiled_kvcache.c — the forward over a KV cache on the CPU, step for step
  * as the decode kernels run it (lib/fa2_kvcache.h; doc/algorithm.md
- * section 7):
+ * section 8):
  *
  *   append k_new / v_new into the cache                  (first, in place)
  *   for each (sequence b, key head hk, row block, split s):
@@ -17,10 +17,11 @@
  *
  * How the work is spread over the CPU's threads is free (the order of the
  * arithmetic of each (b, hk, split) is not): one work item takes a row
- * block and a chunk for several key heads at once, so that a key tile's
- * rows, which hold every head of a token side by side ([.., Hkv, d]), are
- * read from memory once and then converted head by head from cache: first
- * every head's S and softmax (K's tile), then every head's P V (V's). */
+ * block and a chunk for several key heads at once: a key tile is widened
+ * token by token, every head of a token in turn (they sit side by side,
+ * [.., Hkv, d], so memory is read in its own order), into one float32 tile
+ * per head; then come every head's S and softmax (K's tiles), then every
+ * head's P V (V's). */
 #include "config.h"
 #include "fa2_internal.h"
 

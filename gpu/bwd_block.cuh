@@ -67,16 +67,23 @@ __device__ __forceinline__ seq_info get_seq(const fa2_bwd_params &p, int b)
 /* ---- the thread block's key block and its steps ------------------------ */
 
 /* Block -> (sequence, kv head, key block j), key blocks fastest: the blocks
- * of one head run together (they share Q and dO in L2), and a block's
- * predecessors in the deterministic order are launched first. Its steps
- * are (query head of the GQA group, query block that sees key block j),
- * query blocks fastest and ascending (fa2_bwd_q_blocks). */
+ * of one head run together (they share Q and dO in L2). In deterministic
+ * mode key blocks launch in descending j, so that a block's predecessors
+ * in the dQ order (fa2_bwd_dq_turn: always j + 1) are launched first. Its
+ * steps are (query head of the GQA group, query block that sees key block
+ * j), query blocks fastest: ascending from the first (fa2_bwd_q_blocks),
+ * or with p.rotate from fa2_bwd_q_start, wrapping round. */
 struct bwd_block {
     int n_block, hk, b;
     seq_info s;
     int64_t col_lo; /* first key row of the block within the sequence */
     int cols;       /* key rows of the block (< BN in the last one)    */
     int d, group, nq, nsteps;
+    int q_start; /* the first query block visited */
+    /* deterministic mode: key block j + 1's start and query range
+     * (fa2_dq_order), for the turns (in registers: in shared memory, read
+     * by the waiting thread only, ptxas spilled more, not less) */
+    int next_start, next_lo, next_hi;
     fa2_mask mask;
     fa2_block_range qb;
 };
@@ -87,8 +94,11 @@ template <int BM, int BN>
 __device__ __forceinline__ bwd_block bwd_block_of(const fa2_bwd_params &p)
 {
     bwd_block k;
-    k.n_block = (int)(blockIdx.x % p.n_blocks);
-    const int64_t bh = blockIdx.x / p.n_blocks;
+    const int64_t x = (int64_t)blockIdx.x + p.block_offset;
+    k.n_block = (int)(x % p.n_blocks);
+    if (p.deterministic)
+        k.n_block = p.n_blocks - 1 - k.n_block;
+    const int64_t bh = x / p.n_blocks;
     k.hk = (int)(bh % p.heads_kv);
     k.b = (int)(bh / p.heads_kv);
     k.s = get_seq(p, k.b);
@@ -103,6 +113,14 @@ __device__ __forceinline__ bwd_block bwd_block_of(const fa2_bwd_params &p)
     k.qb = fa2_bwd_q_blocks(&k.mask, k.n_block, BM, BN);
     k.nq = (int)fa2_block_count(k.qb);
     k.nsteps = k.group * k.nq;
+    k.q_start = (int)(p.rotate ? fa2_bwd_q_start(&k.mask, k.n_block, BM, BN) : k.qb.lo);
+    k.next_start = k.next_lo = k.next_hi = 0;
+    if (p.deterministic) {
+        const fa2_dq_order o = fa2_bwd_dq_order(&k.mask, k.n_block, BM, BN);
+        k.next_start = (int)o.next_start;
+        k.next_lo = (int)o.next_lo;
+        k.next_hi = (int)o.next_hi;
+    }
     return k;
 }
 
@@ -128,7 +146,8 @@ __device__ __forceinline__ bwd_step bwd_step_of(const bwd_block &k, int st)
 {
     bwd_step q;
     q.h = k.hk * k.group + st / k.nq;
-    q.m_block = (int)(k.qb.lo + st % k.nq);
+    const int i = k.q_start + st % k.nq; /* fa2_bwd_q_block_at, in int */
+    q.m_block = i < (int)k.qb.hi ? i : i - k.nq;
     q.row_lo = (int64_t)q.m_block * BM;
     q.rows = (int)(k.s.seqlen_q - q.row_lo < BM ? k.s.seqlen_q - q.row_lo : BM);
     return q;
@@ -259,30 +278,60 @@ __device__ __forceinline__ void dq_add_n8(float *gacc, int d, int rows, int r, i
 }
 
 /* Deterministic mode: the key blocks that see query block i add their dQ
- * share in ascending order. dq_turn_wait returns once the blocks before
- * this one have added (the whole thread block waits); dq_turn_pass lets
- * the next one go. Without the mode both do nothing. */
+ * share in the fixed order of fa2_bwd_dq_turn (two chains, each in
+ * descending j, each into its own accumulator). dq_turn_wait returns once
+ * this block's predecessor in its chain has added (the whole thread block
+ * waits); dq_turn_pass lets the next one go. Without the mode both do
+ * nothing. shift: floats from the step's rows of the first accumulator to
+ * those of the one this block adds to. */
 struct dq_turn {
     int *turn;
-    int rank;
+    int mine;
+    int64_t shift;
 };
+
+/* The turn word of the step's dQ block and chain (deterministic mode). */
+__device__ __forceinline__ int *dq_turn_word(const fa2_bwd_params &p, const bwd_block &k,
+                                             const bwd_step &q)
+{
+    const int chain = k.q_start > q.m_block; /* fa2_bwd_dq_turn_at's chain */
+    return p.turn + (((int64_t)k.b * p.heads_q + q.h) * p.m_blocks + q.m_block) * 2 + chain;
+}
+
+/* Thread 0 reads the step's turn word early (at the top of the step), so
+ * that the load's latency passes behind the step's products; by the dQ
+ * phase the predecessor has usually passed the turn already and the wait
+ * costs nothing. -1: not read (any other thread, or not deterministic). */
+__device__ __forceinline__ int dq_turn_peek(const fa2_bwd_params &p, const bwd_block &k,
+                                            const bwd_step &q, int tid)
+{
+    int seen = -1;
+    if (p.deterministic && tid == 0)
+        seen = *(volatile int *)dq_turn_word(p, k, q);
+    return seen;
+}
 
 template <int BM, int BN>
 __device__ __forceinline__ dq_turn dq_turn_wait(const fa2_bwd_params &p,
                                                 const bwd_block &k, const bwd_step &q,
-                                                int tid)
+                                                int tid, int seen = -1)
 {
-    dq_turn w = {NULL, 0};
+    dq_turn w = {NULL, 0, 0};
     /* one if block, not an early return: with `if (!p.deterministic) return`
      * here ptxas moved all of the kernel's block-uniform integer work off
      * the uniform datapath (sm_90a: UIMAD 207 -> 0 in the wgmma kernel's
      * SASS, 5% slower at head dim 128) */
     if (p.deterministic) {
-        const fa2_block_range kv = fa2_fwd_kv_blocks(&k.mask, q.m_block, BM, BN);
-        w.rank = (int)(k.n_block - kv.lo);
-        w.turn = p.turn + ((int64_t)k.b * p.heads_q + q.h) * p.m_blocks + q.m_block;
-        if (tid == 0)
-            while (*(volatile int *)w.turn != w.rank)
+        fa2_dq_order o;
+        o.start = k.q_start;
+        o.next_start = k.next_start, o.next_lo = k.next_lo, o.next_hi = k.next_hi;
+        const fa2_dq_turn t = fa2_bwd_dq_turn_at(&o, q.m_block, k.n_block);
+        w.mine = (int)t.mine;
+        w.shift = t.chain ? p.acc2_off : 0;
+        w.turn = dq_turn_word(p, k, q);
+        const int expect = (int)t.expect;
+        if (tid == 0 && seen != expect)
+            while (*(volatile int *)w.turn != expect)
                 __nanosleep(64);
         __syncthreads();
         __threadfence();
@@ -293,12 +342,12 @@ __device__ __forceinline__ dq_turn dq_turn_wait(const fa2_bwd_params &p,
 __device__ __forceinline__ void dq_turn_pass(const fa2_bwd_params &p, const dq_turn &w,
                                              int tid)
 {
-    if (!p.deterministic)
+    if (!p.deterministic || !w.turn) /* (no turn held: a block with no step) */
         return;
     __threadfence();
     __syncthreads();
     if (tid == 0)
-        atomicExch(w.turn, w.rank + 1);
+        atomicExch(w.turn, w.mine);
 }
 
 /* ---- the end of the block: dK, dV and the traffic ---------------------- */

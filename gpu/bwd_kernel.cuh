@@ -3,7 +3,8 @@
  *
  *   preprocess, one thread block per (sequence, query head, query block):
  *       D = rowsum(dO o O) (float32), the dQ accumulator rows cleared, the
- *       deterministic mode's turn counter reset;
+ *       deterministic mode's turn words reset and its second accumulator
+ *       cleared;
  *   main, one thread block per (sequence, key/value head, key block j):
  *       K_j, V_j resident in shared memory; for each query head of the GQA
  *       group, for each query block i that sees key block j
@@ -125,8 +126,8 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     const int d = p.head_dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int chunks = d / 8, G = row_lanes(chunks), rpw = 32 / G;
     const int sub = lane / G, c = lane % G;
-    if (threadIdx.x == 0)
-        p.turn[((int64_t)b * p.heads_q + h) * p.m_blocks + m_block] = 0;
+    if (threadIdx.x < 2 && p.deterministic)
+        p.turn[(((int64_t)b * p.heads_q + h) * p.m_blocks + m_block) * 2 + threadIdx.x] = 0;
     const int64_t acc_row0 = (s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo;
 #pragma unroll 4
     for (int r0 = warp * rpw; r0 < rows; r0 += FA2_BWD_ROWS_WARPS * rpw) {
@@ -154,17 +155,30 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
                 p.dsum[acc_row0 + r] = sum;
             float4 *acc = reinterpret_cast<float4 *>(p.dq_acc + (acc_row0 + r) * d + c * 8);
             acc[0] = acc[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (p.deterministic) {
+                float4 *acc2 = reinterpret_cast<float4 *>(
+                    p.dq_acc + p.acc2_off + (acc_row0 + r) * d + c * 8);
+                acc2[0] = acc2[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+            }
         }
     }
     if (threadIdx.x == 0) {
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_O), (int64_t)rows * d * 2);
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), (int64_t)rows * d * 2);
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_D), (int64_t)rows * 4);
-        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);
+        FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM),
+                      (int64_t)rows * d * 4 * (p.deterministic ? 2 : 1));
     }
 }
 
 /* ---- postprocess: dQ = round(scale acc) ------------------------------------ */
+
+/* deterministic mode: acc = chain 0 + chain 1, added in that order
+ * (fa2_bwd_dq_turn; the CPU mirror adds them the same way) */
+__device__ __forceinline__ float4 add4(float4 a, float4 b)
+{
+    return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
 
 template <int BM, bool IS_BF16>
 __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
@@ -185,7 +199,12 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
         const int r = i / chunks, c = i % chunks;
         const float4 *acc =
             reinterpret_cast<const float4 *>(p.dq_acc + (acc_row0 + r) * d + c * 8);
-        const float4 a0 = __ldg(acc), a1 = __ldg(acc + 1);
+        float4 a0 = __ldg(acc), a1 = __ldg(acc + 1);
+        if (p.deterministic) {
+            const float4 *acc2 = acc + p.acc2_off / 4;
+            a0 = add4(a0, __ldg(acc2));
+            a1 = add4(a1, __ldg(acc2 + 1));
+        }
         uint4 out;
         out.x = pack2<IS_BF16>(a0.x * p.scale, a0.y * p.scale);
         out.y = pack2<IS_BF16>(a0.z * p.scale, a0.w * p.scale);
@@ -196,7 +215,8 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
                                    (int64_t)h * p.dq_sh + c * 8) = out;
     }
     if (threadIdx.x == 0) {
-        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM), (int64_t)rows * d * 4);
+        FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DQ_ACCUM),
+                      (int64_t)rows * d * 4 * (p.deterministic ? 2 : 1));
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ), (int64_t)rows * d * 2);
     }
 }
@@ -481,7 +501,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                 }
             }
             const dq_turn turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
-            float *gacc = bwd_dq_acc(p, blk, q);
+            float *gacc = bwd_dq_acc(p, blk, q) + turn.shift;
 #pragma unroll
             for (int dt = 0; dt < QT; dt++)
                 dq_add_n8(gacc, d, rows, mq * 16 + g, qs * QW + dt * 8, t, acc[dt][0],
@@ -570,8 +590,18 @@ fa2_status launch_bwd(const fa2_bwd_params &p, bool bf16, cudaStream_t stream)
     const int64_t main_grid = (int64_t)p.n_blocks * p.heads_kv * p.num_seqs;
     if (rows_grid > 0)
         pre<<<(unsigned)rows_grid, FA2_BWD_ROWS_WARPS * 32, 0, stream>>>(p);
-    if (main_grid > 0)
-        kern<<<(unsigned)main_grid, FA2_BWD_WARPS(HD) * 32, smem, stream>>>(p);
+    /* FA2_CUDA_BWD_GRID=n (tests): the main kernel's grid as launches of at
+     * most n blocks, one after the other, so that fewer blocks are resident
+     * than the problem has (the deterministic order must neither deadlock
+     * nor change a bit) */
+    const char *grid_env = getenv("FA2_CUDA_BWD_GRID");
+    const int64_t chunk = grid_env && atoll(grid_env) > 0 ? atoll(grid_env) : main_grid;
+    for (int64_t first = 0; first < main_grid; first += chunk) {
+        fa2_bwd_params pc = p;
+        pc.block_offset = (int)first;
+        const int64_t n = main_grid - first < chunk ? main_grid - first : chunk;
+        kern<<<(unsigned)n, FA2_BWD_WARPS(HD) * 32, smem, stream>>>(pc);
+    }
     if (rows_grid > 0)
         post<<<(unsigned)rows_grid, FA2_BWD_ROWS_WARPS * 32, 0, stream>>>(p);
     err = cudaGetLastError();

@@ -32,6 +32,7 @@
 #define FA2_GPU_BWD_KERNEL_SM90_CUH
 
 #include "bwd_block.cuh"
+#include "dq_bulk.cuh"
 #include "wgmma.cuh"
 
 namespace fa2bwd {
@@ -93,13 +94,23 @@ __device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
 
 /* shared memory of the sm_90 kernel (bytes): K, V; Q, dO, LSE and D in
  * NBUF buffers (3, or 2 at head dim 256 where three do not fit); dS^T in
- * NBUF - 1; 1024 bytes to align the start */
+ * NBUF - 1; at head dim 128 the staging tiles of the bulk dQ reduction
+ * (two 64 x 64 float32 pieces, one per warpgroup; at head dim 64 each
+ * warpgroup stages in its own half of the dS^T tile it has just consumed,
+ * and head dim 256 has no room: it keeps the vector reductions); 1024
+ * bytes to align the start */
 #define FA2_BWD_SM90_NBUF(HD) ((HD) <= 128 ? 3 : 2)
+#ifndef FA2_BWD_SM90_BULK_MAX_HD /* -DFA2_BWD_SM90_BULK_MAX_HD=0: no bulk path built */
+#define FA2_BWD_SM90_BULK_MAX_HD 128
+#endif
+#define FA2_BWD_SM90_BULK(HD) ((HD) <= 128 && (HD) <= FA2_BWD_SM90_BULK_MAX_HD)
+#define FA2_BWD_SM90_STAGE_BYTES(HD) (FA2_BWD_SM90_BULK(HD) && (HD) == 128 ? 2 * 64 * 64 * 4 : 0)
 #define FA2_BWD_SM90_SMEM_BYTES(HD)                                            \
     ((2 * FA2_BWD_BLOCK_N(HD) + 2 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD)) * \
          (HD) * 2 +                                                            \
      (FA2_BWD_SM90_NBUF(HD) - 1) * FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 + \
-     8 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD) + 1024)
+     8 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD) + FA2_BWD_SM90_STAGE_BYTES(HD) + \
+     1024)
 
 template <int HD, bool IS_BF16>
 __global__ void __launch_bounds__(256, 1)
@@ -141,6 +152,23 @@ __global__ void __launch_bounds__(256, 1)
     uint16_t *const sdS = sdO + NBUF * BM * HD; /* [NDS][BN][BM]: dS^T */
     float *const sLse = reinterpret_cast<float *>(sdS + NDS * BN * BM); /* [NBUF][BM] */
     float *const sD = sLse + NBUF * BM;                                  /* [NBUF][BM] */
+    float *const sStage = sD + NBUF * BM; /* head dim 128: [2][64][64] float32 */
+    /* dQ by the copy engine's bulk reduction (dq_bulk.cuh) where there is
+     * room to stage it; else (or FA2_CUDA_BWD90_DQ=atomic) vector reductions */
+    constexpr bool BULK_OK = FA2_BWD_SM90_BULK(HD);
+    static_assert(!BULK_OK || HD == 64 || HD == 128, "staging room at 64 and 128 only");
+    static_assert(!BULK_OK || HD != 64 || (QC == 2 && DC == 1 && BN * 64 * 2 == 64 * 64 * 4),
+                  "head dim 64: warpgroup w's dQ piece reads only dS^T chunk w, "
+                  "16 KB, the size of its float32 staging tile");
+    const bool bulk = BULK_OK && p.dq_bulk;
+    bool bulk_issued = false; /* this lane has bulk groups outstanding */
+    /* Deterministic mode: the turn of step st's dQ block is passed on at
+     * step st+1's dQ phase, just before this block waits for its own next
+     * turn, not right after its adds: by then they have completed (a
+     * fence or wait_group there costs nothing), and the next key block in
+     * the chain reaches that dQ block a step or more later anyway
+     * (fa2_bwd_dq_turn). Waits stay on key block j + 1 only. */
+    dq_turn held = {NULL, 0, 0};
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -243,6 +271,7 @@ __global__ void __launch_bounds__(256, 1)
             cp_async_commit();
         }
         const bwd_step q = bwd_step_of<BM>(blk, st);
+        const int turn_seen = dq_turn_peek(p, blk, q, tid); /* deterministic */
         const int64_t row_lo = q.row_lo;
         const int rows = q.rows;
         const uint32_t aQ = smem_addr(sQ + buf * BM * HD);
@@ -342,6 +371,10 @@ __global__ void __launch_bounds__(256, 1)
         fence_proxy_async(); /* dS^T stores -> wgmma reads */
         cp_async_wait<0>();  /* step st+1's tiles */
         fence_proxy_async();
+        /* the copy engine has read step st-1's staged dQ (the barrier
+         * below frees its tile: a dS^T buffer at head dim 64) */
+        if (BULK_OK && bulk_issued)
+            bulk_wait_read();
         /* dS^T complete; step st+1's tiles visible; every warpgroup done
          * with step st-1 (its buffers are free) */
         __syncthreads();
@@ -379,14 +412,32 @@ __global__ void __launch_bounds__(256, 1)
                 wgmma_wait<0>();
             }
             reg_fence(acc);
-            if (pc == 0)
-                turn = dq_turn_wait<BM, BN>(p, blk, q, tid);
+            if (pc == 0) {
+                if (BULK_OK && bulk_issued && p.deterministic)
+                    bulk_wait_all(); /* step st-1's adds are done */
+                dq_turn_pass(p, held, tid);
+                turn = dq_turn_wait<BM, BN>(p, blk, q, tid, turn_seen);
+                gacc += turn.shift;
+            }
+            if (bulk) {
+                /* head dim 64: this warpgroup's own dS^T chunk mq, whose
+                 * only reader (the dQ product above) is done; 128: its
+                 * staging tile, free since the last barrier */
+                float *stage = HD == 64
+                                   ? reinterpret_cast<float *>(cdS + mq * BN * 64)
+                                   : sStage + wg * 64 * 64;
+                dq_stage_piece(stage, acc, wl * 16 + g, t);
+                bulk_issued |= dq_bulk_rows(gacc + (int64_t)mq * 64 * d, stage, wl * 16,
+                                            rows - mq * 64, d, nd * 64, lane);
+            } else {
 #pragma unroll
-            for (int dt = 0; dt < 8; dt++)
-                dq_add_n8(gacc, d, rows, mq * 64 + wl * 16 + g, nd * 64 + dt * 8, t,
-                          acc[4 * dt], acc[4 * dt + 1], acc[4 * dt + 2], acc[4 * dt + 3]);
+                for (int dt = 0; dt < 8; dt++)
+                    dq_add_n8(gacc, d, rows, mq * 64 + wl * 16 + g, nd * 64 + dt * 8, t,
+                              acc[4 * dt], acc[4 * dt + 1], acc[4 * dt + 2],
+                              acc[4 * dt + 3]);
+            }
         }
-        dq_turn_pass(p, turn, tid);
+        held = turn; /* passed on at the next step's dQ phase */
         if (PIPE && st + 1 < nsteps)
             issue_s(dp, aV0, sdO + ((st + 1) % NBUF) * BM * HD, 0);
     }
@@ -396,6 +447,9 @@ __global__ void __launch_bounds__(256, 1)
         reg_fence(dv[dc]);
     }
     cp_async_wait<0>();
+    if (BULK_OK && bulk_issued)
+        bulk_wait_all(); /* the staging tiles are read before the block exits */
+    dq_turn_pass(p, held, tid); /* the last step's turn */
 
     /* dK_j = round(scale dK_j), dV_j = round(dV_j), once */
 #pragma unroll

@@ -16,6 +16,7 @@
 
 #include <cuda_runtime.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern "C" {
@@ -135,20 +136,22 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 /* ---- the workspace --------------------------------------------------------- */
 
-/* float32 dQ accumulator [seqs][heads_q][rows][d], D [seqs][heads_q][rows],
- * one turn counter per (sequence, query head, query block); each part
- * 256-byte aligned */
+/* float32 dQ accumulator [seqs][heads_q][rows][d] (deterministic mode: two
+ * of them, one per chain of fa2_bwd_dq_turn, the second acc_bytes after
+ * the first), D [seqs][heads_q][rows], two turn words per (sequence, query
+ * head, query block); each part 256-byte aligned */
 static void workspace_layout(const fa2_bwd_args *a, const fa2_problem *p,
                              int64_t m_blocks, size_t *acc_bytes, size_t *d_bytes,
                              size_t *total)
 {
     const size_t rows = (size_t)a->q.shape[1];
     const size_t slices = (size_t)a->q.shape[0] * (size_t)p->heads_q;
+    const size_t accs = a->deterministic ? 2 : 1;
     *acc_bytes = round_up(slices * rows * (size_t)p->head_dim * 4, 256);
     *d_bytes = round_up(slices * rows * 4, 256);
-    const size_t turn_bytes =
-        round_up((size_t)p->num_seqs * (size_t)p->heads_q * (size_t)m_blocks * 4, 256);
-    *total = *acc_bytes + *d_bytes + turn_bytes;
+    const size_t turn_bytes = round_up(
+        (size_t)p->num_seqs * (size_t)p->heads_q * (size_t)m_blocks * 2 * 4, 256);
+    *total = accs * *acc_bytes + *d_bytes + turn_bytes;
     if (*total == 0)
         *total = 256;
 }
@@ -307,9 +310,11 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     k.lse_sb = a->lse.stride[0];
     k.lse_sh = a->lse.stride[1];
     k.lse_sr = a->lse.stride[2];
+    const size_t accs_bytes = (a->deterministic ? 2 : 1) * acc_bytes;
     k.dq_acc = (float *)ws;
-    k.dsum = (float *)((char *)ws + acc_bytes);
-    k.turn = (int *)((char *)ws + acc_bytes + d_bytes);
+    k.acc2_off = a->deterministic ? (int64_t)(acc_bytes / 4) : 0;
+    k.dsum = (float *)((char *)ws + accs_bytes);
+    k.turn = (int *)((char *)ws + accs_bytes + d_bytes);
     k.rows = (int64_t)rows;
     k.cu_seqlens_q = p->cu_seqlens_q;
     k.cu_seqlens_k = p->cu_seqlens_k;
@@ -327,6 +332,16 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     k.window_left = p->window_left;
     k.window_right = p->window_right;
     k.deterministic = a->deterministic;
+    /* FA2_CUDA_BWD_ORDER=rotate: the deterministic mode's rotated walk in
+     * the default mode too (an experiment: it spreads the float32
+     * reductions of a head's key blocks over different dQ blocks);
+     * FA2_CUDA_BWD90_DQ=atomic|bulk: the sm_90a kernel's dQ path (bulk is
+     * the default where the kernel has it) */
+    const char *order = getenv("FA2_CUDA_BWD_ORDER");
+    k.rotate = a->deterministic || (order && strcmp(order, "rotate") == 0);
+    const char *dqp = getenv("FA2_CUDA_BWD90_DQ");
+    k.dq_bulk = !(dqp && strcmp(dqp, "atomic") == 0);
+    k.block_offset = 0;
     k.traffic = NULL;
 #ifdef FA2_TRAFFIC_COUNTERS
     if ((st = bwd_traffic_pointer(&k.traffic))) {

@@ -25,7 +25,9 @@ typedef struct fa2_bwd_params {
      * mode */
     float *dq_acc;
     float *dsum;
-    int *turn;
+    int *turn;       /* deterministic: two turn words per query block   */
+    int64_t acc2_off; /* deterministic: floats from dq_acc to the second
+                       * accumulator (chain 1 of fa2_bwd_dq_turn); else 0 */
     int64_t rows;
     const int32_t *cu_seqlens_q; /* device; NULL: fixed lengths */
     const int32_t *cu_seqlens_k;
@@ -36,6 +38,16 @@ typedef struct fa2_bwd_params {
     int causal;
     int64_t window_left, window_right;
     int deterministic;
+    /* the order of a key block's query blocks: 1 = from fa2_bwd_q_start
+     * (always with deterministic), 0 = ascending from the first */
+    int rotate;
+    /* the main kernel's grid may be split into launches of fewer blocks
+     * (FA2_CUDA_BWD_GRID, for tests): blockIdx.x + block_offset is the
+     * block's index in the whole grid */
+    int block_offset;
+    /* sm_90a kernel: dQ pieces through shared memory and the copy engine's
+     * bulk reduction (1) or per-thread vector reductions (0) */
+    int dq_bulk;
     /* 2 x FA2_SIM_TENSOR_COUNT counters (read, then written), or NULL */
     unsigned long long *traffic;
 } fa2_bwd_params;

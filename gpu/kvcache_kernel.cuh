@@ -66,7 +66,10 @@ __device__ __forceinline__ void load_q_packed(uint16_t *s, const fa2_kvcache_par
 
 /* Key rows col_lo .. col_lo + BN - 1 of one key head (base: the cache's
  * pointer offset by the head) into a swizzled smem tile; rows past `valid`
- * zero-filled. Each row found through the page walk. */
+ * zero-filled. The page walk (fa2_kv_slot_of) runs once per 16 rows: a
+ * page holds a multiple of 16 slots and col_lo is a multiple of 16, so the
+ * 16 rows of a group share a page and lie at consecutive slots. A thread
+ * keeps one column chunk and steps down the rows by RSTEP (<= 16). */
 template <int BN, int HD, int SD, int NTHREADS>
 __device__ __forceinline__ void load_kv_paged(uint16_t *s, const uint16_t *base,
                                               int64_t s0, int64_t s1,
@@ -78,18 +81,21 @@ __device__ __forceinline__ void load_kv_paged(uint16_t *s, const uint16_t *base,
     constexpr int CPR = HD / 8;
     static_assert(NTHREADS % CPR == 0, "a thread keeps one column chunk");
     constexpr int RSTEP = NTHREADS / CPR;
+    static_assert(RSTEP <= 16 && 16 % RSTEP == 0 && BN % 16 == 0, "row groups");
     const int r0 = tid / CPR, c = tid % CPR;
     const bool col_ok = c * 8 < d;
-#pragma unroll 4
-    for (int r = r0; r < BN; r += RSTEP) {
-        bool ok = col_ok && r < valid;
-        const uint16_t *src = base;
-        if (ok) {
-            const fa2_kv_slot sl = fa2_kv_slot_of(table_row, page_size, b, col_lo + r);
-            ok = !table_row || (sl.i0 >= 0 && sl.i0 < num_pages);
-            src += ok ? sl.i0 * s0 + sl.i1 * s1 + c * 8 : 0;
+#pragma unroll
+    for (int g16 = 0; g16 < BN / 16; g16++) {
+        const fa2_kv_slot sl = fa2_kv_slot_of(table_row, page_size, b, col_lo + g16 * 16);
+        const bool page_ok = !table_row || (sl.i0 >= 0 && sl.i0 < num_pages);
+        const uint16_t *const row16 =
+            page_ok ? base + sl.i0 * s0 + sl.i1 * s1 + c * 8 : base;
+#pragma unroll
+        for (int rr = r0; rr < 16; rr += RSTEP) {
+            const int r = g16 * 16 + rr;
+            const bool ok = col_ok && page_ok && r < valid;
+            cp_async_16(s + soff<SD>(r, c), ok ? row16 + rr * s1 : base, ok ? 16 : 0);
         }
-        cp_async_16(s + soff<SD>(r, c), src, ok ? 16 : 0);
     }
 }
 
@@ -421,6 +427,11 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
     if (smem > 48 * 1024)
         err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    smem);
+    /* all of the SM's L1 as shared memory, so that as many blocks fit as
+     * fa2_cuda_kvcache_splits counts on (decode's bytes in flight) */
+    if (err == cudaSuccess)
+        err = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                   cudaSharedmemCarveoutMaxShared);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel needs "

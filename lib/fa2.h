@@ -249,7 +249,7 @@ fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend);
  * Split-KV ("flash-decoding"): the keys of each (sequence, key head) may be
  * cut into num_splits chunks computed in parallel, each giving a partial
  * (O, LSE) per row, merged by LSE in a fixed order (lib/fa2_kvcache.h,
- * doc/algorithm.md section 7). The result is the same attention up to
+ * doc/algorithm.md section 8). The result is the same attention up to
  * rounding for every num_splits; the mirror reproduces a kernel bit for
  * bit only with the kernel's num_splits and block_n. */
 #define FA2_KVCACHE_MAX_SPLITS 128
@@ -277,8 +277,8 @@ typedef struct fa2_kvcache_args {
     /* Optional (data NULL: no append): [B, Nnew, Hkv, d], Nnew >= 1, the
      * new tokens' keys and values, copied into the cache at slots
      * cache_seqlens[b] .. cache_seqlens[b] + Nnew - 1 before attending.
-     * Both or neither. The pages written must not be shared with another
-     * sequence of the call. */
+     * Both or neither. A page the append writes may appear only once among
+     * the used entries of the block table (FA2_ERR_BLOCK_TABLE). */
     fa2_tensor k_new;
     fa2_tensor v_new;
     fa2_tensor o;       /* output, shape and dtype of q                      */
@@ -480,7 +480,11 @@ fa2_status fa2_cuda_bwd_workspace_size(const fa2_bwd_args *args, size_t *bytes);
 typedef enum fa2_sim_algo {
     FA2_SIM_STANDARD = 0, /* the FA paper's Algorithm 0: S and P via HBM      */
     FA2_SIM_FA1 = 1,      /* FlashAttention: K/V outer, O, l, m via HBM       */
-    FA2_SIM_FA2 = 2       /* FlashAttention-2: Q outer, O and LSE once        */
+    FA2_SIM_FA2 = 2,      /* FlashAttention-2: Q outer, O and LSE once        */
+    FA2_SIM_DECODE = 3    /* the forward over a KV cache (fa2_fwd_kvcache):
+                             a group's query heads packed as one tile's rows,
+                             K/V read once per (sequence, key head, split),
+                             split-KV partials and their combine            */
 } fa2_sim_algo;
 
 typedef enum fa2_sim_pass {
@@ -514,6 +518,9 @@ typedef enum fa2_sim_tensor {
     FA2_SIM_T_DQ_ACCUM, /* float32 dQ accumulator                            */
     FA2_SIM_T_DQ, FA2_SIM_T_DK, FA2_SIM_T_DV,
     FA2_SIM_T_S, FA2_SIM_T_P, FA2_SIM_T_DP, FA2_SIM_T_DS, /* standard only   */
+    FA2_SIM_T_O_PARTIAL,   /* decode: float32 partial O of each split        */
+    FA2_SIM_T_LSE_PARTIAL, /* decode: float32 partial LSE of each split      */
+    FA2_SIM_T_K_NEW, FA2_SIM_T_V_NEW, /* decode: the appended tokens         */
     FA2_SIM_TENSOR_COUNT
 } fa2_sim_tensor;
 
@@ -574,6 +581,24 @@ typedef struct fa2_sim_args {
     int l2;                      /* model the L2 cache (DRAM counters)     */
     fa2_sim_order order;
     int regs_per_thread;         /* occupancy limit; 0 = not limiting      */
+    /* FA2_SIM_DECODE only (fixed lengths, forward): seqlen_q new tokens of
+     * each sequence against seqlen_k keys, the cache after the append.
+     * block_m / block_n / warps override the decode tiles (packed rows, 64;
+     * the kernels' (gpu/kvcache_params.h: 16 packed rows a warp, one warp
+     * up to 16 rows, else four; keys fa2_kvcache_block_n). */
+    int64_t page_size;      /* 0: contiguous cache; else a multiple of 16    */
+    int num_splits;         /* 0: the library's choice for the device's SMs  */
+    int64_t seqlen_new;     /* tokens appended (0 .. seqlen_k): read from
+                               k_new / v_new, written into the cache by an
+                               append launch before the decode launch       */
+    int64_t cache_capacity; /* keys a cache holds (the split choice's input);
+                               0: seqlen_k                                   */
+    /* FA2 backward in deterministic mode (fa2_bwd_args.deterministic): the
+     * key blocks launch in descending order and walk their query blocks
+     * from fa2_bwd_q_start, and dQ has a second float32 accumulator that
+     * the preprocess clears and the postprocess reads (lib/fa2_tile.h,
+     * fa2_bwd_dq_turn) */
+    int deterministic;
 } fa2_sim_args;
 
 /* Defaults: FA2 forward, fp16, window -1/-1, L2 on, everything else 0. */

@@ -227,7 +227,7 @@ typedef struct fa2_kvcache_problem {
     int64_t window_left;
     int64_t window_right;
     int num_splits;       /* resolved: >= 1                                 */
-    int block_m;          /* packed rows per tile (FA2_KVCACHE_BLOCK_M)     */
+    int block_m;          /* packed rows per tile (fa2_kvcache_block_m)     */
     int block_n;          /* keys per tile                                  */
     int num_threads;
 } fa2_kvcache_problem;

@@ -26,17 +26,22 @@
 /* ---- the decode tiling ----------------------------------------------------- */
 
 /* Keys per tile of the decode kernels (and so the grain of the split):
- * 128 up to head dim 128, 64 above (the K and V tiles of head dim 256
- * would not fit twice in shared memory otherwise). */
+ * 64 up to head dim 128, 32 above, as gpu/kvcache_params.h's
+ * FA2_KVC_BLOCK_N (K and V double-buffered in shared memory, several
+ * blocks per SM). */
 FA2_HD static inline int fa2_kvcache_block_n(int64_t head_dim)
 {
-    return head_dim <= 128 ? 128 : 64;
+    return head_dim <= 128 ? 64 : 32;
 }
 
 /* Packed rows per tile: the rows of a (sequence, key head) are Nq * group;
- * one tile holds up to 64 of them (a warpgroup's wgmma M), so decode with
- * up to 64 packed rows reads each K/V tile once per split. */
-#define FA2_KVCACHE_BLOCK_M 64
+ * the kernels give each warp 16 of them, one warp for up to 16 rows
+ * (decode: Nq group <= 16) and four (64 rows) above, so decode reads each
+ * K/V tile once per split. */
+FA2_HD static inline int fa2_kvcache_block_m(int64_t rows)
+{
+    return rows <= 16 ? 16 : 64;
+}
 
 /* Row r of a packed tile is query r / group of head (kv_head * group +
  * r % group): the heads of one query are neighbours. */
@@ -172,7 +177,7 @@ FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
  * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =
  * ln sum_j exp(s_ij). Over the union, lse = ln sum_i exp(lse_i) and
  * o = sum_i exp(lse_i - lse) o_i: exact in real arithmetic
- * (doc/algorithm.md section 7). Parts are taken in index order 0, 1, ...,
+ * (doc/algorithm.md section 8). Parts are taken in index order 0, 1, ...,
  * so the result does not depend on which part finished first.
  *
  * Non-finite values (doc/algorithm.md section 5):

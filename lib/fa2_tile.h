@@ -227,6 +227,105 @@ FA2_HD static inline fa2_block_range fa2_bwd_q_blocks(const fa2_mask *m,
     return r;
 }
 
+/* ---- backward: the order in which dQ_i receives its shares --------------- */
+
+/* In deterministic mode every dQ block's float32 sum is taken in one fixed
+ * order, yet key blocks must not wait for each other. So each key block j
+ * walks its query blocks [lo_j, hi_j) from a start s_j onwards, wrapping
+ * round to lo_j, and the start points are spread out: s_j = j nq / nk
+ * clamped into [lo_j, hi_j) (nq, nk: the sequence's query and key block
+ * counts). Under a causal mask lo_j already differs for every j and the
+ * clamp makes s_j = lo_j (no wrap at all); without a mask the starts are
+ * evenly spaced. s_j never decreases with j (lo_j, hi_j and j nq / nk do
+ * not), which is what the order below rests on. */
+FA2_HD static inline int64_t fa2_bwd_q_start(const fa2_mask *m, int64_t n_block,
+                                             int block_m, int block_n)
+{
+    const fa2_block_range r = fa2_bwd_q_blocks(m, n_block, block_m, block_n);
+    if (r.hi <= r.lo)
+        return r.lo;
+    const int64_t nq = fa2_num_blocks(m->seqlen_q, block_m);
+    const int64_t nk = fa2_num_blocks(m->seqlen_k, block_n);
+    int64_t s = nk > 0 ? n_block * nq / nk : 0;
+    if (s < r.lo)
+        s = r.lo;
+    if (s > r.hi - 1)
+        s = r.hi - 1;
+    return s;
+}
+
+/* The step-th query block key block j visits when it starts at `start`
+ * (fa2_bwd_q_start; start = r.lo is the plain ascending walk). */
+FA2_HD static inline int64_t fa2_bwd_q_block_at(fa2_block_range r, int64_t start,
+                                                int64_t step)
+{
+    const int64_t i = start + step;
+    return i < r.hi ? i : i - (r.hi - r.lo);
+}
+
+/* Who adds to dQ_i before key block j. The key blocks that see query block
+ * i are [kv.lo, kv.hi) (fa2_fwd_kv_blocks). Those with s_j <= i reach i
+ * before wrapping (chain 0), the others after (chain 1); in a walk where
+ * every key block takes one step at a time, chain 0's members arrive in
+ * descending j (a larger s_j is closer to i), and so do chain 1's. That is
+ * the fixed order: each chain sums into its own float32 accumulator, its
+ * members in descending j, and the postprocess adds chain 0 + chain 1. As
+ * s_j never decreases, chain 0 is a prefix [kv.lo, a) of the key blocks and
+ * chain 1 the rest [a, kv.hi), so key block j's predecessor in its chain is
+ * j + 1 or nobody: a turn word that holds "last key block that added, plus
+ * one" (0: none yet) says when j may add. Waits are only ever on j + 1, so
+ * launching key blocks in descending j makes every wait one on a block
+ * launched earlier: no deadlock, however few blocks are resident. */
+typedef struct fa2_dq_turn {
+    int chain;      /* 0: reached before wrapping, 1: after                */
+    int64_t expect; /* the turn word's value when j may add: j + 2 or 0    */
+    int64_t mine;   /* the value j leaves there: j + 1                     */
+} fa2_dq_turn;
+
+/* What key block j needs to know for its turns, computed once per block
+ * (the kernels keep it in three registers and do no division per step):
+ * its own start, and the start and query range of key block j + 1 (empty
+ * past the last key block). */
+typedef struct fa2_dq_order {
+    int64_t start;                        /* s_j                          */
+    int64_t next_start, next_lo, next_hi; /* s_{j+1}, [lo_{j+1}, hi_{j+1}) */
+} fa2_dq_order;
+
+FA2_HD static inline fa2_dq_order fa2_bwd_dq_order(const fa2_mask *m, int64_t n_block,
+                                                   int block_m, int block_n)
+{
+    fa2_dq_order o;
+    o.start = fa2_bwd_q_start(m, n_block, block_m, block_n);
+    const fa2_block_range nr = fa2_bwd_q_blocks(m, n_block + 1, block_m, block_n);
+    o.next_start = fa2_bwd_q_start(m, n_block + 1, block_m, block_n);
+    o.next_lo = nr.lo;
+    o.next_hi = nr.hi;
+    return o;
+}
+
+/* Key block j's turn at query block i (which j sees): j + 1 precedes it iff
+ * j + 1 also sees i (i in j + 1's query range, the transpose of
+ * fa2_fwd_kv_blocks) and is in the same chain. */
+FA2_HD static inline fa2_dq_turn fa2_bwd_dq_turn_at(const fa2_dq_order *o,
+                                                    int64_t m_block, int64_t n_block)
+{
+    fa2_dq_turn t;
+    t.chain = o->start > m_block;
+    t.mine = n_block + 1;
+    const int next_in_chain = m_block >= o->next_lo && m_block < o->next_hi &&
+                              (t.chain || o->next_start <= m_block);
+    t.expect = next_in_chain ? n_block + 2 : 0;
+    return t;
+}
+
+FA2_HD static inline fa2_dq_turn fa2_bwd_dq_turn(const fa2_mask *m, int64_t m_block,
+                                                 int64_t n_block, int block_m,
+                                                 int block_n)
+{
+    const fa2_dq_order o = fa2_bwd_dq_order(m, n_block, block_m, block_n);
+    return fa2_bwd_dq_turn_at(&o, m_block, n_block);
+}
+
 /* ---- the online softmax of one row (FA2 Algorithm 1, lines 8-10, 12) ---- */
 
 /* Running statistics of one query row: the max m of the raw scores seen so

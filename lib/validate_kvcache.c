@@ -11,6 +11,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 #define MAX_TILE 1024
 #define MAX_THREADS 1024
@@ -84,6 +85,59 @@ static fa2_status check_layout(const fa2_kvcache_args *a, fa2_kvcache_problem *p
     return FA2_OK;
 }
 
+/* A used block-table entry: its page, and where it is (b * max_pages + i,
+ * negative when the append writes that page). */
+typedef struct page_use {
+    int32_t page;
+    int64_t where;
+} page_use;
+
+static int by_page(const void *x, const void *y)
+{
+    const page_use *a = x, *b = y;
+    return (a->page > b->page) - (a->page < b->page);
+}
+
+/* With an append, a page it writes may not appear at any other used entry
+ * of the table (another sequence's, or another position of its own): the
+ * writes would race with reads of the same slots. Sorted by page, a page
+ * written and used twice shows as neighbours. */
+static fa2_status check_written_pages(const fa2_kvcache_args *a,
+                                      const fa2_kvcache_problem *p)
+{
+    int64_t n = 0;
+    for (int64_t b = 0; b < p->batch; b++)
+        n += fa2_ceil_div(fa2_kvcache_seqlen_k(p, b), p->page_size);
+    page_use *u = fa2_alloc_n(n, sizeof *u);
+    if (!u)
+        return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "could not allocate %lld entries "
+                        "to check the pages the append writes", (long long)n);
+    int64_t k = 0;
+    for (int64_t b = 0; b < p->batch; b++) {
+        const int32_t *row = a->block_table + b * p->block_table_stride;
+        const int64_t first_written = a->cache_seqlens[b] / p->page_size;
+        const int64_t pages = fa2_ceil_div(fa2_kvcache_seqlen_k(p, b), p->page_size);
+        for (int64_t i = 0; i < pages; i++, k++) {
+            u[k].page = row[i];
+            u[k].where = i >= first_written ? -(b * p->max_pages + i) - 1
+                                            : b * p->max_pages + i;
+        }
+    }
+    qsort(u, (size_t)n, sizeof *u, by_page);
+    fa2_status st = FA2_OK;
+    for (int64_t i = 1; i < n && st == FA2_OK; i++)
+        if (u[i].page == u[i - 1].page && (u[i].where < 0 || u[i - 1].where < 0)) {
+            const int64_t w = u[i].where < 0 ? -u[i].where - 1 : -u[i - 1].where - 1;
+            st = fa2_fail(FA2_ERR_BLOCK_TABLE, "page %d, which the append writes "
+                          "(block_table[%lld][%lld]), is also held elsewhere in the "
+                          "block table; the pages an append writes must belong to "
+                          "one place of one sequence", (int)u[i].page,
+                          (long long)(w / p->max_pages), (long long)(w % p->max_pages));
+        }
+    free(u);
+    return st;
+}
+
 /* The lengths and the block table, read on the host. */
 static fa2_status check_lengths(const fa2_kvcache_args *a, fa2_kvcache_problem *p)
 {
@@ -111,7 +165,7 @@ static fa2_status check_lengths(const fa2_kvcache_args *a, fa2_kvcache_problem *
                                 (long long)b, (long long)seqlen_k,
                                 (long long)p->page_size);
     }
-    return FA2_OK;
+    return p->paged && p->seqlen_new ? check_written_pages(a, p) : FA2_OK;
 }
 
 /* k_new / v_new: both or neither, [B, Nnew, Hkv, d]. */
@@ -287,7 +341,7 @@ fa2_status fa2_kvcache_validate(const fa2_kvcache_args *a,
     p->window_left = a->window_left;
     p->window_right = a->window_right;
     p->num_splits = a->num_splits;
-    p->block_m = FA2_KVCACHE_BLOCK_M;
+    p->block_m = fa2_kvcache_block_m(p->seqlen_q * p->group);
     p->block_n = a->block_n > 0 ? a->block_n : fa2_kvcache_block_n(p->head_dim);
     p->num_threads = a->num_threads > 0 ? a->num_threads : fa2_default_num_threads();
     if (ops && ops->device_memory) {

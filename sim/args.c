@@ -4,6 +4,8 @@
 #include "config.h"
 #include "sim.h"
 #include "../gpu/fwd_config.h"
+#include "../gpu/kvcache_params.h"
+#include "fa2_kvcache.h"
 
 #include <math.h>
 #include <string.h>
@@ -31,6 +33,7 @@ const char *fa2_sim_algo_name(fa2_sim_algo a)
     case FA2_SIM_STANDARD: return "standard";
     case FA2_SIM_FA1: return "fa1";
     case FA2_SIM_FA2: return "fa2";
+    case FA2_SIM_DECODE: return "decode";
     }
     return "?";
 }
@@ -68,7 +71,8 @@ const char *fa2_sim_tensor_name(fa2_sim_tensor t)
 {
     static const char *const names[FA2_SIM_TENSOR_COUNT] = {
         "q", "k", "v", "o", "lse", "l", "m", "do", "d", "dq_accum",
-        "dq", "dk", "dv", "s", "p", "dp", "ds"};
+        "dq", "dk", "dv", "s", "p", "dp", "ds", "o_partial", "lse_partial",
+        "k_new", "v_new"};
     return (int)t >= 0 && t < FA2_SIM_TENSOR_COUNT ? names[t] : "?";
 }
 
@@ -181,6 +185,58 @@ static fa2_status check_cu(const int32_t *cu, const char *name, int64_t n,
     return FA2_OK;
 }
 
+/* FA2_SIM_DECODE: the checks of its own fields and its tiles (the decode
+ * kernels': lib/fa2_kvcache.h), and the split count. */
+static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
+                               sim_setup *S)
+{
+    const fa2_problem *p = &S->p;
+    if (a->pass != FA2_SIM_PASS_FWD || a->cu_seqlens_q)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "the decode schedule is a "
+                        "forward over fixed lengths (pass fwd, no cu_seqlens)");
+    if (a->page_size < 0 || a->page_size % 16 != 0)
+        return fa2_fail(FA2_ERR_BLOCK_TABLE, "page_size is %lld, expected 0 "
+                        "(contiguous) or a multiple of 16", (long long)a->page_size);
+    if (a->num_splits < 0 || a->num_splits > FA2_KVCACHE_MAX_SPLITS)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "num_splits is %d, expected 0 "
+                        "(the library's choice) or 1 .. %d", a->num_splits,
+                        FA2_KVCACHE_MAX_SPLITS);
+    if (a->seqlen_new < 0 || a->seqlen_new > p->max_seqlen_k)
+        return fa2_fail(FA2_ERR_CACHE_SEQLENS, "seqlen_new is %lld, expected 0 .. "
+                        "seqlen_k (%lld): the appended tokens are part of the "
+                        "keys", (long long)a->seqlen_new, (long long)p->max_seqlen_k);
+    if (a->cache_capacity != 0 && (a->cache_capacity < p->max_seqlen_k ||
+                                   a->cache_capacity >= MAX_SEQLEN))
+        return fa2_fail(FA2_ERR_CACHE_SEQLENS, "cache_capacity is %lld, expected 0 "
+                        "(= seqlen_k) or seqlen_k (%lld) .. 2^31 - 1",
+                        (long long)a->cache_capacity, (long long)p->max_seqlen_k);
+    sim_decode *D = &S->dec;
+    /* the kernels' tiling (gpu/kvcache_params.h): 16 packed rows a warp */
+    const int64_t rows = p->max_seqlen_q * S->group;
+    S->fwd.bm = fa2_kvcache_block_m(rows);
+    S->fwd.bn = fa2_kvcache_block_n(a->head_dim);
+    S->fwd.warps = S->fwd.bm / 16;
+    override(&S->fwd, a->block_m, a->block_n, a->warps);
+    S->bwd = S->fwd;
+    S->partition = FA2_SIM_SPLIT_Q;
+    D->page_size = a->page_size;
+    D->seqlen_new = a->seqlen_new;
+    D->capacity = a->cache_capacity ? a->cache_capacity : p->max_seqlen_k;
+    D->rows = p->max_seqlen_q * S->group;
+    D->r_blocks = fa2_ceil_div(D->rows, S->fwd.bm);
+    /* the kernels' launch: the heuristic over the blocks the GPU runs at
+     * once, SMs x the blocks one SM's shared memory holds */
+    const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
+    D->smem = ((int64_t)S->fwd.bm + 4 * (int64_t)S->fwd.bn) * hd * 2; /* FA2_KVC_SMEM_BYTES */
+    const int64_t per_sm = sim_max(1, dev->smem_per_sm / (D->smem + 1024));
+    D->splits = a->num_splits > 0
+                    ? a->num_splits
+                    : fa2_kvcache_splits_heuristic(p->num_seqs, p->heads_kv, D->rows,
+                                                   D->capacity, S->fwd.bm, S->fwd.bn,
+                                                   (int64_t)dev->sms * per_sm);
+    return FA2_OK;
+}
+
 fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
                           sim_setup *S)
 {
@@ -189,9 +245,11 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
         return fa2_fail(FA2_ERR_NULL_POINTER, "args is NULL");
     if ((st = fa2_sim_device_check(dev)) != FA2_OK)
         return st;
-    if (a->algo != FA2_SIM_STANDARD && a->algo != FA2_SIM_FA1 && a->algo != FA2_SIM_FA2)
+    if (a->algo != FA2_SIM_STANDARD && a->algo != FA2_SIM_FA1 &&
+        a->algo != FA2_SIM_FA2 && a->algo != FA2_SIM_DECODE)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "algo is %d, expected "
-                        "FA2_SIM_STANDARD, FA2_SIM_FA1 or FA2_SIM_FA2", (int)a->algo);
+                        "FA2_SIM_STANDARD, FA2_SIM_FA1, FA2_SIM_FA2 or "
+                        "FA2_SIM_DECODE", (int)a->algo);
     if (a->pass != FA2_SIM_PASS_FWD && a->pass != FA2_SIM_PASS_BWD &&
         a->pass != FA2_SIM_PASS_FWD_BWD)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "pass is %d, expected "
@@ -222,6 +280,9 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
         (st = check_tile(a->bwd_warps, "bwd_warps", 32)) ||
         (st = check_tile(a->regs_per_thread, "regs_per_thread", 255)))
         return st;
+    if (a->deterministic != 0 && a->deterministic != 1)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "deterministic is %d, expected "
+                        "0 or 1", a->deterministic);
     if (a->sram_bytes < 0)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "sram_bytes is %lld, expected "
                         ">= 0 (0: the device's smem_per_block)",
@@ -290,6 +351,7 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
     S->group = a->heads_q / a->heads_kv;
     S->order = a->order;
     S->regs_per_thread = a->regs_per_thread;
+    S->det = a->algo == FA2_SIM_FA2 && a->deterministic;
     const int64_t sram = a->sram_bytes > 0 ? a->sram_bytes : dev->smem_per_block;
     S->sram_elems = sim_max(1, sram / S->es);
 
@@ -346,6 +408,10 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
         S->bwd = S->fwd;
         S->partition = FA2_SIM_SPLIT_Q;
         break;
+    case FA2_SIM_DECODE:
+        if ((st = decode_setup(a, dev, S)) != FA2_OK)
+            return st;
+        break;
     }
     fa2_clear_error();
     return FA2_OK;
@@ -374,6 +440,18 @@ fa2_status fa2_sim_tiles(const fa2_sim_args *args, const fa2_sim_device *dev,
 double sim_paper_flops(const sim_setup *S)
 {
     const fa2_problem *p = &S->p;
+    if (S->algo == FA2_SIM_DECODE) { /* 4 d Hq per visible pair, exactly */
+        const fa2_mask m = fa2_mask_make(p->max_seqlen_q, p->max_seqlen_k, p->causal,
+                                         p->window_left, p->window_right);
+        double pairs = 0;
+        for (int64_t i = 0; i < p->max_seqlen_q; i++) {
+            int64_t lo, hi;
+            fa2_visible_cols(&m, i, i + 1, &lo, &hi);
+            pairs += (double)(hi - lo);
+        }
+        return 4.0 * pairs * (double)p->num_seqs * (double)p->head_dim *
+               (double)p->heads_q;
+    }
     double pairs = 0;
     for (int64_t b = 0; b < p->num_seqs; b++) {
         const fa2_seq s = fa2_problem_seq(p, b);

@@ -31,6 +31,15 @@
  *   forward     read  Hq (Tc Nq E + 2 Tr Nk E + 2 N2)   write Hq (2 N2 + Nq E)
  *   backward    read  Hq (3 Tc Nq E + 2 Tr Nk E + 5 N2) write Hq (2 N2 + Nq E)
  *                     + 2 Hkv Nk E
+ * Decode      (KV cache, splits P, packed rows R = Nq g, g = Hq / Hkv, row
+ *             blocks of Br packed rows, key tiles of Bc; per (key head, row
+ *             block ib, split s), K(ib, s) = the key rows of chunk s of the
+ *             tiles the block's queries see, clipped to Nk):
+ *               append  read 2 Hkv Nnew E (k_new, v_new), write 2 Hkv Nnew E
+ *               decode  read Hkv (P R E + 2 E sum_ib,s K(ib, s))
+ *                       write Hkv R (E + 4) with P = 1, else Hkv P R (4d + 4)
+ *               combine read Hq Nq P 4 (LSE partials) + 4d (the partials
+ *                       whose chunk a query sees), write Hq Nq (E + 4)
  * Without masks R(i) = Nk and sum_j Q(j) = Tc Nq: FA2's forward reads
  * Nq E (1 + 2 Tr Nk / Nq) per head, Theta(N^2 d / Br); FA1's reads and
  * writes Theta(Tc N d) = Theta(N^2 d^2 / M) with Bc = M / 4d; standard's
@@ -130,10 +139,11 @@ static void cf_fa2(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out)
     }
     if (S->pass & FA2_SIM_PASS_BWD) {
         const int64_t qr = sum_Q(q, S->bwd.bm, S->bwd.bn);
+        const int64_t accs = S->det ? 2 : 1; /* deterministic: two accumulators */
         RD(O, Hq * q->nq * E); /* preprocess */
         RD(DO, Hq * q->nq * E);
         WR(D, Hq * q->nq * 4);
-        WR(DQ_ACCUM, Hq * q->nq * d4);
+        WR(DQ_ACCUM, accs * Hq * q->nq * d4);
         RD(K, Hkv * q->nk * E); /* main */
         RD(V, Hkv * q->nk * E);
         WR(DK, Hkv * q->nk * E);
@@ -144,7 +154,7 @@ static void cf_fa2(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out)
         RD(D, Hq * 4 * qr);
         RD(DQ_ACCUM, Hq * d4 * qr);
         WR(DQ_ACCUM, Hq * d4 * qr);
-        RD(DQ_ACCUM, Hq * q->nq * d4); /* postprocess */
+        RD(DQ_ACCUM, accs * Hq * q->nq * d4); /* postprocess */
         WR(DQ, Hq * q->nq * E);
     }
 }
@@ -221,6 +231,59 @@ static void cf_std(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out)
     }
 }
 
+/* Decode: the chunk of split s of the tiles [t0, t1): ceil(n / P) tiles. */
+static void cf_chunk(int64_t t0, int64_t t1, int64_t P, int64_t s, int64_t *c0,
+                     int64_t *c1)
+{
+    const int64_t per = t1 > t0 ? fa2_ceil_div(t1 - t0, P) : 0;
+    *c0 = sim_min(t1, t0 + s * per);
+    *c1 = sim_min(t1, t0 + (s + 1) * per);
+}
+
+static void cf_decode(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out)
+{
+    const int64_t Hq = S->p.heads_q, Hkv = S->p.heads_kv, E = S->E, g = S->group;
+    const int64_t d = S->p.head_dim, P = S->dec.splits, R = q->nq * g;
+    const int64_t bm = S->fwd.bm, bn = S->fwd.bn, n_new = S->dec.seqlen_new;
+    RD(K_NEW, Hkv * n_new * E);
+    RD(V_NEW, Hkv * n_new * E);
+    WR(K, Hkv * n_new * E);
+    WR(V, Hkv * n_new * E);
+    RD(Q, Hkv * R * E * P); /* every split's block loads its Q tile */
+    int64_t kv_rows = 0, parts_seen = 0;
+    for (int64_t r0 = 0; r0 < R; r0 += bm) {
+        const int64_t r1 = sim_min(r0 + bm, R);
+        int64_t col0, col1; /* the keys the block's queries see, as tiles */
+        cf_cols(q, r0 / g, (r1 - 1) / g + 1, &col0, &col1);
+        const int64_t t0 = col0 / bn, t1 = col1 > col0 ? fa2_ceil_div(col1, bn) : t0;
+        for (int64_t s = 0; s < P; s++) {
+            int64_t k0, k1;
+            cf_chunk(t0, t1, P, s, &k0, &k1);
+            if (k1 > k0)
+                kv_rows += sim_min(q->nk, k1 * bn) - k0 * bn;
+            for (int64_t r = r0; P > 1 && r < r1; r++) { /* the row's parts */
+                int64_t v0, v1;
+                cf_cols(q, r / g, r / g + 1, &v0, &v1);
+                if (sim_max(v0, k0 * bn) < sim_min(v1, k1 * bn))
+                    parts_seen++;
+            }
+        }
+    }
+    RD(K, Hkv * kv_rows * E);
+    RD(V, Hkv * kv_rows * E);
+    if (P == 1) {
+        WR(O, Hkv * R * E);
+        WR(LSE, Hkv * R * 4);
+        return;
+    }
+    WR(O_PARTIAL, Hkv * P * R * 4 * d);
+    WR(LSE_PARTIAL, Hkv * P * R * 4);
+    RD(LSE_PARTIAL, Hq * q->nq * P * 4);
+    RD(O_PARTIAL, Hkv * parts_seen * 4 * d);
+    WR(O, Hq * q->nq * E);
+    WR(LSE, Hq * q->nq * 4);
+}
+
 fa2_status fa2_sim_closed_form(const fa2_sim_args *args, const fa2_sim_device *dev,
                                fa2_sim_counters *out)
 {
@@ -237,6 +300,7 @@ fa2_status fa2_sim_closed_form(const fa2_sim_args *args, const fa2_sim_device *d
         case FA2_SIM_FA2: cf_fa2(&S, &q, out); break;
         case FA2_SIM_FA1: cf_fa1(&S, &q, out); break;
         case FA2_SIM_STANDARD: cf_std(&S, &q, out); break;
+        case FA2_SIM_DECODE: cf_decode(&S, &q, out); break;
         }
     }
     for (int t = 0; t < FA2_SIM_TENSOR_COUNT; t++) {
@@ -281,6 +345,10 @@ fa2_status fa2_sim_compulsory(const fa2_sim_args *args, int64_t *read,
         int64_t fwd_out = Hq * q.nq * E; /* O, and what the backward needs */
         int64_t bwd_in = Hq * vr * E;    /* O */
         switch (S.algo) {
+        case FA2_SIM_DECODE: /* and the append: new rows read, then written */
+            fwd_out += Hq * q.nq * 4 + 2 * Hkv * S.dec.seqlen_new * E;
+            rd += 2 * Hkv * S.dec.seqlen_new * E;
+            break;
         case FA2_SIM_FA2:
             fwd_out += Hq * q.nq * 4;
             bwd_in += Hq * vr * 4;

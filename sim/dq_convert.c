@@ -17,6 +17,9 @@ static int post_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     const sim_setup *S = c->S;
     const int64_t d = S->p.head_dim;
     sim_read(c, FA2_SIM_T_DQ_ACCUM, b->slice, b->lo, b->n, 0, 4 * d, SIM_REGS);
+    if (S->det) /* FA2 deterministic: chain 0 + chain 1 */
+        sim_read(c, FA2_SIM_T_DQ_ACCUM, b->slice + S->p.num_seqs * S->p.heads_q, b->lo,
+                 b->n, 0, 4 * d, SIM_REGS);
     sim_flops(c->c, SIM_FL_SCALE, b->n, 0, d, 0);
     sim_write(c, FA2_SIM_T_DQ, b->slice, b->lo, b->n, 0, S->E, SIM_REGS);
     b->phase = SIM_DONE;

@@ -9,6 +9,7 @@ lib_libfa2_la_SOURCES += \
 	sim/sched_fa2.c \
 	sim/sched_fa1.c \
 	sim/sched_std.c \
+	sim/sched_decode.c \
 	sim/warps.c \
 	sim/flops.c \
 	sim/l2.c \

@@ -22,6 +22,8 @@
 int sim_launches(const sim_setup *S, sim_launch *out)
 {
     int n = 0;
+    if (S->algo == FA2_SIM_DECODE)
+        return sim_decode_launches(S, out);
     for (int pass = FA2_SIM_PASS_FWD; pass <= FA2_SIM_PASS_BWD; pass <<= 1) {
         if (!(S->pass & pass))
             continue;
@@ -29,6 +31,7 @@ int sim_launches(const sim_setup *S, sim_launch *out)
         case FA2_SIM_STANDARD: n += sim_std_launches(S, (fa2_sim_pass)pass, out + n); break;
         case FA2_SIM_FA1: n += sim_fa1_launches(S, (fa2_sim_pass)pass, out + n); break;
         case FA2_SIM_FA2: n += sim_fa2_launches(S, (fa2_sim_pass)pass, out + n); break;
+        case FA2_SIM_DECODE: break; /* above */
         }
     }
     return n;

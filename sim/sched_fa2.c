@@ -96,6 +96,9 @@ static int pre_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     sim_flops(c->c, SIM_FL_BWD_PRE, b->n, 0, d, 0);
     sim_write(c, FA2_SIM_T_D, b->slice, b->lo, b->n, 0, 4, SIM_REGS);
     sim_write(c, FA2_SIM_T_DQ_ACCUM, b->slice, b->lo, b->n, 0, 4 * d, SIM_REGS);
+    if (S->det) /* the second accumulator: slices after the first's */
+        sim_write(c, FA2_SIM_T_DQ_ACCUM, b->slice + S->p.num_seqs * S->p.heads_q, b->lo,
+                  b->n, 0, 4 * d, SIM_REGS);
     b->phase = SIM_DONE;
     return 0;
 }
@@ -107,6 +110,10 @@ static void bwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
 {
     const sim_setup *S = c->S;
     const fa2_problem *p = &S->p;
+    /* deterministic mode: key blocks launch in descending order (the CUDA
+     * kernels' bwd_block_of) */
+    if (S->det)
+        tile = L->tiles - 1 - tile;
     b->slice = slice;
     b->seq = slice / p->heads_kv;
     b->head = slice % p->heads_kv;
@@ -120,6 +127,7 @@ static void bwd_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slic
     }
     b->mask = fa2_problem_mask(p, &b->s);
     sim_block_visit(b, fa2_bwd_q_blocks(&b->mask, tile, L->bm, L->bn), S->group);
+    b->j = S->det ? fa2_bwd_q_start(&b->mask, tile, L->bm, L->bn) : b->range.lo;
 }
 
 static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
@@ -135,7 +143,7 @@ static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     case 1: { /* query head g of the group, query block i */
         const int64_t nq = fa2_block_count(b->range);
         const int64_t h = b->head * S->group + b->step / nq;
-        const int64_t i = b->range.lo + b->step % nq;
+        const int64_t i = fa2_bwd_q_block_at(b->range, b->j, b->step % nq);
         const int64_t qslice = b->seq * S->p.heads_q + h;
         const int64_t row_lo = i * L->bm;
         const int64_t rows = sim_tile_rows(b->s.seqlen_q, i, L->bm);
@@ -147,7 +155,11 @@ static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
                                                b->lo, L->bn);
         sim_smem_bwd_step(c->c, L->warps, rows, b->n, d, S->es);
         sim_flops(c->c, SIM_FL_FA2_BWD_STEP, rows, b->n, d, masked);
-        sim_atomic_add(c, FA2_SIM_T_DQ_ACCUM, qslice, row_lo, rows, 4 * d);
+        /* deterministic: chain 1's shares go to the second accumulator */
+        const int chain = S->det && b->j > i;
+        sim_atomic_add(c, FA2_SIM_T_DQ_ACCUM,
+                       qslice + (chain ? S->p.num_seqs * S->p.heads_q : 0), row_lo, rows,
+                       4 * d);
         if (++b->step == b->nsteps)
             b->phase = 2;
         return 1;

@@ -6,6 +6,7 @@
  *   sched_fa2.c    FlashAttention-2 forward / backward (+ pre/postprocess)
  *   sched_fa1.c    FlashAttention(-1) forward / backward
  *   sched_std.c    standard attention forward / backward (Algorithm 0)
+ *   sched_decode.c the forward over a KV cache: append, split-KV, combine
  *   record.c       the event recorder: reads, writes, atomics, the L2 feed
  *   dq_convert.c   row-wise launches: FA2 preprocess frame, dQ conversion
  *   warps.c        shared-memory traffic of a tile step: split-Q vs split-K
@@ -48,6 +49,17 @@ typedef struct sim_tiles {
     int bm, bn, warps;
 } sim_tiles;
 
+/* The forward over a KV cache (FA2_SIM_DECODE), resolved. */
+typedef struct sim_decode {
+    int splits;         /* split-KV chunks, >= 1                            */
+    int64_t page_size;  /* 0: contiguous                                    */
+    int64_t seqlen_new; /* tokens the append launch writes                  */
+    int64_t capacity;   /* keys a cache holds                               */
+    int64_t rows;       /* packed rows per (sequence, key head): Nq group   */
+    int64_t r_blocks;   /* ceil(rows / block_m)                             */
+    int64_t smem;       /* the decode kernel's shared memory per block      */
+} sim_decode;
+
 typedef struct sim_setup {
     fa2_problem p;  /* sizes, mask parameters, varlen: the CPU mirror's struct */
     fa2_sim_algo algo;
@@ -62,6 +74,8 @@ typedef struct sim_setup {
     fa2_sim_order order;
     int64_t sram_elems; /* M, in elements                                     */
     int regs_per_thread;
+    sim_decode dec;     /* FA2_SIM_DECODE                                     */
+    int det;        /* FA2 backward, deterministic mode (fa2_sim_args)       */
 } sim_setup;
 
 fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
@@ -117,7 +131,8 @@ typedef struct sim_block {
     int64_t lo, n;            /* its own tile: first row and valid rows     */
     fa2_block_range range;    /* the blocks it visits                       */
     int64_t step, nsteps;     /* position in the inner loop                 */
-    int64_t j;                /* outer-loop cursor (FA1)                    */
+    int64_t j;                /* outer-loop cursor (FA1); FA2 backward,
+                                 deterministic: the first query block       */
     int phase;                /* schedule-defined; SIM_DONE when finished   */
 } sim_block;
 
@@ -146,6 +161,10 @@ struct sim_launch {
 int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_fa1_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_std_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
+int sim_decode_launches(const sim_setup *S, sim_launch *out);
+/* Does packed row r's chunk `split` hold a key the row sees (its partial
+ * LSE finite, so the combine reads its partial O)? m: the sequence's mask. */
+int sim_decode_part_seen(const sim_setup *S, const fa2_mask *m, int64_t r, int split);
 typedef int (*sim_step_fn)(sim_ctx *c, const sim_launch *L, sim_block *b);
 /* Start block b on the tiles of `range` it visits, `per_tile` steps each
  * (the query heads of a GQA group share a key block). */

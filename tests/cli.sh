@@ -83,4 +83,17 @@ check "fa2 run --dropout 1 is refused: not a probability below 1" \
 check "fa2 run --softcap -1 is refused" status_is 2 $fa2 run --softcap -1
 check "fa2 trace --sinks --pass bwd shows the sink's gradient next to the oracle's" \
     sh -c "$fa2 trace --sinks --softcap 2 --dropout 0.3 --pass bwd | grep -q 'dsink: tiled | oracle'"
+check "fa2 bench --decode times the KV-cache forward against the run's triad" \
+    sh -c "$fa2 bench --decode 1,2 --seqlen 512 --heads 8 --heads-kv 2 --head-dim 32 \
+           --dtype bf16 --runs 1 --threads 1 --json 2>/dev/null |
+           grep -c '\"pass\": \"decode\".*\"kv_gbs\": [0-9.e+-]*, \"triad_gbs\": [0-9.e+-]*, \"of_triad\"' |
+           grep -qx 2"
+check "fa2 sim --algo decode: the closed form equals the simulation" \
+    sh -c "$fa2 sim --algo decode --heads 32 --heads-kv 8 --seqlen 4 --seqlen-k 3000 \
+           --causal --page-size 16 --seqlen-new 4 --no-l2 | grep -q 'equal to the simulation'"
+check "fa2 run --kvcache --check: the KV-cache forward passes the contract" \
+    sh -c "$fa2 run --kvcache --seqlen 3 --seqlen-k 700 --heads 8 --heads-kv 2 \
+           --threads 1 --check --json | grep -q '\"kvcache\": true.*\"check_passed\": true'"
+check "fa2 run --kvcache refuses the backward" \
+    sh -c "! $fa2 run --kvcache --pass bwd 2>/dev/null"
 exit $failed

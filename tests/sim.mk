@@ -2,7 +2,7 @@
 # Kept apart from tests/local.mk so the two lists are edited independently.
 if HAVE_CHECK
 FA2_SIM_TESTS = tests/test_sim_counts tests/test_sim_scaling tests/test_sim_l2 \
-	tests/test_sim_api
+	tests/test_sim_api tests/test_sim_decode
 check_PROGRAMS += $(FA2_SIM_TESTS)
 TESTS += $(FA2_SIM_TESTS)
 noinst_HEADERS += tests/test_sim.h
@@ -18,4 +18,7 @@ tests_test_sim_l2_LDADD = $(TEST_LIBS)
 tests_test_sim_api_SOURCES = tests/test_sim_api.c
 tests_test_sim_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_sim_api_LDADD = $(TEST_LIBS)
+tests_test_sim_decode_SOURCES = tests/test_sim_decode.c
+tests_test_sim_decode_CFLAGS = $(TEST_CFLAGS)
+tests_test_sim_decode_LDADD = $(TEST_LIBS)
 endif

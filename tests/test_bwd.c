@@ -376,6 +376,111 @@ START_TEST(test_rows_that_see_no_key_get_zero_gradients_not_nan)
 }
 END_TEST
 
+/* The mirror's deterministic dQ is the sum the CUDA kernels take
+ * (lib/fa2_tile.h, fa2_bwd_dq_turn): each key block's float32 share of
+ * dQ_i (seen through the trace) added in descending j within each chain,
+ * chain 0 + chain 1, times the scale, bit for bit. fp32 in and out, so no
+ * rounding hides the order. Loop: no mask (the walks wrap), causal, a
+ * window, GQA 2/1; tiles 16x16 or 16x32. */
+typedef struct share_log {
+    int n, cap;
+    int64_t *key; /* (head, m_block, n_block) per share */
+    float **tile; /* [rows][d] */
+    int64_t d;
+} share_log;
+
+static void log_share(void *user, const fa2_trace_event *ev)
+{
+    share_log *L = user;
+    if (ev->kind != FA2_TRACE_BWD_ACC)
+        return;
+    if (L->n == L->cap) {
+        L->cap = L->cap ? 2 * L->cap : 256;
+        L->key = realloc(L->key, sizeof(int64_t) * 3 * (size_t)L->cap);
+        L->tile = realloc(L->tile, sizeof(float *) * (size_t)L->cap);
+        ck_assert(L->key && L->tile);
+    }
+    L->key[3 * L->n] = ev->head, L->key[3 * L->n + 1] = ev->m_block;
+    L->key[3 * L->n + 2] = ev->n_block;
+    L->tile[L->n] = malloc(sizeof(float) * (size_t)(ev->rows * ev->d));
+    ck_assert(L->tile[L->n]);
+    memcpy(L->tile[L->n], ev->acc, sizeof(float) * (size_t)(ev->rows * ev->d));
+    L->d = ev->d;
+    L->n++;
+}
+
+static const float *find_share(const share_log *L, int64_t h, int64_t mb, int64_t nb)
+{
+    for (int i = 0; i < L->n; i++)
+        if (L->key[3 * i] == h && L->key[3 * i + 1] == mb && L->key[3 * i + 2] == nb)
+            return L->tile[i];
+    return NULL;
+}
+
+START_TEST(test_deterministic_mirror_sums_dq_in_the_kernels_order)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    tl_spec s;
+    tl_spec_init(&s);
+    s.dtype = FA2_DTYPE_FP32;
+    s.head_dim = 16;
+    s.heads_q = 2, s.heads_kv = 1;
+    s.seqlen_q = 100, s.seqlen_k = 140;
+    s.causal = _i == 1;
+    if (_i == 2)
+        s.window_left = 40, s.window_right = 20;
+    s.block_m = 16, s.block_n = _i == 3 ? 32 : 16;
+    bwd_problem p;
+    bwd_init(&p, &s, &r);
+    p.args.deterministic = 1;
+    share_log L = {0};
+    tl_tensor_poison(&p.dq);
+    ck_assert_msg(fa2_tiled_bwd_traced(&p.args, log_share, &L) == FA2_OK, "%s",
+                  fa2_last_error());
+    fa2_problem prob;
+    ck_assert(fa2_bwd_validate(&p.args, NULL, &prob) == FA2_OK);
+    const fa2_mask m = fa2_mask_make(s.seqlen_q, s.seqlen_k, s.causal,
+                                     prob.window_left, prob.window_right);
+    const int64_t d = s.head_dim, bm = s.block_m, bn = s.block_n;
+    int wrapped = 0;
+    for (int64_t h = 0; h < s.heads_q; h++)
+        for (int64_t mb = 0; mb < fa2_num_blocks(s.seqlen_q, (int)bm); mb++) {
+            const fa2_block_range kv = fa2_fwd_kv_blocks(&m, mb, (int)bm, (int)bn);
+            const int64_t rows = s.seqlen_q - mb * bm < bm ? s.seqlen_q - mb * bm : bm;
+            float acc[2][16 * 16] = {{0}};
+            for (int64_t nb = kv.hi - 1; nb >= kv.lo; nb--) {
+                const fa2_dq_turn t = fa2_bwd_dq_turn(&m, mb, nb, (int)bm, (int)bn);
+                const float *sh = find_share(&L, h, mb, nb);
+                ck_assert_msg(sh != NULL, "no share of key block %lld for query "
+                              "block %lld", (long long)nb, (long long)mb);
+                wrapped |= t.chain;
+                for (int64_t e = 0; e < rows * d; e++)
+                    acc[t.chain][e] += sh[e];
+            }
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t c = 0; c < d; c++) {
+                    const float want =
+                        (acc[0][i * d + c] + acc[1][i * d + c]) * prob.scale;
+                    const int64_t idx[4] = {0, mb * bm + i, h, c};
+                    const float got = (float)tl_get(&p.dq, idx);
+                    ck_assert_msg(memcmp(&want, &got, sizeof got) == 0,
+                                  "dq[%lld, %lld, %lld] = %.9g, the kernels' order "
+                                  "gives %.9g (case %d)", (long long)(mb * bm + i),
+                                  (long long)h, (long long)c, got, want, _i);
+                }
+        }
+    /* without a mask some walks wrap, so chain 1 is really exercised */
+    if (_i == 0 || _i == 3)
+        ck_assert_msg(wrapped, "no share went to chain 1");
+    for (int i = 0; i < L.n; i++)
+        free(L.tile[i]);
+    free(L.tile);
+    free(L.key);
+    bwd_free(&p);
+}
+END_TEST
+
 START_TEST(test_deterministic_mode_gives_the_same_bits_for_any_thread_count)
 {
     tl_rng r;
@@ -597,6 +702,7 @@ static Suite *bwd_suite(void)
     t = tcase_create("properties");
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, test_rows_that_see_no_key_get_zero_gradients_not_nan, 0, 3);
+    tcase_add_loop_test(t, test_deterministic_mirror_sums_dq_in_the_kernels_order, 0, 4);
     tcase_add_loop_test(t, test_deterministic_mode_gives_the_same_bits_for_any_thread_count,
                         0, 4);
     tcase_add_loop_test(t, test_keys_that_no_query_sees_get_zero_gradients, 0, 3);

@@ -175,6 +175,38 @@ START_TEST(an_empty_cache_gives_rows_that_see_no_key_or_only_the_new_tokens)
 }
 END_TEST
 
+/* Sequences may share the pages they only read (a common prefix): the
+ * second sequence's first two pages are the first one's; appends go to
+ * pages of their own. */
+START_TEST(sequences_may_share_the_pages_they_only_read)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    s.dtype = FA2_DTYPE_FP16;
+    s.batch = 2;
+    s.seqlen_q = 2;
+    s.heads_q = 8;
+    s.heads_kv = 2;
+    s.page_size = 16;
+    s.capacity = 128;
+    s.lens[0] = 70;
+    s.lens[1] = 40;
+    s.seqlen_new = _i ? 2 : 0;
+    s.causal = 1;
+    s.num_splits = 3;
+    kv_problem p;
+    kv_problem_init(&p, &s, &r);
+    const int64_t stride = p.args.block_table_stride;
+    p.block_table[stride] = p.block_table[0];
+    p.block_table[stride + 1] = p.block_table[1];
+    ck_assert_int_eq(fa2_oracle_kvcache_f64(&p.args, p.o64, p.lse64), FA2_OK);
+    check_all_backends(&p);
+    kv_problem_free(&p);
+}
+END_TEST
+
 /* ---- the shared maths ---------------------------------------------------- */
 
 /* One row's partial attention over keys [lo, hi) in float64. */
@@ -454,6 +486,7 @@ int main(void)
     tcase_add_loop_test(tg, an_empty_cache_gives_rows_that_see_no_key_or_only_the_new_tokens,
                         0, 2);
     tcase_add_test(tg, num_splits_reports_the_count_the_backend_runs);
+    tcase_add_loop_test(tg, sequences_may_share_the_pages_they_only_read, 0, 2);
     tcase_add_loop_test(tg, nan_in_the_cache_reaches_exactly_the_rows_that_see_it, 0, 3);
     suite_add_tcase(s, tg);
     TCase *tm = tcase_create("shared maths");

@@ -93,6 +93,13 @@ static void page_size_24(kv_problem *p, fa2_kvcache_args *a)
     (void)p; /* a view of the first 24 slots of each 32-slot page */
     a->k_cache.shape[1] = a->v_cache.shape[1] = 24;
 }
+static void shared_written_page(kv_problem *p, fa2_kvcache_args *a)
+{
+    (void)a; /* sequence 1's first page is the one sequence 0's append writes */
+    const int64_t stride = a->block_table_stride ? a->block_table_stride : p->max_pages;
+    const int64_t written = p->s.lens[0] / p->s.page_size + 1; /* 31 + 2 keys */
+    p->block_table[stride] = p->block_table[written];
+}
 static void seqlen_negative(kv_problem *p, fa2_kvcache_args *a) { (void)a; p->seqlens[1] = -1; }
 static void seqlen_past_capacity(kv_problem *p, fa2_kvcache_args *a)
 {
@@ -133,6 +140,8 @@ static const bad_case cases[] = {
     {"page past the cache", 1, page_out_of_range, FA2_ERR_BLOCK_TABLE, "block_table[0][0]"},
     {"negative page the append writes", 1, page_negative, FA2_ERR_BLOCK_TABLE, "block_table[0]"},
     {"page size 24", 1, page_size_24, FA2_ERR_BLOCK_TABLE, "multiple of 16"},
+    {"a page the append writes held by another sequence", 1, shared_written_page,
+     FA2_ERR_BLOCK_TABLE, "append writes"},
     {"negative cache length", 1, seqlen_negative, FA2_ERR_CACHE_SEQLENS, "cache_seqlens[1]"},
     {"cache length past the paged capacity", 1, seqlen_past_capacity,
      FA2_ERR_CACHE_SEQLENS, "capacity"},

@@ -63,6 +63,47 @@ START_TEST(global_bytes_equal_the_closed_forms_exactly)
 }
 END_TEST
 
+/* The deterministic backward (second dQ accumulator, rotated walk, key
+ * blocks launched in descending order) equals its closed form, and moves
+ * exactly one more accumulator's worth of bytes each way than the default:
+ * cleared by the preprocess, read by the postprocess; the main kernel's
+ * adds and every other tensor are unchanged. With the L2 model on it runs
+ * and requests the same bytes. */
+START_TEST(deterministic_backward_adds_one_accumulator_each_way)
+{
+    const sim_case *c = &tsim_cases[_i];
+    const fa2_sim_device dev = tsim_h100();
+    fa2_sim_args a;
+    tsim_args(&a, c, FA2_SIM_FA2, FA2_SIM_PASS_BWD);
+    fa2_sim_result r0, r1, r2;
+    tsim_run(&a, &dev, &r0);
+    a.deterministic = 1;
+    check_closed_form(&a, c->name);
+    tsim_run(&a, &dev, &r1);
+    int64_t rows = 0;
+    if (c->cu_q)
+        rows = c->cu_q[c->num_seqs];
+    else
+        rows = c->batch * c->nq;
+    const int64_t acc = rows * c->hq * c->d * 4;
+    for (int t = 0; t < FA2_SIM_TENSOR_COUNT; t++) {
+        const int64_t extra = t == FA2_SIM_T_DQ_ACCUM ? acc : 0;
+        ck_assert_msg(r1.total.tensor_read[t] == r0.total.tensor_read[t] + extra &&
+                          r1.total.tensor_written[t] == r0.total.tensor_written[t] + extra,
+                      "%s: %s moved %lld/%lld deterministic, %lld/%lld default",
+                      c->name, fa2_sim_tensor_name(t),
+                      (long long)r1.total.tensor_read[t],
+                      (long long)r1.total.tensor_written[t],
+                      (long long)r0.total.tensor_read[t],
+                      (long long)r0.total.tensor_written[t]);
+    }
+    a.l2 = 1;
+    tsim_run(&a, &dev, &r2);
+    ck_assert_int_eq(r2.total.global_read, r1.total.global_read);
+    ck_assert_int_eq(r2.total.global_written, r1.total.global_written);
+}
+END_TEST
+
 /* The L2 model changes DRAM bytes, never what the kernels request. */
 START_TEST(global_bytes_do_not_depend_on_the_l2_model)
 {
@@ -274,6 +315,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, global_bytes_equal_the_closed_forms_exactly, 0, TSIM_NCASES);
     tcase_add_loop_test(tc, global_bytes_do_not_depend_on_the_l2_model, 0, TSIM_NCASES);
+    tcase_add_loop_test(tc, deterministic_backward_adds_one_accumulator_each_way, 0,
+                        TSIM_NCASES);
     tcase_add_test(tc, unmasked_fa2_forward_matches_the_textbook_count);
     suite_add_tcase(s, tc);
     TCase *ts = tcase_create("structure");

@@ -444,6 +444,209 @@ START_TEST(online_softmax_over_random_tiles_gives_the_log_sum_exp)
 }
 END_TEST
 
+/* ---- the deterministic backward's dQ order ---------------------------------- */
+
+/* s_j lies in key block j's query range and never decreases with j; the
+ * rotated walk visits every query block of the range exactly once. */
+START_TEST(bwd_q_start_is_in_range_nondecreasing_and_the_walk_a_permutation)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    for (int n = 0; n < CASES_PER_LOOP; n++) {
+        mask_case c;
+        random_case(&r, &c);
+        const int64_t nblocks = fa2_num_blocks(c.m.seqlen_k, c.bn);
+        const int64_t mblocks = fa2_num_blocks(c.m.seqlen_q, c.bm);
+        int64_t last = -1;
+        for (int64_t nb = 0; nb < nblocks; nb++) {
+            const fa2_block_range qr = fa2_bwd_q_blocks(&c.m, nb, c.bm, c.bn);
+            if (qr.hi <= qr.lo)
+                continue;
+            const int64_t s = fa2_bwd_q_start(&c.m, nb, c.bm, c.bn);
+            TL_CHECK(s >= qr.lo && s < qr.hi, "key block %lld starts at %lld outside "
+                     "[%lld, %lld) on " CASE_FMT, (long long)nb, (long long)s,
+                     (long long)qr.lo, (long long)qr.hi, CASE_ARGS(c));
+            TL_CHECK(s >= last, "key block %lld starts at %lld, before its "
+                     "predecessor's %lld on " CASE_FMT, (long long)nb,
+                     (long long)s, (long long)last, CASE_ARGS(c));
+            last = s;
+            char seen[512] = {0};
+            for (int64_t st = 0; st < fa2_block_count(qr); st++) {
+                const int64_t i = fa2_bwd_q_block_at(qr, s, st);
+                TL_CHECK(i >= qr.lo && i < qr.hi && i < mblocks && i < 512 && !seen[i],
+                         "key block %lld step %lld visits %lld (outside the range or "
+                         "twice) on " CASE_FMT, (long long)nb, (long long)st,
+                         (long long)i, CASE_ARGS(c));
+                seen[i] = 1;
+            }
+        }
+    }
+}
+END_TEST
+
+/* For every query block, the turns of the key blocks that see it chain up:
+ * in each chain exactly one key block waits for nobody, every other waits
+ * for the key block one above it (which is in the same chain), so each
+ * chain is summed in descending j and a key block only ever waits for one
+ * launched before it (key blocks launch in descending j). */
+START_TEST(bwd_dq_turns_form_two_descending_chains_per_query_block)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    for (int n = 0; n < CASES_PER_LOOP; n++) {
+        mask_case c;
+        random_case(&r, &c);
+        const int64_t mblocks = fa2_num_blocks(c.m.seqlen_q, c.bm);
+        for (int64_t mb = 0; mb < mblocks; mb++) {
+            const fa2_block_range kv = fa2_fwd_kv_blocks(&c.m, mb, c.bm, c.bn);
+            int heads[2] = {0, 0};
+            int64_t prev_chain = 0;
+            for (int64_t nb = kv.hi - 1; nb >= kv.lo; nb--) {
+                const fa2_dq_turn t = fa2_bwd_dq_turn(&c.m, mb, nb, c.bm, c.bn);
+                TL_CHECK(t.mine == nb + 1, "mine is %lld for key block %lld",
+                         (long long)t.mine, (long long)nb);
+                /* chain 1 (after the wrap) is the top of the range */
+                TL_CHECK(t.chain >= 0 && t.chain <= 1 && (nb == kv.hi - 1 ||
+                         t.chain <= prev_chain), "query block %lld: key block %lld "
+                         "in chain %d below one in chain %lld on " CASE_FMT,
+                         (long long)mb, (long long)nb, t.chain,
+                         (long long)prev_chain, CASE_ARGS(c));
+                if (t.expect == 0) {
+                    heads[t.chain]++;
+                } else {
+                    TL_CHECK(t.expect == nb + 2, "query block %lld: key block %lld "
+                             "waits for %lld, not for the key block above it on "
+                             CASE_FMT, (long long)mb, (long long)nb,
+                             (long long)t.expect - 1, CASE_ARGS(c));
+                    const fa2_dq_turn up = fa2_bwd_dq_turn(&c.m, mb, nb + 1, c.bm, c.bn);
+                    TL_CHECK(up.chain == t.chain, "query block %lld: key block %lld "
+                             "waits for a key block of the other chain on " CASE_FMT,
+                             (long long)mb, (long long)nb, CASE_ARGS(c));
+                }
+                /* the wait is exactly "j + 1 sees i and is in my chain" */
+                const int up_same = nb + 1 < kv.hi &&
+                    fa2_bwd_dq_turn(&c.m, mb, nb + 1, c.bm, c.bn).chain == t.chain;
+                TL_CHECK(up_same == (t.expect != 0), "query block %lld: key block "
+                         "%lld's wait does not match its chain on " CASE_FMT,
+                         (long long)mb, (long long)nb, CASE_ARGS(c));
+                prev_chain = t.chain;
+            }
+            TL_CHECK(heads[0] <= 1 && heads[1] <= 1, "query block %lld: %d and %d "
+                     "chain heads on " CASE_FMT, (long long)mb, heads[0], heads[1],
+                     CASE_ARGS(c));
+        }
+    }
+}
+END_TEST
+
+/* The whole protocol run by a scheduler that holds at most `slots` key
+ * blocks at a time, launched in descending j (the CUDA launch order), each
+ * walking its rotated query blocks and waiting at every dQ block for its
+ * turn: it always finishes (no deadlock, even one block at a time), every
+ * (query block, chain) sees its adds in descending j, and with all key
+ * blocks resident and no mask (nk <= nq) nobody ever waits: the fixed order
+ * is the order in which the shares arrive anyway. */
+enum { SIM_MAX = 64 };
+
+static int run_turns(const mask_case *c, int slots, int64_t *waits)
+{
+    const int64_t nb_all = fa2_num_blocks(c->m.seqlen_k, c->bn);
+    const int64_t mblocks = fa2_num_blocks(c->m.seqlen_q, c->bm);
+    int64_t turn[SIM_MAX][2], step[SIM_MAX], last_j[SIM_MAX][2];
+    int resident[SIM_MAX] = {0};
+    for (int64_t i = 0; i < mblocks; i++)
+        turn[i][0] = turn[i][1] = 0, last_j[i][0] = last_j[i][1] = INT64_MAX;
+    int64_t next = nb_all - 1, done = 0, live = 0;
+    *waits = 0;
+    for (int64_t j = 0; j < nb_all; j++)
+        step[j] = 0;
+    for (int64_t tick = 0; done < nb_all; tick++) {
+        while (live < slots && next >= 0)
+            resident[next--] = 1, live++;
+        int moved = 0;
+        int64_t adds[SIM_MAX][2];
+        for (int64_t j = 0; j < nb_all; j++) {
+            if (!resident[j])
+                continue;
+            const fa2_block_range qr = fa2_bwd_q_blocks(&c->m, j, c->bm, c->bn);
+            if (step[j] >= fa2_block_count(qr)) {
+                resident[j] = 0, live--, done++, moved = 1;
+                continue;
+            }
+            const int64_t s = fa2_bwd_q_start(&c->m, j, c->bm, c->bn);
+            const int64_t i = fa2_bwd_q_block_at(qr, s, step[j]);
+            const fa2_dq_turn t = fa2_bwd_dq_turn(&c->m, i, j, c->bm, c->bn);
+            adds[j][0] = -1;
+            if (turn[i][t.chain] == t.expect) {
+                adds[j][0] = i, adds[j][1] = t.chain;
+            } else {
+                (*waits)++;
+            }
+        }
+        /* all adds of this tick land together (each block one step) */
+        for (int64_t j = 0; j < nb_all; j++) {
+            if (!resident[j] || adds[j][0] < 0)
+                continue;
+            const int64_t i = adds[j][0], ch = adds[j][1];
+            const fa2_dq_turn t = fa2_bwd_dq_turn(&c->m, i, j, c->bm, c->bn);
+            TL_CHECK(turn[i][ch] == t.expect && j < last_j[i][ch], "key blocks %lld "
+                     "and %lld add to query block %lld out of order", (long long)j,
+                     (long long)last_j[i][ch], (long long)i);
+            turn[i][ch] = t.mine, last_j[i][ch] = j, step[j]++, moved = 1;
+        }
+        if (!moved)
+            return 0; /* nobody can move: deadlock */
+    }
+    /* every key block that sees query block i added exactly once */
+    for (int64_t i = 0; i < mblocks; i++) {
+        const fa2_block_range kv = fa2_fwd_kv_blocks(&c->m, i, c->bm, c->bn);
+        int64_t lo = INT64_MAX;
+        for (int ch = 0; ch < 2; ch++)
+            if (last_j[i][ch] < lo)
+                lo = last_j[i][ch];
+        TL_CHECK(kv.hi <= kv.lo || lo == kv.lo, "query block %lld: the last add "
+                 "came from key block %lld, expected %lld", (long long)i,
+                 (long long)lo, (long long)kv.lo);
+    }
+    return 1;
+}
+
+START_TEST(bwd_dq_turns_never_deadlock_and_cost_no_wait_without_a_mask)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    for (int n = 0; n < CASES_PER_LOOP / 4; n++) {
+        mask_case c;
+        random_case(&r, &c);
+        if (fa2_num_blocks(c.m.seqlen_q, c.bm) > SIM_MAX ||
+            fa2_num_blocks(c.m.seqlen_k, c.bn) > SIM_MAX)
+            continue;
+        const int slots[3] = {1, 3, SIM_MAX};
+        for (int k = 0; k < 3; k++) {
+            int64_t waits;
+            TL_CHECK(run_turns(&c, slots[k], &waits), "deadlock with %d resident "
+                     "key blocks on " CASE_FMT, slots[k], CASE_ARGS(c));
+            const int unmasked = c.m.window_left < 0 && c.m.window_right < 0;
+            if (k == 2 && unmasked &&
+                fa2_num_blocks(c.m.seqlen_k, c.bn) <= fa2_num_blocks(c.m.seqlen_q, c.bm))
+                TL_CHECK(waits == 0, "%lld waits with every key block resident "
+                         "and no mask on " CASE_FMT, (long long)waits, CASE_ARGS(c));
+        }
+    }
+    /* the causal case runs wait-free too: its walk never wraps */
+    mask_case c;
+    c.causal = 1, c.wl = -1, c.wr = 0, c.bm = 64, c.bn = 128;
+    c.m = fa2_mask_make(4096, 4096, 1, -1, 0);
+    int64_t waits;
+    TL_CHECK(run_turns(&c, SIM_MAX, &waits) && waits == 0, "causal 4096, 64x128: "
+             "%lld waits", (long long)waits);
+    c.causal = 0, c.wr = -1;
+    c.m = fa2_mask_make(4096, 4096, 0, -1, -1);
+    TL_CHECK(run_turns(&c, SIM_MAX, &waits) && waits == 0, "4096, 64x128: "
+             "%lld waits", (long long)waits);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tile");
@@ -455,6 +658,12 @@ int main(void)
     tcase_add_loop_test(tb, visible_cols_is_the_union_of_the_rows_windows, 0, LOOPS);
     tcase_add_loop_test(tb, visible_rows_is_the_union_of_the_cols_windows, 0, LOOPS);
     suite_add_tcase(s, tb);
+    TCase *to = tcase_create("dq order");
+    tcase_set_timeout(to, 60);
+    tcase_add_loop_test(to, bwd_q_start_is_in_range_nondecreasing_and_the_walk_a_permutation, 0, LOOPS);
+    tcase_add_loop_test(to, bwd_dq_turns_form_two_descending_chains_per_query_block, 0, LOOPS);
+    tcase_add_loop_test(to, bwd_dq_turns_never_deadlock_and_cost_no_wait_without_a_mask, 0, LOOPS / 4);
+    suite_add_tcase(s, to);
     TCase *tm = tcase_create("mask");
     tcase_add_test(tm, causal_is_aligned_to_the_bottom_right);
     tcase_add_test(tm, window_is_left_and_right_of_the_aligned_diagonal);

@@ -44,6 +44,9 @@ typedef struct bench_opts {
     int passes[MAX_LIST], n_passes; /* 0 fwd, 1 bwd, 2 fwd+bwd */
     int64_t batch, heads, head_dim;
     int threads, runs, json;
+    int64_t decode[MAX_LIST]; /* --decode: new tokens per sequence */
+    int n_decode;
+    int64_t heads_kv;
 } bench_opts;
 
 static const char *const pass_names[] = {"fwd", "bwd", "fwd+bwd", NULL};
@@ -64,10 +67,15 @@ static void usage(FILE *f)
         "                 [--seqlen 1024,2048,4096] [--causal 0,1] [--pass fwd,bwd,fwd+bwd]\n"
         "                 [--batch 1] [--heads 16] [--head-dim 64] [--threads N]\n"
         "                 [--runs N] [--json]\n"
+        "       fa2 bench --decode 1,8 [--seqlen 8192] [--heads 32 --heads-kv 8]\n"
+        "                 [--head-dim 128] [--backend ...] [--dtype ...]\n"
         "Times CPU backends over a grid and compares with OpenBLAS sgemm 2048^3\n"
         "measured in the same run with the same threads, each the median of at\n"
         "least --runs runs (default 3) over at least 0.5 s after a warm-up;\n"
-        "spread = (slowest - fastest) / median. Progress on stderr.\n");
+        "spread = (slowest - fastest) / median. Progress on stderr.\n"
+        "--decode: the forward over a KV cache (fa2_fwd_kvcache), those new\n"
+        "tokens per sequence against --seqlen cached keys, causal; K/V bytes\n"
+        "read per second against the triad bandwidth of the same run.\n");
 }
 
 /* 0 ok, 1 help, 2 usage error. */
@@ -87,6 +95,8 @@ static int parse(int argc, char **argv, bench_opts *o)
         OPT_INT_("--threads", &o->threads, 1, 1024),
         OPT_INT_("--runs", &o->runs, 1, 100),
         OPT_FLAG_("--json", &o->json, 1),
+        OPT_I64S_("--decode", o->decode, 1, 1 << 16, &o->n_decode),
+        OPT_I64_("--heads-kv", &o->heads_kv, 1, 1 << 16),
     };
     const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
     if (rc)
@@ -232,6 +242,111 @@ static double triad_gbs(int threads, int runs)
     return t.seconds > 0 ? 3.0 * sizeof(float) * (double)n / t.seconds / 1e9 : 0.0;
 }
 
+/* ---- --decode: the forward over a KV cache ---------------------------------- */
+
+typedef struct decode_job {
+    fa2_kvcache_args a;
+    fa2_backend backend;
+} decode_job;
+
+static fa2_status decode_run(void *ctx, double *seconds)
+{
+    const decode_job *j = ctx;
+    const double t0 = timing_now();
+    const fa2_status st = fa2_fwd_kvcache(&j->a, j->backend);
+    *seconds = timing_now() - t0;
+    return st;
+}
+
+/* One decode shape: a contiguous cache of n keys, full, nq new queries. */
+static int bench_decode_one(const bench_opts *o, int be, int dt, int64_t n, int64_t nq,
+                            double triad)
+{
+    const size_t es = fa2_dtype_size((fa2_dtype)dt);
+    const int64_t B = o->batch, hq = o->heads, hkv = o->heads_kv, d = o->head_dim;
+    const size_t qn = (size_t)(B * nq * hq * d), kn = (size_t)(B * n * hkv * d);
+    void *q = calloc(qn, es), *out = calloc(qn, es), *k = malloc(kn * es),
+         *v = malloc(kn * es);
+    int32_t *lens = malloc(sizeof(int32_t) * (size_t)B);
+    int rc = 1;
+    if (q && out && k && v && lens) {
+        for (size_t i = 0; i < kn * es; i++) /* small finite values in any dtype */
+            ((unsigned char *)k)[i] = ((unsigned char *)v)[i] = (unsigned char)(i % 61);
+        for (int64_t b = 0; b < B; b++)
+            lens[b] = (int32_t)n;
+        decode_job j = {.backend = (fa2_backend)be};
+        fa2_kvcache_args_init(&j.a);
+        j.a.q = fa2_tensor_4d(q, (fa2_dtype)dt, B, nq, hq, d);
+        j.a.o = fa2_tensor_4d(out, (fa2_dtype)dt, B, nq, hq, d);
+        j.a.k_cache = fa2_tensor_4d(k, (fa2_dtype)dt, B, n, hkv, d);
+        j.a.v_cache = fa2_tensor_4d(v, (fa2_dtype)dt, B, n, hkv, d);
+        j.a.cache_seqlens = lens;
+        j.a.causal = 1;
+        j.a.num_threads = o->threads;
+        timing_result t;
+        double warm;
+        fa2_status st = decode_run(&j, &warm);
+        if (st == FA2_OK)
+            st = timing_measure(decode_run, &j, o->runs, &t);
+        if (st != FA2_OK) {
+            fprintf(stderr, "\n" PROG ": decode %s %s: %s (%s)\n", backend_names[be],
+                    dtype_names[dt], fa2_status_str(st), fa2_last_error());
+        } else {
+            const double gbs = 2.0 * (double)kn * (double)es / t.seconds / 1e9;
+            int splits = 0;
+            fa2_kvcache_num_splits(&j.a, j.backend, &splits);
+            if (o->json) {
+                fa2_writer w;
+                fa2_writer_file(&w, stdout);
+                fa2_json_begin(&w);
+                fa2_json_string(&w, "pass", "decode");
+                fa2_json_string(&w, "backend", backend_names[be]);
+                fa2_json_string(&w, "dtype", dtype_names[dt]);
+                fa2_json_int(&w, "batch", B);
+                fa2_json_int(&w, "seqlen_q", nq);
+                fa2_json_int(&w, "seqlen_k", n);
+                fa2_json_int(&w, "heads", hq);
+                fa2_json_int(&w, "heads_kv", hkv);
+                fa2_json_int(&w, "head_dim", d);
+                fa2_json_int(&w, "threads", o->threads);
+                fa2_json_int(&w, "num_splits", splits);
+                fa2_json_number(&w, "time_ms", t.seconds * 1e3);
+                fa2_json_number(&w, "kv_gbs", gbs);
+                fa2_json_number(&w, "triad_gbs", triad);
+                fa2_json_number(&w, "of_triad", gbs / triad);
+                fa2_json_end(&w);
+            } else {
+                printf("%-8s %-5s %6lld %6lld %6d %10.2f %7.1f%% %9.2f %7.2f\n",
+                       backend_names[be], dtype_names[dt], (long long)nq, (long long)n,
+                       splits, t.seconds * 1e3, 100.0 * (t.max - t.min) / t.seconds,
+                       gbs, gbs / triad);
+            }
+            rc = 0;
+        }
+    }
+    free(q), free(out), free(k), free(v), free(lens);
+    return rc;
+}
+
+static int bench_decode(const bench_opts *o, double triad)
+{
+    if (!o->json)
+        printf("decode: batch %lld, heads %lld/%lld, head dim %lld, causal, contiguous "
+               "cache, %d threads\n%-8s %-5s %6s %6s %6s %10s %8s %9s %7s\n",
+               (long long)o->batch, (long long)o->heads, (long long)o->heads_kv,
+               (long long)o->head_dim, o->threads, "backend", "dtype", "nq", "cache",
+               "splits", "time_ms", "spread", "K/V GB/s", "/triad");
+    int failed = 0;
+    for (int ib = 0; ib < o->n_backends; ib++)
+        for (int id = 0; id < o->n_dtypes; id++)
+            for (int is = 0; is < o->n_seqlens; is++)
+                for (int iq = 0; iq < o->n_decode; iq++)
+                    failed |= bench_decode_one(o, o->backends[ib], o->dtypes[id],
+                                               o->seqlens[is], o->decode[iq], triad);
+    fflush(stdout);
+    return failed;
+}
+
 /* In a child: build the problem, open a runner, warm up, time, report. */
 static void child_bench(const bench_opts *o, int backend, int dtype, int64_t n,
                         int causal, int pass, int fd)
@@ -335,9 +450,8 @@ static void report(const bench_opts *o, int be, int dt, int64_t n, int causal,
 int fa2_cmd_bench(int argc, char **argv)
 {
     bench_opts o = {.backends = {2}, .n_backends = 1, .dtypes = {0, 1},
-                    .n_dtypes = 2, .seqlens = {1024, 2048, 4096}, .n_seqlens = 3,
-                    .causals = {0, 1}, .n_causals = 2, .passes = {0, 1, 2},
-                    .n_passes = 3, .batch = 1, .heads = 16, .head_dim = 64,
+                    .n_dtypes = 2, .causals = {0, 1}, .n_causals = 2,
+                    .passes = {0, 1, 2}, .n_passes = 3, .batch = 1,
                     .threads = 0, .runs = 3};
     const int rc = parse(argc, argv, &o);
     if (rc == 1)
@@ -347,6 +461,27 @@ int fa2_cmd_bench(int argc, char **argv)
     if (o.threads == 0)
         o.threads = fa2_default_num_threads();
     blas_threads(1);
+    /* defaults of what was not given: the prefill grid, or with --decode
+     * the decode shapes of issue 14 (8192 cached keys, 32/8 heads, d 128) */
+    if (!o.n_seqlens) {
+        const int64_t prefill[3] = {1024, 2048, 4096};
+        o.n_seqlens = o.n_decode ? 1 : 3;
+        memcpy(o.seqlens, prefill, sizeof prefill);
+        if (o.n_decode)
+            o.seqlens[0] = 8192;
+    }
+    if (!o.heads)
+        o.heads = o.n_decode ? 32 : 16;
+    if (!o.head_dim)
+        o.head_dim = o.n_decode ? 128 : 64;
+    if (o.n_decode) {
+        if (!o.heads_kv)
+            o.heads_kv = o.heads % 8 == 0 && o.heads >= 32 ? o.heads / 4 : o.heads;
+        if (o.heads % o.heads_kv) {
+            fprintf(stderr, PROG ": --heads must be a multiple of --heads-kv\n");
+            return 2;
+        }
+    }
 
     const double sgemm = sgemm_gflops(o.threads, o.runs);
     const double triad = triad_gbs(o.threads, o.runs);
@@ -366,12 +501,15 @@ int fa2_cmd_bench(int argc, char **argv)
         printf("OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s (median of >= %d "
                "runs; OpenBLAS kernel: %s)\n"
                "triad memory bandwidth, %d threads: %.1f GB/s\n"
-               "tiled backend's tile-product micro-kernel: %s\n\n"
-               "%-8s %-5s %6s %6s %-7s %10s %8s %9s %6s %9s\n", o.threads,
-               sgemm, o.runs, core, o.threads, triad, kernel, "backend", "dtype",
-               "seqlen", "causal", "pass", "time_ms", "spread", "GFLOP/s", "ratio",
-               "peak_MiB");
+               "tiled backend's tile-product micro-kernel: %s\n\n", o.threads,
+               sgemm, o.runs, core, o.threads, triad, kernel);
+        if (!o.n_decode)
+            printf("%-8s %-5s %6s %6s %-7s %10s %8s %9s %6s %9s\n", "backend",
+                   "dtype", "seqlen", "causal", "pass", "time_ms", "spread",
+                   "GFLOP/s", "ratio", "peak_MiB");
     }
+    if (o.n_decode)
+        return bench_decode(&o, triad);
     int total = o.n_backends * o.n_dtypes * o.n_seqlens * o.n_causals * o.n_passes;
     int done = 0, failed = 0;
     for (int ib = 0; ib < o.n_backends; ib++)

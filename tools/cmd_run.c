@@ -107,10 +107,11 @@ static void report_human(const run_opts *o, const problem *p, const run_result *
     const pass_info *pi = &passes[o->pass];
     char win[64];
     window_text(s, win, sizeof win);
-    printf("fa2 %s: %s pass, %s%s%s%s\n", fa2_version_string(), pi->title,
+    printf("fa2 %s: %s pass, %s%s%s%s%s\n", fa2_version_string(), pi->title,
            fa2_dtype_name(s->dtype), s->causal ? ", causal" : "",
            s->varlen ? ", variable lengths" : "",
-           pi->bwd && o->deterministic ? ", deterministic" : "");
+           pi->bwd && o->deterministic ? ", deterministic" : "",
+           o->kvcache ? ", through fa2_fwd_kvcache" : "");
     printf("  problem  batch %lld, heads %lld (kv %lld), seqlen %lld (k %lld), "
            "head dim %lld, window %s, seed %llu\n", (long long)s->batch,
            (long long)s->heads_q, (long long)s->heads_kv, (long long)s->seqlen_q,
@@ -188,6 +189,7 @@ static void report_json(const run_opts *o, const problem *p, const run_result *r
     if (r->fallback[0])
         fa2_json_string(&w, "cuda_unavailable", r->fallback);
     fa2_json_string(&w, "pass", run_pass_names[o->pass]);
+    fa2_json_bool(&w, "kvcache", o->kvcache);
     if (passes[o->pass].bwd)
         fa2_json_bool(&w, "deterministic", o->deterministic);
     fa2_json_string(&w, "dtype", fa2_dtype_name(s->dtype));
@@ -273,7 +275,8 @@ static fa2_status open_prepare_warm_up(const run_opts *o, const pass_info *pi,
                                        runner *rn, double *warmup_s)
 {
     const unsigned flags = (pi->bwd ? RUNNER_BWD : 0u) |
-                           (o->deterministic ? RUNNER_DETERMINISTIC : 0u);
+                           (o->deterministic ? RUNNER_DETERMINISTIC : 0u) |
+                           (o->kvcache ? RUNNER_KVCACHE : 0u);
     fa2_status st = runner_open(rn, backend, p, o->threads, flags);
     if (st == FA2_OK && pi->prepare)
         st = pi->prepare(rn);

@@ -39,7 +39,15 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: fa2 sim [OPTIONS]\n"
 "Simulate the memory traffic of one attention launch sequence on a GPU model.\n\n"
-"  --algo standard|fa1|fa2      schedule (default fa2)\n"
+"  --algo standard|fa1|fa2|decode  schedule (default fa2); decode: the\n"
+"                               forward over a KV cache, --seqlen new tokens\n"
+"                               against --seqlen-k keys (the cache after the\n"
+"                               append), query heads of a group packed\n"
+"  --page-size N --num-splits N --seqlen-new N --cache-capacity N\n"
+"                               decode: paged cache (0: contiguous), split-KV\n"
+"                               chunks (0: the library's choice for the\n"
+"                               device's SMs), tokens appended, keys a cache\n"
+"                               holds (the split choice's input; 0: seqlen-k)\n"
 "  --pass fwd|bwd|fwd+bwd       (default fwd; --sweep paper: fwd+bwd)\n"
 "  --batch N --heads N --heads-kv N --seqlen N --seqlen-k N --head-dim N\n"
 "                               sizes (k suffix = x1024); seqlen-k defaults to\n"
@@ -59,6 +67,8 @@ static void usage(FILE *f)
 "  --order head-major|block-major   launch order of the blocks\n"
 "  --regs N                     registers per thread (occupancy)\n"
 "  --l2 | --no-l2               L2 model (default on)\n"
+"  --deterministic              FA2 backward in its deterministic mode (its\n"
+"                               order and second dQ accumulator)\n"
 "  --json | --csv               machine-readable output\n"
 "  --sweep paper|seqlen|sram    the FA2 paper's grid (batch x seqlen = 16k,\n"
 "                               hidden 2048, d 64/128, seqlen 512..16k, causal\n"
@@ -158,7 +168,7 @@ static int sram_bytes(void *out, const char *v)
 /* 0 ok, 1 help, 2 usage error. */
 static int parse_options(sim_opts *o, int argc, char **argv)
 {
-    static const char *const algos[] = {"standard", "fa1", "fa2", NULL};
+    static const char *const algos[] = {"standard", "fa1", "fa2", "decode", NULL};
     static const char *const passes[] = {"fwd", "bwd", "fwd+bwd", NULL};
     static const char *const dtypes[] = {"fp32", "fp16", "bf16", NULL};
     static const char *const parts[] = {"default", "split-q", "split-k", NULL};
@@ -198,9 +208,14 @@ static int parse_options(sim_opts *o, int argc, char **argv)
         OPT_INT_("--regs", &a->regs_per_thread, 1, 255),
         OPT_FLAG_("--l2", &a->l2, 1),
         OPT_FLAG_("--no-l2", &a->l2, 0),
+        OPT_FLAG_("--deterministic", &a->deterministic, 1),
         OPT_FLAG_("--json", &json, 1),
         OPT_FLAG_("--csv", &csv, 1),
         OPT_FLAG_("--kernel-tiles", &o->kernel_tiles, 1),
+        OPT_I64_("--page-size", &a->page_size, 0, big),
+        OPT_INT_("--num-splits", &a->num_splits, 0, 1 << 20),
+        OPT_I64_("--seqlen-new", &a->seqlen_new, 0, big),
+        OPT_I64_("--cache-capacity", &a->cache_capacity, 0, big),
     };
     const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
     if (rc)

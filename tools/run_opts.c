@@ -58,6 +58,10 @@ void run_usage(FILE *f)
 "                           else tiled\n"
 "  --pass fwd|bwd|fwd+bwd   the pass to run and time (default fwd); bwd\n"
 "                           runs the forward first, untimed, for o and lse\n"
+"  --kvcache                forward through fa2_fwd_kvcache: k and v as a\n"
+"                           full contiguous KV cache, q its last tokens (the\n"
+"                           same attention: --check applies); fixed lengths,\n"
+"                           no modifiers\n"
 "  --deterministic          backward: dQ summed in a fixed order, results\n"
 "                           bit-identical from run to run\n"
 "  --threads N              CPU worker threads (default: online CPUs)\n"
@@ -127,6 +131,12 @@ static int check_combination(run_opts *o)
                 (double)s->dropout_p);
         return -1;
     }
+    if (o->kvcache && (o->pass != RUN_PASS_FWD || s->varlen || s->softcap > 0.0f ||
+                       s->alibi || s->sinks || s->dropout_p > 0.0f)) {
+        fprintf(stderr, PROG ": --kvcache runs the forward over fixed lengths "
+                "without score modifiers or dropout\n");
+        return -1;
+    }
     if (s->causal && s->window_right > 0) {
         /* causal would silently cut the window's right side to 0 */
         fprintf(stderr, PROG ": --window %lld,%lld opens %lld keys right of "
@@ -170,6 +180,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv)
         OPT_CHOICE_("--backend", &o->backend, backend_names),
         OPT_CHOICE_("--pass", &pass, pass_names),
         OPT_FLAG_("--deterministic", &o->deterministic, 1),
+        OPT_FLAG_("--kvcache", &o->kvcache, 1),
         OPT_INT_("--threads", &o->threads, 1, MAX_THREADS),
         OPT_FLAG_("--check", &o->check, 1),
         OPT_FLAG_("--json", &o->json, 1),

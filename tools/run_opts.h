@@ -24,6 +24,7 @@ typedef struct run_opts {
     run_pass pass;
     int threads;     /* CPU worker threads (backends and the check) */
     int deterministic; /* fa2_bwd_args.deterministic of the backward */
+    int kvcache;     /* the forward through fa2_fwd_kvcache (RUNNER_KVCACHE) */
     int check;
     int json;
     int help;        /* --help was given: print run_usage, exit 0 */

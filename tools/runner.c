@@ -5,6 +5,7 @@
 #include "timing.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static fa2_status lib_fail(runner *r, fa2_status st)
@@ -56,6 +57,37 @@ static fa2_status open_device(runner *r)
     return FA2_OK;
 }
 
+/* RUNNER_KVCACHE: the forward's tensors as a KV-cache call, every cache
+ * full (cache_seqlens = seqlen_k), no append. */
+static fa2_status set_kvcache_args(runner *r)
+{
+    const fa2_fwd_args *f = &r->fwd;
+    const size_t bytes = sizeof(int32_t) * (size_t)f->q.shape[0];
+    r->lens = malloc(bytes);
+    if (!r->lens)
+        return lib_fail(r, FA2_ERR_OUT_OF_MEMORY);
+    for (int64_t b = 0; b < f->q.shape[0]; b++)
+        r->lens[b] = (int32_t)f->k.shape[1];
+    if (r->on_device && (device_alloc((void **)&r->d_lens, bytes) ||
+                         device_upload(r->d_lens, r->lens, bytes)))
+        return device_fail(r);
+    fa2_kvcache_args *a = &r->kv;
+    fa2_kvcache_args_init(a);
+    a->q = f->q;
+    a->k_cache = f->k;
+    a->v_cache = f->v;
+    a->o = f->o;
+    a->lse = f->lse;
+    a->cache_seqlens = r->on_device ? r->d_lens : r->lens;
+    a->softmax_scale = f->softmax_scale;
+    a->causal = f->causal;
+    a->window_left = f->window_left;
+    a->window_right = f->window_right;
+    a->num_threads = f->num_threads;
+    a->stream = f->stream;
+    return FA2_OK;
+}
+
 /* The backward's arguments over the same memory as the forward's. */
 static void set_bwd_args(runner *r, unsigned flags)
 {
@@ -99,6 +131,14 @@ fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
     }
     if (r->with_bwd)
         set_bwd_args(r, flags);
+    r->kvcache = (flags & RUNNER_KVCACHE) != 0;
+    if (r->kvcache && (st = set_kvcache_args(r)) != FA2_OK) {
+        char why[sizeof r->error];
+        memcpy(why, r->error, sizeof why);
+        runner_close(r);
+        memcpy(r->error, why, sizeof why);
+        return st;
+    }
     /* the CUDA backward's workspace, owned here like every other buffer:
      * the library's own would come from the stream-ordered pool, which
      * maps its memory again after each synchronisation (doc/api.md) */
@@ -122,9 +162,10 @@ fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
 void runner_close(runner *r)
 {
     void *bufs[] = {r->d_q, r->d_k, r->d_v, r->d_o, r->d_lse, r->d_cu_q, r->d_cu_k,
-                    r->d_dout, r->d_dq, r->d_dk, r->d_dv, r->d_workspace};
+                    r->d_dout, r->d_dq, r->d_dk, r->d_dv, r->d_workspace, r->d_lens};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         device_free(bufs[i]);
+    free(r->lens);
     memset(r, 0, sizeof *r);
 }
 
@@ -152,7 +193,8 @@ static fa2_status run_timed(runner *r, int fwd, int bwd, double *seconds)
 {
     fa2_status st;
     const double t0 = timing_now();
-    if (fwd && (st = fa2_fwd(&r->fwd, r->backend)) != FA2_OK)
+    if (fwd && (st = r->kvcache ? fa2_fwd_kvcache(&r->kv, r->backend)
+                                : fa2_fwd(&r->fwd, r->backend)) != FA2_OK)
         return lib_fail(r, st);
     if (bwd && (st = fa2_bwd(&r->bwd, r->backend)) != FA2_OK)
         return lib_fail(r, st);

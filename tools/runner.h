@@ -11,6 +11,10 @@
 /* runner_open's flags */
 #define RUNNER_BWD 1u           /* the backward will run: dout, dq, dk, dv  */
 #define RUNNER_DETERMINISTIC 2u /* fa2_bwd_args.deterministic = 1          */
+#define RUNNER_KVCACHE 4u       /* the forward through fa2_fwd_kvcache: k, v
+                                   as a full contiguous cache of seqlen_k
+                                   keys, q its last tokens (the same
+                                   attention; fixed lengths, no modifiers) */
 
 typedef struct runner {
     fa2_backend backend;
@@ -23,6 +27,9 @@ typedef struct runner {
     int32_t *d_cu_q, *d_cu_k;
     void *d_dout, *d_dq, *d_dk, *d_dv;
     void *d_workspace; /* the CUDA backward's (fa2_cuda_bwd_workspace_size) */
+    int kvcache;       /* RUNNER_KVCACHE                                    */
+    fa2_kvcache_args kv; /* over the forward's tensors                     */
+    int32_t *lens, *d_lens; /* cache_seqlens: host, device                 */
     fa2_fwd_args fwd; /* over host or device memory */
     fa2_bwd_args bwd; /* the same tensors, and the gradients (RUNNER_BWD) */
     char error[512];  /* why the last call failed */

@@ -189,7 +189,8 @@ def attention_kvcache(q, k_cache, v_cache, k=None, v=None, cache_seqlens=None,
                       softmax_scale=None, num_splits=0, return_softmax_lse=False,
                       backend=None, num_threads=0, out=None):
     """Attention of new tokens over a KV cache (flash-attn's
-    flash_attn_with_kvcache names), no autograd, torch tensors:
+    flash_attn_with_kvcache names), no autograd, torch tensors or numpy
+    arrays (the CPU backends; uint16 bf16 bits are not taken here):
     q [B, Nq, Hq, d]; k_cache/v_cache contiguous [B, Nmax, Hkv, d] or, with
     block_table (int32 [B, max_pages]), paged [num_pages, page_size, Hkv, d]
     (page_size a multiple of 16); k/v, optional [B, Nnew, Hkv, d], are
@@ -201,11 +202,21 @@ def attention_kvcache(q, k_cache, v_cache, k=None, v=None, cache_seqlens=None,
     tensors run on libfa2's CUDA backend, CPU tensors on backend ("tiled"
     by default, "oracle", "standard"). Returns out, or (out, lse) with lse
     float32 [B, Hq, Nq]."""
+    batch = q.shape[0]
+    if _is_numpy(q):
+        if cache_seqlens is None or isinstance(cache_seqlens, int):
+            full = (block_table.shape[1] * k_cache.shape[1]
+                    if block_table is not None else k_cache.shape[1])
+            cache_seqlens = [full if cache_seqlens is None else cache_seqlens] * batch
+        o, lse = _numpy_backend().kvcache(
+            q, k_cache, v_cache, k, v, cache_seqlens, block_table, causal,
+            window_size, softmax_scale, num_splits, return_softmax_lse,
+            backend or "tiled", num_threads)
+        return (o, lse) if return_softmax_lse else o
     import torch
     from . import _torch
     if backend is None:
         backend = "cuda" if q.is_cuda else "tiled"
-    batch = q.shape[0]
     if cache_seqlens is None or isinstance(cache_seqlens, int):
         if cache_seqlens is None:
             cache_seqlens = (block_table.shape[1] * k_cache.shape[1]

@@ -196,3 +196,43 @@ def backward(q, k, v, o, lse, dout, causal=False, window_size=(-1, -1),
     del keep
     grads = (dq[0], dk[0], dv[0]) if squeeze else (dq, dk, dv)
     return grads + (dsinks,) if dsinks is not None else grads
+
+
+def kvcache(q, k_cache, v_cache, k, v, cache_seqlens, block_table, causal,
+            window_size, softmax_scale, num_splits, return_lse, backend,
+            num_threads, dtype=None):
+    """fa2_fwd_kvcache on numpy arrays (the caches are appended in place);
+    returns (o, lse or None)."""
+    from ._lib import KvcacheArgs
+    code = dtype_code(q, dtype)
+    a = KvcacheArgs()
+    lib().fa2_kvcache_args_init(ctypes.byref(a))
+    o = np.empty(q.shape, dtype=q.dtype)
+    a.q, a.o = tensor_view(q, code=code), tensor_view(o, code=code)
+    a.k_cache, a.v_cache = tensor_view(k_cache, code=code), tensor_view(v_cache, code=code)
+    if (k is None) != (v is None):
+        raise ValueError("fa2: k and v (the new tokens) go together")
+    if k is not None:
+        a.k_new, a.v_new = tensor_view(k, code=code), tensor_view(v, code=code)
+    lens = np.ascontiguousarray(np.asarray(cache_seqlens), dtype=np.int32)
+    if lens.ndim != 1 or lens.shape[0] != q.shape[0]:
+        raise ValueError("fa2: cache_seqlens must hold one length per sequence")
+    a.cache_seqlens = lens.ctypes.data
+    table = None
+    if block_table is not None:
+        table = np.ascontiguousarray(np.asarray(block_table), dtype=np.int32)
+        if table.ndim != 2 or table.shape[0] != q.shape[0]:
+            raise ValueError("fa2: block_table must be [batch, max_pages]")
+        a.block_table = table.ctypes.data
+        a.max_pages = table.shape[1]
+        a.block_table_stride = table.shape[1]
+    lse = None
+    if return_lse:
+        lse = np.empty((q.shape[0], q.shape[2], q.shape[1]), dtype=np.float32)
+        a.lse = tensor_view(lse, code=DTYPE_FP32)
+    a.softmax_scale = float(softmax_scale or 0.0)
+    a.causal = 1 if causal else 0
+    a.window_left, a.window_right = int(window_size[0]), int(window_size[1])
+    a.num_splits, a.num_threads = int(num_splits), int(num_threads)
+    check(lib().fa2_fwd_kvcache(ctypes.byref(a), BACKENDS[backend]))
+    return o, lse

@@ -8,11 +8,14 @@ torch tensors get autograd; numpy arrays get the forward on the tiled CPU
 mirror. Dropout, softcap and ALiBi slopes are implemented (doc/algorithm.md
 section 7; dropout's seed comes from torch's or numpy's generator). What
 fa2 does not implement is refused with an error, never ignored: a paged KV
-cache (block_table). With return_attn_probs=True the result is (out,
+cache in the varlen functions (block_table; flash_attn_with_kvcache takes
+one), and in flash_attn_with_kvcache rotary embeddings, cache_batch_idx,
+cache_leftpad, softcap and ALiBi. With return_attn_probs=True the result is (out,
 softmax_lse, None): fa2 never materialises the probabilities.
 """
 from . import _check_dropout
 from . import attention as _attention
+from . import attention_kvcache as _attention_kvcache
 from . import attention_varlen as _attention_varlen
 from . import forward as _forward
 
@@ -121,6 +124,29 @@ def flash_attn_varlen_qkvpacked_func(qkv, cu_seqlens, max_seqlen,
                                   deterministic, return_attn_probs)
 
 
+def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None,
+                            rotary_sin=None, cache_seqlens=None, cache_batch_idx=None,
+                            cache_leftpad=None, block_table=None, softmax_scale=None,
+                            causal=False, window_size=(-1, -1), softcap=0.0,
+                            rotary_interleaved=True, alibi_slopes=None, num_splits=0,
+                            return_softmax_lse=False):
+    """fa2.attention_kvcache under flash-attn's name (no autograd)."""
+    if softcap or alibi_slopes is not None:
+        raise NotImplementedError("fa2's KV-cache forward implements no softcap "
+                                  "or ALiBi")
+    if rotary_cos is not None or rotary_sin is not None:
+        raise NotImplementedError("fa2 does not implement rotary embeddings")
+    if cache_batch_idx is not None or cache_leftpad is not None:
+        raise NotImplementedError("fa2 does not implement cache_batch_idx or "
+                                  "cache_leftpad")
+    return _attention_kvcache(q, k_cache, v_cache, k, v, cache_seqlens=cache_seqlens,
+                              block_table=block_table, causal=causal,
+                              window_size=window_size, softmax_scale=softmax_scale,
+                              num_splits=num_splits,
+                              return_softmax_lse=return_softmax_lse)
+
+
 __all__ = ["flash_attn_func", "flash_attn_kvpacked_func",
            "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
-           "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func"]
+           "flash_attn_varlen_kvpacked_func", "flash_attn_varlen_qkvpacked_func",
+           "flash_attn_with_kvcache"]

@@ -119,3 +119,17 @@ def test_bad_input_raises_with_the_status_name():
     with pytest.raises(TypeError):
         fa2.attention_kvcache(q, kc, vc, cache_seqlens=torch.zeros(3),
                               block_table=table)
+
+
+def test_flash_attn_with_kvcache_is_attention_kvcache():
+    from fa2.flash_attn_interface import flash_attn_with_kvcache
+    q, kc, vc, table = make(True)
+    lens = torch.tensor([3, 30, 60], dtype=torch.int32)
+    o1 = flash_attn_with_kvcache(q, kc.clone(), vc.clone(), cache_seqlens=lens,
+                                 block_table=table, causal=True)
+    o2 = fa2.attention_kvcache(q, kc.clone(), vc.clone(), cache_seqlens=lens,
+                               block_table=table, causal=True)
+    assert torch.equal(o1, o2)
+    with pytest.raises(NotImplementedError):
+        flash_attn_with_kvcache(q, kc, vc, cache_seqlens=lens, block_table=table,
+                                rotary_cos=torch.zeros(1))

@@ -135,3 +135,27 @@ def test_the_library_is_found_in_an_in_tree_build(tmp_path, monkeypatch):
     monkeypatch.delenv("FA2_LIB", raising=False)
     monkeypatch.setattr(_lib, "_source_roots", lambda: iter([str(tmp_path)]))
     assert _lib.find_library() == str(so)
+
+
+def test_attention_kvcache_on_numpy_appends_and_matches_the_oracle():
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 1, 4, 32)).astype(np.float32)
+    kc = rng.standard_normal((2 * 4 + 1, 16, 2, 32)).astype(np.float32)
+    vc = rng.standard_normal(kc.shape).astype(np.float32)
+    table = np.arange(8, dtype=np.int32).reshape(2, 4)[:, ::-1].copy()
+    k = rng.standard_normal((2, 1, 2, 32)).astype(np.float32)
+    v = rng.standard_normal((2, 1, 2, 32)).astype(np.float32)
+    lens = np.array([20, 0], dtype=np.int32)
+    kc2, vc2 = kc.copy(), vc.copy()
+    o, lse = fa2.attention_kvcache(q, kc, vc, k, v, cache_seqlens=lens,
+                                   block_table=table, causal=True,
+                                   num_splits=3, return_softmax_lse=True)
+    ref, ref_lse = fa2.attention_kvcache(q, kc2, vc2, k, v, cache_seqlens=lens,
+                                         block_table=table, causal=True,
+                                         return_softmax_lse=True, backend="oracle")
+    assert np.abs(o - ref).max() < 1e-5 and np.abs(lse - ref_lse).max() < 1e-5
+    # the new token of sequence 0 is at slot 20: page table[0][1], slot 4
+    assert np.array_equal(kc[table[0, 1], 4], k[0, 0])
+    assert np.array_equal(kc, kc2) and np.array_equal(vc, vc2)
+    # sequence 1's cache was empty: its one query sees only its own token
+    assert np.allclose(o[1, 0], np.repeat(v[1, 0], 2, axis=0), atol=1e-6)

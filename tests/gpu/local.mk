@@ -16,7 +16,8 @@ tests_gpu_test_cuda_fwd_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
 	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm
 tests_gpu_test_cuda_kvcache_SOURCES = tests/gpu/test_cuda_kvcache.c tests/kvlib.c \
 	tests/testlib.c
-tests_gpu_test_cuda_kvcache_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS) -I$(top_srcdir)/gpu
+tests_gpu_test_cuda_kvcache_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS) -I$(top_srcdir)/gpu \
+	-I$(top_srcdir)/tests
 tests_gpu_test_cuda_kvcache_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_gpu_test_cuda_kvcache_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
 	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm

@@ -611,31 +611,87 @@ START_TEST(test_runs_on_a_user_stream)
 END_TEST
 
 /* Deterministic mode: bit-identical gradients over runs, on a problem where
- * many key blocks add into every dQ row concurrently. */
+ * many key blocks add into every dQ row concurrently; and over grid sizes:
+ * the main kernel launched as pieces of 1, 5 or 37 blocks
+ * (FA2_CUDA_BWD_GRID), so that far fewer blocks are resident than the
+ * problem has (the order must neither deadlock nor change: a block only
+ * waits for one launched before it, lib/fa2_tile.h fa2_bwd_dq_turn), and
+ * with dQ added by per-thread reductions or the copy engine
+ * (FA2_CUDA_BWD90_DQ=atomic|bulk: the same adds in the same order). Loop:
+ * d 64 / 128, causal or not (GQA 4/2, 1500 rows: non-causal walks wrap
+ * round, so both dQ chains are used); d 256; varlen with a window. */
+static void set_env(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
 START_TEST(test_deterministic_bits)
 {
     uint64_t rng = run_seed ^ 0xde7ull ^ (uint64_t)_i;
     spec s;
-    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 2 ? 64 : 128);
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16,
+              _i < 2 ? 64 : _i < 4 ? 128 : _i == 4 ? 256 : 96);
     s.nq = s.nk = quick() ? 300 : 1500;
     s.hq = 4, s.hkv = 2, s.causal = _i % 2, s.deterministic = 1;
+    if (_i == 5) {
+        const int64_t lq[4] = {700, 1, 0, 333}, lk[4] = {900, 64, 5, 333};
+        set_lens(&s, 4, lq, lk);
+        s.causal = 0, s.wl = 300, s.wr = 100;
+    }
     problem p;
     problem_init(&p, &s, &rng);
+    static const char *const grid[] = {NULL, NULL, "1", "5", "37", NULL, "5"};
+    static const char *const dq[] = {NULL, NULL, NULL, NULL, NULL, "atomic", "atomic"};
+    const int runs = quick() ? 3 : 7;
     grads first, again;
     ck_assert_int_eq(run_gpu(&p, &p.dev_args, &first), FA2_OK);
-    for (int run = 0; run < 3; run++) {
-        ck_assert_int_eq(run_gpu(&p, &p.dev_args, &again), FA2_OK);
+    for (int run = 0; run < runs; run++) {
+        set_env("FA2_CUDA_BWD_GRID", grid[run]);
+        set_env("FA2_CUDA_BWD90_DQ", dq[run]);
+        const fa2_status st = run_gpu(&p, &p.dev_args, &again);
+        set_env("FA2_CUDA_BWD_GRID", NULL);
+        set_env("FA2_CUDA_BWD90_DQ", NULL);
+        ck_assert_int_eq(st, FA2_OK);
         for (int i = 0; i < 3; i++) {
             gtensor *x = grad_tensor(&p, i);
             ck_assert_msg(memcmp(first.g[i], again.g[i],
                                  (size_t)x->n_alloc * x->esize) == 0,
-                          "deterministic %s differs between runs: %s",
-                          grad_names[i], p.desc);
+                          "deterministic %s differs from the first run with "
+                          "FA2_CUDA_BWD_GRID=%s FA2_CUDA_BWD90_DQ=%s: %s",
+                          grad_names[i], grid[run] ? grid[run] : "(unset)",
+                          dq[run] ? dq[run] : "(unset)", p.desc);
         }
         grads_free(&again);
     }
     grads_free(&first);
     problem_free(&p);
+}
+END_TEST
+
+/* The other paths of the default mode give the mirror's results too: dQ by
+ * per-thread reductions (FA2_CUDA_BWD90_DQ=atomic), the rotated walk
+ * (FA2_CUDA_BWD_ORDER=rotate), a split grid. Loop: grid variants 0, 1, 7,
+ * 9 at d 64 / 128. */
+START_TEST(test_default_mode_variants_match_the_mirror)
+{
+    static const char *const names[3] = {"FA2_CUDA_BWD90_DQ", "FA2_CUDA_BWD_ORDER",
+                                         "FA2_CUDA_BWD_GRID"};
+    static const char *const values[3] = {"atomic", "rotate", "3"};
+    static const int variants[4] = {0, 1, 7, 9};
+    for (int e = 0; e < 3; e++)
+        unsetenv(names[e]); /* an earlier failure may have left one set */
+    for (int e = 0; e < 3; e++) {
+        uint64_t rng = run_seed ^ (0xd0ull * (uint64_t)(_i + 1) + (uint64_t)e);
+        spec s;
+        grid_spec(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 4 ? 64 : 128,
+                  variants[_i % 4]);
+        setenv(names[e], values[e], 1);
+        check_problem(&s, &rng, NULL);
+        unsetenv(names[e]);
+    }
 }
 END_TEST
 
@@ -858,6 +914,76 @@ START_TEST(test_tile_config_query)
 }
 END_TEST
 
+/* The GPU runs the shared order (lib/fa2_tile.h): after a deterministic
+ * backward, each (query head, query block)'s two turn words in the
+ * caller's workspace hold "last adder + 1", and the last adder of chain 0
+ * is the lowest key block that sees the query block, of chain 1 the lowest
+ * one that starts after it (fa2_bwd_dq_turn's chains, computed here on the
+ * host with the kernels' tiling); 0 where a chain is empty. The workspace
+ * layout is bwd_launch.cu's: two float32 accumulators, D, then the turn
+ * words, each part 256-byte aligned. Loop: d 64 / 128 without a mask
+ * (walks wrap round), d 128 causal, d 64 with a window and GQA. */
+static size_t round256(size_t n) { return (n + 255) / 256 * 256; }
+
+START_TEST(test_deterministic_turns_follow_the_shared_order)
+{
+    uint64_t rng = run_seed ^ (0x70ddull + (uint64_t)_i);
+    spec s;
+    spec_init(&s, FA2_DTYPE_BF16, _i == 0 || _i == 3 ? 64 : 128);
+    s.nq = 1000, s.nk = 1100, s.hq = 2, s.hkv = 2, s.deterministic = 1;
+    s.causal = _i == 2;
+    if (_i == 3)
+        s.hq = 4, s.hkv = 2, s.wl = 200, s.wr = 300;
+    problem p;
+    problem_init(&p, &s, &rng);
+    fa2_tile_config cfg;
+    ck_assert_int_eq(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD, s.dtype, s.d,
+                                         &cfg), FA2_OK);
+    size_t need = 0;
+    ck_assert_int_eq(fa2_cuda_bwd_workspace_size(&p.dev_args, &need), FA2_OK);
+    void *ws = NULL;
+    cuda_ok(cudaMalloc(&ws, need), "workspace");
+    fa2_bwd_args a = p.dev_args;
+    a.workspace = ws, a.workspace_bytes = need;
+    grads g;
+    ck_assert_int_eq(run_gpu(&p, &a, &g), FA2_OK);
+    const int64_t mblocks = fa2_num_blocks(s.nq, cfg.block_m);
+    const size_t rows = (size_t)s.nq, slices = (size_t)s.hq;
+    const size_t acc = round256(slices * rows * (size_t)s.d * 4);
+    const size_t off = 2 * acc + round256(slices * rows * 4);
+    const size_t nturn = slices * (size_t)mblocks * 2;
+    ck_assert(off + nturn * 4 <= need);
+    int *turn = malloc(nturn * sizeof *turn);
+    ck_assert(turn);
+    cuda_ok(cudaMemcpy(turn, (char *)ws + off, nturn * sizeof *turn,
+                       cudaMemcpyDeviceToHost), "turn words");
+    int64_t wl = s.wl, wr = s.wr;
+    const fa2_mask m = fa2_mask_make(s.nq, s.nk, s.causal, wl, wr);
+    int chain1 = 0;
+    for (int64_t h = 0; h < s.hq; h++)
+        for (int64_t i = 0; i < mblocks; i++) {
+            const fa2_block_range kv = fa2_fwd_kv_blocks(&m, i, cfg.block_m, cfg.block_n);
+            int64_t last[2] = {0, 0};
+            for (int64_t j = kv.hi - 1; j >= kv.lo; j--)
+                last[fa2_bwd_dq_turn(&m, i, j, cfg.block_m, cfg.block_n).chain] = j + 1;
+            chain1 |= last[1] != 0;
+            for (int ch = 0; ch < 2; ch++)
+                ck_assert_msg(turn[(h * mblocks + i) * 2 + ch] == (int)last[ch],
+                              "head %lld query block %lld chain %d: the turn word "
+                              "holds %d, the shared order ends at %lld, on %s",
+                              (long long)h, (long long)i, ch,
+                              turn[(h * mblocks + i) * 2 + ch], (long long)last[ch],
+                              p.desc);
+        }
+    if (!s.causal)
+        ck_assert_msg(chain1, "no query block has a chain 1 on %s", p.desc);
+    free(turn);
+    grads_free(&g);
+    cuda_ok(cudaFree(ws), "workspace");
+    problem_free(&p);
+}
+END_TEST
+
 /* ---- traffic counters ------------------------------------------------------ */
 
 #ifdef FA2_TRAFFIC_COUNTERS
@@ -889,6 +1015,7 @@ START_TEST(test_traffic_counters_match_the_simulator)
     sa.causal = s.causal;
     sa.window_left = s.wl;
     sa.window_right = s.wr;
+    sa.deterministic = s.deterministic; /* its second dQ accumulator */
     if (s.nseq > 0) {
         sa.cu_seqlens_q = p.cu_q;
         sa.cu_seqlens_k = p.cu_k;
@@ -945,7 +1072,8 @@ static Suite *cuda_bwd_suite(void)
                             2 * N_HEAD_DIMS * N_VARIANTS);
         tcase_add_loop_test(tc, test_long_sequences, 0, 4);
         tcase_add_test(tc, test_runs_on_a_user_stream);
-        tcase_add_loop_test(tc, test_deterministic_bits, 0, 4);
+        tcase_add_loop_test(tc, test_deterministic_bits, 0, 6);
+        tcase_add_loop_test(tc, test_default_mode_variants_match_the_mirror, 0, 8);
     }
     suite_add_tcase(s, tc);
     TCase *args = tcase_create("arguments");
@@ -953,6 +1081,7 @@ static Suite *cuda_bwd_suite(void)
     tcase_add_test(args, test_tile_config_query);
     tcase_add_test(args, test_refuses_modifiers_it_does_not_implement);
     tcase_add_test(args, test_caller_workspace);
+    tcase_add_loop_test(args, test_deterministic_turns_follow_the_shared_order, 0, 4);
     tcase_add_loop_test(args, test_nan_in_gives_nan_out_where_the_contract_says, 0, 8);
     tcase_add_loop_test(args, test_large_logits_give_nan_gradients_not_wrong_ones, 0, 2);
     suite_add_tcase(s, args);

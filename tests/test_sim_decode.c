@@ -1,0 +1,280 @@
+/*
+ * test_sim_decode.c — the simulator's decode schedule (FA2_SIM_DECODE,
+ * sim/sched_decode.c): the forward over a KV cache with the query heads of
+ * a group packed as one tile's rows, split-KV partials and their combine,
+ * paged caches, the append. Properties: the simulated counts equal the
+ * closed forms tensor by tensor (no L2); K and V are read once per
+ * (sequence, key head, split) whatever the GQA group; the partial O / LSE
+ * round trip is exactly what the splits imply; paging changes no byte;
+ * the default split count is the shared heuristic over the device's SMs;
+ * the predicted time is at least the DRAM bytes over the HBM bandwidth.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fa2.h"
+#include "fa2_kvcache.h"
+#include "kvcache_params.h" /* the decode kernels' tiling (plain C) */
+
+static fa2_sim_device h200(void)
+{
+    fa2_sim_device dev;
+    ck_assert_int_eq(fa2_sim_device_builtin("h200", &dev), FA2_OK);
+    return dev;
+}
+
+static void decode_args(fa2_sim_args *a, int64_t batch, int64_t hq, int64_t hkv,
+                        int64_t nq, int64_t nk)
+{
+    fa2_sim_args_init(a);
+    a->algo = FA2_SIM_DECODE;
+    a->dtype = FA2_DTYPE_BF16;
+    a->batch = batch;
+    a->heads_q = hq;
+    a->heads_kv = hkv;
+    a->seqlen_q = nq;
+    a->seqlen_k = nk;
+    a->head_dim = 128;
+    a->l2 = 0;
+}
+
+static fa2_sim_result run(const fa2_sim_args *a)
+{
+    const fa2_sim_device dev = h200();
+    static fa2_sim_result r; /* large */
+    const fa2_status st = fa2_sim_run(a, &dev, &r);
+    ck_assert_msg(st == FA2_OK, "%s", fa2_last_error());
+    return r;
+}
+
+/* A grid: masks, Nq, GQA, pages, splits, appends. */
+static const struct {
+    int64_t batch, hq, hkv, nq, nk;
+    int causal;
+    int64_t wl, wr, page, nnew;
+    int splits;
+} grid[] = {
+    {1, 32, 8, 1, 8192, 1, -1, -1, 0, 0, 0},
+    {2, 32, 8, 4, 8000, 1, -1, -1, 16, 4, 0},
+    {1, 8, 1, 8, 5000, 0, 300, 0, 64, 0, 7},
+    {3, 32, 32, 16, 777, 1, -1, -1, 256, 16, 3},
+    {1, 16, 2, 3, 100, 0, -1, 2, 0, 1, 16},
+    {4, 4, 4, 1, 1, 1, -1, -1, 16, 1, 2},
+    {1, 64, 8, 12, 4096, 1, 100, -1, 32, 12, 5}, /* 96 packed rows: 2 row blocks */
+};
+#define N_GRID ((int)(sizeof grid / sizeof grid[0]))
+
+static void grid_args(fa2_sim_args *a, int i)
+{
+    decode_args(a, grid[i].batch, grid[i].hq, grid[i].hkv, grid[i].nq, grid[i].nk);
+    a->causal = grid[i].causal;
+    a->window_left = grid[i].wl;
+    a->window_right = grid[i].wr;
+    a->page_size = grid[i].page;
+    a->seqlen_new = grid[i].nnew;
+    a->num_splits = grid[i].splits;
+}
+
+START_TEST(simulated_counts_equal_the_closed_forms_tensor_by_tensor)
+{
+    fa2_sim_args a;
+    grid_args(&a, _i);
+    const fa2_sim_device dev = h200();
+    const fa2_sim_result r = run(&a);
+    fa2_sim_counters cf;
+    ck_assert_int_eq(fa2_sim_closed_form(&a, &dev, &cf), FA2_OK);
+    for (int t = 0; t < FA2_SIM_TENSOR_COUNT; t++) {
+        ck_assert_msg(r.total.tensor_read[t] == cf.tensor_read[t],
+                      "case %d tensor %s read: simulated %lld, closed form %lld", _i,
+                      fa2_sim_tensor_name((fa2_sim_tensor)t),
+                      (long long)r.total.tensor_read[t], (long long)cf.tensor_read[t]);
+        ck_assert_msg(r.total.tensor_written[t] == cf.tensor_written[t],
+                      "case %d tensor %s written: simulated %lld, closed form %lld",
+                      _i, fa2_sim_tensor_name((fa2_sim_tensor)t),
+                      (long long)r.total.tensor_written[t],
+                      (long long)cf.tensor_written[t]);
+    }
+    ck_assert(r.total.global_read >= r.compulsory_read);
+    ck_assert(r.total.global_written >= r.compulsory_written);
+}
+END_TEST
+
+/* One query, no mask: K and V bytes are the cache once per key head,
+ * whatever the split count and however many query heads share a key head. */
+START_TEST(kv_is_read_once_per_key_head_whatever_the_group_and_the_splits)
+{
+    const int64_t nk = 8192, E = 128 * 2;
+    for (int64_t hq = 8; hq <= 64; hq *= 2)
+        for (int splits = 1; splits <= 16; splits *= 4) {
+            fa2_sim_args a;
+            decode_args(&a, 2, hq, 8, 1, nk);
+            a.num_splits = splits;
+            const fa2_sim_result r = run(&a);
+            ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_K], 2 * 8 * nk * E);
+            ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_V], 2 * 8 * nk * E);
+        }
+}
+END_TEST
+
+/* The split-KV round trip: each split of each (sequence, key head) writes
+ * a float32 partial O (4 d bytes) and LSE (4) per packed row; the combine
+ * reads every LSE partial, and here (no mask) every O partial, and writes
+ * O and LSE once. One split: no partials at all. */
+START_TEST(the_partial_round_trip_is_what_the_splits_imply)
+{
+    fa2_sim_args a;
+    decode_args(&a, 1, 32, 8, 2, 8192);
+    a.num_splits = 6;
+    fa2_sim_result r = run(&a);
+    const int64_t rows = 8 * 2 * 4; /* key heads x packed rows */
+    ck_assert_int_eq(r.total.tensor_written[FA2_SIM_T_O_PARTIAL], 6 * rows * 4 * 128);
+    ck_assert_int_eq(r.total.tensor_written[FA2_SIM_T_LSE_PARTIAL], 6 * rows * 4);
+    ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_O_PARTIAL], 6 * rows * 4 * 128);
+    ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_LSE_PARTIAL], 6 * rows * 4);
+    ck_assert_int_eq(r.total.tensor_written[FA2_SIM_T_O], 32 * 2 * 128 * 2);
+    ck_assert_int_eq(r.num_launches, 2);
+    a.num_splits = 1;
+    r = run(&a);
+    ck_assert_int_eq(r.total.tensor_written[FA2_SIM_T_O_PARTIAL], 0);
+    ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_LSE_PARTIAL], 0);
+    ck_assert_int_eq(r.num_launches, 1);
+}
+END_TEST
+
+/* The combine skips the partial O of a chunk its query does not see: with
+ * a window of 100 keys and 8 splits over 8k keys, each query reads 1 or 2
+ * of its 8 partial Os. */
+START_TEST(the_combine_reads_only_the_partials_a_query_sees)
+{
+    fa2_sim_args a;
+    decode_args(&a, 1, 8, 8, 1, 8192);
+    a.window_left = 100;
+    a.num_splits = 8;
+    const fa2_sim_result r = run(&a);
+    const int64_t per = 4 * 128; /* bytes of one partial O row */
+    ck_assert(r.total.tensor_read[FA2_SIM_T_O_PARTIAL] >= 8 * per);
+    ck_assert(r.total.tensor_read[FA2_SIM_T_O_PARTIAL] <= 2 * 8 * per);
+}
+END_TEST
+
+/* Pages move no byte: the same counts for every page size. */
+START_TEST(paging_changes_no_count)
+{
+    fa2_sim_args a;
+    decode_args(&a, 2, 32, 8, 4, 4096);
+    a.causal = 1;
+    a.seqlen_new = 4;
+    const fa2_sim_result c = run(&a);
+    for (int64_t page = 16; page <= 256; page *= 4) {
+        a.page_size = page;
+        const fa2_sim_result p = run(&a);
+        ck_assert_int_eq(p.total.global_read, c.total.global_read);
+        ck_assert_int_eq(p.total.global_written, c.total.global_written);
+    }
+}
+END_TEST
+
+/* The append launch reads the new rows and writes them into the cache. */
+START_TEST(the_append_reads_the_new_rows_and_writes_them_into_the_cache)
+{
+    fa2_sim_args a;
+    decode_args(&a, 3, 32, 8, 4, 1000);
+    a.seqlen_new = 4;
+    const fa2_sim_result r = run(&a);
+    const int64_t bytes = 3 * 8 * 4 * 128 * 2;
+    ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_K_NEW], bytes);
+    ck_assert_int_eq(r.total.tensor_read[FA2_SIM_T_V_NEW], bytes);
+    ck_assert_int_eq(r.total.tensor_written[FA2_SIM_T_K], bytes);
+    ck_assert_int_eq(r.total.tensor_written[FA2_SIM_T_V], bytes);
+    ck_assert_str_eq(r.launch[0].name, "kvcache_append");
+}
+END_TEST
+
+/* num_splits 0: the shared heuristic over the device's SMs (so the
+ * simulator, the kernels' launch and the mirror agree). */
+START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
+{
+    const fa2_sim_device dev = h200();
+    for (int64_t batch = 1; batch <= 64; batch *= 4) {
+        fa2_sim_args a;
+        decode_args(&a, batch, 32, 8, 1, 16384);
+        const fa2_sim_result r = run(&a);
+        /* the kernels' launch (gpu/kvcache_launch.cu): SMs x blocks per SM */
+        const int64_t smem = FA2_KVC_SMEM_BYTES(128, 1);
+        const int64_t per_sm = dev.smem_per_sm / (smem + 1024);
+        const int s = fa2_kvcache_splits_heuristic(batch, 8, 4, 16384,
+                                                   fa2_kvcache_block_m(4),
+                                                   fa2_kvcache_block_n(128),
+                                                   dev.sms * per_sm);
+        ck_assert_int_eq(r.launch[0].grid, batch * 8 * s);
+        ck_assert_int_eq(r.num_launches, s > 1 ? 2 : 1);
+    }
+}
+END_TEST
+
+/* Decode is memory-bound: the predicted time is at least DRAM bytes over
+ * the HBM bandwidth, and (one long sequence) within 10% of it. */
+START_TEST(the_predicted_time_is_bound_by_hbm_bandwidth)
+{
+    const fa2_sim_device dev = h200();
+    fa2_sim_args a;
+    decode_args(&a, 8, 32, 8, 1, 32768);
+    a.l2 = 1;
+    const fa2_sim_result r = run(&a);
+    const double bytes = (double)(r.total.dram_read + r.total.dram_written);
+    const double floor_ms = bytes / (dev.hbm_gbps * 1e9) * 1e3;
+    ck_assert(r.time_ms >= floor_ms * 0.999);
+    ck_assert(r.time_ms <= floor_ms * 1.1);
+}
+END_TEST
+
+START_TEST(bad_decode_arguments_are_refused)
+{
+    const fa2_sim_device dev = h200();
+    fa2_sim_result r;
+    fa2_sim_args a;
+    decode_args(&a, 1, 8, 8, 1, 100);
+    a.page_size = 24;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_BLOCK_TABLE);
+    decode_args(&a, 1, 8, 8, 1, 100);
+    a.seqlen_new = 101;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_CACHE_SEQLENS);
+    decode_args(&a, 1, 8, 8, 1, 100);
+    a.num_splits = 129;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_INVALID_ARGUMENT);
+    decode_args(&a, 1, 8, 8, 1, 100);
+    a.pass = FA2_SIM_PASS_BWD;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_INVALID_ARGUMENT);
+    decode_args(&a, 1, 8, 8, 1, 100);
+    a.cache_capacity = 50;
+    ck_assert_int_eq(fa2_sim_run(&a, &dev, &r), FA2_ERR_CACHE_SEQLENS);
+    ck_assert_str_eq(fa2_sim_algo_name(FA2_SIM_DECODE), "decode");
+    ck_assert_str_eq(fa2_sim_tensor_name(FA2_SIM_T_O_PARTIAL), "o_partial");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sim_decode");
+    TCase *tc = tcase_create("decode");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, simulated_counts_equal_the_closed_forms_tensor_by_tensor, 0,
+                        N_GRID);
+    tcase_add_test(tc, kv_is_read_once_per_key_head_whatever_the_group_and_the_splits);
+    tcase_add_test(tc, the_partial_round_trip_is_what_the_splits_imply);
+    tcase_add_test(tc, the_combine_reads_only_the_partials_a_query_sees);
+    tcase_add_test(tc, paging_changes_no_count);
+    tcase_add_test(tc, the_append_reads_the_new_rows_and_writes_them_into_the_cache);
+    tcase_add_test(tc, the_default_split_count_is_the_shared_heuristic_on_the_devices_sms);
+    tcase_add_test(tc, the_predicted_time_is_bound_by_hbm_bandwidth);
+    tcase_add_test(tc, bad_decode_arguments_are_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
