@@ -9,7 +9,7 @@
 # traffic/ (a --enable-traffic-counters build) and tune-*/ (variant
 # libraries for the benchmark). Logs and results go to $OUT.
 #
-# Stages: info test bwdtest bwddet kvtest decode mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
+# Stages: info test bwdtest bwddet kvtest decode mods mmatest cpukernels sanitize traffic bench quickbench tune ncu stalls
 # cli sass pack
 # (pack: everything under $OUT into one results.tgz, since at most 8 files
 # come back).
@@ -97,6 +97,22 @@ kvtest)
 decode)
     log "decode vs SDPA (bench/decode_compare.py ${DECODE_ARGS:-})"
     python3 bench/decode_compare.py --out "$OUT" ${DECODE_ARGS:-} 2>&1 | tee "$OUT/decode.log" | tail -70
+    ;;
+mods)
+    log "score modifiers: cost over plain attention (issue 15), fa2 run on the GPU"
+    for k in sm90 mma; do
+        for m in "" "--softcap 30" "--alibi" "--sinks" "--dropout 0.1" "--softcap 30 --alibi --sinks --dropout 0.1"; do
+            echo "-- kernel $k: fa2 run --backend cuda --head-dim 128 --seqlen 4096 --heads 16 --dtype bf16 $m"
+            if [ $k = mma ]; then export FA2_CUDA_FWD_KERNEL=mma; else unset FA2_CUDA_FWD_KERNEL; fi
+            timeout 120 "$RUN/fa2" run --backend cuda --head-dim 128 --seqlen 4096 --heads 16 \
+                --dtype bf16 $m 2>&1 | grep -E "^time|error|FA2_ERR"
+        done
+    done 2>&1 | tee "$OUT/mods_speed.log"
+    unset FA2_CUDA_FWD_KERNEL
+    echo "-- checks"
+    for m in "--softcap 30" "--alibi" "--sinks" "--dropout 0.1"; do
+        timeout 120 "$RUN/fa2" run --backend cuda --head-dim 128 --seqlen 1024 --dtype fp16 $m --check 2>&1 | grep -E "check|FA2_ERR"
+    done 2>&1 | tee -a "$OUT/mods_speed.log"
     ;;
 mmatest)
     log "GPU forward suite on the mma.sync kernel (FA2_CUDA_FWD_KERNEL=mma)"
