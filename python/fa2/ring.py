@@ -28,6 +28,17 @@ LOG2E = 1.44269504088896340736  # FA2_LOG2E, applied as a float32 product
 
 # ---- the shared merge -------------------------------------------------------
 
+def _rounded(f, x):
+    """f(x) of a float32 array, computed in float64 and rounded once to
+    float32: the correctly rounded value (but for rare double roundings),
+    which is what glibc's exp2f / logf return, and the same whichever of
+    numpy's or torch's vector libraries runs it, so that the mirror and
+    fa2.distributed round the merge alike."""
+    if hasattr(x, "double"):  # torch
+        return f(x.double()).float()
+    return f(x.astype(np.float64)).astype(np.float32)
+
+
 def merge_lse(xp, lses, outs):
     """Merge parts i = 0, 1, ... (in that order) of attention over disjoint
     key sets: lses[i] float32 [...rows], outs[i] float32 [...rows, d] (rows
@@ -52,15 +63,15 @@ def merge_lse(xp, lses, outs):
     mx_safe = xp.where(none_seen, xp.zeros_like(mx), mx)
     total = xp.zeros_like(mx)
     for x, e in zip(lses, empty):
-        t = xp.exp2((xp.where(e, mx_safe, x) - mx_safe) * LOG2E)
+        t = _rounded(xp.exp2, (xp.where(e, mx_safe, x) - mx_safe) * LOG2E)
         total = total + xp.where(e, xp.zeros_like(t), t)
-    lse = mx_safe + xp.log(xp.where(none_seen, xp.ones_like(total), total))
+    lse = mx_safe + _rounded(xp.log, xp.where(none_seen, xp.ones_like(total), total))
     lse = xp.where(none_seen, xp.full_like(lse, inf), lse)
     lse = xp.where(nan_any, xp.full_like(lse, float("nan")), lse)
     lse_safe = xp.where(none_seen, xp.zeros_like(lse), lse)
     o = xp.zeros_like(outs[0])
     for x, e, oi in zip(lses, empty, outs):
-        w = xp.exp2((xp.where(e, lse_safe, x) - lse_safe) * LOG2E)
+        w = _rounded(xp.exp2, (xp.where(e, lse_safe, x) - lse_safe) * LOG2E)
         term = w[..., None] * oi
         o = o + xp.where(e[..., None], xp.zeros_like(term), term)
     return o, lse
