@@ -119,3 +119,17 @@ def test_nan_in_a_key_reaches_the_same_rows_as_on_one_device():
     assert np.array_equal(np.isnan(o), np.isnan(want))
     assert np.array_equal(np.isnan(lse), np.isnan(want_lse))
     assert np.isnan(o[0, 20:, 1]).all() and not np.isnan(o[0, :20]).any()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fp16_ring_stays_inside_the_bound(causal):
+    # each step's partial o is rounded to fp16 by the forward before the
+    # merge (one more rounding than on one device): still inside the bound
+    q, do = (rand((2, 64, 4, 32), s).astype(np.float16) for s in (17, 18))
+    k, v = (rand((2, 64, 2, 32), s).astype(np.float16) for s in (19, 20))
+    o, lse = ring.ring_attention_mirror(q, k, v, 4, causal=causal)
+    g = ring.ring_attention_mirror_backward(q, k, v, o, lse, do, 4, causal=causal)
+    assert o.dtype == np.float16 and g[0].dtype == np.float16
+    rep = fa2.verify(q, k, v, o, lse=lse, dout=do, dq=g[0], dk=g[1], dv=g[2],
+                     causal=causal)
+    assert rep.passed, str(rep)
