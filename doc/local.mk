@@ -5,7 +5,7 @@ dist_doc_DATA += doc/api.md
 dist_doc_DATA += doc/NOTES.md
 dist_doc_DATA += doc/PERFORMANCE.md doc/NOTES-gpu.md doc/NOTES-arch.md
 # the GPU benchmark (bench/) and the Python binding (python/): shipped, not built
-EXTRA_DIST += bench/ring_nccl.py bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg bench/sim_vs_measured.py \
+EXTRA_DIST += bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg bench/sim_vs_measured.py \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.csv \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.json \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.png
@@ -27,3 +27,6 @@ dist_doc_DATA += doc/NOTES-trust.md
 # the KV-cache forward (issue 14): its running log and decode benchmark
 dist_doc_DATA += doc/NOTES-kvcache.md
 EXTRA_DIST += bench/decode_compare.py
+# ring attention (issue 18): its running log and the multi-GPU check
+dist_doc_DATA += doc/NOTES-ring.md
+EXTRA_DIST += bench/ring_nccl.py
