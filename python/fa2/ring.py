@@ -264,14 +264,5 @@ def ring_attention_mirror_backward(q, k, v, o, lse, dout, world, causal=False,
     return cast(dq, q), cast(dk, k), cast(dv, v)
 
 
-def ring_steps(world):
-    """Chunk-pair computations per rank per pass (R) and ring transfers per
-    rank: forward R - 1 K/V sends, backward R - 1 K/V sends plus R dK/dV
-    sends (the accumulator's last hop returns it to its owner)."""
-    return {"steps": world, "fwd_kv_sends": world - 1,
-            "bwd_kv_sends": world - 1, "bwd_dkv_sends": world}
-
-
 __all__ = ["merge_lse", "chunk_bounds", "ZigZag", "step_plan", "ring_order",
-           "ring_attention_mirror", "ring_attention_mirror_backward",
-           "ring_steps", "LOG2E"]
+           "ring_attention_mirror", "ring_attention_mirror_backward", "LOG2E"]
