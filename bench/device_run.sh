@@ -121,6 +121,11 @@ sanitize)
         FA2_GPU_TEST_QUICK=1 timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool --error-exitcode 9 \
             "$RUN/test_cuda_fwd" >>"$OUT/sanitizer.log" 2>&1
         echo "$tool exit $?"
+        if [ -x "$RUN/test_cuda_kvcache" ]; then
+            FA2_GPU_TEST_QUICK=1 timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool \
+                --error-exitcode 9 "$RUN/test_cuda_kvcache" >>"$OUT/sanitizer.log" 2>&1
+            echo "$tool (kvcache) exit $?"
+        fi
     done
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Checks" "$OUT/sanitizer.log"
     ;;
