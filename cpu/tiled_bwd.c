@@ -217,10 +217,8 @@ static void logit_tile_bwd(const fa2_problem *p, const fa2_score_mod *sm,
 {
     for (int64_t i = 0; i < rows; i++) {
         float *si = w->p + i * bn, *gi = w->g + i * bn;
-        for (int64_t j = 0; j < cols && p->mods; j++) {
-            gi[j] = fa2_score_grad(sm, si[j]);
-            si[j] = fa2_score_logit(sm, si[j], row_lo + i, col_lo + j);
-        }
+        for (int64_t j = 0; j < cols && p->mods; j++)
+            si[j] = fa2_score_logit_grad(sm, si[j], row_lo + i, col_lo + j, &gi[j]);
         uint8_t *ki = w->keep + i * bn;
         fa2_philox_ctr r = {{0, 0, 0, 0}};
         for (int64_t j = 0; j < cols && p->dropout.enabled; j++) {

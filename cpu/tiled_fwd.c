@@ -73,13 +73,37 @@ static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
 /* Score modifiers (fa2_score.h): turn the raw S^T tile into logits u in
  * place, before masking (masking after, so masked keys stay -inf). Only
  * called when a modifier is on: plain attention never enters this loop. */
+FA2_CPU_CLONES
 static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
                        int64_t rows, int64_t col_lo, int64_t cols, int block_m)
 {
+    if (sm->softcap > 0.0f) { /* tanh: the shared function, element by element */
+        for (int64_t j = 0; j < cols; j++) {
+            float *sj = st + j * block_m;
+            for (int64_t i = 0; i < rows; i++)
+                sj[i] = fa2_score_logit(sm, sj[i], row_lo + i, col_lo + j);
+        }
+        return;
+    }
+    /* without softcap fa2_score_logit is x scale (- slope |i' - j|): the
+     * same two roundings, written so that they vectorise down a column
+     * (the distance in float is exact below 2^24, as fa2_alibi_distance's) */
+    const float scale = sm->scale, slope = sm->slope;
     for (int64_t j = 0; j < cols; j++) {
         float *sj = st + j * block_m;
-        for (int64_t i = 0; i < rows; i++)
-            sj[i] = fa2_score_logit(sm, sj[i], row_lo + i, col_lo + j);
+        const float d0 = (float)(row_lo + sm->diag_offset - (col_lo + j));
+        if (sm->alibi && rows < 16777216 && fabsf(d0) < 8388608.0f) {
+#pragma omp simd
+            for (int64_t i = 0; i < rows; i++)
+                sj[i] = sj[i] * scale - slope * fabsf(d0 + (float)i);
+        } else if (sm->alibi) {
+            for (int64_t i = 0; i < rows; i++)
+                sj[i] = fa2_score_logit(sm, sj[i], row_lo + i, col_lo + j);
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < rows; i++)
+                sj[i] = sj[i] * scale;
+        }
     }
 }
 

@@ -4,6 +4,7 @@ dist_doc_DATA += doc/algorithm.md doc/design.md
 dist_doc_DATA += doc/api.md
 dist_doc_DATA += doc/NOTES.md
 dist_doc_DATA += doc/PERFORMANCE.md doc/NOTES-gpu.md doc/NOTES-arch.md
+dist_doc_DATA += doc/NOTES-modifiers.md
 # the GPU benchmark (bench/) and the Python binding (python/): shipped, not built
 EXTRA_DIST += bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg bench/sim_vs_measured.py \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.csv \

@@ -335,12 +335,15 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     /* FA2_CUDA_BWD_ORDER=rotate: the deterministic mode's rotated walk in
      * the default mode too (an experiment: it spreads the float32
      * reductions of a head's key blocks over different dQ blocks);
-     * FA2_CUDA_BWD90_DQ=atomic|bulk: the sm_90a kernel's dQ path (bulk is
-     * the default where the kernel has it) */
+     * FA2_CUDA_BWD90_DQ=atomic|bulk: the sm_90a kernel's dQ path. Per-thread
+     * reductions are the default: on the H200 the copy engine's bulk
+     * reduction measured 4-7% slower over bench/bwd_det.py's shapes
+     * (bench/NOTES-bwd.md, 2026-12-02); both give the same bits in
+     * deterministic mode */
     const char *order = getenv("FA2_CUDA_BWD_ORDER");
     k.rotate = a->deterministic || (order && strcmp(order, "rotate") == 0);
     const char *dqp = getenv("FA2_CUDA_BWD90_DQ");
-    k.dq_bulk = !(dqp && strcmp(dqp, "atomic") == 0);
+    k.dq_bulk = dqp && strcmp(dqp, "bulk") == 0;
     k.block_offset = 0;
     k.traffic = NULL;
 #ifdef FA2_TRAFFIC_COUNTERS

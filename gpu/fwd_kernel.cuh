@@ -38,6 +38,8 @@
 
 #include "config.h"
 #include "fa2_internal.h"
+#include "fa2_philox.h"
+#include "fa2_score.h"
 #include "fa2_tile.h"
 #include "fwd_config.h"
 #include "fwd_params.h"
@@ -126,7 +128,10 @@ __device__ __forceinline__ void load_tile(uint16_t *s, const uint16_t *g,
     }
 }
 
-template <int HD, bool IS_BF16>
+/* MODS: the score modifiers and dropout (p.mods; lib/fa2_score.h,
+ * lib/fa2_philox.h) are compiled into a second instantiation, so the plain
+ * kernel's hot loop is the one it always was. */
+template <int HD, bool IS_BF16, bool MODS>
 __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD))
     fwd_kernel(const __grid_constant__ fa2_fwd_params p)
 {
@@ -208,6 +213,27 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
         st[mt][0] = st[mt][1] = fa2_row_state_init();
+    /* modifiers: logits u (c = log2 e) instead of raw scores (c = scale
+     * log2 e); a sink starts every row (its weight in one lane of the quad
+     * only: l is summed over the quad at the end) */
+    const bool logits = MODS && p.logits;
+    const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
+    fa2_score_mod sm = {};
+    if (MODS) {
+        const bool alibi = p.alibi_slopes != nullptr;
+        sm = fa2_score_mod_make(p.scale, p.softcap, alibi,
+                                alibi ? p.alibi_slopes[(int64_t)b * p.alibi_stride + h]
+                                      : 0.0f,
+                                seqlen_q, seqlen_k);
+        if (p.sinks) {
+            fa2_row_state s0 = fa2_row_state_init_sink(p.sinks[h]);
+            if (t != 0)
+                s0.l = 0.0f;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                st[mt][0] = st[mt][1] = s0;
+        }
+    }
 
     /* The visible key columns of this thread's rows. Each row sees one
      * interval of keys (fa2_tile.h), so fa2_visible_cols of the one-row
@@ -284,6 +310,20 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
             }
         });
 
+        /* modifiers: S -> logits u, before the mask (fa2_score.h) */
+        if (logits) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int x = 0; x < 4; x++) {
+                        const int64_t r = row_lo + warp * RW + mt * 16 + g + (x >> 1) * 8;
+                        const int64_t c = col_lo + nt * 8 + 2 * t + (x & 1);
+                        s[mt][nt][x] = fa2_score_logit(&sm, s[mt][nt][x], r, c);
+                    }
+        }
+
         /* the element mask, on boundary tiles only: key column c
          * of row r is visible iff vis_lo[r] <= c < vis_hi[r]; compared
          * relative to this lane's first column so that the per-element
@@ -333,7 +373,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 float max_scaled;
-                alpha[mt][hf] = fa2_softmax_rescale(&st[mt][hf], mx, p.scale_log2,
+                alpha[mt][hf] = fa2_softmax_rescale(&st[mt][hf], mx, c_exp,
                                                     &max_scaled);
                 float sum = 0.0f;
                 /* the one-FFMA P where it is exact (|m c| < 2^24: every
@@ -345,7 +385,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             const float pe = fa2_softmax_p_ffma(
-                                s[mt][nt][2 * hf + e], p.scale_log2, max_scaled);
+                                s[mt][nt][2 * hf + e], c_exp, max_scaled);
                             s[mt][nt][2 * hf + e] = pe;
                             sum += pe;
                         }
@@ -355,7 +395,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             const float pe = fa2_softmax_p(s[mt][nt][2 * hf + e],
-                                                           p.scale_log2, max_scaled);
+                                                           c_exp, max_scaled);
                             s[mt][nt][2 * hf + e] = pe;
                             sum += pe;
                         }
@@ -376,6 +416,54 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                     acc[mt][dt][3] *= alpha[mt][1];
                 }
             }
+        /* dropout (fa2_philox.h): the dropped P are 0 in P V (l keeps
+         * them); columns 2t and 2t + 1 share one Philox group. The
+         * decisions of a row are gathered as bits by a loop that is not
+         * unrolled (one Philox call live at a time: unrolled, the calls'
+         * temporaries spilled), then applied to the registers. */
+        if (MODS && p.dropout.enabled) {
+            static_assert(2 * NT <= 32, "a row half's decisions fit in 32 bits");
+            const int64_t bhq = (int64_t)b * p.heads_q + h;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const int rl = warp * RW + mt * 16 + g + hf * 8;
+                    const int64_t r = row_lo + rl;
+                    uint32_t kept = 0;
+#pragma unroll 1
+                    for (int nt = 0; nt < NT; nt++) {
+                        const int64_t c = col_lo + nt * 8 + 2 * t;
+                        const fa2_philox_ctr w = fa2_dropout_words(&p.dropout, bhq, r, c);
+                        /* col_lo is a multiple of 8, so c & 3 = 2t & 3: words
+                         * 0, 1 for even t, 2, 3 for odd (static indices) */
+                        const uint32_t wd[2] = {(t & 1) ? w.v[2] : w.v[0],
+                                                (t & 1) ? w.v[3] : w.v[1]};
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            kept |= (uint32_t)fa2_dropout_keep_word(&p.dropout, wd[e])
+                                    << (2 * nt + e);
+                    }
+                    /* the optional kept-mask (tests, teaching): its own pass */
+                    if (p.dropout_mask && rl < rows) {
+                        uint8_t *const mrow =
+                            p.dropout_mask + ((bhq * p.seqlen_q) + r) * p.seqlen_k;
+#pragma unroll 1
+                        for (int x = 0; x < 2 * NT; x++) {
+                            const int c = (int)col_lo + (x >> 1) * 8 + 2 * t + (x & 1);
+                            if (((kept >> x) & 1u) && c >= vis_lo[mt][hf] &&
+                                c < vis_hi[mt][hf])
+                                mrow[c] = 1;
+                        }
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            if (!((kept >> (2 * nt + e)) & 1u))
+                                s[mt][nt][2 * hf + e] = 0.0f;
+                }
+        }
         /* P rounded to the input dtype, already in A-fragment order */
         uint32_t pa[MT][KP][4];
 #pragma unroll
@@ -459,6 +547,8 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             st[mt][hf].l = l;
             inv_l[mt][hf] = fa2_softmax_inv_l(st[mt][hf]);
+            if (MODS) /* (1 / l) / (1 - p), rounded once */
+                inv_l[mt][hf] = fa2_dropout_out_scale(&p.dropout, inv_l[mt][hf]);
         }
     /* each warp overwrites only its own rows of sQ, which only it read */
     if (nsteps == 0)
@@ -499,7 +589,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 if (r < rows)
                     p.lse[batch * p.lse_sb + (int64_t)h * p.lse_sh +
                           (q_start + row_lo + r) * p.lse_sr] =
-                        fa2_softmax_lse(st[mt][hf], p.scale);
+                        fa2_softmax_lse(st[mt][hf], logits ? 1.0f : p.scale);
             }
     }
 #ifdef FA2_TRAFFIC_COUNTERS
@@ -529,7 +619,8 @@ fa2_status launch_fwd(const fa2_fwd_params &p, bool bf16, cudaStream_t stream)
 {
     constexpr int smem = FA2_FWD_SMEM_BYTES(HD);
     void (*kern)(const fa2_fwd_params) =
-        bf16 ? fwd_kernel<HD, true> : fwd_kernel<HD, false>;
+        p.mods ? (bf16 ? fwd_kernel<HD, true, true> : fwd_kernel<HD, false, true>)
+               : (bf16 ? fwd_kernel<HD, true, false> : fwd_kernel<HD, false, false>);
     cudaError_t err;
     if (smem > 48 * 1024) {
         /* cheap, and per device; set it every time rather than cache it */
@@ -543,6 +634,14 @@ fa2_status launch_fwd(const fa2_fwd_params &p, bool bf16, cudaStream_t stream)
         }
     }
     const int64_t grid = (int64_t)p.m_blocks * p.heads_q * p.num_seqs;
+    if (p.dropout_mask) { /* the kernel marks the kept visible elements */
+        err = cudaMemsetAsync(p.dropout_mask, 0,
+                              (size_t)p.num_seqs * p.heads_q * p.seqlen_q * p.seqlen_k,
+                              stream);
+        if (err != cudaSuccess)
+            return fa2_fail(FA2_ERR_CUDA, "clearing dropout_mask failed: %s",
+                            cudaGetErrorString(err));
+    }
     kern<<<(unsigned)grid, FA2_FWD_WARPS(HD) * 32, smem, stream>>>(p);
     err = cudaGetLastError();
     if (err != cudaSuccess)

@@ -204,6 +204,17 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     }
     if ((st = fa2_gpu_check_stream(a->stream, dev)))
         return st;
+    /* the modifiers' arrays live on the device too */
+    const void *mod_ptrs[4] = {p->alibi_slopes, p->sinks, p->dropout_mask, NULL};
+    static const char *const mod_names[3] = {"alibi_slopes", "sinks", "dropout_mask"};
+    for (int i = 0; i < 3; i++)
+        if (mod_ptrs[i] &&
+            ((st = fa2_gpu_check_device_pointer(mod_ptrs[i], mod_names[i], dev))))
+            return st;
+    if (((uintptr_t)p->alibi_slopes | (uintptr_t)p->sinks) % 4 != 0)
+        return fa2_fail(FA2_ERR_ALIGNMENT, "alibi_slopes/sinks (%p, %p) are not "
+                        "4-byte aligned", (const void *)p->alibi_slopes,
+                        (const void *)p->sinks);
 
     /* the kernel keeps key and query positions of one sequence in int32 */
     if (p->max_seqlen_q > INT_MAX - 1024 || p->max_seqlen_k > INT_MAX - 1024)
@@ -258,12 +269,22 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     k.window_left = p->window_left;
     k.window_right = p->window_right;
     k.traffic = NULL;
+    k.softcap = p->softcap;
+    k.alibi_slopes = p->alibi_slopes;
+    k.alibi_stride = p->alibi_stride;
+    k.sinks = p->sinks;
+    k.dropout = p->dropout;
+    k.dropout_mask = p->dropout_mask;
+    k.logits = p->mods;
+    k.mods = p->mods || p->dropout.enabled || p->dropout_mask;
 #ifdef FA2_TRAFFIC_COUNTERS
     if ((st = fa2_cuda_traffic_pointer(&k.traffic)))
         return st;
 #endif
     if (fa2_cuda_fwd_sm90_chosen((int)p->head_dim)) {
-        st = fa2_cuda_fwd_sm90(&k, a, (int)p->head_dim);
+        /* the sm_90 kernel has no modifiers yet: the mma.sync one runs them */
+        st = k.mods ? fa2_fail(FA2_ERR_UNSUPPORTED, "modifiers")
+                    : fa2_cuda_fwd_sm90(&k, a, (int)p->head_dim);
         if (st != FA2_ERR_UNSUPPORTED) {
             if (st == FA2_OK)
                 fa2_clear_error();

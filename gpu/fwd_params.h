@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "fa2_philox.h"
+
 /* Traffic counters (configure --enable-traffic-counters): bytes each thread
  * block requests from / writes to global memory, summed over the launch. */
 enum {
@@ -34,6 +36,16 @@ typedef struct fa2_fwd_params {
     int causal;
     int64_t window_left, window_right;
     unsigned long long *traffic;    /* FA2_TRAFFIC_COUNT counters, or NULL */
+    /* score modifiers and dropout (lib/fa2_score.h, lib/fa2_philox.h),
+     * device pointers; mods = 0: the plain kernel, none of this is read */
+    int mods;                       /* any of the below: the MODS kernel   */
+    int logits;                     /* softcap, ALiBi or sinks: logits u   */
+    float softcap;                  /* 0: off                              */
+    const float *alibi_slopes;      /* NULL: off; [b * alibi_stride + h]   */
+    int64_t alibi_stride;
+    const float *sinks;             /* NULL: off; [heads_q]                */
+    fa2_dropout dropout;            /* .enabled = 0: off                   */
+    uint8_t *dropout_mask;          /* NULL, or [num_seqs][Hq][Nq][Nk]     */
 } fa2_fwd_params;
 
 #endif /* FA2_GPU_FWD_PARAMS_H */

@@ -18,6 +18,7 @@
 
 #include <cuda_runtime.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern "C" {
@@ -75,9 +76,14 @@ static fa2_status append(const fa2_kvcache_params *p, cudaStream_t stream)
     return FA2_OK;
 }
 
-/* warps per block: one for up to 16 packed rows (decode), else four */
+/* warps per block: one for up to 16 packed rows (decode), else four;
+ * FA2_CUDA_KVCACHE_WARPS=4 forces four (rows past the packed ones padded:
+ * more threads issue the K/V copies; a measurement knob) */
 static int kvcache_warps(const fa2_kvcache_problem *p)
 {
+    const char *e = getenv("FA2_CUDA_KVCACHE_WARPS");
+    if (e && e[0] == '4')
+        return 4;
     return p->seqlen_q * p->group <= 16 ? 1 : 4;
 }
 

@@ -7,9 +7,11 @@
 #include <stdint.h>
 
 /* The main kernel's tiling: keys per tile, and shared memory for NW warps
- * (16 packed rows each): Q, then K and V double buffered. At head dim 128:
- * 68 KB with one warp, so three blocks share an SM; 256 halves the tile. */
-#define FA2_KVC_BLOCK_N(HD) ((HD) <= 128 ? 64 : 32)
+ * (16 packed rows each): Q, then K and V double buffered. 32 keys: at head
+ * dim 128 a one-warp block takes 36 KB, so six share an SM. (64 keys, 68 KB
+ * and three a SM, measured issue-latency bound on the H200: one warp per
+ * scheduler, 0.27 instructions issued a cycle, 1.5 TB/s; doc/NOTES-kvcache.md.) */
+#define FA2_KVC_BLOCK_N(HD) 32
 #define FA2_KVC_SMEM_BYTES(HD, NW) ((16 * (NW) + 4 * FA2_KVC_BLOCK_N(HD)) * (HD) * 2)
 /* The kernel head dims: 64, 128, 256 (the others padded with zeros). */
 #define FA2_KVC_KERNEL_HEAD_DIM(d) ((d) <= 64 ? 64 : (d) <= 128 ? 128 : 256)

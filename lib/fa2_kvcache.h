@@ -25,10 +25,10 @@
 
 /* ---- the decode tiling ----------------------------------------------------- */
 
-/* Keys per tile of the decode kernels (and so the grain of the split):
- * 64 up to head dim 128, 32 above, as gpu/kvcache_params.h's
- * FA2_KVC_BLOCK_N (K and V double-buffered in shared memory, several
- * blocks per SM). */
+/* Keys per tile of the tiled CPU backend's forward over a KV cache when
+ * the caller gives none (and so the grain of its split): 64 up to head dim
+ * 128, 32 above. The CUDA kernels have their own (gpu/kvcache_params.h,
+ * FA2_KVC_BLOCK_N); to reproduce them, pass theirs as block_n. */
 FA2_HD static inline int fa2_kvcache_block_n(int64_t head_dim)
 {
     return head_dim <= 128 ? 64 : 32;

@@ -98,6 +98,26 @@ FA2_HD static inline float fa2_score_grad(const fa2_score_mod *s, float x)
     return 1.0f;
 }
 
+/* The logit and du / d(scale x) together, tanh taken once: the same values
+ * as fa2_score_logit and fa2_score_grad (the backward's form). */
+FA2_HD static inline float fa2_score_logit_grad(const fa2_score_mod *s, float x,
+                                                int64_t i, int64_t j, float *grad)
+{
+    float u;
+    if (s->softcap > 0.0f) {
+        const float y = FA2_MUL_RN(x, s->scale_over_cap);
+        const float t = tanhf(y);
+        u = FA2_MUL_RN(s->softcap, t) + (y - y);
+        *grad = 1.0f - FA2_MUL_RN(t, t);
+    } else {
+        u = FA2_MUL_RN(x, s->scale);
+        *grad = 1.0f;
+    }
+    if (s->alibi)
+        u = u - FA2_MUL_RN(s->slope, fa2_alibi_distance(s, i, j));
+    return u;
+}
+
 /* The definition in float64, for the oracle: the same formula without the
  * float32 roundings (scale and cap are taken as given, in double). */
 FA2_HD static inline double fa2_score_logit_f64(const fa2_score_mod *s, double x,

@@ -47,12 +47,6 @@ fa2_status fa2_mods_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
             return fa2_fail(FA2_ERR_SHAPE, "dropout_mask would hold %.3g bytes; "
                             "it is meant for small problems (at most 2^40)", n);
     }
-    const int any = a->softcap > 0.0f || a->alibi_slopes || a->sinks || dropout ||
-                    a->dropout_mask;
-    if (any && ops && ops->device_memory)
-        return fa2_fail(FA2_ERR_UNSUPPORTED, "the %s backend does not implement "
-                        "softcap, ALiBi, sinks, dropout or dropout_mask yet; "
-                        "the CPU backends do", ops->name);
 
     p->softcap = a->softcap;
     p->alibi_slopes = a->alibi_slopes;

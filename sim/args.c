@@ -214,7 +214,7 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     /* the kernels' tiling (gpu/kvcache_params.h): 16 packed rows a warp */
     const int64_t rows = p->max_seqlen_q * S->group;
     S->fwd.bm = fa2_kvcache_block_m(rows);
-    S->fwd.bn = fa2_kvcache_block_n(a->head_dim);
+    S->fwd.bn = FA2_KVC_BLOCK_N(FA2_KVC_KERNEL_HEAD_DIM(a->head_dim));
     S->fwd.warps = S->fwd.bm / 16;
     override(&S->fwd, a->block_m, a->block_n, a->warps);
     S->bwd = S->fwd;

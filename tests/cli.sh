@@ -79,6 +79,16 @@ check "fa2 run says on stderr that a long check is running" \
 check "fa2 bench times sgemm and each pass alike: median, spread, runs" \
     sh -c "$fa2 bench --seqlen 128 --dtype fp32 --causal 0 --pass fwd --json 2>/dev/null |
            grep -Eq '\"runs\": ([3-9]|[1-9][0-9]+),.*\"time_min_ms\".*\"time_max_ms\".*\"sgemm_gflops\"'"
+check "fa2 run --check passes with softcap, ALiBi, sinks and dropout, fwd+bwd" \
+    sh -c "$fa2 run --backend tiled --seqlen 96 --heads 4 --heads-kv 2 --varlen --batch 4 \
+           --softcap 5 --alibi --sinks --dropout 0.25 --pass fwd+bwd --check |
+           grep -q 'dsinks' && $fa2 run --backend tiled --seqlen 96 --softcap 5 --alibi \
+           --sinks --dropout 0.25 --pass fwd+bwd --check >/dev/null"
+check "fa2 run --dropout 1 is refused: not a probability below 1" \
+    status_is 2 $fa2 run --dropout 1
+check "fa2 run --softcap -1 is refused" status_is 2 $fa2 run --softcap -1
+check "fa2 trace --sinks --pass bwd shows the sink's gradient next to the oracle's" \
+    sh -c "$fa2 trace --sinks --softcap 2 --dropout 0.3 --pass bwd | grep -q 'dsink: tiled | oracle'"
 check "fa2 bench --decode times the KV-cache forward against the run's triad" \
     sh -c "$fa2 bench --decode 1,2 --seqlen 512 --heads 8 --heads-kv 2 --head-dim 32 \
            --dtype bf16 --runs 1 --threads 1 --json 2>/dev/null |

@@ -118,6 +118,52 @@ START_TEST(test_dropout_decision_is_the_documented_word)
 }
 END_TEST
 
+/* ---- the score functions ---------------------------------------------------- */
+
+/* fa2_score.h on its own: ALiBi is bottom-right aligned; softcap bounds
+ * finite logits by the cap and turns an infinite or NaN score into NaN
+ * (the non-finite contract), never into +-cap; the backward's combined
+ * form gives the very bits of the two separate functions. */
+START_TEST(test_score_functions_follow_their_definitions)
+{
+    const fa2_score_mod a = fa2_score_mod_make(0.5f, 0.0f, 1, 0.25f, 3, 5);
+    ck_assert_float_eq(fa2_alibi_distance(&a, 0, 2), 0.0f); /* row 0's diagonal */
+    ck_assert_float_eq(fa2_alibi_distance(&a, 0, 0), 2.0f);
+    ck_assert_float_eq(fa2_alibi_distance(&a, 2, 4), 0.0f);
+    ck_assert_float_eq(fa2_alibi_distance(&a, 1, 4), 1.0f);
+    ck_assert_float_eq(fa2_score_logit(&a, 2.0f, 0, 0), 2.0f * 0.5f - 0.25f * 2.0f);
+    const fa2_score_mod c = fa2_score_mod_make(1.0f, 4.0f, 0, 0.0f, 4, 4);
+    ck_assert(isnan(fa2_score_logit(&c, INFINITY, 0, 0)));
+    ck_assert(isnan(fa2_score_logit(&c, -INFINITY, 0, 0)));
+    ck_assert(isnan(fa2_score_logit(&c, NAN, 0, 0)));
+    ck_assert_float_eq(fa2_score_logit(&c, 1e30f, 0, 0), 4.0f);
+    ck_assert_float_eq(fa2_score_logit(&c, -1e30f, 0, 0), -4.0f);
+    ck_assert(fabsf(fa2_score_logit(&c, 0.5f, 0, 0) - 4.0f * tanhf(0.125f)) <= 1e-6f);
+    ck_assert(isnan(fa2_score_logit_f64(&c, INFINITY, 0, 0)));
+    const fa2_score_mod both = fa2_score_mod_make(0.125f, 3.0f, 1, 0.5f, 7, 9);
+    for (int k = -200; k <= 200; k++) {
+        const float x = (float)k * 0.37f;
+        for (int64_t i = 0; i < 7; i += 3) {
+            float g;
+            const float u = fa2_score_logit_grad(&both, x, i, 5, &g);
+            const float u1 = fa2_score_logit(&both, x, i, 5);
+            const float g1 = fa2_score_grad(&both, x);
+            ck_assert_msg(memcmp(&u, &u1, 4) == 0 && memcmp(&g, &g1, 4) == 0,
+                          "x = %g: combined (%a, %a) vs separate (%a, %a)",
+                          (double)x, (double)u, (double)g, (double)u1, (double)g1);
+            ck_assert(g >= 0.0f && g <= 1.0f && fabsf(u + 0.5f * fabsf((float)(i + 2 - 5)))
+                                                    <= 3.0f + 1e-5f);
+        }
+    }
+    /* a sink of -inf is no sink; a NaN sink makes the row state NaN */
+    const fa2_row_state none = fa2_row_state_init_sink(-INFINITY);
+    ck_assert(none.m == -INFINITY && none.l == 0.0f);
+    ck_assert(isnan(fa2_row_state_init_sink(NAN).l));
+    ck_assert(isnan(fa2_row_state_init_sink(INFINITY).l));
+    ck_assert(fabsf(fa2_row_state_init_sink(1.5f).l - 1.0f) < 1e-6f);
+}
+END_TEST
+
 /* ---- the dropout pattern ------------------------------------------------- */
 
 static uint8_t *run_mask(tl_problem *p, fa2_backend b, int64_t n)
@@ -688,6 +734,7 @@ static Suite *mods_suite(void)
     TCase *t = tcase_create("philox");
     tcase_add_test(t, test_philox_gives_random123s_known_answers);
     tcase_add_test(t, test_dropout_decision_is_the_documented_word);
+    tcase_add_test(t, test_score_functions_follow_their_definitions);
     suite_add_tcase(s, t);
     t = tcase_create("dropout");
     tcase_set_timeout(t, 120);

@@ -207,7 +207,7 @@ START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
         const int64_t per_sm = dev.smem_per_sm / (smem + 1024);
         const int s = fa2_kvcache_splits_heuristic(batch, 8, 4, 16384,
                                                    fa2_kvcache_block_m(4),
-                                                   fa2_kvcache_block_n(128),
+                                                   FA2_KVC_BLOCK_N(128),
                                                    dev.sms * per_sm);
         ck_assert_int_eq(r.launch[0].grid, batch * 8 * s);
         ck_assert_int_eq(r.num_launches, s > 1 ? 2 : 1);

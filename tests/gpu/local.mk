@@ -10,7 +10,7 @@ check_PROGRAMS += $(FA2_GPU_TESTS)
 TESTS += $(FA2_GPU_TESTS)
 FA2_CHECK_STATIC_LIBS = -l:libcheck_pic.a -l:libsubunit.a -lrt -lm
 tests_gpu_test_cuda_fwd_SOURCES = tests/gpu/test_cuda_fwd.c tests/gpu/gpu_tensor.c
-tests_gpu_test_cuda_fwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS)
+tests_gpu_test_cuda_fwd_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CFLAGS) -I$(top_srcdir)/gpu
 tests_gpu_test_cuda_fwd_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_gpu_test_cuda_fwd_LDADD = lib/libfa2.la $(FA2_CHECK_STATIC_LIBS) \
 	$(OPENBLAS_LIBS) $(CUDA_LIBS) -lm

@@ -856,6 +856,36 @@ START_TEST(test_rejects_host_pointers_and_misalignment)
 }
 END_TEST
 
+/* The CUDA backward does not implement softcap, ALiBi, sinks or dropout
+ * yet (its forward does): it refuses them with a sentence instead of
+ * computing plain attention's gradients. */
+START_TEST(test_refuses_modifiers_it_does_not_implement)
+{
+    uint64_t rng = run_seed ^ 0x30d5ull;
+    spec s;
+    spec_init(&s, FA2_DTYPE_FP16, 64);
+    s.nq = s.nk = 40;
+    problem p;
+    problem_init(&p, &s, &rng);
+    float sinks = 0.0f, dsinks = 0.0f;
+    for (int m = 0; m < 4; m++) {
+        fa2_bwd_args a = p.dev_args;
+        if (m == 0)
+            a.softcap = 5.0f;
+        if (m == 1)
+            a.alibi_slopes = &sinks;
+        if (m == 2)
+            a.sinks = &sinks, a.dsinks = &dsinks;
+        if (m == 3)
+            a.dropout_p = 0.1f;
+        ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_UNSUPPORTED);
+        ck_assert_msg(strstr(fa2_last_error(), "does not implement") != NULL,
+                      "no sentence: \"%s\"", fa2_last_error());
+    }
+    problem_free(&p);
+}
+END_TEST
+
 START_TEST(test_tile_config_query)
 {
     static const int want[][4] = {/* d, block_m, block_n, kernel head dim */
@@ -1049,6 +1079,7 @@ static Suite *cuda_bwd_suite(void)
     TCase *args = tcase_create("arguments");
     tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
     tcase_add_test(args, test_tile_config_query);
+    tcase_add_test(args, test_refuses_modifiers_it_does_not_implement);
     tcase_add_test(args, test_caller_workspace);
     tcase_add_loop_test(args, test_deterministic_turns_follow_the_shared_order, 0, 4);
     tcase_add_loop_test(args, test_nan_in_gives_nan_out_where_the_contract_says, 0, 8);

@@ -39,6 +39,7 @@
 #include <cuda_runtime.h>
 
 #include "gpu_tensor.h"
+#include "fwd_config.h" /* the mma.sync kernel's tiling */
 
 /* ---- one problem ---------------------------------------------------------- */
 
@@ -57,6 +58,9 @@ typedef struct spec {
     layout lay, out_lay;
     int no_lse;
     double q_sigma;
+    /* score modifiers and dropout (doc/algorithm.md section 7); 0 = off */
+    float softcap, dropout;
+    int alibi, sinks;
 } spec;
 
 static void spec_init(spec *s, fa2_dtype dt, int d)
@@ -100,6 +104,8 @@ typedef struct problem {
     int32_t cu_q[MAX_SEQS + 1], cu_k[MAX_SEQS + 1];
     int32_t *d_cu_q, *d_cu_k;
     int64_t max_q, max_k;
+    float slopes[MAX_SEQS * 32], sinks[32]; /* host; [b * hq + h], [h] */
+    float *d_slopes, *d_sinks;              /* their device copies      */
     fa2_fwd_args host_args, dev_args;
     char desc[320];
 } problem;
@@ -164,8 +170,39 @@ static void problem_init(problem *p, const spec *s, uint64_t *rng)
         cuda_ok(cudaMemcpy(p->d_cu_k, p->cu_k, bytes, cudaMemcpyHostToDevice),
                 "cudaMemcpy");
     }
+    /* the modifiers: ALiBi's slopes per (sequence, head), sink logits */
+    const int64_t nseq = s->nseq > 0 ? s->nseq : s->batch;
+    ck_assert(s->hq <= 32 && nseq <= MAX_SEQS);
+    for (int64_t b = 0; b < nseq; b++)
+        for (int h = 0; h < s->hq; h++)
+            p->slopes[b * s->hq + h] = (float)(pow(2.0, -8.0 * (h + 1) / s->hq) *
+                                               (1.0 + 0.5 * (double)b));
+    for (int h = 0; h < s->hq; h++)
+        p->sinks[h] = (float)((double)(*rng = *rng * 6364136223846793005ULL +
+                                           1442695040888963407ULL) /
+                              18446744073709551616.0 * 4.0 - 2.0);
+    a->softcap = s->softcap;
+    a->dropout_p = s->dropout;
+    a->dropout_seed = 0x5eed0000ULL + (uint64_t)s->d;
+    a->dropout_offset = 3;
+    if (s->alibi) {
+        a->alibi_slopes = p->slopes;
+        a->alibi_batch_stride = s->hq;
+    }
+    if (s->sinks)
+        a->sinks = p->sinks;
     p->dev_args = *a;
     fa2_fwd_args *g = &p->dev_args;
+    if (s->alibi || s->sinks) {
+        cuda_ok(cudaMalloc((void **)&p->d_slopes, sizeof p->slopes), "cudaMalloc");
+        cuda_ok(cudaMalloc((void **)&p->d_sinks, sizeof p->sinks), "cudaMalloc");
+        cuda_ok(cudaMemcpy(p->d_slopes, p->slopes, sizeof p->slopes,
+                           cudaMemcpyHostToDevice), "cudaMemcpy");
+        cuda_ok(cudaMemcpy(p->d_sinks, p->sinks, sizeof p->sinks,
+                           cudaMemcpyHostToDevice), "cudaMemcpy");
+        g->alibi_slopes = s->alibi ? p->d_slopes : NULL;
+        g->sinks = s->sinks ? p->d_sinks : NULL;
+    }
     g->q = p->q.dev;
     g->k = p->k.dev;
     g->v = p->v.dev;
@@ -191,6 +228,17 @@ static void problem_free(problem *p)
         cudaFree(p->d_cu_q);
     if (p->d_cu_k)
         cudaFree(p->d_cu_k);
+    if (p->d_slopes)
+        cudaFree(p->d_slopes);
+    if (p->d_sinks)
+        cudaFree(p->d_sinks);
+}
+
+/* With a modifier on, the mma.sync kernel runs (the sm_90 one has none
+ * yet): the mirror takes its tiling. */
+static int uses_mods(const spec *s)
+{
+    return s->softcap > 0.0f || s->alibi || s->sinks || s->dropout > 0.0f;
 }
 
 /* Host outputs of one backend: O (same layout as the view) and LSE. */
@@ -220,6 +268,11 @@ static void run_cpu(problem *p, fa2_backend b, outputs *r)
                       "fa2_tile_config_for: %s", fa2_last_error());
         a.block_m = cfg.block_m;
         a.block_n = cfg.block_n;
+        if (uses_mods(&p->s)) {
+            const int hd = fa2_fwd_kernel_head_dim(p->s.d);
+            a.block_m = FA2_FWD_BLOCK_M(hd);
+            a.block_n = FA2_FWD_BLOCK_N(hd);
+        }
     }
     const fa2_status st = fa2_fwd(&a, b);
     ck_assert_msg(st == FA2_OK, "%s backend failed on %s: %s (%s)",
@@ -385,6 +438,37 @@ static void check_problem(const spec *s, uint64_t *rng, void *stream)
     ck_assert_msg(st == FA2_OK, "CUDA forward failed on %s: %s (%s)", p.desc,
                   fa2_status_str(st), fa2_last_error());
 
+    /* dropout: the kept-mask of the kernel and of the mirror, byte for byte */
+    if (s->dropout > 0.0f) {
+        const int64_t nseq = s->nseq > 0 ? s->nseq : s->batch;
+        const size_t n = (size_t)(nseq * s->hq * p.max_q * p.max_k);
+        uint8_t *hm = xmalloc(n ? n : 1), *gm = xmalloc(n ? n : 1), *dm = NULL;
+        cuda_ok(cudaMalloc((void **)&dm, n ? n : 1), "cudaMalloc");
+        fa2_fwd_args h = p.host_args;
+        const int hd = fa2_fwd_kernel_head_dim(s->d);
+        h.block_m = FA2_FWD_BLOCK_M(hd);
+        h.block_n = FA2_FWD_BLOCK_N(hd);
+        h.dropout_mask = hm;
+        ck_assert_msg(fa2_fwd(&h, FA2_BACKEND_CPU_TILED) == FA2_OK, "mirror mask: %s",
+                      fa2_last_error());
+        fa2_fwd_args g = p.dev_args;
+        g.dropout_mask = dm;
+        ck_assert_msg(fa2_fwd(&g, FA2_BACKEND_CUDA) == FA2_OK, "gpu mask: %s",
+                      fa2_last_error());
+        cuda_ok(cudaMemcpy(gm, dm, n, cudaMemcpyDeviceToHost), "cudaMemcpy");
+        int64_t kept = 0, differ = 0;
+        for (size_t i = 0; i < n; i++) {
+            kept += hm[i];
+            differ += hm[i] != gm[i];
+        }
+        ck_assert_msg(differ == 0, "the dropout pattern differs from the mirror's "
+                      "in %lld of %zu elements (%lld kept): %s", (long long)differ,
+                      n, (long long)kept, p.desc);
+        cudaFree(dm);
+        free(hm);
+        free(gm);
+    }
+
     cmp cg, cs;
     compare(&p, &gpu, &mirror, o64, lse64, &cg);
     compare(&p, &standard, NULL, o64, lse64, &cs);
@@ -539,6 +623,30 @@ START_TEST(test_quick_grid)
     spec s;
     grid_spec(&s, dt, d, _i % N_VARIANTS);
     uint64_t rng = case_rng(1000 + _i);
+    check_problem(&s, &rng, NULL);
+}
+END_TEST
+
+/* softcap, ALiBi, sinks and dropout, alone and together, with causal,
+ * window, GQA and varlen: the kernel within a few ulp of the mirror and
+ * within 2x standard attention's error of the oracle; dropout's pattern
+ * bit-identical to the mirror's (check_problem). */
+START_TEST(test_modifiers_match_mirror_and_oracle)
+{
+    static const int dims[] = {64, 128, 256, 96};
+    const fa2_dtype dt = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    spec s;
+    grid_spec(&s, dt, dims[(_i / 2) % 4], _i % N_VARIANTS);
+    switch (_i % 5) {
+    case 0: s.softcap = 5.0f; break;
+    case 1: s.alibi = 1; break;
+    case 2: s.sinks = 1; break;
+    case 3: s.dropout = 0.2f; break;
+    default:
+        s.softcap = 20.0f, s.alibi = 1, s.sinks = 1, s.dropout = 0.1f;
+        break;
+    }
+    uint64_t rng = case_rng(5000 + _i);
     check_problem(&s, &rng, NULL);
 }
 END_TEST
@@ -949,6 +1057,8 @@ static Suite *cuda_fwd_suite(void)
         tcase_add_loop_test(tc, test_long_sequences, 0, 8);
         tcase_add_test(tc, test_runs_on_a_user_stream);
     }
+    tcase_add_loop_test(tc, test_modifiers_match_mirror_and_oracle, 0,
+                        quick() ? 10 : 40);
     tcase_add_test(tc, test_is_deterministic);
     tcase_add_loop_test(tc, test_nan_in_gives_nan_out_where_the_contract_says, 0, 4);
     tcase_add_loop_test(tc, test_large_logits_give_the_mean_of_v, 0, 2);
