@@ -5,11 +5,13 @@
 # where libfa2 was installed).
 FA2_PY_SOURCES = python/fa2/__init__.py python/fa2/__main__.py python/fa2/_lib.py \
 	python/fa2/_numpy.py python/fa2/_torch.py \
-	python/fa2/flash_attn_interface.py python/fa2/testing.py
+	python/fa2/flash_attn_interface.py python/fa2/testing.py \
+	python/fa2/ring.py python/fa2/distributed.py
 FA2_PY_TESTS = python/tests/conftest.py python/tests/test_layout.py python/tests/test_modifiers.py \
 	python/tests/test_numpy.py python/tests/test_interface.py \
 	python/tests/test_verify.py python/tests/test_torch.py \
-	python/tests/test_modules.py python/tests/test_kvcache.py
+	python/tests/test_modules.py python/tests/test_kvcache.py \
+	python/tests/test_ring.py python/tests/test_distributed.py
 EXTRA_DIST += $(FA2_PY_SOURCES) $(FA2_PY_TESTS) python/pyproject.toml \
 	python/setup.py python/README.md python/test_train.py \
 	python/tests/run-pytest.sh

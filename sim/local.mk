@@ -17,6 +17,7 @@ lib_libfa2_la_SOURCES += \
 	sim/closed_form.c \
 	sim/report.c \
 	sim/sweep.c \
+	sim/ring.c \
 	sim/plot.c
 # its notes and the figures `fa2 sim --sweep ... --plot` generated for them
 dist_doc_DATA += doc/io-complexity.md

@@ -20,6 +20,8 @@
  * (tests/layers.sh checks).
  *   closed_form.c  closed-form global bytes and the compulsory bytes
  *   report.c       text / JSON / CSV
+ *   ring.c         ring attention across GPUs: link bytes of a ring step,
+ *                  its overlap with the step's compute, against one GPU
  *
  * THE COUNTING CONVENTION (doc/io-complexity.md, "Counting convention"):
  *  - Global bytes are what a thread block requests: a tile of `rows` valid
@@ -42,6 +44,7 @@
 #include "fa2_internal.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- the resolved problem (args.c) ---------------------------------------- */
 
@@ -267,5 +270,38 @@ double sim_paper_flops(const sim_setup *S);
 
 /* Resolved tile heights of the launches of a run (for closed forms). */
 int sim_launches(const sim_setup *S, sim_launch *out);
+
+/* ---- ring attention across GPUs (ring.c) ------------------------------------ */
+
+typedef struct sim_link {
+    const char *name;
+    double bytes_per_s; /* per direction per GPU */
+} sim_link;
+
+typedef struct sim_ring_pass {
+    int64_t link_bytes;  /* what one GPU sends during a step              */
+    int64_t sent_bytes;  /* what one GPU sends over the whole pass        */
+    double diag_ms;      /* step 0's compute (the own share)              */
+    double step_ms;      /* a later step's compute                        */
+    double link_ms;      /* link_bytes / bandwidth                        */
+    double ring_ms;      /* the pass: steps of max(compute, link)         */
+    double one_gpu_ms;   /* the whole problem on one GPU                  */
+    double speedup;      /* one_gpu_ms / ring_ms                          */
+    int link_bound;      /* a later step waits for the link               */
+} sim_ring_pass;
+
+typedef struct sim_ring_result {
+    int world;
+    sim_link link;
+    int64_t kv_bytes;    /* K and V of one share (operand dtype)          */
+    int64_t dkv_bytes;   /* dK and dV of one share (float32)              */
+    sim_ring_pass fwd, bwd;
+} sim_ring_result;
+
+fa2_status sim_link_builtin(const char *name, sim_link *out);
+fa2_status sim_ring_run(const fa2_sim_args *a, const fa2_sim_device *dev,
+                        const sim_link *link, int world, sim_ring_result *out);
+void sim_ring_print(FILE *f, const fa2_sim_args *a, const fa2_sim_device *dev,
+                    const sim_ring_result *r);
 
 #endif /* FA2_SIM_H */

@@ -41,6 +41,12 @@ check "fa2 trace --digits 8 runs" status_is 0 $fa2 trace --digits 8
 check "fa2 sim --sram 1 is refused: no tile fits in one byte" \
     sh -c "! $fa2 sim --seqlen 1024 --sram 1 2>&1 | grep -q 1x1 &&
            $fa2 sim --seqlen 1024 --sram 1 2>&1 | grep -q 'no tiling fits'"
+check "fa2 sim --ring 4 --link pcie5: K/V bytes of a step, both passes; odd seqlen refused" \
+    sh -c "$fa2 sim --ring 4 --link pcie5 --seqlen 1024 --heads 4 --heads-kv 2 --head-dim 64 --causal |
+           grep -Eq '^fwd +131072 +393216 ' &&
+           $fa2 sim --ring 4 --seqlen 1024 --heads 4 --heads-kv 2 --head-dim 64 | grep -q '^bwd ' &&
+           ! $fa2 sim --ring 3 --seqlen 1024 2>/dev/null &&
+           $fa2 sim --ring 3 --seqlen 1024 2>&1 | grep -q 'multiple of 2 x 3'"
 check "fa2 sim --help does not say sweeps are fwd+bwd" \
     sh -c "! $fa2 sim --help | grep -q 'sweeps: fwd+bwd' &&
            $fa2 sim --help | grep -q 'sweep paper: fwd+bwd'"

@@ -32,6 +32,8 @@ typedef struct sim_opts {
     const char *plot; /* FILE.svg */
     int32_t cu_q[MAX_SEQS + 1], cu_k[MAX_SEQS + 1];
     int64_t nq, nk;   /* --seqlens / --seqlens-k counts, -1: not given */
+    int ring;         /* --ring GPUS, 0: not a ring                     */
+    sim_link link;    /* --link, --link-gbps                            */
 } sim_opts;
 
 static void usage(FILE *f)
@@ -69,6 +71,13 @@ static void usage(FILE *f)
 "  --l2 | --no-l2               L2 model (default on)\n"
 "  --deterministic              FA2 backward in its deterministic mode (its\n"
 "                               order and second dQ accumulator)\n"
+"  --ring GPUS                  ring attention (context parallelism) over GPUS\n"
+"                               devices: per-step link bytes and compute, step\n"
+"                               time max(compute, link), against one GPU\n"
+"                               (FA2, fixed length, 2 GPUS must divide seqlen)\n"
+"  --link nvlink4|pcie5         the ring's link (default nvlink4: 450 GB/s per\n"
+"                               direction; pcie5: 64 GB/s)\n"
+"  --link-gbps X                override the link's GB/s per direction\n"
 "  --json | --csv               machine-readable output\n"
 "  --sweep paper|seqlen|sram    the FA2 paper's grid (batch x seqlen = 16k,\n"
 "                               hidden 2048, d 64/128, seqlen 512..16k, causal\n"
@@ -133,6 +142,26 @@ static int set_device(void *out, const char *v)
         return 0;
     fprintf(stderr, PROG ": --device: %s\n", fa2_last_error());
     return -1;
+}
+
+static int set_link(void *out, const char *v)
+{
+    if (sim_link_builtin(v, out) == FA2_OK)
+        return 0;
+    fprintf(stderr, PROG ": --link: %s\n", fa2_last_error());
+    return -1;
+}
+
+static int link_gbps(void *out, const char *v)
+{
+    char *end;
+    const double x = strtod(v, &end);
+    if (end == v || *end || !(x > 0) || x > 1e6) {
+        fprintf(stderr, PROG ": --link-gbps '%s' is not a positive GB/s\n", v);
+        return -1;
+    }
+    ((sim_link *)out)->bytes_per_s = x * 1e9;
+    return 0;
 }
 
 static int device_set(void *out, const char *v)
@@ -216,6 +245,9 @@ static int parse_options(sim_opts *o, int argc, char **argv)
         OPT_INT_("--num-splits", &a->num_splits, 0, 1 << 20),
         OPT_I64_("--seqlen-new", &a->seqlen_new, 0, big),
         OPT_I64_("--cache-capacity", &a->cache_capacity, 0, big),
+        OPT_INT_("--ring", &o->ring, 2, 4096),
+        OPT_CALL_("--link", &o->link, set_link),
+        OPT_CALL_("--link-gbps", &o->link, link_gbps),
     };
     const int rc = opt_parse(PROG, opts, OPT_COUNT(opts), argc, argv);
     if (rc)
@@ -250,6 +282,10 @@ static int parse_options(sim_opts *o, int argc, char **argv)
         a->cu_seqlens_k = o->cu_k;
         a->num_seqs = o->nq;
         a->batch = 1;
+    }
+    if (o->ring && (o->sweep >= 0 || o->out != OUT_TEXT)) {
+        fprintf(stderr, PROG ": --ring prints a table (no --sweep, --json, --csv)\n");
+        return 2;
     }
     if (o->plot && o->sweep < 0) {
         fprintf(stderr, PROG ": --plot needs --sweep\n");
@@ -295,6 +331,17 @@ static int print_result(const sim_opts *o, const fa2_sim_result *r,
     fputs(buf, stdout);
     free(buf);
     return 1;
+}
+
+static int run_ring(sim_opts *o)
+{
+    sim_ring_result r;
+    if (sim_ring_run(&o->a, &o->dev, &o->link, o->ring, &r) != FA2_OK) {
+        fprintf(stderr, PROG ": --ring: %s\n", fa2_last_error());
+        return 1;
+    }
+    sim_ring_print(stdout, &o->a, &o->dev, &r);
+    return 0;
 }
 
 static int run_one(sim_opts *o)
@@ -449,6 +496,7 @@ int fa2_cmd_sim(int argc, char **argv)
     o.nq = o.nk = -1;
     fa2_sim_args_init(&o.a);
     fa2_sim_device_builtin("h100", &o.dev);
+    sim_link_builtin("nvlink4", &o.link);
     const int parsed = parse_options(&o, argc, argv);
     if (parsed == 1)
         usage(stdout);
@@ -465,5 +513,5 @@ int fa2_cmd_sim(int argc, char **argv)
         fprintf(stderr, PROG ": --seqlen (or --seqlens) is required (fa2 sim --help)\n");
         return 2;
     }
-    return run_one(&o);
+    return o.ring ? run_ring(&o) : run_one(&o);
 }
