@@ -105,7 +105,7 @@ mods)
             echo "-- kernel $k: fa2 run --backend cuda --head-dim 128 --seqlen 4096 --heads 16 --dtype bf16 $m"
             if [ $k = mma ]; then export FA2_CUDA_FWD_KERNEL=mma; else unset FA2_CUDA_FWD_KERNEL; fi
             timeout 120 "$RUN/fa2" run --backend cuda --head-dim 128 --seqlen 4096 --heads 16 \
-                --dtype bf16 $m 2>&1 | grep -E "^time|error|FA2_ERR"
+                --dtype bf16 $m 2>&1 | grep -E "^ *time|FA2_ERR"
         done
     done 2>&1 | tee "$OUT/mods_speed.log"
     unset FA2_CUDA_FWD_KERNEL

@@ -49,6 +49,19 @@ static fa2_status open_device(runner *r)
         r->fwd.cu_seqlens_q = r->d_cu_q;
         r->fwd.cu_seqlens_k = r->d_cu_k;
     }
+    /* ALiBi slopes and sink logits: float32 [Hq], read by the kernels */
+    const size_t h_bytes = sizeof(float) * (size_t)p->spec.heads_q;
+    if (r->fwd.alibi_slopes &&
+        (device_alloc((void **)&r->d_slopes, h_bytes) ||
+         device_upload(r->d_slopes, r->fwd.alibi_slopes, h_bytes)))
+        return device_fail(r);
+    if (r->fwd.sinks && (device_alloc((void **)&r->d_sinks, h_bytes) ||
+                         device_upload(r->d_sinks, r->fwd.sinks, h_bytes)))
+        return device_fail(r);
+    if (r->d_slopes)
+        r->fwd.alibi_slopes = r->d_slopes;
+    if (r->d_sinks)
+        r->fwd.sinks = r->d_sinks;
     if (r->with_bwd &&
         (device_alloc(&r->d_dout, p->q_bytes) || device_alloc(&r->d_dq, p->q_bytes) ||
          device_alloc(&r->d_dk, p->kv_bytes) || device_alloc(&r->d_dv, p->kv_bytes) ||
@@ -162,7 +175,8 @@ fa2_status runner_open(runner *r, fa2_backend backend, problem *p,
 void runner_close(runner *r)
 {
     void *bufs[] = {r->d_q, r->d_k, r->d_v, r->d_o, r->d_lse, r->d_cu_q, r->d_cu_k,
-                    r->d_dout, r->d_dq, r->d_dk, r->d_dv, r->d_workspace, r->d_lens};
+                    r->d_dout, r->d_dq, r->d_dk, r->d_dv, r->d_workspace, r->d_lens,
+                    r->d_slopes, r->d_sinks};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         device_free(bufs[i]);
     free(r->lens);

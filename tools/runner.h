@@ -26,6 +26,7 @@ typedef struct runner {
     float *d_lse;
     int32_t *d_cu_q, *d_cu_k;
     void *d_dout, *d_dq, *d_dk, *d_dv;
+    float *d_slopes, *d_sinks; /* the score modifiers' [Hq] arrays */
     void *d_workspace; /* the CUDA backward's (fa2_cuda_bwd_workspace_size) */
     int kvcache;       /* RUNNER_KVCACHE                                    */
     fa2_kvcache_args kv; /* over the forward's tensors                     */
