@@ -97,8 +97,10 @@ static int kvcache_block_n(int64_t head_dim)
 static int kvcache_smem(int64_t head_dim, int nw)
 {
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(head_dim);
-    return hd == 64 ? FA2_KVC_SMEM_BYTES(64, nw) : hd == 128 ? FA2_KVC_SMEM_BYTES(128, nw)
-                                                             : FA2_KVC_SMEM_BYTES(256, nw);
+    const int bn = kvcache_block_n(head_dim);
+    return hd == 64    ? FA2_KVC_SMEM_BYTES_BN(64, nw, bn)
+           : hd == 128 ? FA2_KVC_SMEM_BYTES_BN(128, nw, bn)
+                       : FA2_KVC_SMEM_BYTES_BN(256, nw, bn);
 }
 
 /* The split count when the caller gave 0: the shared heuristic over the
