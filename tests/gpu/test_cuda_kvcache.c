@@ -349,6 +349,83 @@ START_TEST(host_pointers_are_refused_and_nothing_is_written)
 }
 END_TEST
 
+/* Decode runs in CUDA graphs (vLLM-style serving captures each step): a
+ * call captured on a stream and replayed writes the bytes a direct call
+ * writes. Append, main and combine kernels all run (split count > 1); the
+ * split-KV workspace comes from the stream-ordered pool inside the graph.
+ * (cudaStreamGetFlags/GetDevice in the stream check used to invalidate the
+ * capture.) */
+START_TEST(a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec sp;
+    kv_spec_init(&sp);
+    sp.dtype = FA2_DTYPE_BF16;
+    sp.batch = 2;
+    sp.heads_q = 32;
+    sp.heads_kv = 8;
+    sp.head_dim = 128;
+    sp.seqlen_q = 1;
+    sp.seqlen_new = 1;
+    sp.causal = 1;
+    sp.page_size = 64;
+    sp.capacity = 8192;
+    sp.lens[0] = 8000;
+    sp.lens[1] = 3000;
+    kv_problem p;
+    kv_problem_init(&p, &sp, &r);
+    dev_problem dv;
+    dev_problem_init(&dv, &p);
+    cudaStream_t stream;
+    cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    dv.a.stream = stream;
+    int nsplits = 0;
+    ck_assert(fa2_kvcache_num_splits(&dv.a, FA2_BACKEND_CUDA, &nsplits) == FA2_OK);
+    ck_assert_msg(nsplits > 1, "the case should split (got %d)", nsplits);
+
+    fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == FA2_OK, "direct call: %s", fa2_last_error());
+    cuda_check(cudaStreamSynchronize(stream), "direct call");
+    void *o_direct = malloc(dv.q_bytes);
+    float *lse_direct = malloc(dv.lse_bytes);
+    from_device(o_direct, dv.o, dv.q_bytes);
+    from_device(lse_direct, dv.lse, dv.lse_bytes);
+
+    cuda_check(cudaMemset(dv.o, 0xff, dv.q_bytes), "poison o");
+    cuda_check(cudaMemset(dv.lse, 0xff, dv.lse_bytes), "poison lse");
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+    ck_assert_msg(st == FA2_OK, "captured call: %s", fa2_last_error());
+    ck_assert_msg(end == cudaSuccess, "the capture was invalidated: %s",
+                  cudaGetErrorString(end));
+    cuda_check(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+    for (int rep = 0; rep < 2; rep++)
+        cuda_check(cudaGraphLaunch(exec, stream), "replay");
+    cuda_check(cudaStreamSynchronize(stream), "replay");
+    void *o_graph = malloc(dv.q_bytes);
+    float *lse_graph = malloc(dv.lse_bytes);
+    from_device(o_graph, dv.o, dv.q_bytes);
+    from_device(lse_graph, dv.lse, dv.lse_bytes);
+    ck_assert_msg(memcmp(o_graph, o_direct, dv.q_bytes) == 0,
+                  "O from the graph differs from the direct call");
+    ck_assert_msg(memcmp(lse_graph, lse_direct, dv.lse_bytes) == 0,
+                  "LSE from the graph differs from the direct call");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    free(o_direct);
+    free(lse_direct);
+    free(o_graph);
+    free(lse_graph);
+    dev_problem_free(&dv);
+    kv_problem_free(&p);
+}
+END_TEST
+
 static int quick(void)
 {
     const char *v = getenv("FA2_GPU_TEST_QUICK");
@@ -365,6 +442,7 @@ static Suite *cuda_kvcache_suite(void)
     tcase_add_loop_test(tc, long_caches_with_the_librarys_splits_equal_the_mirror, 0,
                         quick() ? 2 : 8);
     tcase_add_test(tc, host_pointers_are_refused_and_nothing_is_written);
+    tcase_add_test(tc, a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes);
     suite_add_tcase(s, tc);
     return s;
 }
