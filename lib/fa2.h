@@ -544,6 +544,18 @@ typedef struct fa2_sim_device {
                                      H100/H200); >= 90 runs the forward as
                                      the warp-specialised sm_90 kernel, whose
                                      tensor-core and CUDA-core work overlap */
+    /* Fixed costs (doc/io-complexity.md section 12, "Fixed costs"); 0
+     * turns a term off. A launch takes launch_us + max(memory, compute,
+     * latency), its latency the longest chain of a block slot: each block
+     * holds a slot for block_us plus the dependent round trips its
+     * schedule makes (to DRAM: dram_latency_ns each; to L2: l2_latency_ns). */
+    double launch_us;             /* per kernel launch: launch latency plus
+                                     the grid's drain, the gap a dependent
+                                     kernel on the same stream waits        */
+    double block_us;              /* per thread block: dispatch, prologue
+                                     and exit on its SM                     */
+    double dram_latency_ns;       /* one load that misses L2, issue to use  */
+    double l2_latency_ns;         /* one load that hits L2, issue to use    */
 } fa2_sim_device;
 
 /* "a100" (A100-SXM4-80GB), "h100" (H100-SXM5-80GB), "h200" (H200-SXM). */
@@ -626,7 +638,11 @@ typedef struct fa2_sim_launch {
     fa2_sim_counters c;
     double memory_ms;     /* DRAM (with L2) or global bytes / bandwidth     */
     double compute_ms;    /* the busiest SM's FLOPs at its share of peak    */
-    double time_ms;       /* roofline: max(memory_ms, compute_ms)           */
+    double latency_ms;    /* the longest block-slot chain of fixed costs and
+                             dependent round trips                          */
+    double launch_ms;     /* the device's launch_us                         */
+    double time_ms;       /* launch_ms + max(memory_ms, compute_ms,
+                             latency_ms)                                    */
 } fa2_sim_launch;
 
 #define FA2_SIM_MAX_LAUNCHES 8
