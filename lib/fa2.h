@@ -655,7 +655,7 @@ typedef struct fa2_sim_result {
     int64_t compulsory_read, compulsory_written;   /* inputs once, outputs once */
     int64_t l2_hits, l2_misses;   /* tile accesses (reads and atomics)      */
     double flops_paper;           /* the FA2 paper's FLOP count             */
-    double time_ms;               /* sum of the launches' roofline times    */
+    double time_ms;               /* sum of the launches' times             */
     double tflops;                /* flops_paper / time                     */
 } fa2_sim_result;
 
