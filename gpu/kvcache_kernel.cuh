@@ -353,6 +353,12 @@ __global__ void __launch_bounds__(NW * 32)
             }
             if (t == 0)
                 p.lse_part[row] = lse[hf];
+#ifdef FA2_TRAFFIC_COUNTERS
+            if (p.traffic && t == 0) {
+                atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
+                atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
+            }
+#endif
         }
     }
 #ifdef FA2_TRAFFIC_COUNTERS
@@ -407,6 +413,13 @@ __global__ void __launch_bounds__(128)
         p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
 #ifdef FA2_TRAFFIC_COUNTERS
     if (p.traffic && lane == 0) {
+        /* each partial once a row (the LSE's reads in later column passes
+         * are the same bytes again), the O of the non-empty parts only */
+        unsigned long long parts = 0;
+        for (int i = 0; i < S; i++)
+            parts += !fa2_merge_part_empty(lse_i[i * split_stride]);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_R], 4ull * (unsigned long long)S);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_R], parts * (unsigned long long)d * 4u);
         atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
         if (p.lse)
             atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);

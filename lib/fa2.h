@@ -444,20 +444,31 @@ double fa2_fwd_flops(const fa2_fwd_args *args);
  * on the device). Callers allocate device memory themselves (cudaMalloc or a
  * framework's allocator); the library allocates nothing per call. */
 
-/* Global-memory traffic of the CUDA forward kernel, counted by its thread
- * blocks in a library configured with --enable-traffic-counters: the bytes
- * each block requests from and writes to global memory (rows and columns it
- * predicates off are not counted), summed over every launch since the last
- * reset. Other builds return FA2_ERR_NOT_BUILT. Read and reset with the
- * device idle; the counters are those of the current device. */
+/* Global-memory traffic of the CUDA forward kernels (fa2_fwd, and the
+ * append, main and combine kernels of fa2_fwd_kvcache), counted by their
+ * thread blocks in a library configured with --enable-traffic-counters:
+ * the bytes each block requests from and writes to global memory (rows and
+ * columns it predicates off are not counted), summed over every launch
+ * since the last reset. Other builds return FA2_ERR_NOT_BUILT. Read and
+ * reset with the device idle; the counters are those of the current
+ * device. The fields after written_bytes only fa2_fwd_kvcache moves (the
+ * simulator's FA2_SIM_T_K_NEW, _V_NEW, _O_PARTIAL, _LSE_PARTIAL, and its K
+ * and V written). */
 typedef struct fa2_traffic {
     uint64_t q_bytes;       /* loaded  */
     uint64_t k_bytes;       /* loaded  */
     uint64_t v_bytes;       /* loaded  */
     uint64_t o_bytes;       /* stored  */
     uint64_t lse_bytes;     /* stored  */
-    uint64_t read_bytes;    /* q + k + v */
-    uint64_t written_bytes; /* o + lse   */
+    uint64_t read_bytes;    /* every load counted here     */
+    uint64_t written_bytes; /* every store counted here    */
+    uint64_t k_new_bytes, v_new_bytes;  /* loaded by the append          */
+    uint64_t k_cache_written_bytes;     /* stored into the caches by the */
+    uint64_t v_cache_written_bytes;     /*   append                      */
+    uint64_t o_partial_written_bytes;   /* split-KV float32 partials:    */
+    uint64_t lse_partial_written_bytes; /*   stored by the main kernel,  */
+    uint64_t o_partial_read_bytes;      /*   loaded by the combine (an   */
+    uint64_t lse_partial_read_bytes;    /*   empty part's O is not)      */
 } fa2_traffic;
 
 fa2_status fa2_cuda_traffic_reset(void);
