@@ -205,8 +205,13 @@ static int combine_step(sim_ctx *c, const sim_launch *L, sim_block *b)
         b->l2_trips = sim_max(b->l2_trips, S->dec.splits + passes * parts);
         c->c->flops_other += S->dec.splits * (2 * d + 4); /* weights, sums */
         c->c->sfu_ops += S->dec.splits * 2;
-        sim_write(c, FA2_SIM_T_O, seq * hq + head, i, 1, 0, S->E, SIM_REGS);
-        sim_write(c, FA2_SIM_T_LSE, seq * hq + head, i, 1, 0, 4, SIM_REGS);
+        /* O and LSE of a (sequence, query head) as one access, by the
+         * block holding its last query: the L2 model's lines are whole
+         * tiles, written as a unit (the bytes are the rows' either way) */
+        if (i == nq - 1) {
+            sim_write(c, FA2_SIM_T_O, seq * hq + head, 0, nq, 0, S->E, SIM_REGS);
+            sim_write(c, FA2_SIM_T_LSE, seq * hq + head, 0, nq, 0, 4, SIM_REGS);
+        }
     }
     b->phase = SIM_DONE;
     return 0;

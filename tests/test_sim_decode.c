@@ -389,6 +389,23 @@ START_TEST(fixed_costs_are_device_keys_and_refuse_bad_values)
 }
 END_TEST
 
+/* Every byte the launches store reaches DRAM once with the L2 model on
+ * (no line is stored twice; dirty lines are written back), also when the
+ * combine's blocks of four rows cut a (sequence, head)'s 16 queries. */
+START_TEST(with_l2_every_stored_byte_reaches_dram_once)
+{
+    for (int64_t nq = 1; nq <= 16; nq *= 4) {
+        fa2_sim_args a;
+        decode_args(&a, 2, 32, 8, nq, 4096);
+        a.causal = 1;
+        a.num_splits = 6;
+        a.l2 = 1;
+        const fa2_sim_result r = run(&a);
+        ck_assert_int_eq(r.total.dram_written, r.total.global_written);
+    }
+}
+END_TEST
+
 START_TEST(bad_decode_arguments_are_refused)
 {
     const fa2_sim_device dev = h200();
@@ -429,6 +446,7 @@ int main(void)
     tcase_add_test(tc, the_default_split_count_is_the_shared_heuristic_on_the_devices_sms);
     tcase_add_test(tc, the_predicted_time_is_bound_by_hbm_bandwidth);
     tcase_add_test(tc, bad_decode_arguments_are_refused);
+    tcase_add_test(tc, with_l2_every_stored_byte_reaches_dram_once);
     tcase_add_loop_test(tc, zero_fixed_costs_give_the_plain_roofline, 0, N_GRID);
     tcase_add_test(tc, each_launch_adds_exactly_the_launch_overhead);
     tcase_add_test(tc, a_decode_block_waits_one_dram_latency_per_tile);
