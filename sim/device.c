@@ -42,9 +42,10 @@
  *  BLOCK_US: a block's dispatch and exit on its SM beyond its loads; 0:
  *      hidden behind the other resident blocks in the measured decode.
  *  DRAM_LATENCY_NS, L2_LATENCY_NS: a dependent load's round trip that
- *      misses / hits L2. Public Hopper microbenchmarks put an L2 hit at a
- *      few hundred core cycles and a DRAM access at roughly twice to three
- *      times that; at the 1.98 GHz boost clock that is ~200 ns and ~600 ns. */
+ *      misses / hits L2. Published pointer-chasing figures for Hopper
+ *      spread widely (an L2 hit ~100-250 ns, HBM ~400-700 ns, idle); the
+ *      defaults sit in those ranges, at their loaded end. Placeholders for
+ *      measured values, not measurements. */
 #define LAUNCH_US 2.0
 #define BLOCK_US 0.0
 #define DRAM_LATENCY_NS 600.0
