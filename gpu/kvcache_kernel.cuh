@@ -402,6 +402,12 @@ __global__ void __launch_bounds__(NW * 32)
             }
             if (t == 0)
                 p.lse_part[row] = lse[hf];
+#ifdef FA2_TRAFFIC_COUNTERS
+            if (p.traffic && t == 0) {
+                atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
+                atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
+            }
+#endif
         }
     }
 #ifdef FA2_TRAFFIC_COUNTERS
@@ -419,10 +425,10 @@ __global__ void __launch_bounds__(NW * 32)
 #endif
 }
 
-/* The combine step: one block of 128 threads per row (b, hq, tok). Every
- * load is put in flight at once: the row's S partials (S x d floats) are
- * copied into shared memory by cp.async, its S LSEs beside them, so the
- * block waits out one memory latency, not one per split (measured on the
+/* The combine step: one block of 128 threads per row (b, hq, tok). The
+ * row's S LSEs first, then every non-empty partial (at most S x d floats)
+ * copied into shared memory by cp.async, all in flight at once, so the
+ * block waits out two memory latencies, not one per split (measured on the
  * H200: the first version, one warp per row summing split after split,
  * took 32 us for 32 rows of 55 splits, longer than the main kernel;
  * doc/NOTES-kvcache.md). The merged LSE is fa2_merge_lse's three pieces
@@ -452,15 +458,18 @@ __global__ void __launch_bounds__(128)
     float *const ws = s_comb + S; /* [S] terms, then weights */
     float *const part = s_comb + kvcache_combine_part_offset(S); /* [S][d] */
     const float *const o_i = p.o_part + row * d;
-    const int c4 = d / 4;
-    for (int idx = tid; idx < S * c4; idx += 128) {
-        const int i = idx / c4, c = (idx - i * c4) * 4;
-        cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
-    }
-    cp_async_commit();
     if (tid < S) /* S <= FA2_KVCACHE_MAX_SPLITS = 128 threads */
         ls[tid] = p.lse_part[row + tid * split_stride];
     __syncthreads();
+    /* the non-empty parts' O, all in flight at once (an empty part's was
+     * never written, and is neither read nor used) */
+    const int c4 = d / 4;
+    for (int idx = tid; idx < S * c4; idx += 128) {
+        const int i = idx / c4, c = (idx - i * c4) * 4;
+        if (!fa2_merge_part_empty(ls[i]))
+            cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
+    }
+    cp_async_commit();
     /* the max: each lane over splits lane, lane + 32, ...; then over the
      * lanes (NaN wins, as in fa2_merge_lse_max); every warp alike */
     float mx = fa2_merge_lse_max((S - lane + 31) / 32, ls + lane, 32);
@@ -499,6 +508,12 @@ __global__ void __launch_bounds__(128)
         p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
 #ifdef FA2_TRAFFIC_COUNTERS
     if (p.traffic && tid == 0) {
+        /* the S LSEs, and the O of the non-empty parts (the ones copied) */
+        unsigned long long parts = 0;
+        for (int i = 0; i < S; i++)
+            parts += !fa2_merge_part_empty(ls[i]);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_R], 4ull * (unsigned long long)S);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_R], parts * (unsigned long long)d * 4u);
         atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
         if (p.lse)
             atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
