@@ -283,23 +283,7 @@ START_TEST(kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches)
     s.batch = 1 + i % 3;
     s.seqlen_new = i % 4 == 0 ? 0 : s.seqlen_q;
     s.no_lse = i % 9 == 8;
-    s.capacity = tl_range(&r, 40, 700);
-    if (s.page_size)
-        s.capacity = fa2_ceil_div(s.capacity, s.page_size) * s.page_size;
-    const int64_t room = s.capacity - s.seqlen_new;
-    for (int64_t b = 0; b < s.batch; b++) {
-        switch ((i + b) % 5) {
-        case 0: s.lens[b] = 0; break;
-        case 1: s.lens[b] = 1; break;
-        case 2: s.lens[b] = room; break;
-        case 3:
-            s.lens[b] = (s.page_size ? s.page_size : 64) - 1;
-            if (s.lens[b] > room)
-                s.lens[b] = room;
-            break;
-        default: s.lens[b] = tl_range(&r, 0, room); break;
-        }
-    }
+    kv_spec_draw_cache(&s, i, 5, 40, 700, &r);
     check_spec(&s, &r);
 }
 END_TEST
