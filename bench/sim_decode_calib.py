@@ -14,16 +14,17 @@ ratio per row (no GPU needed: re-run it with other values).
 
 Measure (--kernels CSV, one row per shape: batch, heads_q, heads_kv, nq,
 cache, splits, call_us, decode_us, combine_us; the kernels' durations from
-nsys or ncu, the call's from decode_compare.py): the procedure of section
-12, each value a median over the rows where its term is what the time is
-made of:
-  launch_us       (call - decode - combine) / launches per call
-  l2_latency_ns   combine duration / the combine's L2 round trips (the
-                  simulator's count, from its latency at 1 ns a trip)
-  dram_latency_ns decode duration / its DRAM round trips, on the rows where
-                  the decode kernel took over twice its bytes' time (a
-                  long chain of tiles per block: e.g. batch 1, 8k keys,
-                  num_splits 1)
+torch.profiler, nsys or ncu, the call's from decode_compare.py): the
+procedure of section 12, with the trip and step counts from the simulator:
+  tile_step_ns, block_us  slope and intercept (less one DRAM round trip) of
+                  the decode kernel's duration against its tile steps a
+                  block, over the rows where that chain, not the bytes,
+                  is the time (batch 1: one wave of blocks)
+  smem_latency_ns (combine duration - block_us - 2 L2 round trips) / its
+                  shared-memory steps
+  launch_us       (call - decode - combine) / launches per call (only
+                  where the host is not the bound: a call from Python
+                  costs 16-23 us of host time)
 and the --device-set flags that set them. (Checked on synthetic durations
 made by the simulator with known values: it returns them.)
 """
@@ -73,35 +74,48 @@ def predict(a):
 def measure(a):
     rows = [{k: (float(v) if "us" in k else int(v)) for k, v in r.items()}
             for r in csv.DictReader(open(a.kernels))]
-    # trip counts: the latency spans at 1 ns a round trip, nothing else
-    unit = ["launch_us=0", "block_us=0"]
-    launch_us, l2_ns, dram_ns = [], [], []
+    only = ["launch_us=0", "block_us=0", "dram_latency_ns=0", "l2_latency_ns=0",
+            "smem_latency_ns=0", "tile_step_ns=0"]
+
+    def count(r, key, name):
+        """the launch's latency with only `key` at 1 ns: its count"""
+        L = launch(sim(a.fa2, r, only + [key + "=1"]), name)
+        return L["latency_ms"] * 1e6 if L else 0.0
+
+    pts = []
     for r in rows:
-        n = 1 + (r["splits"] > 1)
-        launch_us.append((r["call_us"] - r["decode_us"] - r.get("combine_us", 0)) / n)
-        if r["splits"] > 1:
-            c = launch(sim(a.fa2, r, unit + ["dram_latency_ns=0", "l2_latency_ns=1"]),
-                       "fa2_decode_combine")
-            trips = c["latency_ms"] * 1e6
-            if trips > 0:
-                l2_ns.append(r["combine_us"] * 1e3 / trips)
-        d = launch(sim(a.fa2, r, unit + ["dram_latency_ns=1", "l2_latency_ns=0"]),
-                   "fa2_decode")
-        trips = d["latency_ms"] * 1e6
-        dram = launch(sim(a.fa2, r, unit), "fa2_decode")
-        # latency bound: the measured time well above the bytes' time
-        if trips > 0 and r["decode_us"] > 2 * dram["memory_ms"] * 1e3:
-            dram_ns.append(r["decode_us"] * 1e3 / trips)
-    out = []
-    for key, xs in (("launch_us", launch_us), ("l2_latency_ns", l2_ns),
-                    ("dram_latency_ns", dram_ns)):
-        if xs:
-            print("%-16s median %.3g over %d rows (%.3g .. %.3g)" % (
-                key, statistics.median(xs), len(xs), min(xs), max(xs)))
-            out.append("--device-set %s=%.3g" % (key, statistics.median(xs)))
-        else:
-            print("%-16s no row measures it" % key)
-    print(" ".join(out))
+        d = launch(sim(a.fa2, r, a.device_set), "fa2_decode")
+        one_wave = d["grid"] <= d["blocks_per_sm"] * a.sms
+        if one_wave and r["decode_us"] > 1.05 * d["memory_ms"] * 1e3:  # the chain
+            pts.append((count(r, "tile_step_ns", "fa2_decode"), r["decode_us"]))
+    res = {}
+    if len(pts) >= 2:
+        n = len(pts)
+        mx = sum(x for x, _ in pts) / n
+        my = sum(y for _, y in pts) / n
+        sxx = sum((x - mx) ** 2 for x, _ in pts)
+        if sxx > 0:
+            slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
+            res["tile_step_ns"] = slope * 1e3
+            res["block_us"] = my - slope * mx - a.dram_ns * 1e-3
+    block_us = res.get("block_us", 0.0)
+    smem = []
+    for r in rows:
+        if r["splits"] > 1 and r.get("combine_us", 0) > 0:
+            steps = count(r, "smem_latency_ns", "fa2_decode_combine")
+            l2 = count(r, "l2_latency_ns", "fa2_decode_combine")
+            if steps > 0:
+                smem.append((r["combine_us"] * 1e3 - block_us * 1e3 - l2 * a.l2_ns) / steps)
+    if smem:
+        res["smem_latency_ns"] = statistics.median(smem)
+    gaps = [(r["call_us"] - r["decode_us"] - r.get("combine_us", 0)) /
+            (1 + (r["splits"] > 1)) for r in rows]
+    res["launch_us"] = statistics.median(gaps)
+    for k, v in res.items():
+        print("%-16s %.4g" % (k, v))
+    print("points (tile steps, decode us): " +
+          ", ".join("(%g, %g)" % p for p in pts))
+    print(" ".join("--device-set %s=%.4g" % kv for kv in res.items()))
 
 
 def main():
@@ -110,6 +124,11 @@ def main():
     ap.add_argument("--json", help="a decode_compare_gpu.json: predict its rows")
     ap.add_argument("--kernels", help="a CSV of kernel durations: measure the costs")
     ap.add_argument("--device-set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--sms", type=int, default=132, help="measure: the GPU's SMs")
+    ap.add_argument("--dram-ns", type=float, default=600.0,
+                    help="measure: the DRAM round trip the intercept includes")
+    ap.add_argument("--l2-ns", type=float, default=225.0,
+                    help="measure: the L2 round trip of the combine's two")
     a = ap.parse_args()
     if not a.json and not a.kernels:
         ap.error("give --json, --kernels or both")

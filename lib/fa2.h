@@ -559,7 +559,9 @@ typedef struct fa2_sim_device {
      * turns a term off. A launch takes launch_us + max(memory, compute,
      * latency), its latency the longest chain of a block slot: each block
      * holds a slot for block_us plus the dependent round trips its
-     * schedule makes (to DRAM: dram_latency_ns each; to L2: l2_latency_ns). */
+     * schedule makes (to DRAM: dram_latency_ns each; to L2: l2_latency_ns;
+     * to shared memory: smem_latency_ns) plus its pipelined tile steps
+     * (each max(tile_step_ns scaled to the tile, dram_latency_ns)). */
     double launch_us;             /* per kernel launch: launch latency plus
                                      the grid's drain, the gap a dependent
                                      kernel on the same stream waits        */
@@ -567,6 +569,13 @@ typedef struct fa2_sim_device {
                                      and exit on its SM                     */
     double dram_latency_ns;       /* one load that misses L2, issue to use  */
     double l2_latency_ns;         /* one load that hits L2, issue to use    */
+    double smem_latency_ns;       /* one shared-memory load and the operation
+                                     waiting on it, in a dependent loop     */
+    double tile_step_ns;          /* one warp's step over a 32-key tile at
+                                     head dim 128 (two MMA chains and the
+                                     online softmax), latency bound: the
+                                     decode kernel's warp, alone on its
+                                     scheduler                              */
 } fa2_sim_device;
 
 /* "a100" (A100-SXM4-80GB), "h100" (H100-SXM5-80GB), "h200" (H200-SXM). */

@@ -39,24 +39,44 @@
  *      the end of the last block of one to the first block of the next
  *      running, plus the launch's own start: a few microseconds on recent
  *      NVIDIA GPUs.
- *  BLOCK_US: a block's dispatch and exit on its SM beyond its loads; 0:
- *      hidden behind the other resident blocks in the measured decode.
- *  DRAM_LATENCY_NS, L2_LATENCY_NS: a dependent load's round trip that
- *      misses / hits L2. Published pointer-chasing figures for Hopper
- *      spread widely (an L2 hit ~100-250 ns, HBM ~400-700 ns, idle); the
- *      defaults sit in those ranges, at their loaded end. Placeholders for
- *      measured values, not measurements. */
+ *  BLOCK_US: a block's dispatch, prologue (index arithmetic, the mask, the
+ *      first loads' issue) and epilogue on its SM beyond its loads and tile
+ *      steps. 3.0: the intercept of the H200 decode kernel's duration
+ *      against its tile steps a block at batch 1 (TILE_STEP_NS) less one
+ *      DRAM round trip.
+ *  DRAM_LATENCY_NS: a dependent load's round trip that misses L2.
+ *      Published pointer-chasing figures for Hopper spread (HBM ~400-700
+ *      ns, idle); 600, not measured here.
+ *  L2_LATENCY_NS: ... that hits L2. 205: the H200's first combine kernel
+ *      (one warp a row walking the splits, a dependent L2 load each)
+ *      took 31.9, 51.4 and 65.0 us for 141, 243 and 253 round trips
+ *      besides BLOCK_US: 205, 199 and 245 ns each.
+ *  SMEM_LATENCY_NS: a shared-memory load and the operation waiting on it.
+ *      16: the H200's combine kernel (one block a row, partials staged in
+ *      shared memory, summed in split order) took 5.3, 7.9 and 8.0 us for
+ *      165, 284 and 284 such steps besides BLOCK_US and its two L2 trips:
+ *      11, 16 and 16 ns (~30 core cycles).
+ *  TILE_STEP_NS: a one-warp decode block's step over a 32-key tile at head
+ *      dim 128. 3030: the H200 decode kernel at batch 1 (three to four
+ *      one-warp blocks an SM, one wave) took 12.1, 43.7 and 152 us for
+ *      chunks of 3, 13 and 49 tiles: the least-squares slope, 3.03 us a
+ *      tile (bench/sim_decode_calib.py --kernels), intercept 3.6 us.
+ *  All measured by the lead on 2026-12-02 (doc/NOTES-kvcache.md, "where
+ *  the decode time went"); the kernel durations from torch.profiler. */
 #define LAUNCH_US 2.0
-#define BLOCK_US 0.0
+#define BLOCK_US 3.0
 #define DRAM_LATENCY_NS 600.0
-#define L2_LATENCY_NS 200.0
+#define L2_LATENCY_NS 205.0
+#define SMEM_LATENCY_NS 16.0
+#define TILE_STEP_NS 3030.0
 
 #define KB 1024LL
 #define MB (1024LL * 1024LL)
 
-/* The fixed costs (launch_us, block_us, dram_latency_ns, l2_latency_ns):
- * see FIXED_COSTS below. */
-#define FIXED_COSTS LAUNCH_US, BLOCK_US, DRAM_LATENCY_NS, L2_LATENCY_NS
+/* The fixed costs (launch_us, block_us, dram_latency_ns, l2_latency_ns,
+ * smem_latency_ns, tile_step_ns): see FIXED_COSTS below. */
+#define FIXED_COSTS LAUNCH_US, BLOCK_US, DRAM_LATENCY_NS, L2_LATENCY_NS, SMEM_LATENCY_NS, \
+    TILE_STEP_NS
 static const fa2_sim_device builtin[] = {
     {"A100-SXM4-80GB", 108, 32, 64, 65536, 164 * KB, 163 * KB, 1 * KB, 40 * MB,
      32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12, 80, FIXED_COSTS},
@@ -146,6 +166,7 @@ static const field fields[] = {
     FLD(sfu_tops, F_DBL),      FLD(arch, F_INT),
     FLD(launch_us, F_DBL),     FLD(block_us, F_DBL),
     FLD(dram_latency_ns, F_DBL), FLD(l2_latency_ns, F_DBL),
+    FLD(smem_latency_ns, F_DBL), FLD(tile_step_ns, F_DBL),
 };
 
 fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
@@ -196,7 +217,8 @@ fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
                     "regs_per_sm, smem_per_sm, smem_per_block, "
                     "smem_reserved_per_block, l2_bytes, l2_sector_bytes, hbm_gbps, "
                     "matmul_tflops, fp32_tflops, sfu_tops, arch, launch_us, "
-                    "block_us, dram_latency_ns or l2_latency_ns)", key);
+                    "block_us, dram_latency_ns, l2_latency_ns, smem_latency_ns or "
+                    "tile_step_ns)", key);
 }
 
 fa2_status fa2_sim_device_parse(fa2_sim_device *dev, const char *text)
@@ -279,12 +301,13 @@ fa2_status fa2_sim_device_check(const fa2_sim_device *d)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: hbm_gbps, "
                         "matmul_tflops, fp32_tflops and sfu_tops must be positive "
                         "and finite", d->name);
-    if (!(d->launch_us >= 0) || !(d->block_us >= 0) || !(d->dram_latency_ns >= 0) ||
-        !(d->l2_latency_ns >= 0) || !isfinite(d->launch_us) || !isfinite(d->block_us) ||
-        !isfinite(d->dram_latency_ns) || !isfinite(d->l2_latency_ns))
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: launch_us, block_us, "
-                        "dram_latency_ns and l2_latency_ns must be >= 0 and finite",
-                        d->name);
+    const double fixed[] = {d->launch_us, d->block_us, d->dram_latency_ns,
+                            d->l2_latency_ns, d->smem_latency_ns, d->tile_step_ns};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!(fixed[i] >= 0) || !isfinite(fixed[i]))
+            return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: launch_us, block_us, "
+                            "dram_latency_ns, l2_latency_ns, smem_latency_ns and "
+                            "tile_step_ns must be >= 0 and finite", d->name);
     fa2_clear_error();
     return FA2_OK;
 }

@@ -124,10 +124,19 @@ static double block_s(const fa2_sim_device *dev, const sim_block *b, int overlap
  * cost and the dependent round trips its schedule counted. Latencies do
  * not take an SM's throughput: the blocks resident on an SM wait for their
  * loads at the same time. */
-static double block_latency_s(const fa2_sim_device *dev, const sim_block *b)
+static double block_latency_s(const fa2_sim_device *dev, const sim_launch *L,
+                              const sim_block *b)
 {
-    return dev->block_us * 1e-6 + (double)b->dram_trips * dev->dram_latency_ns * 1e-9 +
-           (double)b->l2_trips * dev->l2_latency_ns * 1e-9;
+    const double dram = dev->dram_latency_ns * 1e-9;
+    const double step = dev->tile_step_ns * 1e-9 * L->step_scale;
+    double s = dev->block_us * 1e-6 + (double)b->dram_trips * dram +
+               (double)b->l2_trips * dev->l2_latency_ns * 1e-9 +
+               (double)b->smem_trips * dev->smem_latency_ns * 1e-9;
+    /* steps 0 .. T-2 wait for the next tile or compute, whichever is
+     * longer; the last one computes */
+    if (b->tile_steps > 0)
+        s += (double)(b->tile_steps - 1) * (step > dram ? step : dram) + step;
+    return s;
 }
 
 /* Greedy list scheduling of the blocks, in launch order, on the SMs (each
@@ -210,7 +219,7 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
             while (counted_step(c, L, &b))
                 ;
             sched_add(&q, dev->sms, block_s(dev, &b, L->overlap));
-            const double lat = block_latency_s(dev, &b);
+            const double lat = block_latency_s(dev, L, &b);
             slot_add(&lq, lat);
             *lat_sum += lat;
         }
@@ -244,7 +253,7 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
         for (int64_t s = 0; s < slots; s++) {
             if (!live[s] || counted_step(c, L, &blk[s]))
                 continue;
-            const double l = block_latency_s(dev, &blk[s]);
+            const double l = block_latency_s(dev, L, &blk[s]);
             *lat_sum += l;
             if (work) {
                 work[blk[s].id] = (float)block_s(dev, &blk[s], L->overlap);

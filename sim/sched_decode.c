@@ -18,10 +18,10 @@
  *       one split: store O (E a row) and LSE (4 bytes a row);
  *       else store the float32 partial O (4 d a row) and LSE (4) of this
  *       split, every block, also one whose chunk is empty (O = 0, +inf);
- *   combine (splits > 1), one block per four rows (sequence, query head,
- *       query), a warp each: read the row's splits' partial LSE, then the
- *       partial O of the splits whose LSE is finite (fa2_merge_partials
- *       never reads an empty part's O), in split order; store O and LSE.
+ *   combine (splits > 1), one block per row (sequence, query head,
+ *       query): read the row's splits' partial LSE, then the partial O of
+ *       the splits whose LSE is finite (fa2_merge_partials never reads an
+ *       empty part's O), in split order; store O and LSE.
  *
  * So K and V are read once per (sequence, key head, row block, split) for
  * the keys the rows see: once per group for decode (Nq group <= 64 rows),
@@ -32,6 +32,7 @@
 #include "config.h"
 #include "sim.h"
 #include "fa2_kvcache.h"
+#include "../gpu/kvcache_params.h" /* FA2_KVC_KERNEL_HEAD_DIM: the kernels' tile */
 
 enum { DEC_APPEND = 0, DEC_DECODE = 1, DEC_COMBINE = 2 };
 
@@ -112,6 +113,7 @@ static int decode_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     case 0: /* the packed Q tile, once */
         sim_read(c, FA2_SIM_T_Q, b->slice, b->lo, b->n, 0, S->E, SIM_SMEM);
         b->dram_trips++; /* Q, with the first K/V tile when there is one */
+        b->tile_steps = b->nsteps;
         b->phase = b->nsteps > 0 ? 1 : 2;
         return 1;
     case 1: { /* one key block of the chunk */
@@ -120,9 +122,6 @@ static int decode_step(sim_ctx *c, const sim_launch *L, sim_block *b)
         const int64_t cols = sim_tile_rows(b->s.seqlen_k, nb, L->bn);
         cache_rows(c, FA2_SIM_T_K, b->seq, b->head, col_lo, cols, 0);
         cache_rows(c, FA2_SIM_T_V, b->seq, b->head, col_lo, cols, 0);
-        /* double buffering: tile j + 1 is requested when tile j is in, so
-         * each later tile is one more round trip */
-        b->dram_trips += b->step > 0;
         const int64_t q_lo = b->lo / S->group;
         const int64_t q_hi = (b->lo + b->n - 1) / S->group + 1;
         const int masked = fa2_tile_needs_mask(&b->mask, q_lo, q_hi, col_lo, L->bn);
@@ -162,8 +161,8 @@ int sim_decode_part_seen(const sim_setup *S, const fa2_mask *m, int64_t r, int s
 }
 
 /* The combine kernel's rows: (sequence, query head, query) in that order,
- * COMBINE_ROWS to a block, one warp each (gpu/kvcache_kernel.cuh). */
-enum { COMBINE_ROWS = 4 };
+ * COMBINE_ROWS to a block (gpu/kvcache_kernel.cuh: one, of 128 threads). */
+enum { COMBINE_ROWS = 1 };
 
 static void combine_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
                          int64_t tile)
@@ -175,18 +174,19 @@ static void combine_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t 
     b->phase = 0;
 }
 
-/* Each row of the block (a warp): read its splits' partial LSE (the merge's
- * maximum), then, per 64 columns of O, the partial O of the splits whose
- * LSE is finite, in split order; store O and LSE. A warp waits for each of
- * these loads before the next (the loop carries the sum): S + ceil(d / 64)
- * x (parts read) dependent round trips, to L2 where the partials were just
- * written (the LSE's second read hits L1 and is not priced). The block
- * takes as long as its longest row. */
+/* A row's block: read its splits' partial LSEs (one L2 round trip: the
+ * partials were just written), then the partial O of the splits whose LSE
+ * is finite, all in flight at once into shared memory (a second), in
+ * split order; store O and LSE. Its dependent steps are on chip: the LSE
+ * terms summed in split order (S shared-memory loads, each waited for),
+ * then each thread's columns summed over the splits in split order (a
+ * load of the LSE to test it, then of the weight and the part: 1 step for
+ * an empty split, 2 for one read). */
 static int combine_step(sim_ctx *c, const sim_launch *L, sim_block *b)
 {
     const sim_setup *S = c->S;
     const int64_t d = S->p.head_dim, g = S->group, nq = S->p.max_seqlen_q;
-    const int64_t hq = S->p.heads_q, passes = fa2_ceil_div(d, 64);
+    const int64_t hq = S->p.heads_q;
     for (int64_t row = b->lo; row < b->lo + b->n; row++) {
         const int64_t i = row % nq, head = row / nq % hq, seq = row / (nq * hq);
         const fa2_seq sq = fa2_problem_seq(&S->p, seq);
@@ -202,7 +202,8 @@ static int combine_step(sim_ctx *c, const sim_launch *L, sim_block *b)
                 parts++;
             }
         }
-        b->l2_trips = sim_max(b->l2_trips, S->dec.splits + passes * parts);
+        b->l2_trips = 2;
+        b->smem_trips = sim_max(b->smem_trips, 2 * (int64_t)S->dec.splits + parts);
         c->c->flops_other += S->dec.splits * (2 * d + 4); /* weights, sums */
         c->c->sfu_ops += S->dec.splits * 2;
         /* O and LSE of a (sequence, query head) as one access, by the
@@ -248,6 +249,7 @@ int sim_decode_launches(const sim_setup *S, sim_launch *out)
     if (S->dec.page_size)
         L.krows = (int)(S->dec.page_size < t.bn ? S->dec.page_size : t.bn);
     L.smem = S->dec.smem; /* Q, and K and V double-buffered */
+    L.step_scale = (double)FA2_KVC_KERNEL_HEAD_DIM(p->head_dim) / 128.0 * t.bn / 32.0;
     L.init = decode_init;
     L.step = decode_step;
     out[n++] = L;
@@ -260,6 +262,9 @@ int sim_decode_launches(const sim_setup *S, sim_launch *out)
         C.warps = 4;
         C.bm = C.qrows = t.bm;
         C.bn = C.krows = t.bn;
+        /* the LSEs and weights (16-byte aligned), the parts' O: floats */
+        C.smem = (((2 * (int64_t)S->dec.splits + 3) & ~(int64_t)3) +
+                  (int64_t)S->dec.splits * p->head_dim) * 4;
         C.init = combine_init;
         C.step = combine_step;
         out[n++] = C;

@@ -140,7 +140,11 @@ typedef struct sim_block {
     /* Dependent global round trips on the block's critical path (a load
      * whose data the block waits for before it can go on): the schedule
      * counts them, run.c prices them with the device's latencies. */
-    int64_t dram_trips, l2_trips;
+    int64_t dram_trips, l2_trips, smem_trips;
+    /* Pipelined tile steps after the first DRAM trip: each takes the
+     * longer of the launch's tile step and a DRAM round trip (the next
+     * tile streams in during the step). */
+    int64_t tile_steps;
 } sim_block;
 
 typedef struct sim_ctx sim_ctx;
@@ -157,6 +161,8 @@ struct sim_launch {
     int overlap;      /* tensor-core and CUDA-core work overlap (warp-
                          specialised): compute time is the longest pipe's,
                          not the sum                                       */
+    double step_scale; /* a tile step's latency in units of the device's
+                          tile_step_ns (its tile against 32 keys x d 128) */
     /* Set up block (slice, tile); phase SIM_DONE if it has nothing to do. */
     void (*init)(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
                  int64_t tile);
