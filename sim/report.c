@@ -99,9 +99,10 @@ static void text(fa2_writer *o, const fa2_sim_args *a, const fa2_sim_device *dev
     fa2_put(o, "\npredicted (roofline): %.4f ms, %.1f TFLOP/s (%.4g FLOPs by the paper's "
            "count)\n", r->time_ms, r->tflops, r->flops_paper);
     fa2_put(o, "per launch, ms: launch overhead + max(memory, compute, latency) (%s: "
-           "launch_us %g, block_us %g, dram_latency_ns %g, l2_latency_ns %g)\n",
+           "launch_us %g, block_us %g, dram_latency_ns %g, l2_latency_ns %g, "
+           "smem_latency_ns %g, tile_step_ns %g)\n",
         dev->name, dev->launch_us, dev->block_us, dev->dram_latency_ns,
-        dev->l2_latency_ns);
+        dev->l2_latency_ns, dev->smem_latency_ns, dev->tile_step_ns);
     for (int k = 0; k < r->num_launches; k++) {
         const fa2_sim_launch *L = &r->launch[k];
         fa2_put(o, "  %-20s %.4f + max(%.4f, %.4f, %.4f)\n", L->name, L->launch_ms,
