@@ -699,6 +699,51 @@ START_TEST(test_is_deterministic)
 }
 END_TEST
 
+/* A forward captured into a CUDA graph on a user stream replays to the bytes
+ * of a direct call (the stream check must not invalidate the capture). */
+START_TEST(test_replays_from_a_cuda_graph)
+{
+    spec s;
+    spec_init(&s, FA2_DTYPE_BF16, 128);
+    s.batch = 2, s.nq = s.nk = 700, s.hq = 4, s.hkv = 2, s.causal = 1;
+    uint64_t rng = case_rng(4100);
+    problem p;
+    problem_init(&p, &s, &rng);
+    outputs direct, graph;
+    ck_assert(run_gpu(&p, &p.dev_args, &direct) == FA2_OK);
+
+    cudaStream_t stream;
+    cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    fa2_fwd_args a = p.dev_args;
+    a.stream = stream;
+    cuda_ok(cudaMemset(p.o.d_base, 0xFF, (size_t)p.o.n_alloc * p.o.esize), "poison");
+    cuda_ok(cudaMemset(p.lse.d_base, 0xFF, (size_t)p.lse.n_alloc * p.lse.esize), "poison");
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+    cuda_ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    const fa2_status st = fa2_fwd(&a, FA2_BACKEND_CUDA);
+    const cudaError_t end = cudaStreamEndCapture(stream, &g);
+    ck_assert_msg(st == FA2_OK, "captured call: %s", fa2_last_error());
+    ck_assert_msg(end == cudaSuccess, "the capture was invalidated: %s",
+                  cudaGetErrorString(end));
+    cuda_ok(cudaGraphInstantiate(&exec, g, 0), "instantiate");
+    cuda_ok(cudaGraphLaunch(exec, stream), "replay");
+    cuda_ok(cudaStreamSynchronize(stream), "replay");
+    graph.o = gt_download(&p.o);
+    graph.lse = gt_download(&p.lse);
+    ck_assert_msg(memcmp(direct.o, graph.o, (size_t)p.o.n_alloc * p.o.esize) == 0,
+                  "O from the graph differs from the direct call");
+    ck_assert_msg(memcmp(direct.lse, graph.lse, (size_t)p.lse.n_alloc * p.lse.esize) == 0,
+                  "LSE from the graph differs from the direct call");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(stream);
+    outputs_free(&direct);
+    outputs_free(&graph);
+    problem_free(&p);
+}
+END_TEST
+
 /* ---- non-finite inputs and large logits (doc/algorithm.md section 5) ------ */
 
 /* The kernel honours the contract the CPU backends do: a NaN in q row 150
@@ -1060,6 +1105,7 @@ static Suite *cuda_fwd_suite(void)
     tcase_add_loop_test(tc, test_modifiers_match_mirror_and_oracle, 0,
                         quick() ? 10 : 40);
     tcase_add_test(tc, test_is_deterministic);
+    tcase_add_test(tc, test_replays_from_a_cuda_graph);
     tcase_add_loop_test(tc, test_nan_in_gives_nan_out_where_the_contract_says, 0, 4);
     tcase_add_loop_test(tc, test_large_logits_give_the_mean_of_v, 0, 2);
     suite_add_tcase(s, tc);

@@ -412,6 +412,11 @@ START_TEST(a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes)
     free(lse_direct);
     free(o_graph);
     free(lse_graph);
+    dev_problem_free(&dv);
+    kv_problem_free(&p);
+}
+END_TEST
+
 /* ---- traffic counters against the simulator ------------------------------ */
 
 /* Decode shapes for the counters: contiguous and paged, one split and
