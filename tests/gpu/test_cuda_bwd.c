@@ -1337,13 +1337,6 @@ static Suite *cuda_bwd_suite(void)
         tcase_add_loop_test(tc, test_quick_grid, 0,
                             (int)(sizeof quick_cases / sizeof quick_cases[0]));
         tcase_add_loop_test(tc, test_deterministic_bits, 0, 1);
-        /* each feature once, over grid variants 0 and 1, both dtypes and
-         * head dims 64 and 128 */
-        for (int f = 0; f < N_MOD_FEATURES; f++)
-            tcase_add_loop_test(tc, test_modifiers_match_mirror_and_oracle,
-                                4 * N_MOD_FEATURES * (f % 2) + 4 * f + (f % 4),
-                                4 * N_MOD_FEATURES * (f % 2) + 4 * f + (f % 4) + 1);
-        tcase_add_loop_test(tc, test_modifiers_deterministic_bits, 0, 1);
     } else {
         tcase_add_loop_test(tc, test_grid_matches_mirror_and_oracle, 0,
                             2 * N_HEAD_DIMS * N_VARIANTS);
@@ -1351,16 +1344,30 @@ static Suite *cuda_bwd_suite(void)
         tcase_add_test(tc, test_runs_on_a_user_stream);
         tcase_add_loop_test(tc, test_deterministic_bits, 0, 6);
         tcase_add_loop_test(tc, test_default_mode_variants_match_the_mirror, 0, 8);
-        tcase_add_loop_test(tc, test_modifiers_match_mirror_and_oracle, 0,
-                            4 * N_MOD_FEATURES * N_MOD_VARIANTS);
-        tcase_add_loop_test(tc, test_modifiers_other_head_dims_and_long, 0, 8);
-        tcase_add_loop_test(tc, test_modifiers_deterministic_bits, 0, 4);
     }
     suite_add_tcase(s, tc);
+    /* the score modifiers and dropout (CK_RUN_CASE=mods runs them alone) */
+    TCase *mods = tcase_create("mods");
+    tcase_set_timeout(mods, 600);
+    if (quick()) {
+        /* each feature once, over grid variants 0 and 1, both dtypes and
+         * head dims 64 and 128 */
+        for (int f = 0; f < N_MOD_FEATURES; f++)
+            tcase_add_loop_test(mods, test_modifiers_match_mirror_and_oracle,
+                                4 * N_MOD_FEATURES * (f % 2) + 4 * f + (f % 4),
+                                4 * N_MOD_FEATURES * (f % 2) + 4 * f + (f % 4) + 1);
+        tcase_add_loop_test(mods, test_modifiers_deterministic_bits, 0, 1);
+    } else {
+        tcase_add_loop_test(mods, test_modifiers_match_mirror_and_oracle, 0,
+                            4 * N_MOD_FEATURES * N_MOD_VARIANTS);
+        tcase_add_loop_test(mods, test_modifiers_other_head_dims_and_long, 0, 8);
+        tcase_add_loop_test(mods, test_modifiers_deterministic_bits, 0, 4);
+    }
+    tcase_add_test(mods, test_rejects_host_modifier_arrays);
+    suite_add_tcase(s, mods);
     TCase *args = tcase_create("arguments");
     tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
     tcase_add_test(args, test_tile_config_query);
-    tcase_add_test(args, test_rejects_host_modifier_arrays);
     tcase_add_test(args, test_caller_workspace);
     tcase_add_loop_test(args, test_deterministic_turns_follow_the_shared_order, 0, 4);
     tcase_add_loop_test(args, test_nan_in_gives_nan_out_where_the_contract_says, 0, 8);
