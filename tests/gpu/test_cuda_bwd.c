@@ -541,7 +541,9 @@ static void check_dsinks(const problem *p, const grads *gpu, const grads *mirror
         if (bound > 0.0 && fabs(ds64[h]) / bound > biggest)
             biggest = fabs(ds64[h]) / bound;
     }
-    ck_assert_msg(biggest > 100.0, "every |dsinks| is within 100 bounds of 0: the "
+    /* (the bound is a worst case, about (2 (d + n) + 32) 2^-24 of M, while
+     * |dsinks| is about M / sqrt(n d): 30 to 100 bounds on these cases) */
+    ck_assert_msg(biggest > 4.0, "every |dsinks| is within 4 bounds of 0: the "
                   "case cannot tell a wrong dsinks from a right one: %s", p->desc);
 }
 
@@ -568,7 +570,7 @@ static void check_mods_matter(problem *p, const grads *mirror, double *const *g6
         most = c.ulps > most ? c.ulps : most;
     }
     grads_free(&plain);
-    ck_assert_msg(most > 10.0 * MIRROR_ULPS, "the modifiers move the mirror's "
+    ck_assert_msg(most > 3.0 * MIRROR_ULPS, "the modifiers move the mirror's "
                   "gradients by only %.1f ulp: the case cannot tell whether the "
                   "kernel applies them: %s", most, p->desc);
 }
@@ -764,13 +766,14 @@ END_TEST
 /* ---- the score modifiers and dropout ------------------------------------- */
 
 /* Feature f of the modifier cases: 0 softcap, 1 ALiBi [B, Hq], 2 sinks,
- * 3 dropout, 4 all four. The softcap is small next to the scores (about
- * N(0, 1) after scaling), so that tanh bends them well past the tolerance. */
+ * 3 dropout, 4 all four. The softcap alone is as large as the scores
+ * (about N(0, 1) after scaling), so that tanh bends them well past the
+ * tolerance (check_mods_matter). */
 #define N_MOD_FEATURES 5
 static void set_mods(spec *s, int f)
 {
     switch (f) {
-    case 0: s->softcap = 2.0f; break;
+    case 0: s->softcap = 1.0f; break;
     case 1: s->alibi = 1; break;
     case 2: s->sinks = 1; break;
     case 3: s->dropout = 0.2f; break;
