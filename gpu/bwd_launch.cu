@@ -2,9 +2,9 @@
  * CUDA backend needs (device pointers, 16-byte alignment, the stream), the
  * workspace (the float32 dQ accumulator, D, the deterministic mode's
  * turn counters and the sinks' gradient shares, taken stream-ordered from
- * the device's memory pool and given back on the same stream), kernel parameters from the validated
- * problem, dispatch to the kernels of the right head dim, the tiling query
- * and the traffic counters.
+ * the device's memory pool and given back on the same stream), kernel
+ * parameters from the validated problem, dispatch to the kernels of the
+ * right head dim, the tiling query and the traffic counters.
  *
  * fa2_bwd_validate (lib/validate_bwd.c) has already checked shapes, dtypes,
  * strides, overlap and the scalars, the same way for every backend. */
@@ -139,8 +139,11 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 /* float32 dQ accumulator [seqs][heads_q][rows][d] (deterministic mode: two
  * of them, one per chain of fa2_bwd_dq_turn, the second acc_bytes after
  * the first), D [seqs][heads_q][rows], two turn words per (sequence, query
- * head, query block), and with sinks one float32 share of dsinks per
- * (sequence, query head, query block); each part 256-byte aligned.
+ * head, query block), and one float32 share of dsinks per (sequence, query
+ * head, query block); each part 256-byte aligned. The shares are reserved
+ * with or without sinks (a few bytes per query block), so that a workspace
+ * sized by fa2_cuda_bwd_workspace_size for a call without sinks serves the
+ * same call with them (python/fa2 sizes it before setting the modifiers).
  * *turn_bytes: the turn words' part (the shares follow it). */
 static void workspace_layout(const fa2_bwd_args *a, const fa2_problem *p,
                              int64_t m_blocks, size_t *acc_bytes, size_t *d_bytes,
@@ -153,7 +156,7 @@ static void workspace_layout(const fa2_bwd_args *a, const fa2_problem *p,
     *acc_bytes = round_up(slices * rows * (size_t)p->head_dim * 4, 256);
     *d_bytes = round_up(slices * rows * 4, 256);
     *turn_bytes = round_up(blocks * 2 * 4, 256);
-    const size_t sink_bytes = a->sinks ? round_up(blocks * 4, 256) : 0;
+    const size_t sink_bytes = round_up(blocks * 4, 256);
     *total = accs * *acc_bytes + *d_bytes + *turn_bytes + sink_bytes;
     if (*total == 0)
         *total = 256;
