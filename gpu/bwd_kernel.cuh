@@ -198,6 +198,8 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_D), (int64_t)rows * 4);
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM),
                       (int64_t)rows * d * 4 * (p.deterministic ? 2 : 1));
+        if (SINKS) /* its rows' LSE (the simulator has no sinks) */
+            FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_LSE), (int64_t)rows * 4);
     }
 }
 
