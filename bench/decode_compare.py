@@ -222,22 +222,30 @@ def find_fa2_prog(args):
     return None
 
 
-def sim_ms(prog, copy_gbps, B, hq, hkv, nq, n, d, page, splits):
+def sim_ms(prog, copy_gbps, B, hq, hkv, nq, n, d, page, splits, sets=()):
     """The simulator's predicted time of the decode (fa2 sim --algo decode)
-    with the measured copy bandwidth as the HBM bandwidth; None without
-    the program."""
+    with the measured copy bandwidth as the HBM bandwidth and `sets`
+    (KEY=VALUE: the profile's fixed costs, launch_us, dram_latency_ns ...)
+    applied: {"sim_ms": total, "sim_<launch>_ms": each launch's}; {}
+    without the program."""
     if not prog:
-        return None
+        return {}
     cmd = [prog, "sim", "--algo", "decode", "--batch", str(B), "--heads", str(hq),
            "--heads-kv", str(hkv), "--seqlen", str(nq), "--seqlen-k", str(n),
            "--head-dim", str(d), "--dtype", "bf16", "--device", "h200",
            "--device-set", "hbm_gbps=%.0f" % copy_gbps, "--causal", "--json",
            "--page-size", str(page), "--num-splits", str(splits)]
+    for kv in sets:
+        cmd += ["--device-set", kv]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        return json.loads(out.stdout)["predicted_time_ms"]
+        j = json.loads(out.stdout)
+        res = {"sim_ms": j["predicted_time_ms"]}
+        for L in j["launches"]:
+            res["sim_%s_ms" % L["name"]] = L["predicted_time_ms"]
+        return res
     except (OSError, ValueError, KeyError, subprocess.SubprocessError):
-        return None
+        return {}
 
 
 def run_gpu(args, torch, F, fa2):
@@ -325,8 +333,8 @@ def run_gpu(args, torch, F, fa2):
                     row = dict(base)
                     prog = find_fa2_prog(args)
                     if "splits" in base:
-                        row["sim_ms"] = sim_ms(prog, bw, B, hq, hkv, nq, n, d, 0,
-                                               base["splits"])
+                        row.update(sim_ms(prog, bw, B, hq, hkv, nq, n, d, 0,
+                                          base["splits"], args.sim_set))
                     for name, ts in times.items():
                         ms = statistics.median(ts)
                         row[name + "_ms"] = round(ms, 4)
@@ -366,6 +374,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="CPU threads, both sides")
     ap.add_argument("--cache", type=int, default=8192, help="CPU mode: keys")
     ap.add_argument("--dtypes", default="fp32,bf16", help="CPU mode")
+    ap.add_argument("--sim-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a simulator device key for the prediction (repeatable), "
+                    "e.g. launch_us=2.5 or dram_latency_ns=700: the fixed costs "
+                    "of doc/io-complexity.md section 12")
     ap.add_argument("--fa2-prog", help="the fa2 program, for the simulator's "
                     "prediction (default: build*/tools/fa2)")
     args = ap.parse_args()

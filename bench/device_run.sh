@@ -195,6 +195,13 @@ traffic)
         echo "backward traffic suite exit $?"
         grep -E "Checks|:F:" "$OUT/traffic_bwd.log" | head
     fi
+    if [ -x "$RUN/traffic/test_cuda_kvcache" ]; then
+        LD_LIBRARY_PATH="$root/$RUN/traffic:$LD_LIBRARY_PATH" \
+            CK_RUN_CASE=traffic "$RUN/traffic/test_cuda_kvcache" \
+            >"$OUT/traffic_kvcache.log" 2>&1
+        echo "KV-cache traffic suite exit $?"
+        grep -E "Checks|:F:|^traffic " "$OUT/traffic_kvcache.log" | head -20
+    fi
     ;;
 bench)
     log "benchmark vs SDPA (paper grid)"

@@ -2,7 +2,8 @@
 # pack_run.sh — gather what a GPU call needs from the build trees into one
 # small git-ignored folder (build-run/), to pass to the device tool's carry:
 #   lib/libfa2.so.0, test_cuda_fwd, fa2   from BUILD (default build-cuda)
-#   traffic/libfa2.so.0, traffic/test_cuda_fwd   from build-traffic, if built
+#   traffic/libfa2.so.0, traffic/test_cuda_{fwd,bwd,kvcache}   from
+#                                         build-traffic, if built
 #   tune-NAME/libfa2.so.0                 from build-tune-NAME, if built
 #   fallback/                             libgfortran/libquadmath (OpenBLAS's)
 set -e
@@ -22,7 +23,7 @@ cp "$BUILD/tools/.libs/fa2" "$RUN/" 2>/dev/null || cp "$BUILD/tools/fa2" "$RUN/"
 if [ -e build-traffic/lib/.libs/libfa2.so.0 ]; then
     mkdir -p "$RUN/traffic"
     cp -L build-traffic/lib/.libs/libfa2.so.0 "$RUN/traffic/"
-    for t in test_cuda_fwd test_cuda_bwd; do
+    for t in test_cuda_fwd test_cuda_bwd test_cuda_kvcache; do
         if elf "build-traffic/tests/gpu/$t"; then cp "build-traffic/tests/gpu/$t" "$RUN/traffic/"
         else cp "build-traffic/tests/gpu/.libs/$t" "$RUN/traffic/" 2>/dev/null || true; fi
     done

@@ -103,8 +103,20 @@ extern "C" fa2_status fa2_cuda_traffic_read(fa2_traffic *out)
     out->v_bytes = c[FA2_TRAFFIC_V];
     out->o_bytes = c[FA2_TRAFFIC_O];
     out->lse_bytes = c[FA2_TRAFFIC_LSE];
-    out->read_bytes = out->q_bytes + out->k_bytes + out->v_bytes;
-    out->written_bytes = out->o_bytes + out->lse_bytes;
+    out->k_new_bytes = c[FA2_TRAFFIC_K_NEW];
+    out->v_new_bytes = c[FA2_TRAFFIC_V_NEW];
+    out->k_cache_written_bytes = c[FA2_TRAFFIC_K_CACHE_W];
+    out->v_cache_written_bytes = c[FA2_TRAFFIC_V_CACHE_W];
+    out->o_partial_written_bytes = c[FA2_TRAFFIC_O_PART_W];
+    out->lse_partial_written_bytes = c[FA2_TRAFFIC_LSE_PART_W];
+    out->o_partial_read_bytes = c[FA2_TRAFFIC_O_PART_R];
+    out->lse_partial_read_bytes = c[FA2_TRAFFIC_LSE_PART_R];
+    out->read_bytes = out->q_bytes + out->k_bytes + out->v_bytes + out->k_new_bytes +
+                      out->v_new_bytes + out->o_partial_read_bytes +
+                      out->lse_partial_read_bytes;
+    out->written_bytes = out->o_bytes + out->lse_bytes + out->k_cache_written_bytes +
+                         out->v_cache_written_bytes + out->o_partial_written_bytes +
+                         out->lse_partial_written_bytes;
     fa2_clear_error();
     return FA2_OK;
 #else

@@ -15,6 +15,15 @@ enum {
     FA2_TRAFFIC_V,
     FA2_TRAFFIC_O,
     FA2_TRAFFIC_LSE,
+    /* the forward over a KV cache (gpu/kvcache_*) */
+    FA2_TRAFFIC_K_NEW,       /* loaded by the append                      */
+    FA2_TRAFFIC_V_NEW,
+    FA2_TRAFFIC_K_CACHE_W,   /* stored into the caches by the append      */
+    FA2_TRAFFIC_V_CACHE_W,
+    FA2_TRAFFIC_O_PART_W,    /* split-KV partials stored by the main kernel */
+    FA2_TRAFFIC_LSE_PART_W,
+    FA2_TRAFFIC_O_PART_R,    /* ... loaded by the combine                 */
+    FA2_TRAFFIC_LSE_PART_R,
     FA2_TRAFFIC_COUNT
 };
 

@@ -60,8 +60,21 @@ fa2_status fa2_gpu_check_stream(void *stream, int dev)
 {
     if (!stream)
         return FA2_OK;
+    /* A stream being captured into a CUDA graph is valid, and querying its
+     * flags or device would invalidate the capture (measured on the H200,
+     * CUDA 13: cudaStreamGetFlags and cudaStreamGetDevice both do, in relaxed
+     * mode too): check the capture state first, which is allowed. */
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    cudaError_t err = cudaStreamIsCapturing((cudaStream_t)stream, &cap);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) is not a usable "
+                        "CUDA stream: %s", stream, cudaGetErrorString(err));
+    }
+    if (cap != cudaStreamCaptureStatusNone)
+        return FA2_OK;
     unsigned flags = 0;
-    cudaError_t err = cudaStreamGetFlags((cudaStream_t)stream, &flags);
+    err = cudaStreamGetFlags((cudaStream_t)stream, &flags);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "stream (%p) is not a usable "

@@ -64,19 +64,41 @@ __device__ __forceinline__ void load_q_packed(uint16_t *s, const fa2_kvcache_par
     }
 }
 
-/* Key rows col_lo .. col_lo + BN - 1 of one key head (base: the cache's
- * pointer offset by the head) into a swizzled smem tile; rows past `valid`
- * zero-filled. The page walk (fa2_kv_slot_of) runs once per 16 rows: a
- * page holds a multiple of 16 slots and col_lo is a multiple of 16, so the
- * 16 rows of a group share a page and lie at consecutive slots. A thread
- * keeps one column chunk and steps down the rows by RSTEP (<= 16). */
+/* The page-walk results of a key tile: where its 16-row groups start. A
+ * page holds a multiple of 16 slots and tiles start at multiples of 16, so
+ * the 16 rows of a group share a page and lie at consecutive slots. */
+template <int BN>
+struct kv_tile_slots {
+    fa2_kv_slot g[BN / 16];
+};
+
+/* The slots of the tile starting at key col_lo (fa2_kv_slot_of): with a
+ * block table, one table load per group. Computed a step before the tile
+ * is copied, so the copies never wait for the table (measured on the H200:
+ * walking the table at the copy made paged decode 20% slower than the
+ * contiguous cache; doc/NOTES-kvcache.md). */
+template <int BN>
+__device__ __forceinline__ kv_tile_slots<BN> kv_tile_walk(const int32_t *table_row,
+                                                         int64_t page_size, int b,
+                                                         int col_lo)
+{
+    kv_tile_slots<BN> t;
+#pragma unroll
+    for (int g16 = 0; g16 < BN / 16; g16++)
+        t.g[g16] = fa2_kv_slot_of(table_row, page_size, b, col_lo + g16 * 16);
+    return t;
+}
+
+/* Key rows of one key head (base: the cache's pointer offset by the head)
+ * at the tile's slots into a swizzled smem tile; rows past `valid`, and
+ * groups whose page is outside the pool, zero-filled. A thread keeps one
+ * column chunk and steps down the rows by RSTEP (<= 16). */
 template <int BN, int HD, int SD, int NTHREADS>
-__device__ __forceinline__ void load_kv_paged(uint16_t *s, const uint16_t *base,
-                                              int64_t s0, int64_t s1,
-                                              const int32_t *table_row,
-                                              int64_t page_size, int64_t num_pages,
-                                              int b, int col_lo, int valid, int d,
-                                              int tid)
+__device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
+                                             int64_t s0, int64_t s1,
+                                             const kv_tile_slots<BN> &slots,
+                                             bool paged, int64_t num_pages, int valid,
+                                             int d, int tid)
 {
     constexpr int CPR = HD / 8;
     static_assert(NTHREADS % CPR == 0, "a thread keeps one column chunk");
@@ -86,8 +108,8 @@ __device__ __forceinline__ void load_kv_paged(uint16_t *s, const uint16_t *base,
     const bool col_ok = c * 8 < d;
 #pragma unroll
     for (int g16 = 0; g16 < BN / 16; g16++) {
-        const fa2_kv_slot sl = fa2_kv_slot_of(table_row, page_size, b, col_lo + g16 * 16);
-        const bool page_ok = !table_row || (sl.i0 >= 0 && sl.i0 < num_pages);
+        const fa2_kv_slot sl = slots.g[g16];
+        const bool page_ok = !paged || (sl.i0 >= 0 && sl.i0 < num_pages);
         const uint16_t *const row16 =
             page_ok ? base + sl.i0 * s0 + sl.i1 * s1 + c * 8 : base;
 #pragma unroll
@@ -99,20 +121,29 @@ __device__ __forceinline__ void load_kv_paged(uint16_t *s, const uint16_t *base,
     }
 }
 
-template <int HD, bool IS_BF16, int NW>
+template <int HD, bool IS_BF16, int NW, int STAGES, int BN>
 __global__ void __launch_bounds__(NW * 32)
     kvcache_kernel(const __grid_constant__ fa2_kvcache_params p)
 {
     constexpr int BM = 16 * NW;
-    constexpr int BN = FA2_KVC_BLOCK_N(HD);
     constexpr int SD = HD;
     constexpr int NTHREADS = NW * 32;
     constexpr int NT = BN / 8, DT = HD / 8, KQ = HD / 16, KP = BN / 16;
+    /* tiles in flight ahead of the one being computed: decode streams K and
+     * V, and a warp's bytes in flight are what keeps HBM busy */
+    constexpr int AHEAD = STAGES - 1;
+    static_assert(STAGES >= 2, "at least double buffering");
 
+    /* Q is staged once, for its fragments (kept in registers): where it fits
+     * (BM <= BN, decode) in the last stage's V buffer, which the first
+     * tiles do not use and issue(STAGES - 1) fills only after the barrier
+     * that follows the fragments' loads: a smaller block, more of them on
+     * an SM */
     extern __shared__ __align__(128) uint16_t smem[];
-    uint16_t *const sQ = smem;             /* [BM][SD], then O staging */
-    uint16_t *const sK = sQ + BM * SD;     /* [2][BN][SD]              */
-    uint16_t *const sV = sK + 2 * BN * SD; /* [2][BN][SD]              */
+    constexpr bool Q_ALIASED = FA2_KVC_Q_ALIASED(NW, BN);
+    uint16_t *const sK = smem + (Q_ALIASED ? 0 : BM * SD); /* [STAGES][BN][SD] */
+    uint16_t *const sV = sK + STAGES * BN * SD;            /* [STAGES][BN][SD] */
+    uint16_t *const sQ = Q_ALIASED ? sV + (STAGES - 1) * BN * SD : smem; /* [BM][SD] */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -162,19 +193,39 @@ __global__ void __launch_bounds__(NW * 32)
         vis_hi[hf] = (int)hi;
     }
 
+    /* tile `step` of the chunk into buffer step % STAGES, as two commit
+     * groups (K, then V), from its slots; past the chunk's end two empty
+     * groups, so that the waits below count the same at every step */
+    const bool paged = table_row != NULL;
+    auto walk = [&](int step) {
+        kv_tile_slots<BN> none = {};
+        return step < nsteps ? kv_tile_walk<BN>(table_row, p.page_size, b,
+                                                (int)(fa2_kv_block_at(chunk, step) * BN))
+                             : none; /* past the chunk: no table entry is read */
+    };
+    auto issue = [&](int step, const kv_tile_slots<BN> &slots) {
+        if (step < nsteps) {
+            const int lo = (int)(fa2_kv_block_at(chunk, step) * BN);
+            const int cols = (int)(seqlen_k - lo < BN ? seqlen_k - lo : BN);
+            const int buf = step % STAGES;
+            load_kv_tile<BN, HD, SD, NTHREADS>(sK + buf * BN * SD, gK, p.k_s0, p.k_s1, slots,
+                                               paged, p.num_pages, cols, d, tid);
+            cp_async_commit();
+            load_kv_tile<BN, HD, SD, NTHREADS>(sV + buf * BN * SD, gV, p.v_s0, p.v_s1, slots,
+                                               paged, p.num_pages, cols, d, tid);
+            cp_async_commit();
+        } else {
+            cp_async_commit();
+            cp_async_commit();
+        }
+    };
+
     load_q_packed<BM, HD, SD, NTHREADS>(sQ, p, b, hk, row_lo, rows, tid);
-    if (nsteps > 0) {
-        const int col_lo = (int)(fa2_kv_block_at(chunk, 0) * BN);
-        const int cols = (int)(seqlen_k - col_lo < BN ? seqlen_k - col_lo : BN);
-        load_kv_paged<BN, HD, SD, NTHREADS>(sK, gK, p.k_s0, p.k_s1, table_row,
-                                            p.page_size, p.num_pages, b, col_lo, cols, d, tid);
-        cp_async_commit();
-        load_kv_paged<BN, HD, SD, NTHREADS>(sV, gV, p.v_s0, p.v_s1, table_row,
-                                            p.page_size, p.num_pages, b, col_lo, cols, d, tid);
-    } else {
-        cp_async_commit();
-    }
     cp_async_commit();
+#pragma unroll
+    for (int s = 0; s < AHEAD; s++)
+        issue(s, walk(s));
+    kv_tile_slots<BN> next = walk(AHEAD); /* the next tile to issue */
 
     const int q_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
     const int q_key = row_key<SD>(lane & 7) ^ (lane >> 4);
@@ -182,26 +233,26 @@ __global__ void __launch_bounds__(NW * 32)
     const int k_key = row_key<SD>(lane & 7) ^ ((lane >> 3) & 1);
     const int v_row = (lane & 7) + ((lane >> 3) & 1) * 8;
     const int v_key = row_key<SD>(lane & 7) ^ (lane >> 4);
-    const uint16_t *const sQl = sQ + q_row * SD;
+
+    /* Q's MMA fragments, kept in registers for the whole chunk */
+    cp_async_wait<2 * AHEAD>(); /* in flight: the first AHEAD tiles */
+    __syncthreads();
+    uint32_t qa[KQ][4];
+    {
+        const uint16_t *const sQl = sQ + q_row * SD;
+        unroll_for<KQ>([&](auto kk_) {
+            constexpr int kk = decltype(kk_)::value;
+            ldmatrix_x4(qa[kk], sQl + chunk_off<kk>(q_key));
+        });
+    }
 
     for (int step = 0; step < nsteps; step++) {
-        const int buf = step & 1;
+        const int buf = step % STAGES;
         const int col_lo = (int)(fa2_kv_block_at(chunk, step) * BN);
-        cp_async_wait<1>(); /* in flight: K_step, V_step */
-        __syncthreads();
-        const bool more = step + 1 < nsteps;
-        const int nlo = more ? (int)(fa2_kv_block_at(chunk, step + 1) * BN) : 0;
-        const int ncols = (int)(seqlen_k - nlo < BN ? seqlen_k - nlo : BN);
-        if (more)
-            load_kv_paged<BN, HD, SD, NTHREADS>(sK + (buf ^ 1) * BN * SD, gK, p.k_s0,
-                                                p.k_s1, table_row, p.page_size, p.num_pages, b,
-                                                nlo, ncols, d, tid);
-        cp_async_commit();
-        if (more)
-            load_kv_paged<BN, HD, SD, NTHREADS>(sV + (buf ^ 1) * BN * SD, gV, p.v_s0,
-                                                p.v_s1, table_row, p.page_size, p.num_pages, b,
-                                                nlo, ncols, d, tid);
-        cp_async_commit();
+        cp_async_wait<2 * AHEAD - 1>(); /* in flight: V_step and the AHEAD - 1 next tiles */
+        __syncthreads(); /* K_step visible; every warp done with step - 1's buffer */
+        issue(step + AHEAD, next);
+        next = walk(step + AHEAD + 1); /* its table loads land during this step */
         const uint16_t *const cK = sK + buf * BN * SD;
         const uint16_t *const cV = sV + buf * BN * SD;
 
@@ -215,14 +266,12 @@ __global__ void __launch_bounds__(NW * 32)
         const uint16_t *const sKl = cK + k_row * SD;
         unroll_for<KQ>([&](auto kk_) {
             constexpr int kk = decltype(kk_)::value;
-            uint32_t a[4];
-            ldmatrix_x4(a, sQl + chunk_off<kk>(q_key));
 #pragma unroll
             for (int np = 0; np < NT / 2; np++) {
                 uint32_t bk[4];
                 ldmatrix_x4(bk, sKl + np * 16 * SD + chunk_off<kk>(k_key));
-                mma_16816<IS_BF16>(s[2 * np], a, bk[0], bk[1]);
-                mma_16816<IS_BF16>(s[2 * np + 1], a, bk[2], bk[3]);
+                mma_16816<IS_BF16>(s[2 * np], qa[kk], bk[0], bk[1]);
+                mma_16816<IS_BF16>(s[2 * np + 1], qa[kk], bk[2], bk[3]);
             }
         });
 
@@ -283,7 +332,7 @@ __global__ void __launch_bounds__(NW * 32)
             pa[kk][3] = pack2<IS_BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
         }
 
-        cp_async_wait<2>(); /* in flight: V_step, K_next, V_next */
+        cp_async_wait<2 * AHEAD>(); /* in flight: the AHEAD next tiles */
         __syncthreads();
 
         /* O += round(P) V */
@@ -353,6 +402,12 @@ __global__ void __launch_bounds__(NW * 32)
             }
             if (t == 0)
                 p.lse_part[row] = lse[hf];
+#ifdef FA2_TRAFFIC_COUNTERS
+            if (p.traffic && t == 0) {
+                atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
+                atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
+            }
+#endif
         }
     }
 #ifdef FA2_TRAFFIC_COUNTERS
@@ -370,43 +425,95 @@ __global__ void __launch_bounds__(NW * 32)
 #endif
 }
 
-/* The combine step: one warp per row (b, hq, tok); lanes over the columns. */
+/* The combine step: one block of 128 threads per row (b, hq, tok). The
+ * row's S LSEs first, then every non-empty partial (at most S x d floats)
+ * copied into shared memory by cp.async, all in flight at once, so the
+ * block waits out two memory latencies, not one per split (measured on the
+ * H200: the first version, one warp per row summing split after split,
+ * took 32 us for 32 rows of 55 splits, longer than the main kernel;
+ * doc/NOTES-kvcache.md). The merged LSE is fa2_merge_lse's three pieces
+ * (lib/fa2_kvcache.h): the max over the lanes' shares, the terms in
+ * parallel, their sum in split order; each thread then sums its two
+ * columns over the splits in split order with fa2_merge_weight's weights,
+ * as fa2_merge_partials does. Shared memory: kvcache_combine_smem. */
+__host__ __device__ constexpr int kvcache_combine_part_offset(int splits)
+{
+    return (2 * splits + 3) & ~3; /* floats: the LSEs and weights, 16-byte aligned */
+}
+
 template <bool IS_BF16>
 __global__ void __launch_bounds__(128)
     kvcache_combine_kernel(const __grid_constant__ fa2_kvcache_params p)
 {
+    extern __shared__ __align__(16) float s_comb[];
+    const int S = p.num_splits, d = p.head_dim, tid = threadIdx.x;
+    const int warp = tid >> 5, lane = tid & 31;
     const int64_t nrows = (int64_t)p.batch * p.heads_q * p.seqlen_q;
-    const int64_t row = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (row >= nrows)
-        return;
+    const int64_t row = blockIdx.x;
     const int64_t tok = row % p.seqlen_q;
     const int64_t hq = (row / p.seqlen_q) % p.heads_q;
     const int64_t b = row / ((int64_t)p.seqlen_q * p.heads_q);
-    const int d = p.head_dim;
-    const int S = p.num_splits;
-    const float *const lse_i = p.lse_part + row;
-    const float *const o_i = p.o_part + row * d;
     const int64_t split_stride = nrows; /* rows per split */
-    const float m = fa2_merge_lse(S, lse_i, split_stride);
+    float *const ls = s_comb;     /* [S] the parts' LSEs     */
+    float *const ws = s_comb + S; /* [S] terms, then weights */
+    float *const part = s_comb + kvcache_combine_part_offset(S); /* [S][d] */
+    const float *const o_i = p.o_part + row * d;
+    if (tid < S) /* S <= FA2_KVCACHE_MAX_SPLITS = 128 threads */
+        ls[tid] = p.lse_part[row + tid * split_stride];
+    __syncthreads();
+    /* the non-empty parts' O, all in flight at once (an empty part's was
+     * never written, and is neither read nor used) */
+    const int c4 = d / 4;
+    for (int idx = tid; idx < S * c4; idx += 128) {
+        const int i = idx / c4, c = (idx - i * c4) * 4;
+        if (!fa2_merge_part_empty(ls[i]))
+            cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
+    }
+    cp_async_commit();
+    /* the max: each lane over splits lane, lane + 32, ...; then over the
+     * lanes (NaN wins, as in fa2_merge_lse_max); every warp alike */
+    float mx = fa2_merge_lse_max((S - lane + 31) / 32, ls + lane, 32);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        const float o = __shfl_xor_sync(0xffffffffu, mx, off);
+        mx = mx != mx || o != o ? NAN : fmaxf(mx, o);
+    }
+    if (tid < S)
+        ws[tid] = fa2_merge_lse_term(ls[tid], mx);
+    __syncthreads();
+    float sum = 0.0f;
+    for (int i = 0; i < S; i++)
+        sum += ws[i];
+    const float m = fa2_merge_lse_finish(mx, sum);
+    __syncthreads();
+    if (tid < S)
+        ws[tid] = fa2_merge_weight(ls[tid], m);
+    cp_async_wait<0>();
+    __syncthreads();
     uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
-    for (int c = 2 * lane; c < d; c += 64) {
+    for (int c = 2 * tid; c < d; c += 256) {
         float o0 = 0.0f, o1 = 0.0f;
         for (int i = 0; i < S; i++) {
-            const float x = lse_i[i * split_stride];
-            if (fa2_merge_part_empty(x))
+            if (fa2_merge_part_empty(ls[i]))
                 continue;
-            const float w = fa2_merge_weight(x, m);
-            const float2 v = *reinterpret_cast<const float2 *>(o_i + i * split_stride * d + c);
+            const float w = ws[i];
+            const float2 v = *reinterpret_cast<const float2 *>(part + i * d + c);
             o0 += __fmul_rn(w, v.x);
             o1 += __fmul_rn(w, v.y);
         }
         *reinterpret_cast<uint32_t *>(o + c) = pack2<IS_BF16>(o0, o1);
     }
-    if (p.lse && lane == 0)
+    (void)warp;
+    if (p.lse && tid == 0)
         p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
 #ifdef FA2_TRAFFIC_COUNTERS
-    if (p.traffic && lane == 0) {
+    if (p.traffic && tid == 0) {
+        /* the S LSEs, and the O of the non-empty parts (the ones copied) */
+        unsigned long long parts = 0;
+        for (int i = 0; i < S; i++)
+            parts += !fa2_merge_part_empty(ls[i]);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_R], 4ull * (unsigned long long)S);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_R], parts * (unsigned long long)d * 4u);
         atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
         if (p.lse)
             atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
@@ -416,13 +523,15 @@ __global__ void __launch_bounds__(128)
 
 /* Launch main (and combine) for head dim HD; the caller checked everything
  * and ran the append. */
-template <int HD, int NW>
+template <int HD, int NW, int BN>
 fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                              cudaStream_t stream)
 {
-    constexpr int smem = FA2_KVC_SMEM_BYTES(HD, NW);
+    constexpr int STAGES = FA2_KVC_STAGES(HD, NW);
+    constexpr int smem = FA2_KVC_SMEM_BYTES_BN(HD, NW, BN);
     void (*kern)(const fa2_kvcache_params) =
-        bf16 ? kvcache_kernel<HD, true, NW> : kvcache_kernel<HD, false, NW>;
+        bf16 ? kvcache_kernel<HD, true, NW, STAGES, BN>
+             : kvcache_kernel<HD, false, NW, STAGES, BN>;
     cudaError_t err = cudaSuccess;
     if (smem > 48 * 1024)
         err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -446,14 +555,22 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                         cudaGetErrorString(err));
     if (p.num_splits > 1) {
         const int64_t rows = (int64_t)p.batch * p.heads_q * p.seqlen_q;
-        const int64_t cgrid = (rows + 3) / 4;
-        if (bf16)
-            kvcache_combine_kernel<true><<<(unsigned)cgrid, 128, 0, stream>>>(p);
-        else
-            kvcache_combine_kernel<false><<<(unsigned)cgrid, 128, 0, stream>>>(p);
+        const int csmem = (kvcache_combine_part_offset(p.num_splits) +
+                           p.num_splits * p.head_dim) * (int)sizeof(float);
+        void (*comb)(const fa2_kvcache_params) =
+            bf16 ? kvcache_combine_kernel<true> : kvcache_combine_kernel<false>;
+        if (csmem > 48 * 1024 &&
+            (err = cudaFuncSetAttribute(comb, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        csmem)) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return fa2_fail(FA2_ERR_UNSUPPORTED, "the KV-cache combine of %d splits "
+                            "needs %d bytes of shared memory and this device refuses "
+                            "that (%s)", p.num_splits, csmem, cudaGetErrorString(err));
+        }
+        comb<<<(unsigned)rows, 128, csmem, stream>>>(p);
         if ((err = cudaGetLastError()) != cudaSuccess)
             return fa2_fail(FA2_ERR_CUDA, "launching the KV-cache combine kernel "
-                            "(%lld blocks) failed: %s", (long long)cgrid,
+                            "(%lld blocks) failed: %s", (long long)rows,
                             cudaGetErrorString(err));
     }
     return FA2_OK;
@@ -467,11 +584,10 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
     extern "C" fa2_status fa2_cuda_kvcache_hd##HD(const fa2_kvcache_params *p, \
                                                   int bf16, int nw, void *stream) \
     {                                                                          \
+        const cudaStream_t s = (cudaStream_t)stream;                           \
         if (nw == 1)                                                           \
-            return fa2gpu::launch_kvcache_nw<HD, 1>(*p, bf16 != 0,             \
-                                                    (cudaStream_t)stream);     \
-        return fa2gpu::launch_kvcache_nw<HD, 4>(*p, bf16 != 0,                 \
-                                                (cudaStream_t)stream);         \
+            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD)>(*p, bf16 != 0, s); \
+        return fa2gpu::launch_kvcache_nw<HD, 4, FA2_KVC_BLOCK_N(HD)>(*p, bf16 != 0, s); \
     }
 
 #endif /* FA2_GPU_KVCACHE_KERNEL_CUH */

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "fa2_cuda.h"
 #include "fa2_kvcache.h"
+#include "fwd_params.h" /* the traffic counters' indices */
 #include "host_checks.h"
 #include "kvcache_params.h"
 
@@ -58,6 +59,14 @@ static __global__ void __launch_bounds__(256)
                                    sl.i1 * p.k_s1 + h * p.k_sh + c * 8) = kv;
         *reinterpret_cast<uint4 *>((uint16_t *)p.v_cache + sl.i0 * p.v_s0 +
                                    sl.i1 * p.v_s1 + h * p.v_sh + c * 8) = vv;
+#ifdef FA2_TRAFFIC_COUNTERS
+        if (p.traffic) { /* 16 bytes each way, the chunks it moves */
+            atomicAdd(&p.traffic[FA2_TRAFFIC_K_NEW], 16ull);
+            atomicAdd(&p.traffic[FA2_TRAFFIC_V_NEW], 16ull);
+            atomicAdd(&p.traffic[FA2_TRAFFIC_K_CACHE_W], 16ull);
+            atomicAdd(&p.traffic[FA2_TRAFFIC_V_CACHE_W], 16ull);
+        }
+#endif
     }
 }
 
@@ -97,8 +106,10 @@ static int kvcache_block_n(int64_t head_dim)
 static int kvcache_smem(int64_t head_dim, int nw)
 {
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(head_dim);
-    return hd == 64 ? FA2_KVC_SMEM_BYTES(64, nw) : hd == 128 ? FA2_KVC_SMEM_BYTES(128, nw)
-                                                             : FA2_KVC_SMEM_BYTES(256, nw);
+    const int bn = kvcache_block_n(head_dim);
+    return hd == 64    ? FA2_KVC_SMEM_BYTES_BN(64, nw, bn)
+           : hd == 128 ? FA2_KVC_SMEM_BYTES_BN(128, nw, bn)
+                       : FA2_KVC_SMEM_BYTES_BN(256, nw, bn);
 }
 
 /* The split count when the caller gave 0: the shared heuristic over the

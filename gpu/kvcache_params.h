@@ -6,13 +6,27 @@
 
 #include <stdint.h>
 
-/* The main kernel's tiling: keys per tile, and shared memory for NW warps
- * (16 packed rows each): Q, then K and V double buffered. 32 keys: at head
- * dim 128 a one-warp block takes 36 KB, so six share an SM. (64 keys, 68 KB
- * and three a SM, measured issue-latency bound on the H200: one warp per
- * scheduler, 0.27 instructions issued a cycle, 1.5 TB/s; doc/NOTES-kvcache.md.) */
+/* The main kernel's tiling: keys per tile; pipeline stages (tiles of K
+ * and V in shared memory: one computed while STAGES - 1 stream in); shared
+ * memory for NW warps (16 packed rows each): Q, then the K and V stages.
+ * Two stages: three and four measured slower on the H200 (fewer blocks an
+ * SM: decode at batch 8, 32k keys 290 us with two, 357 with three, 456
+ * with four; doc/NOTES-kvcache.md).
+ * Keys per tile: 32. Decode is bound by reading K and V; how many warps
+ * stream them at once is set by a one-warp block's shared memory: at head
+ * dim 128, with Q aliased (below), 32 KB a block, six an SM. Measured on
+ * the H200 (doc/NOTES-kvcache.md): 64 keys, 68 KB and three blocks an SM,
+ * issue-latency bound (0.27 instructions issued a cycle, 1.5 TB/s); 32
+ * keys 3.6-4.2 TB/s; 16 keys (13 blocks an SM) no faster than 32 from
+ * batch 8 up and slower with the split counts the heuristic gives. */
 #define FA2_KVC_BLOCK_N(HD) 32
-#define FA2_KVC_SMEM_BYTES(HD, NW) ((16 * (NW) + 4 * FA2_KVC_BLOCK_N(HD)) * (HD) * 2)
+#define FA2_KVC_STAGES(HD, NW) 2
+/* Q lives in the last stage's V buffer when it fits there (decode) */
+#define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN))
+#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN) \
+    (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + 2 * FA2_KVC_STAGES(HD, NW) * (BN)) * \
+     (HD) * 2)
+#define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD))
 /* The kernel head dims: 64, 128, 256 (the others padded with zeros). */
 #define FA2_KVC_KERNEL_HEAD_DIM(d) ((d) <= 64 ? 64 : (d) <= 128 ? 128 : 256)
 

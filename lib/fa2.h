@@ -444,20 +444,31 @@ double fa2_fwd_flops(const fa2_fwd_args *args);
  * on the device). Callers allocate device memory themselves (cudaMalloc or a
  * framework's allocator); the library allocates nothing per call. */
 
-/* Global-memory traffic of the CUDA forward kernel, counted by its thread
- * blocks in a library configured with --enable-traffic-counters: the bytes
- * each block requests from and writes to global memory (rows and columns it
- * predicates off are not counted), summed over every launch since the last
- * reset. Other builds return FA2_ERR_NOT_BUILT. Read and reset with the
- * device idle; the counters are those of the current device. */
+/* Global-memory traffic of the CUDA forward kernels (fa2_fwd, and the
+ * append, main and combine kernels of fa2_fwd_kvcache), counted by their
+ * thread blocks in a library configured with --enable-traffic-counters:
+ * the bytes each block requests from and writes to global memory (rows and
+ * columns it predicates off are not counted), summed over every launch
+ * since the last reset. Other builds return FA2_ERR_NOT_BUILT. Read and
+ * reset with the device idle; the counters are those of the current
+ * device. The fields after written_bytes only fa2_fwd_kvcache moves (the
+ * simulator's FA2_SIM_T_K_NEW, _V_NEW, _O_PARTIAL, _LSE_PARTIAL, and its K
+ * and V written). */
 typedef struct fa2_traffic {
     uint64_t q_bytes;       /* loaded  */
     uint64_t k_bytes;       /* loaded  */
     uint64_t v_bytes;       /* loaded  */
     uint64_t o_bytes;       /* stored  */
     uint64_t lse_bytes;     /* stored  */
-    uint64_t read_bytes;    /* q + k + v */
-    uint64_t written_bytes; /* o + lse   */
+    uint64_t read_bytes;    /* every load counted here     */
+    uint64_t written_bytes; /* every store counted here    */
+    uint64_t k_new_bytes, v_new_bytes;  /* loaded by the append          */
+    uint64_t k_cache_written_bytes;     /* stored into the caches by the */
+    uint64_t v_cache_written_bytes;     /*   append                      */
+    uint64_t o_partial_written_bytes;   /* split-KV float32 partials:    */
+    uint64_t lse_partial_written_bytes; /*   stored by the main kernel,  */
+    uint64_t o_partial_read_bytes;      /*   loaded by the combine (an   */
+    uint64_t lse_partial_read_bytes;    /*   empty part's O is not)      */
 } fa2_traffic;
 
 fa2_status fa2_cuda_traffic_reset(void);
@@ -544,6 +555,18 @@ typedef struct fa2_sim_device {
                                      H100/H200); >= 90 runs the forward as
                                      the warp-specialised sm_90 kernel, whose
                                      tensor-core and CUDA-core work overlap */
+    /* Fixed costs (doc/io-complexity.md section 12, "Fixed costs"); 0
+     * turns a term off. A launch takes launch_us + max(memory, compute,
+     * latency), its latency the longest chain of a block slot: each block
+     * holds a slot for block_us plus the dependent round trips its
+     * schedule makes (to DRAM: dram_latency_ns each; to L2: l2_latency_ns). */
+    double launch_us;             /* per kernel launch: launch latency plus
+                                     the grid's drain, the gap a dependent
+                                     kernel on the same stream waits        */
+    double block_us;              /* per thread block: dispatch, prologue
+                                     and exit on its SM                     */
+    double dram_latency_ns;       /* one load that misses L2, issue to use  */
+    double l2_latency_ns;         /* one load that hits L2, issue to use    */
 } fa2_sim_device;
 
 /* "a100" (A100-SXM4-80GB), "h100" (H100-SXM5-80GB), "h200" (H200-SXM). */
@@ -626,7 +649,11 @@ typedef struct fa2_sim_launch {
     fa2_sim_counters c;
     double memory_ms;     /* DRAM (with L2) or global bytes / bandwidth     */
     double compute_ms;    /* the busiest SM's FLOPs at its share of peak    */
-    double time_ms;       /* roofline: max(memory_ms, compute_ms)           */
+    double latency_ms;    /* the longest block-slot chain of fixed costs and
+                             dependent round trips                          */
+    double launch_ms;     /* the device's launch_us                         */
+    double time_ms;       /* launch_ms + max(memory_ms, compute_ms,
+                             latency_ms)                                    */
 } fa2_sim_launch;
 
 #define FA2_SIM_MAX_LAUNCHES 8
@@ -639,7 +666,7 @@ typedef struct fa2_sim_result {
     int64_t compulsory_read, compulsory_written;   /* inputs once, outputs once */
     int64_t l2_hits, l2_misses;   /* tile accesses (reads and atomics)      */
     double flops_paper;           /* the FA2 paper's FLOP count             */
-    double time_ms;               /* sum of the launches' roofline times    */
+    double time_ms;               /* sum of the launches' times             */
     double tflops;                /* flops_paper / time                     */
 } fa2_sim_result;
 

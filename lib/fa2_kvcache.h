@@ -93,8 +93,16 @@ FA2_HD static inline fa2_kv_slot fa2_kv_slot_of(const int32_t *block_table_row,
 {
     fa2_kv_slot s;
     if (block_table_row) {
-        s.i0 = block_table_row[key / page_size];
-        s.i1 = key % page_size;
+        /* 32-bit division where it fits (every cache the CUDA kernels
+         * take): a 64-bit one costs a GPU thread tens of instructions */
+        if (key <= 0x7fffffff && page_size <= 0x7fffffff) {
+            const uint32_t pg = (uint32_t)key / (uint32_t)page_size;
+            s.i0 = block_table_row[pg];
+            s.i1 = (int64_t)((uint32_t)key - pg * (uint32_t)page_size);
+        } else {
+            s.i0 = block_table_row[key / page_size];
+            s.i1 = key % page_size;
+        }
     } else {
         s.i0 = batch;
         s.i1 = key;
@@ -134,8 +142,11 @@ FA2_HD static inline fa2_block_range fa2_split_blocks(fa2_block_range r,
  * One split when the tiles alone fill at least 80% of the workers (the
  * partials would only cost traffic). Otherwise the fewest splits whose
  * wave efficiency units*s / (workers * ceil(units*s / workers)) is within
- * 85% of the best over 1 .. min(FA2_KVCACHE_MAX_SPLITS, blocks, workers),
- * counting only splits that leave every chunk at least 2 tiles. */
+ * 95% of the best over 1 .. min(FA2_KVCACHE_MAX_SPLITS, blocks, workers),
+ * counting only splits that leave every chunk at least 2 tiles. (85% was
+ * measured too loose on the H200: decode at batch 8, 32k keys ran 8% faster
+ * with 12 splits (97% of the waves) than with the 11 (89%) it gave;
+ * doc/NOTES-kvcache.md.) */
 FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
                                                       int64_t heads_kv,
                                                       int64_t rows,
@@ -165,8 +176,8 @@ FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
     for (int64_t s = 1; s <= max_s; s++) {
         const int64_t num = units * s;
         const int64_t den = workers * fa2_ceil_div(units * s, workers);
-        /* num / den >= 0.85 best_num / best_den */
-        if (num * best_den * 100 >= best_num * den * 85)
+        /* num / den >= 0.95 best_num / best_den */
+        if (num * best_den * 100 >= best_num * den * 95)
             return (int)s;
     }
     return 1;
@@ -197,29 +208,48 @@ FA2_HD static inline int fa2_merge_part_empty(float lse_i)
     return lse_i == INFINITY || lse_i == -INFINITY;
 }
 
-/* The merged LSE of n parts lse[0], lse[stride], ... (first pass). */
-FA2_HD static inline float fa2_merge_lse(int n, const float *lse, int64_t stride)
+/* The merged LSE in three pieces, so that a kernel can compute the terms
+ * in parallel and still sum them in index order:
+ *   mx  = fa2_merge_lse_max(...)    the largest finite part (NaN: a NaN part;
+ *                                   -inf: every part empty)
+ *   t_i = fa2_merge_lse_term(lse_i, mx)   exp(lse_i - mx), 0 if empty
+ *   lse = fa2_merge_lse_finish(mx, t_0 + t_1 + ... in index order) */
+FA2_HD static inline float fa2_merge_lse_max(int n, const float *lse, int64_t stride)
 {
     float mx = FA2_NEG_INF;
-    int nan = 0;
     for (int i = 0; i < n; i++) {
         const float x = lse[i * stride];
         if (x != x)
-            nan = 1;
-        else if (!fa2_merge_part_empty(x) && x > mx)
+            return NAN;
+        if (!fa2_merge_part_empty(x) && x > mx)
             mx = x;
     }
-    if (nan)
+    return mx;
+}
+
+FA2_HD static inline float fa2_merge_lse_term(float lse_i, float mx)
+{
+    return fa2_merge_part_empty(lse_i) ? 0.0f : exp2f(FA2_MUL_RN(lse_i - mx, FA2_LOG2E));
+}
+
+FA2_HD static inline float fa2_merge_lse_finish(float mx, float sum)
+{
+    if (mx != mx)
         return NAN;
     if (mx == FA2_NEG_INF)
         return INFINITY; /* every part empty: the row sees no key */
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float x = lse[i * stride];
-        if (!fa2_merge_part_empty(x))
-            sum += exp2f(FA2_MUL_RN(x - mx, FA2_LOG2E));
-    }
     return mx + logf(sum);
+}
+
+/* The merged LSE of n parts lse[0], lse[stride], ... (first pass). */
+FA2_HD static inline float fa2_merge_lse(int n, const float *lse, int64_t stride)
+{
+    const float mx = fa2_merge_lse_max(n, lse, stride);
+    float sum = 0.0f;
+    if (mx == mx && mx != FA2_NEG_INF)
+        for (int i = 0; i < n; i++)
+            sum += fa2_merge_lse_term(lse[i * stride], mx);
+    return fa2_merge_lse_finish(mx, sum);
 }
 
 /* The weight exp(lse_i - lse) of part i in the merged o (second pass);

@@ -227,7 +227,9 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     /* the kernels' launch: the heuristic over the blocks the GPU runs at
      * once, SMs x the blocks one SM's shared memory holds */
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
-    D->smem = ((int64_t)S->fwd.bm + 4 * (int64_t)S->fwd.bn) * hd * 2; /* FA2_KVC_SMEM_BYTES */
+    const int64_t stages = FA2_KVC_STAGES(hd, S->fwd.bm / 16 == 1 ? 1 : 4);
+    const int64_t q_rows = S->fwd.bm <= S->fwd.bn ? 0 : S->fwd.bm; /* FA2_KVC_Q_ALIASED */
+    D->smem = (q_rows + 2 * stages * S->fwd.bn) * hd * 2; /* FA2_KVC_SMEM_BYTES, tile given */
     const int64_t per_sm = sim_max(1, dev->smem_per_sm / (D->smem + 1024));
     D->splits = a->num_splits > 0
                     ? a->num_splits

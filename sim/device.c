@@ -32,16 +32,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The fixed costs of a launch and of a block (doc/io-complexity.md section
+ * 12, "Fixed costs"), the same for the three profiles until measured on
+ * each (the lead's H200 measurements re-calibrate them: --device-set):
+ *  LAUNCH_US: the gap between two dependent kernels on one stream, from
+ *      the end of the last block of one to the first block of the next
+ *      running, plus the launch's own start: a few microseconds on recent
+ *      NVIDIA GPUs.
+ *  BLOCK_US: a block's dispatch and exit on its SM beyond its loads; 0:
+ *      hidden behind the other resident blocks in the measured decode.
+ *  DRAM_LATENCY_NS, L2_LATENCY_NS: a dependent load's round trip that
+ *      misses / hits L2. Published pointer-chasing figures for Hopper
+ *      spread widely (an L2 hit ~100-250 ns, HBM ~400-700 ns, idle); the
+ *      defaults sit in those ranges, at their loaded end. Placeholders for
+ *      measured values, not measurements. */
+#define LAUNCH_US 2.0
+#define BLOCK_US 0.0
+#define DRAM_LATENCY_NS 600.0
+#define L2_LATENCY_NS 200.0
+
 #define KB 1024LL
 #define MB (1024LL * 1024LL)
 
+/* The fixed costs (launch_us, block_us, dram_latency_ns, l2_latency_ns):
+ * see FIXED_COSTS below. */
+#define FIXED_COSTS LAUNCH_US, BLOCK_US, DRAM_LATENCY_NS, L2_LATENCY_NS
 static const fa2_sim_device builtin[] = {
     {"A100-SXM4-80GB", 108, 32, 64, 65536, 164 * KB, 163 * KB, 1 * KB, 40 * MB,
-     32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12, 80},
+     32, 2039.0, 312.0, 19.5, 108 * 16 * 1.41e9 / 1e12, 80, FIXED_COSTS},
     {"H100-SXM5-80GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 50 * MB,
-     32, 3350.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12, 90},
+     32, 3350.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12, 90, FIXED_COSTS},
     {"H200-SXM-141GB", 132, 32, 64, 65536, 228 * KB, 227 * KB, 1 * KB, 60 * MB,
-     32, 4800.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12, 90},
+     32, 4800.0, 989.0, 67.0, 132 * 16 * 1.98e9 / 1e12, 90, FIXED_COSTS},
 };
 static const char *const short_names[] = {"a100", "h100", "h200"};
 #define NBUILTIN (sizeof builtin / sizeof builtin[0])
@@ -122,6 +144,8 @@ static const field fields[] = {
     FLD(l2_sector_bytes, F_INT), FLD(hbm_gbps, F_DBL),
     FLD(matmul_tflops, F_DBL), FLD(fp32_tflops, F_DBL),
     FLD(sfu_tops, F_DBL),      FLD(arch, F_INT),
+    FLD(launch_us, F_DBL),     FLD(block_us, F_DBL),
+    FLD(dram_latency_ns, F_DBL), FLD(l2_latency_ns, F_DBL),
 };
 
 fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
@@ -171,7 +195,8 @@ fa2_status fa2_sim_device_set(fa2_sim_device *dev, const char *key,
                     "base, name, sms, max_blocks_per_sm, max_warps_per_sm, "
                     "regs_per_sm, smem_per_sm, smem_per_block, "
                     "smem_reserved_per_block, l2_bytes, l2_sector_bytes, hbm_gbps, "
-                    "matmul_tflops, fp32_tflops, sfu_tops or arch)", key);
+                    "matmul_tflops, fp32_tflops, sfu_tops, arch, launch_us, "
+                    "block_us, dram_latency_ns or l2_latency_ns)", key);
 }
 
 fa2_status fa2_sim_device_parse(fa2_sim_device *dev, const char *text)
@@ -254,6 +279,12 @@ fa2_status fa2_sim_device_check(const fa2_sim_device *d)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: hbm_gbps, "
                         "matmul_tflops, fp32_tflops and sfu_tops must be positive "
                         "and finite", d->name);
+    if (!(d->launch_us >= 0) || !(d->block_us >= 0) || !(d->dram_latency_ns >= 0) ||
+        !(d->l2_latency_ns >= 0) || !isfinite(d->launch_us) || !isfinite(d->block_us) ||
+        !isfinite(d->dram_latency_ns) || !isfinite(d->l2_latency_ns))
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "device %s: launch_us, block_us, "
+                        "dram_latency_ns and l2_latency_ns must be >= 0 and finite",
+                        d->name);
     fa2_clear_error();
     return FA2_OK;
 }

@@ -120,32 +120,43 @@ static double block_s(const fa2_sim_device *dev, const sim_block *b, int overlap
     return pipes_s(dev, b->mm, b->other, b->sfu, overlap);
 }
 
+/* The seconds block b holds its slot for fixed costs: the device's per-block
+ * cost and the dependent round trips its schedule counted. Latencies do
+ * not take an SM's throughput: the blocks resident on an SM wait for their
+ * loads at the same time. */
+static double block_latency_s(const fa2_sim_device *dev, const sim_block *b)
+{
+    return dev->block_us * 1e-6 + (double)b->dram_trips * dev->dram_latency_ns * 1e-9 +
+           (double)b->l2_trips * dev->l2_latency_ns * 1e-9;
+}
+
 /* Greedy list scheduling of the blocks, in launch order, on the SMs (each
  * block at 1/SMs of the device's rates): the busiest SM's finish time. It
  * charges FA1's few blocks (one per head) and causal load imbalance, which
- * a device-wide FLOP rate would hide. */
+ * a device-wide FLOP rate would hide. The same list scheduling over the
+ * launch's block slots (SMs x blocks per SM) times the blocks' fixed costs
+ * (block_latency_s): a block starts when a slot frees. */
 typedef struct sm_sched {
-    double *heap; /* min-heap of the SMs' finish times, seconds */
-    int sms;
+    double *heap; /* min-heap of the units' finish times, seconds */
+    int n;        /* units: SMs, or block slots                  */
     double span;
 } sm_sched;
 
-static void sched_add(sm_sched *q, double work)
+/* The earliest-free unit takes `seconds` more. */
+static void heap_push_back(sm_sched *q, double seconds)
 {
-    if (work <= 0)
-        return;
-    const double t = q->heap[0] + work * q->sms;
+    const double t = q->heap[0] + seconds;
     q->span = t > q->span ? t : q->span;
     int i = 0; /* replace the root and sift down */
     for (;;) {
         const int l = 2 * i + 1, r = l + 1;
         int m = i;
         double v = t;
-        if (l < q->sms && q->heap[l] < v) {
+        if (l < q->n && q->heap[l] < v) {
             m = l;
             v = q->heap[l];
         }
-        if (r < q->sms && q->heap[r] < v)
+        if (r < q->n && q->heap[r] < v)
             m = r;
         if (m == i)
             break;
@@ -155,43 +166,72 @@ static void sched_add(sm_sched *q, double work)
     q->heap[i] = t;
 }
 
-/* With L2, blocks finish out of launch order: their compute times are kept
- * (as float) and scheduled at the end, for grids up to this many blocks;
- * a larger grid falls back to the device-wide rate. */
+/* A block's compute: work at full-GPU rate, so SMs x work on its SM. */
+static void sched_add(sm_sched *q, int sms, double work)
+{
+    if (work > 0)
+        heap_push_back(q, work * sms);
+}
+
+/* A block's fixed costs on the earliest-free slot. */
+static void slot_add(sm_sched *q, double seconds)
+{
+    if (seconds > 0)
+        heap_push_back(q, seconds);
+}
+
+/* With L2, blocks finish out of launch order: their compute times and
+ * fixed costs are kept (as float) and scheduled at the end, for grids up
+ * to this many blocks; a larger grid falls back to device-wide rates. */
 #define MAX_TIMED_GRID ((int64_t)1 << 24)
 
+/* Run launch L: counters into c, the compute span and the latency span
+ * (seconds; -1: unknown, the caller uses device-wide rates) out. */
 static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
                              const fa2_sim_device *dev, int64_t slots_max,
-                             double *span)
+                             double *span, double *lat_span, double *lat_sum)
 {
     const int64_t grid = L->slices * L->tiles;
+    const int64_t slots = sim_max(1, sim_min(grid, slots_max));
     int64_t next = 0;
     sm_sched q = {calloc((size_t)dev->sms, sizeof(double)), dev->sms, 0};
-    *span = -1; /* unknown: the caller falls back to the device-wide rate */
-    if (!q.heap)
+    sm_sched lq = {calloc((size_t)slots, sizeof(double)), (int)slots, 0};
+    *span = *lat_span = -1;
+    *lat_sum = 0;
+    if (!q.heap || !lq.heap) {
+        free(q.heap);
+        free(lq.heap);
         return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
                         "allocate its SM schedule");
+    }
     if (!c->l2) { /* blocks run to completion in launch order */
         sim_block b;
         while (next_block(c, L, grid, &next, &b)) {
             while (counted_step(c, L, &b))
                 ;
-            sched_add(&q, block_s(dev, &b, L->overlap));
+            sched_add(&q, dev->sms, block_s(dev, &b, L->overlap));
+            const double lat = block_latency_s(dev, &b);
+            slot_add(&lq, lat);
+            *lat_sum += lat;
         }
         *span = q.span;
+        *lat_span = lq.span;
         free(q.heap);
+        free(lq.heap);
         return FA2_OK;
     }
     float *work = grid <= MAX_TIMED_GRID ? calloc((size_t)sim_max(grid, 1), sizeof *work)
                                          : NULL;
-    const int64_t slots = sim_max(1, sim_min(grid, slots_max));
+    float *lat = work ? calloc((size_t)sim_max(grid, 1), sizeof *lat) : NULL;
     sim_block *blk = malloc(sizeof *blk * (size_t)slots);
     unsigned char *live = malloc((size_t)slots);
-    if (!blk || !live) {
+    if (!blk || !live || (work && !lat)) {
         free(blk);
         free(live);
         free(work);
+        free(lat);
         free(q.heap);
+        free(lq.heap);
         return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
                         "allocate %lld resident blocks", (long long)slots);
     }
@@ -204,8 +244,12 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
         for (int64_t s = 0; s < slots; s++) {
             if (!live[s] || counted_step(c, L, &blk[s]))
                 continue;
-            if (work)
+            const double l = block_latency_s(dev, &blk[s]);
+            *lat_sum += l;
+            if (work) {
                 work[blk[s].id] = (float)block_s(dev, &blk[s], L->overlap);
+                lat[blk[s].id] = (float)l;
+            }
             if (!next_block(c, L, grid, &next, &blk[s])) {
                 live[s] = 0;
                 active--;
@@ -213,14 +257,19 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
         }
     }
     if (work) {
-        for (int64_t id = 0; id < grid; id++)
-            sched_add(&q, work[id]);
+        for (int64_t id = 0; id < grid; id++) {
+            sched_add(&q, dev->sms, work[id]);
+            slot_add(&lq, lat[id]);
+        }
         *span = q.span;
+        *lat_span = lq.span;
     }
     free(blk);
     free(live);
     free(work);
+    free(lat);
     free(q.heap);
+    free(lq.heap);
     return FA2_OK;
 }
 
@@ -251,17 +300,24 @@ static void add_counters(fa2_sim_counters *to, const fa2_sim_counters *c)
     }
 }
 
-/* Roofline: memory and compute overlap; within an SM the pipes add, or
- * overlap for a warp-specialised launch (pipes_s). */
+/* Roofline: memory, compute and the blocks' fixed costs overlap (each is a
+ * bound on the launch's time; within an SM the pipes add, or overlap for a
+ * warp-specialised launch: pipes_s); the launch's own overhead does not. */
 static void roofline(const fa2_sim_device *dev, fa2_sim_launch *L, int l2,
-                     double span_s, int overlap)
+                     double span_s, int overlap, double lat_span_s, double lat_sum_s,
+                     int64_t slots)
 {
     const fa2_sim_counters *c = &L->c;
     const double bytes = l2 ? (double)(c->dram_read + c->dram_written)
                             : (double)(c->global_read + c->global_written);
     L->memory_ms = 1e3 * bytes / (dev->hbm_gbps * 1e9);
     L->compute_ms = 1e3 * (span_s >= 0 ? span_s : compute_s(dev, c, overlap));
-    L->time_ms = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
+    L->latency_ms = 1e3 * (lat_span_s >= 0 ? lat_span_s
+                                           : lat_sum_s / (double)sim_max(1, slots));
+    L->launch_ms = 1e-3 * dev->launch_us;
+    double t = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
+    t = t > L->latency_ms ? t : L->latency_ms;
+    L->time_ms = L->launch_ms + t;
 }
 
 fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
@@ -276,7 +332,9 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
     memset(out, 0, sizeof *out);
 
     sim_launch L[FA2_SIM_MAX_LAUNCHES];
-    double span[FA2_SIM_MAX_LAUNCHES];
+    double span[FA2_SIM_MAX_LAUNCHES], lat_span[FA2_SIM_MAX_LAUNCHES];
+    double lat_sum[FA2_SIM_MAX_LAUNCHES];
+    int64_t slots[FA2_SIM_MAX_LAUNCHES];
     const int n = sim_launches(&S, L);
     sim_ctx c;
     memset(&c, 0, sizeof c);
@@ -303,8 +361,8 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
         r->fits = L[k].smem <= dev->smem_per_block;
         c.c = &r->c;
         c.launch = k;
-        st = run_launch(&c, &L[k], dev, (int64_t)dev->sms * r->blocks_per_sm,
-                        &span[k]);
+        slots[k] = (int64_t)dev->sms * r->blocks_per_sm;
+        st = run_launch(&c, &L[k], dev, slots[k], &span[k], &lat_span[k], &lat_sum[k]);
         if (st == FA2_OK && c.oom)
             st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the L2 model ran out of memory");
     }
@@ -324,7 +382,8 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
     out->l2_hits = c.hits;
     out->l2_misses = c.misses;
     for (int k = 0; k < n; k++) {
-        roofline(dev, &out->launch[k], args->l2, span[k], L[k].overlap);
+        roofline(dev, &out->launch[k], args->l2, span[k], L[k].overlap, lat_span[k],
+                 lat_sum[k], slots[k]);
         add_counters(&out->total, &out->launch[k].c);
         out->time_ms += out->launch[k].time_ms;
     }

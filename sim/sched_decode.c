@@ -18,15 +18,17 @@
  *       one split: store O (E a row) and LSE (4 bytes a row);
  *       else store the float32 partial O (4 d a row) and LSE (4) of this
  *       split, every block, also one whose chunk is empty (O = 0, +inf);
- *   combine (splits > 1), one block per (sequence, query head): for each
- *       query, read its splits' partial LSE, then the partial O of the
- *       splits whose LSE is finite (fa2_merge_partials never reads an empty
- *       part's O), in split order; store O and LSE.
+ *   combine (splits > 1), one block per four rows (sequence, query head,
+ *       query), a warp each: read the row's splits' partial LSE, then the
+ *       partial O of the splits whose LSE is finite (fa2_merge_partials
+ *       never reads an empty part's O), in split order; store O and LSE.
  *
  * So K and V are read once per (sequence, key head, row block, split) for
  * the keys the rows see: once per group for decode (Nq group <= 64 rows),
  * never once per query head. The counts are those of doc/io-complexity.md
- * section 12; closed_form.c derives them without simulating. */
+ * section 12; closed_form.c derives them without simulating. Each block
+ * also counts the dependent round trips on its critical path (sim_block:
+ * dram_trips, l2_trips), which run.c prices with the device's latencies. */
 #include "config.h"
 #include "sim.h"
 #include "fa2_kvcache.h"
@@ -76,6 +78,7 @@ static int append_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     sim_read(c, FA2_SIM_T_V_NEW, b->slice, 0, n, 0, S->E, SIM_REGS);
     cache_rows(c, FA2_SIM_T_K, b->seq, b->head, nk - n, n, 1);
     cache_rows(c, FA2_SIM_T_V, b->seq, b->head, nk - n, n, 1);
+    b->dram_trips = 1; /* the new rows, then their stores */
     b->phase = SIM_DONE;
     return 0;
 }
@@ -108,6 +111,7 @@ static int decode_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     switch (b->phase) {
     case 0: /* the packed Q tile, once */
         sim_read(c, FA2_SIM_T_Q, b->slice, b->lo, b->n, 0, S->E, SIM_SMEM);
+        b->dram_trips++; /* Q, with the first K/V tile when there is one */
         b->phase = b->nsteps > 0 ? 1 : 2;
         return 1;
     case 1: { /* one key block of the chunk */
@@ -116,6 +120,9 @@ static int decode_step(sim_ctx *c, const sim_launch *L, sim_block *b)
         const int64_t cols = sim_tile_rows(b->s.seqlen_k, nb, L->bn);
         cache_rows(c, FA2_SIM_T_K, b->seq, b->head, col_lo, cols, 0);
         cache_rows(c, FA2_SIM_T_V, b->seq, b->head, col_lo, cols, 0);
+        /* double buffering: tile j + 1 is requested when tile j is in, so
+         * each later tile is one more round trip */
+        b->dram_trips += b->step > 0;
         const int64_t q_lo = b->lo / S->group;
         const int64_t q_hi = (b->lo + b->n - 1) / S->group + 1;
         const int masked = fa2_tile_needs_mask(&b->mask, q_lo, q_hi, col_lo, L->bn);
@@ -154,37 +161,58 @@ int sim_decode_part_seen(const sim_setup *S, const fa2_mask *m, int64_t r, int s
     return sim_max(lo, ch.lo * bn) < sim_min(hi, ch.hi * bn);
 }
 
+/* The combine kernel's rows: (sequence, query head, query) in that order,
+ * COMBINE_ROWS to a block, one warp each (gpu/kvcache_kernel.cuh). */
+enum { COMBINE_ROWS = 4 };
+
 static void combine_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
                          int64_t tile)
 {
-    const fa2_problem *p = &c->S->p;
     b->slice = slice;
-    b->seq = slice / p->heads_q;
-    b->head = slice % p->heads_q;
-    b->s = fa2_problem_seq(p, b->seq);
-    b->mask = fa2_problem_mask(p, &b->s);
+    b->lo = slice * COMBINE_ROWS;
+    const fa2_problem *p = &c->S->p;
+    b->n = sim_min(COMBINE_ROWS, p->num_seqs * p->heads_q * p->max_seqlen_q - b->lo);
     b->phase = 0;
 }
 
+/* Each row of the block (a warp): read its splits' partial LSE (the merge's
+ * maximum), then, per 64 columns of O, the partial O of the splits whose
+ * LSE is finite, in split order; store O and LSE. A warp waits for each of
+ * these loads before the next (the loop carries the sum): S + ceil(d / 64)
+ * x (parts read) dependent round trips, to L2 where the partials were just
+ * written (the LSE's second read hits L1 and is not priced). The block
+ * takes as long as its longest row. */
 static int combine_step(sim_ctx *c, const sim_launch *L, sim_block *b)
 {
     const sim_setup *S = c->S;
-    const int64_t d = S->p.head_dim, g = S->group, hk = b->head / g;
-    const int64_t kslice = b->seq * S->p.heads_kv + hk;
-    for (int64_t i = 0; i < S->p.max_seqlen_q; i++) {
-        const int64_t r = i * g + b->head % g; /* its packed row */
+    const int64_t d = S->p.head_dim, g = S->group, nq = S->p.max_seqlen_q;
+    const int64_t hq = S->p.heads_q, passes = fa2_ceil_div(d, 64);
+    for (int64_t row = b->lo; row < b->lo + b->n; row++) {
+        const int64_t i = row % nq, head = row / nq % hq, seq = row / (nq * hq);
+        const fa2_seq sq = fa2_problem_seq(&S->p, seq);
+        const fa2_mask m = fa2_problem_mask(&S->p, &sq);
+        const int64_t kslice = seq * S->p.heads_kv + head / g;
+        const int64_t r = i * g + head % g; /* its packed row */
+        int64_t parts = 0;
         for (int s = 0; s < S->dec.splits; s++) {
             const int64_t pslice = kslice * S->dec.splits + s;
             sim_read(c, FA2_SIM_T_LSE_PARTIAL, pslice, r, 1, 0, 4, SIM_REGS);
-            if (sim_decode_part_seen(S, &b->mask, r, s))
+            if (sim_decode_part_seen(S, &m, r, s)) {
                 sim_read(c, FA2_SIM_T_O_PARTIAL, pslice, r, 1, 0, 4 * d, SIM_REGS);
+                parts++;
+            }
+        }
+        b->l2_trips = sim_max(b->l2_trips, S->dec.splits + passes * parts);
+        c->c->flops_other += S->dec.splits * (2 * d + 4); /* weights, sums */
+        c->c->sfu_ops += S->dec.splits * 2;
+        /* O and LSE of a (sequence, query head) as one access, by the
+         * block holding its last query: the L2 model's lines are whole
+         * tiles, written as a unit (the bytes are the rows' either way) */
+        if (i == nq - 1) {
+            sim_write(c, FA2_SIM_T_O, seq * hq + head, 0, nq, 0, S->E, SIM_REGS);
+            sim_write(c, FA2_SIM_T_LSE, seq * hq + head, 0, nq, 0, 4, SIM_REGS);
         }
     }
-    const int64_t nq = S->p.max_seqlen_q;
-    c->c->flops_other += nq * S->dec.splits * (2 * d + 4); /* weights, sums */
-    c->c->sfu_ops += nq * S->dec.splits * 2;
-    sim_write(c, FA2_SIM_T_O, b->slice, 0, nq, 0, S->E, SIM_REGS);
-    sim_write(c, FA2_SIM_T_LSE, b->slice, 0, nq, 0, 4, SIM_REGS);
     b->phase = SIM_DONE;
     return 0;
 }
@@ -227,7 +255,7 @@ int sim_decode_launches(const sim_setup *S, sim_launch *out)
         sim_launch C = {0};
         C.name = "fa2_decode_combine";
         C.kind = DEC_COMBINE;
-        C.slices = p->num_seqs * p->heads_q;
+        C.slices = fa2_ceil_div(p->num_seqs * p->heads_q * p->max_seqlen_q, COMBINE_ROWS);
         C.tiles = 1;
         C.warps = 4;
         C.bm = C.qrows = t.bm;

@@ -137,6 +137,10 @@ typedef struct sim_block {
     int64_t j;                /* outer-loop cursor (FA1); FA2 backward,
                                  deterministic: the first query block       */
     int phase;                /* schedule-defined; SIM_DONE when finished   */
+    /* Dependent global round trips on the block's critical path (a load
+     * whose data the block waits for before it can go on): the schedule
+     * counts them, run.c prices them with the device's latencies. */
+    int64_t dram_trips, l2_trips;
 } sim_block;
 
 typedef struct sim_ctx sim_ctx;

@@ -19,6 +19,28 @@ void kv_spec_init(kv_spec *s)
     s->window_left = s->window_right = -1;
 }
 
+void kv_spec_draw_cache(kv_spec *s, int i, int kinds, int64_t cap_lo, int64_t cap_hi,
+                        tl_rng *r)
+{
+    s->capacity = tl_range(r, cap_lo, cap_hi);
+    if (s->page_size)
+        s->capacity = fa2_ceil_div(s->capacity, s->page_size) * s->page_size;
+    const int64_t room = s->capacity - s->seqlen_new;
+    for (int64_t b = 0; b < s->batch; b++) {
+        switch ((i + b) % kinds) {
+        case 0: s->lens[b] = 0; break;                  /* empty cache       */
+        case 1: s->lens[b] = 1; break;                  /* one key           */
+        case 2: s->lens[b] = room; break;               /* filled to the top */
+        case 3: /* the append crosses a page (or tile) boundary */
+            s->lens[b] = (s->page_size ? s->page_size : 64) - 1;
+            if (s->lens[b] > room)
+                s->lens[b] = room;
+            break;
+        default: s->lens[b] = tl_range(r, 0, room); break;
+        }
+    }
+}
+
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);

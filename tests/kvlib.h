@@ -47,6 +47,13 @@ typedef struct kv_problem {
 } kv_problem;
 
 void kv_spec_init(kv_spec *s);
+/* A cache for case i of a grid (s's page size, batch and seqlen_new set):
+ * a capacity drawn from [cap_lo, cap_hi] (whole pages), and lengths that
+ * walk the edges: sequence b gets, by (i + b) mod kinds (>= 5), an empty
+ * cache, one key, a cache filled to the top, an append crossing a page (or
+ * 64-key) boundary, or a random length. */
+void kv_spec_draw_cache(kv_spec *s, int i, int kinds, int64_t cap_lo, int64_t cap_hi,
+                        tl_rng *r);
 /* Draw the problem (data, page shuffle, block table) and its oracle. */
 void kv_problem_init(kv_problem *p, const kv_spec *s, tl_rng *r);
 void kv_problem_free(kv_problem *p);

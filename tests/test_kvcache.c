@@ -58,23 +58,7 @@ static void grid_spec(int i, kv_spec *s, tl_rng *r)
     s->batch = 1 + i % 3;
     s->q_sigma = (i % 4 == 3) ? 3.0 : 1.0;
     s->seqlen_new = i % 5 == 0 ? 0 : (i % 7 == 3 ? 2 : s->seqlen_q);
-    s->capacity = tl_range(r, 40, 420);
-    if (s->page_size)
-        s->capacity = fa2_ceil_div(s->capacity, s->page_size) * s->page_size;
-    const int64_t room = s->capacity - s->seqlen_new;
-    for (int64_t b = 0; b < s->batch; b++) {
-        switch ((i + b) % 6) {
-        case 0: s->lens[b] = 0; break;                  /* empty cache      */
-        case 1: s->lens[b] = 1; break;                  /* one key          */
-        case 2: s->lens[b] = room; break;               /* filled to the top */
-        case 3: /* the append crosses a page (or tile) boundary */
-            s->lens[b] = (s->page_size ? s->page_size : 64) - 1;
-            if (s->lens[b] > room)
-                s->lens[b] = room;
-            break;
-        default: s->lens[b] = tl_range(r, 0, room); break;
-        }
-    }
+    kv_spec_draw_cache(s, i, 6, 40, 420, r);
 }
 
 /* Run standard, tiled and oracle on p; check all three, bound the tiled. */

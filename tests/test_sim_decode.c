@@ -7,7 +7,9 @@
  * (sequence, key head, split) whatever the GQA group; the partial O / LSE
  * round trip is exactly what the splits imply; paging changes no byte;
  * the default split count is the shared heuristic over the device's SMs;
- * the predicted time is at least the DRAM bytes over the HBM bandwidth.
+ * the predicted time is at least the DRAM bytes over the HBM bandwidth;
+ * the fixed costs (launch overhead, per-block cost, dependent DRAM and L2
+ * round trips) add what the model says and nothing else.
  */
 #include "config.h"
 
@@ -234,6 +236,176 @@ START_TEST(the_predicted_time_is_bound_by_hbm_bandwidth)
 }
 END_TEST
 
+/* ---- fixed costs (doc/io-complexity.md section 12, "Fixed costs") -------- */
+
+static fa2_sim_device with_costs(double launch_us, double block_us, double dram_ns,
+                                 double l2_ns)
+{
+    fa2_sim_device dev = h200();
+    char v[4][32];
+    snprintf(v[0], sizeof v[0], "%g", launch_us);
+    snprintf(v[1], sizeof v[1], "%g", block_us);
+    snprintf(v[2], sizeof v[2], "%g", dram_ns);
+    snprintf(v[3], sizeof v[3], "%g", l2_ns);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "launch_us", v[0]), FA2_OK);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "block_us", v[1]), FA2_OK);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "dram_latency_ns", v[2]), FA2_OK);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "l2_latency_ns", v[3]), FA2_OK);
+    ck_assert_int_eq(fa2_sim_device_check(&dev), FA2_OK);
+    return dev;
+}
+
+static fa2_sim_result run_on(const fa2_sim_args *a, const fa2_sim_device *dev)
+{
+    static fa2_sim_result r;
+    const fa2_status st = fa2_sim_run(a, dev, &r);
+    ck_assert_msg(st == FA2_OK, "%s", fa2_last_error());
+    return r;
+}
+
+/* Zero fixed costs: each launch takes max(memory, compute), the roofline
+ * the model had before them, and no latency or launch time is reported. */
+START_TEST(zero_fixed_costs_give_the_plain_roofline)
+{
+    const fa2_sim_device dev = with_costs(0, 0, 0, 0);
+    fa2_sim_args a;
+    grid_args(&a, _i);
+    a.l2 = _i % 2;
+    const fa2_sim_result r = run_on(&a, &dev);
+    double sum = 0;
+    for (int k = 0; k < r.num_launches; k++) {
+        const fa2_sim_launch *L = &r.launch[k];
+        ck_assert(L->latency_ms == 0 && L->launch_ms == 0);
+        const double roof = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
+        ck_assert(L->time_ms == roof);
+        sum += roof;
+    }
+    ck_assert_double_eq_tol(r.time_ms, sum, 1e-12 * sum);
+}
+END_TEST
+
+/* The launch overhead is paid once per launch, on top of everything
+ * else: append + decode + combine take 3 x launch_us more. */
+START_TEST(each_launch_adds_exactly_the_launch_overhead)
+{
+    fa2_sim_args a;
+    decode_args(&a, 2, 32, 8, 4, 5000);
+    a.seqlen_new = 4;
+    a.num_splits = 5;
+    a.l2 = 1;
+    const fa2_sim_device d0 = with_costs(0, 0.5, 600, 200);
+    const fa2_sim_device d1 = with_costs(7.5, 0.5, 600, 200);
+    const fa2_sim_result r0 = run_on(&a, &d0), r1 = run_on(&a, &d1);
+    ck_assert_int_eq(r1.num_launches, 3);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_double_eq_tol(r1.launch[k].time_ms - r0.launch[k].time_ms, 7.5e-3, 1e-12);
+        ck_assert_double_eq_tol(r1.launch[k].launch_ms, 7.5e-3, 1e-15);
+    }
+    ck_assert_double_eq_tol(r1.time_ms - r0.time_ms, 3 * 7.5e-3, 1e-12);
+}
+END_TEST
+
+/* A decode block waits one DRAM round trip for Q and its first K/V tile,
+ * then one per further tile (double buffering requests tile j + 1 when
+ * tile j is in), plus the per-block cost: one block over 10 tiles takes
+ * block_us + 10 DRAM latencies; over one tile or none (an empty chunk),
+ * one. */
+START_TEST(a_decode_block_waits_one_dram_latency_per_tile)
+{
+    const int64_t bn = FA2_KVC_BLOCK_N(128);
+    fa2_sim_args a;
+    decode_args(&a, 1, 8, 1, 1, 10 * bn);
+    a.num_splits = 1;
+    const fa2_sim_device dev = with_costs(0, 0.25, 1000, 0);
+    fa2_sim_result r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].grid, 1);
+    ck_assert_double_eq_tol(r.launch[0].latency_ms, (0.25 + 10 * 1.0) * 1e-3, 1e-12);
+    /* one block over 10 tiles is latency bound: 20 tiles of bytes take
+     * ~2 ns at 4.8 TB/s, 10 round trips 10 us */
+    ck_assert(r.launch[0].time_ms == r.launch[0].latency_ms);
+    /* 16 chunks of 10 tiles: one tile each or none (6 empty): one trip */
+    a.num_splits = 16;
+    r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].grid, 16);
+    ck_assert_double_eq_tol(r.launch[0].latency_ms, (0.25 + 1.0) * 1e-3, 1e-12);
+}
+END_TEST
+
+/* The blocks resident on an SM wait at the same time: a grid of 2 x slots
+ * + 1 equal blocks (slots = SMs x blocks per SM) takes three of their
+ * latencies, not (2 x slots + 1) / SMs of them. */
+START_TEST(latencies_overlap_across_the_resident_blocks)
+{
+    const fa2_sim_device dev = with_costs(0, 0, 1000, 0);
+    fa2_sim_args a;
+    decode_args(&a, 1, 1, 1, 1, 4 * FA2_KVC_BLOCK_N(128));
+    a.num_splits = 1;
+    const int64_t slots = (int64_t)dev.sms * run_on(&a, &dev).launch[0].blocks_per_sm;
+    ck_assert(slots > dev.sms);
+    /* batch x key heads = 2 slots + 1 blocks, one per (sequence, key head) */
+    const int64_t blocks = 2 * slots + 1;
+    int64_t hkv = 1;
+    for (int64_t h = 2; h <= 16; h++)
+        if (blocks % h == 0)
+            hkv = h;
+    decode_args(&a, blocks / hkv, hkv, hkv, 1, 4 * FA2_KVC_BLOCK_N(128));
+    a.num_splits = 1;
+    const fa2_sim_result r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].grid, blocks);
+    ck_assert_double_eq_tol(r.launch[0].latency_ms, 3 * 4 * 1e-3, 1e-12);
+}
+END_TEST
+
+/* The combine's warp (one row) walks its S splits' LSE, then, per 64
+ * columns, the partial O of the splits it sees, each load waited for: with
+ * no mask and d 128 that is S + 2 S L2 round trips. */
+START_TEST(the_combine_waits_for_each_split_in_turn)
+{
+    const fa2_sim_device dev = with_costs(0, 0, 0, 100);
+    for (int splits = 2; splits <= 32; splits *= 4) {
+        fa2_sim_args a;
+        decode_args(&a, 2, 32, 8, 1, 8192);
+        a.num_splits = splits;
+        const fa2_sim_result r = run_on(&a, &dev);
+        ck_assert_str_eq(r.launch[1].name, "fa2_decode_combine");
+        ck_assert_int_eq(r.launch[1].grid, 2 * 32 / 4); /* four rows a block */
+        ck_assert_double_eq_tol(r.launch[1].latency_ms, 3 * splits * 100e-6, 1e-12);
+    }
+}
+END_TEST
+
+START_TEST(fixed_costs_are_device_keys_and_refuse_bad_values)
+{
+    fa2_sim_device dev = h200();
+    ck_assert(dev.launch_us > 0 && dev.dram_latency_ns > 0 && dev.l2_latency_ns > 0);
+    ck_assert_int_eq(fa2_sim_device_parse(&dev, "launch_us = 3.25\nl2_latency_ns=150\n"),
+                     FA2_OK);
+    ck_assert(dev.launch_us == 3.25 && dev.l2_latency_ns == 150);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "block_us", "-1"), FA2_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "dram_latency_ns", "nan"),
+                     FA2_ERR_INVALID_ARGUMENT);
+    dev.launch_us = -1;
+    ck_assert_int_eq(fa2_sim_device_check(&dev), FA2_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+/* Every byte the launches store reaches DRAM once with the L2 model on
+ * (no line is stored twice; dirty lines are written back), also when the
+ * combine's blocks of four rows cut a (sequence, head)'s 16 queries. */
+START_TEST(with_l2_every_stored_byte_reaches_dram_once)
+{
+    for (int64_t nq = 1; nq <= 16; nq *= 4) {
+        fa2_sim_args a;
+        decode_args(&a, 2, 32, 8, nq, 4096);
+        a.causal = 1;
+        a.num_splits = 6;
+        a.l2 = 1;
+        const fa2_sim_result r = run(&a);
+        ck_assert_int_eq(r.total.dram_written, r.total.global_written);
+    }
+}
+END_TEST
+
 START_TEST(bad_decode_arguments_are_refused)
 {
     const fa2_sim_device dev = h200();
@@ -274,6 +446,13 @@ int main(void)
     tcase_add_test(tc, the_default_split_count_is_the_shared_heuristic_on_the_devices_sms);
     tcase_add_test(tc, the_predicted_time_is_bound_by_hbm_bandwidth);
     tcase_add_test(tc, bad_decode_arguments_are_refused);
+    tcase_add_test(tc, with_l2_every_stored_byte_reaches_dram_once);
+    tcase_add_loop_test(tc, zero_fixed_costs_give_the_plain_roofline, 0, N_GRID);
+    tcase_add_test(tc, each_launch_adds_exactly_the_launch_overhead);
+    tcase_add_test(tc, a_decode_block_waits_one_dram_latency_per_tile);
+    tcase_add_test(tc, latencies_overlap_across_the_resident_blocks);
+    tcase_add_test(tc, the_combine_waits_for_each_split_in_turn);
+    tcase_add_test(tc, fixed_costs_are_device_keys_and_refuse_bad_values);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

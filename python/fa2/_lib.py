@@ -105,7 +105,10 @@ class Traffic(ctypes.Structure):
     """fa2_traffic"""
     _fields_ = [(n, ctypes.c_uint64) for n in
                 ("q_bytes", "k_bytes", "v_bytes", "o_bytes", "lse_bytes",
-                 "read_bytes", "written_bytes")]
+                 "read_bytes", "written_bytes", "k_new_bytes", "v_new_bytes",
+                 "k_cache_written_bytes", "v_cache_written_bytes",
+                 "o_partial_written_bytes", "lse_partial_written_bytes",
+                 "o_partial_read_bytes", "lse_partial_read_bytes")]
 
 
 # The ctypes twin of each C struct, by the C name; test_layout.py walks it.

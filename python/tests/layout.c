@@ -126,6 +126,14 @@ int main(void)
     FIELD(fa2_traffic, lse_bytes);
     FIELD(fa2_traffic, read_bytes);
     FIELD(fa2_traffic, written_bytes);
+    FIELD(fa2_traffic, k_new_bytes);
+    FIELD(fa2_traffic, v_new_bytes);
+    FIELD(fa2_traffic, k_cache_written_bytes);
+    FIELD(fa2_traffic, v_cache_written_bytes);
+    FIELD(fa2_traffic, o_partial_written_bytes);
+    FIELD(fa2_traffic, lse_partial_written_bytes);
+    FIELD(fa2_traffic, o_partial_read_bytes);
+    FIELD(fa2_traffic, lse_partial_read_bytes);
 
     /* enums travel as int in the ctypes structs */
     printf("fa2_dtype sizeof %zu\n", sizeof(fa2_dtype));

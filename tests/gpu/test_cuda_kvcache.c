@@ -17,6 +17,12 @@
  * causal and windows, 1..16 splits and the library's choice, head dims
  * 32..256) and long caches with the library's split count.
  * FA2_GPU_TEST_QUICK=1 runs a small subset (for compute-sanitizer).
+ *
+ * In a library configured with --enable-traffic-counters, also: the bytes
+ * the append, main and combine kernels count, tensor by tensor, equal the
+ * simulator's closed form (FA2_SIM_DECODE) for the kernels' tile and split
+ * count on decode shapes (contiguous and paged, 1 and more splits, GQA,
+ * append on and off, causal, windows); other builds print a SKIP line.
  */
 #include "config.h"
 
@@ -24,6 +30,7 @@
 #include <stdlib.h>
 
 #ifdef FA2_HAVE_CUDA
+#include "fa2_kvcache.h" /* fa2_kvcache_block_m: the kernels' rows a block */
 #include "kvcache_params.h"
 #include "kvlib.h"
 
@@ -276,23 +283,7 @@ START_TEST(kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches)
     s.batch = 1 + i % 3;
     s.seqlen_new = i % 4 == 0 ? 0 : s.seqlen_q;
     s.no_lse = i % 9 == 8;
-    s.capacity = tl_range(&r, 40, 700);
-    if (s.page_size)
-        s.capacity = fa2_ceil_div(s.capacity, s.page_size) * s.page_size;
-    const int64_t room = s.capacity - s.seqlen_new;
-    for (int64_t b = 0; b < s.batch; b++) {
-        switch ((i + b) % 5) {
-        case 0: s.lens[b] = 0; break;
-        case 1: s.lens[b] = 1; break;
-        case 2: s.lens[b] = room; break;
-        case 3:
-            s.lens[b] = (s.page_size ? s.page_size : 64) - 1;
-            if (s.lens[b] > room)
-                s.lens[b] = room;
-            break;
-        default: s.lens[b] = tl_range(&r, 0, room); break;
-        }
-    }
+    kv_spec_draw_cache(&s, i, 5, 40, 700, &r);
     check_spec(&s, &r);
 }
 END_TEST
@@ -349,6 +340,258 @@ START_TEST(host_pointers_are_refused_and_nothing_is_written)
 }
 END_TEST
 
+/* Decode runs in CUDA graphs (vLLM-style serving captures each step): a
+ * call captured on a stream and replayed writes the bytes a direct call
+ * writes. Append, main and combine kernels all run (split count > 1); the
+ * split-KV workspace comes from the stream-ordered pool inside the graph.
+ * (cudaStreamGetFlags/GetDevice in the stream check used to invalidate the
+ * capture.) */
+START_TEST(a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec sp;
+    kv_spec_init(&sp);
+    sp.dtype = FA2_DTYPE_BF16;
+    sp.batch = 2;
+    sp.heads_q = 32;
+    sp.heads_kv = 8;
+    sp.head_dim = 128;
+    sp.seqlen_q = 1;
+    sp.seqlen_new = 1;
+    sp.causal = 1;
+    sp.page_size = 64;
+    sp.capacity = 8192;
+    sp.lens[0] = 8000;
+    sp.lens[1] = 3000;
+    kv_problem p;
+    kv_problem_init(&p, &sp, &r);
+    dev_problem dv;
+    dev_problem_init(&dv, &p);
+    cudaStream_t stream;
+    cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    dv.a.stream = stream;
+    int nsplits = 0;
+    ck_assert(fa2_kvcache_num_splits(&dv.a, FA2_BACKEND_CUDA, &nsplits) == FA2_OK);
+    ck_assert_msg(nsplits > 1, "the case should split (got %d)", nsplits);
+
+    fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == FA2_OK, "direct call: %s", fa2_last_error());
+    cuda_check(cudaStreamSynchronize(stream), "direct call");
+    void *o_direct = malloc(dv.q_bytes);
+    float *lse_direct = malloc(dv.lse_bytes);
+    from_device(o_direct, dv.o, dv.q_bytes);
+    from_device(lse_direct, dv.lse, dv.lse_bytes);
+
+    cuda_check(cudaMemset(dv.o, 0xff, dv.q_bytes), "poison o");
+    cuda_check(cudaMemset(dv.lse, 0xff, dv.lse_bytes), "poison lse");
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+    ck_assert_msg(st == FA2_OK, "captured call: %s", fa2_last_error());
+    ck_assert_msg(end == cudaSuccess, "the capture was invalidated: %s",
+                  cudaGetErrorString(end));
+    cuda_check(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+    for (int rep = 0; rep < 2; rep++)
+        cuda_check(cudaGraphLaunch(exec, stream), "replay");
+    cuda_check(cudaStreamSynchronize(stream), "replay");
+    void *o_graph = malloc(dv.q_bytes);
+    float *lse_graph = malloc(dv.lse_bytes);
+    from_device(o_graph, dv.o, dv.q_bytes);
+    from_device(lse_graph, dv.lse, dv.lse_bytes);
+    ck_assert_msg(memcmp(o_graph, o_direct, dv.q_bytes) == 0,
+                  "O from the graph differs from the direct call");
+    ck_assert_msg(memcmp(lse_graph, lse_direct, dv.lse_bytes) == 0,
+                  "LSE from the graph differs from the direct call");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    free(o_direct);
+    free(lse_direct);
+    free(o_graph);
+    free(lse_graph);
+/* ---- traffic counters against the simulator ------------------------------ */
+
+/* Decode shapes for the counters: contiguous and paged, one split and
+ * several (and the library's choice), GQA and MHA, append on and off,
+ * causal and windows, one and several row blocks, a head dim the kernel
+ * pads. Every sequence has at least one key (the simulator takes seqlen_k
+ * >= 1): an empty cache appears only with an append. */
+static const struct {
+    fa2_dtype dtype;
+    int64_t hq, hkv, nq, d, page, nnew;
+    int causal;
+    int64_t wl, wr;
+    int splits;
+    int64_t capacity, lens[3];
+} traffic_cases[] = {
+    {FA2_DTYPE_BF16, 32, 8, 1, 128, 0, 0, 1, -1, -1, 1, 2048, {300, 2048, 1}},
+    {FA2_DTYPE_BF16, 32, 8, 4, 128, 0, 4, 1, -1, -1, 0, 8192, {5000, 777, 0}},
+    {FA2_DTYPE_FP16, 8, 2, 2, 64, 64, 2, 0, 40, 0, 3, 1024, {1000, 62, 63}},
+    {FA2_DTYPE_BF16, 8, 1, 16, 96, 16, 16, 1, -1, -1, 16, 1024, {700, 1, 1008}},
+    {FA2_DTYPE_FP16, 4, 4, 3, 256, 256, 0, 0, -1, 2, 7, 2048, {2000, 513, 256}},
+    {FA2_DTYPE_BF16, 32, 8, 1, 128, 0, 1, 1, 100, 0, 2, 4096, {4000, 1, 2500}},
+    {FA2_DTYPE_FP16, 32, 32, 1, 128, 64, 1, 1, -1, -1, 0, 4096, {4095, 3000, 100}},
+};
+#define N_TRAFFIC COUNT(traffic_cases)
+
+static kv_spec traffic_spec(int i)
+{
+    kv_spec s;
+    kv_spec_init(&s);
+    s.dtype = traffic_cases[i].dtype;
+    s.batch = 3;
+    s.heads_q = traffic_cases[i].hq;
+    s.heads_kv = traffic_cases[i].hkv;
+    s.seqlen_q = traffic_cases[i].nq;
+    s.head_dim = traffic_cases[i].d;
+    s.page_size = traffic_cases[i].page;
+    s.seqlen_new = traffic_cases[i].nnew;
+    s.causal = traffic_cases[i].causal;
+    s.window_left = traffic_cases[i].wl;
+    s.window_right = traffic_cases[i].wr;
+    s.num_splits = traffic_cases[i].splits;
+    s.capacity = traffic_cases[i].capacity;
+    for (int b = 0; b < 3; b++)
+        s.lens[b] = traffic_cases[i].lens[b];
+    return s;
+}
+
+#ifdef FA2_TRAFFIC_COUNTERS
+/* The simulator's closed form (FA2_SIM_DECODE, no L2) for the kernels'
+ * launch on this problem, sequence by sequence (it takes fixed lengths;
+ * the launches' bytes add over sequences): their split count, their tile
+ * (gpu/kvcache_params.h: 16 packed rows a warp, one warp up to 16 rows
+ * unless FA2_CUDA_KVCACHE_WARPS=4, FA2_KVC_BLOCK_N keys). */
+static void simulated_traffic(const kv_spec *s, int nsplits, fa2_sim_counters *sum)
+{
+    const int64_t rows = s->seqlen_q * (s->heads_q / s->heads_kv);
+    const char *e = getenv("FA2_CUDA_KVCACHE_WARPS");
+    const int bm = e && e[0] == '4' ? 64 : (int)fa2_kvcache_block_m(rows);
+    fa2_sim_device dev;
+    ck_assert_int_eq(fa2_sim_device_builtin("h200", &dev), FA2_OK);
+    memset(sum, 0, sizeof *sum);
+    for (int64_t b = 0; b < s->batch; b++) {
+        fa2_sim_args sa;
+        fa2_sim_args_init(&sa);
+        sa.algo = FA2_SIM_DECODE;
+        sa.dtype = s->dtype;
+        sa.batch = 1;
+        sa.heads_q = s->heads_q;
+        sa.heads_kv = s->heads_kv;
+        sa.seqlen_q = s->seqlen_q;
+        sa.seqlen_k = s->lens[b] + s->seqlen_new;
+        sa.head_dim = s->head_dim;
+        sa.causal = s->causal;
+        sa.window_left = s->window_left;
+        sa.window_right = s->window_right;
+        sa.page_size = s->page_size;
+        sa.seqlen_new = s->seqlen_new;
+        sa.cache_capacity = s->capacity;
+        sa.num_splits = nsplits;
+        sa.block_m = bm;
+        sa.block_n = FA2_KVC_BLOCK_N(FA2_KVC_KERNEL_HEAD_DIM(s->head_dim));
+        sa.warps = bm / 16;
+        sa.l2 = 0;
+        fa2_sim_counters cf;
+        ck_assert_msg(fa2_sim_closed_form(&sa, &dev, &cf) == FA2_OK,
+                      "fa2_sim_closed_form: %s", fa2_last_error());
+        sum->global_read += cf.global_read;
+        sum->global_written += cf.global_written;
+        for (int t = 0; t < FA2_SIM_TENSOR_COUNT; t++) {
+            sum->tensor_read[t] += cf.tensor_read[t];
+            sum->tensor_written[t] += cf.tensor_written[t];
+        }
+    }
+}
+
+/* One counter against the simulator's count of the same tensor. */
+static int same(const char *what, uint64_t got, int64_t sim, const char *desc)
+{
+    if (got == (uint64_t)sim)
+        return 1;
+    fprintf(stderr, "traffic %s: the kernels counted %llu bytes, the simulator "
+            "%lld, on %s\n", what, (unsigned long long)got, (long long)sim, desc);
+    return 0;
+}
+
+/* Every byte the append, main and combine kernels count equals the
+ * simulator's closed form for their launch, tensor by tensor: q, k, v
+ * loaded; o, lse stored; k_new, v_new loaded and k, v stored by the
+ * append; the float32 partials stored and loaded; and the simulator counts
+ * nothing the kernels do not (the sums agree). */
+START_TEST(traffic_counters_equal_the_simulator_tensor_by_tensor)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    const kv_spec spec = traffic_spec(_i);
+    kv_problem p;
+    kv_problem_init(&p, &spec, &r);
+    int nsplits = 0;
+    ck_assert_msg(fa2_kvcache_num_splits(&p.args, FA2_BACKEND_CUDA, &nsplits) == FA2_OK,
+                  "num_splits: %s", fa2_last_error());
+    dev_problem dv;
+    dev_problem_init(&dv, &p);
+    dv.a.num_splits = nsplits;
+    cuda_check(cudaDeviceSynchronize(), "the uploads");
+    ck_assert_int_eq(fa2_cuda_traffic_reset(), FA2_OK);
+    const fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == FA2_OK, "cuda: %s on %s", fa2_last_error(), p.desc);
+    cuda_check(cudaDeviceSynchronize(), "the KV-cache kernels");
+    fa2_traffic got;
+    ck_assert_int_eq(fa2_cuda_traffic_read(&got), FA2_OK);
+    fa2_sim_counters sim;
+    simulated_traffic(&spec, nsplits, &sim);
+    const int64_t *R = sim.tensor_read, *W = sim.tensor_written;
+    int ok = same("q loaded", got.q_bytes, R[FA2_SIM_T_Q], p.desc);
+    ok &= same("k loaded", got.k_bytes, R[FA2_SIM_T_K], p.desc);
+    ok &= same("v loaded", got.v_bytes, R[FA2_SIM_T_V], p.desc);
+    ok &= same("o stored", got.o_bytes, W[FA2_SIM_T_O], p.desc);
+    ok &= same("lse stored", got.lse_bytes, W[FA2_SIM_T_LSE], p.desc);
+    ok &= same("k_new loaded", got.k_new_bytes, R[FA2_SIM_T_K_NEW], p.desc);
+    ok &= same("v_new loaded", got.v_new_bytes, R[FA2_SIM_T_V_NEW], p.desc);
+    ok &= same("k stored (append)", got.k_cache_written_bytes, W[FA2_SIM_T_K], p.desc);
+    ok &= same("v stored (append)", got.v_cache_written_bytes, W[FA2_SIM_T_V], p.desc);
+    ok &= same("o_partial stored", got.o_partial_written_bytes, W[FA2_SIM_T_O_PARTIAL],
+               p.desc);
+    ok &= same("lse_partial stored", got.lse_partial_written_bytes,
+               W[FA2_SIM_T_LSE_PARTIAL], p.desc);
+    ok &= same("o_partial loaded", got.o_partial_read_bytes, R[FA2_SIM_T_O_PARTIAL],
+               p.desc);
+    ok &= same("lse_partial loaded", got.lse_partial_read_bytes,
+               R[FA2_SIM_T_LSE_PARTIAL], p.desc);
+    ok &= same("all loads", got.read_bytes, sim.global_read, p.desc);
+    ok &= same("all stores", got.written_bytes, sim.global_written, p.desc);
+    ck_assert_msg(ok, "the KV-cache kernels' traffic differs from the simulator's "
+                  "(%d splits; the lines above): %s", nsplits, p.desc);
+    /* not vacuous: the shape moved its cache, and the partials when split */
+    ck_assert(got.k_bytes > 0 && (nsplits == 1) == (got.o_partial_read_bytes == 0));
+    ck_assert((spec.seqlen_new > 0) == (got.k_new_bytes > 0));
+    fprintf(stderr, "traffic %-100s splits %2d: read %llu written %llu = simulator\n",
+            p.desc, nsplits, (unsigned long long)got.read_bytes,
+            (unsigned long long)got.written_bytes);
+    dev_problem_free(&dv);
+    kv_problem_free(&p);
+}
+END_TEST
+#else
+/* A build without the counters cannot check them: say so, and check that
+ * the library says so too. */
+START_TEST(traffic_counters_are_not_built_and_the_check_is_skipped)
+{
+    fa2_traffic t;
+    ck_assert_int_eq(fa2_cuda_traffic_read(&t), FA2_ERR_NOT_BUILT);
+    ck_assert_int_eq(fa2_cuda_traffic_reset(), FA2_ERR_NOT_BUILT);
+    printf("SKIP: traffic counters equal the simulator (%d decode shapes): this "
+           "fa2 was configured without --enable-traffic-counters\n", N_TRAFFIC);
+    fflush(stdout);
+    (void)traffic_spec;
+}
+END_TEST
+#endif
+
 static int quick(void)
 {
     const char *v = getenv("FA2_GPU_TEST_QUICK");
@@ -365,7 +608,17 @@ static Suite *cuda_kvcache_suite(void)
     tcase_add_loop_test(tc, long_caches_with_the_librarys_splits_equal_the_mirror, 0,
                         quick() ? 2 : 8);
     tcase_add_test(tc, host_pointers_are_refused_and_nothing_is_written);
+    tcase_add_test(tc, a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes);
     suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("traffic");
+    tcase_set_timeout(tr, 600);
+#ifdef FA2_TRAFFIC_COUNTERS
+    tcase_add_loop_test(tr, traffic_counters_equal_the_simulator_tensor_by_tensor, 0,
+                        quick() ? 2 : N_TRAFFIC);
+#else
+    tcase_add_test(tr, traffic_counters_are_not_built_and_the_check_is_skipped);
+#endif
+    suite_add_tcase(s, tr);
     return s;
 }
 
