@@ -40,6 +40,8 @@
 
 #include "config.h"
 #include "fa2_internal.h"
+#include "fa2_philox.h"
+#include "fa2_score.h"
 #include "fa2_tile.h"
 #include "bwd_config.h"
 #include "bwd_params.h"
@@ -111,7 +113,12 @@ __device__ __forceinline__ int row_lanes(int chunks)
     return g;
 }
 
-template <int BM, bool IS_BF16>
+/* SINKS: also this query block's share of dsinks (fa2_score.h: dsink =
+ * -sum over rows of P_sink D), summed in a fixed order: each row's term by
+ * the lane that holds its D, then over the lanes of a warp (a fixed
+ * butterfly), then over the warps in order by thread 0; bwd_dsinks adds
+ * the shares. Deterministic, but not the CPU mirror's sequential order. */
+template <int BM, bool IS_BF16, bool SINKS>
 __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     bwd_preprocess(const __grid_constant__ fa2_bwd_params p)
 {
@@ -120,8 +127,11 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     const int h = (int)(bh % p.heads_q), b = (int)(bh / p.heads_q);
     const seq_info s = get_seq(p, b);
     const int64_t row_lo = (int64_t)m_block * BM;
-    if (row_lo >= s.seqlen_q)
+    if (row_lo >= s.seqlen_q) {
+        if (SINKS && threadIdx.x == 0) /* no rows: a zero share */
+            p.dsink_part[bh * p.m_blocks + m_block] = 0.0f;
         return;
+    }
     const int rows = (int)(s.seqlen_q - row_lo < BM ? s.seqlen_q - row_lo : BM);
     const int d = p.head_dim, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int chunks = d / 8, G = row_lanes(chunks), rpw = 32 / G;
@@ -129,6 +139,7 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     if (threadIdx.x < 2 && p.deterministic)
         p.turn[(((int64_t)b * p.heads_q + h) * p.m_blocks + m_block) * 2 + threadIdx.x] = 0;
     const int64_t acc_row0 = (s.batch * p.heads_q + h) * p.rows + s.q_start + row_lo;
+    float dsink = 0.0f; /* SINKS: this lane's rows' -P_sink D */
 #pragma unroll 4
     for (int r0 = warp * rpw; r0 < rows; r0 += FA2_BWD_ROWS_WARPS * rpw) {
         const int r = r0 + sub; /* r0 is the same in every lane: the shuffles are whole-warp */
@@ -153,6 +164,11 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
         if (ok) {
             if (c == 0)
                 p.dsum[acc_row0 + r] = sum;
+            if (SINKS && c == 0) {
+                const float lse = p.lse[s.batch * p.lse_sb + (int64_t)h * p.lse_sh +
+                                        (s.q_start + row_lo + r) * p.lse_sr];
+                dsink -= FA2_MUL_RN(fa2_sink_p(p.sinks[h], fa2_bwd_lse_scaled(lse)), sum);
+            }
             float4 *acc = reinterpret_cast<float4 *>(p.dq_acc + (acc_row0 + r) * d + c * 8);
             acc[0] = acc[1] = make_float4(0.f, 0.f, 0.f, 0.f);
             if (p.deterministic) {
@@ -162,12 +178,28 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
             }
         }
     }
+    if (SINKS) {
+        __shared__ float warp_share[FA2_BWD_ROWS_WARPS];
+        for (int off = 16; off > 0; off >>= 1)
+            dsink += __shfl_xor_sync(0xffffffffu, dsink, off);
+        if (lane == 0)
+            warp_share[warp] = dsink;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float share = 0.0f;
+            for (int w = 0; w < FA2_BWD_ROWS_WARPS; w++)
+                share += warp_share[w];
+            p.dsink_part[bh * p.m_blocks + m_block] = share;
+        }
+    }
     if (threadIdx.x == 0) {
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_O), (int64_t)rows * d * 2);
         FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_DO), (int64_t)rows * d * 2);
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_D), (int64_t)rows * 4);
         FA2_BWD_COUNT(p, FA2_WR(FA2_SIM_T_DQ_ACCUM),
                       (int64_t)rows * d * 4 * (p.deterministic ? 2 : 1));
+        if (SINKS) /* its rows' LSE (the simulator has no sinks) */
+            FA2_BWD_COUNT(p, FA2_RD(FA2_SIM_T_LSE), (int64_t)rows * 4);
     }
 }
 
@@ -221,7 +253,119 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
     }
 }
 
+/* ---- dsinks: the preprocess's shares, summed ----------------------------- */
+
+/* dsinks[h] = sum over sequences b of (sum over query blocks of b's
+ * shares), in ascending order: the CPU mirror's structure (a share per
+ * sequence, then their sum), with the rows of a query block already
+ * summed by the preprocess's fixed tree. One thread per head: the shares
+ * are few (sequences x query blocks). static: each gpu/bwd_hdNN.cu has
+ * its own copy. */
+static __global__ void bwd_dsinks(const __grid_constant__ fa2_bwd_params p)
+{
+    const int h = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (h >= p.heads_q)
+        return;
+    float sum = 0.0f;
+    for (int b = 0; b < p.num_seqs; b++) {
+        const float *part = p.dsink_part + ((int64_t)b * p.heads_q + h) * p.m_blocks;
+        float seq = 0.0f;
+        for (int m = 0; m < p.m_blocks; m++)
+            seq += part[m];
+        sum += seq;
+    }
+    p.dsinks[h] = sum;
+}
+
 /* ---- the main kernel --------------------------------------------------------- */
+
+/* ---- the modifiers' share of a chunk (MODS) --------------------------------- */
+
+/* Dropout's decisions for this lane's elements of one chunk of S^T
+ * (cpu/tiled_bwd.c logit_tile_bwd's, from fa2_philox.h). Element (n8 tile
+ * nt, column 2t + e, key row krow0 + g + 8 hf) is (query row qr, key kc);
+ * the key's Philox group of four keys is (krow0 + 8 hf + 4 (g / 4)) / 4
+ * and its word kc & 3 = g & 3. The four lanes g = 4a .. 4a + 3 (same t)
+ * need the four words of the same four calls, (e, hf) = (0, 0), (1, 0),
+ * (0, 1), (1, 1): lane g & 3 = s makes call s = e + 2 hf for every nt
+ * (NC calls instead of 4 NC) and keeps its four decisions as a nibble;
+ * the shuffles hand lane s bit s of each nibble of its three partners.
+ * Returns kb[e + 2 hf]: bit 4 nt + (g & 3) is element (nt, e, hf)'s. */
+template <int NC, int CQ>
+__device__ __forceinline__ void dropout_bits(const fa2_bwd_params &p, const bwd_block &blk,
+                                             const bwd_step &q, int ch, int krow0,
+                                             int g, int t, int lane, uint32_t kb[4])
+{
+    const int sme = g & 3, e = sme & 1, hf = sme >> 1;
+    const int64_t bhq = (int64_t)blk.b * p.heads_q + q.h;
+    const int64_t kc = blk.col_lo + krow0 + (g & ~3) + 8 * hf;
+    const int64_t r0 = q.row_lo + ch * CQ + 2 * t + e;
+    uint32_t mine = 0;
+    /* one Philox call live at a time (fwd_kernel.cuh: unrolled, the
+     * calls' temporaries spilled) */
+#pragma unroll 1
+    for (int nt = 0; nt < NC; nt++) {
+        const fa2_philox_ctr w = fa2_dropout_words(&p.dropout, bhq, r0 + nt * 8, kc);
+        const uint32_t nib = (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[0]) |
+                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[1]) << 1 |
+                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[2]) << 2 |
+                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[3]) << 3;
+        mine |= nib << (4 * nt);
+    }
+    const int base = (lane & 3) + 4 * (g & ~3); /* lane (g = 4a, t) */
+#pragma unroll
+    for (int s2 = 0; s2 < 4; s2++)
+        kb[s2] = __shfl_sync(0xffffffffu, mine, base + 4 * s2);
+}
+
+/* P^T and dS^T of one chunk with the modifiers (see bwd_kernel's MODS):
+ * sc holds S^T on entry and the kept P^T (dropped ones 0, for dV) on
+ * exit; dp holds dP^T on entry and dS^T on exit. */
+template <int NC, int CQ>
+__device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_score_mod &sm,
+                                          const bwd_block &blk, const bwd_step &q, int ch,
+                                          int krow0, int g, int t, int lane,
+                                          const int vis_lo[2], const int vis_hi[2],
+                                          const float *cL, const float *cD,
+                                          float sc[NC][4], float dp[NC][4])
+{
+    uint32_t kb[4] = {0u, 0u, 0u, 0u};
+    const bool drop = p.dropout.enabled;
+    if (drop)
+        dropout_bits<NC, CQ>(p, blk, q, ch, krow0, g, t, lane, kb);
+    const bool logits = p.logits, capped = p.softcap > 0.0f;
+    const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
+    const int64_t kcol0 = blk.col_lo + krow0 + g; /* key of hf = 0 */
+#pragma unroll
+    for (int nt = 0; nt < NC; nt++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int c = ch * CQ + nt * 8 + 2 * t + e;
+            const int r = (int)q.row_lo + c;
+            const float lse2 = fa2_bwd_lse_scaled(cL[c]);
+            const float Dc = cD[c];
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                float u = sc[nt][2 * hf + e], grad = 1.0f;
+                if (logits)
+                    u = fa2_score_logit_grad(&sm, u, r, kcol0 + 8 * hf, &grad);
+                if (r < vis_lo[hf] || r >= vis_hi[hf])
+                    u = FA2_NEG_INF;
+                const float pe = fa2_bwd_p(u, c_exp, lse2);
+                float dpe = dp[nt][2 * hf + e];
+                bool kept = true;
+                if (drop) {
+                    kept = (kb[e + 2 * hf] >> (4 * nt + (g & 3))) & 1u;
+                    dpe = kept ? FA2_MUL_RN(dpe, p.dropout.scale) : 0.0f;
+                }
+                float ds = FA2_MUL_RN(pe, dpe - Dc);
+                if (capped)
+                    ds = FA2_MUL_RN(ds, grad);
+                dp[nt][2 * hf + e] = ds;
+                sc[nt][2 * hf + e] = kept ? pe : 0.0f;
+            }
+        }
+}
 
 /* Register pressure (the tiling itself is bwd_config.h's): each step's
  * BM query columns are processed in QSPLIT chunks, one after the other
@@ -253,7 +397,19 @@ __global__ void __launch_bounds__(FA2_BWD_ROWS_WARPS * 32)
 #define FA2_BWD_HOIST_KV(HD)                                                   \
     ((HD) <= 64 ? FA2_BWD_HOIST_KV_64 : (HD) <= 128 ? FA2_BWD_HOIST_KV_128 : 0)
 
-template <int HD, bool IS_BF16>
+/* MODS: the score modifiers and dropout (p.mods; lib/fa2_score.h,
+ * lib/fa2_philox.h) in a second instantiation, as the forward does, so
+ * that the plain kernel's code is the one it always was. Per element of
+ * S^T, in cpu/tiled_bwd.c's order and roundings:
+ *     u = fa2_score_logit_grad(x) (logits; g = du/d(scale x)), or u = x
+ *     masked: u = -inf            (every tile: rows past the block's end
+ *                                  too, whose u is no longer 0)
+ *     P = exp2(u c - LSE log2 e)  c = log2 e with logits, else scale log2 e
+ *     dropout: dP' = z dP (1/(1-p)), z the element's Philox decision; the
+ *              dropped P are 0 in dV, which is scaled by 1/(1-p) at the end
+ *     dS = P o (dP' - D), times g with softcap.
+ * The sinks' gradient comes from the preprocess (bwd_preprocess<SINKS>). */
+template <int HD, bool IS_BF16, bool MODS>
 __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     bwd_kernel(const __grid_constant__ fa2_bwd_params p)
 {
@@ -282,6 +438,8 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     static_assert(NW % MQ == 0 && DT % 2 == 0 && QT % 2 == 0 && NQ % 2 == 0 &&
                       BM % 64 == 0 && SD % 64 == 0 && KM == QSPLIT * KC,
                   "tiling");
+    static_assert(!MODS || 4 * NC <= 32,
+                  "a chunk's dropout decisions (4 a lane per n8 tile) fit in 32 bits");
 
     extern __shared__ __align__(128) uint16_t smem[];
     uint16_t *const sK = smem;                 /* [BN][SD]      */
@@ -377,6 +535,15 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
 
         const bool need_mask =
             fa2_tile_needs_mask(&blk.mask, row_lo, row_lo + rows, blk.col_lo, BN);
+        /* MODS: this step's score modifiers (ALiBi's slope is per query head) */
+        fa2_score_mod sm = {};
+        if constexpr (MODS) {
+            const bool alibi = p.alibi_slopes != nullptr;
+            sm = fa2_score_mod_make(
+                p.scale, p.softcap, alibi,
+                alibi ? p.alibi_slopes[(int64_t)blk.b * p.alibi_stride + q.h] : 0.0f,
+                blk.s.seqlen_q, blk.s.seqlen_k);
+        }
 #pragma unroll
         for (int ch = 0; ch < QSPLIT; ch++) {
         /* S^T = K_j Q_i^T and dP^T = V_j dO_i^T, this warp's 16 key rows,
@@ -411,6 +578,10 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
             }
         }
 
+        if constexpr (MODS) {
+            mods_p_ds<NC, CQ>(p, sm, blk, q, ch, krow0, g, t, lane, vis_lo, vis_hi, cL,
+                              cD, sc, dp);
+        } else {
         /* the element mask, on tiles that need it: query row r of key row
          * (kg*16 + g + 8 hf) is visible iff vis_lo[hf] <= r < vis_hi[hf] */
         if (need_mask) {
@@ -440,6 +611,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
                     dp[nt][2 * hf + e] = pe * (dp[nt][2 * hf + e] - Dc);
                 }
             }
+        } /* plain */
 
         /* dV_j += round(P)^T dO_i and dK_j += round(dS)^T Q_i: the A
          * fragments are the accumulators of two adjacent n8 tiles */
@@ -523,7 +695,13 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
             if (c < d) {
                 bwd_store_pair<IS_BF16>(out.dk + c, dk[dt][2 * hf] * p.scale,
                                         dk[dt][2 * hf + 1] * p.scale);
-                bwd_store_pair<IS_BF16>(out.dv + c, dv[dt][2 * hf], dv[dt][2 * hf + 1]);
+                if (MODS && p.dropout.enabled) /* dV = round(acc / (1 - p)) */
+                    bwd_store_pair<IS_BF16>(out.dv + c,
+                                            dv[dt][2 * hf] * p.dropout.scale,
+                                            dv[dt][2 * hf + 1] * p.dropout.scale);
+                else
+                    bwd_store_pair<IS_BF16>(out.dv + c, dv[dt][2 * hf],
+                                            dv[dt][2 * hf + 1]);
             }
         }
     }
@@ -543,13 +721,18 @@ namespace fa2bwd {
  * (bwd_kernel_sm90.cuh) when the device runs this library's sm_90a code,
  * else the mma.sync one. FA2_CUDA_BWD_KERNEL=mma in
  * the environment forces the mma.sync kernel (for tests and comparisons:
- * both must give the CPU mirror's results). */
+ * both must give the CPU mirror's results). With modifiers (p.mods) the
+ * mma.sync kernel's MODS instantiation runs on every device: the wgmma
+ * kernel has none (same tiling, so the workspace and the pre- and
+ * postprocess are the same). */
 template <int HD>
-void (*pick_bwd_kernel(bool bf16, int *smem))(const fa2_bwd_params)
+void (*pick_bwd_kernel(bool bf16, bool mods, int *smem))(const fa2_bwd_params)
 {
     *smem = FA2_BWD_SMEM_BYTES(HD);
+    if (mods)
+        return bf16 ? bwd_kernel<HD, true, true> : bwd_kernel<HD, false, true>;
     void (*kern)(const fa2_bwd_params) =
-        bf16 ? bwd_kernel<HD, true> : bwd_kernel<HD, false>;
+        bf16 ? bwd_kernel<HD, true, false> : bwd_kernel<HD, false, false>;
     {
         void (*k90)(const fa2_bwd_params) =
             bf16 ? bwd_kernel_sm90<HD, true> : bwd_kernel_sm90<HD, false>;
@@ -573,10 +756,11 @@ fa2_status launch_bwd(const fa2_bwd_params &p, bool bf16, cudaStream_t stream)
     constexpr int BM = FA2_BWD_BLOCK_M(HD);
     int smem = 0;
     void (*pre)(const fa2_bwd_params) =
-        bf16 ? bwd_preprocess<BM, true> : bwd_preprocess<BM, false>;
+        p.sinks ? (bf16 ? bwd_preprocess<BM, true, true> : bwd_preprocess<BM, false, true>)
+                : (bf16 ? bwd_preprocess<BM, true, false> : bwd_preprocess<BM, false, false>);
     void (*post)(const fa2_bwd_params) =
         bf16 ? bwd_postprocess<BM, true> : bwd_postprocess<BM, false>;
-    void (*kern)(const fa2_bwd_params) = pick_bwd_kernel<HD>(bf16, &smem);
+    void (*kern)(const fa2_bwd_params) = pick_bwd_kernel<HD>(bf16, p.mods != 0, &smem);
     cudaError_t err = cudaFuncSetAttribute(
         kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess) {
@@ -604,6 +788,8 @@ fa2_status launch_bwd(const fa2_bwd_params &p, bool bf16, cudaStream_t stream)
     }
     if (rows_grid > 0)
         post<<<(unsigned)rows_grid, FA2_BWD_ROWS_WARPS * 32, 0, stream>>>(p);
+    if (p.sinks && p.heads_q > 0) /* dsinks from the preprocess's shares */
+        bwd_dsinks<<<(unsigned)((p.heads_q + 127) / 128), 128, 0, stream>>>(p);
     err = cudaGetLastError();
     if (err != cudaSuccess)
         return fa2_fail(FA2_ERR_CUDA, "launching the head-dim-%d backward kernels "

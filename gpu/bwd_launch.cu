@@ -1,10 +1,10 @@
 /* bwd_launch.cu — the host side of the CUDA backward: the checks only the
  * CUDA backend needs (device pointers, 16-byte alignment, the stream), the
- * workspace (the float32 dQ accumulator, D and the deterministic mode's
- * turn counters, taken stream-ordered from the device's memory pool and
- * given back on the same stream), kernel parameters from the validated
- * problem, dispatch to the kernels of the right head dim, the tiling query
- * and the traffic counters.
+ * workspace (the float32 dQ accumulator, D, the deterministic mode's
+ * turn counters and the sinks' gradient shares, taken stream-ordered from
+ * the device's memory pool and given back on the same stream), kernel
+ * parameters from the validated problem, dispatch to the kernels of the
+ * right head dim, the tiling query and the traffic counters.
  *
  * fa2_bwd_validate (lib/validate_bwd.c) has already checked shapes, dtypes,
  * strides, overlap and the scalars, the same way for every backend. */
@@ -139,19 +139,25 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 /* float32 dQ accumulator [seqs][heads_q][rows][d] (deterministic mode: two
  * of them, one per chain of fa2_bwd_dq_turn, the second acc_bytes after
  * the first), D [seqs][heads_q][rows], two turn words per (sequence, query
- * head, query block); each part 256-byte aligned */
+ * head, query block), and one float32 share of dsinks per (sequence, query
+ * head, query block); each part 256-byte aligned. The shares are reserved
+ * with or without sinks (a few bytes per query block), so that a workspace
+ * sized by fa2_cuda_bwd_workspace_size for a call without sinks serves the
+ * same call with them (python/fa2 sizes it before setting the modifiers).
+ * *turn_bytes: the turn words' part (the shares follow it). */
 static void workspace_layout(const fa2_bwd_args *a, const fa2_problem *p,
                              int64_t m_blocks, size_t *acc_bytes, size_t *d_bytes,
-                             size_t *total)
+                             size_t *turn_bytes, size_t *total)
 {
     const size_t rows = (size_t)a->q.shape[1];
     const size_t slices = (size_t)a->q.shape[0] * (size_t)p->heads_q;
     const size_t accs = a->deterministic ? 2 : 1;
+    const size_t blocks = (size_t)p->num_seqs * (size_t)p->heads_q * (size_t)m_blocks;
     *acc_bytes = round_up(slices * rows * (size_t)p->head_dim * 4, 256);
     *d_bytes = round_up(slices * rows * 4, 256);
-    const size_t turn_bytes = round_up(
-        (size_t)p->num_seqs * (size_t)p->heads_q * (size_t)m_blocks * 2 * 4, 256);
-    *total = accs * *acc_bytes + *d_bytes + turn_bytes;
+    *turn_bytes = round_up(blocks * 2 * 4, 256);
+    const size_t sink_bytes = round_up(blocks * 4, 256);
+    *total = accs * *acc_bytes + *d_bytes + *turn_bytes + sink_bytes;
     if (*total == 0)
         *total = 256;
 }
@@ -163,9 +169,9 @@ extern "C" fa2_status fa2_cuda_bwd_workspace_bytes(const fa2_bwd_args *a,
     fa2_status st = fa2_cuda_bwd_tile_config(p->dtype, (int)p->head_dim, &cfg);
     if (st != FA2_OK)
         return st;
-    size_t acc_bytes, d_bytes;
+    size_t acc_bytes, d_bytes, turn_bytes;
     workspace_layout(a, p, fa2_num_blocks(p->max_seqlen_q, cfg.block_m), &acc_bytes,
-                     &d_bytes, bytes);
+                     &d_bytes, &turn_bytes, bytes);
     return FA2_OK;
 }
 
@@ -241,6 +247,17 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     }
     if ((st = fa2_gpu_check_stream(a->stream, dev)))
         return st;
+    /* the modifiers' arrays live on the device too */
+    const void *mod_ptrs[3] = {p->alibi_slopes, p->sinks, a->dsinks};
+    static const char *const mod_names[3] = {"alibi_slopes", "sinks", "dsinks"};
+    for (int i = 0; i < 3; i++)
+        if (mod_ptrs[i] &&
+            ((st = fa2_gpu_check_device_pointer(mod_ptrs[i], mod_names[i], dev))))
+            return st;
+    if (((uintptr_t)p->alibi_slopes | (uintptr_t)p->sinks | (uintptr_t)a->dsinks) % 4 != 0)
+        return fa2_fail(FA2_ERR_ALIGNMENT, "alibi_slopes/sinks/dsinks (%p, %p, %p) "
+                        "are not 4-byte aligned", (const void *)p->alibi_slopes,
+                        (const void *)p->sinks, (const void *)a->dsinks);
     if (p->max_seqlen_q > INT_MAX - 1024 || p->max_seqlen_k > INT_MAX - 1024)
         return fa2_fail(FA2_ERR_UNSUPPORTED, "seqlen_q/seqlen_k are %lld/%lld; "
                         "the CUDA kernels take sequences of up to 2^31 - 1025 "
@@ -261,6 +278,14 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
                         "takes (2^31 - 1)", (long long)m_blocks,
                         (long long)p->heads_q, (long long)p->num_seqs);
     if (rows_grid == 0 && main_grid == 0) {
+        /* no rows and no keys: the sinks' gradient is 0 */
+        if (a->dsinks &&
+            (err = cudaMemsetAsync(a->dsinks, 0, sizeof(float) * (size_t)p->heads_q,
+                                   (cudaStream_t)a->stream)) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return fa2_fail(FA2_ERR_CUDA, "clearing dsinks failed: %s",
+                            cudaGetErrorString(err));
+        }
         fa2_clear_error();
         return FA2_OK;
     }
@@ -268,8 +293,8 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     /* workspace: dQ accumulator, D, turn counters; the caller's, or the
      * stream-ordered pool's */
     const size_t rows = (size_t)a->q.shape[1];
-    size_t acc_bytes, d_bytes, total;
-    workspace_layout(a, p, m_blocks, &acc_bytes, &d_bytes, &total);
+    size_t acc_bytes, d_bytes, turn_bytes, total;
+    workspace_layout(a, p, m_blocks, &acc_bytes, &d_bytes, &turn_bytes, &total);
     cudaStream_t stream = (cudaStream_t)a->stream;
     void *ws = a->workspace;
     const bool own_ws = ws == NULL;
@@ -315,6 +340,8 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     k.acc2_off = a->deterministic ? (int64_t)(acc_bytes / 4) : 0;
     k.dsum = (float *)((char *)ws + accs_bytes);
     k.turn = (int *)((char *)ws + accs_bytes + d_bytes);
+    k.dsink_part = a->sinks ? (float *)((char *)ws + accs_bytes + d_bytes + turn_bytes)
+                            : NULL;
     k.rows = (int64_t)rows;
     k.cu_seqlens_q = p->cu_seqlens_q;
     k.cu_seqlens_k = p->cu_seqlens_k;
@@ -346,6 +373,15 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     k.dq_bulk = dqp && strcmp(dqp, "bulk") == 0;
     k.block_offset = 0;
     k.traffic = NULL;
+    /* the modifiers (validated with the forward's arguments) */
+    k.softcap = p->softcap;
+    k.alibi_slopes = p->alibi_slopes;
+    k.alibi_stride = p->alibi_stride;
+    k.sinks = p->sinks;
+    k.dsinks = a->dsinks;
+    k.dropout = p->dropout;
+    k.logits = p->mods;
+    k.mods = p->mods || p->dropout.enabled;
 #ifdef FA2_TRAFFIC_COUNTERS
     if ((st = bwd_traffic_pointer(&k.traffic))) {
         if (own_ws)

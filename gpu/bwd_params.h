@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "fa2_philox.h"
+
 typedef struct fa2_bwd_params {
     const void *q, *k, *v, *o, *dout;
     const float *lse;
@@ -50,6 +52,20 @@ typedef struct fa2_bwd_params {
     int dq_bulk;
     /* 2 x FA2_SIM_TENSOR_COUNT counters (read, then written), or NULL */
     unsigned long long *traffic;
+    /* score modifiers and dropout (lib/fa2_score.h, lib/fa2_philox.h),
+     * device pointers; mods = 0: the plain kernels, none of this is read */
+    int mods;                       /* any of the below: the MODS kernel   */
+    int logits;                     /* softcap, ALiBi or sinks: logits u   */
+    float softcap;                  /* 0: off                              */
+    const float *alibi_slopes;      /* NULL: off; [b * alibi_stride + h]   */
+    int64_t alibi_stride;
+    const float *sinks;             /* NULL: off; [heads_q]                */
+    float *dsinks;                  /* with sinks: the output, [heads_q]   */
+    /* with sinks (workspace): one share of dsinks per (sequence, query
+     * head, query block), [num_seqs][heads_q][m_blocks], written by the
+     * preprocess and summed in that fixed order by bwd_dsinks */
+    float *dsink_part;
+    fa2_dropout dropout;            /* .enabled = 0: off                   */
 } fa2_bwd_params;
 
 #endif /* FA2_GPU_BWD_PARAMS_H */

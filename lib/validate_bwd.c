@@ -79,11 +79,6 @@ fa2_status fa2_bwd_validate(const fa2_bwd_args *a, const fa2_backend_ops *ops,
                                 "outputs must not overlap the inputs",
                                 out_names[i], in_names[j]);
     }
-    if (ops && ops->device_memory &&
-        (a->softcap > 0.0f || a->alibi_slopes || a->sinks || a->dropout_p > 0.0f))
-        return fa2_fail(FA2_ERR_UNSUPPORTED, "the %s backward does not implement "
-                        "softcap, ALiBi, sinks or dropout yet (its forward "
-                        "does; the CPU backends do both)", ops->name);
     if (a->sinks && !a->dsinks)
         return fa2_fail(FA2_ERR_NULL_POINTER, "dsinks is NULL while sinks is "
                         "set; the backward writes the sinks' gradient there");

@@ -67,6 +67,8 @@ static fa2_status open_device(runner *r)
          device_alloc(&r->d_dk, p->kv_bytes) || device_alloc(&r->d_dv, p->kv_bytes) ||
          device_upload(r->d_dout, p->dout, p->q_bytes)))
         return device_fail(r);
+    if (r->with_bwd && r->d_sinks && device_alloc((void **)&r->d_dsinks, h_bytes))
+        return device_fail(r);
     return FA2_OK;
 }
 
@@ -119,6 +121,11 @@ static void set_bwd_args(runner *r, unsigned flags)
         b->dq.data = r->d_dq;
         b->dk.data = r->d_dk;
         b->dv.data = r->d_dv;
+        /* the modifiers' arrays: the device copies open_device made */
+        b->alibi_slopes = f->alibi_slopes;
+        b->sinks = f->sinks;
+        if (b->dsinks)
+            b->dsinks = r->d_dsinks;
     }
     b->deterministic = (flags & RUNNER_DETERMINISTIC) ? 1 : 0;
 }
@@ -176,7 +183,7 @@ void runner_close(runner *r)
 {
     void *bufs[] = {r->d_q, r->d_k, r->d_v, r->d_o, r->d_lse, r->d_cu_q, r->d_cu_k,
                     r->d_dout, r->d_dq, r->d_dk, r->d_dv, r->d_workspace, r->d_lens,
-                    r->d_slopes, r->d_sinks};
+                    r->d_slopes, r->d_sinks, r->d_dsinks};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         device_free(bufs[i]);
     free(r->lens);
@@ -192,10 +199,11 @@ static fa2_status poison(runner *r, int grads)
         (grads ? problem_poison_grads : problem_poison_outputs)(r->prob);
         return FA2_OK;
     }
-    void *const buf[3] = {grads ? r->d_dq : r->d_o, grads ? r->d_dk : (void *)r->d_lse,
-                          grads ? r->d_dv : NULL};
-    const size_t bytes[3] = {p->q_bytes, grads ? p->kv_bytes : p->lse_bytes, p->kv_bytes};
-    for (int i = 0; i < 3; i++)
+    void *const buf[4] = {grads ? r->d_dq : r->d_o, grads ? r->d_dk : (void *)r->d_lse,
+                          grads ? r->d_dv : NULL, grads ? (void *)r->d_dsinks : NULL};
+    const size_t bytes[4] = {p->q_bytes, grads ? p->kv_bytes : p->lse_bytes, p->kv_bytes,
+                             sizeof(float) * (size_t)p->spec.heads_q};
+    for (int i = 0; i < 4; i++)
         if (buf[i] && device_fill_bytes(buf[i], 0xff, bytes[i]))
             return device_fail(r);
     return device_synchronize() ? device_fail(r) : FA2_OK;
@@ -259,6 +267,10 @@ fa2_status runner_fetch(runner *r)
         (device_download(p->dq, r->d_dq, p->q_bytes) ||
          device_download(p->dk, r->d_dk, p->kv_bytes) ||
          device_download(p->dv, r->d_dv, p->kv_bytes)))
+        return device_fail(r);
+    if (r->with_bwd && r->d_dsinks &&
+        device_download(p->dsinks, r->d_dsinks,
+                        sizeof(float) * (size_t)p->spec.heads_q))
         return device_fail(r);
     return FA2_OK;
 }

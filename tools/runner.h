@@ -27,6 +27,7 @@ typedef struct runner {
     int32_t *d_cu_q, *d_cu_k;
     void *d_dout, *d_dq, *d_dk, *d_dv;
     float *d_slopes, *d_sinks; /* the score modifiers' [Hq] arrays */
+    float *d_dsinks;           /* the backward's sink gradient [Hq]   */
     void *d_workspace; /* the CUDA backward's (fa2_cuda_bwd_workspace_size) */
     int kvcache;       /* RUNNER_KVCACHE                                    */
     fa2_kvcache_args kv; /* over the forward's tensors                     */

@@ -4,7 +4,9 @@
  * FA2_PASS_BWD)) and the float64 oracle, over the backward property grid:
  * dtype x head dim x causal (bottom-right) x window x GQA/MQA x varlen
  * (empty and length-1 sequences) x odd lengths x strided layouts x
- * deterministic; plus determinism (bit-identical runs), the checks only the
+ * deterministic; the score modifiers and dropout (softcap, ALiBi, sinks with
+ * their gradient dsinks, dropout) alone and together over that grid's
+ * masks; plus determinism (bit-identical runs), the checks only the
  * CUDA backend makes, the tiling query and, in a --enable-traffic-counters
  * build, the exact global-memory byte counts against fa2 sim --no-l2.
  *
@@ -72,6 +74,9 @@ typedef struct spec {
     int deterministic;
     int64_t nan_q_row;   /* >= 0: q[0, row, 0, 3] = NaN before the forward */
     float qk_value;      /* != 0: every element of q and k set to it     */
+    /* score modifiers and dropout (doc/algorithm.md section 7); 0 = off */
+    float softcap, dropout;
+    int alibi, sinks;
 } spec;
 
 static void spec_init(spec *s, fa2_dtype dt, int d)
@@ -93,6 +98,10 @@ static void spec_describe(const spec *s, char *buf, size_t n)
                      s->causal ? "causal " : "", (long long)s->wl,
                      (long long)s->wr, (double)s->scale, layout_names[s->lay],
                      layout_names[s->out_lay], s->deterministic ? " det" : "");
+    if (s->softcap > 0.0f || s->alibi || s->sinks || s->dropout > 0.0f)
+        k += snprintf(buf + k, n - (size_t)k, "mods=(softcap %g%s%s dropout %g) ",
+                      (double)s->softcap, s->alibi ? " alibi" : "",
+                      s->sinks ? " sinks" : "", (double)s->dropout);
     if (s->nseq > 0) {
         k += snprintf(buf + k, n - (size_t)k, "varlen q=[");
         for (int i = 0; i < s->nseq; i++)
@@ -115,8 +124,12 @@ typedef struct problem {
     int32_t cu_q[MAX_SEQS + 1], cu_k[MAX_SEQS + 1];
     int32_t *d_cu_q, *d_cu_k;
     int64_t max_q, max_k;
+    /* the modifiers' arrays: ALiBi slopes [b * hq + h], sink logits [h],
+     * dsinks [h] (host), and their device copies */
+    float slopes[MAX_SEQS * 32], sinks[32], dsinks[32];
+    float *d_slopes, *d_sinks, *d_dsinks;
     fa2_bwd_args host_args, dev_args;
-    char desc[320];
+    char desc[400];
 } problem;
 
 static void problem_init(problem *p, const spec *s, uint64_t *rng)
@@ -171,9 +184,26 @@ static void problem_init(problem *p, const spec *s, uint64_t *rng)
         gt_set(&p->q, idx, NAN);
     }
 
+    /* the modifiers: ALiBi's slopes per (sequence, head), sink logits */
+    const int64_t nseq = s->nseq > 0 ? s->nseq : s->batch;
+    ck_assert(s->hq <= 32 && nseq <= MAX_SEQS);
+    for (int64_t b = 0; b < nseq; b++)
+        for (int h = 0; h < s->hq; h++)
+            p->slopes[b * s->hq + h] = (float)(pow(2.0, -8.0 * (h + 1) / s->hq) *
+                                               (1.0 + 0.5 * (double)b));
+    for (int h = 0; h < s->hq; h++)
+        p->sinks[h] = (float)(unif(rng) * 4.0 - 2.0);
+
     /* O and LSE from the CPU mirror's forward: both backwards get the same */
     fa2_fwd_args f;
     fa2_fwd_args_init(&f);
+    f.softcap = s->softcap;
+    f.alibi_slopes = s->alibi ? p->slopes : NULL;
+    f.alibi_batch_stride = s->alibi ? s->hq : 0;
+    f.sinks = s->sinks ? p->sinks : NULL;
+    f.dropout_p = s->dropout;
+    f.dropout_seed = 0x5eed0000ULL + (uint64_t)s->d;
+    f.dropout_offset = 3;
     f.q = p->q.host;
     f.k = p->k.host;
     f.v = p->v.host;
@@ -213,6 +243,14 @@ static void problem_init(problem *p, const spec *s, uint64_t *rng)
     a->window_left = s->wl;
     a->window_right = s->wr;
     a->deterministic = s->deterministic;
+    a->softcap = f.softcap;
+    a->alibi_slopes = f.alibi_slopes;
+    a->alibi_batch_stride = f.alibi_batch_stride;
+    a->sinks = f.sinks;
+    a->dsinks = s->sinks ? p->dsinks : NULL;
+    a->dropout_p = f.dropout_p;
+    a->dropout_seed = f.dropout_seed;
+    a->dropout_offset = f.dropout_offset;
     if (s->nseq > 0) {
         a->cu_seqlens_q = p->cu_q;
         a->cu_seqlens_k = p->cu_k;
@@ -236,6 +274,18 @@ static void problem_init(problem *p, const spec *s, uint64_t *rng)
     g->dq = p->dq.dev;
     g->dk = p->dk.dev;
     g->dv = p->dv.dev;
+    if (s->alibi || s->sinks) {
+        cuda_ok(cudaMalloc((void **)&p->d_slopes, sizeof p->slopes), "cudaMalloc");
+        cuda_ok(cudaMalloc((void **)&p->d_sinks, sizeof p->sinks), "cudaMalloc");
+        cuda_ok(cudaMalloc((void **)&p->d_dsinks, sizeof p->dsinks), "cudaMalloc");
+        cuda_ok(cudaMemcpy(p->d_slopes, p->slopes, sizeof p->slopes,
+                           cudaMemcpyHostToDevice), "cudaMemcpy");
+        cuda_ok(cudaMemcpy(p->d_sinks, p->sinks, sizeof p->sinks,
+                           cudaMemcpyHostToDevice), "cudaMemcpy");
+        g->alibi_slopes = s->alibi ? p->d_slopes : NULL;
+        g->sinks = s->sinks ? p->d_sinks : NULL;
+        g->dsinks = s->sinks ? p->d_dsinks : NULL;
+    }
     if (s->nseq > 0) {
         g->cu_seqlens_q = p->d_cu_q;
         g->cu_seqlens_k = p->d_cu_k;
@@ -254,11 +304,17 @@ static void problem_free(problem *p)
         cudaFree(p->d_cu_q);
     if (p->d_cu_k)
         cudaFree(p->d_cu_k);
+    float *mods[3] = {p->d_slopes, p->d_sinks, p->d_dsinks};
+    for (int i = 0; i < 3; i++)
+        if (mods[i])
+            cudaFree(mods[i]);
 }
 
-/* the three gradients of one backend, allocation-sized host buffers */
+/* the three gradients of one backend, allocation-sized host buffers, and
+ * with sinks dsinks */
 typedef struct grads {
     void *g[3];
+    float ds[32];
 } grads;
 
 static void grads_free(grads *r)
@@ -276,9 +332,8 @@ static gtensor *grad_tensor(problem *p, int i)
 
 static const char *const grad_names[3] = {"dq", "dk", "dv"};
 
-static void run_cpu(problem *p, fa2_backend b, grads *r)
+static void run_cpu_args(problem *p, fa2_backend b, fa2_bwd_args a, grads *r)
 {
-    fa2_bwd_args a = p->host_args;
     if (b == FA2_BACKEND_CPU_TILED) { /* mirror the kernels' tiling */
         fa2_tile_config cfg;
         ck_assert_msg(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_BWD,
@@ -291,6 +346,7 @@ static void run_cpu(problem *p, fa2_backend b, grads *r)
         gtensor *x = grad_tensor(p, i);
         memset(x->h_base, 0xFF, (size_t)x->n_alloc * x->esize);
     }
+    memset(p->dsinks, 0xFF, sizeof p->dsinks);
     const fa2_status st = fa2_bwd(&a, b);
     ck_assert_msg(st == FA2_OK, "%s backward failed on %s: %s (%s)",
                   fa2_backend_name(b), p->desc, fa2_status_str(st),
@@ -300,6 +356,12 @@ static void run_cpu(problem *p, fa2_backend b, grads *r)
         r->g[i] = xmalloc((size_t)x->n_alloc * x->esize);
         memcpy(r->g[i], x->h_base, (size_t)x->n_alloc * x->esize);
     }
+    memcpy(r->ds, p->dsinks, sizeof r->ds);
+}
+
+static void run_cpu(problem *p, fa2_backend b, grads *r)
+{
+    run_cpu_args(p, b, p->host_args, r);
 }
 
 static fa2_status run_gpu(problem *p, const fa2_bwd_args *a, grads *r)
@@ -309,12 +371,18 @@ static fa2_status run_gpu(problem *p, const fa2_bwd_args *a, grads *r)
         cuda_ok(cudaMemset(x->d_base, 0xFF, (size_t)x->n_alloc * x->esize),
                 "cudaMemset");
     }
+    if (p->d_dsinks)
+        cuda_ok(cudaMemset(p->d_dsinks, 0xFF, sizeof p->dsinks), "cudaMemset");
     const fa2_status st = fa2_bwd(a, FA2_BACKEND_CUDA);
     if (st != FA2_OK)
         return st;
     cuda_ok(cudaDeviceSynchronize(), "the backward kernels");
     for (int i = 0; i < 3; i++)
         r->g[i] = gt_download(grad_tensor(p, i));
+    memset(r->ds, 0xFF, sizeof r->ds);
+    if (p->d_dsinks)
+        cuda_ok(cudaMemcpy(r->ds, p->d_dsinks, sizeof r->ds, cudaMemcpyDeviceToHost),
+                "cudaMemcpy dsinks");
     return FA2_OK;
 }
 
@@ -401,7 +469,111 @@ static int quick(void)
     return v && *v && *v != '0';
 }
 
+static void set_env(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
 static double worst_ulps[2]; /* fp16, bf16: reported at the end */
+static double worst_dsinks;  /* |gpu - mirror| / bound, reported at the end */
+
+static int uses_mods(const spec *s)
+{
+    return s->softcap > 0.0f || s->alibi || s->sinks || s->dropout > 0.0f;
+}
+
+/* dsinks[h] = -sum over query rows i of P_sink,i D_i, D_i = dO_i . O_i:
+ * the kernels and the mirror form the same float32 terms from the same
+ * rounded O and dO, each D_i with its own summation order (error at most
+ * d u sum_c |dO_ic O_ic| each), and add the n rows in different orders
+ * (at most n u sum_i |P D_i| each); P_sink through exp2f (a few ulp). So
+ * |gpu - mirror| <= (2 (d + n) + 32) u M, M = sum_i P_sink,i sum_c
+ * |dO_ic O_ic| (float64, from the same inputs), u = 2^-24. */
+static double dsinks_bound(const problem *p, int64_t h)
+{
+    const spec *s = &p->s;
+    const int64_t B = p->q.host.shape[0], rows = p->q.host.shape[1];
+    double M = 0.0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < rows; i++) {
+            const int64_t li[3] = {b, h, i};
+            const double lse = gt_get_raw(&p->lse, p->lse.h_base, gt_off(&p->lse, li));
+            const double P = exp((double)p->sinks[h] - lse);
+            double a = 0.0;
+            for (int64_t c = 0; c < s->d; c++) {
+                const int64_t x[4] = {b, i, h, c};
+                a += fabs(gt_get_raw(&p->o, p->o.h_base, gt_off(&p->o, x)) *
+                          gt_get_raw(&p->dout, p->dout.h_base, gt_off(&p->dout, x)));
+            }
+            M += P * a;
+            n++;
+        }
+    return (2.0 * (double)(s->d + n) + 32.0) * 0x1p-24 * M;
+}
+
+/* The sinks' gradient: the GPU's against the mirror's (dsinks_bound) and
+ * against the oracle's (no worse than the mirror plus twice standard
+ * attention's error and the floor); and large enough that the checks mean
+ * something (a sign error or a missing term is far outside the bound). */
+static void check_dsinks(const problem *p, const grads *gpu, const grads *mirror,
+                         const grads *standard, const double *ds64)
+{
+    double biggest = 0.0;
+    for (int64_t h = 0; h < p->s.hq; h++) {
+        const double g = gpu->ds[h], m = mirror->ds[h];
+        const double bound = dsinks_bound(p, h);
+        ck_assert_msg(isfinite(g), "dsinks[%lld] = %g, expected finite: %s",
+                      (long long)h, g, p->desc);
+        ck_assert_msg(fabs(g - m) <= bound, "dsinks[%lld]: GPU %.9g, mirror %.9g, "
+                      "bound %.3g: %s", (long long)h, g, m, bound, p->desc);
+        if (bound > 0.0 && fabs(g - m) / bound > worst_dsinks)
+            worst_dsinks = fabs(g - m) / bound;
+        const double e_m = fabs(m - ds64[h]), e_s = fabs(standard->ds[h] - ds64[h]);
+        const double fl = floor_o(p->s.dtype) + unit_roundoff(p->s.dtype) * fabs(ds64[h]);
+        ck_assert_msg(fabs(g - ds64[h]) <= e_m + 2.0 * e_s + fl + bound,
+                      "dsinks[%lld]: GPU %.9g, oracle %.9g (mirror %.9g, standard "
+                      "%.9g): %s", (long long)h, g, ds64[h], m, standard->ds[h],
+                      p->desc);
+        if (bound > 0.0 && fabs(ds64[h]) / bound > biggest)
+            biggest = fabs(ds64[h]) / bound;
+    }
+    /* (the bound is a worst case, about (2 (d + n) + 32) 2^-24 of M, while
+     * |dsinks| is about M / sqrt(n d): 30 to 100 bounds on these cases) */
+    ck_assert_msg(biggest > 4.0, "every |dsinks| is within 4 bounds of 0: the "
+                  "case cannot tell a wrong dsinks from a right one: %s", p->desc);
+}
+
+/* The modifiers other than sinks change dq, dk or dv by far more than the
+ * GPU-vs-mirror tolerance (the mirror's gradients without them, over the
+ * same O and LSE), so a kernel that ignored one would fail the comparison.
+ * (Sinks act on dq, dk, dv only through LSE and O, which both runs share:
+ * their check is dsinks.) */
+static void check_mods_matter(problem *p, const grads *mirror, double *const *g64)
+{
+    fa2_bwd_args a = p->host_args;
+    a.softcap = 0.0f;
+    a.alibi_slopes = NULL;
+    a.alibi_batch_stride = 0;
+    a.sinks = NULL;
+    a.dsinks = NULL;
+    a.dropout_p = 0.0f;
+    grads plain;
+    run_cpu_args(p, FA2_BACKEND_CPU_TILED, a, &plain);
+    double most = 0.0;
+    for (int i = 0; i < 3; i++) {
+        gcmp c;
+        compare_grad(grad_tensor(p, i), plain.g[i], mirror->g[i], g64[i], &c);
+        most = c.ulps > most ? c.ulps : most;
+    }
+    grads_free(&plain);
+    ck_assert_msg(most > 3.0 * MIRROR_ULPS, "the modifiers move the mirror's "
+                  "gradients by only %.1f ulp: the case cannot tell whether the "
+                  "kernel applies them: %s", most, p->desc);
+}
 
 static void check_problem(const spec *s, uint64_t *rng, void *stream)
 {
@@ -410,7 +582,9 @@ static void check_problem(const spec *s, uint64_t *rng, void *stream)
     double *g64[3];
     for (int i = 0; i < 3; i++)
         g64[i] = xmalloc(sizeof(double) * (size_t)(gt_numel(grad_tensor(&p, i)) + 1));
-    ck_assert_msg(fa2_oracle_bwd_f64(&p.host_args, g64[0], g64[1], g64[2]) == FA2_OK,
+    double ds64[32];
+    ck_assert_msg(fa2_oracle_bwd_f64_sinks(&p.host_args, g64[0], g64[1], g64[2],
+                                           s->sinks ? ds64 : NULL) == FA2_OK,
                   "oracle failed on %s: %s", p.desc, fa2_last_error());
     /* the rounded-O term: how far the exact gradients move when D takes
      * the forward's rounded o (fa2_oracle_bwd_f64_rounded_o) */
@@ -482,6 +656,10 @@ static void check_problem(const spec *s, uint64_t *rng, void *stream)
                           "%.2e: %s", grad_names[i], cg[i].vs_oracle,
                           cs[i].vs_oracle, fl, p.desc);
     }
+    if (s->sinks)
+        check_dsinks(&p, &gpu, &mirror, &standard, ds64);
+    if (s->softcap > 0.0f || s->alibi || s->dropout > 0.0f)
+        check_mods_matter(&p, &mirror, g64);
     grads_free(&mirror);
     grads_free(&standard);
     grads_free(&gpu);
@@ -585,6 +763,109 @@ START_TEST(test_quick_grid)
 }
 END_TEST
 
+/* ---- the score modifiers and dropout ------------------------------------- */
+
+/* Feature f of the modifier cases: 0 softcap, 1 ALiBi [B, Hq], 2 sinks,
+ * 3 dropout, 4 all four. The softcap alone is as large as the scores
+ * (about N(0, 1) after scaling), so that tanh bends them well past the
+ * tolerance (check_mods_matter). */
+#define N_MOD_FEATURES 5
+static void set_mods(spec *s, int f)
+{
+    switch (f) {
+    case 0: s->softcap = 1.0f; break;
+    case 1: s->alibi = 1; break;
+    case 2: s->sinks = 1; break;
+    case 3: s->dropout = 0.2f; break;
+    default:
+        s->softcap = 5.0f, s->alibi = 1, s->sinks = 1, s->dropout = 0.1f;
+        break;
+    }
+    ck_assert(uses_mods(s));
+}
+
+/* grid_spec's variants the modifier cases run: plain (batch 2); causal
+ * GQA 4/2 deterministic; causal Nq < Nk MQA; causal Nq > Nk (rows that see
+ * no key: with a sink their LSE is the sink's alone); varlen causal with
+ * empty and length-1 sequences; varlen with a window and odd lengths. */
+static const int mod_variants[] = {0, 1, 2, 3, 7, 9};
+#define N_MOD_VARIANTS ((int)(sizeof mod_variants / sizeof mod_variants[0]))
+
+/* Each feature alone and all four together, over those masks, head dims 64
+ * and 128, fp16 and bf16: dq, dk, dv within MIRROR_ULPS of the mirror run
+ * with the kernels' tiling and within 2x standard attention's error of the
+ * oracle (check_problem), dsinks against both (check_dsinks), and the
+ * modifiers shown to matter (check_mods_matter). */
+START_TEST(test_modifiers_match_mirror_and_oracle)
+{
+    const fa2_dtype dt = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    const int d = (_i / 2) % 2 ? 128 : 64;
+    const int f = (_i / 4) % N_MOD_FEATURES;
+    const int v = mod_variants[_i / (4 * N_MOD_FEATURES)];
+    uint64_t rng = run_seed ^ (0x30d5ull * (uint64_t)(_i + 1));
+    spec s;
+    grid_spec(&s, dt, d, v);
+    set_mods(&s, f);
+    check_problem(&s, &rng, NULL);
+}
+END_TEST
+
+/* All four modifiers at the other kernel head dims (256, and 96 on the
+ * 128 kernel with columns predicated off), and a longer causal problem
+ * (many key blocks, dropout's counters past the first tiles). */
+START_TEST(test_modifiers_other_head_dims_and_long)
+{
+    uint64_t rng = run_seed ^ (0x30d6ull * (uint64_t)(_i + 1));
+    spec s;
+    const fa2_dtype dt = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    if (_i < 4) {
+        grid_spec(&s, dt, _i < 2 ? 256 : 96, _i < 2 ? 1 : 7);
+    } else {
+        spec_init(&s, dt, _i < 6 ? 64 : 128);
+        s.nq = s.nk = 1100, s.hq = 4, s.hkv = 2, s.causal = 1;
+    }
+    set_mods(&s, 4);
+    check_problem(&s, &rng, NULL);
+}
+END_TEST
+
+/* Deterministic mode with every modifier: bit-identical dq, dk, dv and
+ * dsinks over runs and over split grids (FA2_CUDA_BWD_GRID). */
+START_TEST(test_modifiers_deterministic_bits)
+{
+    uint64_t rng = run_seed ^ 0xde70ull ^ (uint64_t)_i;
+    spec s;
+    spec_init(&s, _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16, _i < 2 ? 64 : 128);
+    s.nq = s.nk = quick() ? 300 : 900;
+    s.hq = 4, s.hkv = 2, s.causal = _i % 2, s.deterministic = 1;
+    set_mods(&s, 4);
+    problem p;
+    problem_init(&p, &s, &rng);
+    static const char *const grid[] = {NULL, "1", "7"};
+    grads first, again;
+    ck_assert_int_eq(run_gpu(&p, &p.dev_args, &first), FA2_OK);
+    for (int run = 0; run < 3; run++) {
+        set_env("FA2_CUDA_BWD_GRID", grid[run]);
+        const fa2_status st = run_gpu(&p, &p.dev_args, &again);
+        set_env("FA2_CUDA_BWD_GRID", NULL);
+        ck_assert_int_eq(st, FA2_OK);
+        for (int i = 0; i < 3; i++) {
+            gtensor *x = grad_tensor(&p, i);
+            ck_assert_msg(memcmp(first.g[i], again.g[i],
+                                 (size_t)x->n_alloc * x->esize) == 0,
+                          "deterministic %s differs from the first run with "
+                          "FA2_CUDA_BWD_GRID=%s: %s", grad_names[i],
+                          grid[run] ? grid[run] : "(unset)", p.desc);
+        }
+        ck_assert_msg(memcmp(first.ds, again.ds, sizeof(float) * (size_t)s.hq) == 0,
+                      "deterministic dsinks differ between runs: %s", p.desc);
+        grads_free(&again);
+    }
+    grads_free(&first);
+    problem_free(&p);
+}
+END_TEST
+
 /* Longer sequences (many key blocks add into each dQ row). */
 START_TEST(test_long_sequences)
 {
@@ -620,14 +901,6 @@ END_TEST
  * (FA2_CUDA_BWD90_DQ=atomic|bulk: the same adds in the same order). Loop:
  * d 64 / 128, causal or not (GQA 4/2, 1500 rows: non-causal walks wrap
  * round, so both dQ chains are used); d 256; varlen with a window. */
-static void set_env(const char *name, const char *value)
-{
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-}
-
 START_TEST(test_deterministic_bits)
 {
     uint64_t rng = run_seed ^ 0xde7ull ^ (uint64_t)_i;
@@ -856,31 +1129,31 @@ START_TEST(test_rejects_host_pointers_and_misalignment)
 }
 END_TEST
 
-/* The CUDA backward does not implement softcap, ALiBi, sinks or dropout
- * yet (its forward does): it refuses them with a sentence instead of
- * computing plain attention's gradients. */
-START_TEST(test_refuses_modifiers_it_does_not_implement)
+/* The modifiers' arrays (ALiBi slopes, sink logits, dsinks) are device
+ * memory like every tensor: a host array is refused with a sentence naming
+ * it, before anything runs. */
+START_TEST(test_rejects_host_modifier_arrays)
 {
-    uint64_t rng = run_seed ^ 0x30d5ull;
+    uint64_t rng = run_seed ^ 0x30d7ull;
     spec s;
     spec_init(&s, FA2_DTYPE_FP16, 64);
-    s.nq = s.nk = 40;
+    s.nq = s.nk = 40, s.hq = s.hkv = 2;
+    s.alibi = 1, s.sinks = 1;
     problem p;
     problem_init(&p, &s, &rng);
-    float sinks = 0.0f, dsinks = 0.0f;
-    for (int m = 0; m < 4; m++) {
+    static const char *const names[3] = {"alibi_slopes", "sinks", "dsinks"};
+    for (int m = 0; m < 3; m++) {
         fa2_bwd_args a = p.dev_args;
         if (m == 0)
-            a.softcap = 5.0f;
+            a.alibi_slopes = p.slopes;
         if (m == 1)
-            a.alibi_slopes = &sinks;
+            a.sinks = p.sinks;
         if (m == 2)
-            a.sinks = &sinks, a.dsinks = &dsinks;
-        if (m == 3)
-            a.dropout_p = 0.1f;
-        ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_UNSUPPORTED);
-        ck_assert_msg(strstr(fa2_last_error(), "does not implement") != NULL,
-                      "no sentence: \"%s\"", fa2_last_error());
+            a.dsinks = p.dsinks;
+        ck_assert_int_eq(fa2_bwd(&a, FA2_BACKEND_CUDA), FA2_ERR_DEVICE_POINTER);
+        ck_assert_msg(strstr(fa2_last_error(), names[m]) != NULL,
+                      "the sentence does not name %s: \"%s\"", names[m],
+                      fa2_last_error());
     }
     problem_free(&p);
 }
@@ -1076,10 +1349,28 @@ static Suite *cuda_bwd_suite(void)
         tcase_add_loop_test(tc, test_default_mode_variants_match_the_mirror, 0, 8);
     }
     suite_add_tcase(s, tc);
+    /* the score modifiers and dropout (CK_RUN_CASE=mods runs them alone) */
+    TCase *mods = tcase_create("mods");
+    tcase_set_timeout(mods, 600);
+    if (quick()) {
+        /* each feature once, over grid variants 0 and 1, both dtypes and
+         * head dims 64 and 128 */
+        for (int f = 0; f < N_MOD_FEATURES; f++)
+            tcase_add_loop_test(mods, test_modifiers_match_mirror_and_oracle,
+                                4 * N_MOD_FEATURES * (f % 2) + 4 * f + (f % 4),
+                                4 * N_MOD_FEATURES * (f % 2) + 4 * f + (f % 4) + 1);
+        tcase_add_loop_test(mods, test_modifiers_deterministic_bits, 0, 1);
+    } else {
+        tcase_add_loop_test(mods, test_modifiers_match_mirror_and_oracle, 0,
+                            4 * N_MOD_FEATURES * N_MOD_VARIANTS);
+        tcase_add_loop_test(mods, test_modifiers_other_head_dims_and_long, 0, 8);
+        tcase_add_loop_test(mods, test_modifiers_deterministic_bits, 0, 4);
+    }
+    tcase_add_test(mods, test_rejects_host_modifier_arrays);
+    suite_add_tcase(s, mods);
     TCase *args = tcase_create("arguments");
     tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
     tcase_add_test(args, test_tile_config_query);
-    tcase_add_test(args, test_refuses_modifiers_it_does_not_implement);
     tcase_add_test(args, test_caller_workspace);
     tcase_add_loop_test(args, test_deterministic_turns_follow_the_shared_order, 0, 4);
     tcase_add_loop_test(args, test_nan_in_gives_nan_out_where_the_contract_says, 0, 8);
@@ -1113,7 +1404,8 @@ int main(void)
     const int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     printf("test_cuda_bwd: worst GPU vs mirror %.2f ulp (fp16), %.2f ulp (bf16) "
-           "at the gradient row's scale\n", worst_ulps[0], worst_ulps[1]);
+           "at the gradient row's scale; dsinks %.3f of its bound\n", worst_ulps[0],
+           worst_ulps[1], worst_dsinks);
     if (failed)
         printf("test_cuda_bwd: %d failed; rerun with FA2_TEST_SEED=%llu\n",
                failed, (unsigned long long)run_seed);
