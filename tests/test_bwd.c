@@ -6,7 +6,8 @@
  *   - over a grid of dtypes x head dims x masks x GQA x varlen x odd and
  *     unequal lengths x layouts, the tiled mirror and standard attention
  *     stay within the doc/design.md bound of the oracle, per gradient:
- *     max|impl - oracle| <= 2 max|standard - oracle| + floor(dtype);
+ *     max|impl - oracle| <= 2 max|standard - oracle| + floor(dtype)
+ *                           + the rounded-O term (D from the forward's O);
  *   - every gradient element is written and nothing outside the views;
  *   - rows that see no key give zero gradients, never NaN;
  *   - deterministic mode gives the same bits for 1, 2 and 3 threads;
@@ -157,16 +158,41 @@ static double grad_floor(fa2_dtype dt, double own_mag, double all_mag)
            (dt == FA2_DTYPE_FP32 ? 128.0 * u * all_mag : 0.0);
 }
 
-static void check_one(const bwd_problem *p, const char *name, double impl,
-                      double ref, double own_mag, double all_mag)
+/* The rounded-O term of the bound (doc/design.md; python/test_train.py
+ * uses it too): how far the float64 gradients move when D = rowsum(dO o O)
+ * takes the forward's rounded O, as FA2's backward does. Standard
+ * attention's D does not, so with few keys a lucky standard error can sit
+ * below FA2's by more than the floor (fp16, d 128, Nq 24, Nk 3, causal:
+ * tiled dq 1.37e-3 against 2 x 3.98e-4 + 5.2e-4, FA2_TEST_SEED=739443810278,
+ * and once more with seed 671623070610). dv does not depend on D. */
+static grad_errs rounded_o_term(const bwd_problem *p)
 {
-    const double fl = grad_floor(p->f.spec.dtype, own_mag, all_mag);
+    const int64_t n[3] = {tl_numel(&p->dq), tl_numel(&p->dk), tl_numel(&p->dv)};
+    const double *exact[3] = {p->dq64, p->dk64, p->dv64};
+    double *g[3], d[3] = {0.0, 0.0, 0.0};
+    for (int i = 0; i < 3; i++)
+        ck_assert((g[i] = malloc(sizeof(double) * (size_t)(n[i] + 1))) != NULL);
+    ck_assert_int_eq(fa2_oracle_bwd_f64_rounded_o(&p->args, g[0], g[1], g[2]), FA2_OK);
+    for (int i = 0; i < 3; i++) {
+        for (int64_t e = 0; e < n[i]; e++)
+            d[i] = fmax(d[i], fabs(g[i][e] - exact[i][e]));
+        free(g[i]);
+    }
+    grad_errs t = {.dq = d[0], .dk = d[1], .dv = d[2]};
+    return t;
+}
+
+static void check_one(const bwd_problem *p, const char *name, double impl,
+                      double ref, double own_mag, double all_mag, double rounded_o)
+{
+    const double fl = grad_floor(p->f.spec.dtype, own_mag, all_mag) + rounded_o;
     ck_assert_msg(impl <= 2 * ref + fl, "tiled %s error %.3g > 2 x standard's %.3g "
                   "+ %.3g on %s", name, impl, ref, fl, p->f.desc);
 }
 
 static void check_bound(const bwd_problem *p, grad_errs impl, grad_errs ref)
 {
+    const grad_errs ro = rounded_o_term(p);
     const char *v = getenv("FA2_TEST_VERBOSE");
     if (v && *v && *v != '0')
         fprintf(stderr, "bwd bound %s dq %.3e/%.3e (%.2g) dk %.3e/%.3e (%.2g) "
@@ -175,9 +201,9 @@ static void check_bound(const bwd_problem *p, grad_errs impl, grad_errs ref)
                 ref.dv, impl.dv_mag, p->f.desc);
     double all = impl.dq_mag > impl.dk_mag ? impl.dq_mag : impl.dk_mag;
     all = impl.dv_mag > all ? impl.dv_mag : all;
-    check_one(p, "dq", impl.dq, ref.dq, impl.dq_mag, all);
-    check_one(p, "dk", impl.dk, ref.dk, impl.dk_mag, all);
-    check_one(p, "dv", impl.dv, ref.dv, impl.dv_mag, all);
+    check_one(p, "dq", impl.dq, ref.dq, impl.dq_mag, all, ro.dq);
+    check_one(p, "dk", impl.dk, ref.dk, impl.dk_mag, all, ro.dk);
+    check_one(p, "dv", impl.dv, ref.dv, impl.dv_mag, all, ro.dv);
 }
 
 /* ---- the oracle is the derivative of the forward ------------------------- */
