@@ -100,12 +100,13 @@ static inline int fa2_fwd90_kernel_head_dim(int d)
 #define FA2_FWD90_SEPARATE_O(HD, NC)                                           \
     ((64 * (NC) + 2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD) + 64 * (NC)) * (HD) * 2 + \
          2048 <= 227 * 1024)
-/* barriers: Q full/empty, and per stage K full/empty, V full/empty/ready */
+/* barriers: Q full/empty, per stage K full/empty, V full/empty/ready, and
+ * the tile scheduler's ring of two tile numbers with their full/empty */
 #define FA2_FWD90_SMEM_BYTES(HD, NC)                                           \
     (1024 +                                                                    \
      (64 * (NC) * (FA2_FWD90_SEPARATE_O(HD, NC) ? 2 : 1) +                     \
       2 * FA2_FWD90_STAGES(HD) * FA2_FWD90_BLOCK_N(HD)) * (HD) * 2 +           \
-     8 * (2 + 5 * FA2_FWD90_STAGES(HD)))
+     8 * (2 + 5 * FA2_FWD90_STAGES(HD)) + 48)
 /* the consumers take turns to issue their products (FA3's ping-pong);
  * -DFA2_FWD90_PINGPONG_ON=0 builds the kernel without (for measurements) */
 #ifndef FA2_FWD90_PINGPONG_ON

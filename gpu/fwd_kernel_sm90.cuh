@@ -135,6 +135,9 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     uint64_t *const k_empty = v_full + ST;
     uint64_t *const v_empty = k_empty + ST;
     uint64_t *const v_ready = v_empty + ST; /* varlen: V tail zeroed     */
+    uint64_t *const tile_full = v_ready + ST; /* [2] the scheduler's ring  */
+    uint64_t *const tile_empty = tile_full + 2;
+    int64_t *const tile_slot = (int64_t *)(tile_empty + 2); /* [2]       */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const bool varlen = p.cu_seqlens_q != nullptr;
@@ -192,9 +195,24 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             mbar_init(&v_empty[s], 4 * NC);
             mbar_init(&v_ready[s], 1);
         }
+        for (int s = 0; s < 2; s++) {
+            mbar_init(&tile_full[s], 1);
+            mbar_init(&tile_empty[s], 4 * NC);
+        }
         mbar_init_fence();
     }
     __syncthreads();
+
+    /* The tile scheduler. Persistent launches without a counter take
+     * tiles blockIdx.x, + gridDim.x, ... (all alike: no mask, fixed
+     * lengths). With p.tile_counter the producer takes each next tile from
+     * the counter (atomicAdd: blocks that finish early take more, so
+     * unequal causal tiles balance), in the numbering above, so that
+     * concurrent blocks work on a few heads' K/V as one block per tile
+     * does, and hands the number to the consumers through a ring of two
+     * slots in shared memory (full: one arrival, the producer's; empty:
+     * one per consumer warp). A number past the last tile ends the loop. */
+    const bool dynamic = p.tile_counter != nullptr;
 
     if (warp < 4) {
         /* ---- producer warpgroup ------------------------------------------ */
@@ -208,7 +226,30 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         }
         int gstep = 0, qiter = 0; /* K/V steps and Q tiles so far: phases */
         unsigned tail_phase = 0;  /* per stage: v_ready's phase parity     */
-        for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+        /* the k-th tile of this block, handed to the consumers if dynamic;
+         * the counter is asked one tile ahead, so that its round trip
+         * overlaps a tile's work instead of delaying the next one */
+        int ticket = dynamic && lane == 0 ? atomicAdd(p.tile_counter, 1) : 0;
+        auto next_tile = [&](int k) -> int64_t {
+            if (!dynamic)
+                return blockIdx.x + (int64_t)k * gridDim.x;
+            int64_t tile = 0;
+            if (lane == 0) {
+                tile = ticket;
+                if (tile < ntiles)
+                    ticket = atomicAdd(p.tile_counter, 1);
+                const int slot = k & 1;
+                if (k >= 2)
+                    mbar_wait(&tile_empty[slot], ((k >> 1) - 1) & 1);
+                tile_slot[slot] = tile;
+                mbar_arrive(&tile_full[slot]); /* release: the slot's write */
+            }
+            return __shfl_sync(0xffffffffu, tile, 0);
+        };
+        for (int k = 0;; k++) {
+            const int64_t tile = next_tile(k);
+            if (tile >= ntiles)
+                break;
             tile_t T;
             if (!tile_at(tile, T))
                 continue;
@@ -316,7 +357,26 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 
     int gstep = 0, qiter = 0;
     unsigned tail_phase = 0;
-    for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    /* the k-th tile of this block: computed, or the producer's */
+    auto next_tile = [&](int k) -> int64_t {
+        if (!dynamic)
+            return blockIdx.x + (int64_t)k * gridDim.x;
+        const int slot = k & 1;
+        mbar_wait(&tile_full[slot], (k >> 1) & 1);
+        /* lane 0 reads and broadcasts: a value the compiler sees is the
+         * same in every lane (read by each lane, the loop's exit would be
+         * divergent for ptxas, which then serialises every wgmma, C7520) */
+        int64_t tile = 0;
+        if (lane == 0) {
+            tile = *(volatile int64_t *)&tile_slot[slot];
+            mbar_arrive(&tile_empty[slot]);
+        }
+        return __shfl_sync(0xffffffffu, tile, 0);
+    };
+    for (int k = 0;; k++) {
+        const int64_t tile = next_tile(k);
+        if (tile >= ntiles)
+            break;
         tile_t T;
         if (!tile_at(tile, T))
             continue;

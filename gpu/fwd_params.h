@@ -55,6 +55,9 @@ typedef struct fa2_fwd_params {
     const float *sinks;             /* NULL: off; [heads_q]                */
     fa2_dropout dropout;            /* .enabled = 0: off                   */
     uint8_t *dropout_mask;          /* NULL, or [num_seqs][Hq][Nq][Nk]     */
+    /* sm_90 kernel, persistent launches: NULL, tiles blockIdx.x + k
+     * gridDim.x; else a zeroed counter the blocks take tiles from */
+    int *tile_counter;
 } fa2_fwd_params;
 
 #endif /* FA2_GPU_FWD_PARAMS_H */

@@ -18,6 +18,7 @@
 
 #include <cuda.h>
 #include <cuda_runtime.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,32 +140,79 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
         (st = make_map(encode, &maps[2], &a->v, "v", bn)))
         return st;
     const int bf16 = a->q.dtype == FA2_DTYPE_BF16;
-    /* Grid: one block per tile, or (persistent) one per SM, each running
-     * every gridDim-th tile, so that a tile's epilogue overlaps the next
-     * tile's loads. Persistent only where the tiles are all alike (no
-     * causal mask, no window, fixed lengths): a static assignment of
-     * unequal tiles leaves SMs idle, which the hardware's own scheduling of
-     * one block per tile avoids (causal tiles numbered longest first over
-     * all heads and handed out round robin measured 0.81-0.92x of one
-     * block per tile on the H200, bench/NOTES-fwd90.md).
-     * FA2_CUDA_FWD90_PERSISTENT=0|1 overrides the choice (measurements). */
+    /* Grid, three schedules:
+     *   static   one block per SM, each running every gridDim-th tile, so
+     *            that a tile's epilogue overlaps the next tile's loads;
+     *            where the tiles are all alike (no causal mask, no window,
+     *            fixed lengths). A static assignment of unequal tiles leaves
+     *            SMs idle (causal tiles round robin measured 0.6-0.9x of one
+     *            block per tile on the H200, bench/NOTES-fwd90.md);
+     *   dynamic  one block per SM taking each next tile from a zeroed
+     *            counter (the kernel's tile scheduler): unequal tiles
+     *            balance, and the epilogue still overlaps the next loads;
+     *            measured slower than `blocks` on causal launches and than
+     *            `static` on the others (bench/NOTES-fwd90.md), so opt-in;
+     *   blocks   one block per tile, the hardware's scheduling: causal,
+     *            window and varlen launches.
+     * FA2_CUDA_FWD90_SCHED=static|dynamic|blocks overrides the choice (and
+     * FA2_CUDA_FWD90_PERSISTENT=1|0 means static|blocks), for
+     * measurements. */
     const int64_t tiles = (int64_t)k.m_blocks * k.heads_q * k.num_seqs;
-    int persistent = !k.causal && k.window_left < 0 && k.window_right < 0 && !k.cu_seqlens_q;
+    const int alike = !k.causal && k.window_left < 0 && k.window_right < 0 && !k.cu_seqlens_q;
+    enum { SCHED_STATIC, SCHED_DYNAMIC, SCHED_BLOCKS } sched =
+        alike ? SCHED_STATIC : SCHED_BLOCKS;
     const char *pe = getenv("FA2_CUDA_FWD90_PERSISTENT");
     if (pe && (strcmp(pe, "0") == 0 || strcmp(pe, "1") == 0))
-        persistent = pe[0] == '1';
+        sched = pe[0] == '1' ? SCHED_STATIC : SCHED_BLOCKS;
+    const char *se = getenv("FA2_CUDA_FWD90_SCHED");
+    if (se && strcmp(se, "static") == 0)
+        sched = SCHED_STATIC;
+    else if (se && strcmp(se, "dynamic") == 0)
+        sched = SCHED_DYNAMIC;
+    else if (se && strcmp(se, "blocks") == 0)
+        sched = SCHED_BLOCKS;
     int64_t grid = tiles;
-    if (persistent) {
+    if (sched != SCHED_BLOCKS) {
         int dev = 0, sms = 0;
         if (cudaGetDevice(&dev) == cudaSuccess &&
             cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
             sms > 0 && sms < grid)
             grid = sms;
         (void)cudaGetLastError();
+        /* the counter is an int and every block takes one number past the end */
+        if (sched == SCHED_DYNAMIC && tiles + grid >= INT_MAX)
+            sched = SCHED_BLOCKS, grid = tiles;
+    }
+    k.tile_counter = NULL;
+    cudaStream_t stream = (cudaStream_t)a->stream;
+    if (sched == SCHED_DYNAMIC) {
+        err = cudaMallocAsync((void **)&k.tile_counter, sizeof(int), stream);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "allocating the forward's tile "
+                            "counter (4 bytes) failed: %s", cudaGetErrorString(err));
+        }
+        err = cudaMemsetAsync(k.tile_counter, 0, sizeof(int), stream);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            (void)cudaFreeAsync(k.tile_counter, stream);
+            return fa2_fail(FA2_ERR_CUDA, "clearing the forward's tile counter "
+                            "failed: %s", cudaGetErrorString(err));
+        }
     }
     switch (hd) {
-    case 64: return fa2_cuda_fwd90_hd64(&k, maps, nc, bf16, grid, a->stream);
-    case 128: return fa2_cuda_fwd90_hd128(&k, maps, nc, bf16, grid, a->stream);
-    default: return fa2_cuda_fwd90_hd256(&k, maps, nc, bf16, grid, a->stream);
+    case 64: st = fa2_cuda_fwd90_hd64(&k, maps, nc, bf16, grid, a->stream); break;
+    case 128: st = fa2_cuda_fwd90_hd128(&k, maps, nc, bf16, grid, a->stream); break;
+    default: st = fa2_cuda_fwd90_hd256(&k, maps, nc, bf16, grid, a->stream); break;
     }
+    if (k.tile_counter) {
+        err = cudaFreeAsync(k.tile_counter, stream);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            if (st == FA2_OK)
+                st = fa2_fail(FA2_ERR_CUDA, "returning the forward's tile counter "
+                              "failed: %s", cudaGetErrorString(err));
+        }
+    }
+    return st;
 }
