@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import fa2  # noqa: E402
 import torch  # noqa: E402
 from fa2._torch import set_mods  # noqa: E402
+from bwd_det import timed  # noqa: E402  (CUDA-event timings, bench/bwd_det.py)
 
 
 def alibi_slopes(h):
@@ -55,17 +56,6 @@ def mods_of(name, h, device):
     if name in ("dropout", "all"):
         m.update(dropout_p=0.1, dropout_seed=1234, dropout_offset=0)
     return m
-
-
-def timed(fn, reps=1):
-    s = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    e = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    for i in range(reps):
-        s[i].record()
-        fn()
-        e[i].record()
-    torch.cuda.synchronize()
-    return [a.elapsed_time(b) for a, b in zip(s, e)]
 
 
 def main():

@@ -552,15 +552,21 @@ static void check_dsinks(const problem *p, const grads *gpu, const grads *mirror
  * same O and LSE), so a kernel that ignored one would fail the comparison.
  * (Sinks act on dq, dk, dv only through LSE and O, which both runs share:
  * their check is dsinks.) */
-static void check_mods_matter(problem *p, const grads *mirror, double *const *g64)
+/* the same call without the modifiers */
+static fa2_bwd_args without_mods(fa2_bwd_args a)
 {
-    fa2_bwd_args a = p->host_args;
     a.softcap = 0.0f;
     a.alibi_slopes = NULL;
     a.alibi_batch_stride = 0;
     a.sinks = NULL;
     a.dsinks = NULL;
     a.dropout_p = 0.0f;
+    return a;
+}
+
+static void check_mods_matter(problem *p, const grads *mirror, double *const *g64)
+{
+    const fa2_bwd_args a = without_mods(p->host_args);
     grads plain;
     run_cpu_args(p, FA2_BACKEND_CPU_TILED, a, &plain);
     double most = 0.0;
@@ -933,13 +939,7 @@ START_TEST(test_modifiers_same_bits_on_both_kernels)
     set_mods(&s, f);
     problem p;
     problem_init(&p, &s, &rng);
-    fa2_bwd_args plain = p.dev_args;
-    plain.softcap = 0.0f;
-    plain.alibi_slopes = NULL;
-    plain.alibi_batch_stride = 0;
-    plain.sinks = NULL;
-    plain.dsinks = NULL;
-    plain.dropout_p = 0.0f;
+    const fa2_bwd_args plain = without_mods(p.dev_args);
     grads r[2][2]; /* [plain, mods][default kernel, mma.sync] */
     for (int k = 0; k < 2; k++) {
         force_mma_kernel(k);
