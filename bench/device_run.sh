@@ -99,20 +99,20 @@ decode)
     python3 bench/decode_compare.py --out "$OUT" ${DECODE_ARGS:-} 2>&1 | tee "$OUT/decode.log" | tail -70
     ;;
 mods)
-    log "score modifiers: cost over plain attention (issue 15), fa2 run on the GPU"
-    for k in sm90 mma; do
-        for m in "" "--softcap 30" "--alibi" "--sinks" "--dropout 0.1" "--softcap 30 --alibi --sinks --dropout 0.1"; do
-            echo "-- kernel $k: fa2 run --backend cuda --head-dim 128 --seqlen 4096 --heads 16 --dtype bf16 $m"
-            if [ $k = mma ]; then export FA2_CUDA_FWD_KERNEL=mma; else unset FA2_CUDA_FWD_KERNEL; fi
-            timeout 120 "$RUN/fa2" run --backend cuda --head-dim 128 --seqlen 4096 --heads 16 \
-                --dtype bf16 $m 2>&1 | grep -E "^ *time|FA2_ERR"
-        done
-    done 2>&1 | tee "$OUT/mods_speed.log"
-    unset FA2_CUDA_FWD_KERNEL
+    log "score modifiers: cost over plain attention (issue 15), one process"
+    timeout ${BENCH_TIMEOUT:-300} python3 bench/mods_cost.py ${MODS_ARGS:-} 2>&1 | tee "$OUT/mods_cost.log"
+    echo "-- the same with the mma.sync kernels (FA2_CUDA_FWD_KERNEL=mma FA2_CUDA_BWD_KERNEL=mma)"
+    FA2_CUDA_FWD_KERNEL=mma FA2_CUDA_BWD_KERNEL=mma timeout ${BENCH_TIMEOUT:-300} \
+        python3 bench/mods_cost.py --rounds 10 ${MODS_ARGS:-} 2>&1 | tee -a "$OUT/mods_cost.log"
+    echo "-- the forward suite's quick subset on the mma.sync kernel (its MODS instantiation)"
+    FA2_CUDA_FWD_KERNEL=mma FA2_GPU_TEST_QUICK=1 timeout ${TEST_TIMEOUT:-300} "$RUN/test_cuda_fwd" \
+        >"$OUT/test_fwd_mma_quick.log" 2>&1
+    echo "test_cuda_fwd (mma, quick) exit $?"
+    grep -E "^[0-9]+%|:F:|:E:" "$OUT/test_fwd_mma_quick.log" | head -10
     echo "-- checks"
-    for m in "--softcap 30" "--alibi" "--sinks" "--dropout 0.1"; do
+    for m in "--softcap 30" "--alibi" "--sinks" "--dropout 0.1" "--softcap 30 --alibi --sinks --dropout 0.1 --varlen --batch 4 --heads-kv 4"; do
         timeout 120 "$RUN/fa2" run --backend cuda --head-dim 128 --seqlen 1024 --dtype fp16 $m --check 2>&1 | grep -E "check|FA2_ERR"
-    done 2>&1 | tee -a "$OUT/mods_speed.log"
+    done 2>&1 | tee -a "$OUT/mods_cost.log"
     ;;
 bwdmods)
     # issue 15: the CUDA backward with softcap, ALiBi, sinks and dropout:
@@ -121,8 +121,8 @@ bwdmods)
     # mma.sync kernel and compares the two kernels' bits), the whole case
     # again on the mma.sync kernel, the quick subset under
     # compute-sanitizer, fa2 run --check through the backward, and the
-    # cost over the plain backward (bench/bwd_mods.py: one process, the
-    # variants alternating, medians)
+    # cost over the plain backward (bench/mods_cost.py: one process, the
+    # variants alternating, medians; then the mma.sync kernel's)
     log "GPU backward suite, modifier cases (CK_RUN_CASE=mods)"
     for k in default mma; do
         if [ $k = mma ]; then export FA2_CUDA_BWD_KERNEL=mma; else unset FA2_CUDA_BWD_KERNEL; fi
@@ -131,7 +131,7 @@ bwdmods)
         echo "test_cuda_bwd (mods, kernel $k) exit $?"
         grep -E "^[0-9]+%|Checks|worst GPU|FA2_TEST_SEED" "$OUT/test_bwd_mods_$k.log" | head -5
         grep -E ":F:|:E:" "$OUT/test_bwd_mods_$k.log" | head -20
-        grep -E "^kernels " "$OUT/test_bwd_mods_$k.log" | sort | uniq -c | head -12
+        grep -E "^kernels " "$OUT/test_bwd_mods_$k.log" | head -40
     done
     unset FA2_CUDA_BWD_KERNEL
     for tool in memcheck racecheck; do
@@ -146,9 +146,14 @@ bwdmods)
         timeout 120 "$RUN/fa2" run --backend cuda --head-dim 128 --seqlen 1024 --dtype fp16 \
             --heads 8 --pass fwd+bwd $m --check 2>&1 | grep -E "check|dsinks|FA2_ERR"
     done 2>&1 | tee "$OUT/bwd_mods.log"
-    log "backward cost: bench/bwd_mods.py --mma (bf16, b 1, h 16, n 4096, d 128, causal)"
-    timeout ${BENCH_TIMEOUT:-400} python3 bench/bwd_mods.py --mma ${BWD_MODS_ARGS:-} 2>&1 |
-        tee -a "$OUT/bwd_mods.log"
+    log "backward cost: bench/mods_cost.py --passes bwd (bf16, b 1, h 16, n 4096, d 128; no mask, causal)"
+    for c in "" "--causal"; do
+        timeout ${BENCH_TIMEOUT:-300} python3 bench/mods_cost.py --passes bwd $c ${MODS_ARGS:-} 2>&1 |
+            tee -a "$OUT/bwd_mods.log"
+        FA2_CUDA_BWD_KERNEL=mma timeout ${BENCH_TIMEOUT:-300} \
+            python3 bench/mods_cost.py --passes bwd --rounds 10 $c ${MODS_ARGS:-} 2>&1 |
+            tee -a "$OUT/bwd_mods.log"
+    done
     ;;
 mmatest)
     log "GPU forward suite on the mma.sync kernel (FA2_CUDA_FWD_KERNEL=mma)"

@@ -10,7 +10,7 @@ EXTRA_DIST += bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg bench/sim_vs_m
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.csv \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.json \
 	bench/results/h200-2026-12-01-fwd90/sdpa_compare.png
-EXTRA_DIST += bench/NOTES-bwd.md bench/bwd_compare.py bench/bwd_det.py bench/bwd_mods.py bench/device_run.sh \
+EXTRA_DIST += bench/NOTES-bwd.md bench/bwd_compare.py bench/bwd_det.py bench/device_run.sh \
 	bench/pack_run.sh bench/sdpa_compare.py bench/traffic_probe.py \
 	python/test_train.py
 # the charts and tables doc/PERFORMANCE.md shows (it links to them)
@@ -27,7 +27,7 @@ EXTRA_DIST += \
 dist_doc_DATA += doc/NOTES-trust.md
 # the KV-cache forward (issue 14): its running log and decode benchmark
 dist_doc_DATA += doc/NOTES-kvcache.md
-EXTRA_DIST += bench/decode_compare.py bench/sim_decode_calib.py
+EXTRA_DIST += bench/decode_compare.py bench/sim_decode_calib.py bench/mods_cost.py
 # ring attention (issue 18): its running log and the multi-GPU check
 dist_doc_DATA += doc/NOTES-ring.md
 EXTRA_DIST += bench/ring_nccl.py

@@ -44,6 +44,8 @@
 
 #include "config.h"
 #include "fa2_internal.h"
+#include "fa2_philox.h"
+#include "fa2_score.h"
 #include "fa2_tile.h"
 #include "fwd_config.h"
 #include "fwd_params.h"
@@ -82,7 +84,16 @@ __device__ __forceinline__ void wg_pv(float (&o)[HD / 2], const uint32_t (&a)[4]
         wgmma_rs_n64<IS_BF16, 1>(o, a, db);
 }
 
-template <int HD, int NC, bool IS_BF16>
+/* MODS: the score modifiers and dropout (p.mods; lib/fa2_score.h,
+ * lib/fa2_philox.h) in their own instantiations, so that the plain
+ * kernel's code is the one it always was: MODS = 0 plain, 1 softcap /
+ * ALiBi / sinks, 2 those and dropout (whose Philox calls need registers
+ * the others do not: in one instantiation they spilled around the main
+ * loop of all). Per element, in cpu/tiled_fwd.c's order and roundings:
+ * the logit u (softcap, ALiBi) before the mask, the softmax on u with
+ * c = log2 e, a sink as the row's first "key", dropped P set to 0 after l
+ * has counted them, 1/(l (1 - p)) at the end. */
+template <int HD, int NC, bool IS_BF16, int MODS>
 __global__ void __launch_bounds__(128 * (NC + 1), 1)
     fwd_kernel_sm90(const __grid_constant__ fa2_fwd_params p,
                     const __grid_constant__ fa2_tmap tmq,
@@ -135,7 +146,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
      * blockIdx.x, + gridDim.x, ... (gridDim.x = the tiles, or the SMs for
      * a persistent launch). */
     struct tile_t {
-        int m_block, h, hk;
+        int m_block, h, hk, seq;
         int64_t batch, q_start, k_start, seqlen_q, seqlen_k, row_lo;
         int rows, nsteps;
         fa2_mask mask;
@@ -146,6 +157,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         const int64_t bh = tile / p.m_blocks;
         T.h = (int)(bh % p.heads_q);
         const int b = (int)(bh / p.heads_q);
+        T.seq = b;
         if (varlen) {
             T.batch = 0;
             T.q_start = p.cu_seqlens_q[b];
@@ -328,6 +340,27 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         for (int i = 0; i < NO; i++)
             o[i] = 0.0f;
         fa2_row_state st[2] = {fa2_row_state_init(), fa2_row_state_init()};
+        /* modifiers: logits u (c = log2 e) instead of raw scores (c = scale
+         * log2 e); a sink starts every row, its weight in one lane of the
+         * quad only (l is summed over the quad at the end) */
+        const bool logits = MODS != 0 && p.logits;
+        const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
+        fa2_score_mod sm = {};
+        int64_t bhq = 0;
+        if (MODS != 0) {
+            const bool alibi = p.alibi_slopes != nullptr;
+            sm = fa2_score_mod_make(
+                p.scale, p.softcap, alibi,
+                alibi ? p.alibi_slopes[(int64_t)T.seq * p.alibi_stride + T.h] : 0.0f,
+                T.seqlen_q, T.seqlen_k);
+            if (p.sinks) {
+                fa2_row_state s0 = fa2_row_state_init_sink(p.sinks[T.h]);
+                if (t != 0)
+                    s0.l = 0.0f;
+                st[0] = st[1] = s0;
+            }
+            bhq = (int64_t)T.seq * p.heads_q + T.h;
+        }
         float s[NS];
         uint32_t pa[KP][4];
 
@@ -351,9 +384,118 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                                    wgmma_desc_lbo(v_addr + stage * KV_BYTES + kk * 2048,
                                                   BN * 128));
         };
+        /* S -> logits u (fa2_score.h), before the mask. Element (i, e) of
+         * row half hf is column col_lo + 8 i + 2 t + e; ALiBi's distance
+         * |r + Nk - Nq - c| is formed in float from a per-row base where
+         * that is exact (every integer below 2^24), else as
+         * fa2_alibi_distance forms it. */
+        auto to_logits = [&](int64_t col_lo) {
+            if (sm.softcap > 0.0f) {
+#pragma unroll
+                for (int k = 0; k < NS; k++)
+                    s[k] = fa2_score_softcap(&sm, s[k]);
+            } else {
+#pragma unroll
+                for (int k = 0; k < NS; k++)
+                    s[k] = fa2_score_scaled(&sm, s[k]);
+            }
+            if (!sm.alibi)
+                return;
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int64_t base =
+                    row_lo + wrow + g + 8 * hf + sm.diag_offset - (col_lo + 2 * t);
+                if (base > -(1 << 24) + BN && base < (1 << 24)) {
+                    const float bf = (float)base;
+#pragma unroll
+                    for (int i = 0; i < BN / 8; i++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            s[4 * i + 2 * hf + e] = fa2_score_alibi(
+                                &sm, s[4 * i + 2 * hf + e], fabsf(bf - (float)(8 * i + e)));
+                } else {
+                    const int64_t r = row_lo + wrow + g + 8 * hf;
+#pragma unroll
+                    for (int i = 0; i < BN / 8; i++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++)
+                            s[4 * i + 2 * hf + e] = fa2_score_alibi(
+                                &sm, s[4 * i + 2 * hf + e],
+                                fa2_alibi_distance(&sm, r, col_lo + 8 * i + 2 * t + e));
+                }
+            }
+        };
+        /* Dropout (fa2_philox.h): the dropped P become 0 for P V (l has
+         * counted them). Column c of row r is decided by word c & 3 of the
+         * Philox call of (r, c / 4). A quad's four lanes share two rows and
+         * need, per block of 8 columns, the same four calls (row half x
+         * column half): lane t makes the call of row half t >> 1, column
+         * half t & 1, keeps its four decisions as a nibble, and one shuffle
+         * per row half hands every lane the nibbles it needs (half the
+         * Philox work of each lane making the calls of its own columns). */
+        auto dropout = [&](int64_t col_lo) {
+            constexpr int NB = BN / 8;        /* column blocks of 8       */
+            constexpr int NWD = (NB + 7) / 8; /* 32-bit words of nibbles  */
+            const int64_t r_mine = row_lo + wrow + g + 8 * (t >> 1);
+            const int64_t c_mine = col_lo + 4 * (t & 1);
+            uint32_t mine[NWD];
+#pragma unroll
+            for (int wd = 0; wd < NWD; wd++) {
+                uint32_t m = 0;
+                /* one Philox call live at a time (unrolled, the calls'
+                 * temporaries would spill) */
+#pragma unroll 1
+                for (int k = 0; k < 8 && 8 * wd + k < NB; k++) {
+                    const fa2_philox_ctr w = fa2_dropout_words(
+                        &p.dropout, bhq, r_mine, c_mine + 8 * (8 * wd + k));
+                    const uint32_t nib =
+                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[0]) |
+                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[1]) << 1 |
+                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[2]) << 2 |
+                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[3]) << 3;
+                    m |= nib << (4 * k);
+                }
+                mine[wd] = m;
+            }
+            /* my columns 2t, 2t + 1 of a block are words 2 (t & 1) + e of
+             * the call of column half t >> 1 */
+            const int sh = 2 * (t & 1);
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int src = (lane & ~3) + 2 * hf + (t >> 1);
+                uint32_t kb[NWD];
+#pragma unroll
+                for (int wd = 0; wd < NWD; wd++)
+                    kb[wd] = __shfl_sync(0xffffffffu, mine[wd], src);
+                if (p.dropout_mask) { /* tests, teaching: its own pass */
+                    const int rl = wrow + g + 8 * hf;
+                    const int64_t r = row_lo + rl;
+                    if (rl < rows) {
+                        uint8_t *const mrow = p.dropout_mask +
+                                              ((bhq * p.seqlen_q) + r) * p.seqlen_k;
+#pragma unroll 1
+                        for (int x = 0; x < 2 * NB; x++) {
+                            const int i = x >> 1, e = x & 1;
+                            const int c = (int)col_lo + 8 * i + 2 * t + e;
+                            if (((kb[i >> 3] >> (4 * (i & 7) + sh + e)) & 1u) &&
+                                c >= vis_lo[hf] && c < vis_hi[hf])
+                                mrow[c] = 1;
+                        }
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < NB; i++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+                        if (!((kb[i >> 3] >> (4 * (i & 7) + sh + e)) & 1u))
+                            s[4 * i + 2 * hf + e] = 0.0f;
+            }
+        };
         /* the element mask and the online softmax of one S tile, in place
          * (S -> P in float32); alpha per row */
         auto softmax = [&](int64_t col_lo, float (&alpha)[2]) {
+            if (logits)
+                to_logits(col_lo);
             if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN)) {
                 const int c0 = (int)col_lo + 2 * t;
 #pragma unroll
@@ -376,7 +518,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 float max_scaled;
-                alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled);
+                alpha[hf] = fa2_softmax_rescale(&st[hf], mx, c_exp, &max_scaled);
                 float sum = 0.0f;
                 /* the one-FFMA P where it is exact (|m c| < 2^24: every
                  * ordinary row), else the form that is right for any finite
@@ -387,7 +529,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             const float pe = fa2_softmax_p_ffma(s[4 * i + 2 * hf + e],
-                                                                p.scale_log2, max_scaled);
+                                                                c_exp, max_scaled);
                             s[4 * i + 2 * hf + e] = pe;
                             sum += pe;
                         }
@@ -397,13 +539,15 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             const float pe = fa2_softmax_p(s[4 * i + 2 * hf + e],
-                                                           p.scale_log2, max_scaled);
+                                                           c_exp, max_scaled);
                             s[4 * i + 2 * hf + e] = pe;
                             sum += pe;
                         }
                 }
                 fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
             }
+            if (MODS == 2 && p.dropout.enabled)
+                dropout(col_lo);
         };
         /* P rounded to the input dtype, in wgmma's register A-fragment order */
         auto pack_p = [&]() {
@@ -516,6 +660,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             st[hf].l = l;
             inv_l[hf] = fa2_softmax_inv_l(st[hf]);
+            if (MODS == 2) /* (1 / l) / (1 - p), rounded once */
+                inv_l[hf] = fa2_dropout_out_scale(&p.dropout, inv_l[hf]);
         }
         /* every warp of this warpgroup is past its last S product (sO = sQ)
          * and past its share of the last tile's O copy (sO) */
@@ -559,7 +705,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 const int r = wrow + g + 8 * hf;
                 if (r < rows)
                     p.lse[T.batch * p.lse_sb + (int64_t)T.h * p.lse_sh +
-                          (T.q_start + row_lo + r) * p.lse_sr] = fa2_softmax_lse(st[hf], p.scale);
+                          (T.q_start + row_lo + r) * p.lse_sr] =
+                        fa2_softmax_lse(st[hf], logits ? 1.0f : p.scale);
             }
         }
     }
@@ -574,8 +721,14 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
 {
     constexpr int smem = FA2_FWD90_SMEM_BYTES(HD, NC);
     static_assert(smem <= 227 * 1024, "one block's shared memory on sm_90");
-    void (*kern)(const fa2_fwd_params, const fa2_tmap, const fa2_tmap, const fa2_tmap) =
-        bf16 ? fwd_kernel_sm90<HD, NC, true> : fwd_kernel_sm90<HD, NC, false>;
+    typedef void (*kernel_fn)(const fa2_fwd_params, const fa2_tmap, const fa2_tmap,
+                              const fa2_tmap);
+    static const kernel_fn kernels[3][2] = {
+        {fwd_kernel_sm90<HD, NC, false, 0>, fwd_kernel_sm90<HD, NC, true, 0>},
+        {fwd_kernel_sm90<HD, NC, false, 1>, fwd_kernel_sm90<HD, NC, true, 1>},
+        {fwd_kernel_sm90<HD, NC, false, 2>, fwd_kernel_sm90<HD, NC, true, 2>}};
+    const int mods = !p.mods ? 0 : p.dropout.enabled || p.dropout_mask ? 2 : 1;
+    const kernel_fn kern = kernels[mods][bf16 ? 1 : 0];
     cudaError_t err =
         cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess) {
@@ -583,6 +736,14 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
         return fa2_fail(FA2_ERR_UNSUPPORTED, "the sm_90 head-dim-%d forward kernel needs "
                         "%d bytes of shared memory per block and this device refuses "
                         "that (%s)", HD, smem, cudaGetErrorString(err));
+    }
+    if (p.dropout_mask) { /* the kernel marks the kept visible elements */
+        err = cudaMemsetAsync(p.dropout_mask, 0,
+                              (size_t)p.num_seqs * p.heads_q * p.seqlen_q * p.seqlen_k,
+                              stream);
+        if (err != cudaSuccess)
+            return fa2_fail(FA2_ERR_CUDA, "clearing dropout_mask failed: %s",
+                            cudaGetErrorString(err));
     }
     kern<<<(unsigned)grid, 128 * (NC + 1), smem, stream>>>(p, maps[0], maps[1], maps[2]);
     err = cudaGetLastError();
@@ -597,7 +758,7 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
 template <int HD> bool fwd_sm90_runs_here()
 {
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, fwd_kernel_sm90<HD, 2, true>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, fwd_kernel_sm90<HD, 2, true, 0>) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }

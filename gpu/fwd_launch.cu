@@ -294,9 +294,7 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
         return st;
 #endif
     if (fa2_cuda_fwd_sm90_chosen((int)p->head_dim)) {
-        /* the sm_90 kernel has no modifiers yet: the mma.sync one runs them */
-        st = k.mods ? fa2_fail(FA2_ERR_UNSUPPORTED, "modifiers")
-                    : fa2_cuda_fwd_sm90(&k, a, (int)p->head_dim);
+        st = fa2_cuda_fwd_sm90(&k, a, (int)p->head_dim);
         if (st != FA2_ERR_UNSUPPORTED) {
             if (st == FA2_OK)
                 fa2_clear_error();

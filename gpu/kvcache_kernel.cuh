@@ -447,7 +447,7 @@ __global__ void __launch_bounds__(128)
 {
     extern __shared__ __align__(16) float s_comb[];
     const int S = p.num_splits, d = p.head_dim, tid = threadIdx.x;
-    const int warp = tid >> 5, lane = tid & 31;
+    const int lane = tid & 31;
     const int64_t nrows = (int64_t)p.batch * p.heads_q * p.seqlen_q;
     const int64_t row = blockIdx.x;
     const int64_t tok = row % p.seqlen_q;
@@ -503,7 +503,6 @@ __global__ void __launch_bounds__(128)
         }
         *reinterpret_cast<uint32_t *>(o + c) = pack2<IS_BF16>(o0, o1);
     }
-    (void)warp;
     if (p.lse && tid == 0)
         p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
 #ifdef FA2_TRAFFIC_COUNTERS

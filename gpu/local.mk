@@ -34,7 +34,8 @@ CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
 # header it may include.
 $(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
 	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_backend.h $(top_srcdir)/lib/fa2_tile.h \
-	$(top_srcdir)/lib/fa2_kvcache.h config.h
+	$(top_srcdir)/lib/fa2_kvcache.h $(top_srcdir)/lib/fa2_score.h $(top_srcdir)/lib/fa2_philox.h \
+	config.h
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif

@@ -70,19 +70,36 @@ FA2_HD static inline float fa2_alibi_distance(const fa2_score_mod *s, int64_t i,
     return (float)(dist < 0 ? -dist : dist);
 }
 
+/* The three steps of a logit, each rounded as below; fa2_score_logit
+ * composes them, and the CUDA kernels compose the same calls with the
+ * branches resolved per tile (the maths lives here once). */
+
+/* cap tanh(x scale / cap), or NaN where x scale / cap is +-inf or NaN */
+FA2_HD static inline float fa2_score_softcap(const fa2_score_mod *s, float x)
+{
+    const float y = FA2_MUL_RN(x, s->scale_over_cap);
+    return FA2_MUL_RN(s->softcap, tanhf(y)) + (y - y);
+}
+
+/* x scale: the logit without soft-capping */
+FA2_HD static inline float fa2_score_scaled(const fa2_score_mod *s, float x)
+{
+    return FA2_MUL_RN(x, s->scale);
+}
+
+/* u - slope |i' - j|, given the distance as fa2_alibi_distance rounds it */
+FA2_HD static inline float fa2_score_alibi(const fa2_score_mod *s, float u, float dist)
+{
+    return u - FA2_MUL_RN(s->slope, dist);
+}
+
 /* The logit u of raw dot product x at (row i, column j), float32. */
 FA2_HD static inline float fa2_score_logit(const fa2_score_mod *s, float x,
                                            int64_t i, int64_t j)
 {
-    float u;
-    if (s->softcap > 0.0f) {
-        const float y = FA2_MUL_RN(x, s->scale_over_cap);
-        u = FA2_MUL_RN(s->softcap, tanhf(y)) + (y - y);
-    } else {
-        u = FA2_MUL_RN(x, s->scale);
-    }
+    float u = s->softcap > 0.0f ? fa2_score_softcap(s, x) : fa2_score_scaled(s, x);
     if (s->alibi)
-        u = u - FA2_MUL_RN(s->slope, fa2_alibi_distance(s, i, j));
+        u = fa2_score_alibi(s, u, fa2_alibi_distance(s, i, j));
     return u;
 }
 
@@ -112,11 +129,11 @@ FA2_HD static inline float fa2_score_logit_grad_dist(const fa2_score_mod *s, flo
         u = FA2_MUL_RN(s->softcap, t) + (y - y);
         *grad = 1.0f - FA2_MUL_RN(t, t);
     } else {
-        u = FA2_MUL_RN(x, s->scale);
+        u = fa2_score_scaled(s, x);
         *grad = 1.0f;
     }
     if (s->alibi)
-        u = u - FA2_MUL_RN(s->slope, dist);
+        u = fa2_score_alibi(s, u, dist);
     return u;
 }
 

@@ -227,9 +227,8 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     /* the kernels' launch: the heuristic over the blocks the GPU runs at
      * once, SMs x the blocks one SM's shared memory holds */
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
-    const int64_t stages = FA2_KVC_STAGES(hd, S->fwd.bm / 16 == 1 ? 1 : 4);
-    const int64_t q_rows = S->fwd.bm <= S->fwd.bn ? 0 : S->fwd.bm; /* FA2_KVC_Q_ALIASED */
-    D->smem = (q_rows + 2 * stages * S->fwd.bn) * hd * 2; /* FA2_KVC_SMEM_BYTES, tile given */
+    const int64_t warps = S->fwd.bm / 16; /* 16 packed rows a warp */
+    D->smem = FA2_KVC_SMEM_BYTES_BN(hd, warps, S->fwd.bn);
     const int64_t per_sm = sim_max(1, dev->smem_per_sm / (D->smem + 1024));
     D->splits = a->num_splits > 0
                     ? a->num_splits

@@ -234,13 +234,6 @@ static void problem_free(problem *p)
         cudaFree(p->d_sinks);
 }
 
-/* With a modifier on, the mma.sync kernel runs (the sm_90 one has none
- * yet): the mirror takes its tiling. */
-static int uses_mods(const spec *s)
-{
-    return s->softcap > 0.0f || s->alibi || s->sinks || s->dropout > 0.0f;
-}
-
 /* Host outputs of one backend: O (same layout as the view) and LSE. */
 typedef struct outputs {
     void *o;   /* allocation-sized buffer, layout of p->o */
@@ -268,11 +261,6 @@ static void run_cpu(problem *p, fa2_backend b, outputs *r)
                       "fa2_tile_config_for: %s", fa2_last_error());
         a.block_m = cfg.block_m;
         a.block_n = cfg.block_n;
-        if (uses_mods(&p->s)) {
-            const int hd = fa2_fwd_kernel_head_dim(p->s.d);
-            a.block_m = FA2_FWD_BLOCK_M(hd);
-            a.block_n = FA2_FWD_BLOCK_N(hd);
-        }
     }
     const fa2_status st = fa2_fwd(&a, b);
     ck_assert_msg(st == FA2_OK, "%s backend failed on %s: %s (%s)",
