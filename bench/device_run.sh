@@ -126,7 +126,7 @@ bwdmods)
     log "GPU backward suite, modifier cases (CK_RUN_CASE=mods)"
     for k in default mma; do
         if [ $k = mma ]; then export FA2_CUDA_BWD_KERNEL=mma; else unset FA2_CUDA_BWD_KERNEL; fi
-        CK_RUN_CASE=mods FA2_TEST_VERBOSE=1 timeout ${TEST_TIMEOUT:-600} \
+        CK_RUN_CASE=mods FA2_TEST_VERBOSE=1 timeout ${TEST_TIMEOUT:-900} \
             "$RUN/test_cuda_bwd" >"$OUT/test_bwd_mods_$k.log" 2>&1
         echo "test_cuda_bwd (mods, kernel $k) exit $?"
         grep -E "^[0-9]+%|Checks|worst GPU|FA2_TEST_SEED" "$OUT/test_bwd_mods_$k.log" | head -5
