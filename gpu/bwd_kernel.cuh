@@ -47,6 +47,7 @@
 #include "bwd_params.h"
 #include "ptx.cuh"
 #include "bwd_block.cuh"
+#include "bwd_mods.cuh"
 
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -279,94 +280,6 @@ static __global__ void bwd_dsinks(const __grid_constant__ fa2_bwd_params p)
 
 /* ---- the main kernel --------------------------------------------------------- */
 
-/* ---- the modifiers' share of a chunk (MODS) --------------------------------- */
-
-/* Dropout's decisions for this lane's elements of one chunk of S^T
- * (cpu/tiled_bwd.c logit_tile_bwd's, from fa2_philox.h). Element (n8 tile
- * nt, column 2t + e, key row krow0 + g + 8 hf) is (query row qr, key kc);
- * the key's Philox group of four keys is (krow0 + 8 hf + 4 (g / 4)) / 4
- * and its word kc & 3 = g & 3. The four lanes g = 4a .. 4a + 3 (same t)
- * need the four words of the same four calls, (e, hf) = (0, 0), (1, 0),
- * (0, 1), (1, 1): lane g & 3 = s makes call s = e + 2 hf for every nt
- * (NC calls instead of 4 NC) and keeps its four decisions as a nibble;
- * the shuffles hand lane s bit s of each nibble of its three partners.
- * Returns kb[e + 2 hf]: bit 4 nt + (g & 3) is element (nt, e, hf)'s. */
-template <int NC, int CQ>
-__device__ __forceinline__ void dropout_bits(const fa2_bwd_params &p, const bwd_block &blk,
-                                             const bwd_step &q, int ch, int krow0,
-                                             int g, int t, int lane, uint32_t kb[4])
-{
-    const int sme = g & 3, e = sme & 1, hf = sme >> 1;
-    const int64_t bhq = (int64_t)blk.b * p.heads_q + q.h;
-    const int64_t kc = blk.col_lo + krow0 + (g & ~3) + 8 * hf;
-    const int64_t r0 = q.row_lo + ch * CQ + 2 * t + e;
-    uint32_t mine = 0;
-    /* one Philox call live at a time (fwd_kernel.cuh: unrolled, the
-     * calls' temporaries spilled) */
-#pragma unroll 1
-    for (int nt = 0; nt < NC; nt++) {
-        const fa2_philox_ctr w = fa2_dropout_words(&p.dropout, bhq, r0 + nt * 8, kc);
-        const uint32_t nib = (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[0]) |
-                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[1]) << 1 |
-                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[2]) << 2 |
-                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[3]) << 3;
-        mine |= nib << (4 * nt);
-    }
-    const int base = (lane & 3) + 4 * (g & ~3); /* lane (g = 4a, t) */
-#pragma unroll
-    for (int s2 = 0; s2 < 4; s2++)
-        kb[s2] = __shfl_sync(0xffffffffu, mine, base + 4 * s2);
-}
-
-/* P^T and dS^T of one chunk with the modifiers (see bwd_kernel's MODS):
- * sc holds S^T on entry and the kept P^T (dropped ones 0, for dV) on
- * exit; dp holds dP^T on entry and dS^T on exit. */
-template <int NC, int CQ>
-__device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_score_mod &sm,
-                                          const bwd_block &blk, const bwd_step &q, int ch,
-                                          int krow0, int g, int t, int lane,
-                                          const int vis_lo[2], const int vis_hi[2],
-                                          const float *cL, const float *cD,
-                                          float sc[NC][4], float dp[NC][4])
-{
-    uint32_t kb[4] = {0u, 0u, 0u, 0u};
-    const bool drop = p.dropout.enabled;
-    if (drop)
-        dropout_bits<NC, CQ>(p, blk, q, ch, krow0, g, t, lane, kb);
-    const bool logits = p.logits, capped = p.softcap > 0.0f;
-    const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
-    const int64_t kcol0 = blk.col_lo + krow0 + g; /* key of hf = 0 */
-#pragma unroll
-    for (int nt = 0; nt < NC; nt++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const int c = ch * CQ + nt * 8 + 2 * t + e;
-            const int r = (int)q.row_lo + c;
-            const float lse2 = fa2_bwd_lse_scaled(cL[c]);
-            const float Dc = cD[c];
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                float u = sc[nt][2 * hf + e], grad = 1.0f;
-                if (logits)
-                    u = fa2_score_logit_grad(&sm, u, r, kcol0 + 8 * hf, &grad);
-                if (r < vis_lo[hf] || r >= vis_hi[hf])
-                    u = FA2_NEG_INF;
-                const float pe = fa2_bwd_p(u, c_exp, lse2);
-                float dpe = dp[nt][2 * hf + e];
-                bool kept = true;
-                if (drop) {
-                    kept = (kb[e + 2 * hf] >> (4 * nt + (g & 3))) & 1u;
-                    dpe = kept ? FA2_MUL_RN(dpe, p.dropout.scale) : 0.0f;
-                }
-                float ds = FA2_MUL_RN(pe, dpe - Dc);
-                if (capped)
-                    ds = FA2_MUL_RN(ds, grad);
-                dp[nt][2 * hf + e] = ds;
-                sc[nt][2 * hf + e] = kept ? pe : 0.0f;
-            }
-        }
-}
-
 /* Register pressure (the tiling itself is bwd_config.h's): each step's
  * BM query columns are processed in QSPLIT chunks, one after the other
  * (S^T, P^T, dP^T, dS^T and the dV/dK products of one chunk before the
@@ -399,16 +312,9 @@ __device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_sco
 
 /* MODS: the score modifiers and dropout (p.mods; lib/fa2_score.h,
  * lib/fa2_philox.h) in a second instantiation, as the forward does, so
- * that the plain kernel's code is the one it always was. Per element of
- * S^T, in cpu/tiled_bwd.c's order and roundings:
- *     u = fa2_score_logit_grad(x) (logits; g = du/d(scale x)), or u = x
- *     masked: u = -inf            (every tile: rows past the block's end
- *                                  too, whose u is no longer 0)
- *     P = exp2(u c - LSE log2 e)  c = log2 e with logits, else scale log2 e
- *     dropout: dP' = z dP (1/(1-p)), z the element's Philox decision; the
- *              dropped P are 0 in dV, which is scaled by 1/(1-p) at the end
- *     dS = P o (dP' - D), times g with softcap.
- * The sinks' gradient comes from the preprocess (bwd_preprocess<SINKS>). */
+ * that the plain kernel's code is the one it always was; per element of
+ * S^T in cpu/tiled_bwd.c's order and roundings (bwd_mods.cuh, which the
+ * wgmma kernel shares). */
 template <int HD, bool IS_BF16, bool MODS>
 __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     bwd_kernel(const __grid_constant__ fa2_bwd_params p)
@@ -438,8 +344,6 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
     static_assert(NW % MQ == 0 && DT % 2 == 0 && QT % 2 == 0 && NQ % 2 == 0 &&
                       BM % 64 == 0 && SD % 64 == 0 && KM == QSPLIT * KC,
                   "tiling");
-    static_assert(!MODS || 4 * NC <= 32,
-                  "a chunk's dropout decisions (4 a lane per n8 tile) fit in 32 bits");
 
     extern __shared__ __align__(128) uint16_t smem[];
     uint16_t *const sK = smem;                 /* [BN][SD]      */
@@ -537,13 +441,8 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
             fa2_tile_needs_mask(&blk.mask, row_lo, row_lo + rows, blk.col_lo, BN);
         /* MODS: this step's score modifiers (ALiBi's slope is per query head) */
         fa2_score_mod sm = {};
-        if constexpr (MODS) {
-            const bool alibi = p.alibi_slopes != nullptr;
-            sm = fa2_score_mod_make(
-                p.scale, p.softcap, alibi,
-                alibi ? p.alibi_slopes[(int64_t)blk.b * p.alibi_stride + q.h] : 0.0f,
-                blk.s.seqlen_q, blk.s.seqlen_k);
-        }
+        if constexpr (MODS)
+            sm = bwd_step_mods(p, blk, q);
 #pragma unroll
         for (int ch = 0; ch < QSPLIT; ch++) {
         /* S^T = K_j Q_i^T and dP^T = V_j dO_i^T, this warp's 16 key rows,
@@ -579,8 +478,8 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
         }
 
         if constexpr (MODS) {
-            mods_p_ds<NC, CQ>(p, sm, blk, q, ch, krow0, g, t, lane, vis_lo, vis_hi, cL,
-                              cD, sc, dp);
+            mods_chunk<NC, CQ>(p, sm, blk, q, ch, krow0, g, t, lane, vis_lo, vis_hi, cL, cD,
+                               sc, dp);
         } else {
         /* the element mask, on tiles that need it: query row r of key row
          * (kg*16 + g + 8 hf) is visible iff vis_lo[hf] <= r < vis_hi[hf] */
@@ -695,12 +594,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
             if (c < d) {
                 bwd_store_pair<IS_BF16>(out.dk + c, dk[dt][2 * hf] * p.scale,
                                         dk[dt][2 * hf + 1] * p.scale);
-                if (MODS && p.dropout.enabled) /* dV = round(acc / (1 - p)) */
-                    bwd_store_pair<IS_BF16>(out.dv + c,
-                                            dv[dt][2 * hf] * p.dropout.scale,
-                                            dv[dt][2 * hf + 1] * p.dropout.scale);
-                else
-                    bwd_store_pair<IS_BF16>(out.dv + c, dv[dt][2 * hf],
+                bwd_store_dv<IS_BF16, MODS>(p, out.dv + c, dv[dt][2 * hf],
                                             dv[dt][2 * hf + 1]);
             }
         }
@@ -719,26 +613,31 @@ namespace fa2bwd {
 
 /* The main kernel for head dim HD on this device: the wgmma one
  * (bwd_kernel_sm90.cuh) when the device runs this library's sm_90a code,
- * else the mma.sync one. FA2_CUDA_BWD_KERNEL=mma in
- * the environment forces the mma.sync kernel (for tests and comparisons:
- * both must give the CPU mirror's results). With modifiers (p.mods) the
- * mma.sync kernel's MODS instantiation runs on every device: the wgmma
- * kernel has none (same tiling, so the workspace and the pre- and
- * postprocess are the same). */
+ * else the mma.sync one; with modifiers (p.mods) their MODS
+ * instantiations (same tiling, so the workspace and the pre- and
+ * postprocess are the same). FA2_CUDA_BWD_KERNEL=mma in the environment
+ * forces the mma.sync kernel (for tests and comparisons: both must give
+ * the CPU mirror's results); so do ALiBi with sequences longer than
+ * FA2_BWD_ALIBI_F32_MAX_LEN (bwd_mods.cuh: the wgmma kernel's distances). */
 template <int HD>
-void (*pick_bwd_kernel(bool bf16, bool mods, int *smem))(const fa2_bwd_params)
+void (*pick_bwd_kernel(bool bf16, const fa2_bwd_params &p, int *smem))(const fa2_bwd_params)
 {
+    const bool mods = p.mods != 0;
     *smem = FA2_BWD_SMEM_BYTES(HD);
-    if (mods)
-        return bf16 ? bwd_kernel<HD, true, true> : bwd_kernel<HD, false, true>;
     void (*kern)(const fa2_bwd_params) =
-        bf16 ? bwd_kernel<HD, true, false> : bwd_kernel<HD, false, false>;
+        mods ? (bf16 ? bwd_kernel<HD, true, true> : bwd_kernel<HD, false, true>)
+             : (bf16 ? bwd_kernel<HD, true, false> : bwd_kernel<HD, false, false>);
     {
         void (*k90)(const fa2_bwd_params) =
-            bf16 ? bwd_kernel_sm90<HD, true> : bwd_kernel_sm90<HD, false>;
+            mods ? (bf16 ? bwd_kernel_sm90<HD, true, true> : bwd_kernel_sm90<HD, false, true>)
+                 : (bf16 ? bwd_kernel_sm90<HD, true, false>
+                         : bwd_kernel_sm90<HD, false, false>);
         const char *force = getenv("FA2_CUDA_BWD_KERNEL");
+        const bool long_alibi = mods && p.alibi_slopes &&
+                                (p.seqlen_q > FA2_BWD_ALIBI_F32_MAX_LEN ||
+                                 p.seqlen_k > FA2_BWD_ALIBI_F32_MAX_LEN);
         cudaFuncAttributes fa;
-        if (!(force && strcmp(force, "mma") == 0) &&
+        if (!(force && strcmp(force, "mma") == 0) && !long_alibi &&
             cudaFuncGetAttributes(&fa, k90) == cudaSuccess && fa.binaryVersion == 90) {
             *smem = FA2_BWD_SM90_SMEM_BYTES(HD);
             return k90;
@@ -760,7 +659,7 @@ fa2_status launch_bwd(const fa2_bwd_params &p, bool bf16, cudaStream_t stream)
                 : (bf16 ? bwd_preprocess<BM, true, false> : bwd_preprocess<BM, false, false>);
     void (*post)(const fa2_bwd_params) =
         bf16 ? bwd_postprocess<BM, true> : bwd_postprocess<BM, false>;
-    void (*kern)(const fa2_bwd_params) = pick_bwd_kernel<HD>(bf16, p.mods != 0, &smem);
+    void (*kern)(const fa2_bwd_params) = pick_bwd_kernel<HD>(bf16, p, &smem);
     cudaError_t err = cudaFuncSetAttribute(
         kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess) {

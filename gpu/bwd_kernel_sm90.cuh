@@ -32,6 +32,7 @@
 #define FA2_GPU_BWD_KERNEL_SM90_CUH
 
 #include "bwd_block.cuh"
+#include "bwd_mods.cuh"
 #include "dq_bulk.cuh"
 #include "wgmma.cuh"
 
@@ -112,7 +113,11 @@ __device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
      8 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD) + FA2_BWD_SM90_STAGE_BYTES(HD) + \
      1024)
 
-template <int HD, bool IS_BF16>
+/* MODS: the score modifiers and dropout (p.mods), as bwd_kernel's MODS
+ * instantiation (bwd_mods.cuh; the S^T and dP^T accumulators of a warp
+ * have the mma.sync layout): same elements, same order and roundings.
+ * The plain instantiation's code is the one it always was. */
+template <int HD, bool IS_BF16, bool MODS>
 __global__ void __launch_bounds__(256, 1)
     bwd_kernel_sm90(const __grid_constant__ fa2_bwd_params p)
 {
@@ -174,7 +179,8 @@ __global__ void __launch_bounds__(256, 1)
     const int g = lane >> 2, t = lane & 3;
     const int wg = warp >> 2, wl = warp & 3; /* warpgroup, warp within it */
     const int krow0 = DSPLIT == 1 ? wg * 64 : 0; /* the warpgroup's first key row */
-    const int krow = krow0 + wl * 16 + g;         /* this thread's, and krow + 8 */
+    const int kw0 = krow0 + wl * 16;              /* the warp's first key row */
+    const int krow = kw0 + g;                     /* this thread's, and krow + 8 */
     const int dc0 = DSPLIT == 1 ? 0 : wg * DCW;   /* its first dK/dV column block */
 
     const bwd_block blk = bwd_block_of<BM, BN>(p); /* key block j, its steps */
@@ -281,6 +287,10 @@ __global__ void __launch_bounds__(256, 1)
         const float *const cD = sD + buf * BM;
         const bool need_mask =
             fa2_tile_needs_mask(&blk.mask, row_lo, row_lo + rows, blk.col_lo, BN);
+        /* MODS: this step's score modifiers (ALiBi's slope is per query head) */
+        fa2_score_mod sm = {};
+        if constexpr (MODS)
+            sm = bwd_step_mods(p, blk, q);
 
 #pragma unroll
         for (int qc = 0; qc < QC; qc++) {
@@ -288,10 +298,19 @@ __global__ void __launch_bounds__(256, 1)
                 issue_s(sc, aK0, sQ + buf * BM * HD, 0);
                 issue_s(dp, aV0, sdO + buf * BM * HD, 0);
             }
+            /* MODS: dropout's decisions for chunk qc while its S^T and
+             * dP^T products run */
+            uint32_t kb[4];
+            if constexpr (MODS)
+                chunk_keep_bits<8, 64>(p, blk, q, qc, kw0, g, t, lane, kb);
             wgmma_wait<0>(); /* S^T, dP^T of chunk qc (and chunk qc-1's dV, dK) */
             reg_fence(sc);
             reg_fence(dp);
 
+            if constexpr (MODS) {
+                mods_p_ds<8, 64, true>(p, sm, blk, q, qc, kw0, g, t, kb, vis_lo, vis_hi, cL, cD,
+                                 sc, dp);
+            } else {
             /* element mask: query row r of key row (warp*16 + g + 8 hf) is
              * visible iff vis_lo[hf] <= r < vis_hi[hf] */
             if (need_mask) {
@@ -322,6 +341,7 @@ __global__ void __launch_bounds__(256, 1)
                         dp[i] = pe * (dp[i] - Dc);
                     }
                 }
+            } /* plain */
 
             /* round(P^T), round(dS^T) as A fragments: n8 tiles 2kq, 2kq+1
              * are the k16 step kq over the chunk's queries */
@@ -465,7 +485,7 @@ __global__ void __launch_bounds__(256, 1)
                 if (c < d) {
                     bwd_store_pair<IS_BF16>(out.dk + c, dk[dc][i] * p.scale,
                                             dk[dc][i + 1] * p.scale);
-                    bwd_store_pair<IS_BF16>(out.dv + c, dv[dc][i], dv[dc][i + 1]);
+                    bwd_store_dv<IS_BF16, MODS>(p, out.dv + c, dv[dc][i], dv[dc][i + 1]);
                 }
             }
     }

@@ -20,7 +20,7 @@ CUDA_SOURCES = gpu/device_query.cu gpu/host_checks.cu gpu/fwd_launch.cu \
 	gpu/fwd_sm90_hd256.cu gpu/kvcache_launch.cu gpu/kvcache_hd64.cu \
 	gpu/kvcache_hd128.cu gpu/kvcache_hd256.cu
 FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh \
-	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_block.cuh gpu/bwd_kernel.cuh gpu/bwd_kernel_sm90.cuh gpu/wgmma.cuh gpu/host_checks.h \
+	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_block.cuh gpu/bwd_mods.cuh gpu/bwd_kernel.cuh gpu/bwd_kernel_sm90.cuh gpu/wgmma.cuh gpu/host_checks.h \
 	gpu/fwd_kernel_sm90.cuh gpu/tma.cuh gpu/wgmma_wide.cuh gpu/fa2_cuda.h \
 	gpu/kvcache_kernel.cuh gpu/kvcache_params.h gpu/dq_bulk.cuh
 noinst_HEADERS += $(FA2_GPU_HDRS)
@@ -34,7 +34,8 @@ CLEANFILES += $(CUDA_OBJECTS) $(CUDA_SOURCES:.cu=.o)
 # header it may include.
 $(CUDA_OBJECTS): $(FA2_GPU_HDRS) $(top_srcdir)/lib/fa2.h \
 	$(top_srcdir)/lib/fa2_internal.h $(top_srcdir)/lib/fa2_backend.h $(top_srcdir)/lib/fa2_tile.h \
-	$(top_srcdir)/lib/fa2_kvcache.h config.h
+	$(top_srcdir)/lib/fa2_kvcache.h $(top_srcdir)/lib/fa2_score.h $(top_srcdir)/lib/fa2_philox.h \
+	config.h
 else
 lib_libfa2_la_SOURCES += gpu/cuda_stub.c
 endif

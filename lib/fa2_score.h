@@ -115,10 +115,12 @@ FA2_HD static inline float fa2_score_grad(const fa2_score_mod *s, float x)
     return 1.0f;
 }
 
-/* The logit and du / d(scale x) together, tanh taken once: the same values
- * as fa2_score_logit and fa2_score_grad (the backward's form). */
-FA2_HD static inline float fa2_score_logit_grad(const fa2_score_mod *s, float x,
-                                                int64_t i, int64_t j, float *grad)
+/* The logit and du / d(scale x) together, tanh taken once, with ALiBi's
+ * distance given (fa2_alibi_distance's value; read only with ALiBi on):
+ * for kernels that have the distance at hand more cheaply than from the
+ * 64-bit indices. */
+FA2_HD static inline float fa2_score_logit_grad_dist(const fa2_score_mod *s, float x,
+                                                     float dist, float *grad)
 {
     float u;
     if (s->softcap > 0.0f) {
@@ -127,12 +129,21 @@ FA2_HD static inline float fa2_score_logit_grad(const fa2_score_mod *s, float x,
         u = FA2_MUL_RN(s->softcap, t) + (y - y);
         *grad = 1.0f - FA2_MUL_RN(t, t);
     } else {
-        u = FA2_MUL_RN(x, s->scale);
+        u = fa2_score_scaled(s, x);
         *grad = 1.0f;
     }
     if (s->alibi)
-        u = fa2_score_alibi(s, u, fa2_alibi_distance(s, i, j));
+        u = fa2_score_alibi(s, u, dist);
     return u;
+}
+
+/* The logit and du / d(scale x) together, tanh taken once: the same values
+ * as fa2_score_logit and fa2_score_grad (the backward's form). */
+FA2_HD static inline float fa2_score_logit_grad(const fa2_score_mod *s, float x,
+                                                int64_t i, int64_t j, float *grad)
+{
+    return fa2_score_logit_grad_dist(s, x, s->alibi ? fa2_alibi_distance(s, i, j) : 0.0f,
+                                     grad);
 }
 
 /* The definition in float64, for the oracle: the same formula without the

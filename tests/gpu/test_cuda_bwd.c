@@ -552,15 +552,21 @@ static void check_dsinks(const problem *p, const grads *gpu, const grads *mirror
  * same O and LSE), so a kernel that ignored one would fail the comparison.
  * (Sinks act on dq, dk, dv only through LSE and O, which both runs share:
  * their check is dsinks.) */
-static void check_mods_matter(problem *p, const grads *mirror, double *const *g64)
+/* the same call without the modifiers */
+static fa2_bwd_args without_mods(fa2_bwd_args a)
 {
-    fa2_bwd_args a = p->host_args;
     a.softcap = 0.0f;
     a.alibi_slopes = NULL;
     a.alibi_batch_stride = 0;
     a.sinks = NULL;
     a.dsinks = NULL;
     a.dropout_p = 0.0f;
+    return a;
+}
+
+static void check_mods_matter(problem *p, const grads *mirror, double *const *g64)
+{
+    const fa2_bwd_args a = without_mods(p->host_args);
     grads plain;
     run_cpu_args(p, FA2_BACKEND_CPU_TILED, a, &plain);
     double most = 0.0;
@@ -862,6 +868,110 @@ START_TEST(test_modifiers_deterministic_bits)
         grads_free(&again);
     }
     grads_free(&first);
+    problem_free(&p);
+}
+END_TEST
+
+/* ---- both main kernels with the modifiers ------------------------------ */
+
+/* On sm_90 the wgmma kernel's MODS instantiation runs the cases above;
+ * FA2_CUDA_BWD_KERNEL=mma forces the mma.sync kernel's (the one sm_80
+ * runs). The environment is read per call. */
+static void force_mma_kernel(int on)
+{
+    set_env("FA2_CUDA_BWD_KERNEL", on ? "mma" : NULL);
+}
+
+/* the mods case's checked teardown: a failed case must not leave the
+ * next ones on the forced kernel */
+static void default_kernel(void)
+{
+    force_mma_kernel(0);
+}
+
+static int device_is_sm90(void)
+{
+    int dev = 0, major = 0;
+    cuda_ok(cudaGetDevice(&dev), "cudaGetDevice");
+    cuda_ok(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
+            "cudaDeviceGetAttribute");
+    return major == 9;
+}
+
+/* The mma.sync kernel's MODS instantiation against the mirror and the
+ * oracle as above: each feature over grid variants 0 and 1, head dims 64
+ * and 128, fp16 and bf16, and all four at head dim 256. */
+START_TEST(test_modifiers_on_the_mma_kernel_match_mirror_and_oracle)
+{
+    const fa2_dtype dt = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    const int f = (_i / 4) % N_MOD_FEATURES;
+    uint64_t rng = run_seed ^ (0x30d8ull * (uint64_t)(_i + 1));
+    spec s;
+    if (_i < 4 * N_MOD_FEATURES)
+        grid_spec(&s, dt, (_i / 2) % 2 ? 128 : 64, (_i / 2) % 2);
+    else
+        grid_spec(&s, dt, 256, 1);
+    set_mods(&s, _i < 4 * N_MOD_FEATURES ? f : 4);
+    force_mma_kernel(1);
+    check_problem(&s, &rng, NULL);
+    force_mma_kernel(0);
+}
+END_TEST
+
+/* Both kernels compute the same products in the same order and the
+ * modifiers' elements with the same code (gpu/bwd_mods.cuh), so where the
+ * plain kernels give the same bits for a gradient (deterministic mode:
+ * dq's adds in the same order too), the MODS kernels must as well; dsinks
+ * comes from the shared preprocess, the same bits always. Loop: each
+ * feature (and all four), head dims 64 / 128 / 256, fp16 and bf16, causal
+ * GQA. (Where the device has no wgmma kernel both runs take the mma.sync
+ * one and agree trivially.) */
+START_TEST(test_modifiers_same_bits_on_both_kernels)
+{
+    const fa2_dtype dt = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    const int d = (_i / 2) % 3 == 0 ? 64 : (_i / 2) % 3 == 1 ? 128 : 256;
+    const int f = _i / 6;
+    uint64_t rng = run_seed ^ (0x30d9ull * (uint64_t)(_i + 1));
+    spec s;
+    spec_init(&s, dt, d);
+    s.nq = s.nk = quick() ? 200 : 333;
+    s.hq = 4, s.hkv = 2, s.causal = 1, s.deterministic = 1;
+    set_mods(&s, f);
+    problem p;
+    problem_init(&p, &s, &rng);
+    const fa2_bwd_args plain = without_mods(p.dev_args);
+    grads r[2][2]; /* [plain, mods][default kernel, mma.sync] */
+    for (int k = 0; k < 2; k++) {
+        force_mma_kernel(k);
+        const fa2_status st0 = run_gpu(&p, &plain, &r[0][k]);
+        const fa2_status st1 = run_gpu(&p, &p.dev_args, &r[1][k]);
+        force_mma_kernel(0);
+        ck_assert_int_eq(st0, FA2_OK);
+        ck_assert_int_eq(st1, FA2_OK);
+    }
+    int agree[2][3];
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 3; i++) {
+            gtensor *x = grad_tensor(&p, i);
+            agree[m][i] = memcmp(r[m][0].g[i], r[m][1].g[i],
+                                 (size_t)x->n_alloc * x->esize) == 0;
+        }
+    if (verbose())
+        fprintf(stderr, "kernels %s (%s): plain dq/dk/dv same bits %d%d%d, "
+                "modifiers %d%d%d\n", device_is_sm90() ? "wgmma vs mma.sync"
+                                                       : "mma.sync twice",
+                p.desc, agree[0][0], agree[0][1], agree[0][2], agree[1][0],
+                agree[1][1], agree[1][2]);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(!agree[0][i] || agree[1][i], "plain %s has the same bits "
+                      "on both kernels, but with the modifiers it differs: %s",
+                      grad_names[i], p.desc);
+    if (s.sinks)
+        ck_assert_msg(memcmp(r[1][0].ds, r[1][1].ds, sizeof(float) * (size_t)s.hq) == 0,
+                      "dsinks differ between the kernels: %s", p.desc);
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++)
+            grads_free(&r[m][k]);
     problem_free(&p);
 }
 END_TEST
@@ -1352,6 +1462,7 @@ static Suite *cuda_bwd_suite(void)
     /* the score modifiers and dropout (CK_RUN_CASE=mods runs them alone) */
     TCase *mods = tcase_create("mods");
     tcase_set_timeout(mods, 600);
+    tcase_add_checked_fixture(mods, NULL, default_kernel);
     if (quick()) {
         /* each feature once, over grid variants 0 and 1, both dtypes and
          * head dims 64 and 128 */
@@ -1367,6 +1478,18 @@ static Suite *cuda_bwd_suite(void)
         tcase_add_loop_test(mods, test_modifiers_deterministic_bits, 0, 4);
     }
     tcase_add_test(mods, test_rejects_host_modifier_arrays);
+    /* the other main kernel (on sm_90: the mma.sync one) and the bits of both */
+    if (quick()) {
+        tcase_add_loop_test(mods, test_modifiers_on_the_mma_kernel_match_mirror_and_oracle,
+                            4 * N_MOD_FEATURES - 1, 4 * N_MOD_FEATURES);
+        tcase_add_loop_test(mods, test_modifiers_same_bits_on_both_kernels,
+                            6 * (N_MOD_FEATURES - 1) + 3, 6 * (N_MOD_FEATURES - 1) + 4);
+    } else {
+        tcase_add_loop_test(mods, test_modifiers_on_the_mma_kernel_match_mirror_and_oracle,
+                            0, 4 * N_MOD_FEATURES + 2);
+        tcase_add_loop_test(mods, test_modifiers_same_bits_on_both_kernels, 0,
+                            6 * N_MOD_FEATURES);
+    }
     suite_add_tcase(s, mods);
     TCase *args = tcase_create("arguments");
     tcase_add_test(args, test_rejects_host_pointers_and_misalignment);
