@@ -13,7 +13,13 @@ back-to-back calls), medians in TFLOP/s (causal counts half the FLOPs).
 
     FA2_LIB=.../libfa2.so.0 python3 bench/fwd_sched.py [--head-dims 64,128,256]
         [--seqlens 512,1024,...] [--masks causal,none] [--dtype bf16]
-        [--scheds dynamic,blocks,static] [--rounds 10] [--reps 5]
+        [--scheds dynamic,blocks,static] [--rounds 10] [--reps 5] [--profile]
+
+--profile calls each schedule twice per shape, untimed, without cuDNN,
+for a profiler: e.g. `ncu --clock-control none --launch-skip 2
+--launch-count 2 -k regex:fwd_kernel_sm90 python3 bench/fwd_sched.py
+--profile --head-dims 128 --seqlens 1024` profiles the second call of
+each of the two default schedules.
 """
 import argparse
 import os
@@ -46,6 +52,7 @@ def main():
     ap.add_argument("--scheds", default="dynamic,blocks")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     dt = torch.bfloat16 if a.dtype == "bf16" else torch.float16
     scheds = a.scheds.split(",")
@@ -73,6 +80,12 @@ def main():
                 def cudnn():
                     with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
                         return F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+                if a.profile:
+                    for _ in range(2):
+                        for name, fn in calls:
+                            fn()
+                    torch.cuda.synchronize()
+                    continue
                 calls.append(("cudnn", cudnn))
                 ref = None
                 for name, fn in calls:  # warm up, and every schedule gives the same bytes
