@@ -526,6 +526,39 @@ static void grid_case(int i, tl_rng *r, tl_spec *s, mods *m)
     *m = grid_mods[i % 6];
 }
 
+/* What float32 arithmetic alone moves the FA2 form of dsinks[h] by:
+ * dsink = -sum_i P_sink,i D_i with P_sink,i = exp2(sink log2 e - LSE_i
+ * log2 e) from the stored LSE, D_i = dO_i . O_i, and the rows' terms added
+ * in float. Each term carries a relative rounding of a few u32 plus that of
+ * the exponent's argument, about u32 (|LSE_i| + |sink|) log2 e; the sum
+ * cancels (dsinks is often far smaller than the sum of |terms|), so the
+ * floor is taken on the terms' magnitude. Standard attention forms P_sink
+ * and D its own way (its error is no cover for these, and it varies with
+ * OpenBLAS's summation order: FA2_TEST_SEED=699894103780 once failed on
+ * the old floor alone, 64 u (|dsinks| + 1)). */
+static double dsink_rounding_floor(const bwd_problem *p, int64_t h)
+{
+    const double u32 = 0x1p-24, log2e = 1.4426950408889634;
+    const tl_tensor *o = &p->f.o, *dout = &p->dout, *lse = &p->f.lse;
+    const int64_t *sh = o->t.shape; /* [B, rows, Hq, d] */
+    const double sink = p->f.args.sinks[h];
+    double floor = 0.0;
+    for (int64_t b = 0; b < sh[0]; b++)
+        for (int64_t i = 0; i < sh[1]; i++) {
+            const int64_t li[3] = {b, h, i};
+            const double L = tl_get(lse, li), ps = exp(sink - L);
+            if (!isfinite(ps))
+                continue;
+            double D = 0.0;
+            for (int64_t c = 0; c < sh[3]; c++) {
+                const int64_t oi[4] = {b, i, h, c};
+                D += tl_get(dout, oi) * tl_get(o, oi);
+            }
+            floor += ps * fabs(D) * (8.0 + (fabs(L) + fabs(sink)) * log2e);
+        }
+    return u32 * floor;
+}
+
 START_TEST(test_tiled_and_standard_meet_the_bound_with_modifiers)
 {
     tl_rng r;
@@ -602,7 +635,8 @@ START_TEST(test_tiled_and_standard_meet_the_bound_with_modifiers)
     for (int64_t h = 0; m.sinks && h < s.heads_q; h++) {
         const double e_t = fabs(p.md.dsinks[h] - p.dsinks64[h]);
         const double e_s = fabs(std_dsinks[h] - p.dsinks64[h]);
-        const double fl = 64.0 * u * (fabs(p.dsinks64[h]) + 1.0);
+        const double fl = 64.0 * u * (fabs(p.dsinks64[h]) + 1.0) +
+                          dsink_rounding_floor(&p, h);
         ck_assert_msg(e_t <= 2 * e_s + fl, "dsinks[%lld]: tiled %.6g, standard "
                       "%.6g, oracle %.6g with %s on %s", (long long)h,
                       (double)p.md.dsinks[h], (double)std_dsinks[h], p.dsinks64[h],
