@@ -634,14 +634,6 @@ fa2_status launch_fwd(const fa2_fwd_params &p, bool bf16, cudaStream_t stream)
         }
     }
     const int64_t grid = (int64_t)p.m_blocks * p.heads_q * p.num_seqs;
-    if (p.dropout_mask) { /* the kernel marks the kept visible elements */
-        err = cudaMemsetAsync(p.dropout_mask, 0,
-                              (size_t)p.num_seqs * p.heads_q * p.seqlen_q * p.seqlen_k,
-                              stream);
-        if (err != cudaSuccess)
-            return fa2_fail(FA2_ERR_CUDA, "clearing dropout_mask failed: %s",
-                            cudaGetErrorString(err));
-    }
     kern<<<(unsigned)grid, FA2_FWD_WARPS(HD) * 32, smem, stream>>>(p);
     err = cudaGetLastError();
     if (err != cudaSuccess)

@@ -797,14 +797,6 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
                         "%d bytes of shared memory per block and this device refuses "
                         "that (%s)", HD, smem, cudaGetErrorString(err));
     }
-    if (p.dropout_mask) { /* the kernel marks the kept visible elements */
-        err = cudaMemsetAsync(p.dropout_mask, 0,
-                              (size_t)p.num_seqs * p.heads_q * p.seqlen_q * p.seqlen_k,
-                              stream);
-        if (err != cudaSuccess)
-            return fa2_fail(FA2_ERR_CUDA, "clearing dropout_mask failed: %s",
-                            cudaGetErrorString(err));
-    }
     kern<<<(unsigned)grid, 128 * (NC + 1), smem, stream>>>(p, maps[0], maps[1], maps[2]);
     err = cudaGetLastError();
     if (err != cudaSuccess)

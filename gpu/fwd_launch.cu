@@ -294,6 +294,14 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     if ((st = fa2_cuda_traffic_pointer(&k.traffic)))
         return st;
 #endif
+    if (k.dropout_mask) { /* either kernel marks the kept visible elements */
+        err = cudaMemsetAsync(
+            k.dropout_mask, 0, (size_t)k.num_seqs * k.heads_q * k.seqlen_q * k.seqlen_k,
+            (cudaStream_t)a->stream);
+        if (err != cudaSuccess)
+            return fa2_fail(FA2_ERR_CUDA, "clearing dropout_mask failed: %s",
+                            cudaGetErrorString(err));
+    }
     if (fa2_cuda_fwd_sm90_chosen((int)p->head_dim)) {
         st = fa2_cuda_fwd_sm90(&k, a, (int)p->head_dim);
         if (st != FA2_ERR_UNSUPPORTED) {
