@@ -5,6 +5,8 @@ and against SDPA's cuDNN backend, in one process, on the same tensors
 
     static   FA2_CUDA_FWD90_SCHED=static: one block per SM, tiles round robin
     dynamic  FA2_CUDA_FWD90_SCHED=dynamic: one block per SM, tiles from a counter
+    pairs    FA2_CUDA_FWD90_SCHED=pairs: one block per SM, causal query blocks
+             (m, last - m) of a head in pairs, pairs round robin
     blocks   FA2_CUDA_FWD90_SCHED=blocks: one block per tile
 
 The paper grid's shapes (batch x seqlen = 16k, hidden 2048), each variant
@@ -13,7 +15,7 @@ back-to-back calls), medians in TFLOP/s (causal counts half the FLOPs).
 
     FA2_LIB=.../libfa2.so.0 python3 bench/fwd_sched.py [--head-dims 64,128,256]
         [--seqlens 512,1024,...] [--masks causal,none] [--dtype bf16]
-        [--scheds dynamic,blocks,static] [--rounds 10] [--reps 5] [--profile]
+        [--scheds pairs,blocks,dynamic,static] [--rounds 10] [--reps 5] [--profile]
 
 --profile calls each schedule twice per shape, untimed, without cuDNN,
 for a profiler: e.g. `ncu --clock-control none --launch-skip 2
@@ -49,7 +51,7 @@ def main():
     ap.add_argument("--seqlens", default="512,1024,2048,4096,8192,16384")
     ap.add_argument("--masks", default="causal")
     ap.add_argument("--dtype", default="bf16", choices=("fp16", "bf16"))
-    ap.add_argument("--scheds", default="dynamic,blocks")
+    ap.add_argument("--scheds", default="pairs,blocks")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--profile", action="store_true")

@@ -79,6 +79,13 @@ static inline int fa2_fwd_kernel_head_dim(int d)
  * on the H200, bench/NOTES-fwd90.md), the environment's
  * FA2_CUDA_FWD90_CONSUMERS=2|3 overrides it (for measurements; the tile
  * query follows the same choice).
+ *
+ * block_n per head dim may be set at build time for tuning, e.g.
+ * -DFA2_FWD90_BN_HD128=176 -DFA2_FWD90_BN_HD256=80 in CPPFLAGS and
+ * NVCCFLAGS (the shapes gpu/wgmma_wide.cuh has: 64, 80, 128, 176).
+ * Measured on the H200 (bench/NOTES-fwd90.md): 176 at d128 ran 1-7%
+ * slower (ptxas spills 72-940 bytes), 80 at d256 0-2% faster at 4k-16k
+ * and 3% slower at 1k causal; neither is the default.
  */
 #define FA2_FWD90_NUM_HEAD_DIMS 3
 static inline int fa2_fwd90_kernel_head_dim(int d)
@@ -89,9 +96,17 @@ static inline int fa2_fwd90_kernel_head_dim(int d)
 #define FA2_FWD90_CONSUMERS(HD) ((HD) == 64 ? 3 : 2)
 #endif
 #define FA2_FWD90_HAS_NC3(HD) ((HD) == 64)
-#ifndef FA2_FWD90_BLOCK_N
-#define FA2_FWD90_BLOCK_N(HD) ((HD) <= 128 ? 128 : 64)
+#ifndef FA2_FWD90_BN_HD64
+#define FA2_FWD90_BN_HD64 128
 #endif
+#ifndef FA2_FWD90_BN_HD128
+#define FA2_FWD90_BN_HD128 128
+#endif
+#ifndef FA2_FWD90_BN_HD256
+#define FA2_FWD90_BN_HD256 64
+#endif
+#define FA2_FWD90_BLOCK_N(HD)                                                  \
+    ((HD) <= 64 ? FA2_FWD90_BN_HD64 : (HD) <= 128 ? FA2_FWD90_BN_HD128 : FA2_FWD90_BN_HD256)
 #ifndef FA2_FWD90_STAGES
 #define FA2_FWD90_STAGES(HD) 2
 #endif

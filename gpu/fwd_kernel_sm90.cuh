@@ -66,8 +66,12 @@ namespace fa2gpu {
 template <bool IS_BF16, int BN>
 __device__ __forceinline__ void wg_s(float (&s)[BN / 2], uint64_t da, uint64_t db, int acc)
 {
-    if constexpr (BN == 128)
+    if constexpr (BN == 176)
+        wgmma_ss_n176<IS_BF16, 0, 0>(s, da, db, acc);
+    else if constexpr (BN == 128)
         wgmma_ss_n128<IS_BF16, 0, 0>(s, da, db, acc);
+    else if constexpr (BN == 80)
+        wgmma_ss_n80<IS_BF16, 0, 0>(s, da, db, acc);
     else
         wgmma_ss_n64<IS_BF16, 0, 0>(s, da, db, acc);
 }
@@ -110,7 +114,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     constexpr int KQ = HD / 16; /* k16 steps of Q K^T                   */
     constexpr int KP = BN / 16; /* k16 steps of P V                     */
     constexpr uint32_t Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
-    static_assert((NC == 2 || NC == 3) && HD % 64 == 0 && BN % 64 == 0, "tiling");
+    static_assert((NC == 2 || NC == 3) && HD % 64 == 0 && BN % 16 == 0, "tiling");
     /* registers: the producer gives back what the consumers take (the
      * block's 64K split over 128 * (NC + 1) threads) */
     constexpr int PRODUCER_REGS = NC == 2 ? 40 : 24;
@@ -141,13 +145,19 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const bool varlen = p.cu_seqlens_q != nullptr;
-    const int64_t ntiles = (int64_t)p.m_blocks * p.heads_q * p.num_seqs;
+    /* tile numbers per head: the query blocks, or with p.tile_pairs the
+     * slots of ceil(m_blocks / 2) pairs (an odd count leaves one empty) */
+    const int per_head = p.tile_pairs ? 2 * ((p.m_blocks + 1) / 2) : p.m_blocks;
+    const int64_t ntiles = (int64_t)per_head * p.heads_q * p.num_seqs;
 
     /* One tile = one (sequence, head, query block), numbered as
      * fwd_kernel.cuh numbers its thread blocks (query blocks fastest, the
      * last, longest under a causal mask, first). A block runs tiles
      * blockIdx.x, + gridDim.x, ... (gridDim.x = the tiles, or the SMs for
-     * a persistent launch). */
+     * a persistent launch). With p.tile_pairs, slots 2u and 2u + 1 of a
+     * head are query blocks M - 1 - u and u (M = m_blocks): under a causal
+     * mask their key blocks add up to the same count for every u, and a
+     * block runs both slots of pairs blockIdx.x, + gridDim.x, ... */
     struct tile_t {
         int m_block, h, hk, seq;
         int64_t batch, q_start, k_start, seqlen_q, seqlen_k, row_lo;
@@ -156,8 +166,15 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         fa2_block_range kv;
     };
     auto tile_at = [&](int64_t tile, tile_t &T) -> bool {
-        T.m_block = p.m_blocks - 1 - (int)(tile % p.m_blocks);
-        const int64_t bh = tile / p.m_blocks;
+        const int r = (int)(tile % per_head);
+        if (p.tile_pairs) {
+            T.m_block = r & 1 ? r >> 1 : p.m_blocks - 1 - (r >> 1);
+            if (r & 1 && T.m_block == p.m_blocks - 1 - (r >> 1))
+                return false; /* the empty slot of an odd count's middle pair */
+        } else {
+            T.m_block = p.m_blocks - 1 - r;
+        }
+        const int64_t bh = tile / per_head;
         T.h = (int)(bh % p.heads_q);
         const int b = (int)(bh / p.heads_q);
         T.seq = b;
@@ -213,6 +230,12 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
      * slots in shared memory (full: one arrival, the producer's; empty:
      * one per consumer warp). A number past the last tile ends the loop. */
     const bool dynamic = p.tile_counter != nullptr;
+    /* the k-th tile of this block without a counter */
+    auto static_tile = [&](int k) -> int64_t {
+        if (p.tile_pairs)
+            return 2 * (blockIdx.x + (int64_t)(k >> 1) * gridDim.x) + (k & 1);
+        return blockIdx.x + (int64_t)k * gridDim.x;
+    };
 
     if (warp < 4) {
         /* ---- producer warpgroup ------------------------------------------ */
@@ -232,7 +255,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         int ticket = dynamic && lane == 0 ? atomicAdd(p.tile_counter, 1) : 0;
         auto next_tile = [&](int k) -> int64_t {
             if (!dynamic)
-                return blockIdx.x + (int64_t)k * gridDim.x;
+                return static_tile(k);
             int64_t tile = 0;
             if (lane == 0) {
                 tile = ticket;
@@ -360,7 +383,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     /* the k-th tile of this block: computed, or the producer's */
     auto next_tile = [&](int k) -> int64_t {
         if (!dynamic)
-            return blockIdx.x + (int64_t)k * gridDim.x;
+            return static_tile(k);
         const int slot = k & 1;
         mbar_wait(&tile_full[slot], (k >> 1) & 1);
         /* lane 0 reads and broadcasts: a value the compiler sees is the

@@ -282,6 +282,7 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     k.window_right = p->window_right;
     k.traffic = NULL;
     k.tile_counter = NULL; /* the sm_90 launch sets its own */
+    k.tile_pairs = 0;
     k.softcap = p->softcap;
     k.alibi_slopes = p->alibi_slopes;
     k.alibi_stride = p->alibi_stride;

@@ -58,6 +58,10 @@ typedef struct fa2_fwd_params {
     /* sm_90 kernel, persistent launches: NULL, tiles blockIdx.x + k
      * gridDim.x; else a zeroed counter the blocks take tiles from */
     int *tile_counter;
+    /* sm_90 kernel, persistent causal launches: tiles in pairs of query
+     * blocks (m, m_blocks - 1 - m) of one head, whose key blocks add up to
+     * the same count, so that a static round robin of pairs is balanced */
+    int tile_pairs;
 } fa2_fwd_params;
 
 #endif /* FA2_GPU_FWD_PARAMS_H */

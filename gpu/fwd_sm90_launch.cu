@@ -140,7 +140,7 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
         (st = make_map(encode, &maps[2], &a->v, "v", bn)))
         return st;
     const int bf16 = a->q.dtype == FA2_DTYPE_BF16;
-    /* Grid, three schedules:
+    /* Grid, four schedules:
      *   static   one block per SM, each running every gridDim-th tile, so
      *            that a tile's epilogue overlaps the next tile's loads;
      *            where the tiles are all alike (no causal mask, no window,
@@ -152,15 +152,27 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
      *            balance, and the epilogue still overlaps the next loads;
      *            measured slower than `blocks` on causal launches and than
      *            `static` on the others (bench/NOTES-fwd90.md), so opt-in;
-     *   blocks   one block per tile, the hardware's scheduling: causal,
-     *            window and varlen launches.
-     * FA2_CUDA_FWD90_SCHED=static|dynamic|blocks overrides the choice (and
+     *   pairs    one block per SM, each running every gridDim-th pair of
+     *            query blocks (m, last - m) of a head, whose causal costs
+     *            add up to the same for every pair: a balanced static
+     *            assignment that keeps the concurrent blocks on a few
+     *            heads' K/V. Causal launches of fixed lengths with 128-row
+     *            tiles and up to 64 query blocks (seqlen 8k): 1.05-1.10x
+     *            `blocks` at 1k-2k on the H200, 1.00-1.07x at 4k-8k; at 16k the
+     *            static assignment's last round costs 3% and at head dim
+     *            64 (192-row tiles) it lost (bench/NOTES-fwd90.md);
+     *   blocks   one block per tile, the hardware's scheduling: window
+     *            and varlen launches, and the causal ones pairs leaves.
+     * FA2_CUDA_FWD90_SCHED=static|dynamic|pairs|blocks overrides the choice (and
      * FA2_CUDA_FWD90_PERSISTENT=1|0 means static|blocks), for
      * measurements. */
     const int64_t tiles = (int64_t)k.m_blocks * k.heads_q * k.num_seqs;
-    const int alike = !k.causal && k.window_left < 0 && k.window_right < 0 && !k.cu_seqlens_q;
-    enum { SCHED_STATIC, SCHED_DYNAMIC, SCHED_BLOCKS } sched =
-        alike ? SCHED_STATIC : SCHED_BLOCKS;
+    const int fixed = k.window_left < 0 && k.window_right < 0 && !k.cu_seqlens_q;
+    enum { SCHED_STATIC, SCHED_DYNAMIC, SCHED_PAIRS, SCHED_BLOCKS } sched =
+        !fixed     ? SCHED_BLOCKS
+        : !k.causal ? SCHED_STATIC
+        : nc == 2 && k.m_blocks <= 64 ? SCHED_PAIRS
+                                      : SCHED_BLOCKS;
     const char *pe = getenv("FA2_CUDA_FWD90_PERSISTENT");
     if (pe && (strcmp(pe, "0") == 0 || strcmp(pe, "1") == 0))
         sched = pe[0] == '1' ? SCHED_STATIC : SCHED_BLOCKS;
@@ -169,9 +181,14 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
         sched = SCHED_STATIC;
     else if (se && strcmp(se, "dynamic") == 0)
         sched = SCHED_DYNAMIC;
+    else if (se && strcmp(se, "pairs") == 0)
+        sched = SCHED_PAIRS;
     else if (se && strcmp(se, "blocks") == 0)
         sched = SCHED_BLOCKS;
-    int64_t grid = tiles;
+    /* pairs: a block runs both slots of a pair, so the grid counts pairs */
+    k.tile_pairs = sched == SCHED_PAIRS;
+    int64_t grid = sched == SCHED_PAIRS ? (int64_t)((k.m_blocks + 1) / 2) * k.heads_q * k.num_seqs
+                                        : tiles;
     if (sched != SCHED_BLOCKS) {
         int dev = 0, sms = 0;
         if (cudaGetDevice(&dev) == cudaSuccess &&

@@ -3,13 +3,14 @@
 sm_90 forward uses (inline PTX needs every accumulator register spelled out,
 so these are written by this script rather than by hand):
 
-    wgmma_ss_n<N>:  D(64xN) (=|+=) A(64x16, smem) B(16xN, smem)   N = 64, 128
+    wgmma_ss_n<N>:  D(64xN) (=|+=) A(64x16, smem) B(16xN, smem)   N = 64, 80, 128,
+                                                                  176
     wgmma_rs_n<N>:  D(64xN) +=      A(64x16, regs) B(16xN, smem)   N = 64, 128, 256
 
 Run from the repository root:  python3 gpu/gen_wgmma_wide.py > gpu/wgmma_wide.cuh
 """
 
-SS = (64, 128)
+SS = (64, 80, 128, 176)
 RS = (64, 128, 256)
 
 
