@@ -164,7 +164,7 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
             for (int hf = 0; hf < 2; hf++) {
                 float dist = 0.0f, grad;
                 if (ALIBI)
-                    dist = ALIBI_F32 ? fabsf(a[hf] + (float)(8 * nt + e))
+                    dist = ALIBI_F32 ? fa2_alibi_distance_f32(a[hf], (float)(8 * nt + e))
                                      : fa2_alibi_distance(&s, r, kcol0 + 8 * hf);
                 float u = fa2_score_logit_grad_dist(&s, frag(sc, nt, 2 * hf + e), dist, &grad);
                 if (r < vis_lo[hf] || r >= vis_hi[hf])

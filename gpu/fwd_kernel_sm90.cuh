@@ -470,8 +470,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         /* S -> logits u (fa2_score.h), before the mask. Element (i, e) of
          * row half hf is column col_lo + 8 i + 2 t + e; ALiBi's distance
          * |r + Nk - Nq - c| is formed in float from a per-row base where
-         * that is exact (every integer below 2^24), else as
-         * fa2_alibi_distance forms it. */
+         * that is exact (fa2_alibi_f32_exact), else as fa2_alibi_distance
+         * forms it. */
         auto to_logits = [&](int64_t col_lo) {
             if (sm.softcap > 0.0f) {
 #pragma unroll
@@ -488,14 +488,15 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             for (int hf = 0; hf < 2; hf++) {
                 const int64_t base =
                     row_lo + wrow + g + 8 * hf + sm.diag_offset - (col_lo + 2 * t);
-                if (base > -(1 << 24) + BN && base < (1 << 24)) {
+                if (fa2_alibi_f32_exact(base, BN)) {
                     const float bf = (float)base;
 #pragma unroll
                     for (int i = 0; i < BN / 8; i++)
 #pragma unroll
                         for (int e = 0; e < 2; e++)
                             s[4 * i + 2 * hf + e] = fa2_score_alibi(
-                                &sm, s[4 * i + 2 * hf + e], fabsf(bf - (float)(8 * i + e)));
+                                &sm, s[4 * i + 2 * hf + e],
+                                fa2_alibi_distance_f32(bf, -(float)(8 * i + e)));
                 } else {
                     const int64_t r = row_lo + wrow + g + 8 * hf;
 #pragma unroll

@@ -70,6 +70,21 @@ FA2_HD static inline float fa2_alibi_distance(const fa2_score_mod *s, int64_t i,
     return (float)(dist < 0 ? -dist : dist);
 }
 
+/* The same distance in float arithmetic, as the CUDA kernels form it for a
+ * register fragment: base = i + Nk - Nq - j at the fragment's first
+ * element (converted once), k the element's offset from it (columns count
+ * -1, rows +1). Every integer below 2^24 is a float and so is a sum of two
+ * of them below 2^24, so this is fa2_alibi_distance's value exactly while
+ * fa2_alibi_f32_exact(base, reach) holds, reach = the largest |k|. */
+FA2_HD static inline int fa2_alibi_f32_exact(int64_t base, int64_t reach)
+{
+    return base > -(1 << 24) + reach && base < (1 << 24) - reach;
+}
+FA2_HD static inline float fa2_alibi_distance_f32(float base, float k)
+{
+    return fabsf(base + k);
+}
+
 /* The three steps of a logit, each rounded as below; fa2_score_logit
  * composes them, and the CUDA kernels compose the same calls with the
  * branches resolved per tile (the maths lives here once). */

@@ -164,6 +164,36 @@ START_TEST(test_score_functions_follow_their_definitions)
 }
 END_TEST
 
+/* The kernels' float form of the ALiBi distance (a base converted once,
+ * offsets added in float) is fa2_alibi_distance's value wherever
+ * fa2_alibi_f32_exact says so, up to the edge at 2^24; past it the two
+ * part, and the guard says no. */
+START_TEST(test_alibi_float_distance_is_exact_where_the_guard_allows)
+{
+    const int64_t reach = 128;
+    const int64_t bases[] = {0, 1, -1, 5000, -5000, (1 << 24) - reach - 1,
+                             -(1 << 24) + reach + 1, (1 << 23) + 12345};
+    const fa2_score_mod a = fa2_score_mod_make(1.0f, 0.0f, 1, 0.5f, 4, 4); /* Nk = Nq */
+    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+        ck_assert(fa2_alibi_f32_exact(bases[b], reach));
+        for (int64_t k = -reach; k <= reach; k++) {
+            /* base = i - j at the first element; the element is k further */
+            const float want = fa2_alibi_distance(&a, bases[b] + k, 0);
+            const float got = fa2_alibi_distance_f32((float)bases[b], (float)k);
+            ck_assert_msg(got == want, "base %lld, k %lld: %.1f vs %.1f", (long long)bases[b],
+                          (long long)k, (double)got, (double)want);
+        }
+    }
+    /* at and past the edge the guard refuses, and has to: a base of
+     * 2^24 + 1 is no float, and its float form is one off */
+    ck_assert(!fa2_alibi_f32_exact((1 << 24) - reach, reach));
+    ck_assert(!fa2_alibi_f32_exact(-(1 << 24) + reach, reach));
+    ck_assert(!fa2_alibi_f32_exact((1 << 24) + 1, reach));
+    ck_assert(fa2_alibi_distance_f32((float)((1 << 24) + 1), 1.0f) !=
+              fa2_alibi_distance(&a, (1 << 24) + 2, 0));
+}
+END_TEST
+
 /* ---- the dropout pattern ------------------------------------------------- */
 
 static uint8_t *run_mask(tl_problem *p, fa2_backend b, int64_t n)
@@ -769,6 +799,7 @@ static Suite *mods_suite(void)
     tcase_add_test(t, test_philox_gives_random123s_known_answers);
     tcase_add_test(t, test_dropout_decision_is_the_documented_word);
     tcase_add_test(t, test_score_functions_follow_their_definitions);
+    tcase_add_test(t, test_alibi_float_distance_is_exact_where_the_guard_allows);
     suite_add_tcase(s, t);
     t = tcase_create("dropout");
     tcase_set_timeout(t, 120);
