@@ -46,11 +46,6 @@ void *xmalloc(size_t n)
     return p;
 }
 
-void cuda_ok(cudaError_t e, const char *what)
-{
-    ck_assert_msg(e == cudaSuccess, "%s failed: %s", what, cudaGetErrorString(e));
-}
-
 /* shape [s0, s1, s2, s3] (lse: 3 dims [B, H, N]) in the given layout; the
  * allocation is poisoned (0xFF bytes: NaN in fp16, bf16 and fp32) */
 void gt_alloc(gtensor *x, fa2_dtype dt, int ndim, const int64_t *shape,

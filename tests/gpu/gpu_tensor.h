@@ -7,6 +7,7 @@
 
 #ifdef FA2_HAVE_CUDA
 #include "fa2.h"
+#include "gpu_mem.h"
 
 #include <cuda_runtime.h>
 #include <stddef.h>
@@ -38,7 +39,6 @@ uint64_t splitmix(uint64_t *s);
 double unif(uint64_t *s);
 double normal(uint64_t *s);
 void *xmalloc(size_t n);
-void cuda_ok(cudaError_t e, const char *what);
 void gt_alloc(gtensor *x, fa2_dtype dt, int ndim, const int64_t *shape,
               layout lay);
 void gt_free(gtensor *x);

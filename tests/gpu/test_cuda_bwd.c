@@ -275,13 +275,9 @@ static void problem_init(problem *p, const spec *s, uint64_t *rng)
     g->dk = p->dk.dev;
     g->dv = p->dv.dev;
     if (s->alibi || s->sinks) {
-        cuda_ok(cudaMalloc((void **)&p->d_slopes, sizeof p->slopes), "cudaMalloc");
-        cuda_ok(cudaMalloc((void **)&p->d_sinks, sizeof p->sinks), "cudaMalloc");
-        cuda_ok(cudaMalloc((void **)&p->d_dsinks, sizeof p->dsinks), "cudaMalloc");
-        cuda_ok(cudaMemcpy(p->d_slopes, p->slopes, sizeof p->slopes,
-                           cudaMemcpyHostToDevice), "cudaMemcpy");
-        cuda_ok(cudaMemcpy(p->d_sinks, p->sinks, sizeof p->sinks,
-                           cudaMemcpyHostToDevice), "cudaMemcpy");
+        p->d_slopes = gpu_copy_of(p->slopes, sizeof p->slopes);
+        p->d_sinks = gpu_copy_of(p->sinks, sizeof p->sinks);
+        p->d_dsinks = gpu_copy_of(NULL, sizeof p->dsinks);
         g->alibi_slopes = s->alibi ? p->d_slopes : NULL;
         g->sinks = s->sinks ? p->d_sinks : NULL;
         g->dsinks = s->sinks ? p->d_dsinks : NULL;

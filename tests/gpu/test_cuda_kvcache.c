@@ -32,6 +32,7 @@
 #ifdef FA2_HAVE_CUDA
 #include "fa2_kvcache.h" /* fa2_kvcache_block_m: the kernels' rows a block */
 #include "kvcache_params.h"
+#include "gpu/gpu_mem.h"
 #include "kvlib.h"
 
 #include <cuda_runtime.h>
@@ -42,28 +43,11 @@
 #define MIRROR_ULPS 4.0
 #define MIRROR_LSE_REL 1e-5
 
-static void cuda_check(cudaError_t e, const char *what)
-{
-    ck_assert_msg(e == cudaSuccess, "%s: %s", what, cudaGetErrorString(e));
-}
-
-static void *to_device(const void *host, size_t bytes)
-{
-    void *d = NULL;
-    if (!bytes)
-        return NULL;
-    cuda_check(cudaMalloc(&d, bytes), "cudaMalloc");
-    if (host)
-        cuda_check(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice), "upload");
-    else
-        cuda_check(cudaMemset(d, 0xff, bytes), "poison"); /* NaN in every dtype */
-    return d;
-}
 
 static void from_device(void *host, const void *dev, size_t bytes)
 {
     if (bytes)
-        cuda_check(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost), "download");
 }
 
 /* the device copy of a problem: the caches as drawn, outputs poisoned */
@@ -82,23 +66,23 @@ static void dev_problem_init(dev_problem *d, const kv_problem *p)
     d->new_bytes = (size_t)(s->batch * s->seqlen_new * s->heads_kv * s->head_dim) * es;
     d->lse_bytes = (size_t)(s->batch * s->heads_q * s->seqlen_q) * sizeof(float);
     d->a = p->args;
-    d->q = to_device(p->q, d->q_bytes);
-    d->o = to_device(NULL, d->q_bytes);
-    d->kc = to_device(p->k_cache0, p->cache_bytes);
-    d->vc = to_device(p->v_cache0, p->cache_bytes);
-    d->lens = to_device(p->seqlens, (size_t)s->batch * sizeof(int32_t));
+    d->q = gpu_copy_of(p->q, d->q_bytes);
+    d->o = gpu_copy_of(NULL, d->q_bytes);
+    d->kc = gpu_copy_of(p->k_cache0, p->cache_bytes);
+    d->vc = gpu_copy_of(p->v_cache0, p->cache_bytes);
+    d->lens = gpu_copy_of(p->seqlens, (size_t)s->batch * sizeof(int32_t));
     d->a.q.data = d->q;
     d->a.o.data = d->o;
     d->a.k_cache.data = d->kc;
     d->a.v_cache.data = d->vc;
     d->a.cache_seqlens = d->lens;
     if (!s->no_lse) {
-        d->lse = to_device(NULL, d->lse_bytes);
+        d->lse = gpu_copy_of(NULL, d->lse_bytes);
         d->a.lse.data = d->lse;
     }
     if (s->seqlen_new) {
-        d->kn = to_device(p->k_new, d->new_bytes);
-        d->vn = to_device(p->v_new, d->new_bytes);
+        d->kn = gpu_copy_of(p->k_new, d->new_bytes);
+        d->vn = gpu_copy_of(p->v_new, d->new_bytes);
         d->a.k_new.data = d->kn;
         d->a.v_new.data = d->vn;
     }
@@ -106,7 +90,7 @@ static void dev_problem_init(dev_problem *d, const kv_problem *p)
         const int64_t stride = p->args.block_table_stride ? p->args.block_table_stride
                                                           : p->max_pages;
         d->bt_bytes = (size_t)(stride * s->batch) * sizeof(int32_t);
-        d->bt = to_device(p->block_table, d->bt_bytes);
+        d->bt = gpu_copy_of(p->block_table, d->bt_bytes);
         d->a.block_table = d->bt;
     }
 }
@@ -203,7 +187,7 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
     st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
     ck_assert_msg(st == FA2_OK, "cuda: %s (%s) on %s", fa2_status_str(st),
                   fa2_last_error(), p.desc);
-    cuda_check(cudaDeviceSynchronize(), "the KV-cache kernels");
+    cuda_ok(cudaDeviceSynchronize(), "the KV-cache kernels");
     dev_problem_download(&dv, &p);
     kv_err gpu;
     kv_measure(&p, &gpu);
@@ -369,7 +353,7 @@ START_TEST(a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes)
     dev_problem dv;
     dev_problem_init(&dv, &p);
     cudaStream_t stream;
-    cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
     dv.a.stream = stream;
     int nsplits = 0;
     ck_assert(fa2_kvcache_num_splits(&dv.a, FA2_BACKEND_CUDA, &nsplits) == FA2_OK);
@@ -377,26 +361,26 @@ START_TEST(a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes)
 
     fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
     ck_assert_msg(st == FA2_OK, "direct call: %s", fa2_last_error());
-    cuda_check(cudaStreamSynchronize(stream), "direct call");
+    cuda_ok(cudaStreamSynchronize(stream), "direct call");
     void *o_direct = malloc(dv.q_bytes);
     float *lse_direct = malloc(dv.lse_bytes);
     from_device(o_direct, dv.o, dv.q_bytes);
     from_device(lse_direct, dv.lse, dv.lse_bytes);
 
-    cuda_check(cudaMemset(dv.o, 0xff, dv.q_bytes), "poison o");
-    cuda_check(cudaMemset(dv.lse, 0xff, dv.lse_bytes), "poison lse");
+    cuda_ok(cudaMemset(dv.o, 0xff, dv.q_bytes), "poison o");
+    cuda_ok(cudaMemset(dv.lse, 0xff, dv.lse_bytes), "poison lse");
     cudaGraph_t graph;
     cudaGraphExec_t exec;
-    cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    cuda_ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
     st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
     const cudaError_t end = cudaStreamEndCapture(stream, &graph);
     ck_assert_msg(st == FA2_OK, "captured call: %s", fa2_last_error());
     ck_assert_msg(end == cudaSuccess, "the capture was invalidated: %s",
                   cudaGetErrorString(end));
-    cuda_check(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+    cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
     for (int rep = 0; rep < 2; rep++)
-        cuda_check(cudaGraphLaunch(exec, stream), "replay");
-    cuda_check(cudaStreamSynchronize(stream), "replay");
+        cuda_ok(cudaGraphLaunch(exec, stream), "replay");
+    cuda_ok(cudaStreamSynchronize(stream), "replay");
     void *o_graph = malloc(dv.q_bytes);
     float *lse_graph = malloc(dv.lse_bytes);
     from_device(o_graph, dv.o, dv.q_bytes);
@@ -540,11 +524,11 @@ START_TEST(traffic_counters_equal_the_simulator_tensor_by_tensor)
     dev_problem dv;
     dev_problem_init(&dv, &p);
     dv.a.num_splits = nsplits;
-    cuda_check(cudaDeviceSynchronize(), "the uploads");
+    cuda_ok(cudaDeviceSynchronize(), "the uploads");
     ck_assert_int_eq(fa2_cuda_traffic_reset(), FA2_OK);
     const fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
     ck_assert_msg(st == FA2_OK, "cuda: %s on %s", fa2_last_error(), p.desc);
-    cuda_check(cudaDeviceSynchronize(), "the KV-cache kernels");
+    cuda_ok(cudaDeviceSynchronize(), "the KV-cache kernels");
     fa2_traffic got;
     ck_assert_int_eq(fa2_cuda_traffic_read(&got), FA2_OK);
     fa2_sim_counters sim;
