@@ -7,12 +7,27 @@
 # twice, as libtool does a .c file, doubled the CUDA build).
 #
 #   cudalt.sh OUT.lo NVCC [NVCC flags...] -c SRC.cu
+#
+# It also stops the build where ptxas says it serialised wgmma (its info
+# lines C7510, C7514, C7520): every wgmma of that kernel then waits for the
+# one before, a 25-30% loss that nothing else reports (bench/NOTES-fwd90.md,
+# 2026-12-02). FA2_ALLOW_WGMMA_SERIAL=1 builds such a kernel anyway.
 set -e
 lo=$1; shift
 dir=`dirname "$lo"`
 base=`basename "$lo" .lo`
 mkdir -p "$dir/.libs"
-"$@" -Xcompiler -fPIC -o "$dir/.libs/$base.o"
+log="$dir/.libs/$base.nvcc.log"
+st=0
+"$@" -Xcompiler -fPIC -o "$dir/.libs/$base.o" >"$log" 2>&1 || st=$?
+cat "$log" >&2
+[ $st -eq 0 ] || exit $st
+if grep -E '\((C7510|C7514|C7520)\)' "$log" >/dev/null && [ -z "${FA2_ALLOW_WGMMA_SERIAL:-}" ]; then
+    echo "cudalt.sh: ptxas serialised wgmma in $base (its C7510/C7514/C7520 lines" \
+         "above); set FA2_ALLOW_WGMMA_SERIAL=1 to build it anyway" >&2
+    rm -f "$dir/.libs/$base.o"
+    exit 1
+fi
 cp "$dir/.libs/$base.o" "$dir/$base.o"
 cat > "$lo" <<LOEOF
 # $base.lo - a libtool object file
