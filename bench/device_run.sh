@@ -225,6 +225,12 @@ sass)
     # part comes before the first HGMMA of the function)
     awk '/Function : /{f=$3} /HGMMA/{h[f]=1} /STL|LDL/{if(h[f]) c[f]++; else pc[f]++}
          END{for(f in pc) print "before first HGMMA", pc[f], f; for(f in c) print "after first HGMMA", c[f], f}' "$OUT/fwd90.sass"
+    # wgmma serialisation, per sm_90a function: a healthy kernel has a few
+    # WARPGROUP.DEPBARs (its waits); one per HGMMA means ptxas serialised
+    # them, which it may report only as extra C7519 info lines (2026-12-02)
+    awk '/Function : /{f=$3; getline; sm90 = ($0 ~ /SM90/)}
+         sm90 && /HGMMA/{h[f]++} sm90 && /WARPGROUP.DEPBAR/{d[f]++}
+         END{for (f in h) printf "%4d HGMMA %4d DEPBAR  %s\n", h[f], d[f], f}' "$OUT/fwd90.sass" | sort -k5
     ;;
 quickbench)
     log "benchmark vs SDPA (d 64/128, 1k..16k)"
