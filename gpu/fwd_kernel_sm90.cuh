@@ -155,9 +155,9 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
      * last, longest under a causal mask, first). A block runs tiles
      * blockIdx.x, + gridDim.x, ... (gridDim.x = the tiles, or the SMs for
      * a persistent launch). With p.tile_pairs, slots 2u and 2u + 1 of a
-     * head are query blocks M - 1 - u and u (M = m_blocks): under a causal
-     * mask their key blocks add up to the same count for every u, and a
-     * block runs both slots of pairs blockIdx.x, + gridDim.x, ... */
+     * head are query blocks M - 1 - u and u (fa2_pair_slot_block): under a
+     * causal mask their key blocks add up to the same count for every u,
+     * and a block runs both slots of pairs blockIdx.x, + gridDim.x, ... */
     struct tile_t {
         int m_block, h, hk, seq;
         int64_t batch, q_start, k_start, seqlen_q, seqlen_k, row_lo;
@@ -168,8 +168,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     auto tile_at = [&](int64_t tile, tile_t &T) -> bool {
         const int r = (int)(tile % per_head);
         if (p.tile_pairs) {
-            T.m_block = r & 1 ? r >> 1 : p.m_blocks - 1 - (r >> 1);
-            if (r & 1 && T.m_block == p.m_blocks - 1 - (r >> 1))
+            T.m_block = fa2_pair_slot_block(r, p.m_blocks);
+            if (T.m_block < 0)
                 return false; /* the empty slot of an odd count's middle pair */
         } else {
             T.m_block = p.m_blocks - 1 - r;

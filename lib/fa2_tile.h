@@ -162,6 +162,19 @@ FA2_HD static inline int64_t fa2_kv_block_at(fa2_block_range r, int64_t step)
     return r.hi - 1 - step;
 }
 
+/* The sm_90 forward's `pairs` schedule for causal launches: a head's
+ * 2 ceil(M/2) slots (M = m_blocks), slot 2u holding query block M - 1 - u
+ * and slot 2u + 1 block u. Under a causal mask block m visits about m + 1
+ * key blocks, so every pair visits the same number and a static round
+ * robin of pairs keeps the SMs equally busy. The order changes no
+ * rounding (each query block's rows are computed alone). -1: the empty
+ * slot of an odd M's middle pair. */
+FA2_HD static inline int fa2_pair_slot_block(int r, int m_blocks)
+{
+    const int m = r & 1 ? r >> 1 : m_blocks - 1 - (r >> 1);
+    return (r & 1) && m == m_blocks - 1 - (r >> 1) ? -1 : m;
+}
+
 /* Does tile (rows [row_lo, row_hi), cols [col_lo, col_lo + block_n)) need
  * the element mask, or is every (valid row, col) pair in it visible? Only
  * the last key block (ragged end) and blocks crossing a window edge do. */

@@ -647,6 +647,50 @@ START_TEST(bwd_dq_turns_never_deadlock_and_cost_no_wait_without_a_mask)
 }
 END_TEST
 
+/* The pairs schedule (gpu/fwd_kernel_sm90.cuh): a head's 2 ceil(M/2) slots
+ * name each of its M query blocks once (an odd M leaves one slot empty),
+ * and under a causal mask of equal lengths the two blocks of every full
+ * pair visit the same number of key blocks together (block_m 128, block_n
+ * 128 or 64: the kernel's tiles at head dims 128 and 256), so a static
+ * round robin of pairs is balanced. */
+START_TEST(pair_slots_name_every_query_block_once_and_causal_pairs_cost_the_same)
+{
+    enum { MAX_M = 70 };
+    for (int M = 1; M <= MAX_M; M++) {
+        int seen[MAX_M] = {0}, empty = 0;
+        const int slots = 2 * ((M + 1) / 2);
+        for (int r = 0; r < slots; r++) {
+            const int m = fa2_pair_slot_block(r, M);
+            if (m < 0) {
+                empty++;
+                continue;
+            }
+            TL_CHECK(m < M, "M %d slot %d: block %d", M, r, m);
+            seen[m]++;
+        }
+        TL_CHECK(empty == (M & 1), "M %d: %d empty slots", M, empty);
+        for (int m = 0; m < M; m++)
+            TL_CHECK(seen[m] == 1, "M %d: block %d named %d times", M, m, seen[m]);
+        const int block_ns[2] = {128, 64};
+        for (int b = 0; b < 2; b++) {
+            const fa2_mask mk = fa2_mask_make((int64_t)M * 128, (int64_t)M * 128, 1, -1, -1);
+            int64_t first = -1;
+            for (int u = 0; u < M / 2; u++) {
+                const int64_t cost =
+                    fa2_block_count(fa2_fwd_kv_blocks(&mk, fa2_pair_slot_block(2 * u, M), 128,
+                                                      block_ns[b])) +
+                    fa2_block_count(fa2_fwd_kv_blocks(&mk, fa2_pair_slot_block(2 * u + 1, M),
+                                                      128, block_ns[b]));
+                if (first < 0)
+                    first = cost;
+                TL_CHECK(cost == first, "M %d block_n %d: pair %d visits %lld key blocks, "
+                         "pair 0 %lld", M, block_ns[b], u, (long long)cost, (long long)first);
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tile");
@@ -669,6 +713,7 @@ int main(void)
     tcase_add_test(tm, window_is_left_and_right_of_the_aligned_diagonal);
     tcase_add_test(tm, mask_make_normalises_unbounded_sides_and_causal);
     tcase_add_test(tm, block_counts_round_up);
+    tcase_add_test(tm, pair_slots_name_every_query_block_once_and_causal_pairs_cost_the_same);
     suite_add_tcase(s, tm);
     TCase *ts = tcase_create("softmax");
     tcase_add_test(ts, rescale_gives_alpha_zero_on_the_first_tile);
