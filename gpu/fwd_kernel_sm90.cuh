@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     const bool varlen = p.cu_seqlens_q != nullptr;
     /* tile numbers per head: the query blocks, or with p.tile_pairs the
      * slots of ceil(m_blocks / 2) pairs (an odd count leaves one empty) */
-    const int per_head = p.tile_pairs ? 2 * ((p.m_blocks + 1) / 2) : p.m_blocks;
+    const int per_head = p.tile_pairs ? 2 * fa2_pair_count(p.m_blocks) : p.m_blocks;
     const int64_t ntiles = (int64_t)per_head * p.heads_q * p.num_seqs;
 
     /* One tile = one (sequence, head, query block), numbered as

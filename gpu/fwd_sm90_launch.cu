@@ -187,8 +187,8 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
         sched = SCHED_BLOCKS;
     /* pairs: a block runs both slots of a pair, so the grid counts pairs */
     k.tile_pairs = sched == SCHED_PAIRS;
-    int64_t grid = sched == SCHED_PAIRS ? (int64_t)((k.m_blocks + 1) / 2) * k.heads_q * k.num_seqs
-                                        : tiles;
+    int64_t grid =
+        sched == SCHED_PAIRS ? (int64_t)fa2_pair_count(k.m_blocks) * k.heads_q * k.num_seqs : tiles;
     if (sched != SCHED_BLOCKS) {
         int dev = 0, sms = 0;
         if (cudaGetDevice(&dev) == cudaSuccess &&

@@ -163,12 +163,16 @@ FA2_HD static inline int64_t fa2_kv_block_at(fa2_block_range r, int64_t step)
 }
 
 /* The sm_90 forward's `pairs` schedule for causal launches: a head's
- * 2 ceil(M/2) slots (M = m_blocks), slot 2u holding query block M - 1 - u
+ * 2 fa2_pair_count(M) slots (M = m_blocks), slot 2u holding query block M - 1 - u
  * and slot 2u + 1 block u. Under a causal mask block m visits about m + 1
  * key blocks, so every pair visits the same number and a static round
  * robin of pairs keeps the SMs equally busy. The order changes no
  * rounding (each query block's rows are computed alone). -1: the empty
  * slot of an odd M's middle pair. */
+FA2_HD static inline int fa2_pair_count(int m_blocks)
+{
+    return (m_blocks + 1) / 2;
+}
 FA2_HD static inline int fa2_pair_slot_block(int r, int m_blocks)
 {
     const int m = r & 1 ? r >> 1 : m_blocks - 1 - (r >> 1);

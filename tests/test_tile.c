@@ -658,7 +658,7 @@ START_TEST(pair_slots_name_every_query_block_once_and_causal_pairs_cost_the_same
     enum { MAX_M = 70 };
     for (int M = 1; M <= MAX_M; M++) {
         int seen[MAX_M] = {0}, empty = 0;
-        const int slots = 2 * ((M + 1) / 2);
+        const int slots = 2 * fa2_pair_count(M);
         for (int r = 0; r < slots; r++) {
             const int m = fa2_pair_slot_block(r, M);
             if (m < 0) {
@@ -675,7 +675,7 @@ START_TEST(pair_slots_name_every_query_block_once_and_causal_pairs_cost_the_same
         for (int b = 0; b < 2; b++) {
             const fa2_mask mk = fa2_mask_make((int64_t)M * 128, (int64_t)M * 128, 1, -1, -1);
             int64_t first = -1;
-            for (int u = 0; u < M / 2; u++) {
+            for (int u = 0; u < M / 2; u++) { /* the full pairs */
                 const int64_t cost =
                     fa2_block_count(fa2_fwd_kv_blocks(&mk, fa2_pair_slot_block(2 * u, M), 128,
                                                       block_ns[b])) +
