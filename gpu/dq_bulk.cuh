@@ -47,20 +47,8 @@ __device__ __forceinline__ void bulk_reduce_add_f32(float *gdst, const float *ss
 #endif
 }
 
-__device__ __forceinline__ void bulk_commit()
-{
-#if FA2_HAVE_BULK
-    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-#endif
-}
-
-/* this thread's bulk groups have read their shared memory */
-__device__ __forceinline__ void bulk_wait_read()
-{
-#if FA2_HAVE_BULK
-    asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-#endif
-}
+using fa2gpu::bulk_commit;    /* ptx.cuh */
+using fa2gpu::bulk_wait_read; /* ptx.cuh */
 
 /* this thread's bulk groups are complete, their writes ordered before
  * this thread's later generic-proxy accesses (a fence and a flag release

@@ -102,7 +102,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     fwd_kernel_sm90(const __grid_constant__ fa2_fwd_params p,
                     const __grid_constant__ fa2_tmap tmq,
                     const __grid_constant__ fa2_tmap tmk,
-                    const __grid_constant__ fa2_tmap tmv)
+                    const __grid_constant__ fa2_tmap tmv,
+                    const __grid_constant__ fa2_tmap tmo)
 {
 #if FA2_HAVE_WGMMA
     constexpr int BM = 64 * NC; /* NC consumer warpgroups of 64 rows     */
@@ -380,6 +381,10 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 
     int gstep = 0, qiter = 0;
     unsigned tail_phase = 0;
+    /* O leaves by TMA store (p.o_tma: fixed lengths, O's own buffer), the
+     * warpgroup's first thread issuing it */
+    const bool o_tma = SEPARATE_O && p.o_tma;
+    const bool o_store_lane = o_tma && (ctid & 127) == 0;
     /* the k-th tile of this block: computed, or the producer's */
     auto next_tile = [&](int k) -> int64_t {
         if (!dynamic)
@@ -748,32 +753,57 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 inv_l[hf] = fa2_dropout_out_scale(&p.dropout, inv_l[hf]);
         }
         /* every warp of this warpgroup is past its last S product (sO = sQ)
-         * and past its share of the last tile's O copy (sO) */
+         * and past its share of the last tile's O copy (sO); with the copy
+         * engine storing O, its last store has read sO */
+        if (o_store_lane)
+            bulk_wait_read();
         named_sync(1 + cw, 128);
+        /* O / l, rounded, into sO's swizzled layout by stmatrix: per 16
+         * columns k of the warp's 16 rows, the four 8x8 matrices (rows
+         * 0-7 | 8-15) x (n8 tiles 2k | 2k + 1) of the accumulator; lane l
+         * addresses row l % 8 (+ 8) of matrix l / 8 */
+        {
+            const int mrow = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
+            const uint32_t rbase = smem_addr(sO) + mrow * 128;
 #pragma unroll
-        for (int i = 0; i < HD / 8; i++)
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                const int r = wrow + g + 8 * hf;
-                const int cb = i >> 3, c = i & 7;
-                *reinterpret_cast<uint32_t *>(sO + (cb * BM + r) * 64 + ((c ^ (r & 7)) << 3) +
-                                              2 * t) =
-                    pack2<IS_BF16>(o[4 * i + 2 * hf] * inv_l[hf],
-                                   o[4 * i + 2 * hf + 1] * inv_l[hf]);
+            for (int k = 0; k < HD / 16; k++) {
+                const int c = 2 * (k & 3) + (lane >> 4); /* chunk within the 64 columns */
+                const float *const a = o + 8 * k;
+                stmatrix_x4(rbase + (k >> 2) * BM * 128 + ((c ^ (lane & 7)) << 4),
+                            pack2<IS_BF16>(a[0] * inv_l[0], a[1] * inv_l[0]),
+                            pack2<IS_BF16>(a[2] * inv_l[1], a[3] * inv_l[1]),
+                            pack2<IS_BF16>(a[4] * inv_l[0], a[5] * inv_l[0]),
+                            pack2<IS_BF16>(a[6] * inv_l[1], a[7] * inv_l[1]));
             }
-        named_sync(1 + cw, 128);
-        uint16_t *const gO = (uint16_t *)p.o + T.batch * p.o_sb +
-                             (T.q_start + row_lo) * p.o_sr + (int64_t)T.h * p.o_sh;
-        const int d = p.head_dim;
-        constexpr int CPR = HD / 8; /* 16-byte chunks a row */
+        }
+        if (o_tma) {
+            /* the warpgroup's 64 rows leave by the copy engine, one box per
+             * 64 columns; rows past the sequence and columns past the head
+             * dim lie outside the map and are not written */
+            fence_proxy_async();
+            named_sync(1 + cw, 128);
+            if (o_store_lane) {
 #pragma unroll
-        for (int k = 0; k < 64 * CPR / 128; k++) {
-            const int idx = (ctid & 127) + k * 128;
-            const int r = cw * 64 + idx / CPR, c = idx % CPR;
-            if (r < rows && c * 8 < d)
-                *reinterpret_cast<uint4 *>(gO + (int64_t)r * p.o_sr + c * 8) =
-                    *reinterpret_cast<const uint4 *>(sO + ((c >> 3) * BM + r) * 64 +
-                                                     (((c & 7) ^ (r & 7)) << 3));
+                for (int cb = 0; cb < CB; cb++)
+                    tma_store_4d(&tmo, sO + (cb * BM + cw * 64) * 64, cb * 64,
+                                 (int)(row_lo + cw * 64), T.h, (int)T.batch);
+                bulk_commit();
+            }
+        } else {
+            named_sync(1 + cw, 128);
+            uint16_t *const gO = (uint16_t *)p.o + T.batch * p.o_sb +
+                                 (T.q_start + row_lo) * p.o_sr + (int64_t)T.h * p.o_sh;
+            const int d = p.head_dim;
+            constexpr int CPR = HD / 8; /* 16-byte chunks a row */
+#pragma unroll
+            for (int k = 0; k < 64 * CPR / 128; k++) {
+                const int idx = (ctid & 127) + k * 128;
+                const int r = cw * 64 + idx / CPR, c = idx % CPR;
+                if (r < rows && c * 8 < d)
+                    *reinterpret_cast<uint4 *>(gO + (int64_t)r * p.o_sr + c * 8) =
+                        *reinterpret_cast<const uint4 *>(sO + ((c >> 3) * BM + r) * 64 +
+                                                         (((c & 7) ^ (r & 7)) << 3));
+            }
         }
         if (!SEPARATE_O) {
             /* this warp's reads of the staged O (= Q) are done; the copy
@@ -794,6 +824,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             }
         }
     }
+    if (o_store_lane)
+        bulk_wait_complete(); /* the last O store is done before the block's memory goes */
 #endif
 }
 
@@ -806,7 +838,7 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
     constexpr int smem = FA2_FWD90_SMEM_BYTES(HD, NC);
     static_assert(smem <= 227 * 1024, "one block's shared memory on sm_90");
     typedef void (*kernel_fn)(const fa2_fwd_params, const fa2_tmap, const fa2_tmap,
-                              const fa2_tmap);
+                              const fa2_tmap, const fa2_tmap);
     static const kernel_fn kernels[3][2] = {
         {fwd_kernel_sm90<HD, NC, false, 0>, fwd_kernel_sm90<HD, NC, true, 0>},
         {fwd_kernel_sm90<HD, NC, false, 1>, fwd_kernel_sm90<HD, NC, true, 1>},
@@ -821,7 +853,8 @@ fa2_status launch_fwd_sm90(const fa2_fwd_params &p, const fa2_tmap *maps, bool b
                         "%d bytes of shared memory per block and this device refuses "
                         "that (%s)", HD, smem, cudaGetErrorString(err));
     }
-    kern<<<(unsigned)grid, 128 * (NC + 1), smem, stream>>>(p, maps[0], maps[1], maps[2]);
+    kern<<<(unsigned)grid, 128 * (NC + 1), smem, stream>>>(p, maps[0], maps[1], maps[2],
+                                                           maps[3]);
     err = cudaGetLastError();
     if (err != cudaSuccess)
         return fa2_fail(FA2_ERR_CUDA, "launching the sm_90 head-dim-%d forward kernel "

@@ -62,6 +62,9 @@ typedef struct fa2_fwd_params {
      * blocks (m, m_blocks - 1 - m) of one head, whose key blocks add up to
      * the same count, so that a static round robin of pairs is balanced */
     int tile_pairs;
+    /* sm_90 kernel: O written by TMA store through a fourth tensor map
+     * (fixed lengths, where O's strides suit the copy engine) */
+    int o_tma;
 } fa2_fwd_params;
 
 #endif /* FA2_GPU_FWD_PARAMS_H */

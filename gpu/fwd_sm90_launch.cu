@@ -132,13 +132,31 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
     const int hd = fa2_fwd90_kernel_head_dim(head_dim);
     const int bn = hd == 64 ? FA2_FWD90_BLOCK_N(64)
                    : hd == 128 ? FA2_FWD90_BLOCK_N(128) : FA2_FWD90_BLOCK_N(256);
-    CUtensorMap maps[3];
+    CUtensorMap maps[4];
     static_assert(sizeof(CUtensorMap) == 128, "CUtensorMap is 128 bytes");
     fa2_status st;
     if ((st = make_map(encode, &maps[0], &a->q, "q", 64 * nc)) ||
         (st = make_map(encode, &maps[1], &a->k, "k", bn)) ||
         (st = make_map(encode, &maps[2], &a->v, "v", bn)))
         return st;
+    /* O by TMA store, a warpgroup's 64 rows a box: where O has its own
+     * staging buffer (head dims 64 and 128) and the lengths are fixed (with
+     * cu_seqlens a box past a sequence's end would write the next one's
+     * rows); else, or where the copy engine cannot describe O's strides,
+     * the consumer threads copy it. FA2_CUDA_FWD90_OSTORE=threads forces
+     * the copy, for measurements. */
+    const int separate_o = hd == 64    ? FA2_FWD90_SEPARATE_O(64, nc)
+                           : hd == 128 ? FA2_FWD90_SEPARATE_O(128, nc)
+                                       : FA2_FWD90_SEPARATE_O(256, nc);
+    const char *ose = getenv("FA2_CUDA_FWD90_OSTORE");
+    memset(&maps[3], 0, sizeof maps[3]);
+    k.o_tma = 0;
+    if (separate_o && !k.cu_seqlens_q && !(ose && strcmp(ose, "threads") == 0)) {
+        if (make_map(encode, &maps[3], &a->o, "o", 64) == FA2_OK)
+            k.o_tma = 1;
+        else
+            fa2_clear_error(); /* not an error: the threads copy O */
+    }
     const int bf16 = a->q.dtype == FA2_DTYPE_BF16;
     /* Grid, four schedules:
      *   static   one block per SM, each running every gridDim-th tile, so

@@ -39,6 +39,48 @@ __device__ __forceinline__ void cp_async_16(void *dst, const void *src,
                  : "memory");
 }
 
+/* The copy engine's bulk groups (sm_90; no-ops on older targets): commit
+ * this thread's bulk copies issued so far as one group; wait until every
+ * group has read its shared memory (which may then be written again) */
+__device__ __forceinline__ void bulk_commit()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_wait_read()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
+}
+
+/* wait until every bulk group of this thread is complete (its global
+ * writes done) */
+__device__ __forceinline__ void bulk_wait_complete()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+#endif
+}
+
+/* Four 8x8 b16 matrices from registers into shared memory (sm_90): lane
+ * l's r[j] holds row l / 4, columns 2 (l % 4) .. +1 of matrix j (the mma C
+ * layout, packed), and lanes 8j .. 8j + 7 give the shared addresses of
+ * matrix j's rows 0 .. 7. */
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1,
+                                            uint32_t r2, uint32_t r3)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
+                     addr),
+                 "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+#else
+    (void)addr, (void)r0, (void)r1, (void)r2, (void)r3;
+#endif
+}
+
 /* Ask L2 for `bytes` (a multiple of 16) at 16-byte aligned global `src`:
  * the copy engine fetches them with no register or shared memory held
  * (sm_90; a no-op on older targets). */

@@ -98,6 +98,20 @@ __device__ __forceinline__ void tma_load_4d(void *dst, const void *tmap, int c0,
 #endif
 }
 
+/* TMA store: shared memory at src (laid out as a box of the map) to the
+ * box at coordinates (c0 innermost .. c3); elements outside the tensor are
+ * not written. Completes as a bulk group (bulk_commit, bulk_wait_read). */
+__device__ __forceinline__ void tma_store_4d(const void *tmap, const void *src, int c0,
+                                             int c1, int c2, int c3)
+{
+#if FA2_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group "
+                 "[%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(tmap),
+                 "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
+#endif
+}
+
 __device__ __forceinline__ void tma_prefetch_map(const void *tmap)
 {
 #if FA2_HAVE_WGMMA
