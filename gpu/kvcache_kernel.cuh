@@ -151,19 +151,10 @@ __global__ void __launch_bounds__(NW * 32)
     int64_t bid = blockIdx.x;
     const int rb = (int)(bid % p.row_blocks);
     bid /= p.row_blocks;
-    int split, hk;
-    if (p.block_order == 0) {
-        split = (int)(bid % p.num_splits);
-        bid /= p.num_splits;
-        hk = (int)(bid % p.heads_kv);
-        bid /= p.heads_kv;
-    } else {
-        hk = (int)(bid % p.heads_kv);
-        bid /= p.heads_kv;
-        split = (int)(bid % p.num_splits);
-        bid /= p.num_splits;
-    }
-    const int b = (int)bid;
+    const int split = (int)(bid % p.num_splits);
+    bid /= p.num_splits;
+    const int hk = (int)(bid % p.heads_kv);
+    const int b = (int)(bid / p.heads_kv);
 
     const int64_t seqlen_k = fa2gpu_kvcache_seqlen_k(p, b);
     const int total_rows = p.seqlen_q * p.group;
@@ -229,35 +220,12 @@ __global__ void __launch_bounds__(NW * 32)
         }
     };
 
-    /* L2 prefetch of tile `step` (its rows, K and V: a lane a row) */
-    const int pf = p.prefetch_tiles;
-    auto prefetch = [&](int step, const kv_tile_slots<BN> &slots) {
-        if (step >= nsteps)
-            return;
-        const int lo = (int)(fa2_kv_block_at(chunk, step) * BN);
-        const int cols = (int)(seqlen_k - lo < BN ? seqlen_k - lo : BN);
-        for (int r = tid; r < cols; r += NTHREADS) {
-            const fa2_kv_slot sl = slots.g[r / 16];
-            if (paged && (sl.i0 < 0 || sl.i0 >= p.num_pages))
-                continue;
-            const int64_t i1 = sl.i1 + r % 16;
-            prefetch_l2_bulk(gK + sl.i0 * p.k_s0 + i1 * p.k_s1, (uint32_t)d * 2u);
-            prefetch_l2_bulk(gV + sl.i0 * p.v_s0 + i1 * p.v_s1, (uint32_t)d * 2u);
-        }
-    };
-
     load_q_packed<BM, HD, SD, NTHREADS>(sQ, p, b, hk, row_lo, rows, tid);
     cp_async_commit();
-    if (pf > 0)
-        for (int s = AHEAD; s < AHEAD + pf; s++)
-            prefetch(s, walk(s));
 #pragma unroll
     for (int s = 0; s < AHEAD; s++)
         issue(s, walk(s));
     kv_tile_slots<BN> next = walk(AHEAD); /* the next tile to issue */
-    kv_tile_slots<BN> pf_next = {};       /* the next tile to prefetch */
-    if (pf > 0)
-        pf_next = walk(AHEAD + pf);
 
     const int q_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
     const int q_key = row_key<SD>(lane & 7) ^ (lane >> 4);
@@ -285,10 +253,6 @@ __global__ void __launch_bounds__(NW * 32)
         __syncthreads(); /* K_step visible; every warp done with step - 1's buffer */
         issue(step + AHEAD, next);
         next = walk(step + AHEAD + 1); /* its table loads land during this step */
-        if (pf > 0) {
-            prefetch(step + AHEAD + pf, pf_next);
-            pf_next = walk(step + AHEAD + pf + 1);
-        }
         const uint16_t *const cK = sK + buf * BN * SD;
         const uint16_t *const cV = sV + buf * BN * SD;
 

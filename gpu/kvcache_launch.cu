@@ -252,12 +252,6 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
     k.seqlen_new = (int)p->seqlen_new;
     k.row_blocks = (int)row_blocks;
     k.num_splits = p->num_splits;
-    {   /* measurement knobs (doc/NOTES-kvcache.md) */
-        const char *e = getenv("FA2_CUDA_KVCACHE_ORDER");
-        k.block_order = e && *e == '1';
-        e = getenv("FA2_CUDA_KVCACHE_PREFETCH");
-        k.prefetch_tiles = e && *e >= '0' && *e <= '8' ? *e - '0' : 0;
-    }
     k.scale = p->scale;
     k.scale_log2 = p->scale_log2;
     k.causal = p->causal;

@@ -57,14 +57,6 @@ typedef struct fa2_kvcache_params {
     int seqlen_new;                /* Nnew, 0: no append                     */
     int row_blocks;                /* ceil(Nq * group / block_m)             */
     int num_splits;
-    /* the block index's order: 0, the splits of a (sequence, key head)
-     * side by side; 1, the key heads of a (sequence, split) side by side
-     * (they read the same cache rows and pages at the same time) */
-    int block_order;
-    /* > 0: each step also asks L2 for the tile this many steps past the
-     * next one (cp.async.bulk.prefetch, sm_90): L2 as extra pipeline
-     * stages, without the shared memory that would cost blocks an SM */
-    int prefetch_tiles;
     float scale, scale_log2;
     int causal;
     int64_t window_left, window_right;

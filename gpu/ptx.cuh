@@ -81,20 +81,6 @@ __device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t
 #endif
 }
 
-/* Ask L2 for `bytes` (a multiple of 16) at 16-byte aligned global `src`:
- * the copy engine fetches them with no register or shared memory held
- * (sm_90; a no-op on older targets). */
-__device__ __forceinline__ void prefetch_l2_bulk(const void *src, uint32_t bytes)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes)
-                 : "memory");
-#else
-    (void)src;
-    (void)bytes;
-#endif
-}
-
 __device__ __forceinline__ void cp_async_commit()
 {
     asm volatile("cp.async.commit_group;\n" ::: "memory");
