@@ -598,25 +598,17 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                                 s[4 * i + 2 * hf + e] = FA2_NEG_INF;
                 }
             }
-            /* The row max and the row sum in four independent chains each
-             * (a thread's 2 BN / 8 elements of a row): one chain would be
-             * a dependency as long as the row, on the consumer's critical
-             * path while the other warpgroup has the tensor cores. The max
-             * is the same in any order; the sum's order is the thread's own
-             * (the quad's four partial sums meet only at the end), which no
-             * other view reproduces bit for bit anyway. */
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
-                float mx4[4] = {FA2_NEG_INF, FA2_NEG_INF, FA2_NEG_INF, FA2_NEG_INF};
+                float mx = FA2_NEG_INF;
 #pragma unroll
                 for (int i = 0; i < BN / 8; i++)
-                    mx4[i & 3] = fmaxf(mx4[i & 3], fmaxf(s[4 * i + 2 * hf], s[4 * i + 2 * hf + 1]));
-                float mx = fmaxf(fmaxf(mx4[0], mx4[1]), fmaxf(mx4[2], mx4[3]));
+                    mx = fmaxf(mx, fmaxf(s[4 * i + 2 * hf], s[4 * i + 2 * hf + 1]));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 float max_scaled;
                 alpha[hf] = fa2_softmax_rescale(&st[hf], mx, c_exp, &max_scaled);
-                float sum4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                float sum = 0.0f;
                 /* the one-FFMA P where it is exact (|m c| < 2^24: every
                  * ordinary row), else the form that is right for any finite
                  * score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT) */
@@ -628,7 +620,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                             const float pe = fa2_softmax_p_ffma(s[4 * i + 2 * hf + e],
                                                                 c_exp, max_scaled);
                             s[4 * i + 2 * hf + e] = pe;
-                            sum4[i & 3] += pe;
+                            sum += pe;
                         }
                 } else {
 #pragma unroll
@@ -638,11 +630,10 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                             const float pe = fa2_softmax_p(s[4 * i + 2 * hf + e],
                                                            c_exp, max_scaled);
                             s[4 * i + 2 * hf + e] = pe;
-                            sum4[i & 3] += pe;
+                            sum += pe;
                         }
                 }
-                fa2_softmax_accumulate(&st[hf], alpha[hf],
-                                       (sum4[0] + sum4[1]) + (sum4[2] + sum4[3]));
+                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
             }
             if (MODS == 2 && p.dropout.enabled)
                 dropout(col_lo);
