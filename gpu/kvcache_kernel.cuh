@@ -29,7 +29,6 @@
 #include "fa2_kvcache.h"
 #include "fwd_kernel.cuh" /* soff, row_key, chunk_off, unroll_for */
 #include "kvcache_params.h"
-#include "tma.cuh" /* mbarriers and bulk copies (sm_90) */
 
 namespace fa2gpu {
 
@@ -91,11 +90,10 @@ __device__ __forceinline__ kv_tile_slots<BN> kv_tile_walk(const int32_t *table_r
 }
 
 /* Key rows of one key head (base: the cache's pointer offset by the head)
- * at the tile's slots into a smem tile of rows RP elements apart (cp.async,
- * before sm_90); rows past `valid`, and groups whose page is outside the
- * pool, zero-filled. A thread keeps one column chunk and steps down the
- * rows by RSTEP (<= 16). */
-template <int BN, int HD, int RP, int NTHREADS>
+ * at the tile's slots into a swizzled smem tile; rows past `valid`, and
+ * groups whose page is outside the pool, zero-filled. A thread keeps one
+ * column chunk and steps down the rows by RSTEP (<= 16). */
+template <int BN, int HD, int SD, int NTHREADS>
 __device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
                                              int64_t s0, int64_t s1,
                                              const kv_tile_slots<BN> &slots,
@@ -118,7 +116,7 @@ __device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
         for (int rr = r0; rr < 16; rr += RSTEP) {
             const int r = g16 * 16 + rr;
             const bool ok = col_ok && page_ok && r < valid;
-            cp_async_16(s + r * RP + c * 8, ok ? row16 + rr * s1 : base, ok ? 16 : 0);
+            cp_async_16(s + soff<SD>(r, c), ok ? row16 + rr * s1 : base, ok ? 16 : 0);
         }
     }
 }
@@ -143,23 +141,9 @@ __global__ void __launch_bounds__(NW * 32)
      * an SM */
     extern __shared__ __align__(128) uint16_t smem[];
     constexpr bool Q_ALIASED = FA2_KVC_Q_ALIASED(NW, BN);
-    constexpr int RP = FA2_KVC_ROW_PITCH(HD);
-    uint16_t *const sK = smem + (Q_ALIASED ? 0 : BM * SD); /* [STAGES][BN][RP] */
-    uint16_t *const sV = sK + STAGES * BN * RP;            /* [STAGES][BN][RP] */
-    uint16_t *const sQ = Q_ALIASED ? sV + (STAGES - 1) * BN * RP : smem; /* [BM][SD] */
-    /* sm_90: K and V rows arrive by bulk copies, one a row, issued by the
-     * first warp's lanes (lane r: row r of the tile), each stage's K and
-     * V completing on their own mbarrier ("full"; [0, STAGES): K, then V).
-     * Before, every thread issued 16-byte cp.async copies: at head dim 128
-     * 32 of them a lane per tile, with their address arithmetic, in the
-     * instruction stream of a block whose one warp also does the maths. */
-#if FA2_HAVE_WGMMA
-    constexpr bool BULK = true;
-#else
-    constexpr bool BULK = false;
-#endif
-    static_assert(!BULK || BN == 32, "a lane a row of the tile");
-    uint64_t *const kv_full = (uint64_t *)(sV + STAGES * BN * RP); /* [2][STAGES] */
+    uint16_t *const sK = smem + (Q_ALIASED ? 0 : BM * SD); /* [STAGES][BN][SD] */
+    uint16_t *const sV = sK + STAGES * BN * SD;            /* [STAGES][BN][SD] */
+    uint16_t *const sQ = Q_ALIASED ? sV + (STAGES - 1) * BN * SD : smem; /* [BM][SD] */
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -191,20 +175,6 @@ __global__ void __launch_bounds__(NW * 32)
         p.block_table ? p.block_table + b * p.block_table_stride : NULL;
     const uint16_t *const gK = (const uint16_t *)p.k_cache + hk * p.k_sh;
     const uint16_t *const gV = (const uint16_t *)p.v_cache + hk * p.v_sh;
-    if constexpr (BULK) {
-        if (tid == 0) {
-            for (int i = 0; i < 2 * STAGES; i++)
-                mbar_init(&kv_full[i], 1);
-            mbar_init_fence();
-        }
-        /* a row's copy brings head_dim columns: K's columns past it are
-         * zeros (Q's are, but 0 x NaN is not 0), written once here */
-        const int pad = (HD - d) / 8;
-        for (int i = tid; i < STAGES * BN * pad; i += NTHREADS)
-            *reinterpret_cast<uint4 *>(sK + (i / pad) * RP + d + (i % pad) * 8) =
-                make_uint4(0, 0, 0, 0);
-        __syncthreads();
-    }
 
     float acc[DT][4];
 #pragma unroll
@@ -234,48 +204,14 @@ __global__ void __launch_bounds__(NW * 32)
                              : none; /* past the chunk: no table entry is read */
     };
     auto issue = [&](int step, const kv_tile_slots<BN> &slots) {
-        if constexpr (BULK) {
-            if (step >= nsteps || warp != 0)
-                return;
+        if (step < nsteps) {
             const int lo = (int)(fa2_kv_block_at(chunk, step) * BN);
             const int cols = (int)(seqlen_k - lo < BN ? seqlen_k - lo : BN);
             const int buf = step % STAGES;
-            /* (a constant index: a lane-dependent one puts slots in local memory) */
-            const fa2_kv_slot sl = lane < 16 ? slots.g[0] : slots.g[BN / 16 - 1];
-            const bool ok = lane < cols && (!paged || (sl.i0 >= 0 && sl.i0 < p.num_pages));
-            uint16_t *const dk = sK + (buf * BN + lane) * RP;
-            uint16_t *const dv = sV + (buf * BN + lane) * RP;
-            if (!ok) /* past the keys, or a page outside the pool: zeros */
-                for (int c = 0; c < HD; c += 8) {
-                    *reinterpret_cast<uint4 *>(dk + c) = make_uint4(0, 0, 0, 0);
-                    *reinterpret_cast<uint4 *>(dv + c) = make_uint4(0, 0, 0, 0);
-                }
-            const uint32_t bytes =
-                (uint32_t)__popc(__ballot_sync(0xffffffffu, ok)) * (uint32_t)d * 2u;
-            /* the block's reads of this stage (ordered by the barrier
-             * before the call) and the zeros above come before the copy
-             * engine's writes; lane 0's arrival releases the zeros */
-            fence_proxy_async();
-            __syncwarp();
-            if (lane == 0) {
-                mbar_arrive_expect_tx(&kv_full[buf], bytes);
-                mbar_arrive_expect_tx(&kv_full[STAGES + buf], bytes);
-            }
-            if (ok) {
-                const int64_t i1 = sl.i1 + (lane & 15);
-                bulk_copy_g2s(dk, gK + sl.i0 * p.k_s0 + i1 * p.k_s1, (uint32_t)d * 2u,
-                              &kv_full[buf]);
-                bulk_copy_g2s(dv, gV + sl.i0 * p.v_s0 + i1 * p.v_s1, (uint32_t)d * 2u,
-                              &kv_full[STAGES + buf]);
-            }
-        } else if (step < nsteps) {
-            const int lo = (int)(fa2_kv_block_at(chunk, step) * BN);
-            const int cols = (int)(seqlen_k - lo < BN ? seqlen_k - lo : BN);
-            const int buf = step % STAGES;
-            load_kv_tile<BN, HD, RP, NTHREADS>(sK + buf * BN * RP, gK, p.k_s0, p.k_s1, slots,
+            load_kv_tile<BN, HD, SD, NTHREADS>(sK + buf * BN * SD, gK, p.k_s0, p.k_s1, slots,
                                                paged, p.num_pages, cols, d, tid);
             cp_async_commit();
-            load_kv_tile<BN, HD, RP, NTHREADS>(sV + buf * BN * RP, gV, p.v_s0, p.v_s1, slots,
+            load_kv_tile<BN, HD, SD, NTHREADS>(sV + buf * BN * SD, gV, p.v_s0, p.v_s1, slots,
                                                paged, p.num_pages, cols, d, tid);
             cp_async_commit();
         } else {
@@ -293,18 +229,13 @@ __global__ void __launch_bounds__(NW * 32)
 
     const int q_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
     const int q_key = row_key<SD>(lane & 7) ^ (lane >> 4);
-    /* K and V as ldmatrix reads them: the row of the lane's address and
-     * its 8-column chunk (row pitch RP: no swizzle needed) */
     const int k_row = (lane & 7) + (lane >> 4) * 8;
-    const int k_chunk = (lane >> 3) & 1;
+    const int k_key = row_key<SD>(lane & 7) ^ ((lane >> 3) & 1);
     const int v_row = (lane & 7) + ((lane >> 3) & 1) * 8;
-    const int v_chunk = lane >> 4;
+    const int v_key = row_key<SD>(lane & 7) ^ (lane >> 4);
 
     /* Q's MMA fragments, kept in registers for the whole chunk */
-    if constexpr (BULK)
-        cp_async_wait<0>(); /* Q, the only cp.async group */
-    else
-        cp_async_wait<2 * AHEAD>(); /* in flight: the first AHEAD tiles */
+    cp_async_wait<2 * AHEAD>(); /* in flight: the first AHEAD tiles */
     __syncthreads();
     uint32_t qa[KQ][4];
     {
@@ -318,15 +249,12 @@ __global__ void __launch_bounds__(NW * 32)
     for (int step = 0; step < nsteps; step++) {
         const int buf = step % STAGES;
         const int col_lo = (int)(fa2_kv_block_at(chunk, step) * BN);
-        if constexpr (!BULK)
-            cp_async_wait<2 * AHEAD - 1>(); /* in flight: V_step and the AHEAD - 1 next tiles */
-        __syncthreads(); /* K_step visible (cp.async); every warp done with step - 1's buffer */
+        cp_async_wait<2 * AHEAD - 1>(); /* in flight: V_step and the AHEAD - 1 next tiles */
+        __syncthreads(); /* K_step visible; every warp done with step - 1's buffer */
         issue(step + AHEAD, next);
         next = walk(step + AHEAD + 1); /* its table loads land during this step */
-        if constexpr (BULK)
-            mbar_wait(&kv_full[buf], (step / STAGES) & 1); /* K_step landed */
-        const uint16_t *const cK = sK + buf * BN * RP;
-        const uint16_t *const cV = sV + buf * BN * RP;
+        const uint16_t *const cK = sK + buf * BN * SD;
+        const uint16_t *const cV = sV + buf * BN * SD;
 
         /* S = Q K^T */
         float s[NT][4];
@@ -335,13 +263,13 @@ __global__ void __launch_bounds__(NW * 32)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 s[nt][e] = 0.0f;
-        const uint16_t *const sKl = cK + k_row * RP + k_chunk * 8;
+        const uint16_t *const sKl = cK + k_row * SD;
         unroll_for<KQ>([&](auto kk_) {
             constexpr int kk = decltype(kk_)::value;
 #pragma unroll
             for (int np = 0; np < NT / 2; np++) {
                 uint32_t bk[4];
-                ldmatrix_x4(bk, sKl + np * 16 * RP + kk * 16);
+                ldmatrix_x4(bk, sKl + np * 16 * SD + chunk_off<kk>(k_key));
                 mma_16816<IS_BF16>(s[2 * np], qa[kk], bk[0], bk[1]);
                 mma_16816<IS_BF16>(s[2 * np + 1], qa[kk], bk[2], bk[3]);
             }
@@ -404,21 +332,17 @@ __global__ void __launch_bounds__(NW * 32)
             pa[kk][3] = pack2<IS_BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
         }
 
-        if constexpr (BULK) {
-            mbar_wait(&kv_full[STAGES + buf], (step / STAGES) & 1); /* V_step landed */
-        } else {
-            cp_async_wait<2 * AHEAD>(); /* in flight: the AHEAD next tiles */
-            __syncthreads();
-        }
+        cp_async_wait<2 * AHEAD>(); /* in flight: the AHEAD next tiles */
+        __syncthreads();
 
         /* O += round(P) V */
-        const uint16_t *const sVl = cV + v_row * RP + v_chunk * 8;
+        const uint16_t *const sVl = cV + v_row * SD;
 #pragma unroll
         for (int kk = 0; kk < KP; kk++) {
             unroll_for<DT / 2>([&](auto dp_) {
                 constexpr int dp = decltype(dp_)::value;
                 uint32_t bv[4];
-                ldmatrix_x4_trans(bv, sVl + kk * 16 * RP + dp * 16);
+                ldmatrix_x4_trans(bv, sVl + kk * 16 * SD + chunk_off<dp>(v_key));
                 mma_16816<IS_BF16>(acc[2 * dp], pa[kk], bv[0], bv[1]);
                 mma_16816<IS_BF16>(acc[2 * dp + 1], pa[kk], bv[2], bv[3]);
             });

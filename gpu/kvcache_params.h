@@ -23,16 +23,9 @@
 #define FA2_KVC_STAGES(HD, NW) 2
 /* Q lives in the last stage's V buffer when it fits there (decode) */
 #define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN))
-/* K and V rows in shared memory are HD + 8 elements apart: 16 bytes of
- * padding put the eight rows an ldmatrix reads on distinct banks, and a
- * row is one contiguous copy (on sm_90, one bulk copy a row: see
- * kvcache_kernel.cuh) */
-#define FA2_KVC_ROW_PITCH(HD) ((HD) + 8)
-/* Q (unless aliased), the K and V stages, and 2 mbarriers a stage */
-#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN)                                          \
-    ((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW) * (HD) * 2) +                      \
-     2 * FA2_KVC_STAGES(HD, NW) * (BN) * FA2_KVC_ROW_PITCH(HD) * 2 +               \
-     16 * FA2_KVC_STAGES(HD, NW))
+#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN) \
+    (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + 2 * FA2_KVC_STAGES(HD, NW) * (BN)) * \
+     (HD) * 2)
 #define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD))
 /* The kernel head dims: 64, 128, 256 (the others padded with zeros). */
 #define FA2_KVC_KERNEL_HEAD_DIM(d) ((d) <= 64 ? 64 : (d) <= 128 ? 128 : 256)

@@ -112,19 +112,6 @@ __device__ __forceinline__ void tma_store_4d(const void *tmap, const void *src, 
 #endif
 }
 
-/* Bulk copy (no tensor map): `bytes` (a multiple of 16) from 16-byte
- * aligned global src to 16-byte aligned shared dst, completing on bar */
-__device__ __forceinline__ void bulk_copy_g2s(void *dst, const void *src, uint32_t bytes,
-                                              uint64_t *bar)
-{
-#if FA2_HAVE_WGMMA
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes "
-                 "[%0], [%1], %2, [%3];\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(bytes), "r"(smem_addr(bar))
-                 : "memory");
-#endif
-}
-
 __device__ __forceinline__ void tma_prefetch_map(const void *tmap)
 {
 #if FA2_HAVE_WGMMA
