@@ -19,6 +19,10 @@
  *                        issued before the P V product of block j, and the
  *                        softmax of block j+1 runs while that P V product is
  *                        in flight (FA3's intra-warpgroup pipelining).
+ *   epilogue             O / l rounded into a staging buffer by stmatrix,
+ *                        stored by TMA (one 64-row box per warpgroup) at
+ *                        head dims 64 and 128 with fixed lengths, else
+ *                        copied out by the consumer threads.
  *
  * Why the answer is the mirror's: per row the operations are those of
  * cpu/tiled_fwd.c in the same order. The loop below issues P_j V_j late,
