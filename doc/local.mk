@@ -15,6 +15,7 @@ EXTRA_DIST += bench/NOTES-fwd90.md doc/figures/fwd90-timeline.svg bench/sim_vs_m
 	bench/results/h200-2026-12-02-fwd90-pairs/grid.txt \
 	bench/results/h200-2026-12-02-fwd90-ostore/sdpa_compare.csv \
 	bench/results/h200-2026-12-02-fwd90-ostore/sdpa_compare_chains.csv \
+	bench/results/h200-2026-12-02-fwd90-ostore/sdpa_compare_fp16.csv \
 	bench/results/h200-2026-12-02-fwd90-ostore/decode_compare_bulk.csv
 EXTRA_DIST += bench/NOTES-bwd.md bench/bwd_compare.py bench/bwd_det.py bench/device_run.sh \
 	bench/pack_run.sh bench/sdpa_compare.py bench/traffic_probe.py \
