@@ -55,8 +55,8 @@ using fa2gpu::bulk_wait_read; /* ptx.cuh */
  * then publish them to other blocks) */
 __device__ __forceinline__ void bulk_wait_all()
 {
+    fa2gpu::bulk_wait_complete(); /* ptx.cuh */
 #if FA2_HAVE_BULK
-    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
     asm volatile("fence.proxy.async.global;\n" ::: "memory");
 #endif
 }
