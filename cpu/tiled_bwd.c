@@ -220,12 +220,13 @@ static void logit_tile_bwd(const fa2_problem *p, const fa2_score_mod *sm,
         for (int64_t j = 0; j < cols && p->mods; j++)
             si[j] = fa2_score_logit_grad(sm, si[j], row_lo + i, col_lo + j, &gi[j]);
         uint8_t *ki = w->keep + i * bn;
-        fa2_philox_ctr r = {{0, 0, 0, 0}};
+        uint32_t kept8 = 0;
         for (int64_t j = 0; j < cols && p->dropout.enabled; j++) {
             const int64_t col = col_lo + j;
-            if (j == 0 || (col & 3) == 0)
-                r = fa2_dropout_words(&p->dropout, bh, row_lo + i, col);
-            ki[j] = (uint8_t)fa2_dropout_keep_word(&p->dropout, r.v[col & 3]);
+            if (j == 0 || (col & 7) == 0)
+                kept8 = fa2_dropout_keep8(&p->dropout,
+                                          fa2_dropout_words(&p->dropout, bh, row_lo + i, col));
+            ki[j] = (uint8_t)((kept8 >> (col & 7)) & 1u);
         }
     }
 }

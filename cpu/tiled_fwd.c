@@ -85,8 +85,8 @@ static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
         }
         return;
     }
-    /* without softcap fa2_score_logit is x scale (- slope |i' - j|): the
-     * same two roundings, written so that they vectorise down a column
+    /* without softcap fa2_score_logit is x scale (then fma(-slope, |i' - j|,
+     * u)): the same two roundings, written so that they vectorise down a column
      * (the distance in float is exact below 2^24, as fa2_alibi_distance's) */
     const float scale = sm->scale, slope = sm->slope;
     for (int64_t j = 0; j < cols; j++) {
@@ -95,7 +95,7 @@ static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
         if (sm->alibi && rows < 16777216 && fabsf(d0) < 8388608.0f) {
 #pragma omp simd
             for (int64_t i = 0; i < rows; i++)
-                sj[i] = sj[i] * scale - slope * fabsf(d0 + (float)i);
+                sj[i] = fmaf(-slope, fabsf(d0 + (float)i), sj[i] * scale);
         } else if (sm->alibi) {
             for (int64_t i = 0; i < rows; i++)
                 sj[i] = fa2_score_logit(sm, sj[i], row_lo + i, col_lo + j);
@@ -108,7 +108,7 @@ static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
 }
 
 /* Dropout on the rounded P^T tile (fa2_philox.h): zero the dropped
- * elements; one Philox call serves four consecutive columns of a row.
+ * elements; one Philox call serves eight consecutive columns of a row.
  * Visible kept elements are marked in the optional dropout_mask. */
 static void dropout_tile(const fa2_problem *p, const fa2_mask *mask, int64_t b,
                          int64_t h, float *st, int64_t row_lo, int64_t rows,
@@ -118,12 +118,12 @@ static void dropout_tile(const fa2_problem *p, const fa2_mask *mask, int64_t b,
     const int64_t bh = b * p->heads_q + h;
     for (int64_t i = 0; i < rows; i++) {
         const int64_t row = row_lo + i;
-        fa2_philox_ctr r = {{0, 0, 0, 0}};
+        uint32_t kept8 = 0;
         for (int64_t j = 0; j < cols; j++) {
             const int64_t col = col_lo + j;
-            if (j == 0 || (col & 3) == 0)
-                r = fa2_dropout_words(dr, bh, row, col);
-            const int keep = fa2_dropout_keep_word(dr, r.v[col & 3]);
+            if (j == 0 || (col & 7) == 0)
+                kept8 = fa2_dropout_keep8(dr, fa2_dropout_words(dr, bh, row, col));
+            const int keep = (int)(kept8 >> (col & 7)) & 1;
             if (!keep)
                 st[j * block_m + i] = 0.0f;
             else if (p->dropout_mask && fa2_mask_visible(mask, row, col))

@@ -57,41 +57,47 @@ __device__ __forceinline__ fa2_score_mod bwd_step_mods(const fa2_bwd_params &p,
 /* Dropout's decisions for this lane's elements of one chunk of S^T (NC n8
  * tiles from query column ch CQ of the step; cpu/tiled_bwd.c
  * logit_tile_bwd's, from fa2_philox.h). Element (n8 tile nt, column 2t + e,
- * key row kw0 + g + 8 hf) is (query row qr, key kc); the key's Philox
- * group of four keys is (kw0 + 8 hf + 4 (g / 4)) / 4 and its word kc & 3 =
- * g & 3. The four lanes g = 4a .. 4a + 3 (same t) need the four words of
- * the same four calls, (e, hf) = (0, 0), (1, 0), (0, 1), (1, 1): lane
- * g & 3 = s makes call s = e + 2 hf for every nt (NC calls instead of
- * 4 NC) and keeps its four decisions as a nibble; the shuffles hand lane s
- * bit s of each nibble of its three partners, shifted down by g & 3.
- * Returns kb[e + 2 hf]: bit 4 nt is element (nt, e, hf)'s. Whole warp
- * (shuffles). */
+ * key row kw0 + g + 8 hf) is (query row qr, key kc); the keys kw0 + 8 hf ..
+ * + 7 are one Philox group (one call's eight decisions, bit g is key
+ * kw0 + 8 hf + g), so the eight lanes g = 0..7 with the same t need the
+ * same calls: (e, hf) for every nt, 4 NC in all. Lane g makes the calls
+ * (e, hf) = (g & 1, (g >> 1) & 1) of the n8 tiles of parity g >> 2 (NC / 2
+ * calls) and keeps each call's bits as a byte; eight shuffles hand every
+ * lane the bytes of the lanes that made its calls, shifted down by g.
+ * Returns kb[e + 2 hf]: bit 8 (nt >> 1) + (nt & 1) is element (nt, e,
+ * hf)'s. Whole warp (shuffles). */
 template <int NC, int CQ>
 __device__ __forceinline__ void dropout_bits(const fa2_bwd_params &p, const bwd_block &blk,
                                              const bwd_step &q, int ch, int kw0, int g,
                                              int t, int lane, uint32_t kb[4])
 {
-    static_assert(4 * NC <= 32, "a chunk's decisions (4 a lane per n8 tile) fit in 32 bits");
-    const int sme = g & 3, e = sme & 1, hf = sme >> 1;
+    static_assert(NC <= 8, "a chunk's decisions (a byte per two n8 tiles) fit in 32 bits");
+    const int e = g & 1, hf = (g >> 1) & 1, par = g >> 2;
     const int64_t bhq = (int64_t)blk.b * p.heads_q + q.h;
-    const int64_t kc = blk.col_lo + kw0 + (g & ~3) + 8 * hf;
+    const int64_t kc = blk.col_lo + kw0 + 8 * hf;
     const int64_t r0 = q.row_lo + ch * CQ + 2 * t + e;
     uint32_t mine = 0;
     /* one Philox call live at a time (fwd_kernel.cuh: unrolled, the
      * calls' temporaries spilled) */
 #pragma unroll 1
-    for (int nt = 0; nt < NC; nt++) {
-        const fa2_philox_ctr w = fa2_dropout_words(&p.dropout, bhq, r0 + nt * 8, kc);
-        const uint32_t nib = (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[0]) |
-                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[1]) << 1 |
-                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[2]) << 2 |
-                             (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[3]) << 3;
-        mine |= nib << (4 * nt);
+    for (int k = 0; 2 * k + par < NC; k++) {
+        const int nt = 2 * k + par;
+        mine |= fa2_dropout_keep8(&p.dropout,
+                                  fa2_dropout_words(&p.dropout, bhq, r0 + nt * 8, kc))
+                << (8 * k);
     }
-    const int base = (lane & 3) + 4 * (g & ~3); /* lane (g = 4a, t) */
 #pragma unroll
-    for (int s2 = 0; s2 < 4; s2++)
-        kb[s2] = __shfl_sync(0xffffffffu, mine, base + 4 * s2) >> (g & 3);
+    for (int s2 = 0; s2 < 4; s2++) { /* s2 = e + 2 hf of the element */
+        const uint32_t even = __shfl_sync(0xffffffffu, mine, 4 * s2 + t) >> g;
+        const uint32_t odd = __shfl_sync(0xffffffffu, mine, 4 * (s2 + 4) + t) >> g;
+        kb[s2] = (even & 0x01010101u) | (odd & 0x01010101u) << 1;
+    }
+}
+
+/* Is element (nt, e, hf) kept, from dropout_bits' kb? */
+__device__ __forceinline__ bool chunk_kept(const uint32_t kb[4], int nt, int e, int hf)
+{
+    return (kb[e + 2 * hf] >> (8 * (nt >> 1) + (nt & 1))) & 1u;
 }
 
 /* dropout's bits of the chunk (dropout_bits), or every bit set without it */
@@ -170,7 +176,7 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
                 if (r < vis_lo[hf] || r >= vis_hi[hf])
                     u = FA2_NEG_INF;
                 const float pe = fa2_bwd_p(u, c_exp, lse2);
-                const bool kept = (kb[e + 2 * hf] >> (4 * nt)) & 1u;
+                const bool kept = chunk_kept(kb, nt, e, hf);
                 const float dpe = kept ? FA2_MUL_RN(frag(dp, nt, 2 * hf + e), kept_scale)
                                        : 0.0f;
                 float ds = FA2_MUL_RN(pe, dpe - Dc);

@@ -417,7 +417,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 }
             }
         /* dropout (fa2_philox.h): the dropped P are 0 in P V (l keeps
-         * them); columns 2t and 2t + 1 share one Philox group. The
+         * them); each n8 tile of a row is one Philox group. The
          * decisions of a row are gathered as bits by a loop that is not
          * unrolled (one Philox call live at a time: unrolled, the calls'
          * temporaries spilled), then applied to the registers. */
@@ -433,16 +433,12 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                     uint32_t kept = 0;
 #pragma unroll 1
                     for (int nt = 0; nt < NT; nt++) {
-                        const int64_t c = col_lo + nt * 8 + 2 * t;
-                        const fa2_philox_ctr w = fa2_dropout_words(&p.dropout, bhq, r, c);
-                        /* col_lo is a multiple of 8, so c & 3 = 2t & 3: words
-                         * 0, 1 for even t, 2, 3 for odd (static indices) */
-                        const uint32_t wd[2] = {(t & 1) ? w.v[2] : w.v[0],
-                                                (t & 1) ? w.v[3] : w.v[1]};
-#pragma unroll
-                        for (int e = 0; e < 2; e++)
-                            kept |= (uint32_t)fa2_dropout_keep_word(&p.dropout, wd[e])
-                                    << (2 * nt + e);
+                        /* col_lo is a multiple of 8: the n8 tile is one
+                         * Philox group, this lane's columns its bits 2t, 2t+1 */
+                        const fa2_philox_ctr w =
+                            fa2_dropout_words(&p.dropout, bhq, r, col_lo + nt * 8);
+                        kept |= ((fa2_dropout_keep8(&p.dropout, w) >> (2 * t)) & 3u)
+                                << (2 * nt);
                     }
                     /* the optional kept-mask (tests, teaching): its own pass */
                     if (p.dropout_mask && rl < rows) {

@@ -519,18 +519,19 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             }
         };
         /* Dropout (fa2_philox.h): the dropped P become 0 for P V (l has
-         * counted them). Column c of row r is decided by word c & 3 of the
-         * Philox call of (r, c / 4). A quad's four lanes share two rows and
-         * need, per block of 8 columns, the same four calls (row half x
-         * column half): lane t makes the call of row half t >> 1, column
-         * half t & 1, keeps its four decisions as a nibble, and one shuffle
-         * per row half hands every lane the nibbles it needs (half the
-         * Philox work of each lane making the calls of its own columns). */
+         * counted them). Row r's columns 8 i .. 8 i + 7 (block i of the
+         * tile) are one Philox call's eight decisions. A quad's four lanes
+         * share two rows, so the quad needs two calls per block, of which
+         * each lane holds two columns (2t, 2t + 1): lane t makes the calls
+         * of row half t >> 1 for the blocks of parity t & 1 (a quarter of
+         * the quad's calls), keeping each call's 8 bits as a byte, and two
+         * shuffles per row half and word hand every lane the bytes of the
+         * two lanes that made its row's calls. */
         auto dropout = [&](int64_t col_lo) {
             constexpr int NB = BN / 8;        /* column blocks of 8       */
-            constexpr int NWD = (NB + 7) / 8; /* 32-bit words of nibbles  */
+            constexpr int NP = (NB + 1) / 2;  /* blocks of one parity     */
+            constexpr int NWD = (NP + 3) / 4; /* 32-bit words of bytes    */
             const int64_t r_mine = row_lo + wrow + g + 8 * (t >> 1);
-            const int64_t c_mine = col_lo + 4 * (t & 1);
             uint32_t mine[NWD];
 #pragma unroll
             for (int wd = 0; wd < NWD; wd++) {
@@ -538,28 +539,31 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 /* one Philox call live at a time (unrolled, the calls'
                  * temporaries would spill) */
 #pragma unroll 1
-                for (int k = 0; k < 8 && 8 * wd + k < NB; k++) {
-                    const fa2_philox_ctr w = fa2_dropout_words(
-                        &p.dropout, bhq, r_mine, c_mine + 8 * (8 * wd + k));
-                    const uint32_t nib =
-                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[0]) |
-                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[1]) << 1 |
-                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[2]) << 2 |
-                        (uint32_t)fa2_dropout_keep_word(&p.dropout, w.v[3]) << 3;
-                    m |= nib << (4 * k);
+                for (int k = 0; k < 4 && 4 * wd + k < NP; k++) {
+                    const int i = (t & 1) + 2 * (4 * wd + k);
+                    if (i < NB)
+                        m |= fa2_dropout_keep8(&p.dropout,
+                                               fa2_dropout_words(&p.dropout, bhq, r_mine,
+                                                                 col_lo + 8 * i))
+                             << (8 * k);
                 }
                 mine[wd] = m;
             }
-            /* my columns 2t, 2t + 1 of a block are words 2 (t & 1) + e of
-             * the call of column half t >> 1 */
-            const int sh = 2 * (t & 1);
+            /* kb: block i's bits for my columns 2t + e at 8 ((i >> 1) & 3)
+             * + 2 (i & 1) + e of word i >> 3 */
+            auto kept_bit = [](const uint32_t *kb, int i, int e) {
+                return (kb[i >> 3] >> (8 * ((i >> 1) & 3) + 2 * (i & 1) + e)) & 1u;
+            };
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
-                const int src = (lane & ~3) + 2 * hf + (t >> 1);
+                const int src = (lane & ~3) + 2 * hf;
                 uint32_t kb[NWD];
 #pragma unroll
-                for (int wd = 0; wd < NWD; wd++)
-                    kb[wd] = __shfl_sync(0xffffffffu, mine[wd], src);
+                for (int wd = 0; wd < NWD; wd++) {
+                    const uint32_t even = __shfl_sync(0xffffffffu, mine[wd], src) >> (2 * t);
+                    const uint32_t odd = __shfl_sync(0xffffffffu, mine[wd], src + 1) >> (2 * t);
+                    kb[wd] = (even & 0x03030303u) | (odd & 0x03030303u) << 2;
+                }
                 if (p.dropout_mask) { /* tests, teaching: its own pass */
                     const int rl = wrow + g + 8 * hf;
                     const int64_t r = row_lo + rl;
@@ -570,8 +574,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                         for (int x = 0; x < 2 * NB; x++) {
                             const int i = x >> 1, e = x & 1;
                             const int c = (int)col_lo + 8 * i + 2 * t + e;
-                            if (((kb[i >> 3] >> (4 * (i & 7) + sh + e)) & 1u) &&
-                                c >= vis_lo[hf] && c < vis_hi[hf])
+                            if (kept_bit(kb, i, e) && c >= vis_lo[hf] && c < vis_hi[hf])
                                 mrow[c] = 1;
                         }
                     }
@@ -580,7 +583,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 for (int i = 0; i < NB; i++)
 #pragma unroll
                     for (int e = 0; e < 2; e++)
-                        if (!((kb[i >> 3] >> (4 * (i & 7) + sh + e)) & 1u))
+                        if (!kept_bit(kb, i, e))
                             s[4 * i + 2 * hf + e] = 0.0f;
             }
         };

@@ -190,7 +190,9 @@ typedef struct fa2_fwd_args {
     /* Dropout on P after the softmax: element (b, h, i, j) is dropped with
      * probability dropout_p by Philox 4x32-10 keyed by dropout_seed,
      * dropout_offset (lib/fa2_philox.h), kept ones scaled by 1/(1-p).
-     * dropout_p in [0, 1); 0: off. The same (seed, offset) gives the same
+     * dropout_p in [0, 1); 0: off. The draws have 16 bits: the drop
+     * probability is dropout_p rounded to a multiple of 2^-16 (below
+     * 2^-17: nothing dropped). The same (seed, offset) gives the same
      * pattern in every backend, tiling, thread count and in the backward. */
     float dropout_p;
     uint64_t dropout_seed;

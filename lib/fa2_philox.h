@@ -65,22 +65,28 @@ FA2_HD static inline fa2_philox_ctr fa2_philox4x32_10(fa2_philox_ctr c,
 typedef struct fa2_dropout {
     uint32_t key0, key1;   /* seed's low and high 32 bits                   */
     uint32_t offset_lo;    /* offset's low 32 bits: counter word 3          */
-    uint32_t threshold;    /* dropped iff the word is < threshold           */
+    uint32_t threshold;    /* T << 16: a 16-bit draw h is dropped iff       */
+                           /* (h << 16) < threshold, i.e. h < T             */
     float scale;           /* 1 / (1 - p), rounded once to float           */
-    int enabled;           /* p > 0                                         */
+    int enabled;           /* T > 0                                         */
 } fa2_dropout;
 
 /* The parameters of one call: seed and offset as the caller gave them, p
- * in [0, 1). threshold = floor(p 2^32) (so P(drop) = threshold / 2^32,
- * within 2^-32 of p); the offset's high 32 bits are added to the key's
- * high word, so a 64-bit offset changes the whole stream. */
+ * in [0, 1). A decision is one 16-bit half of a Philox word (eight per
+ * call), dropped iff below T = round(p 2^16) (at most 65535), so P(drop) =
+ * T / 2^16 is within 2^-17 of p; p < 2^-17 gives T = 0, no element
+ * dropped, and dropout counts as off. The scale is the caller's 1 / (1 - p)
+ * (the expectation is then off by at most 2^-17 / (1 - p) relative, far
+ * below a bf16 or fp16 ulp). The offset's high 32 bits are added to the
+ * key's high word, so a 64-bit offset changes the whole stream. */
 FA2_HD static inline fa2_dropout fa2_dropout_make(double p, uint64_t seed,
                                                   uint64_t offset)
 {
     fa2_dropout d;
-    double t = p * 4294967296.0;
-    d.enabled = p > 0.0;
-    d.threshold = t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t;
+    const double t = p * 65536.0 + 0.5;
+    const uint32_t T = t >= 65535.0 ? 65535u : t > 0.0 ? (uint32_t)t : 0u;
+    d.enabled = T > 0;
+    d.threshold = T << 16;
     d.scale = d.enabled ? (float)(1.0 / (1.0 - p)) : 1.0f;
     d.key0 = (uint32_t)seed;
     d.key1 = (uint32_t)(seed >> 32) + (uint32_t)(offset >> 32);
@@ -88,7 +94,7 @@ FA2_HD static inline fa2_dropout fa2_dropout_make(double p, uint64_t seed,
     return d;
 }
 
-/* The counter of the group of four columns j = 4 g .. 4 g + 3 of row i of
+/* The counter of the group of eight columns j = 8 g .. 8 g + 7 of row i of
  * head h of sequence b: (g, i, b * heads_q + h, offset_lo). Rows and
  * columns count within the sequence (varlen: from its first token). */
 FA2_HD static inline fa2_philox_ctr fa2_dropout_ctr(const fa2_dropout *d,
@@ -96,14 +102,14 @@ FA2_HD static inline fa2_philox_ctr fa2_dropout_ctr(const fa2_dropout *d,
                                                     int64_t j)
 {
     fa2_philox_ctr c;
-    c.v[0] = (uint32_t)(j >> 2);
+    c.v[0] = (uint32_t)(j >> 3);
     c.v[1] = (uint32_t)i;
     c.v[2] = (uint32_t)bh;
     c.v[3] = d->offset_lo;
     return c;
 }
 
-/* The four words of column group j >> 2; word (j & 3) decides column j. */
+/* The four words of column group j >> 3. */
 FA2_HD static inline fa2_philox_ctr fa2_dropout_words(const fa2_dropout *d,
                                                       int64_t bh, int64_t i,
                                                       int64_t j)
@@ -111,17 +117,24 @@ FA2_HD static inline fa2_philox_ctr fa2_dropout_words(const fa2_dropout *d,
     return fa2_philox4x32_10(fa2_dropout_ctr(d, bh, i, j), d->key0, d->key1);
 }
 
-/* Is element (bh = b * heads_q + h, row i, column j) kept? 1 or 0. */
-FA2_HD static inline int fa2_dropout_keep_word(const fa2_dropout *d, uint32_t w)
+/* The eight decisions of one group as bits: bit k (1 = kept) is column
+ * 8 g + k, decided by the low half of word k / 2 for even k and by its
+ * high half for odd k. */
+FA2_HD static inline uint32_t fa2_dropout_keep8(const fa2_dropout *d, fa2_philox_ctr w)
 {
-    return w >= d->threshold;
+    uint32_t kept = 0;
+    for (int k = 0; k < 4; k++) {
+        kept |= (uint32_t)((w.v[k] << 16) >= d->threshold) << (2 * k);
+        kept |= (uint32_t)(w.v[k] >= d->threshold) << (2 * k + 1);
+    }
+    return kept;
 }
 
+/* Is element (bh = b * heads_q + h, row i, column j) kept? 1 or 0. */
 FA2_HD static inline int fa2_dropout_keep(const fa2_dropout *d, int64_t bh,
                                           int64_t i, int64_t j)
 {
-    const fa2_philox_ctr r = fa2_dropout_words(d, bh, i, j);
-    return fa2_dropout_keep_word(d, r.v[j & 3]);
+    return (int)(fa2_dropout_keep8(d, fa2_dropout_words(d, bh, i, j)) >> (j & 7)) & 1;
 }
 
 /* The factor the end of the row multiplies the accumulator by: 1 / l, and

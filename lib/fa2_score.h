@@ -10,10 +10,12 @@
  * by one fixed rounding sequence, and the same softmax then runs on u with
  * c = log2 e and LSE = m + ln l:
  *
- *   y = x * (scale / cap)                  (scale / cap rounded once)
- *   u = cap * tanh(y)     with softcap     (each product rounded on its own)
- *   u = x * scale         without
- *   u = u - slope * |i + Nk - Nq - j|      with ALiBi (bottom-right aligned)
+ *   e = exp2(x * k)        with softcap, k = 2 log2(e) scale / cap
+ *                          (k rounded once)
+ *   r = 1 / (1 + e)
+ *   u = fma(-2 cap, r, fma(x, 0, cap))     = cap tanh(x scale / cap)
+ *   u = x * scale          without softcap
+ *   u = fma(-slope, |i + Nk - Nq - j|, u)  with ALiBi (bottom-right aligned)
  *   masked (i, j): u = -inf                (after the two above)
  *
  * A sink is a per-head logit that joins every row's softmax denominator
@@ -21,10 +23,16 @@
  * had been seen (fa2_row_state_init_sink).
  *
  * tanh is taken on scale * x, never on the log2-scaled value: the softcap
- * curve is defined on logits. A score whose y is +-inf or NaN gives u = NaN
- * (the + (y - y) term below), so an inf in q or k, or an overflowing dot
- * product, still makes the row NaN as without softcap (section 5), instead
- * of being squashed to +-cap.
+ * curve is defined on logits. It is evaluated as tanh(y) = 1 - 2 / (1 +
+ * e^(2y)): one exp2 and one reciprocal, which a GPU runs as two
+ * special-function instructions (ex2.approx, rcp.approx, each within a
+ * few float32 ulp of exp2f and of 1 / d here), against the ~20
+ * instructions of a library tanhf; its absolute error stays a few ulp of
+ * the cap, which is what the softmax sees. A score x that is +-inf or NaN
+ * gives u = NaN (fma(x, 0, cap) is NaN there and cap otherwise), so an inf
+ * in q or k, or an overflowing dot product, still makes the row NaN as
+ * without softcap (section 5), instead of being squashed to +-cap; a
+ * finite x whose e overflows gives r = 0 and u = cap, tanh's limit.
  */
 #ifndef FA2_SCORE_H
 #define FA2_SCORE_H
@@ -40,7 +48,8 @@
 typedef struct fa2_score_mod {
     float scale;          /* softmax scale                                  */
     float softcap;        /* cap; 0: no soft-capping                        */
-    float scale_over_cap; /* scale / cap, rounded once                      */
+    float softcap_k;      /* 2 log2(e) scale / cap, rounded once            */
+    float softcap_m2;     /* -2 cap (exact)                                 */
     float slope;          /* ALiBi slope of this (sequence, head)           */
     int alibi;            /* ALiBi on                                       */
     int64_t diag_offset;  /* Nk - Nq: row i's diagonal column               */
@@ -54,8 +63,10 @@ FA2_HD static inline fa2_score_mod fa2_score_mod_make(float scale, float softcap
     fa2_score_mod s;
     s.scale = scale;
     s.softcap = softcap;
-    s.scale_over_cap = softcap > 0.0f ? (float)((double)scale / (double)softcap)
-                                      : 0.0f;
+    s.softcap_k = softcap > 0.0f
+                      ? (float)(2.0 * 1.44269504088896340736 * (double)scale / (double)softcap)
+                      : 0.0f;
+    s.softcap_m2 = -2.0f * softcap;
     s.slope = alibi ? slope : 0.0f;
     s.alibi = alibi;
     s.diag_offset = seqlen_k - seqlen_q;
@@ -85,15 +96,41 @@ FA2_HD static inline float fa2_alibi_distance_f32(float base, float k)
     return fabsf(base + k);
 }
 
+/* 1 / d for d >= 1 (or +inf): the GPU's approximate reciprocal
+ * (rcp.approx.ftz, within 1 ulp; 1 / inf = 0), the CPU's division. */
+#if defined(__CUDA_ARCH__)
+#define FA2_RCP_GE1(d) __fdividef(1.0f, (d))
+#else
+#define FA2_RCP_GE1(d) (1.0f / (d))
+#endif
+
 /* The three steps of a logit, each rounded as below; fa2_score_logit
  * composes them, and the CUDA kernels compose the same calls with the
  * branches resolved per tile (the maths lives here once). */
 
-/* cap tanh(x scale / cap), or NaN where x scale / cap is +-inf or NaN */
+/* r = 1 / (1 + e^(2y)), y = x scale / cap: tanh(y) = 1 - 2 r */
+FA2_HD static inline float fa2_softcap_r(const fa2_score_mod *s, float x)
+{
+    return FA2_RCP_GE1(1.0f + exp2f(FA2_MUL_RN(x, s->softcap_k)));
+}
+
+/* cap tanh(x scale / cap) from r, or NaN where x is +-inf or NaN */
+FA2_HD static inline float fa2_softcap_u(const fa2_score_mod *s, float x, float r)
+{
+    return fmaf(s->softcap_m2, r, fmaf(x, 0.0f, s->softcap));
+}
+
+/* cap tanh(x scale / cap), or NaN where x is +-inf or NaN */
 FA2_HD static inline float fa2_score_softcap(const fa2_score_mod *s, float x)
 {
-    const float y = FA2_MUL_RN(x, s->scale_over_cap);
-    return FA2_MUL_RN(s->softcap, tanhf(y)) + (y - y);
+    return fa2_softcap_u(s, x, fa2_softcap_r(s, x));
+}
+
+/* du / d(scale x) = 1 - tanh(y)^2 from r: t = 1 - 2 r */
+FA2_HD static inline float fa2_softcap_grad(float r)
+{
+    const float t = fmaf(-2.0f, r, 1.0f);
+    return 1.0f - FA2_MUL_RN(t, t);
 }
 
 /* x scale: the logit without soft-capping */
@@ -102,10 +139,11 @@ FA2_HD static inline float fa2_score_scaled(const fa2_score_mod *s, float x)
     return FA2_MUL_RN(x, s->scale);
 }
 
-/* u - slope |i' - j|, given the distance as fa2_alibi_distance rounds it */
+/* u - slope |i' - j| in one rounding (an FFMA), given the distance as
+ * fa2_alibi_distance forms it */
 FA2_HD static inline float fa2_score_alibi(const fa2_score_mod *s, float u, float dist)
 {
-    return u - FA2_MUL_RN(s->slope, dist);
+    return fmaf(-s->slope, dist, u);
 }
 
 /* The logit u of raw dot product x at (row i, column j), float32. */
@@ -123,14 +161,12 @@ FA2_HD static inline float fa2_score_logit(const fa2_score_mod *s, float x,
  * end, as without modifiers. ALiBi's bias does not depend on x. */
 FA2_HD static inline float fa2_score_grad(const fa2_score_mod *s, float x)
 {
-    if (s->softcap > 0.0f) {
-        const float t = tanhf(FA2_MUL_RN(x, s->scale_over_cap));
-        return 1.0f - FA2_MUL_RN(t, t);
-    }
+    if (s->softcap > 0.0f)
+        return fa2_softcap_grad(fa2_softcap_r(s, x));
     return 1.0f;
 }
 
-/* The logit and du / d(scale x) together, tanh taken once, with ALiBi's
+/* The logit and du / d(scale x) together, r formed once, with ALiBi's
  * distance given (fa2_alibi_distance's value; read only with ALiBi on):
  * for kernels that have the distance at hand more cheaply than from the
  * 64-bit indices. */
@@ -139,10 +175,9 @@ FA2_HD static inline float fa2_score_logit_grad_dist(const fa2_score_mod *s, flo
 {
     float u;
     if (s->softcap > 0.0f) {
-        const float y = FA2_MUL_RN(x, s->scale_over_cap);
-        const float t = tanhf(y);
-        u = FA2_MUL_RN(s->softcap, t) + (y - y);
-        *grad = 1.0f - FA2_MUL_RN(t, t);
+        const float r = fa2_softcap_r(s, x);
+        u = fa2_softcap_u(s, x, r);
+        *grad = fa2_softcap_grad(r);
     } else {
         u = fa2_score_scaled(s, x);
         *grad = 1.0f;
@@ -152,7 +187,7 @@ FA2_HD static inline float fa2_score_logit_grad_dist(const fa2_score_mod *s, flo
     return u;
 }
 
-/* The logit and du / d(scale x) together, tanh taken once: the same values
+/* The logit and du / d(scale x) together, r formed once: the same values
  * as fa2_score_logit and fa2_score_grad (the backward's form). */
 FA2_HD static inline float fa2_score_logit_grad(const fa2_score_mod *s, float x,
                                                 int64_t i, int64_t j, float *grad)

@@ -98,21 +98,33 @@ START_TEST(test_philox_gives_random123s_known_answers)
 }
 END_TEST
 
-/* The decision of (bh, i, j) is word j & 3 of the counter (j >> 2, i, bh,
- * offset) under key (seed, seed >> 32 + offset >> 32): the layout
+/* The decision of (bh, i, j) is 16-bit half (j & 1) (0: low) of word
+ * (j & 7) / 2 of the counter (j >> 3, i, bh, offset) under key (seed,
+ * seed >> 32 + offset >> 32), dropped iff below round(p 2^16): the layout
  * doc/algorithm.md documents, checked against a direct Philox call. */
-START_TEST(test_dropout_decision_is_the_documented_word)
+START_TEST(test_dropout_decision_is_the_documented_half_word)
 {
     const fa2_dropout d = fa2_dropout_make(0.375, 0x0123456789abcdefull,
                                            0x500000007ull);
-    ck_assert_uint_eq(d.threshold, 0x60000000u);
+    ck_assert_uint_eq(d.threshold, 0x6000u << 16);
     ck_assert_uint_eq(d.key0, 0x89abcdefu);
     ck_assert_uint_eq(d.key1, 0x01234567u + 5u);
-    for (int64_t j = 0; j < 64; j++) {
-        fa2_philox_ctr c = {{(uint32_t)(j >> 2), 9u, 13u, 7u}};
+    int dropped = 0;
+    for (int64_t j = 0; j < 256; j++) {
+        fa2_philox_ctr c = {{(uint32_t)(j >> 3), 9u, 13u, 7u}};
         const fa2_philox_ctr o = fa2_philox4x32_10(c, 0x89abcdefu, 0x0123456cu);
-        ck_assert_int_eq(fa2_dropout_keep(&d, 13, 9, j), o.v[j & 3] >= 0x60000000u);
+        const uint32_t half = (o.v[(j & 7) >> 1] >> (16 * (j & 1))) & 0xffffu;
+        ck_assert_int_eq(fa2_dropout_keep(&d, 13, 9, j), half >= 0x6000u);
+        dropped += half < 0x6000u;
     }
+    ck_assert(dropped > 0 && dropped < 256); /* both outcomes were tested */
+    /* the threshold rounds p 2^16 to nearest and stays below 2^16; below
+     * 2^-17 nothing is dropped and dropout is off */
+    ck_assert_uint_eq(fa2_dropout_make(0.1, 1, 2).threshold, 6554u << 16);
+    ck_assert_uint_eq(fa2_dropout_make(0.9999999, 1, 2).threshold, 65535u << 16);
+    ck_assert(fa2_dropout_make(1.0 / 65536.0, 1, 2).enabled);
+    ck_assert(!fa2_dropout_make(1.0 / 262144.0, 1, 2).enabled);
+    ck_assert_float_eq(fa2_dropout_make(1.0 / 262144.0, 1, 2).scale, 1.0f);
     ck_assert_float_eq(fa2_dropout_make(0.5, 1, 2).scale, 2.0f);
     ck_assert(!fa2_dropout_make(0.0, 1, 2).enabled);
 }
@@ -132,6 +144,7 @@ START_TEST(test_score_functions_follow_their_definitions)
     ck_assert_float_eq(fa2_alibi_distance(&a, 2, 4), 0.0f);
     ck_assert_float_eq(fa2_alibi_distance(&a, 1, 4), 1.0f);
     ck_assert_float_eq(fa2_score_logit(&a, 2.0f, 0, 0), 2.0f * 0.5f - 0.25f * 2.0f);
+    ck_assert_float_eq(fa2_score_logit(&a, 3.0f, 0, 1), fmaf(-0.25f, 1.0f, 1.5f));
     const fa2_score_mod c = fa2_score_mod_make(1.0f, 4.0f, 0, 0.0f, 4, 4);
     ck_assert(isnan(fa2_score_logit(&c, INFINITY, 0, 0)));
     ck_assert(isnan(fa2_score_logit(&c, -INFINITY, 0, 0)));
@@ -139,6 +152,22 @@ START_TEST(test_score_functions_follow_their_definitions)
     ck_assert_float_eq(fa2_score_logit(&c, 1e30f, 0, 0), 4.0f);
     ck_assert_float_eq(fa2_score_logit(&c, -1e30f, 0, 0), -4.0f);
     ck_assert(fabsf(fa2_score_logit(&c, 0.5f, 0, 0) - 4.0f * tanhf(0.125f)) <= 1e-6f);
+    /* tanh as 1 - 2 / (1 + e^(2y)): within a few ulp of the cap of the true
+     * value over the whole curve, odd to that accuracy, saturating exactly */
+    for (int k = -4000; k <= 4000; k++) {
+        const double x = k * 0.01;
+        const float u = fa2_score_logit(&c, (float)x, 0, 0);
+        const double want = 4.0 * tanh((double)(float)x / 4.0);
+        ck_assert_msg(fabs(u - want) <= 4.0 * 4.0 * 0x1p-24, "softcap(%g) = %.9g, tanh "
+                      "gives %.9g", x, (double)u, want);
+        ck_assert(fabsf(u + fa2_score_logit(&c, (float)-x, 0, 0)) <= 4.0f * 4.0f * 0x1p-24f);
+        float g;
+        (void)fa2_score_logit_grad(&c, (float)x, 0, 0, &g);
+        const double tt = tanh((double)(float)x / 4.0);
+        ck_assert(fabs(g - (1.0 - tt * tt)) <= 8.0 * 0x1p-24);
+    }
+    ck_assert_float_eq(fa2_score_logit(&c, 1e3f, 0, 0), 4.0f);
+    ck_assert_float_eq(fa2_score_logit(&c, -1e3f, 0, 0), -4.0f);
     ck_assert(isnan(fa2_score_logit_f64(&c, INFINITY, 0, 0)));
     const fa2_score_mod both = fa2_score_mod_make(0.125f, 3.0f, 1, 0.5f, 7, 9);
     for (int k = -200; k <= 200; k++) {
@@ -797,7 +826,7 @@ static Suite *mods_suite(void)
     Suite *s = suite_create("modifiers");
     TCase *t = tcase_create("philox");
     tcase_add_test(t, test_philox_gives_random123s_known_answers);
-    tcase_add_test(t, test_dropout_decision_is_the_documented_word);
+    tcase_add_test(t, test_dropout_decision_is_the_documented_half_word);
     tcase_add_test(t, test_score_functions_follow_their_definitions);
     tcase_add_test(t, test_alibi_float_distance_is_exact_where_the_guard_allows);
     suite_add_tcase(s, t);
