@@ -217,7 +217,7 @@ static void logit_tile_bwd(const fa2_problem *p, const fa2_score_mod *sm,
 {
     for (int64_t i = 0; i < rows; i++) {
         float *si = w->p + i * bn, *gi = w->g + i * bn;
-        for (int64_t j = 0; j < cols && p->mods; j++)
+        for (int64_t j = 0; j < cols && p->bwd_logits; j++)
             si[j] = fa2_score_logit_grad(sm, si[j], row_lo + i, col_lo + j, &gi[j]);
         uint8_t *ki = w->keep + i * bn;
         uint32_t kept8 = 0;
@@ -271,7 +271,7 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     }
     /* S = Q_i K_j^T, masked on boundary tiles; P = exp2(S c - LSE log2 e) */
     fa2_product_nn(&job->kern, rows, cols, d, w->q, d, w->kt, bn, w->p, bn, 0);
-    const int mods = p->mods || p->dropout.enabled;
+    const int mods = p->bwd_logits || p->dropout.enabled;
     if (mods) {
         const fa2_score_mod sm = fa2_problem_score_mod(p, s, b, h);
         logit_tile_bwd(p, &sm, w, b * p->heads_q + h, row_lo, rows, col_lo, cols,
@@ -280,7 +280,7 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     if (fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn))
         fa2_cpu_mask_tile(mask, row_lo, rows, col_lo, cols, w->p, bn, 1, w->vis_lo,
                           w->vis_hi);
-    const float c_exp = p->mods ? FA2_LOG2E_F : p->scale_log2;
+    const float c_exp = p->bwd_logits ? FA2_LOG2E_F : p->scale_log2;
     for (int64_t i = 0; i < rows; i++)
         p_from_lse(w->p + i * bn, w->pr + i * bn, cols, c_exp, w->lse[i],
                    p->dtype);

@@ -92,6 +92,9 @@ typedef struct fa2_problem {
     void *trace_user;
     /* score modifiers (lib/fa2_score.h) and dropout (lib/fa2_philox.h) */
     int mods;             /* softcap, ALiBi or sinks on: scores -> logits */
+    int bwd_logits;       /* softcap or ALiBi on: the backward's P from logits
+                           * (a sink alone changes only LSE, which the
+                           * backward reads: its P is plain attention's) */
     float softcap;        /* 0: off */
     const float *alibi_slopes; /* NULL: off */
     int64_t alibi_stride; /* between sequences; 0: one [Hq] for all */

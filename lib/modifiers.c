@@ -53,6 +53,7 @@ fa2_status fa2_mods_validate(const fa2_fwd_args *a, const fa2_backend_ops *ops,
     p->alibi_stride = a->alibi_batch_stride;
     p->sinks = a->sinks;
     p->mods = a->softcap > 0.0f || a->alibi_slopes || a->sinks;
+    p->bwd_logits = a->softcap > 0.0f || a->alibi_slopes;
     p->dropout = fa2_dropout_make(dropout ? (double)a->dropout_p : 0.0,
                                   a->dropout_seed, a->dropout_offset);
     p->dropout_mask = a->dropout_mask;
