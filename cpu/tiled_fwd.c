@@ -70,9 +70,10 @@ static void softmax_tile(const fa2_problem *p, tile_scratch *w, int64_t rows,
     fa2_cpu_softmax_tile(&io, rows, cols);
 }
 
-/* Score modifiers (fa2_score.h): turn the raw S^T tile into logits u in
- * place, before masking (masking after, so masked keys stay -inf). Only
- * called when a modifier is on: plain attention never enters this loop. */
+/* Score modifiers (fa2_score.h): turn the raw S^T tile into logits in the
+ * softmax's units in place, before masking (masking after, so masked keys
+ * stay -inf). Only called when there is something to do (softcap, ALiBi,
+ * or a head in natural units): plain attention never enters this loop. */
 FA2_CPU_CLONES
 static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
                        int64_t rows, int64_t col_lo, int64_t cols, int block_m)
@@ -85,10 +86,11 @@ static void logit_tile(const fa2_score_mod *sm, float *st, int64_t row_lo,
         }
         return;
     }
-    /* without softcap fa2_score_logit is x scale (then fma(-slope, |i' - j|,
-     * u)): the same two roundings, written so that they vectorise down a column
-     * (the distance in float is exact below 2^24, as fa2_alibi_distance's) */
-    const float scale = sm->scale, slope = sm->slope;
+    /* without softcap fa2_score_logit is x scale in natural units, x in
+     * score units (fa2_score_mod_units), then fma(-slope, |i' - j|, u): the
+     * same roundings, written so that they vectorise down a column (the
+     * distance in float is exact below 2^24, as fa2_alibi_distance's) */
+    const float scale = sm->logits ? sm->scale : 1.0f, slope = sm->slope_u;
     for (int64_t j = 0; j < cols; j++) {
         float *sj = st + j * block_m;
         const float d0 = (float)(row_lo + sm->diag_offset - (col_lo + j));
@@ -187,10 +189,11 @@ static void tiled_item(void *ctx, int64_t item, int worker)
     fa2_cpu_load_tile_t(&a->q, &s, s.q_start, row_lo, rows, h, d, w->qt, bm, w->row);
     /* with a modifier the softmax runs on logits u (c = log2 e); a sink
      * starts each row's state as a key seen first (fa2_score.h) */
-    const fa2_score_mod sm = fa2_problem_score_mod(p, &s, b, h);
-    const float c_exp = p->mods ? FA2_LOG2E_F : p->scale_log2;
+    const fa2_score_mod sm = fa2_problem_score_mod_units(p, &s, b, h, 1);
+    const float c_exp = sm.c;
+    const int transform = sm.softcap > 0.0f || sm.alibi || sm.logits;
     for (int64_t i = 0; i < rows; i++)
-        w->state[i] = p->sinks ? fa2_row_state_init_sink(p->sinks[h])
+        w->state[i] = p->sinks ? fa2_row_state_init_sink(sm.sink_u, sm.c)
                                : fa2_row_state_init();
     for (int64_t x = 0; x < rows * d; x++)
         w->acc[x] = 0.0f;
@@ -217,7 +220,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         }
         /* S^T = K_j Q_i^T, i.e. S = Q_i K_j^T */
         fa2_product_nn(&job->kern, cols, rows, d, w->k, d, w->qt, bm, w->st, bm, 0);
-        if (p->mods)
+        if (transform)
             logit_tile(&sm, w->st, row_lo, rows, col_lo, cols, bm);
         if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, bn))
             fa2_cpu_mask_tile(&mask, row_lo, rows, col_lo, cols, w->st, 1, bm,
@@ -246,7 +249,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
         for (int64_t c = 0; c < d; c++)
             acc[c] *= inv_l;
         fa2_store_row_f32(&a->o, s.batch, s.q_start + row_lo + i, h, d, acc);
-        w->rowsum[i] = fa2_softmax_lse(w->state[i], p->mods ? 1.0f : p->scale);
+        w->rowsum[i] = fa2_softmax_lse(w->state[i], sm.lse_scale);
         if (a->lse.data)
             *fa2_lse_at(&a->lse, s.batch, h, s.q_start + row_lo + i) = w->rowsum[i];
     }

@@ -213,20 +213,26 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
         st[mt][0] = st[mt][1] = fa2_row_state_init();
-    /* modifiers: logits u (c = log2 e) instead of raw scores (c = scale
-     * log2 e); a sink starts every row (its weight in one lane of the quad
-     * only: l is summed over the quad at the end) */
-    const bool logits = MODS && p.logits;
-    const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
+    /* modifiers: the softmax's units (fa2_score_mod_units: logits u with
+     * c = log2 e under softcap, else the raw scores with ALiBi's slope and
+     * the sink over the scale); a sink starts every row (its weight in one
+     * lane of the quad only: l is summed over the quad at the end) */
     fa2_score_mod sm = {};
+    float c_exp = p.scale_log2, lse_scale = p.scale;
+    bool logits = false; /* anything to do to the scores */
     if (MODS) {
         const bool alibi = p.alibi_slopes != nullptr;
         sm = fa2_score_mod_make(p.scale, p.softcap, alibi,
                                 alibi ? p.alibi_slopes[(int64_t)b * p.alibi_stride + h]
                                       : 0.0f,
                                 seqlen_q, seqlen_k);
+        fa2_score_mod_units(&sm, p.scale_log2, p.sinks != nullptr,
+                            p.sinks ? p.sinks[h] : 0.0f);
+        c_exp = sm.c;
+        lse_scale = sm.lse_scale;
+        logits = sm.softcap > 0.0f || sm.alibi || sm.logits;
         if (p.sinks) {
-            fa2_row_state s0 = fa2_row_state_init_sink(p.sinks[h]);
+            fa2_row_state s0 = fa2_row_state_init_sink(sm.sink_u, sm.c);
             if (t != 0)
                 s0.l = 0.0f;
 #pragma unroll
@@ -585,7 +591,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                 if (r < rows)
                     p.lse[batch * p.lse_sb + (int64_t)h * p.lse_sh +
                           (q_start + row_lo + r) * p.lse_sr] =
-                        fa2_softmax_lse(st[mt][hf], logits ? 1.0f : p.scale);
+                        fa2_softmax_lse(st[mt][hf], lse_scale);
             }
     }
 #ifdef FA2_TRAFFIC_COUNTERS

@@ -118,6 +118,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     constexpr int NO = HD / 2;  /* O accumulator floats per thread      */
     constexpr int KQ = HD / 16; /* k16 steps of Q K^T                   */
     constexpr int KP = BN / 16; /* k16 steps of P V                     */
+    /* dropout: 32-bit words of a lane's kept bits per row half and S tile */
+    constexpr int DROP_WORDS = ((BN / 8 + 1) / 2 + 3) / 4;
     constexpr uint32_t Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
     static_assert((NC == 2 || NC == 3) && HD % 64 == 0 && BN % 16 == 0, "tiling");
     /* registers: the producer gives back what the consumers take (the
@@ -432,12 +434,14 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         for (int i = 0; i < NO; i++)
             o[i] = 0.0f;
         fa2_row_state st[2] = {fa2_row_state_init(), fa2_row_state_init()};
-        /* modifiers: logits u (c = log2 e) instead of raw scores (c = scale
-         * log2 e); a sink starts every row, its weight in one lane of the
-         * quad only (l is summed over the quad at the end) */
-        const bool logits = MODS != 0 && p.logits;
-        const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
+        /* modifiers: the softmax's units (fa2_score_mod_units: logits u
+         * with c = log2 e under softcap, else the raw scores with ALiBi's
+         * slope and the sink over the scale); a sink starts every row, its
+         * weight in one lane of the quad only (l is summed over the quad
+         * at the end) */
         fa2_score_mod sm = {};
+        float c_exp = p.scale_log2, lse_scale = p.scale;
+        bool logits = false; /* anything to do to the scores */
         int64_t bhq = 0;
         if (MODS != 0) {
             const bool alibi = p.alibi_slopes != nullptr;
@@ -445,8 +449,13 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 p.scale, p.softcap, alibi,
                 alibi ? p.alibi_slopes[(int64_t)T.seq * p.alibi_stride + T.h] : 0.0f,
                 T.seqlen_q, T.seqlen_k);
+            fa2_score_mod_units(&sm, p.scale_log2, p.sinks != nullptr,
+                                p.sinks ? p.sinks[T.h] : 0.0f);
+            c_exp = sm.c;
+            lse_scale = sm.lse_scale;
+            logits = sm.softcap > 0.0f || sm.alibi || sm.logits;
             if (p.sinks) {
-                fa2_row_state s0 = fa2_row_state_init_sink(p.sinks[T.h]);
+                fa2_row_state s0 = fa2_row_state_init_sink(sm.sink_u, sm.c);
                 if (t != 0)
                     s0.l = 0.0f;
                 st[0] = st[1] = s0;
@@ -486,11 +495,11 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 #pragma unroll
                 for (int k = 0; k < NS; k++)
                     s[k] = fa2_score_softcap(&sm, s[k]);
-            } else {
+            } else if (sm.logits) { /* natural units: u = x scale */
 #pragma unroll
                 for (int k = 0; k < NS; k++)
                     s[k] = fa2_score_scaled(&sm, s[k]);
-            }
+            } /* score units: x as it is */
             if (!sm.alibi)
                 return;
 #pragma unroll
@@ -526,11 +535,14 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
          * of row half t >> 1 for the blocks of parity t & 1 (a quarter of
          * the quad's calls), keeping each call's 8 bits as a byte, and two
          * shuffles per row half and word hand every lane the bytes of the
-         * two lanes that made its row's calls. */
+         * two lanes that made its row's calls. The bits are applied to the
+         * packed P (drop_packed), two elements an instruction pair. */
+        uint32_t drop_kb[2][DROP_WORDS];
         auto dropout = [&](int64_t col_lo) {
             constexpr int NB = BN / 8;        /* column blocks of 8       */
             constexpr int NP = (NB + 1) / 2;  /* blocks of one parity     */
-            constexpr int NWD = (NP + 3) / 4; /* 32-bit words of bytes    */
+            constexpr int NWD = DROP_WORDS;   /* 32-bit words of bytes    */
+            static_assert(NWD == (NP + 3) / 4, "DROP_WORDS");
             const int64_t r_mine = row_lo + wrow + g + 8 * (t >> 1);
             uint32_t mine[NWD];
 #pragma unroll
@@ -557,7 +569,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const int src = (lane & ~3) + 2 * hf;
-                uint32_t kb[NWD];
+                uint32_t *const kb = drop_kb[hf];
 #pragma unroll
                 for (int wd = 0; wd < NWD; wd++) {
                     const uint32_t even = __shfl_sync(0xffffffffu, mine[wd], src) >> (2 * t);
@@ -579,13 +591,29 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                         }
                     }
                 }
-#pragma unroll
-                for (int i = 0; i < NB; i++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++)
-                        if (!kept_bit(kb, i, e))
-                            s[4 * i + 2 * hf + e] = 0.0f;
             }
+        };
+        /* Zero the dropped elements of the packed P: pa[kk][2 b + hf] holds
+         * block i = 2 kk + b's two elements of row half hf, whose bits are
+         * 8 (kk & 3) + 2 b + e of drop_kb[hf][kk >> 2]. Shifted so that bit
+         * is the top of byte kk & 3, prmt's sign mode copies it into a
+         * whole byte: a 16-bit mask per element, one AND per pair. */
+        auto drop_packed = [&]() {
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+#pragma unroll
+                for (int wd = 0; wd < DROP_WORDS; wd++) {
+                    const uint32_t w = drop_kb[hf][wd];
+                    const uint32_t y[4] = {w << 7, w << 6, w << 5, w << 4};
+#pragma unroll
+                    for (int k = 0; k < 4 && 4 * wd + k < KP; k++) {
+                        const int kk = 4 * wd + k;
+                        const uint32_t lo = 8 | k, hi = 8 | (4 + k);
+                        const uint32_t sel = lo | lo << 4 | hi << 8 | hi << 12;
+                        pa[kk][hf] &= prmt_sign(y[0], y[1], sel);
+                        pa[kk][2 + hf] &= prmt_sign(y[2], y[3], sel);
+                    }
+                }
         };
         /* the element mask and the online softmax of one S tile, in place
          * (S -> P in float32); alpha per row */
@@ -654,6 +682,8 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 pa[kk][2] = pack2<IS_BF16>(s[8 * kk + 4], s[8 * kk + 5]);
                 pa[kk][3] = pack2<IS_BF16>(s[8 * kk + 6], s[8 * kk + 7]);
             }
+            if (MODS == 2 && p.dropout.enabled)
+                drop_packed();
         };
         auto rescale_o = [&](const float (&alpha)[2]) {
             if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
@@ -827,7 +857,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 if (r < rows)
                     p.lse[T.batch * p.lse_sb + (int64_t)T.h * p.lse_sh +
                           (T.q_start + row_lo + r) * p.lse_sr] =
-                        fa2_softmax_lse(st[hf], logits ? 1.0f : p.scale);
+                        fa2_softmax_lse(st[hf], lse_scale);
             }
         }
     }

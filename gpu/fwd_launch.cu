@@ -289,7 +289,6 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
     k.sinks = p->sinks;
     k.dropout = p->dropout;
     k.dropout_mask = p->dropout_mask;
-    k.logits = p->mods;
     k.mods = p->mods || p->dropout.enabled || p->dropout_mask;
 #ifdef FA2_TRAFFIC_COUNTERS
     if ((st = fa2_cuda_traffic_pointer(&k.traffic)))

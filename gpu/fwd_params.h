@@ -48,7 +48,6 @@ typedef struct fa2_fwd_params {
     /* score modifiers and dropout (lib/fa2_score.h, lib/fa2_philox.h),
      * device pointers; mods = 0: the plain kernel, none of this is read */
     int mods;                       /* any of the below: the MODS kernel   */
-    int logits;                     /* softcap, ALiBi or sinks: logits u   */
     float softcap;                  /* 0: off                              */
     const float *alibi_slopes;      /* NULL: off; [b * alibi_stride + h]   */
     int64_t alibi_stride;

@@ -28,6 +28,16 @@ __device__ __forceinline__ uint32_t smem_addr(const void *p)
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 
+/* prmt.b32 in its default mode with sign replication: result byte n is
+ * byte (sel >> 4n) & 7 of {b, a} (a: bytes 0-3), or with bit 3 of that
+ * nibble set, that byte's top bit copied into all eight bits */
+__device__ __forceinline__ uint32_t prmt_sign(uint32_t a, uint32_t b, uint32_t sel)
+{
+    uint32_t d;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+    return d;
+}
+
 /* 16 bytes global -> shared; src_bytes 0 writes 16 zero bytes and reads
  * nothing (the predicated-off rows and columns). */
 __device__ __forceinline__ void cp_async_16(void *dst, const void *src,

@@ -136,7 +136,8 @@ static inline fa2_mask fa2_problem_mask(const fa2_problem *p, const fa2_seq *s)
                          p->window_right);
 }
 
-/* The score modifiers of sequence b (its index, not its batch slot), head h. */
+/* The score modifiers of sequence b (its index, not its batch slot), head h,
+ * in natural units (the oracle's and standard attention's). */
 static inline fa2_score_mod fa2_problem_score_mod(const fa2_problem *p,
                                                   const fa2_seq *s, int64_t b,
                                                   int64_t h)
@@ -145,6 +146,19 @@ static inline fa2_score_mod fa2_problem_score_mod(const fa2_problem *p,
     return fa2_score_mod_make(p->scale, p->softcap, alibi,
                               alibi ? p->alibi_slopes[b * p->alibi_stride + h] : 0.0f,
                               s->seqlen_q, s->seqlen_k);
+}
+
+/* The same in the units the tiled mirror and the kernels run the softmax
+ * in (fa2_score_mod_units); with_sink: the forward's (the backward's P
+ * does not involve the sink). */
+static inline fa2_score_mod fa2_problem_score_mod_units(const fa2_problem *p,
+                                                        const fa2_seq *s, int64_t b,
+                                                        int64_t h, int with_sink)
+{
+    fa2_score_mod sm = fa2_problem_score_mod(p, s, b, h);
+    const int sink = with_sink && p->sinks != NULL;
+    fa2_score_mod_units(&sm, p->scale_log2, sink, sink ? p->sinks[h] : 0.0f);
+    return sm;
 }
 
 /* The sink logit of head h, or -inf (no sink). */

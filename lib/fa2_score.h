@@ -53,6 +53,12 @@ typedef struct fa2_score_mod {
     float slope;          /* ALiBi slope of this (sequence, head)           */
     int alibi;            /* ALiBi on                                       */
     int64_t diag_offset;  /* Nk - Nq: row i's diagonal column               */
+    /* the units the softmax runs in (fa2_score_mod_units): */
+    int logits;           /* 1: logits u (natural units), 0: scores x / ... */
+    float c;              /* exp2's factor: log2 e, or scale log2 e         */
+    float lse_scale;      /* LSE = m lse_scale + ln l: 1, or scale          */
+    float slope_u;        /* ALiBi's slope in those units                   */
+    float sink_u;         /* the sink in those units (with a sink)          */
 } fa2_score_mod;
 
 FA2_HD static inline fa2_score_mod fa2_score_mod_make(float scale, float softcap,
@@ -70,7 +76,45 @@ FA2_HD static inline fa2_score_mod fa2_score_mod_make(float scale, float softcap
     s.slope = alibi ? slope : 0.0f;
     s.alibi = alibi;
     s.diag_offset = seqlen_k - seqlen_q;
+    s.logits = 1;
+    s.c = FA2_LOG2E_F;
+    s.lse_scale = 1.0f;
+    s.slope_u = s.slope;
+    s.sink_u = 0.0f;
     return s;
+}
+
+/* The units the tiled mirror's and the kernels' softmax runs in. Without
+ * softcap it runs on the raw scores, as plain attention does (exp2's
+ * factor c = scale log2 e, so no multiply by the scale per element), and
+ * ALiBi's slope and the sink are converted once: slope / scale and
+ * sink / scale, each rounded once from float64; the logit is then
+ *   x_ij - (slope / scale) |i' - j|       (one FFMA, fa2_score_alibi)
+ * and scale times it is the logit of section 7.1 up to rounding. With
+ * softcap (tanh needs the scaled score) it runs on logits u (c = log2 e).
+ * So does a head whose slope / scale or sink / scale would exceed 2^100
+ * in magnitude (where x - slope' d could overflow where u does not); the
+ * choice is per (sequence, head) and the same in the mirror and the
+ * kernels (both call this). scale_log2: plain attention's c, the
+ * problem's. Without any modifier this gives plain attention's units. */
+#define FA2_SCORE_UNITS_MAX 0x1p100f
+FA2_HD static inline void fa2_score_mod_units(fa2_score_mod *s, float scale_log2,
+                                              int has_sink, float sink)
+{
+    s->sink_u = sink;
+    if (s->softcap > 0.0f)
+        return;
+    const float slope_x = (float)((double)s->slope / (double)s->scale);
+    const float sink_x = (float)((double)sink / (double)s->scale);
+    if (s->alibi && fabsf(slope_x) > FA2_SCORE_UNITS_MAX)
+        return;
+    if (has_sink && isfinite(sink) && fabsf(sink_x) > FA2_SCORE_UNITS_MAX)
+        return;
+    s->logits = 0;
+    s->c = scale_log2;
+    s->lse_scale = s->scale;
+    s->slope_u = slope_x;
+    s->sink_u = sink_x;
 }
 
 /* |i' - j|, i' = i + Nk - Nq: the ALiBi distance, exact in float below 2^24. */
@@ -133,17 +177,17 @@ FA2_HD static inline float fa2_softcap_grad(float r)
     return 1.0f - FA2_MUL_RN(t, t);
 }
 
-/* x scale: the logit without soft-capping */
+/* x scale: the logit without soft-capping (in score units: x itself) */
 FA2_HD static inline float fa2_score_scaled(const fa2_score_mod *s, float x)
 {
-    return FA2_MUL_RN(x, s->scale);
+    return s->logits ? FA2_MUL_RN(x, s->scale) : x;
 }
 
 /* u - slope |i' - j| in one rounding (an FFMA), given the distance as
- * fa2_alibi_distance forms it */
+ * fa2_alibi_distance forms it; the slope in the softmax's units */
 FA2_HD static inline float fa2_score_alibi(const fa2_score_mod *s, float u, float dist)
 {
-    return fmaf(-s->slope, dist, u);
+    return fmaf(-s->slope_u, dist, u);
 }
 
 /* The logit u of raw dot product x at (row i, column j), float32. */
@@ -227,16 +271,16 @@ FA2_HD static inline double fa2_score_grad_f64(const fa2_score_mod *s, double x)
 
 /* ---- sinks ---------------------------------------------------------------- */
 
-/* A row's online-softmax state before any key, with a sink of logit `sink`
- * (softmax on logits: c = log2 e): m = sink and l = its weight relative to
- * the rounded max, exactly as a key's would be. A -inf sink is no sink
- * (m = -inf, l = 0); a NaN or +inf sink makes l NaN, so the row is NaN. */
-FA2_HD static inline fa2_row_state fa2_row_state_init_sink(float sink)
+/* A row's online-softmax state before any key, with a sink `sink` in the
+ * softmax's units (fa2_score_mod's sink_u, c): m = sink and l = its
+ * weight relative to the rounded max, exactly as a key's would be. A -inf
+ * sink is no sink (m = -inf, l = 0); a NaN or +inf sink makes l NaN, so
+ * the row is NaN. */
+FA2_HD static inline fa2_row_state fa2_row_state_init_sink(float sink, float c)
 {
     fa2_row_state st;
     st.m = sink;
-    st.l = exp2f(fa2_softmax_arg(sink, FA2_LOG2E_F,
-                                 fa2_softmax_max_scaled(sink, FA2_LOG2E_F)));
+    st.l = exp2f(fa2_softmax_arg(sink, c, fa2_softmax_max_scaled(sink, c)));
     return st;
 }
 

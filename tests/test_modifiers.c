@@ -185,11 +185,24 @@ START_TEST(test_score_functions_follow_their_definitions)
         }
     }
     /* a sink of -inf is no sink; a NaN sink makes the row state NaN */
-    const fa2_row_state none = fa2_row_state_init_sink(-INFINITY);
+    const fa2_row_state none = fa2_row_state_init_sink(-INFINITY, FA2_LOG2E_F);
     ck_assert(none.m == -INFINITY && none.l == 0.0f);
-    ck_assert(isnan(fa2_row_state_init_sink(NAN).l));
-    ck_assert(isnan(fa2_row_state_init_sink(INFINITY).l));
-    ck_assert(fabsf(fa2_row_state_init_sink(1.5f).l - 1.0f) < 1e-6f);
+    ck_assert(isnan(fa2_row_state_init_sink(NAN, FA2_LOG2E_F).l));
+    ck_assert(isnan(fa2_row_state_init_sink(INFINITY, FA2_LOG2E_F).l));
+    ck_assert(fabsf(fa2_row_state_init_sink(1.5f, FA2_LOG2E_F).l - 1.0f) < 1e-6f);
+    /* the softmax's units: scores (slope and sink over the scale) without
+     * softcap, logits with it or where slope / scale passes 2^100 */
+    fa2_score_mod su = fa2_score_mod_make(0.125f, 0.0f, 1, 0.5f, 7, 9);
+    fa2_score_mod_units(&su, 0.125f * FA2_LOG2E_F, 1, 3.0f);
+    ck_assert(!su.logits && su.slope_u == 4.0f && su.sink_u == 24.0f &&
+              su.lse_scale == 0.125f && su.c == 0.125f * FA2_LOG2E_F);
+    ck_assert_float_eq(fa2_score_logit(&su, 2.0f, 0, 0), fmaf(-4.0f, 0.0f + 2.0f, 2.0f));
+    fa2_score_mod big = fa2_score_mod_make(0x1p-40f, 0.0f, 1, 0x1p70f, 7, 9);
+    fa2_score_mod_units(&big, 0x1p-40f * FA2_LOG2E_F, 0, 0.0f);
+    ck_assert(big.logits && big.slope_u == 0x1p70f && big.c == FA2_LOG2E_F);
+    fa2_score_mod capped = fa2_score_mod_make(0.125f, 5.0f, 1, 0.5f, 7, 9);
+    fa2_score_mod_units(&capped, 0.125f * FA2_LOG2E_F, 1, 3.0f);
+    ck_assert(capped.logits && capped.slope_u == 0.5f && capped.sink_u == 3.0f);
 }
 END_TEST
 
