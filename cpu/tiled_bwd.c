@@ -273,15 +273,14 @@ static void bwd_tile(const tiled_bwd_job *job, bwd_scratch *w, const fa2_seq *s,
     fa2_product_nn(&job->kern, rows, cols, d, w->q, d, w->kt, bn, w->p, bn, 0);
     const int mods = p->bwd_logits || p->dropout.enabled;
     if (mods) {
-        const fa2_score_mod sm = fa2_problem_score_mod_units(p, s, b, h, 0);
+        const fa2_score_mod sm = fa2_problem_score_mod(p, s, b, h);
         logit_tile_bwd(p, &sm, w, b * p->heads_q + h, row_lo, rows, col_lo, cols,
                        bn);
     }
     if (fa2_tile_needs_mask(mask, row_lo, row_lo + rows, col_lo, bn))
         fa2_cpu_mask_tile(mask, row_lo, rows, col_lo, cols, w->p, bn, 1, w->vis_lo,
                           w->vis_hi);
-    const float c_exp = p->bwd_logits ? fa2_problem_score_mod_units(p, s, b, h, 0).c
-                                      : p->scale_log2;
+    const float c_exp = p->bwd_logits ? FA2_LOG2E_F : p->scale_log2;
     for (int64_t i = 0; i < rows; i++)
         p_from_lse(w->p + i * bn, w->pr + i * bn, cols, c_exp, w->lse[i],
                    p->dtype);

@@ -189,7 +189,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
     fa2_cpu_load_tile_t(&a->q, &s, s.q_start, row_lo, rows, h, d, w->qt, bm, w->row);
     /* with a modifier the softmax runs on logits u (c = log2 e); a sink
      * starts each row's state as a key seen first (fa2_score.h) */
-    const fa2_score_mod sm = fa2_problem_score_mod_units(p, &s, b, h, 1);
+    const fa2_score_mod sm = fa2_problem_score_mod_units(p, &s, b, h);
     const float c_exp = sm.c;
     const int transform = sm.softcap > 0.0f || sm.alibi || sm.logits;
     for (int64_t i = 0; i < rows; i++)

@@ -382,6 +382,7 @@ extern "C" fa2_status fa2_cuda_bwd(const fa2_bwd_args *a, const fa2_problem *p)
     k.dropout = p->dropout;
     /* a sink alone changes only LSE (and dsinks, the preprocess's): the
      * plain kernel's P from LSE is then the right one */
+    k.logits = p->bwd_logits;
     k.mods = p->bwd_logits || p->dropout.enabled;
 #ifdef FA2_TRAFFIC_COUNTERS
     if ((st = bwd_traffic_pointer(&k.traffic))) {

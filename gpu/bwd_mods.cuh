@@ -5,13 +5,10 @@
  * dropout scale. The maths is lib/fa2_score.h's and lib/fa2_philox.h's;
  * the order and roundings are cpu/tiled_bwd.c's, per element of S^T:
  *
- *     u = fa2_score_logit_grad(x) (softcap, ALiBi; g = du/d(scale x)) in
- *                                 the step's units (fa2_score_mod_units),
- *                                 or u = x
+ *     u = fa2_score_logit_grad(x) (logits; g = du/d(scale x)), or u = x
  *     masked: u = -inf            (every tile: rows past the block's end
  *                                  too, whose u is no longer 0)
- *     P = exp2(u c - LSE log2 e)  c = log2 e in natural units, else
- *                                 scale log2 e
+ *     P = exp2(u c - LSE log2 e)  c = log2 e with logits, else scale log2 e
  *     dropout: dP' = z dP (1/(1-p)), z the element's Philox decision; the
  *              dropped P are 0 in dV, which is scaled by 1/(1-p) at the end
  *     dS = P o (dP' - D), times g with softcap.
@@ -51,12 +48,10 @@ __device__ __forceinline__ fa2_score_mod bwd_step_mods(const fa2_bwd_params &p,
                                                        const bwd_step &q)
 {
     const bool alibi = p.alibi_slopes != nullptr;
-    fa2_score_mod sm = fa2_score_mod_make(
+    return fa2_score_mod_make(
         p.scale, p.softcap, alibi,
         alibi ? p.alibi_slopes[(int64_t)blk.b * p.alibi_stride + q.h] : 0.0f,
         blk.s.seqlen_q, blk.s.seqlen_k);
-    fa2_score_mod_units(&sm, p.scale_log2, 0, 0.0f); /* the sink is in LSE */
-    return sm;
 }
 
 /* Dropout's decisions for this lane's elements of one chunk of S^T (NC n8
@@ -134,12 +129,11 @@ __device__ __forceinline__ void chunk_keep_bits(const fa2_bwd_params &p, const b
  * fa2_score_logit_grad_dist's own tests of them fold away: each
  * combination's element loop is straight-line code (with runtime tests
  * every element was a chain of branches, and the elements could not
- * overlap). So is NAT, the step's units (fa2_score_mod_units): natural
- * (u = x scale; always with softcap) or the raw scores' (u = x, the ALiBi
- * slope over the scale; c = scale log2 e). Dropout is data: without it
- * every element is kept and scaled by 1, which gives the bits of the
- * skipped step. ALIBI_F32: the distances as above. */
-template <int NC, int CQ, bool CAPPED, bool ALIBI, bool NAT, bool ALIBI_F32, typename Acc>
+ * overlap). The other two are data: without logits (dropout alone) the
+ * scale is 1 and c = scale log2 e, so u = x * 1 = x; without dropout
+ * every element is kept and scaled by 1. Both give the bits of the
+ * skipped steps. ALIBI_F32: the distances as above. */
+template <int NC, int CQ, bool CAPPED, bool ALIBI, bool ALIBI_F32, typename Acc>
 __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_score_mod &sm,
                                              const bwd_block &blk, const bwd_step &q, int ch,
                                              int kw0, int g, int t, const uint32_t kb[4],
@@ -153,8 +147,11 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
     else
         s.softcap = 0.0f;
     s.alibi = ALIBI;
-    s.logits = NAT;
-    const float c_exp = sm.c;
+    s.logits = 1; /* natural units, a constant (fa2_score_mod_units is the forward's) */
+    const bool logits = p.logits != 0;
+    if (!logits)
+        s.scale = 1.0f;
+    const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
     const float kept_scale = p.dropout.enabled ? p.dropout.scale : 1.0f;
     const int64_t kcol0 = blk.col_lo + kw0 + g; /* key of hf = 0 */
     float a[2] = {0.0f, 0.0f};
@@ -192,8 +189,8 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
         }
 }
 
-/* The chunk's P^T and dS^T (mods_p_ds_as): one branch on softcap, ALiBi
- * and the units, then that combination's straight-line loop. */
+/* The chunk's P^T and dS^T (mods_p_ds_as): one branch on softcap and
+ * ALiBi, then that combination's straight-line loop. */
 template <int NC, int CQ, bool ALIBI_F32, typename Acc>
 __device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_score_mod &sm,
                                           const bwd_block &blk, const bwd_step &q, int ch,
@@ -202,22 +199,19 @@ __device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_sco
                                           const float *cL, const float *cD, Acc &sc,
                                           Acc &dp)
 {
-#define FA2_MODS_AS(C, A, N)                                                   \
-    mods_p_ds_as<NC, CQ, C, A, N, ALIBI_F32>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, \
-                                             vis_hi, cL, cD, sc, dp)
-    /* softcap is in natural units, dropout alone in the scores' */
+#define FA2_MODS_AS(C, A)                                                      \
+    mods_p_ds_as<NC, CQ, C, A, ALIBI_F32>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, \
+                                          cL, cD, sc, dp)
     if (sm.softcap > 0.0f) {
         if (sm.alibi)
-            FA2_MODS_AS(true, true, true);
+            FA2_MODS_AS(true, true);
         else
-            FA2_MODS_AS(true, false, true);
+            FA2_MODS_AS(true, false);
     } else {
-        if (sm.alibi && sm.logits)
-            FA2_MODS_AS(false, true, true);
-        else if (sm.alibi)
-            FA2_MODS_AS(false, true, false);
+        if (sm.alibi)
+            FA2_MODS_AS(false, true);
         else
-            FA2_MODS_AS(false, false, false);
+            FA2_MODS_AS(false, false);
     }
 #undef FA2_MODS_AS
 }

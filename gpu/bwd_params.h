@@ -55,6 +55,7 @@ typedef struct fa2_bwd_params {
     /* score modifiers and dropout (lib/fa2_score.h, lib/fa2_philox.h),
      * device pointers; mods = 0: the plain kernels, none of this is read */
     int mods;                       /* any of the below: the MODS kernel   */
+    int logits;                     /* softcap, ALiBi or sinks: logits u   */
     float softcap;                  /* 0: off                              */
     const float *alibi_slopes;      /* NULL: off; [b * alibi_stride + h]   */
     int64_t alibi_stride;

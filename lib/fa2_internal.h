@@ -148,16 +148,15 @@ static inline fa2_score_mod fa2_problem_score_mod(const fa2_problem *p,
                               s->seqlen_q, s->seqlen_k);
 }
 
-/* The same in the units the tiled mirror and the kernels run the softmax
- * in (fa2_score_mod_units); with_sink: the forward's (the backward's P
- * does not involve the sink). */
+/* The same in the units the forward's tiled mirror and kernels run the
+ * softmax in (fa2_score_mod_units). */
 static inline fa2_score_mod fa2_problem_score_mod_units(const fa2_problem *p,
                                                         const fa2_seq *s, int64_t b,
-                                                        int64_t h, int with_sink)
+                                                        int64_t h)
 {
     fa2_score_mod sm = fa2_problem_score_mod(p, s, b, h);
-    const int sink = with_sink && p->sinks != NULL;
-    fa2_score_mod_units(&sm, p->scale_log2, sink, sink ? p->sinks[h] : 0.0f);
+    fa2_score_mod_units(&sm, p->scale_log2, p->sinks != NULL,
+                        p->sinks ? p->sinks[h] : 0.0f);
     return sm;
 }
 

@@ -84,7 +84,8 @@ FA2_HD static inline fa2_score_mod fa2_score_mod_make(float scale, float softcap
     return s;
 }
 
-/* The units the tiled mirror's and the kernels' softmax runs in. Without
+/* The units the forward's softmax runs in (the tiled mirror's and the
+ * kernels'; the backward recomputes P in natural units). Without
  * softcap it runs on the raw scores, as plain attention does (exp2's
  * factor c = scale log2 e, so no multiply by the scale per element), and
  * ALiBi's slope and the sink are converted once: slope / scale and
