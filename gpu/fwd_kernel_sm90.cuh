@@ -370,11 +370,17 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     /* Ping-pong (FA3): the consumer warpgroups take turns to issue their
      * products, so that one's softmax runs under the other's GEMMs. Turn
      * c waits on named barrier 4 + c and passes the turn to the next
-     * warpgroup after issuing. Each wait is matched by one arrival: per
-     * tile, the last warpgroup passes one extra turn to warpgroup 0 at the
-     * start, which warpgroup 0 takes back after its last product. (The
-     * arrivals are unconditional: ptxas serialises the wgmmas after a
-     * predicated one, warning C7520.) */
+     * warpgroup after issuing. Each wait is matched by one arrival: in a
+     * tile, warpgroup 0 takes its first turn without waiting and the last
+     * warpgroup passes no turn after its last product, so nothing is left
+     * over at the tile's end and warpgroup 0 can start the next tile's
+     * first product while the others are still in their epilogues (before,
+     * an extra turn passed at each tile's start tied warpgroup 0's next
+     * tile to the last warpgroup's epilogue). Those two are the
+     * warpgroup's own barrier 1 + cw with 128 threads instead, a sync or
+     * an arrival of the warpgroup alone: the barrier instructions stay
+     * unconditional (ptxas serialises the wgmmas after a predicated one,
+     * warning C7520). */
     const int my_turn = 4 + cw, next_turn = 4 + (cw + 1) % NC;
     auto turn_begin = [&]() {
         if (pingpong)
@@ -383,6 +389,14 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     auto turn_end = [&]() {
         if (pingpong)
             named_arrive(next_turn, 128 * 2);
+    };
+    auto turn_begin_first = [&]() {
+        if (pingpong)
+            named_sync(cw == 0 ? 1 + cw : my_turn, cw == 0 ? 128 : 128 * 2);
+    };
+    auto turn_end_last = [&]() {
+        if (pingpong)
+            named_arrive(cw == NC - 1 ? 1 + cw : next_turn, cw == NC - 1 ? 128 : 128 * 2);
     };
 
     int gstep = 0, qiter = 0;
@@ -713,12 +727,10 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         mbar_wait(q_full, qiter & 1);
         if (nsteps > 0) {
             float alpha[2];
-            if (pingpong) /* warpgroup 0 goes first */
-                named_arrive_if(cw == NC - 1, 4, 128 * 2);
             {
                 const int stg = gstep % ST;
                 mbar_wait(&k_full[stg], (gstep / ST) & 1);
-                turn_begin();
+                turn_begin_first(); /* warpgroup 0 goes first */
                 wgmma_fence();
                 issue_s(stg);
                 wgmma_commit();
@@ -764,13 +776,11 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             wgmma_fence();
             issue_pv(last);
             wgmma_commit();
-            turn_end();
+            turn_end_last();
             wgmma_wait<0>();
             reg_fence_n<NO>(o);
             if (lane == 0)
                 mbar_arrive(&v_empty[last]);
-            if (pingpong && cw == 0)
-                named_sync(4, 128 * 2); /* the extra turn passed at the start */
         } else if (SEPARATE_O && lane == 0) {
             mbar_arrive(q_empty); /* Q has landed and nobody reads it */
         }

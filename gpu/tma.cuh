@@ -144,16 +144,6 @@ __device__ __forceinline__ void named_arrive(int id, int threads)
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-/* bar.arrive only where pred holds, predicated inside one instruction: a
- * branch around it would be a divergent path to ptxas, which then
- * serialises the wgmmas after it (warning C7520) */
-__device__ __forceinline__ void named_arrive_if(bool pred, int id, int threads)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p bar.arrive %0, %1;\n}\n" ::"r"(id),
-                 "r"(threads), "r"((int)pred)
-                 : "memory");
-}
-
 /* wgmma.cuh's descriptor with a leading-dimension byte offset: for an
  * MN-major operand wider than one 64-column block (O += P V with head dim
  * > 64), lbo_bytes is the distance between the 64-column blocks. */
