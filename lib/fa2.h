@@ -633,6 +633,13 @@ typedef struct fa2_sim_args {
      * the preprocess clears and the postprocess reads (lib/fa2_tile.h,
      * fa2_bwd_dq_turn) */
     int deterministic;
+    /* FA2 (both passes): the score modifiers and dropout, as on
+     * fa2_fwd_args (0: off): their per-element work is counted in
+     * flops_other and sfu_ops (sim/flops.c); the bytes do not change (the
+     * slopes and sinks are a float per head) */
+    float softcap;
+    int alibi, sinks;
+    float dropout_p;
 } fa2_sim_args;
 
 /* Defaults: FA2 forward, fp16, window -1/-1, L2 on, everything else 0. */

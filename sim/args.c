@@ -281,6 +281,15 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
         (st = check_tile(a->bwd_warps, "bwd_warps", 32)) ||
         (st = check_tile(a->regs_per_thread, "regs_per_thread", 255)))
         return st;
+    if (!(a->softcap >= 0.0f && a->softcap < INFINITY))
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "softcap is %g, expected 0 (off) "
+                        "or a finite cap > 0", (double)a->softcap);
+    if (!(a->dropout_p >= 0.0f && a->dropout_p < 1.0f))
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "dropout_p is %g, expected a "
+                        "probability in [0, 1)", (double)a->dropout_p);
+    if ((a->alibi != 0 && a->alibi != 1) || (a->sinks != 0 && a->sinks != 1))
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "alibi and sinks are %d and %d, "
+                        "expected 0 or 1", a->alibi, a->sinks);
     if (a->deterministic != 0 && a->deterministic != 1)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "deterministic is %d, expected "
                         "0 or 1", a->deterministic);
@@ -353,6 +362,12 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
     S->order = a->order;
     S->regs_per_thread = a->regs_per_thread;
     S->det = a->algo == FA2_SIM_FA2 && a->deterministic;
+    if (a->algo == FA2_SIM_FA2) {
+        S->mods.softcap = a->softcap > 0.0f;
+        S->mods.alibi = a->alibi;
+        S->mods.sinks = a->sinks;
+        S->mods.dropout = a->dropout_p > 0.0f;
+    }
     const int64_t sram = a->sram_bytes > 0 ? a->sram_bytes : dev->smem_per_block;
     S->sram_elems = sim_max(1, sram / S->es);
 

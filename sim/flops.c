@@ -28,6 +28,23 @@
  *     normalise = 6 (+1 for the mask everywhere when the problem has one),
  *     1 / sum per row; softmax backward per element: dP P, rowsum, subtract,
  *     multiply, scale = 5.
+ *
+ * The score modifiers and dropout (sim_flops_mods; doc/algorithm.md
+ * section 7, as the sm_90 kernels run them), per S element; an integer
+ * instruction counts 1 like an add (it takes an issue slot as one does):
+ *   softcap: x k, exp2, 1 + e, 1 / d, two FMAs = 8 (2 of them exp2 and
+ *     reciprocal); the backward also forms t = 1 - 2r (FMA), 1 - t t (2)
+ *     and multiplies dS by it = 12 (2).
+ *   ALiBi: the distance (add) and the FFMA that subtracts slope d = 3; the
+ *     backward works on logits (x scale, 1 more) = 4.
+ *   dropout: a Philox 4x32-10 call per 8 elements (10 rounds of two
+ *     32x32->64 multiplies and two 3-input XORs: 40, and ~20 to turn its
+ *     four words into eight decisions) = 7.5, plus applying it: 1 in the
+ *     forward (a mask and an AND per packed pair), 3 in the backward (dP
+ *     scaled by 1/(1-p), P and dP' selected) = 8.5 and 10.5.
+ *   the backward with softcap, ALiBi or dropout masks every element, not
+ *     only a boundary tile's (+1 on the others).
+ *   a sink: its row start (2 a row and query block) is not counted.
  */
 #include "config.h"
 #include "sim.h"
@@ -82,4 +99,23 @@ void sim_flops(fa2_sim_counters *c, sim_flop_kind kind, int64_t r, int64_t cols,
         c->sfu_ops += r;
         break;
     }
+}
+
+void sim_flops_mods(fa2_sim_counters *c, const sim_mods *m, int bwd, int64_t r,
+                    int64_t cols, int masked)
+{
+    const int64_t e = r * cols;
+    int64_t other2 = 0, sfu = 0; /* per element, in halves (dropout's 7.5) */
+    if (m->softcap) {
+        other2 += 2 * (bwd ? 12 : 8);
+        sfu += 2;
+    }
+    if (m->alibi)
+        other2 += 2 * (bwd ? 4 : 3);
+    if (m->dropout)
+        other2 += bwd ? 21 : 17;
+    if (bwd && !masked && (m->softcap || m->alibi || m->dropout))
+        other2 += 2;
+    c->flops_other += other2 * e / 2;
+    c->sfu_ops += sfu * e;
 }

@@ -72,6 +72,7 @@ static int fwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
                                                col_lo, L->bn);
         sim_smem_fwd_step(c->c, S->partition, L->warps, b->n, cols, d, S->es);
         sim_flops(c->c, SIM_FL_FA2_FWD_STEP, b->n, cols, d, masked);
+        sim_flops_mods(c->c, &S->mods, 0, b->n, cols, masked);
         if (++b->step == b->nsteps)
             b->phase = 2;
         return 1;
@@ -155,6 +156,7 @@ static int bwd_step(sim_ctx *c, const sim_launch *L, sim_block *b)
                                                b->lo, L->bn);
         sim_smem_bwd_step(c->c, L->warps, rows, b->n, d, S->es);
         sim_flops(c->c, SIM_FL_FA2_BWD_STEP, rows, b->n, d, masked);
+        sim_flops_mods(c->c, &S->mods, 1, rows, b->n, masked);
         /* deterministic: chain 1's shares go to the second accumulator */
         const int chain = S->det && b->j > i;
         sim_atomic_add(c, FA2_SIM_T_DQ_ACCUM,

@@ -63,6 +63,11 @@ typedef struct sim_decode {
     int64_t smem;       /* the decode kernel's shared memory per block      */
 } sim_decode;
 
+/* Which score modifiers and dropout a FA2 pass runs with (sim/flops.c). */
+typedef struct sim_mods {
+    int softcap, alibi, sinks, dropout;
+} sim_mods;
+
 typedef struct sim_setup {
     fa2_problem p;  /* sizes, mask parameters, varlen: the CPU mirror's struct */
     fa2_sim_algo algo;
@@ -79,6 +84,7 @@ typedef struct sim_setup {
     int regs_per_thread;
     sim_decode dec;     /* FA2_SIM_DECODE                                     */
     int det;        /* FA2 backward, deterministic mode (fa2_sim_args)       */
+    sim_mods mods;  /* FA2: score modifiers and dropout on (fa2_sim_args)    */
 } sim_setup;
 
 fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
@@ -271,6 +277,10 @@ typedef enum sim_flop_kind {
  * kinds) with head dim d; masked: the tile needs the element mask. */
 void sim_flops(fa2_sim_counters *c, sim_flop_kind kind, int64_t r, int64_t cols,
                int64_t d, int masked);
+/* The score modifiers' and dropout's share of an r x c FA2 tile step
+ * (bwd: the backward's), masked as for sim_flops. */
+void sim_flops_mods(fa2_sim_counters *c, const sim_mods *m, int bwd, int64_t r,
+                    int64_t cols, int masked);
 
 /* ---- shared by run.c and closed_form.c ------------------------------------- */
 

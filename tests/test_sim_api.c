@@ -135,6 +135,63 @@ START_TEST(a_hopper_profile_models_the_warp_specialised_forward)
 }
 END_TEST
 
+/* The score modifiers and dropout add sim/flops.c's per-element counts to
+ * flops_other and sfu_ops (per S element visited: softcap 8 / 12 with 2
+ * special-function ops, ALiBi 3 / 4, dropout 8.5 / 10.5, forward /
+ * backward, and the backward's mask on every element, +1, with any of
+ * them; a sink nothing) and leave every byte as it was. */
+START_TEST(score_modifiers_add_their_per_element_work_and_no_bytes)
+{
+    fa2_sim_device dev;
+    ck_assert_int_eq(fa2_sim_device_builtin("h200", &dev), FA2_OK);
+    for (int bwd = 0; bwd < 2; bwd++) {
+        fa2_sim_args a;
+        fa2_sim_args_init(&a);
+        a.pass = bwd ? FA2_SIM_PASS_BWD : FA2_SIM_PASS_FWD;
+        a.dtype = FA2_DTYPE_BF16;
+        a.batch = 2;
+        a.heads_q = a.heads_kv = 4;
+        a.seqlen_q = a.seqlen_k = 512;
+        a.head_dim = 64;
+        static fa2_sim_result plain, mod;
+        tsim_run(&a, &dev, &plain);
+        /* S elements visited: the matmul FLOPs per element are 4 d / 10 d */
+        const int64_t e = plain.total.flops_matmul / ((bwd ? 10 : 4) * a.head_dim);
+        const struct {
+            float softcap;
+            int alibi, sinks;
+            float dropout;
+            int64_t other2[2], sfu; /* twice the per-element ops, fwd / bwd */
+        } cases[] = {{30.0f, 0, 0, 0.0f, {16, 26}, 2},
+                     {0.0f, 1, 0, 0.0f, {6, 10}, 0},
+                     {0.0f, 0, 1, 0.0f, {0, 0}, 0},
+                     {0.0f, 0, 0, 0.1f, {17, 23}, 0},
+                     {5.0f, 1, 1, 0.2f, {39, 55}, 2}};
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            a.softcap = cases[k].softcap;
+            a.alibi = cases[k].alibi;
+            a.sinks = cases[k].sinks;
+            a.dropout_p = cases[k].dropout;
+            tsim_run(&a, &dev, &mod);
+            ck_assert_int_eq(mod.total.flops_other - plain.total.flops_other,
+                             cases[k].other2[bwd] * e / 2);
+            ck_assert_int_eq(mod.total.sfu_ops - plain.total.sfu_ops, cases[k].sfu * e);
+            ck_assert_int_eq(mod.total.flops_matmul, plain.total.flops_matmul);
+            ck_assert_int_eq(mod.total.global_read, plain.total.global_read);
+            ck_assert_int_eq(mod.total.global_written, plain.total.global_written);
+            ck_assert(mod.time_ms >= plain.time_ms);
+        }
+        a.softcap = -1.0f;
+        ck_assert_int_eq(fa2_sim_run(&a, &dev, &mod), FA2_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(fa2_last_error(), "softcap"));
+        a.softcap = 0.0f;
+        a.dropout_p = 1.0f;
+        ck_assert_int_eq(fa2_sim_run(&a, &dev, &mod), FA2_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(fa2_last_error(), "dropout_p"));
+    }
+}
+END_TEST
+
 START_TEST(a_profile_file_overrides_a_base)
 {
     fa2_sim_device d;
@@ -373,6 +430,7 @@ int main(void)
     tcase_add_test(ta, builtin_profiles_carry_the_datasheet_numbers);
     tcase_add_test(ta, a_profile_file_overrides_a_base);
     tcase_add_test(ta, a_hopper_profile_models_the_warp_specialised_forward);
+    tcase_add_test(ta, score_modifiers_add_their_per_element_work_and_no_bytes);
     tcase_add_test(ta, bad_input_returns_a_status_and_a_sentence);
     tcase_add_test(ta, reports_have_the_documented_keys_and_respect_the_buffer);
     tcase_add_test(ta, a_device_name_with_quotes_and_commas_keeps_json_and_csv_valid);

@@ -75,6 +75,9 @@ static void usage(FILE *f)
 "  --l2 | --no-l2               L2 model (default on)\n"
 "  --deterministic              FA2 backward in its deterministic mode (its\n"
 "                               order and second dQ accumulator)\n"
+"  --softcap CAP --alibi --sinks --dropout P   FA2 with the score modifiers\n"
+"                               and dropout: their per-element work in the\n"
+"                               FLOP counts and the time (bytes unchanged)\n"
 "  --ring GPUS                  ring attention (context parallelism) over GPUS\n"
 "                               devices: per-step link bytes and compute, step\n"
 "                               time max(compute, link), against one GPU\n"
@@ -242,6 +245,10 @@ static int parse_options(sim_opts *o, int argc, char **argv)
         OPT_FLAG_("--l2", &a->l2, 1),
         OPT_FLAG_("--no-l2", &a->l2, 0),
         OPT_FLAG_("--deterministic", &a->deterministic, 1),
+        OPT_CALL_("--softcap", &a->softcap, opt_nonneg_float),
+        OPT_FLAG_("--alibi", &a->alibi, 1),
+        OPT_FLAG_("--sinks", &a->sinks, 1),
+        OPT_CALL_("--dropout", &a->dropout_p, opt_nonneg_float),
         OPT_FLAG_("--json", &json, 1),
         OPT_FLAG_("--csv", &csv, 1),
         OPT_FLAG_("--kernel-tiles", &o->kernel_tiles, 1),
