@@ -478,7 +478,7 @@ __global__ void __launch_bounds__(FA2_BWD_WARPS(HD) * 32, 1)
         }
 
         if constexpr (MODS) {
-            mods_chunk<NC, CQ>(p, sm, blk, q, ch, krow0, g, t, lane, vis_lo, vis_hi, cL, cD,
+            mods_chunk<NC, CQ>(p, sm, blk, q, ch, krow0, g, t, vis_lo, vis_hi, cL, cD,
                                sc, dp);
         } else {
         /* the element mask, on tiles that need it: query row r of key row

@@ -302,7 +302,7 @@ __global__ void __launch_bounds__(256, 1)
              * dP^T products run */
             uint32_t kb[4];
             if constexpr (MODS)
-                chunk_keep_bits<8, 64>(p, blk, q, qc, kw0, g, t, lane, kb);
+                chunk_keep_bits<8, 64>(p, blk, q, qc, kw0, g, t, kb);
             wgmma_wait<0>(); /* S^T, dP^T of chunk qc (and chunk qc-1's dV, dK) */
             reg_fence(sc);
             reg_fence(dp);

@@ -69,7 +69,7 @@ __device__ __forceinline__ fa2_score_mod bwd_step_mods(const fa2_bwd_params &p,
 template <int NC, int CQ>
 __device__ __forceinline__ void dropout_bits(const fa2_bwd_params &p, const bwd_block &blk,
                                              const bwd_step &q, int ch, int kw0, int g,
-                                             int t, int lane, uint32_t kb[4])
+                                             int t, uint32_t kb[4])
 {
     static_assert(NC <= 8, "a chunk's decisions (a byte per two n8 tiles) fit in 32 bits");
     const int e = g & 1, hf = (g >> 1) & 1, par = g >> 2;
@@ -87,7 +87,7 @@ __device__ __forceinline__ void dropout_bits(const fa2_bwd_params &p, const bwd_
                 << (8 * k);
     }
 #pragma unroll
-    for (int s2 = 0; s2 < 4; s2++) { /* s2 = e + 2 hf of the element */
+    for (int s2 = 0; s2 < 4; s2++) { /* s2 = e + 2 hf; lane (g, t) is 4 g + t */
         const uint32_t even = __shfl_sync(0xffffffffu, mine, 4 * s2 + t) >> g;
         const uint32_t odd = __shfl_sync(0xffffffffu, mine, 4 * (s2 + 4) + t) >> g;
         kb[s2] = (even & 0x01010101u) | (odd & 0x01010101u) << 1;
@@ -104,11 +104,11 @@ __device__ __forceinline__ bool chunk_kept(const uint32_t kb[4], int nt, int e, 
 template <int NC, int CQ>
 __device__ __forceinline__ void chunk_keep_bits(const fa2_bwd_params &p, const bwd_block &blk,
                                                 const bwd_step &q, int ch, int kw0, int g,
-                                                int t, int lane, uint32_t kb[4])
+                                                int t, uint32_t kb[4])
 {
     kb[0] = kb[1] = kb[2] = kb[3] = ~0u;
     if (p.dropout.enabled)
-        dropout_bits<NC, CQ>(p, blk, q, ch, kw0, g, t, lane, kb);
+        dropout_bits<NC, CQ>(p, blk, q, ch, kw0, g, t, kb);
 }
 
 /* ALiBi's distances in float arithmetic (the wgmma kernel): element (nt,
@@ -222,13 +222,13 @@ __device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_sco
 template <int NC, int CQ, typename Acc>
 __device__ __forceinline__ void mods_chunk(const fa2_bwd_params &p, const fa2_score_mod &sm,
                                            const bwd_block &blk, const bwd_step &q, int ch,
-                                           int kw0, int g, int t, int lane,
+                                           int kw0, int g, int t,
                                            const int vis_lo[2], const int vis_hi[2],
                                            const float *cL, const float *cD, Acc &sc,
                                            Acc &dp)
 {
     uint32_t kb[4];
-    chunk_keep_bits<NC, CQ>(p, blk, q, ch, kw0, g, t, lane, kb);
+    chunk_keep_bits<NC, CQ>(p, blk, q, ch, kw0, g, t, kb);
     mods_p_ds<NC, CQ, false>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, cL, cD, sc,
                              dp);
 }
