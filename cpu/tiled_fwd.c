@@ -191,7 +191,7 @@ static void tiled_item(void *ctx, int64_t item, int worker)
      * starts each row's state as a key seen first (fa2_score.h) */
     const fa2_score_mod sm = fa2_problem_score_mod_units(p, &s, b, h);
     const float c_exp = sm.c;
-    const int transform = sm.softcap > 0.0f || sm.alibi || sm.logits;
+    const int transform = fa2_score_mod_transforms(&sm);
     for (int64_t i = 0; i < rows; i++)
         w->state[i] = p->sinks ? fa2_row_state_init_sink(sm.sink_u, sm.c)
                                : fa2_row_state_init();

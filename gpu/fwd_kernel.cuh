@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
      * lane of the quad only: l is summed over the quad at the end) */
     fa2_score_mod sm = {};
     float c_exp = p.scale_log2, lse_scale = p.scale;
-    bool logits = false; /* anything to do to the scores */
+    bool transform = false; /* fa2_score_mod_transforms */
     if (MODS) {
         const bool alibi = p.alibi_slopes != nullptr;
         sm = fa2_score_mod_make(p.scale, p.softcap, alibi,
@@ -230,7 +230,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
                             p.sinks ? p.sinks[h] : 0.0f);
         c_exp = sm.c;
         lse_scale = sm.lse_scale;
-        logits = sm.softcap > 0.0f || sm.alibi || sm.logits;
+        transform = fa2_score_mod_transforms(&sm);
         if (p.sinks) {
             fa2_row_state s0 = fa2_row_state_init_sink(sm.sink_u, sm.c);
             if (t != 0)
@@ -317,7 +317,7 @@ __global__ void __launch_bounds__(FA2_FWD_WARPS(HD) * 32, FA2_FWD_MIN_BLOCKS(HD)
         });
 
         /* modifiers: S -> logits u, before the mask (fa2_score.h) */
-        if (logits) {
+        if (transform) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll

@@ -455,7 +455,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
          * at the end) */
         fa2_score_mod sm = {};
         float c_exp = p.scale_log2, lse_scale = p.scale;
-        bool logits = false; /* anything to do to the scores */
+        bool transform = false; /* fa2_score_mod_transforms */
         int64_t bhq = 0;
         if (MODS != 0) {
             const bool alibi = p.alibi_slopes != nullptr;
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                                 p.sinks ? p.sinks[T.h] : 0.0f);
             c_exp = sm.c;
             lse_scale = sm.lse_scale;
-            logits = sm.softcap > 0.0f || sm.alibi || sm.logits;
+            transform = fa2_score_mod_transforms(&sm);
             if (p.sinks) {
                 fa2_row_state s0 = fa2_row_state_init_sink(sm.sink_u, sm.c);
                 if (t != 0)
@@ -632,7 +632,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         /* the element mask and the online softmax of one S tile, in place
          * (S -> P in float32); alpha per row */
         auto softmax = [&](int64_t col_lo, float (&alpha)[2]) {
-            if (logits)
+            if (transform)
                 to_logits(col_lo);
             if (fa2_tile_needs_mask(&mask, row_lo, row_lo + rows, col_lo, BN)) {
                 const int c0 = (int)col_lo + 2 * t;

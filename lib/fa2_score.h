@@ -118,6 +118,14 @@ FA2_HD static inline void fa2_score_mod_units(fa2_score_mod *s, float scale_log2
     s->sink_u = sink_x;
 }
 
+/* Does the forward turn a tile's raw scores into something else before
+ * the softmax (softcap, ALiBi, or a head in natural units)? A sink alone
+ * in score units does not: it only starts the row state. */
+FA2_HD static inline int fa2_score_mod_transforms(const fa2_score_mod *s)
+{
+    return s->softcap > 0.0f || s->alibi || s->logits;
+}
+
 /* |i' - j|, i' = i + Nk - Nq: the ALiBi distance, exact in float below 2^24. */
 FA2_HD static inline float fa2_alibi_distance(const fa2_score_mod *s, int64_t i,
                                               int64_t j)
