@@ -105,17 +105,19 @@ FA2_HD static inline void fa2_score_mod_units(fa2_score_mod *s, float scale_log2
     s->sink_u = sink;
     if (s->softcap > 0.0f)
         return;
-    const float slope_x = (float)((double)s->slope / (double)s->scale);
-    const float sink_x = (float)((double)sink / (double)s->scale);
-    if (s->alibi && fabsf(slope_x) > FA2_SCORE_UNITS_MAX)
+    /* compared in float64, then rounded: a quotient past float's range
+     * never reaches a float conversion */
+    const double slope_x = (double)s->slope / (double)s->scale;
+    const double sink_x = (double)sink / (double)s->scale;
+    if (s->alibi && fabs(slope_x) > (double)FA2_SCORE_UNITS_MAX)
         return;
-    if (has_sink && isfinite(sink) && fabsf(sink_x) > FA2_SCORE_UNITS_MAX)
+    if (has_sink && isfinite(sink) && fabs(sink_x) > (double)FA2_SCORE_UNITS_MAX)
         return;
     s->logits = 0;
     s->c = scale_log2;
     s->lse_scale = s->scale;
-    s->slope_u = slope_x;
-    s->sink_u = sink_x;
+    s->slope_u = (float)slope_x;
+    s->sink_u = (float)sink_x;
 }
 
 /* Does the forward turn a tile's raw scores into something else before
