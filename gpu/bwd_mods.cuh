@@ -154,11 +154,16 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
     const float c_exp = logits ? FA2_LOG2E_F : p.scale_log2;
     const float kept_scale = p.dropout.enabled ? p.dropout.scale : 1.0f;
     const int64_t kcol0 = blk.col_lo + kw0 + g; /* key of hf = 0 */
-    float a[2] = {0.0f, 0.0f};
-    if (ALIBI && ALIBI_F32)
+    /* the key of row half 1 is 8 further than row half 0's, so its
+     * element (nt, e) lies at row half 0's distance of (nt - 1, e): one
+     * FADD per element pair (dist_prev carries it to the next nt) */
+    float a0 = 0.0f, dist_prev[2] = {0.0f, 0.0f};
+    if (ALIBI && ALIBI_F32) {
+        a0 = (float)(q.row_lo + ch * CQ + 2 * t + s.diag_offset - kcol0);
 #pragma unroll
-        for (int hf = 0; hf < 2; hf++)
-            a[hf] = (float)(q.row_lo + ch * CQ + 2 * t + s.diag_offset - (kcol0 + 8 * hf));
+        for (int e = 0; e < 2; e++)
+            dist_prev[e] = fa2_alibi_distance_f32(a0, (float)(e - 8));
+    }
 #pragma unroll
     for (int nt = 0; nt < NC; nt++)
 #pragma unroll
@@ -167,12 +172,17 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
             const int r = (int)q.row_lo + c;
             const float lse2 = fa2_bwd_lse_scaled(cL[c]);
             const float Dc = cD[c];
+            float dist_f32[2] = {0.0f, 0.0f};
+            if (ALIBI && ALIBI_F32) {
+                dist_f32[0] = fa2_alibi_distance_f32(a0, (float)(8 * nt + e));
+                dist_f32[1] = dist_prev[e];
+                dist_prev[e] = dist_f32[0];
+            }
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 float dist = 0.0f, grad;
                 if (ALIBI)
-                    dist = ALIBI_F32 ? fa2_alibi_distance_f32(a[hf], (float)(8 * nt + e))
-                                     : fa2_alibi_distance(&s, r, kcol0 + 8 * hf);
+                    dist = ALIBI_F32 ? dist_f32[hf] : fa2_alibi_distance(&s, r, kcol0 + 8 * hf);
                 float u = fa2_score_logit_grad_dist(&s, frag(sc, nt, 2 * hf + e), dist, &grad);
                 if (r < vis_lo[hf] || r >= vis_hi[hf])
                     u = FA2_NEG_INF;

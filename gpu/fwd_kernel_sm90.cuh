@@ -501,9 +501,13 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
         };
         /* S -> logits u (fa2_score.h), before the mask. Element (i, e) of
          * row half hf is column col_lo + 8 i + 2 t + e; ALiBi's distance
-         * |r + Nk - Nq - c| is formed in float from a per-row base where
-         * that is exact (fa2_alibi_f32_exact), else as fa2_alibi_distance
-         * forms it. */
+         * |r + Nk - Nq - c| is formed in float from the first row half's
+         * base where that is exact (fa2_alibi_f32_exact), else as
+         * fa2_alibi_distance forms it. Row half 1 is 8 rows further, so its
+         * element (i, e) lies at the distance of row half 0's (i - 1, e):
+         * the BN / 4 + 2 distances of a tile serve both halves (one FADD
+         * per element pair instead of one per element; the values are the
+         * same integers either way). */
         auto to_logits = [&](int64_t col_lo) {
             if (sm.softcap > 0.0f) {
 #pragma unroll
@@ -516,20 +520,24 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             } /* score units: x as it is */
             if (!sm.alibi)
                 return;
+            const int64_t base = row_lo + wrow + g + sm.diag_offset - (col_lo + 2 * t);
+            if (fa2_alibi_f32_exact(base, BN + 8)) {
+                const float bf = (float)base;
 #pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                const int64_t base =
-                    row_lo + wrow + g + 8 * hf + sm.diag_offset - (col_lo + 2 * t);
-                if (fa2_alibi_f32_exact(base, BN)) {
-                    const float bf = (float)base;
+                for (int i = -1; i < BN / 8; i++)
 #pragma unroll
-                    for (int i = 0; i < BN / 8; i++)
+                    for (int e = 0; e < 2; e++) {
+                        /* |base - (8 i + e)|: row half 0's (i, e), row half 1's (i + 1, e) */
+                        const float dist = fa2_alibi_distance_f32(bf, -(float)(8 * i + e));
+                        if (i >= 0)
+                            s[4 * i + e] = fa2_score_alibi(&sm, s[4 * i + e], dist);
+                        if (i + 1 < BN / 8)
+                            s[4 * (i + 1) + 2 + e] =
+                                fa2_score_alibi(&sm, s[4 * (i + 1) + 2 + e], dist);
+                    }
+            } else {
 #pragma unroll
-                        for (int e = 0; e < 2; e++)
-                            s[4 * i + 2 * hf + e] = fa2_score_alibi(
-                                &sm, s[4 * i + 2 * hf + e],
-                                fa2_alibi_distance_f32(bf, -(float)(8 * i + e)));
-                } else {
+                for (int hf = 0; hf < 2; hf++) {
                     const int64_t r = row_lo + wrow + g + 8 * hf;
 #pragma unroll
                     for (int i = 0; i < BN / 8; i++)
