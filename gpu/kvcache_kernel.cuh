@@ -92,7 +92,17 @@ __device__ __forceinline__ kv_tile_slots<BN> kv_tile_walk(const int32_t *table_r
 /* Key rows of one key head (base: the cache's pointer offset by the head)
  * at the tile's slots into a swizzled smem tile; rows past `valid`, and
  * groups whose page is outside the pool, zero-filled. A thread keeps one
- * column chunk and steps down the rows by RSTEP (<= 16). */
+ * column chunk and copies every RSTEP-th row of each 16-row group, a fixed
+ * number of rows: unrolled, the shared-memory side of a copy is one of
+ * KEYS base addresses (a row's swizzle depends on r mod 8 only) plus an
+ * immediate, and a full tile (every row valid, every column real, every
+ * page in the pool: all of decode's tiles but the last) needs no
+ * predicate. (With the trip count left to the thread's first row, ptxas
+ * kept a loop with a branch and 64-bit address arithmetic per copy, ~25
+ * instructions each and 32 copies a tile, most of a one-warp decode
+ * block's instructions: ncu on the H200 had that warp issuing every 3.8
+ * cycles, bound by its own instruction stream rather than by memory;
+ * doc/NOTES-kvcache.md.) */
 template <int BN, int HD, int SD, int NTHREADS>
 __device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
                                              int64_t s0, int64_t s1,
@@ -104,19 +114,52 @@ __device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
     static_assert(NTHREADS % CPR == 0, "a thread keeps one column chunk");
     constexpr int RSTEP = NTHREADS / CPR;
     static_assert(RSTEP <= 16 && 16 % RSTEP == 0 && BN % 16 == 0, "row groups");
+    static_assert(SD != 32, "soff's r mod 8 swizzle");
+    constexpr int ROWS_PER_THREAD = 16 / RSTEP; /* of a 16-row group */
+    constexpr int KEYS = RSTEP >= 8 ? 1 : 8 / RSTEP; /* distinct r mod 8 */
     const int r0 = tid / CPR, c = tid % CPR;
+    /* soff(r, c) = r SD + ((c ^ (r & 7)) << 3), r = r0 + 16 g16 + RSTEP i:
+     * the part that varies with i mod KEYS, per thread */
+    const uint32_t s32 = smem_addr(s);
+    uint32_t dst0[KEYS];
+#pragma unroll
+    for (int j = 0; j < KEYS; j++)
+        dst0[j] = s32 + 2u * (uint32_t)soff<SD>(r0 + j * RSTEP, c);
+    auto dst = [&](int g16, int i) {
+        /* (r0 + j RSTEP) and (r0 + i RSTEP + 16 g16) share r mod 8 */
+        return dst0[i % KEYS] + 2u * (uint32_t)((16 * g16 + (i - i % KEYS) * RSTEP) * SD);
+    };
+    const int64_t step = (int64_t)RSTEP * s1;
+    bool full = valid >= BN && d >= HD;
+#pragma unroll
+    for (int g16 = 0; g16 < BN / 16; g16++)
+        full = full && (!paged || (slots.g[g16].i0 >= 0 && slots.g[g16].i0 < num_pages));
+    if (full) {
+#pragma unroll
+        for (int g16 = 0; g16 < BN / 16; g16++) {
+            const fa2_kv_slot sl = slots.g[g16];
+            const uint16_t *src = base + sl.i0 * s0 + (sl.i1 + r0) * s1 + c * 8;
+#pragma unroll
+            for (int i = 0; i < ROWS_PER_THREAD; i++) {
+                cp_async_16_s32(dst(g16, i), src, 16);
+                src += step;
+            }
+        }
+        return;
+    }
     const bool col_ok = c * 8 < d;
 #pragma unroll
     for (int g16 = 0; g16 < BN / 16; g16++) {
         const fa2_kv_slot sl = slots.g[g16];
         const bool page_ok = !paged || (sl.i0 >= 0 && sl.i0 < num_pages);
-        const uint16_t *const row16 =
-            page_ok ? base + sl.i0 * s0 + sl.i1 * s1 + c * 8 : base;
+        const bool group_ok = col_ok && page_ok;
+        const uint16_t *src = group_ok ? base + sl.i0 * s0 + (sl.i1 + r0) * s1 + c * 8 : base;
 #pragma unroll
-        for (int rr = r0; rr < 16; rr += RSTEP) {
-            const int r = g16 * 16 + rr;
-            const bool ok = col_ok && page_ok && r < valid;
-            cp_async_16(s + soff<SD>(r, c), ok ? row16 + rr * s1 : base, ok ? 16 : 0);
+        for (int i = 0; i < ROWS_PER_THREAD; i++) {
+            const int r = g16 * 16 + r0 + i * RSTEP;
+            const bool ok = group_ok && r < valid;
+            cp_async_16_s32(dst(g16, i), ok ? src : base, ok ? 16 : 0);
+            src += group_ok ? step : 0;
         }
     }
 }

@@ -49,6 +49,16 @@ __device__ __forceinline__ void cp_async_16(void *dst, const void *src,
                  : "memory");
 }
 
+/* the same with the shared-memory side as a 32-bit shared address (an
+ * unrolled loop's constant offsets then fold into the instruction) */
+__device__ __forceinline__ void cp_async_16_s32(uint32_t dst, const void *src,
+                                                int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(src_bytes)
+                 : "memory");
+}
+
 /* The copy engine's bulk groups (sm_90; no-ops on older targets): commit
  * this thread's bulk copies issued so far as one group; wait until every
  * group has read its shared memory (which may then be written again) */
