@@ -333,8 +333,13 @@ __global__ void __launch_bounds__(NW * 32)
             }
         }
 
-        /* the online softmax (lib/fa2_tile.h) */
-        float alpha[2];
+        /* the online softmax (lib/fa2_tile.h). The one-FFMA P where it is
+         * exact for both of a lane's rows in every lane (|m c| < 2^24:
+         * every ordinary row), else fa2_softmax_p, right for any finite
+         * score (and equal to the one-FFMA P where that is exact): one
+         * warp-uniform branch. (Per row, ptxas if-converted the two forms
+         * and issued both for every element.) */
+        float alpha[2], max_scaled[2];
 #pragma unroll
         for (int hf = 0; hf < 2; hf++) {
             float mx = FA2_NEG_INF;
@@ -343,28 +348,50 @@ __global__ void __launch_bounds__(NW * 32)
                 mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            float max_scaled;
-            alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled);
-            float sum = 0.0f;
-            const bool ffma = fa2_softmax_ffma_exact(max_scaled);
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const float x = s[nt][2 * hf + e];
-                    const float pe = ffma ? fa2_softmax_p_ffma(x, p.scale_log2, max_scaled)
-                                          : fa2_softmax_p(x, p.scale_log2, max_scaled);
-                    s[nt][2 * hf + e] = pe;
-                    sum += pe;
-                }
-            fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
+            alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled[hf]);
         }
+        if (__all_sync(0xffffffffu, fa2_softmax_ffma_exact(max_scaled[0]) &&
+                                        fa2_softmax_ffma_exact(max_scaled[1]))) {
 #pragma unroll
-        for (int dt = 0; dt < DT; dt++) {
-            acc[dt][0] *= alpha[0];
-            acc[dt][1] *= alpha[0];
-            acc[dt][2] *= alpha[1];
-            acc[dt][3] *= alpha[1];
+            for (int hf = 0; hf < 2; hf++) {
+                float sum = 0.0f;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float pe = fa2_softmax_p_ffma(s[nt][2 * hf + e], p.scale_log2,
+                                                            max_scaled[hf]);
+                        s[nt][2 * hf + e] = pe;
+                        sum += pe;
+                    }
+                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
+            }
+        } else {
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                float sum = 0.0f;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float pe = fa2_softmax_p(s[nt][2 * hf + e], p.scale_log2,
+                                                       max_scaled[hf]);
+                        s[nt][2 * hf + e] = pe;
+                        sum += pe;
+                    }
+                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
+            }
+        }
+        /* O's rescale, skipped when no row's max moved (alpha 1 exactly:
+         * most tiles of a long cache) */
+        if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                acc[dt][0] *= alpha[0];
+                acc[dt][1] *= alpha[0];
+                acc[dt][2] *= alpha[1];
+                acc[dt][3] *= alpha[1];
+            }
         }
         uint32_t pa[KP][4];
 #pragma unroll
