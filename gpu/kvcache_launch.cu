@@ -114,7 +114,7 @@ static int kvcache_smem(int64_t head_dim, int nw)
 
 /* The split count when the caller gave 0: the shared heuristic over the
  * blocks the GPU runs at once (SMs x blocks that fit one SM's shared
- * memory), with this kernel's tile. */
+ * memory, capped by fa2_kvcache_gpu_workers), with this kernel's tile. */
 extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
                                               int *num_splits)
 {
@@ -136,7 +136,7 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
         per_sm = 1;
     *num_splits = fa2_kvcache_splits_heuristic(
         p->batch, p->heads_kv, p->seqlen_q * p->group, p->capacity, 16 * nw,
-        kvcache_block_n(p->head_dim), (int64_t)sms * per_sm);
+        kvcache_block_n(p->head_dim), fa2_kvcache_gpu_workers(sms, per_sm));
     return FA2_OK;
 }
 

@@ -183,6 +183,22 @@ FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
     return 1;
 }
 
+/* The workers the GPU's split choice counts (fa2_kvcache_splits_heuristic):
+ * the decode blocks resident at once, SMs x blocks_per_sm (the blocks one
+ * SM's shared memory holds), but at most FA2_KVCACHE_GPU_BLOCKS_PER_SM an
+ * SM: about that many one-warp blocks streaming K and V on every SM keep
+ * HBM busy, and more splits only add partials and the combine. Measured on
+ * the H200 (2026-12-03, doc/NOTES-kvcache.md; bf16, d 128, Hq 32 / Hkv 8,
+ * batch 64, 4k keys): one split (512 blocks, 3.9 an SM) ran at cuDNN's
+ * speed, three (1536 blocks, six resident an SM) 3% slower. The kernels'
+ * launch and the simulator both count workers so. */
+#define FA2_KVCACHE_GPU_BLOCKS_PER_SM 4
+FA2_HD static inline int64_t fa2_kvcache_gpu_workers(int64_t sms, int64_t blocks_per_sm)
+{
+    return sms * (blocks_per_sm < FA2_KVCACHE_GPU_BLOCKS_PER_SM ? blocks_per_sm
+                                                                 : FA2_KVCACHE_GPU_BLOCKS_PER_SM);
+}
+
 /* ---- merging partial results by LSE ----------------------------------------- */
 /* Attention of one query row over a key set split into disjoint parts:
  * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =

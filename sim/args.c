@@ -225,7 +225,8 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     D->rows = p->max_seqlen_q * S->group;
     D->r_blocks = fa2_ceil_div(D->rows, S->fwd.bm);
     /* the kernels' launch: the heuristic over the blocks the GPU runs at
-     * once, SMs x the blocks one SM's shared memory holds */
+     * once, SMs x the blocks one SM's shared memory holds, capped as the
+     * launch caps them (fa2_kvcache_gpu_workers) */
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
     const int64_t warps = S->fwd.bm / 16; /* 16 packed rows a warp */
     D->smem = FA2_KVC_SMEM_BYTES_BN(hd, warps, S->fwd.bn);
@@ -234,7 +235,7 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
                     ? a->num_splits
                     : fa2_kvcache_splits_heuristic(p->num_seqs, p->heads_kv, D->rows,
                                                    D->capacity, S->fwd.bm, S->fwd.bn,
-                                                   (int64_t)dev->sms * per_sm);
+                                                   fa2_kvcache_gpu_workers(dev->sms, per_sm));
     return FA2_OK;
 }
 

@@ -41,7 +41,7 @@
  *      NVIDIA GPUs.
  *  BLOCK_US: a block's dispatch, prologue (index arithmetic, the mask, the
  *      first loads' issue) and epilogue on its SM beyond its loads and tile
- *      steps. 3.0: the intercept of the H200 decode kernel's duration
+ *      steps. 3.6: the intercept of the H200 decode kernel's duration
  *      against its tile steps a block at batch 1 (TILE_STEP_NS) less one
  *      DRAM round trip.
  *  DRAM_LATENCY_NS: a dependent load's round trip that misses L2.
@@ -50,25 +50,32 @@
  *  L2_LATENCY_NS: ... that hits L2. 205: the H200's first combine kernel
  *      (one warp a row walking the splits, a dependent L2 load each)
  *      took 31.9, 51.4 and 65.0 us for 141, 243 and 253 round trips
- *      besides BLOCK_US: 205, 199 and 245 ns each.
+ *      besides BLOCK_US: 205, 199 and 245 ns each (2026-12-02).
  *  SMEM_LATENCY_NS: a shared-memory load and the operation waiting on it.
- *      16: the H200's combine kernel (one block a row, partials staged in
- *      shared memory, summed in split order) took 5.3, 7.9 and 8.0 us for
- *      165, 284 and 284 such steps besides BLOCK_US and its two L2 trips:
- *      11, 16 and 16 ns (~30 core cycles).
+ *      19.3: the H200's combine kernel (one block a row, partials staged
+ *      in shared memory, summed in split order), the median over its
+ *      durations at batch 1-64 besides BLOCK_US and its two L2 trips.
  *  TILE_STEP_NS: a one-warp decode block's step over a 32-key tile at head
- *      dim 128. 3030: the H200 decode kernel at batch 1 (three to four
- *      one-warp blocks an SM, one wave) took 12.1, 43.7 and 152 us for
- *      chunks of 3, 13 and 49 tiles: the least-squares slope, 3.03 us a
- *      tile (bench/sim_decode_calib.py --kernels), intercept 3.6 us.
- *  All measured by the lead on 2026-12-02 (doc/NOTES-kvcache.md, "where
- *  the decode time went"); the kernel durations from torch.profiler. */
+ *      dim 128, when the block's own chain (not HBM) is what it waits on.
+ *      1800: fitted, since the kernel became memory-bound and its
+ *      one-wave durations no longer separate the chain from the bytes
+ *      (their least-squares slope, 2755 ns, is the bandwidth's share of a
+ *      tile at 6 blocks an SM, and over-predicted the 4-blocks-an-SM
+ *      launches of fa2_kvcache_gpu_workers by up to 1.5x): the value that
+ *      puts the per-call times of two H200 runs (2026-12-03, 60 rows:
+ *      Hq 32 / Hkv 8 and 32, Nq 1 and 4, batch 1-64, 4k-128k keys, the
+ *      old and the new split counts) within 15%; a third run, not used
+ *      for the fit, 29 of 30 rows (bench/sim_decode_calib.py --json).
+ *      It was 3030 before the kernel's copies and softmax lost their
+ *      excess instructions.
+ *  Measured on 2026-12-03 (doc/NOTES-kvcache.md, "the decode warp was
+ *  bound by its own instructions"), L2_LATENCY_NS on 2026-12-02. */
 #define LAUNCH_US 2.0
-#define BLOCK_US 3.0
+#define BLOCK_US 3.6
 #define DRAM_LATENCY_NS 600.0
 #define L2_LATENCY_NS 205.0
-#define SMEM_LATENCY_NS 16.0
-#define TILE_STEP_NS 3030.0
+#define SMEM_LATENCY_NS 19.3
+#define TILE_STEP_NS 1800.0
 
 #define KB 1024LL
 #define MB (1024LL * 1024LL)

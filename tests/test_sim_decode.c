@@ -201,7 +201,8 @@ START_TEST(the_append_reads_the_new_rows_and_writes_them_into_the_cache)
 END_TEST
 
 /* num_splits 0: the shared heuristic over the device's SMs (so the
- * simulator, the kernels' launch and the mirror agree). */
+ * simulator, the kernels' launch and the mirror agree), the workers
+ * capped as the launch caps them. */
 START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
 {
     const fa2_sim_device dev = h200();
@@ -209,13 +210,17 @@ START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
         fa2_sim_args a;
         decode_args(&a, batch, 32, 8, 1, 16384);
         const fa2_sim_result r = run(&a);
-        /* the kernels' launch (gpu/kvcache_launch.cu): SMs x blocks per SM */
+        /* the kernels' launch (gpu/kvcache_launch.cu): SMs x blocks per
+         * SM, at most FA2_KVCACHE_GPU_BLOCKS_PER_SM of them */
         const int64_t smem = FA2_KVC_SMEM_BYTES(128, 1);
         const int64_t per_sm = dev.smem_per_sm / (smem + 1024);
+        const int64_t capped =
+            per_sm < FA2_KVCACHE_GPU_BLOCKS_PER_SM ? per_sm : FA2_KVCACHE_GPU_BLOCKS_PER_SM;
+        ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, per_sm), dev.sms * capped);
         const int s = fa2_kvcache_splits_heuristic(batch, 8, 4, 16384,
                                                    fa2_kvcache_block_m(4),
                                                    FA2_KVC_BLOCK_N(128),
-                                                   dev.sms * per_sm);
+                                                   dev.sms * capped);
         ck_assert_int_eq(r.launch[0].grid, batch * 8 * s);
         ck_assert_int_eq(r.num_launches, s > 1 ? 2 : 1);
     }
