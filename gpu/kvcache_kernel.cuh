@@ -350,38 +350,26 @@ __global__ void __launch_bounds__(NW * 32)
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             alpha[hf] = fa2_softmax_rescale(&st[hf], mx, p.scale_log2, &max_scaled[hf]);
         }
+        auto exp_rows = [&](auto p_of) {
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                float sum = 0.0f;
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float pe = p_of(s[nt][2 * hf + e], p.scale_log2, max_scaled[hf]);
+                        s[nt][2 * hf + e] = pe;
+                        sum += pe;
+                    }
+                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
+            }
+        };
         if (__all_sync(0xffffffffu, fa2_softmax_ffma_exact(max_scaled[0]) &&
-                                        fa2_softmax_ffma_exact(max_scaled[1]))) {
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                float sum = 0.0f;
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float pe = fa2_softmax_p_ffma(s[nt][2 * hf + e], p.scale_log2,
-                                                            max_scaled[hf]);
-                        s[nt][2 * hf + e] = pe;
-                        sum += pe;
-                    }
-                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
-            }
-        } else {
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                float sum = 0.0f;
-#pragma unroll
-                for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float pe = fa2_softmax_p(s[nt][2 * hf + e], p.scale_log2,
-                                                       max_scaled[hf]);
-                        s[nt][2 * hf + e] = pe;
-                        sum += pe;
-                    }
-                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
-            }
-        }
+                                        fa2_softmax_ffma_exact(max_scaled[1])))
+            exp_rows([](float x, float c, float ms) { return fa2_softmax_p_ffma(x, c, ms); });
+        else
+            exp_rows([](float x, float c, float ms) { return fa2_softmax_p(x, c, ms); });
         /* O's rescale, skipped when no row's max moved (alpha 1 exactly:
          * most tiles of a long cache) */
         if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
