@@ -185,18 +185,26 @@ FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
 
 /* The workers the GPU's split choice counts (fa2_kvcache_splits_heuristic):
  * the decode blocks resident at once, SMs x blocks_per_sm (the blocks one
- * SM's shared memory holds), but at most FA2_KVCACHE_GPU_BLOCKS_PER_SM an
- * SM: about that many one-warp blocks streaming K and V on every SM keep
- * HBM busy, and more splits only add partials and the combine. Measured on
- * the H200 (2026-12-03, doc/NOTES-kvcache.md; bf16, d 128, Hq 32 / Hkv 8,
- * batch 64, 4k keys): one split (512 blocks, 3.9 an SM) ran at cuDNN's
- * speed, three (1536 blocks, six resident an SM) 3% slower. The kernels'
- * launch and the simulator both count workers so. */
-#define FA2_KVCACHE_GPU_BLOCKS_PER_SM 4
-FA2_HD static inline int64_t fa2_kvcache_gpu_workers(int64_t sms, int64_t blocks_per_sm)
+ * SM's shared memory holds), but no more an SM than keep
+ * FA2_KVCACHE_GPU_KV_BYTES_PER_SM of K and V tiles (block_n keys of K and
+ * of V at the kernel's head dim) streaming on it: that many bytes in flight
+ * keep HBM busy, and more splits only add partials and the combine.
+ * Measured on the H200 at head dim 128 only (2026-12-03,
+ * doc/NOTES-kvcache.md; bf16, Hq 32 / Hkv 8, batch 64, 4k keys, 32-key
+ * tiles of 16 KB): one split (512 blocks, 3.9 an SM) ran at cuDNN's speed,
+ * three (1536 blocks, six resident an SM) 3% slower; four such blocks are
+ * 64 KB an SM. Other head dims get the same bytes (8 blocks at 64, 2 at
+ * 256), not yet measured. The kernels' launch and the simulator both
+ * count workers so. */
+#define FA2_KVCACHE_GPU_KV_BYTES_PER_SM (64 * 1024)
+FA2_HD static inline int64_t fa2_kvcache_gpu_workers(int64_t sms, int64_t blocks_per_sm,
+                                                     int64_t block_n, int64_t kernel_head_dim)
 {
-    return sms * (blocks_per_sm < FA2_KVCACHE_GPU_BLOCKS_PER_SM ? blocks_per_sm
-                                                                 : FA2_KVCACHE_GPU_BLOCKS_PER_SM);
+    const int64_t tile_bytes = 2 * block_n * kernel_head_dim * 2; /* K and V, 16-bit */
+    int64_t cap = tile_bytes > 0 ? FA2_KVCACHE_GPU_KV_BYTES_PER_SM / tile_bytes : 1;
+    if (cap < 1)
+        cap = 1;
+    return sms * (blocks_per_sm < cap ? blocks_per_sm : cap);
 }
 
 /* ---- merging partial results by LSE ----------------------------------------- */

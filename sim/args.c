@@ -235,7 +235,8 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
                     ? a->num_splits
                     : fa2_kvcache_splits_heuristic(p->num_seqs, p->heads_kv, D->rows,
                                                    D->capacity, S->fwd.bm, S->fwd.bn,
-                                                   fa2_kvcache_gpu_workers(dev->sms, per_sm));
+                                                   fa2_kvcache_gpu_workers(dev->sms, per_sm,
+                                                                           S->fwd.bn, hd));
     return FA2_OK;
 }
 

@@ -211,12 +211,21 @@ START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
         decode_args(&a, batch, 32, 8, 1, 16384);
         const fa2_sim_result r = run(&a);
         /* the kernels' launch (gpu/kvcache_launch.cu): SMs x blocks per
-         * SM, at most FA2_KVCACHE_GPU_BLOCKS_PER_SM of them */
+         * SM, at most the blocks whose K/V tiles make
+         * FA2_KVCACHE_GPU_KV_BYTES_PER_SM (four at head dim 128) */
         const int64_t smem = FA2_KVC_SMEM_BYTES(128, 1);
         const int64_t per_sm = dev.smem_per_sm / (smem + 1024);
-        const int64_t capped =
-            per_sm < FA2_KVCACHE_GPU_BLOCKS_PER_SM ? per_sm : FA2_KVCACHE_GPU_BLOCKS_PER_SM;
-        ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, per_sm), dev.sms * capped);
+        const int64_t tile = 2 * FA2_KVC_BLOCK_N(128) * 128 * 2;
+        const int64_t cap = FA2_KVCACHE_GPU_KV_BYTES_PER_SM / tile;
+        ck_assert_int_eq(cap, 4);
+        const int64_t capped = per_sm < cap ? per_sm : cap;
+        ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, per_sm, FA2_KVC_BLOCK_N(128), 128),
+                         dev.sms * capped);
+        /* the same bytes at the other kernel head dims: 8 blocks at 64, 2 at
+         * 256 (fewer when shared memory holds fewer) */
+        ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, 13, 32, 64), dev.sms * 8);
+        ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, 3, 32, 256), dev.sms * 2);
+        ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, 1, 32, 256), dev.sms);
         const int s = fa2_kvcache_splits_heuristic(batch, 8, 4, 16384,
                                                    fa2_kvcache_block_m(4),
                                                    FA2_KVC_BLOCK_N(128),
