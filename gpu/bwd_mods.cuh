@@ -112,11 +112,12 @@ __device__ __forceinline__ void chunk_keep_bits(const fa2_bwd_params &p, const b
 }
 
 /* ALiBi's distances in float arithmetic (the wgmma kernel): element (nt,
- * e, hf)'s |i + Nk - Nq - j| is |a[hf] + 8 nt + e|, a[hf] the distance's
- * signed value at (nt, e) = (0, 0); sums of integers below 2^24 are exact
- * in float, so this is fa2_alibi_distance's value while the sequences are
- * shorter than FA2_BWD_ALIBI_F32_MAX_LEN (pick_bwd_kernel sends longer
- * ones to the mma.sync kernel, which takes the 64-bit form). */
+ * e, hf)'s |i + Nk - Nq - j| is |a0 - 8 hf + 8 nt + e|, a0 the
+ * distance's signed value at (nt, e, hf) = (0, 0, 0); sums of integers
+ * below 2^24 are exact in float, so this is fa2_alibi_distance's value
+ * while the sequences are shorter than FA2_BWD_ALIBI_F32_MAX_LEN
+ * (pick_bwd_kernel sends longer ones to the mma.sync kernel, which takes
+ * the 64-bit form). */
 #define FA2_BWD_ALIBI_F32_MAX_LEN (1 << 23)
 
 /* P^T and dS^T of one chunk with the modifiers: sc holds S^T on entry and

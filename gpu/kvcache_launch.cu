@@ -134,11 +134,10 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
     int per_sm = smem_sm / (kvcache_smem(p->head_dim, nw) + 1024);
     if (per_sm < 1)
         per_sm = 1;
+    const int bn = kvcache_block_n(p->head_dim);
     *num_splits = fa2_kvcache_splits_heuristic(
-        p->batch, p->heads_kv, p->seqlen_q * p->group, p->capacity, 16 * nw,
-        kvcache_block_n(p->head_dim),
-        fa2_kvcache_gpu_workers(sms, per_sm, kvcache_block_n(p->head_dim),
-                                FA2_KVC_KERNEL_HEAD_DIM(p->head_dim)));
+        p->batch, p->heads_kv, p->seqlen_q * p->group, p->capacity, 16 * nw, bn,
+        fa2_kvcache_gpu_workers(sms, per_sm, bn, FA2_KVC_KERNEL_HEAD_DIM(p->head_dim)));
     return FA2_OK;
 }
 
