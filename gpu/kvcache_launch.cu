@@ -112,9 +112,9 @@ static int kvcache_smem(int64_t head_dim, int nw)
                        : FA2_KVC_SMEM_BYTES_BN(256, nw, bn);
 }
 
-/* The split count when the caller gave 0: the shared heuristic over the
- * blocks the GPU runs at once (SMs x blocks that fit one SM's shared
- * memory, capped by fa2_kvcache_gpu_workers), with this kernel's tile. */
+/* The split count when the caller gave 0: fa2_kvcache_gpu_splits over
+ * this device's SMs and the decode blocks one SM's shared memory holds,
+ * with this kernel's tile (the simulator asks the same function). */
 extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
                                               int *num_splits)
 {
@@ -135,9 +135,9 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
     if (per_sm < 1)
         per_sm = 1;
     const int bn = kvcache_block_n(p->head_dim);
-    *num_splits = fa2_kvcache_splits_heuristic(
-        p->batch, p->heads_kv, p->seqlen_q * p->group, p->capacity, 16 * nw, bn,
-        fa2_kvcache_gpu_workers(sms, per_sm, bn, FA2_KVC_KERNEL_HEAD_DIM(p->head_dim)));
+    *num_splits = fa2_kvcache_gpu_splits(p->batch, p->heads_kv, p->seqlen_q * p->group,
+                                         p->capacity, 16 * nw, bn, sms, per_sm,
+                                         FA2_KVC_KERNEL_HEAD_DIM(p->head_dim));
     return FA2_OK;
 }
 

@@ -207,6 +207,67 @@ FA2_HD static inline int64_t fa2_kvcache_gpu_workers(int64_t sms, int64_t blocks
     return sms * (blocks_per_sm < cap ? blocks_per_sm : cap);
 }
 
+/* The GPU's num_splits (the kernels' launch and the simulator), from a
+ * model of the decode kernel as measured on the H200 (doc/NOTES-kvcache.md):
+ * a block streams its chunk of K/V tiles at a rate of its own until
+ * `workers` (fa2_kvcache_gpu_workers) blocks stream at once, which keep
+ * HBM busy; past that the blocks share the bandwidth. With
+ *   per(s)  = ceil(blocks / s) tiles a chunk (what fa2_split_blocks gives),
+ *   used(s) = ceil(blocks / per(s)), the non-empty chunks,
+ *   n(s)    = units x used(s), the blocks that stream,
+ * s splits take time ~ per(s) x max(workers, n(s)), for the splits whose
+ * blocks all fit on the GPU at once (n(s) <= sms x blocks_per_sm = resident).
+ * The choice is the fewest splits within 3% of the least such time (each
+ * split adds partials and terms to the combine). Where one split's blocks
+ * already exceed `resident`, the blocks start in waves and the last ones
+ * run with few beside them, so the split count instead caps a block at
+ * FA2_KVCACHE_GPU_BLOCK_BYTES_MAX of K and V.
+ * Against fa2_kvcache_splits_heuristic's wave efficiency (the CPU's rule,
+ * and the GPU's before): it counts that chunks are whole tiles (batch 1,
+ * Hkv 8, 128k keys: 63 splits gave chunks of 66 tiles and one of 4; 64
+ * splits of 64 tiles ran 1% faster), and it lets blocks fill the SMs'
+ * shared memory when fewer would leave HBM idle. The byte cap: Hq = Hkv
+ * = 32, batch 64, 4k keys, d 128 (2048 blocks of 2 MB, 2.6 waves of six
+ * an SM): one split 0.93x cuDNN, two (1 MB) 1.00x, four (512 KB) 1.02x,
+ * six 1.02x. */
+#define FA2_KVCACHE_GPU_BLOCK_BYTES_MAX (512 * 1024)
+FA2_HD static inline int fa2_kvcache_gpu_splits(int64_t batch, int64_t heads_kv,
+                                                int64_t rows, int64_t seqlen_k,
+                                                int block_m, int block_n, int64_t sms,
+                                                int64_t blocks_per_sm,
+                                                int64_t kernel_head_dim)
+{
+    const int64_t units = batch * heads_kv * fa2_ceil_div(rows, block_m);
+    const int64_t blocks = fa2_ceil_div(seqlen_k, block_n);
+    const int64_t workers =
+        fa2_kvcache_gpu_workers(sms, blocks_per_sm, block_n, kernel_head_dim);
+    const int64_t resident = sms * (blocks_per_sm > 0 ? blocks_per_sm : 1);
+    if (units <= 0 || workers <= 0 || blocks < 4)
+        return 1;
+    int64_t max_s = blocks / 2; /* every chunk at least 2 tiles */
+    if (max_s > 128)
+        max_s = 128; /* FA2_KVCACHE_MAX_SPLITS */
+    if (units > resident) { /* waves even at one split: cap a block's bytes */
+        const int64_t tile_bytes = 2 * (int64_t)block_n * kernel_head_dim * 2;
+        const int64_t need = fa2_ceil_div(blocks * tile_bytes, FA2_KVCACHE_GPU_BLOCK_BYTES_MAX);
+        return (int)(need < 1 ? 1 : need < max_s ? need : max_s);
+    }
+    int64_t best = -1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t s = 1; s <= max_s; s++) {
+            const int64_t per = fa2_ceil_div(blocks, s);
+            const int64_t n = units * fa2_ceil_div(blocks, per);
+            if (s > 1 && n > resident)
+                break; /* n grows with s */
+            const int64_t cost = per * (n > workers ? n : workers);
+            if (pass == 0 && (best < 0 || cost < best))
+                best = cost;
+            if (pass == 1 && cost * 100 <= best * 103)
+                return (int)s;
+        }
+    return 1;
+}
+
 /* ---- merging partial results by LSE ----------------------------------------- */
 /* Attention of one query row over a key set split into disjoint parts:
  * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =

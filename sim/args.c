@@ -224,19 +224,16 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     D->capacity = a->cache_capacity ? a->cache_capacity : p->max_seqlen_k;
     D->rows = p->max_seqlen_q * S->group;
     D->r_blocks = fa2_ceil_div(D->rows, S->fwd.bm);
-    /* the kernels' launch: the heuristic over the blocks the GPU runs at
-     * once, SMs x the blocks one SM's shared memory holds, capped as the
-     * launch caps them (fa2_kvcache_gpu_workers) */
+    /* the kernels' launch (fa2_cuda_kvcache_splits): the GPU's split rule
+     * over the SMs and the blocks one SM's shared memory holds */
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
     const int64_t warps = S->fwd.bm / 16; /* 16 packed rows a warp */
     D->smem = FA2_KVC_SMEM_BYTES_BN(hd, warps, S->fwd.bn);
     const int64_t per_sm = sim_max(1, dev->smem_per_sm / (D->smem + 1024));
     D->splits = a->num_splits > 0
                     ? a->num_splits
-                    : fa2_kvcache_splits_heuristic(p->num_seqs, p->heads_kv, D->rows,
-                                                   D->capacity, S->fwd.bm, S->fwd.bn,
-                                                   fa2_kvcache_gpu_workers(dev->sms, per_sm,
-                                                                           S->fwd.bn, hd));
+                    : fa2_kvcache_gpu_splits(p->num_seqs, p->heads_kv, D->rows, D->capacity,
+                                             S->fwd.bm, S->fwd.bn, dev->sms, per_sm, hd);
     return FA2_OK;
 }
 

@@ -348,6 +348,80 @@ START_TEST(the_default_split_count_fills_the_workers)
 }
 END_TEST
 
+/* The GPU's split count (fa2_kvcache_gpu_splits) on the H200's figures
+ * (132 SMs, six decode blocks an SM, d 128, 32-key tiles of 16 KB, four
+ * blocks an SM keep HBM busy): where one split's blocks fit at once, every
+ * split count whose blocks fit is at most 3% better by the model
+ * per(s) x max(workers, blocks streaming), and no smaller count is within
+ * 3%; where they do not fit, no block streams more than
+ * FA2_KVCACHE_GPU_BLOCK_BYTES_MAX; always a pure function in range. */
+static int64_t gpu_split_cost(int64_t units, int64_t blocks, int64_t workers, int64_t s,
+                              int64_t *streaming)
+{
+    const int64_t per = fa2_ceil_div(blocks, s);
+    *streaming = units * fa2_ceil_div(blocks, per);
+    return per * (*streaming > workers ? *streaming : workers);
+}
+
+START_TEST(the_gpus_split_count_fills_the_sms_once_with_whole_chunks)
+{
+    const int64_t sms = 132, per_sm = 6, hd = 128, bn = 32;
+    const int64_t workers = fa2_kvcache_gpu_workers(sms, per_sm, bn, hd);
+    ck_assert_int_eq(workers, 4 * sms);
+    /* measured shapes (Hq 32, Nq 1; doc/NOTES-kvcache.md) */
+    ck_assert_int_eq(fa2_kvcache_gpu_splits(64, 8, 4, 4096, 16, bn, sms, per_sm, hd), 1);
+    ck_assert_int_eq(fa2_kvcache_gpu_splits(8, 32, 1, 4096, 16, bn, sms, per_sm, hd), 2);
+    ck_assert_int_eq(fa2_kvcache_gpu_splits(8, 8, 4, 32768, 16, bn, sms, per_sm, hd), 8);
+    /* 2048 blocks of 2 MB do not fit at once: 512 KB chunks */
+    ck_assert_int_eq(fa2_kvcache_gpu_splits(64, 32, 1, 4096, 16, bn, sms, per_sm, hd), 4);
+    /* 4096 tiles over 64 or 66 splits: whole chunks of 64 or 63, not 63
+     * splits of 66 and one of 4 */
+    const int s128k = fa2_kvcache_gpu_splits(1, 8, 4, 131072, 16, bn, sms, per_sm, hd);
+    ck_assert_int_eq(4096 % s128k == 0 || fa2_ceil_div(4096, s128k) * s128k - 4096 < s128k,
+                     1);
+    for (int64_t b = 1; b <= 256; b *= 2)
+        for (int64_t hkv = 1; hkv <= 32; hkv *= 4)
+            for (int64_t n = 64; n <= 1 << 20; n *= 2) {
+                const int s = fa2_kvcache_gpu_splits(b, hkv, 4, n, 16, bn, sms, per_sm, hd);
+                ck_assert(s >= 1 && s <= FA2_KVCACHE_MAX_SPLITS);
+                ck_assert_int_eq(s, fa2_kvcache_gpu_splits(b, hkv, 4, n, 16, bn, sms,
+                                                           per_sm, hd));
+                const int64_t units = b * hkv, blocks = fa2_ceil_div(n, bn);
+                if (blocks < 4) {
+                    ck_assert_int_eq(s, 1);
+                    continue;
+                }
+                if (units > sms * per_sm) {
+                    ck_assert(fa2_ceil_div(blocks, s) * 2 * bn * hd * 2 <=
+                                  FA2_KVCACHE_GPU_BLOCK_BYTES_MAX ||
+                              s == blocks / 2 || s == FA2_KVCACHE_MAX_SPLITS);
+                    continue;
+                }
+                int64_t streaming, best = -1;
+                const int64_t cost = gpu_split_cost(units, blocks, workers, s, &streaming);
+                ck_assert(s == 1 || streaming <= sms * per_sm);
+                int64_t last = 1; /* the admissible counts are 1 .. last */
+                for (int64_t x = 1; x <= blocks / 2 && x <= FA2_KVCACHE_MAX_SPLITS; x++) {
+                    int64_t sx;
+                    const int64_t cx = gpu_split_cost(units, blocks, workers, x, &sx);
+                    if (x > 1 && sx > sms * per_sm)
+                        break;
+                    last = x;
+                    best = best < 0 || cx < best ? cx : best;
+                }
+                ck_assert(s <= last);
+                ck_assert_msg(cost * 100 <= best * 103, "b %lld hkv %lld n %lld: %d splits "
+                              "cost %lld, the best %lld", (long long)b, (long long)hkv,
+                              (long long)n, s, (long long)cost, (long long)best);
+                for (int64_t x = 1; x < s; x++) {
+                    int64_t sx;
+                    ck_assert(gpu_split_cost(units, blocks, workers, x, &sx) * 100 >
+                              best * 103);
+                }
+            }
+}
+END_TEST
+
 /* fa2_kvcache_num_splits reports the caller's count when given, else the
  * backend's choice, and the tiled backend then runs exactly that. */
 START_TEST(num_splits_reports_the_count_the_backend_runs)
@@ -481,6 +555,7 @@ int main(void)
     tcase_add_test(tm, nan_in_a_part_propagates_through_the_merge);
     tcase_add_test(tm, the_chunks_of_a_split_tile_the_key_range);
     tcase_add_test(tm, the_default_split_count_fills_the_workers);
+    tcase_add_test(tm, the_gpus_split_count_fills_the_sms_once_with_whole_chunks);
     suite_add_tcase(s, tm);
     return tl_run_suite(s);
 }

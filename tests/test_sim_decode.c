@@ -200,10 +200,10 @@ START_TEST(the_append_reads_the_new_rows_and_writes_them_into_the_cache)
 }
 END_TEST
 
-/* num_splits 0: the shared heuristic over the device's SMs (so the
+/* num_splits 0: the GPU's split rule over the device's SMs (so the
  * simulator, the kernels' launch and the mirror agree), the workers
  * capped as the launch caps them. */
-START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
+START_TEST(the_default_split_count_is_the_gpus_rule_on_the_devices_sms)
 {
     const fa2_sim_device dev = h200();
     for (int64_t batch = 1; batch <= 64; batch *= 4) {
@@ -226,10 +226,8 @@ START_TEST(the_default_split_count_is_the_shared_heuristic_on_the_devices_sms)
         ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, 13, 32, 64), dev.sms * 8);
         ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, 3, 32, 256), dev.sms * 2);
         ck_assert_int_eq(fa2_kvcache_gpu_workers(dev.sms, 1, 32, 256), dev.sms);
-        const int s = fa2_kvcache_splits_heuristic(batch, 8, 4, 16384,
-                                                   fa2_kvcache_block_m(4),
-                                                   FA2_KVC_BLOCK_N(128),
-                                                   dev.sms * capped);
+        const int s = fa2_kvcache_gpu_splits(batch, 8, 4, 16384, fa2_kvcache_block_m(4),
+                                             FA2_KVC_BLOCK_N(128), dev.sms, per_sm, 128);
         ck_assert_int_eq(r.launch[0].grid, batch * 8 * s);
         ck_assert_int_eq(r.num_launches, s > 1 ? 2 : 1);
     }
@@ -498,7 +496,7 @@ int main(void)
     tcase_add_test(tc, the_combine_reads_only_the_partials_a_query_sees);
     tcase_add_test(tc, paging_changes_no_count);
     tcase_add_test(tc, the_append_reads_the_new_rows_and_writes_them_into_the_cache);
-    tcase_add_test(tc, the_default_split_count_is_the_shared_heuristic_on_the_devices_sms);
+    tcase_add_test(tc, the_default_split_count_is_the_gpus_rule_on_the_devices_sms);
     tcase_add_test(tc, the_predicted_time_is_bound_by_hbm_bandwidth);
     tcase_add_test(tc, bad_decode_arguments_are_refused);
     tcase_add_test(tc, with_l2_every_stored_byte_reaches_dram_once);
