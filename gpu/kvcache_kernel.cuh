@@ -484,12 +484,13 @@ __global__ void __launch_bounds__(NW * 32)
 }
 
 /* The combine step: one block of 128 threads per row (b, hq, tok). The
- * row's S LSEs first, then every non-empty partial (at most S x d floats)
- * copied into shared memory by cp.async, all in flight at once, so the
- * block waits out two memory latencies, not one per split (measured on the
- * H200: the first version, one warp per row summing split after split,
- * took 32 us for 32 rows of 55 splits, longer than the main kernel;
- * doc/NOTES-kvcache.md). The merged LSE is fa2_merge_lse's three pieces
+ * row's S LSEs and S partials (S x d floats, copied into shared memory by
+ * cp.async; the main kernel writes every split's, a split that saw no key
+ * too) all in flight at once, so the block waits out one memory latency,
+ * not one per split (measured on the H200: the first version, one warp per
+ * row summing split after split, took 32 us for 32 rows of 55 splits,
+ * longer than the main kernel; doc/NOTES-kvcache.md), nor two (LSEs, then
+ * the parts they say are not empty: the version before this one). The merged LSE is fa2_merge_lse's three pieces
  * (lib/fa2_kvcache.h): the max over the lanes' shares, the terms in
  * parallel, their sum in split order; each thread then sums its two
  * columns over the splits in split order with fa2_merge_weight's weights,
@@ -516,18 +517,18 @@ __global__ void __launch_bounds__(128)
     float *const ws = s_comb + S; /* [S] terms, then weights */
     float *const part = s_comb + kvcache_combine_part_offset(S); /* [S][d] */
     const float *const o_i = p.o_part + row * d;
-    if (tid < S) /* S <= FA2_KVCACHE_MAX_SPLITS = 128 threads */
-        ls[tid] = p.lse_part[row + tid * split_stride];
-    __syncthreads();
-    /* the non-empty parts' O, all in flight at once (an empty part's was
-     * never written, and is neither read nor used) */
+    /* the LSEs and every part's O in flight together: one memory trip, not
+     * two (an empty part's O was never written: copied, and not used) */
+    const float lse_i = tid < S ? p.lse_part[row + tid * split_stride] : 0.0f;
     const int c4 = d / 4;
     for (int idx = tid; idx < S * c4; idx += 128) {
         const int i = idx / c4, c = (idx - i * c4) * 4;
-        if (!fa2_merge_part_empty(ls[i]))
-            cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
+        cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
     }
     cp_async_commit();
+    if (tid < S) /* S <= FA2_KVCACHE_MAX_SPLITS = 128 threads */
+        ls[tid] = lse_i;
+    __syncthreads();
     /* the max: each lane over splits lane, lane + 32, ...; then over the
      * lanes (NaN wins, as in fa2_merge_lse_max); every warp alike */
     float mx = fa2_merge_lse_max((S - lane + 31) / 32, ls + lane, 32);
@@ -565,12 +566,9 @@ __global__ void __launch_bounds__(128)
         p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
 #ifdef FA2_TRAFFIC_COUNTERS
     if (p.traffic && tid == 0) {
-        /* the S LSEs, and the O of the non-empty parts (the ones copied) */
-        unsigned long long parts = 0;
-        for (int i = 0; i < S; i++)
-            parts += !fa2_merge_part_empty(ls[i]);
+        /* the S LSEs and the S parts' O (every part is copied) */
         atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_R], 4ull * (unsigned long long)S);
-        atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_R], parts * (unsigned long long)d * 4u);
+        atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_R], (unsigned long long)S * d * 4u);
         atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
         if (p.lse)
             atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);

@@ -250,7 +250,7 @@ static void cf_decode(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out
     WR(K, Hkv * n_new * E);
     WR(V, Hkv * n_new * E);
     RD(Q, Hkv * R * E * P); /* every split's block loads its Q tile */
-    int64_t kv_rows = 0, parts_seen = 0;
+    int64_t kv_rows = 0;
     for (int64_t r0 = 0; r0 < R; r0 += bm) {
         const int64_t r1 = sim_min(r0 + bm, R);
         int64_t col0, col1; /* the keys the block's queries see, as tiles */
@@ -261,12 +261,6 @@ static void cf_decode(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out
             cf_chunk(t0, t1, P, s, &k0, &k1);
             if (k1 > k0)
                 kv_rows += sim_min(q->nk, k1 * bn) - k0 * bn;
-            for (int64_t r = r0; P > 1 && r < r1; r++) { /* the row's parts */
-                int64_t v0, v1;
-                cf_cols(q, r / g, r / g + 1, &v0, &v1);
-                if (sim_max(v0, k0 * bn) < sim_min(v1, k1 * bn))
-                    parts_seen++;
-            }
         }
     }
     RD(K, Hkv * kv_rows * E);
@@ -279,7 +273,7 @@ static void cf_decode(const sim_setup *S, const cf_seq *q, fa2_sim_counters *out
     WR(O_PARTIAL, Hkv * P * R * 4 * d);
     WR(LSE_PARTIAL, Hkv * P * R * 4);
     RD(LSE_PARTIAL, Hq * q->nq * P * 4);
-    RD(O_PARTIAL, Hkv * parts_seen * 4 * d);
+    RD(O_PARTIAL, Hkv * P * R * 4 * d); /* every part, seen or not (the combine) */
     WR(O, Hq * q->nq * E);
     WR(LSE, Hq * q->nq * 4);
 }

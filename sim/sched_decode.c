@@ -174,10 +174,10 @@ static void combine_init(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t 
     b->phase = 0;
 }
 
-/* A row's block: read its splits' partial LSEs (one L2 round trip: the
- * partials were just written), then the partial O of the splits whose LSE
- * is finite, all in flight at once into shared memory (a second), in
- * split order; store O and LSE. Its dependent steps are on chip: the LSE
+/* A row's block: read its splits' partial LSEs and partial O, all in
+ * flight at once (one L2 round trip: the partials were just written; the
+ * O of a split that saw no key is read too, and not used); store O and
+ * LSE. Its dependent steps are on chip: the LSE
  * terms summed in split order (S shared-memory loads, each waited for),
  * then each thread's columns summed over the splits in split order (a
  * load of the LSE to test it, then of the weight and the part: 1 step for
@@ -197,12 +197,10 @@ static int combine_step(sim_ctx *c, const sim_launch *L, sim_block *b)
         for (int s = 0; s < S->dec.splits; s++) {
             const int64_t pslice = kslice * S->dec.splits + s;
             sim_read(c, FA2_SIM_T_LSE_PARTIAL, pslice, r, 1, 0, 4, SIM_REGS);
-            if (sim_decode_part_seen(S, &m, r, s)) {
-                sim_read(c, FA2_SIM_T_O_PARTIAL, pslice, r, 1, 0, 4 * d, SIM_REGS);
-                parts++;
-            }
+            sim_read(c, FA2_SIM_T_O_PARTIAL, pslice, r, 1, 0, 4 * d, SIM_REGS);
+            parts += sim_decode_part_seen(S, &m, r, s);
         }
-        b->l2_trips = 2;
+        b->l2_trips = 1;
         b->smem_trips = sim_max(b->smem_trips, 2 * (int64_t)S->dec.splits + parts);
         c->c->flops_other += S->dec.splits * (2 * d + 4); /* weights, sums */
         c->c->sfu_ops += S->dec.splits * 2;
