@@ -76,16 +76,26 @@ struct kv_tile_slots {
  * block table, one table load per group. Computed a step before the tile
  * is copied, so the copies never wait for the table (measured on the H200:
  * walking the table at the copy made paged decode 20% slower than the
- * contiguous cache; doc/NOTES-kvcache.md). */
+ * contiguous cache; doc/NOTES-kvcache.md). A page size that is a power of
+ * two (page_shift >= 0: 16, 64, 256, ...) takes a shift and a mask where
+ * fa2_kv_slot_of divides (the same page and slot: keys are >= 0); a
+ * division is ~20 instructions of the one warp's stream, twice a tile. */
 template <int BN>
 __device__ __forceinline__ kv_tile_slots<BN> kv_tile_walk(const int32_t *table_row,
-                                                         int64_t page_size, int b,
-                                                         int col_lo)
+                                                         int64_t page_size, int page_shift,
+                                                         int b, int col_lo)
 {
     kv_tile_slots<BN> t;
 #pragma unroll
-    for (int g16 = 0; g16 < BN / 16; g16++)
-        t.g[g16] = fa2_kv_slot_of(table_row, page_size, b, col_lo + g16 * 16);
+    for (int g16 = 0; g16 < BN / 16; g16++) {
+        const int key = col_lo + g16 * 16;
+        if (table_row && page_shift >= 0) {
+            t.g[g16].i0 = table_row[(uint32_t)key >> page_shift];
+            t.g[g16].i1 = (int64_t)((uint32_t)key & ((uint32_t)page_size - 1u));
+        } else {
+            t.g[g16] = fa2_kv_slot_of(table_row, page_size, b, key);
+        }
+    }
     return t;
 }
 
@@ -240,9 +250,13 @@ __global__ void __launch_bounds__(NW * 32)
      * groups (K, then V), from its slots; past the chunk's end two empty
      * groups, so that the waits below count the same at every step */
     const bool paged = table_row != NULL;
+    const int page_shift =
+        paged && p.page_size > 0 && p.page_size <= 0x40000000 && (p.page_size & (p.page_size - 1)) == 0
+            ? __ffsll(p.page_size) - 1
+            : -1;
     auto walk = [&](int step) {
         kv_tile_slots<BN> none = {};
-        return step < nsteps ? kv_tile_walk<BN>(table_row, p.page_size, b,
+        return step < nsteps ? kv_tile_walk<BN>(table_row, p.page_size, page_shift, b,
                                                 (int)(fa2_kv_block_at(chunk, step) * BN))
                              : none; /* past the chunk: no table entry is read */
     };
