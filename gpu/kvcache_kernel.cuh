@@ -535,9 +535,15 @@ __global__ void __launch_bounds__(128)
      * two (an empty part's O was never written: copied, and not used) */
     const float lse_i = tid < S ? p.lse_part[row + tid * split_stride] : 0.0f;
     const int c4 = d / 4;
-    for (int idx = tid; idx < S * c4; idx += 128) {
-        const int i = idx / c4, c = (idx - i * c4) * 4;
-        cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
+    if (128 % c4 == 0) { /* a thread keeps one column chunk: no division */
+        const int c = (tid % c4) * 4, step = 128 / c4;
+        for (int i = tid / c4; i < S; i += step)
+            cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
+    } else {
+        for (int idx = tid; idx < S * c4; idx += 128) {
+            const int i = idx / c4, c = (idx - i * c4) * 4;
+            cp_async_16(part + i * d + c, o_i + i * split_stride * d + c, 16);
+        }
     }
     cp_async_commit();
     if (tid < S) /* S <= FA2_KVCACHE_MAX_SPLITS = 128 threads */
@@ -566,13 +572,17 @@ __global__ void __launch_bounds__(128)
     uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
     for (int c = 2 * tid; c < d; c += 256) {
         float o0 = 0.0f, o1 = 0.0f;
+        /* an empty part adds -0.0, the identity of the sum (x + -0 = x for
+         * every x), instead of a branch: the loads of the next splits then
+         * issue before this one's adds (the branch made each split wait
+         * out its shared-memory loads: ~S x 30 cycles) */
+#pragma unroll 4
         for (int i = 0; i < S; i++) {
-            if (fa2_merge_part_empty(ls[i]))
-                continue;
+            const bool empty = fa2_merge_part_empty(ls[i]);
             const float w = ws[i];
             const float2 v = *reinterpret_cast<const float2 *>(part + i * d + c);
-            o0 += __fmul_rn(w, v.x);
-            o1 += __fmul_rn(w, v.y);
+            o0 += empty ? -0.0f : __fmul_rn(w, v.x);
+            o1 += empty ? -0.0f : __fmul_rn(w, v.y);
         }
         *reinterpret_cast<uint32_t *>(o + c) = pack2<IS_BF16>(o0, o1);
     }
