@@ -13,6 +13,7 @@ const fa2_backend_ops fa2_cuda_ops = {
     .fwd = fa2_cuda_fwd,
     .bwd = fa2_cuda_bwd,
     .tile_config = fa2_cuda_tile_config,
+    .fwd_tile_config = fa2_cuda_fwd_tile_config,
     .bwd_workspace = fa2_cuda_bwd_workspace_bytes,
     .fwd_kvcache = fa2_cuda_fwd_kvcache,
     .kvcache_splits = fa2_cuda_kvcache_splits,

@@ -30,6 +30,11 @@ fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
     return fa2_cuda_available();
 }
 
+fa2_status fa2_cuda_fwd_tile_config(const fa2_problem *p, fa2_tile_config *out)
+{
+    return fa2_cuda_available();
+}
+
 fa2_status fa2_cuda_traffic_reset(void)
 {
     return fa2_cuda_available();

@@ -21,6 +21,8 @@ fa2_status fa2_cuda_bwd_workspace_bytes(const fa2_bwd_args *a, const fa2_problem
 /* The kernel's tiling (arguments already checked). */
 fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype, int head_dim,
                                 fa2_tile_config *out);
+/* The forward's tiling for a validated problem (what fa2_cuda_fwd runs). */
+fa2_status fa2_cuda_fwd_tile_config(const fa2_problem *p, fa2_tile_config *out);
 /* The backward kernel's tiling (gpu/bwd_config.h), for fa2_cuda_tile_config. */
 fa2_status fa2_cuda_bwd_tile_config(fa2_dtype dtype, int head_dim,
                                     fa2_tile_config *out);

@@ -96,6 +96,31 @@ static inline int fa2_fwd90_kernel_head_dim(int d)
 #define FA2_FWD90_CONSUMERS(HD) ((HD) == 64 ? 3 : 2)
 #endif
 #define FA2_FWD90_HAS_NC3(HD) ((HD) == 64)
+/* The consumer warpgroups for a problem: FA2_FWD90_CONSUMERS(hd), except
+ * at head dim 64 for causal problems of at most
+ * FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN query rows, which take two (128-row
+ * tiles: whole pairs for the causal schedule, and no 64-row tail tile in
+ * which two of three warpgroups compute on rows past the sequence). H200,
+ * bf16, 16k tokens, 32 heads (bench/NOTES-fwd90.md, 2026-12-03), fa2 /
+ * cuDNN with two and three consumers:
+ *   causal   N  512: 0.750 / 0.621   1024: 0.810 / 0.692
+ *            N 1536: 0.828 / 0.838   2048: 0.849 / 0.845   4096: 0.853 / 0.885
+ *   no mask  N  512: 0.809 / 0.857   1024: 0.820 / 0.874   (three ahead at
+ *            every length measured, up to 8192)
+ * The outputs are bit-identical either way (a row's result does not depend
+ * on block_m), so this choice moves no number the mirror checks; the
+ * simulator and the traffic counters follow it (fa2_fwd_tile_config). */
+#define FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN 1024
+static inline int fa2_fwd90_consumers_for(int kernel_hd, int causal, long long max_seqlen_q)
+{
+    const int nc = kernel_hd == 64 ? FA2_FWD90_CONSUMERS(64)
+                   : kernel_hd == 128 ? FA2_FWD90_CONSUMERS(128)
+                                      : FA2_FWD90_CONSUMERS(256);
+    if (FA2_FWD90_HAS_NC3(kernel_hd) && nc == 3 && causal &&
+        max_seqlen_q <= FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN)
+        return 2;
+    return nc;
+}
 #ifndef FA2_FWD90_BN_HD64
 #define FA2_FWD90_BN_HD64 128
 #endif

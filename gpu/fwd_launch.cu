@@ -30,7 +30,7 @@ fa2_status fa2_cuda_fwd_hd256(const fa2_fwd_params *, int, void *);
 
 /* the sm_90 kernel, gpu/fwd_sm90_launch.cu */
 extern "C" int fa2_cuda_fwd_sm90_chosen(int head_dim);
-extern "C" int fa2_cuda_fwd90_consumers(int head_dim);
+extern "C" int fa2_cuda_fwd90_consumers(int head_dim, int causal, long long max_seqlen_q);
 extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k,
                                         const fa2_fwd_args *a, int head_dim);
 
@@ -128,14 +128,12 @@ extern "C" fa2_status fa2_cuda_traffic_read(fa2_traffic *out)
 
 /* ---- the tiling -------------------------------------------------------- */
 
-extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
-                                           int head_dim, fa2_tile_config *out)
+/* The forward's tiles for a problem that is causal or not with at most
+ * max_seqlen_q query rows (the sm_90 kernel's consumer count depends on
+ * both at head dim 64: gpu/fwd_config.h fa2_fwd90_consumers_for). */
+static fa2_status fwd_tile(fa2_dtype dtype, int head_dim, int causal,
+                           long long max_seqlen_q, fa2_tile_config *out)
 {
-    if (pass == FA2_PASS_BWD) /* the backward's table, gpu/bwd_launch.cu */
-        return fa2_cuda_bwd_tile_config(dtype, head_dim, out);
-    if (pass != FA2_PASS_FWD)
-        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "pass is %d, expected "
-                        "FA2_PASS_FWD or FA2_PASS_BWD", (int)pass);
     if (dtype != FA2_DTYPE_FP16 && dtype != FA2_DTYPE_BF16)
         return fa2_fail(FA2_ERR_UNSUPPORTED, "the CUDA kernels take fp16 or bf16, "
                         "not %s", fa2_dtype_name(dtype));
@@ -143,7 +141,7 @@ extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
         fa2_cuda_fwd_sm90_chosen(head_dim)) {
         /* the warp-specialised kernel, gpu/fwd_kernel_sm90.cuh */
         const int hd90 = fa2_fwd90_kernel_head_dim(head_dim);
-        const int nc = fa2_cuda_fwd90_consumers(head_dim);
+        const int nc = fa2_cuda_fwd90_consumers(head_dim, causal, max_seqlen_q);
         out->block_m = 64 * nc;
         out->block_n = hd90 == 64    ? FA2_FWD90_BLOCK_N(64)
                        : hd90 == 128 ? FA2_FWD90_BLOCK_N(128)
@@ -170,6 +168,26 @@ extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
     out->head_dim = hd;
     fa2_clear_error();
     return FA2_OK;
+}
+
+/* The tiling by pass, dtype and head dim alone (fa2_tile_config_for): the
+ * forward's for a problem without a mask, which is also every long one's. */
+extern "C" fa2_status fa2_cuda_tile_config(fa2_pass pass, fa2_dtype dtype,
+                                           int head_dim, fa2_tile_config *out)
+{
+    if (pass == FA2_PASS_BWD) /* the backward's table, gpu/bwd_launch.cu */
+        return fa2_cuda_bwd_tile_config(dtype, head_dim, out);
+    if (pass != FA2_PASS_FWD)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "pass is %d, expected "
+                        "FA2_PASS_FWD or FA2_PASS_BWD", (int)pass);
+    return fwd_tile(dtype, head_dim, 0, LLONG_MAX, out);
+}
+
+/* The forward's tiling for this validated problem: what fa2_cuda_fwd runs
+ * (fa2_fwd_tile_config). */
+extern "C" fa2_status fa2_cuda_fwd_tile_config(const fa2_problem *p, fa2_tile_config *out)
+{
+    return fwd_tile(p->dtype, (int)p->head_dim, p->causal, (long long)p->max_seqlen_q, out);
 }
 
 /* ---- the forward -------------------------------------------------------- */
@@ -236,7 +254,7 @@ extern "C" fa2_status fa2_cuda_fwd(const fa2_fwd_args *a, const fa2_problem *p)
                         (long long)p->max_seqlen_k);
 
     fa2_tile_config cfg;
-    if ((st = fa2_cuda_tile_config(FA2_PASS_FWD, p->dtype, (int)p->head_dim, &cfg)))
+    if ((st = fa2_cuda_fwd_tile_config(p, &cfg)))
         return st;
     const int64_t m_blocks = fa2_num_blocks(p->max_seqlen_q, cfg.block_m);
     const int64_t grid = m_blocks * p->heads_q * p->num_seqs;

@@ -49,14 +49,14 @@ extern "C" int fa2_cuda_fwd_sm90_chosen(int head_dim)
     }
 }
 
-/* consumer warpgroups of the sm_90 kernel for head dim d (block_m is 64
- * times that): fwd_config.h's choice, or FA2_CUDA_FWD90_CONSUMERS=2|3 where
- * the kernel is built for both (head dim 64) */
-extern "C" int fa2_cuda_fwd90_consumers(int head_dim)
+/* consumer warpgroups of the sm_90 kernel for head dim d on a problem
+ * (block_m is 64 times that): fwd_config.h's fa2_fwd90_consumers_for, or
+ * FA2_CUDA_FWD90_CONSUMERS=2|3 where the kernel is built for both (head
+ * dim 64; a measurement knob) */
+extern "C" int fa2_cuda_fwd90_consumers(int head_dim, int causal, long long max_seqlen_q)
 {
     const int hd = fa2_fwd90_kernel_head_dim(head_dim);
-    int nc = hd == 64 ? FA2_FWD90_CONSUMERS(64)
-             : hd == 128 ? FA2_FWD90_CONSUMERS(128) : FA2_FWD90_CONSUMERS(256);
+    int nc = fa2_fwd90_consumers_for(hd, causal, max_seqlen_q);
     const char *env = getenv("FA2_CUDA_FWD90_CONSUMERS");
     if (env && hd == 64 && (strcmp(env, "2") == 0 || strcmp(env, "3") == 0))
         nc = env[0] - '0';
@@ -118,7 +118,7 @@ extern "C" fa2_status fa2_cuda_fwd_sm90(const fa2_fwd_params *k_in, const fa2_fw
                                         int head_dim)
 {
     fa2_fwd_params k = *k_in;
-    const int nc = fa2_cuda_fwd90_consumers(head_dim);
+    const int nc = fa2_cuda_fwd90_consumers(head_dim, k.causal, (long long)k.seqlen_q);
     void *fn = NULL;
     cudaDriverEntryPointQueryResult q;
     cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,

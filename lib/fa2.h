@@ -423,10 +423,21 @@ typedef struct fa2_tile_config {
     int head_dim; /* head dim the kernel is instantiated for  */
 } fa2_tile_config;
 
-/* The tiling the backend uses for this problem. The tiled CPU backend runs
- * any tiling; give it the CUDA one to mirror the kernel exactly. */
+/* The tiling the backend uses for a pass, dtype and head dim (the forward
+ * without a mask: fa2_fwd_tile_config gives it for a given problem). The
+ * tiled CPU backend runs any tiling; give it the CUDA one to mirror the
+ * kernel exactly. */
 fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
                                fa2_dtype dtype, int head_dim,
+                               fa2_tile_config *out);
+
+/* The forward tiling the backend picks for these arguments (checked as
+ * fa2_fwd_check checks them): fa2_tile_config_for's, except where the
+ * backend's choice depends on more than the head dim (the CUDA forward on
+ * sm_90 at head dim 64 runs 128-row tiles for causal problems of at most
+ * 1024 query rows, 192 otherwise). The tiled CPU backend runs the
+ * caller's block_m / block_n instead where the arguments set them. */
+fa2_status fa2_fwd_tile_config(const fa2_fwd_args *args, fa2_backend backend,
                                fa2_tile_config *out);
 
 /* FLOPs of the forward pass, summed over sequences: the FlashAttention-2

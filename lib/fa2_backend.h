@@ -30,6 +30,9 @@ typedef struct fa2_backend_ops {
     /* its tiling for a pass, dtype and head dim the entry point checked */
     fa2_status (*tile_config)(fa2_pass pass, fa2_dtype dtype, int head_dim,
                               fa2_tile_config *out);
+    /* its forward tiling for this validated problem, where that depends on
+     * more than the head dim; NULL: tile_config's */
+    fa2_status (*fwd_tile_config)(const fa2_problem *p, fa2_tile_config *out);
     /* bytes of the backward's workspace; NULL: it needs none */
     fa2_status (*bwd_workspace)(const fa2_bwd_args *a, const fa2_problem *p,
                                 size_t *bytes);

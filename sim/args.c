@@ -90,12 +90,13 @@ static sim_tiles fa2_fwd_table(int64_t d)
     return t;
 }
 
-/* The sm_90 forward's tiling (gpu/fwd_config.h's FA2_FWD90_* table): the
- * kernel a device of arch >= 90 runs. */
-static sim_tiles fa2_fwd90_table(int64_t d)
+/* The sm_90 forward's tiling (gpu/fwd_config.h's FA2_FWD90_* table and
+ * its consumer count for the problem): the kernel a device of arch >= 90
+ * runs. */
+static sim_tiles fa2_fwd90_table(int64_t d, int causal, int64_t max_seqlen_q)
 {
     const int hd = fa2_fwd90_kernel_head_dim((int)d);
-    const int nc = FA2_FWD90_CONSUMERS(hd);
+    const int nc = fa2_fwd90_consumers_for(hd, causal, (long long)max_seqlen_q);
     sim_tiles t;
     t.bm = 64 * nc;
     t.bn = FA2_FWD90_BLOCK_N(hd);
@@ -122,13 +123,15 @@ static sim_tiles fa2_bwd_table(int64_t d)
     return t;
 }
 
-/* The kernel's tiling: the forward's from the table of the kernel the
- * profile's device runs (arch >= 90: the warp-specialised one); the
- * backward's from the CUDA backend when it is built, the table otherwise. */
-static sim_tiles fa2_default_tiles(fa2_pass pass, fa2_dtype dt, int64_t d, int arch)
+/* The kernel's tiling for problem p: the forward's from the table of the
+ * kernel the profile's device runs (arch >= 90: the warp-specialised one);
+ * the backward's from the CUDA backend when it is built, the table
+ * otherwise. */
+static sim_tiles fa2_default_tiles(fa2_pass pass, fa2_dtype dt, int64_t d, int arch,
+                                   const fa2_problem *p)
 {
     if (pass == FA2_PASS_FWD)
-        return arch >= 90 ? fa2_fwd90_table(d) : fa2_fwd_table(d);
+        return arch >= 90 ? fa2_fwd90_table(d, p->causal, p->max_seqlen_q) : fa2_fwd_table(d);
     fa2_tile_config cfg;
     if (fa2_tile_config_for(FA2_BACKEND_CUDA, pass, dt, (int)d, &cfg) == FA2_OK &&
         cfg.block_m > 0 && cfg.block_n > 0 && cfg.warps > 0) {
@@ -397,8 +400,8 @@ fa2_status sim_setup_make(const fa2_sim_args *a, const fa2_sim_device *dev,
             S->fwd.bm = S->fwd.bn;
             S->bwd = S->fwd;
         } else {
-            S->fwd = fa2_default_tiles(FA2_PASS_FWD, a->dtype, a->head_dim, dev->arch);
-            S->bwd = fa2_default_tiles(FA2_PASS_BWD, a->dtype, a->head_dim, dev->arch);
+            S->fwd = fa2_default_tiles(FA2_PASS_FWD, a->dtype, a->head_dim, dev->arch, p);
+            S->bwd = fa2_default_tiles(FA2_PASS_BWD, a->dtype, a->head_dim, dev->arch, p);
         }
         override(&S->fwd, a->block_m, a->block_n, a->warps);
         override(&S->bwd, a->bwd_block_m, a->bwd_block_n, a->bwd_warps);

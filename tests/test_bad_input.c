@@ -478,6 +478,40 @@ START_TEST(tile_config_for_rejects_bad_arguments_by_name)
 }
 END_TEST
 
+/* fa2_fwd_tile_config checks the arguments as fa2_fwd_check does (a bad
+ * call gets the same status), rejects a NULL out, and on a backend whose
+ * tiling depends on the head dim alone reports fa2_tile_config_for's. */
+START_TEST(fwd_tile_config_checks_its_arguments_and_matches_the_head_dim_query)
+{
+    tl_problem p;
+    base_fixed(&p, FA2_DTYPE_FP32);
+    fa2_tile_config cfg, ref;
+    ck_assert_int_eq(fa2_fwd_tile_config(&p.args, FA2_BACKEND_CPU_TILED, NULL),
+                     FA2_ERR_NULL_POINTER);
+    ck_assert(tl_error_mentions("out"));
+    ck_assert_int_eq(fa2_fwd_tile_config(NULL, FA2_BACKEND_CPU_TILED, &cfg),
+                     FA2_ERR_NULL_POINTER);
+    ck_assert(tl_error_mentions("args"));
+    ck_assert_int_eq(fa2_fwd_tile_config(&p.args, (fa2_backend)9, &cfg),
+                     FA2_ERR_INVALID_ARGUMENT);
+    for (size_t b = 0; b < 3; b++) {
+        ck_assert_int_eq(fa2_fwd_tile_config(&p.args, cpu_backends[b], &cfg), FA2_OK);
+        ck_assert_int_eq(fa2_tile_config_for(cpu_backends[b], FA2_PASS_FWD, FA2_DTYPE_FP32,
+                                             8, &ref), FA2_OK);
+        ck_assert_int_eq(cfg.block_m, ref.block_m);
+        ck_assert_int_eq(cfg.block_n, ref.block_n);
+        ck_assert_int_eq(cfg.warps, ref.warps);
+        ck_assert_int_eq(cfg.head_dim, ref.head_dim);
+    }
+    /* a bad call: the status fa2_fwd_check gives it */
+    p.args.q.data = NULL;
+    const fa2_status want = fa2_fwd_check(&p.args, FA2_BACKEND_CPU_TILED);
+    ck_assert_int_ne(want, FA2_OK);
+    ck_assert_int_eq(fa2_fwd_tile_config(&p.args, FA2_BACKEND_CPU_TILED, &cfg), want);
+    tl_problem_free(&p);
+}
+END_TEST
+
 START_TEST(tile_config_for_the_cpu_backends_is_usable)
 {
     fa2_tile_config cfg;
@@ -530,6 +564,7 @@ int main(void)
     tcase_add_test(te, backend_available_rejects_an_unknown_backend_and_accepts_the_cpu_ones);
     tcase_add_test(te, tile_config_for_rejects_bad_arguments_by_name);
     tcase_add_test(te, tile_config_for_the_cpu_backends_is_usable);
+    tcase_add_test(te, fwd_tile_config_checks_its_arguments_and_matches_the_head_dim_query);
     tcase_add_test(te, version_matches_the_header);
     suite_add_tcase(s, te);
     return tl_run_suite(s);

@@ -249,6 +249,42 @@ START_TEST(fa1_tiles_follow_the_papers_rule)
 }
 END_TEST
 
+/* The sm_90 forward at head dim 64 runs two consumer warpgroups (128-row
+ * tiles) on causal problems of at most FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN
+ * query rows and three (192) otherwise; other head dims run two always
+ * (gpu/fwd_config.h fa2_fwd90_consumers_for). The simulator's tiles
+ * follow, so its counts stay the kernel's. */
+START_TEST(short_causal_problems_at_head_dim_64_take_128_row_tiles)
+{
+    const fa2_sim_device dev = tsim_h100();
+    static const struct {
+        int64_t d, n;
+        int causal, block_m;
+    } cases[] = {
+        {64, 1024, 1, 128}, {64, 512, 1, 128}, {64, 1025, 1, 192}, {64, 4096, 1, 192},
+        {64, 1024, 0, 192}, {48, 1000, 1, 128}, {128, 1024, 1, 128}, {128, 1024, 0, 128},
+        {256, 512, 1, 128},
+    };
+    ck_assert_int_eq(FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN, 1024);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fa2_sim_args a;
+        fa2_tile_config t;
+        fa2_sim_args_init(&a);
+        a.seqlen_q = a.seqlen_k = cases[i].n;
+        a.head_dim = cases[i].d;
+        a.causal = cases[i].causal;
+        ck_assert_int_eq(fa2_sim_tiles(&a, &dev, FA2_SIM_PASS_FWD, &t), FA2_OK);
+        ck_assert_msg(t.block_m == cases[i].block_m, "d %lld n %lld causal %d: block_m %d",
+                      (long long)cases[i].d, (long long)cases[i].n, cases[i].causal,
+                      t.block_m);
+        ck_assert_int_eq(t.warps, t.block_m / 16);
+        ck_assert_int_eq(fa2_fwd90_consumers_for(fa2_fwd90_kernel_head_dim((int)cases[i].d),
+                                                 cases[i].causal, cases[i].n),
+                         cases[i].block_m / 64);
+    }
+}
+END_TEST
+
 /* The defaults are the CUDA forward kernel's tiling (gpu/fwd_config.h). */
 START_TEST(fa2_default_tiles_are_the_kernels)
 {
@@ -327,6 +363,7 @@ int main(void)
     tcase_add_loop_test(ts, fa2_forward_does_fewer_non_matmul_flops_than_fa1, 0, TSIM_NCASES);
     tcase_add_test(ts, fa1_tiles_follow_the_papers_rule);
     tcase_add_test(ts, fa2_default_tiles_are_the_kernels);
+    tcase_add_test(ts, short_causal_problems_at_head_dim_64_take_128_row_tiles);
     tcase_add_test(ts, paper_flops_are_4_nq_nk_d_heads_halved_when_causal);
     suite_add_tcase(s, ts);
     return tsim_run_suite(s);

@@ -122,3 +122,22 @@ fa2_status fa2_tile_config_for(fa2_backend backend, fa2_pass pass,
         return unsupported(ops, "tiling");
     return done(ops->tile_config(pass, dtype, head_dim, out));
 }
+
+fa2_status fa2_fwd_tile_config(const fa2_fwd_args *args, fa2_backend backend,
+                               fa2_tile_config *out)
+{
+    const fa2_backend_ops *ops;
+    fa2_problem p;
+    if (!out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "out is NULL");
+    fa2_status st = row_for(args, backend, &ops);
+    if (st == FA2_OK)
+        st = fa2_fwd_validate(args, ops, &p);
+    if (st != FA2_OK)
+        return done(st);
+    if (ops->fwd_tile_config)
+        return done(ops->fwd_tile_config(&p, out));
+    if (!ops->tile_config)
+        return unsupported(ops, "tiling");
+    return done(ops->tile_config(FA2_PASS_FWD, p.dtype, (int)p.head_dim, out));
+}

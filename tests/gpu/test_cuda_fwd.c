@@ -252,9 +252,8 @@ static void run_cpu(problem *p, fa2_backend b, outputs *r)
     fa2_fwd_args a = p->host_args;
     if (b == FA2_BACKEND_CPU_TILED) { /* mirror the kernel's tiling */
         fa2_tile_config cfg;
-        ck_assert_msg(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_FWD,
-                                          p->s.dtype, p->s.d, &cfg) == FA2_OK,
-                      "fa2_tile_config_for: %s", fa2_last_error());
+        ck_assert_msg(fa2_fwd_tile_config(&p->dev_args, FA2_BACKEND_CUDA, &cfg) == FA2_OK,
+                      "fa2_fwd_tile_config: %s", fa2_last_error());
         a.block_m = cfg.block_m;
         a.block_n = cfg.block_n;
     }
@@ -937,8 +936,7 @@ END_TEST
 static void expected_traffic(const problem *p, fa2_traffic *t)
 {
     fa2_tile_config cfg;
-    ck_assert(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_FWD, p->s.dtype,
-                                  p->s.d, &cfg) == FA2_OK);
+    ck_assert(fa2_fwd_tile_config(&p->dev_args, FA2_BACKEND_CUDA, &cfg) == FA2_OK);
     memset(t, 0, sizeof *t);
     const uint64_t row = (uint64_t)p->s.d * 2;
     const int64_t nseq = p->s.nseq > 0 ? p->s.nseq : p->s.batch;
@@ -1022,8 +1020,7 @@ START_TEST(test_traffic_counters_match_the_tile_schedule)
         sa.seqlen_k = s.nk;
     }
     fa2_tile_config kt; /* the tiles of the kernel that ran (env overrides too) */
-    ck_assert(fa2_tile_config_for(FA2_BACKEND_CUDA, FA2_PASS_FWD, s.dtype, s.d, &kt) ==
-              FA2_OK);
+    ck_assert(fa2_fwd_tile_config(&p.dev_args, FA2_BACKEND_CUDA, &kt) == FA2_OK);
     sa.block_m = kt.block_m;
     sa.block_n = kt.block_n;
     sa.warps = kt.warps;
