@@ -11,7 +11,10 @@
  * memory for NW warps (16 packed rows each): Q, then the K and V stages.
  * Two stages: three and four measured slower on the H200 (fewer blocks an
  * SM: decode at batch 8, 32k keys 290 us with two, 357 with three, 456
- * with four; doc/NOTES-kvcache.md).
+ * with four; doc/NOTES-kvcache.md). Again with the memory-bound kernel of
+ * 2026-12-03 (-DFA2_KVC_STAGES_N=3, four blocks an SM either way at Hkv 8):
+ * ncu 126-127 us against 124.5-125.6 at batch 1, 128k keys, 244-247
+ * against 240 at batch 64, 4k keys; DRAM 88-91% busy both ways.
  * Keys per tile: 32. Decode is bound by reading K and V; how many warps
  * stream them at once is set by a one-warp block's shared memory: at head
  * dim 128, with Q aliased (below), 32 KB a block, six an SM. Measured on
@@ -20,7 +23,10 @@
  * keys 3.6-4.2 TB/s; 16 keys (13 blocks an SM) no faster than 32 from
  * batch 8 up and slower with the split counts the heuristic gives. */
 #define FA2_KVC_BLOCK_N(HD) 32
-#define FA2_KVC_STAGES(HD, NW) 2
+#ifndef FA2_KVC_STAGES_N /* a build-time knob for measurements */
+#define FA2_KVC_STAGES_N 2
+#endif
+#define FA2_KVC_STAGES(HD, NW) FA2_KVC_STAGES_N
 /* Q lives in the last stage's V buffer when it fits there (decode) */
 #define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN))
 #define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN) \
