@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Decode per call: back-to-back direct calls (events), the host's time per
+call (no sync inside), and the same call replayed from a CUDA graph (GPU
+time alone); cuDNN direct for reference. bf16, d 128, Hq 32 / Hkv 8, Nq 1."""
+import os, sys, time, statistics, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "python"))
+import fa2
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+def ev_time(fn, n):
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(n):
+        fn()
+    e.record(); e.synchronize()
+    return s.elapsed_time(e) / n * 1e3
+
+for B, n in ((1, 4096), (1, 32768), (8, 4096), (8, 32768), (1, 131072)):
+    hq, hkv, d = 32, 8, 128
+    q = torch.randn(B, 1, hq, d, dtype=torch.bfloat16, device="cuda")
+    k = torch.randn(B, n, hkv, d, dtype=torch.bfloat16, device="cuda")
+    v = torch.randn(B, n, hkv, d, dtype=torch.bfloat16, device="cuda")
+    lens = torch.full((B,), n, dtype=torch.int32, device="cuda")
+    out = torch.empty_like(q)
+    a = fa2.make_kvcache_args(q, k, v, out, lens, causal=True)
+    f = lambda: fa2.run_kvcache(a, "cuda")
+    qs = q.transpose(1, 2).contiguous()
+    ks, vs = k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+    def cud():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return F.scaled_dot_product_attention(qs, ks, vs, enable_gqa=True)
+    st = torch.cuda.Stream()
+    ag = fa2.make_kvcache_args(q, k, v, out, lens, causal=True, stream=st)
+    for _ in range(3):
+        f(); cud()
+    st.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(st):
+        fa2.run_kvcache(ag, "cuda")
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=st):
+        for _ in range(20):
+            fa2.run_kvcache(ag, "cuda")
+    gc = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(gc, stream=st):
+        for _ in range(20):
+            cud()
+    torch.cuda.synchronize()
+    res = {"direct": [], "host": [], "graph": [], "cudnn": [], "cudnn_graph": []}
+    for _ in range(5):
+        res["direct"].append(ev_time(f, 200))
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(200):
+            f()
+        t1 = time.perf_counter()
+        torch.cuda.synchronize()
+        res["host"].append((t1 - t0) / 200 * 1e6)
+        res["graph"].append(ev_time(g.replay, 10) / 20)
+        res["cudnn"].append(ev_time(cud, 200))
+        res["cudnn_graph"].append(ev_time(gc.replay, 10) / 20)
+    med = {k_: statistics.median(v_) for k_, v_ in res.items()}
+    print("b%d n%d splits %d: " % (B, n, fa2.kvcache_num_splits(a, "cuda")) +
+          "  ".join("%s %.1f us" % (k_, v_) for k_, v_ in med.items()), flush=True)
+    del q, k, v, ks, vs, g, gc
+    torch.cuda.empty_cache()
