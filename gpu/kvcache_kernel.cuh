@@ -504,7 +504,8 @@ __global__ void __launch_bounds__(NW * 32)
  * not one per split (measured on the H200: the first version, one warp per
  * row summing split after split, took 32 us for 32 rows of 55 splits,
  * longer than the main kernel; doc/NOTES-kvcache.md), nor two (LSEs, then
- * the parts they say are not empty: the version before this one). The merged LSE is fa2_merge_lse's three pieces
+ * the parts they say are not empty: the version before this one). The
+ * merged LSE is fa2_merge_lse's three pieces
  * (lib/fa2_kvcache.h): the max over the lanes' shares, the terms in
  * parallel, their sum in split order; each thread then sums its two
  * columns over the splits in split order with fa2_merge_weight's weights,
@@ -532,7 +533,7 @@ __global__ void __launch_bounds__(128)
     float *const part = s_comb + kvcache_combine_part_offset(S); /* [S][d] */
     const float *const o_i = p.o_part + row * d;
     /* the LSEs and every part's O in flight together: one memory trip, not
-     * two (an empty part's O was never written: copied, and not used) */
+     * two (a part that saw no key was written too: copied, and not used) */
     const float lse_i = tid < S ? p.lse_part[row + tid * split_stride] : 0.0f;
     const int c4 = d / 4;
     if (128 % c4 == 0) { /* a thread keeps one column chunk: no division */
