@@ -422,6 +422,13 @@ START_TEST(cuda_backend_without_a_gpu_says_not_built_or_no_device)
     ck_assert_msg(tc == FA2_OK || tc == FA2_ERR_NOT_BUILT || tc == FA2_ERR_NO_DEVICE,
                   "fa2_tile_config_for(cuda) = %s (%s)", fa2_status_str(tc),
                   fa2_last_error());
+    /* the problem's tiling: the same answer, or the same refusal */
+    fa2_tile_config pc;
+    const fa2_status tp = fa2_fwd_tile_config(&p.args, FA2_BACKEND_CUDA, &pc);
+    ck_assert_msg(tp == FA2_OK || tp == FA2_ERR_NOT_BUILT || tp == FA2_ERR_NO_DEVICE,
+                  "fa2_fwd_tile_config(cuda) = %s (%s)", fa2_status_str(tp),
+                  fa2_last_error());
+    ck_assert(tp != FA2_OK || fa2_last_error()[0] == '\0');
     tl_problem_free(&p);
 }
 END_TEST
