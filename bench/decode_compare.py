@@ -211,6 +211,31 @@ def gpu_time(torch, fn, rounds, target_ms=2.0):
     return statistics.median(ts)
 
 
+def events_ms(torch, fn, calls):
+    """ms per call: CUDA events around `calls` back-to-back calls, once."""
+    ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+    ev[0].record()
+    for _ in range(calls):
+        fn()
+    ev[1].record()
+    ev[1].synchronize()
+    return ev[0].elapsed_time(ev[1]) / calls
+
+
+def decode_tensors(torch, B, n, hq, hkv, d, dtype=None):
+    """Decode's inputs on the GPU: q [B, 1, hq, d], a full contiguous cache
+    k, v [B, n, hkv, d], lengths n, an output like q, and SDPA's per-head
+    contiguous copies qs, ks, vs [B, H, N, d]."""
+    dtype = dtype or torch.bfloat16
+    q = torch.randn(B, 1, hq, d, dtype=dtype, device="cuda")
+    k = torch.randn(B, n, hkv, d, dtype=dtype, device="cuda")
+    v = torch.randn(B, n, hkv, d, dtype=dtype, device="cuda")
+    lens = torch.full((B,), n, dtype=torch.int32, device="cuda")
+    qs = q.transpose(1, 2).contiguous()
+    ks, vs = k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+    return q, k, v, lens, torch.empty_like(q), qs, ks, vs
+
+
 def find_fa2_prog(args):
     if args.fa2_prog:
         return args.fa2_prog

@@ -4,29 +4,22 @@ call (no sync inside), and the same call replayed from a CUDA graph (GPU
 time alone); cuDNN direct for reference. bf16, d 128, Hq 32 / Hkv 8, Nq 1."""
 import os, sys, time, statistics, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "python"))
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 import fa2
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from decode_compare import decode_tensors, events_ms
+
 
 def ev_time(fn, n):
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(n):
-        fn()
-    e.record(); e.synchronize()
-    return s.elapsed_time(e) / n * 1e3
+    return events_ms(torch, fn, n) * 1e3  # us
+
 
 for B, n in ((1, 4096), (1, 32768), (8, 4096), (8, 32768), (1, 131072)):
     hq, hkv, d = 32, 8, 128
-    q = torch.randn(B, 1, hq, d, dtype=torch.bfloat16, device="cuda")
-    k = torch.randn(B, n, hkv, d, dtype=torch.bfloat16, device="cuda")
-    v = torch.randn(B, n, hkv, d, dtype=torch.bfloat16, device="cuda")
-    lens = torch.full((B,), n, dtype=torch.int32, device="cuda")
-    out = torch.empty_like(q)
+    q, k, v, lens, out, qs, ks, vs = decode_tensors(torch, B, n, hq, hkv, d)
     a = fa2.make_kvcache_args(q, k, v, out, lens, causal=True)
     f = lambda: fa2.run_kvcache(a, "cuda")
-    qs = q.transpose(1, 2).contiguous()
-    ks, vs = k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
     def cud():
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
             return F.scaled_dot_product_attention(qs, ks, vs, enable_gqa=True)

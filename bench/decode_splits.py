@@ -8,15 +8,11 @@ sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 import fa2
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from decode_compare import gpu_time
+from decode_compare import decode_tensors, gpu_time
 for hq, hkv, B, n in ((32, 8, 64, 4096), (32, 8, 64, 32768), (32, 32, 64, 4096),
                       (32, 32, 8, 4096), (32, 8, 8, 32768), (32, 8, 1, 131072)):
     d = 128
-    q = torch.randn(B, 1, hq, d, dtype=torch.bfloat16, device="cuda")
-    k = torch.randn(B, n, hkv, d, dtype=torch.bfloat16, device="cuda")
-    v = torch.randn(B, n, hkv, d, dtype=torch.bfloat16, device="cuda")
-    lens = torch.full((B,), n, dtype=torch.int32, device="cuda")
-    out = torch.empty_like(q)
+    q, k, v, lens, out, qs, ks, vs = decode_tensors(torch, B, n, hq, hkv, d)
     a0 = fa2.make_kvcache_args(q, k, v, out, lens, causal=True)
     auto = fa2.kvcache_num_splits(a0, "cuda")
     impls = {}
@@ -24,8 +20,6 @@ for hq, hkv, B, n in ((32, 8, 64, 4096), (32, 8, 64, 32768), (32, 32, 64, 4096),
     for s in sorted({1, 2, 3, 4, 6, auto, auto + 1, max(1, auto - 1)} | extra):
         a = fa2.make_kvcache_args(q, k, v, out, lens, causal=True, num_splits=s)
         impls["s%d" % s] = (lambda a=a: fa2.run_kvcache(a, "cuda"), a)
-    qs = q.transpose(1, 2).contiguous()
-    ks, vs = k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
     def cud():
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
             return F.scaled_dot_product_attention(qs, ks, vs, enable_gqa=hq != hkv)

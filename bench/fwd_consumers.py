@@ -3,17 +3,14 @@
 call) against SDPA cuDNN, same tensors, alternating, median of 7."""
 import os, sys, statistics, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "python"))
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 import fa2
+from decode_compare import events_ms
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 def timed(fn, inner):
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(inner):
-        fn()
-    e.record(); e.synchronize()
-    return s.elapsed_time(e) / inner
+    return events_ms(torch, fn, inner)
 
 d, H = 64, 32
 for N in (512, 1024, 1536, 2048, 3072, 4096, 8192):
