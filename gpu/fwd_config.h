@@ -113,9 +113,7 @@ static inline int fa2_fwd90_kernel_head_dim(int d)
 #define FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN 1024
 static inline int fa2_fwd90_consumers_for(int kernel_hd, int causal, long long max_seqlen_q)
 {
-    const int nc = kernel_hd == 64 ? FA2_FWD90_CONSUMERS(64)
-                   : kernel_hd == 128 ? FA2_FWD90_CONSUMERS(128)
-                                      : FA2_FWD90_CONSUMERS(256);
+    const int nc = FA2_FWD90_CONSUMERS(kernel_hd);
     if (FA2_FWD90_HAS_NC3(kernel_hd) && nc == 3 && causal &&
         max_seqlen_q <= FA2_FWD90_NC2_CAUSAL_MAX_SEQLEN)
         return 2;

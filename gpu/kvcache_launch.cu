@@ -131,9 +131,7 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
                         "memory");
     }
     const int nw = kvcache_warps(p);
-    int per_sm = smem_sm / (kvcache_smem(p->head_dim, nw) + 1024);
-    if (per_sm < 1)
-        per_sm = 1;
+    const int64_t per_sm = fa2_kvc_blocks_per_sm(smem_sm, kvcache_smem(p->head_dim, nw));
     const int bn = kvcache_block_n(p->head_dim);
     *num_splits = fa2_kvcache_gpu_splits(p->batch, p->heads_kv, p->seqlen_q * p->group,
                                          p->capacity, 16 * nw, bn, sms, per_sm,

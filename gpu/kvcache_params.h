@@ -33,6 +33,14 @@
     (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + 2 * FA2_KVC_STAGES(HD, NW) * (BN)) * \
      (HD) * 2)
 #define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD))
+/* Decode blocks of block_smem bytes one SM's shared memory holds (each
+ * block also takes the 1 KB the hardware reserves), at least one: what the
+ * launch's split count and the simulator both count. */
+static inline int64_t fa2_kvc_blocks_per_sm(int64_t smem_per_sm, int64_t block_smem)
+{
+    const int64_t n = smem_per_sm / (block_smem + 1024);
+    return n < 1 ? 1 : n;
+}
 /* The kernel head dims: 64, 128, 256 (the others padded with zeros). */
 #define FA2_KVC_KERNEL_HEAD_DIM(d) ((d) <= 64 ? 64 : (d) <= 128 ? 128 : 256)
 

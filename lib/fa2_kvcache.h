@@ -197,10 +197,15 @@ FA2_HD static inline int fa2_kvcache_splits_heuristic(int64_t batch,
  * 256), not yet measured. The kernels' launch and the simulator both
  * count workers so. */
 #define FA2_KVCACHE_GPU_KV_BYTES_PER_SM (64 * 1024)
+/* Bytes of one decode tile: block_n keys of K and of V, 16-bit elements. */
+FA2_HD static inline int64_t fa2_kvcache_tile_bytes(int64_t block_n, int64_t kernel_head_dim)
+{
+    return 2 * block_n * kernel_head_dim * 2;
+}
 FA2_HD static inline int64_t fa2_kvcache_gpu_workers(int64_t sms, int64_t blocks_per_sm,
                                                      int64_t block_n, int64_t kernel_head_dim)
 {
-    const int64_t tile_bytes = 2 * block_n * kernel_head_dim * 2; /* K and V, 16-bit */
+    const int64_t tile_bytes = fa2_kvcache_tile_bytes(block_n, kernel_head_dim);
     int64_t cap = tile_bytes > 0 ? FA2_KVCACHE_GPU_KV_BYTES_PER_SM / tile_bytes : 1;
     if (cap < 1)
         cap = 1;
@@ -248,8 +253,8 @@ FA2_HD static inline int fa2_kvcache_gpu_splits(int64_t batch, int64_t heads_kv,
     if (max_s > 128)
         max_s = 128; /* FA2_KVCACHE_MAX_SPLITS */
     if (units > resident) { /* waves even at one split: cap a block's bytes */
-        const int64_t tile_bytes = 2 * (int64_t)block_n * kernel_head_dim * 2;
-        const int64_t need = fa2_ceil_div(blocks * tile_bytes, FA2_KVCACHE_GPU_BLOCK_BYTES_MAX);
+        const int64_t need = fa2_ceil_div(blocks * fa2_kvcache_tile_bytes(block_n, kernel_head_dim),
+                                          FA2_KVCACHE_GPU_BLOCK_BYTES_MAX);
         return (int)(need < 1 ? 1 : need < max_s ? need : max_s);
     }
     int64_t best = -1;

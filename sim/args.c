@@ -232,7 +232,7 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
     const int64_t warps = S->fwd.bm / 16; /* 16 packed rows a warp */
     D->smem = FA2_KVC_SMEM_BYTES_BN(hd, warps, S->fwd.bn);
-    const int64_t per_sm = sim_max(1, dev->smem_per_sm / (D->smem + 1024));
+    const int64_t per_sm = fa2_kvc_blocks_per_sm(dev->smem_per_sm, D->smem);
     D->splits = a->num_splits > 0
                     ? a->num_splits
                     : fa2_kvcache_gpu_splits(p->num_seqs, p->heads_kv, D->rows, D->capacity,
