@@ -30,6 +30,9 @@
 #include "fwd_kernel.cuh" /* soff, row_key, chunk_off, unroll_for */
 #include "kvcache_params.h"
 
+#include <stdlib.h> /* getenv: the measurement knobs */
+#include <string.h>
+
 namespace fa2gpu {
 
 /* Sequence b's keys after the append, clamped to [0, capacity]: the
@@ -421,6 +424,11 @@ __global__ void __launch_bounds__(NW * 32)
         }
     }
     cp_async_wait<0>();
+    /* the combine (launched as this grid's programmatic dependent) may be
+     * scheduled now: its blocks wait in pdl_wait for this grid's writes,
+     * and start the moment the last of them lands instead of a launch
+     * later */
+    pdl_launch_dependents();
 
     /* the row's end: l over the quad, 1/l once */
     float inv_l[2], lse[2];
@@ -532,6 +540,7 @@ __global__ void __launch_bounds__(128)
     float *const ws = s_comb + S; /* [S] terms, then weights */
     float *const part = s_comb + kvcache_combine_part_offset(S); /* [S][d] */
     const float *const o_i = p.o_part + row * d;
+    pdl_wait(); /* the main kernel's partials are all written */
     /* the LSEs and every part's O in flight together: one memory trip, not
      * two (a part that saw no key was written too: copied, and not used) */
     const float lse_i = tid < S ? p.lse_part[row + tid * split_stride] : 0.0f;
@@ -601,6 +610,36 @@ __global__ void __launch_bounds__(128)
 #endif
 }
 
+/* Launch `kern` after the stream's previous kernel as its programmatic
+ * dependent where the device has that (sm_90 on): the blocks may be
+ * scheduled once the previous grid calls pdl_launch_dependents and wait
+ * in pdl_wait, which saves the launch gap between the two kernels
+ * (FA2_CUDA_KVCACHE_PDL=0: an ordinary launch, a measurement knob). */
+static cudaError_t launch_dependent(void (*kern)(const fa2_kvcache_params), unsigned grid,
+                                    unsigned threads, int smem, cudaStream_t stream,
+                                    const fa2_kvcache_params &p)
+{
+    int dev = 0, major = 0;
+    const char *e = getenv("FA2_CUDA_KVCACHE_PDL");
+    const bool allowed = !(e && e[0] == '0') && cudaGetDevice(&dev) == cudaSuccess &&
+                         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+                                                dev) == cudaSuccess &&
+                         major >= 9;
+    cudaLaunchConfig_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.gridDim = dim3(grid);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = (size_t)smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = allowed ? 1 : 0;
+    cudaError_t err = cudaLaunchKernelEx(&cfg, kern, p);
+    return err != cudaSuccess ? err : cudaGetLastError();
+}
+
 /* Launch main (and combine) for head dim HD; the caller checked everything
  * and ran the append. */
 template <int HD, int NW, int BN>
@@ -647,8 +686,8 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                             "needs %d bytes of shared memory and this device refuses "
                             "that (%s)", p.num_splits, csmem, cudaGetErrorString(err));
         }
-        comb<<<(unsigned)rows, 128, csmem, stream>>>(p);
-        if ((err = cudaGetLastError()) != cudaSuccess)
+        if ((err = launch_dependent(comb, (unsigned)rows, 128, csmem, stream, p)) !=
+            cudaSuccess)
             return fa2_fail(FA2_ERR_CUDA, "launching the KV-cache combine kernel "
                             "(%lld blocks) failed: %s", (long long)rows,
                             cudaGetErrorString(err));

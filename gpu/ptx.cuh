@@ -84,6 +84,25 @@ __device__ __forceinline__ void bulk_wait_complete()
 #endif
 }
 
+/* Programmatic dependent launch (sm_90; no-ops on older targets, where
+ * the host launches the dependent kernel the ordinary way). A grid calls
+ * pdl_launch_dependents when the kernel after it on the stream may be
+ * scheduled (its blocks then wait in pdl_wait); pdl_wait returns once
+ * every grid this one depends on has completed and its writes are
+ * visible, so what precedes it must not read what they write. */
+__device__ __forceinline__ void pdl_launch_dependents()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 /* Four 8x8 b16 matrices from registers into shared memory (sm_90): lane
  * l's r[j] holds row l / 4, columns 2 (l % 4) .. +1 of matrix j (the mma C
  * layout, packed), and lanes 8j .. 8j + 7 give the shared addresses of
