@@ -222,6 +222,29 @@ def events_ms(torch, fn, calls):
     return ev[0].elapsed_time(ev[1]) / calls
 
 
+def graph_times(torch, impls, stream, rounds, calls=20):
+    """GPU time alone: ms per call of each implementation, from `calls`
+    calls captured in a CUDA graph on `stream` and replayed, alternating,
+    median of `rounds` (an implementation that cannot be captured is left
+    out). No host launch costs: what the simulator predicts."""
+    graphs = {}
+    for name, fn in impls.items():
+        try:
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, stream=stream):
+                for _ in range(calls):
+                    fn()
+            graphs[name] = g
+        except Exception:  # noqa: BLE001 (a backend that cannot be captured)
+            continue
+    torch.cuda.synchronize()
+    ts = {}
+    for _ in range(rounds):
+        for name, g in graphs.items():
+            ts.setdefault(name, []).append(events_ms(torch, g.replay, 3) / calls)
+    return {name: statistics.median(v) for name, v in ts.items()}
+
+
 def decode_tensors(torch, B, n, hq, hkv, d, dtype=None):
     """Decode's inputs on the GPU: q [B, 1, hq, d], a full contiguous cache
     k, v [B, n, hkv, d], lengths n, an output like q, and SDPA's per-head
@@ -285,6 +308,9 @@ def run_gpu(args, torch, F, fa2):
     gen = torch.Generator().manual_seed(0)
     dtype = torch.bfloat16
     rows = []
+    if args.graph:  # everything on one side stream, which graphs capture
+        stream = torch.cuda.Stream()
+        torch.cuda.set_stream(stream)
     for hq, hkv in ((32, 8), (32, 32)):
         for nq in parse_ints(args.nq or "1,4"):
             for B in parse_ints(args.batches):
@@ -355,6 +381,10 @@ def run_gpu(args, torch, F, fa2):
                         for name, fn in impls.items():
                             times.setdefault(name, []).append(
                                 gpu_time(torch, fn, 1))
+                    if args.graph:
+                        for name, ms in graph_times(torch, impls, stream,
+                                                    args.rounds).items():
+                            times[name + "_graph"] = [ms]
                     row = dict(base)
                     prog = find_fa2_prog(args)
                     if "splits" in base:
@@ -373,6 +403,12 @@ def run_gpu(args, torch, F, fa2):
                                     row["sdpa_%s_ms" % name] / row["fa2_ms"], 3)
                         if row.get("sim_ms"):
                             row["sim_over_measured"] = round(row["sim_ms"] / row["fa2_ms"], 3)
+                        if row.get("sim_ms") and row.get("fa2_graph_ms"):
+                            row["sim_over_gpu"] = round(row["sim_ms"] / row["fa2_graph_ms"], 3)
+                        for name in sdpa_backends:
+                            if "sdpa_%s_graph_ms" % name in row and "fa2_graph_ms" in row:
+                                row["fa2_vs_%s_graph" % name] = round(
+                                    row["sdpa_%s_graph_ms" % name] / row["fa2_graph_ms"], 3)
                         for page in parse_ints(args.pages):
                             if "fa2_page%d_ms" % page in row:
                                 row["page%d_over_contig" % page] = round(
@@ -403,6 +439,10 @@ def main():
                     help="a simulator device key for the prediction (repeatable), "
                     "e.g. launch_us=2.5 or dram_latency_ns=700: the fixed costs "
                     "of doc/io-complexity.md section 12")
+    ap.add_argument("--graph", action="store_true",
+                    help="GPU mode: also time every implementation as calls "
+                    "replayed from a CUDA graph (GPU time alone: NAME_graph_ms, "
+                    "fa2_vs_NAME_graph, sim_over_gpu)")
     ap.add_argument("--fa2-prog", help="the fa2 program, for the simulator's "
                     "prediction (default: build*/tools/fa2)")
     args = ap.parse_args()

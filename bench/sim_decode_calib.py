@@ -4,7 +4,9 @@ fixed costs of the device profile measured from kernel durations
 (doc/io-complexity.md section 12, "Fixed costs").
 
 Predict: for every row of a bench/decode_compare.py GPU result (JSON; its
-fa2_ms per call, split count and copy bandwidth), run `fa2 sim --algo
+fa2_ms per call, or with --gpu-time its fa2_graph_ms (decode_compare.py
+--graph: GPU time alone, no host launch costs), split count and copy
+bandwidth), run `fa2 sim --algo
 decode` on the same problem with the run's copy bandwidth as hbm_gbps and
 the --device-set values given, and print measured, predicted and their
 ratio per row (no GPU needed: re-run it with other values).
@@ -53,7 +55,8 @@ def launch(j, name):
 
 
 def predict(a):
-    rows = [r for r in json.load(open(a.json)) if r.get("fa2_ms") and r.get("splits")]
+    key = "fa2_graph_ms" if a.gpu_time else "fa2_ms"
+    rows = [r for r in json.load(open(a.json)) if r.get(key) and r.get("splits")]
     print("%5s %3s %5s %7s %6s %10s %10s %8s" % ("Hq/Hkv", "Nq", "batch", "cache",
                                                  "splits", "meas_us", "sim_us",
                                                  "sim/meas"))
@@ -61,7 +64,7 @@ def predict(a):
     for r in rows:
         sets = ["hbm_gbps=%.0f" % r["copy_gbps"]] + a.device_set
         p = sim(a.fa2, r, sets)["predicted_time_ms"] * 1e3
-        m = r["fa2_ms"] * 1e3
+        m = r[key] * 1e3
         ratios.append(p / m)
         print("%2d/%-3d %3d %5d %7d %6d %10.1f %10.1f %8.2f" % (
             r["heads_q"], r["heads_kv"], r["nq"], r["batch"], r["cache"], r["splits"],
@@ -123,6 +126,9 @@ def main():
     ap.add_argument("--fa2", default="build/tools/fa2", help="the fa2 program")
     ap.add_argument("--json", help="a decode_compare_gpu.json: predict its rows")
     ap.add_argument("--kernels", help="a CSV of kernel durations: measure the costs")
+    ap.add_argument("--gpu-time", action="store_true",
+                    help="predict: compare with fa2_graph_ms (decode_compare.py "
+                    "--graph: GPU time alone) instead of the direct calls' fa2_ms")
     ap.add_argument("--device-set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--sms", type=int, default=132, help="measure: the GPU's SMs")
     ap.add_argument("--dram-ns", type=float, default=600.0,

@@ -22,7 +22,10 @@
  * issue-latency bound (0.27 instructions issued a cycle, 1.5 TB/s); 32
  * keys 3.6-4.2 TB/s; 16 keys (13 blocks an SM) no faster than 32 from
  * batch 8 up and slower with the split counts the heuristic gives. */
-#define FA2_KVC_BLOCK_N(HD) 32
+#ifndef FA2_KVC_BLOCK_N_KEYS /* a build-time knob for measurements */
+#define FA2_KVC_BLOCK_N_KEYS 32
+#endif
+#define FA2_KVC_BLOCK_N(HD) FA2_KVC_BLOCK_N_KEYS
 #ifndef FA2_KVC_STAGES_N /* a build-time knob for measurements */
 #define FA2_KVC_STAGES_N 2
 #endif

@@ -311,10 +311,12 @@ static void add_counters(fa2_sim_counters *to, const fa2_sim_counters *c)
 
 /* Roofline: memory, compute and the blocks' fixed costs overlap (each is a
  * bound on the launch's time; within an SM the pipes add, or overlap for a
- * warp-specialised launch: pipes_s); the launch's own overhead does not. */
+ * warp-specialised launch: pipes_s); the launch's own overhead does not,
+ * except for a programmatic dependent on an sm_90 device, whose launch
+ * happens under the previous launch's tail. */
 static void roofline(const fa2_sim_device *dev, fa2_sim_launch *L, int l2,
                      double span_s, int overlap, double lat_span_s, double lat_sum_s,
-                     int64_t slots)
+                     int64_t slots, int programmatic)
 {
     const fa2_sim_counters *c = &L->c;
     const double bytes = l2 ? (double)(c->dram_read + c->dram_written)
@@ -323,7 +325,7 @@ static void roofline(const fa2_sim_device *dev, fa2_sim_launch *L, int l2,
     L->compute_ms = 1e3 * (span_s >= 0 ? span_s : compute_s(dev, c, overlap));
     L->latency_ms = 1e3 * (lat_span_s >= 0 ? lat_span_s
                                            : lat_sum_s / (double)sim_max(1, slots));
-    L->launch_ms = 1e-3 * dev->launch_us;
+    L->launch_ms = programmatic && dev->arch >= 90 ? 0.0 : 1e-3 * dev->launch_us;
     double t = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
     t = t > L->latency_ms ? t : L->latency_ms;
     L->time_ms = L->launch_ms + t;
@@ -392,7 +394,7 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
     out->l2_misses = c.misses;
     for (int k = 0; k < n; k++) {
         roofline(dev, &out->launch[k], args->l2, span[k], L[k].overlap, lat_span[k],
-                 lat_sum[k], slots[k]);
+                 lat_sum[k], slots[k], L[k].programmatic);
         add_counters(&out->total, &out->launch[k].c);
         out->time_ms += out->launch[k].time_ms;
     }

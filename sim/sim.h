@@ -169,6 +169,10 @@ struct sim_launch {
                          not the sum                                       */
     double step_scale; /* a tile step's latency in units of the device's
                           tile_step_ns (its tile against 32 keys x d 128) */
+    int programmatic; /* launched as the previous launch's programmatic
+                         dependent (griddepcontrol): on sm_90 devices its
+                         blocks are scheduled under that launch's tail, so
+                         it pays no launch overhead of its own           */
     /* Set up block (slice, tile); phase SIM_DONE if it has nothing to do. */
     void (*init)(sim_ctx *c, const sim_launch *L, sim_block *b, int64_t slice,
                  int64_t tile);
@@ -181,9 +185,6 @@ int sim_fa2_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_fa1_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_std_launches(const sim_setup *S, fa2_sim_pass pass, sim_launch *out);
 int sim_decode_launches(const sim_setup *S, sim_launch *out);
-/* Does packed row r's chunk `split` hold a key the row sees (its partial
- * LSE finite, so the combine reads its partial O)? m: the sequence's mask. */
-int sim_decode_part_seen(const sim_setup *S, const fa2_mask *m, int64_t r, int split);
 typedef int (*sim_step_fn)(sim_ctx *c, const sim_launch *L, sim_block *b);
 /* Start block b on the tiles of `range` it visits, `per_tile` steps each
  * (the query heads of a GQA group share a key block). */
