@@ -79,12 +79,17 @@ def median_time(fn, rounds_of, sync, inner):
     return ts
 
 
-def alternate(impls, rounds, sync, inner):
+def alternate(impls, rounds, sync, inner, warm=0):
     """Median seconds per call of each impl (dict name -> fn), the rounds
-    alternating between them so that all see the same machine state."""
+    alternating between them so that all see the same machine state; each
+    round first calls the impl `warm` times untimed, so that it is timed in
+    its own steady state (on the CPU a call right after SDPA's otherwise
+    shares the two cores with torch's OpenMP threads still spinning)."""
     times = {n: [] for n in impls}
     for _ in range(rounds):
         for n, fn in impls.items():
+            for _ in range(warm):
+                fn()
             times[n] += median_time(fn, 1, sync, inner)
     return {n: statistics.median(t) for n, t in times.items()}
 
@@ -109,7 +114,12 @@ def run_cpu(args, torch, F, fa2):
     rows = []
     gen = torch.Generator().manual_seed(0)
     tri = triad_gbps(torch, args.threads, 5)
-    print("triad %.1f GB/s (%d threads)" % (tri, args.threads), flush=True)
+    sys.path.insert(0, HERE)
+    from cpu_compare import tile_kernel  # which micro-kernel the library runs
+    kernel = tile_kernel()
+    print("triad %.1f GB/s (%d threads); fa2 micro-kernel %s; torch %s, CPU capability %s"
+          % (tri, args.threads, kernel, torch.__version__,
+             torch.backends.cpu.get_cpu_capability()), flush=True)
     for dname in args.dtypes.split(","):
         for nq in parse_ints(args.nq or "1,8"):
             B, hq, hkv, d, n = 1, 32, 8, 128, args.cache
@@ -149,12 +159,13 @@ def run_cpu(args, torch, F, fa2):
                 qs.float(), ke.float(), ve.float(), attn_mask=mask).transpose(1, 2)
             fa2.run_kvcache(a_contig, "tiled")
             err = (out.float() - ref).abs().max().item()
-            t = alternate(impls, args.rounds, lambda: None, 1)
+            t = alternate(impls, args.rounds, lambda: None, 5, warm=3)
             nbytes = kv_bytes(B, n, hkv, d, q.element_size())
             torch_best = min(t["sdpa_gqa"], t["sdpa_expanded"])
             row = {"dtype": dname, "batch": B, "nq": nq, "heads_q": hq,
                    "heads_kv": hkv, "head_dim": d, "cache": n,
                    "threads": args.threads, "triad_gbps": round(tri, 2),
+                   "fa2_kernel": kernel,
                    "fa2_err_vs_fp32": err,
                    "splits": fa2.kvcache_num_splits(a_contig, "tiled")}
             for name, s in t.items():
