@@ -233,6 +233,16 @@ def events_ms(torch, fn, calls):
     return ev[0].elapsed_time(ev[1]) / calls
 
 
+def capture_calls(torch, fn, stream, calls=20):
+    """A CUDA graph of `calls` back-to-back calls of fn, captured on stream
+    (replaying it times the GPU alone, without the host's launches)."""
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=stream):
+        for _ in range(calls):
+            fn()
+    return g
+
+
 def graph_times(torch, impls, stream, rounds, calls=20):
     """GPU time alone: ms per call of each implementation, from `calls`
     calls captured in a CUDA graph on `stream` and replayed, alternating,
@@ -241,11 +251,7 @@ def graph_times(torch, impls, stream, rounds, calls=20):
     graphs = {}
     for name, fn in impls.items():
         try:
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g, stream=stream):
-                for _ in range(calls):
-                    fn()
-            graphs[name] = g
+            graphs[name] = capture_calls(torch, fn, stream, calls)
         except Exception:  # noqa: BLE001 (a backend that cannot be captured)
             continue
     torch.cuda.synchronize()

@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 import fa2
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from decode_compare import decode_tensors, events_ms
+from decode_compare import capture_calls, decode_tensors, events_ms
 
 
 def ev_time(fn, n):
@@ -31,14 +31,8 @@ for B, n in ((1, 4096), (1, 32768), (8, 4096), (8, 32768), (1, 131072)):
     with torch.cuda.stream(st):
         fa2.run_kvcache(ag, "cuda")
     torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=st):
-        for _ in range(20):
-            fa2.run_kvcache(ag, "cuda")
-    gc = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(gc, stream=st):
-        for _ in range(20):
-            cud()
+    g = capture_calls(torch, lambda: fa2.run_kvcache(ag, "cuda"), st, 20)
+    gc = capture_calls(torch, cud, st, 20)
     torch.cuda.synchronize()
     res = {"direct": [], "host": [], "graph": [], "cudnn": [], "cudnn_graph": []}
     for _ in range(5):

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 import fa2
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from decode_compare import decode_tensors, gpu_time, events_ms
+from decode_compare import capture_calls, decode_tensors, gpu_time, events_ms
 
 DEFAULT_SHAPES = "32/8/64/4096,32/8/64/32768,32/32/64/4096,32/32/8/4096,32/8/8/32768,32/8/1/131072"
 ap = argparse.ArgumentParser()
@@ -23,11 +23,8 @@ args = ap.parse_args()
 
 
 def graph_timer(fn, stream):
-    """us per call of fn, from 20 calls captured in a CUDA graph"""
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=stream):
-        for _ in range(20):
-            fn()
+    """ms per call of fn, from 20 calls captured in a CUDA graph"""
+    g = capture_calls(torch, fn, stream, 20)
     return lambda: events_ms(torch, g.replay, 5) / 20
 
 
