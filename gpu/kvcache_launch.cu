@@ -132,7 +132,7 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
     }
     const int nw = kvcache_warps(p);
     const int64_t per_sm = fa2_kvc_blocks_per_sm(smem_sm, kvcache_smem(p->head_dim, nw));
-    const int bn = kvcache_block_n(p->head_dim);
+    const int bn = kvcache_block_n(p->head_dim) * FA2_KVC_KW(nw);
     *num_splits = fa2_kvcache_gpu_splits(p->batch, p->heads_kv, p->seqlen_q * p->group,
                                          p->capacity, 16 * nw, bn, sms, per_sm,
                                          FA2_KVC_KERNEL_HEAD_DIM(p->head_dim));

@@ -30,11 +30,21 @@
 #define FA2_KVC_STAGES_N 2
 #endif
 #define FA2_KVC_STAGES(HD, NW) FA2_KVC_STAGES_N
+/* Key warps (an experiment, a build-time knob; 1: off): a one-warp
+ * decode block becomes KW warps on the same 16 packed rows, warp w taking
+ * tiles w, w + KW, ... of the split's chunk with its own running max and
+ * sum, the KW partials merged in the block at the end by fa2_merge_lse /
+ * fa2_merge_weight in warp order (a split inside the split). The CPU
+ * mirror and the simulator do not follow it: measurements only. */
+#ifndef FA2_KVC_KEY_WARPS
+#define FA2_KVC_KEY_WARPS 1
+#endif
+#define FA2_KVC_KW(NW) ((NW) == 1 ? FA2_KVC_KEY_WARPS : 1)
 /* Q lives in the last stage's V buffer when it fits there (decode) */
-#define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN))
+#define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN) && FA2_KVC_KW(NW) == 1)
 #define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN) \
-    (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + 2 * FA2_KVC_STAGES(HD, NW) * (BN)) * \
-     (HD) * 2)
+    (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + \
+      2 * FA2_KVC_STAGES(HD, NW) * (BN) * FA2_KVC_KW(NW)) * (HD) * 2)
 #define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD))
 /* Decode blocks of block_smem bytes one SM's shared memory holds (each
  * block also takes the 1 KB the hardware reserves), at least one: what the
