@@ -273,6 +273,25 @@ FA2_HD static inline int fa2_kvcache_gpu_splits(int64_t batch, int64_t heads_kv,
     return 1;
 }
 
+/* The CUDA backend's key warps when the caller gives none: four warps
+ * share a decode block's keys (key_warps in fa2.h) when the (sequence,
+ * key head) pairs alone leave most SMs without a block and the cache is
+ * long, else one. Measured on the H200 (2026-12-03, bf16, d 128, Nq 1,
+ * GPU time; doc/NOTES-kvcache.md): Hkv 8 at batch 1 and 128k keys 128.2
+ * us against 131.1 with one warp, batch 8 and 128k 950 against 977, batch
+ * 8 and 32k 245.4 against 247.7; slower with 4k keys (batch 1 11.3 against
+ * 10.6, batch 8 39.5 against 39.0) and where the pairs fill the GPU
+ * (batch 64, 4k: 298 against 244, one block an SM instead of six). */
+#define FA2_KVCACHE_KEY_WARPS_MIN_KEYS 32768
+FA2_HD static inline int fa2_kvcache_gpu_key_warps(int64_t batch, int64_t heads_kv,
+                                                   int64_t rows, int64_t capacity,
+                                                   int64_t sms)
+{
+    if (rows > FA2_KVCACHE_KEY_WARPS_ROWS || capacity < FA2_KVCACHE_KEY_WARPS_MIN_KEYS)
+        return 1;
+    return batch * heads_kv < sms ? FA2_KVCACHE_KEY_WARPS_MAX : 1;
+}
+
 /* ---- merging partial results by LSE ----------------------------------------- */
 /* Attention of one query row over a key set split into disjoint parts:
  * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =

@@ -6,7 +6,7 @@
 #include "api.h"
 #include "fa2_kvcache.h"
 
-/* Validate for backend b and resolve num_splits into p. */
+/* Validate for backend b and resolve key_warps, then num_splits, into p. */
 static fa2_status prepare(const fa2_kvcache_args *args, fa2_backend b,
                           const fa2_backend_ops **ops, fa2_kvcache_problem *p)
 {
@@ -15,6 +15,11 @@ static fa2_status prepare(const fa2_kvcache_args *args, fa2_backend b,
     if (!(*ops = fa2_backend_row(b)))
         return fa2_backend_unknown(b);
     fa2_status st = fa2_kvcache_validate(args, *ops, p);
+    if (st == FA2_OK && p->key_warps == 0) {
+        p->key_warps = 1;
+        if ((*ops)->kvcache_key_warps)
+            st = (*ops)->kvcache_key_warps(p, &p->key_warps);
+    }
     if (st != FA2_OK || p->num_splits > 0)
         return st;
     if ((*ops)->kvcache_splits)
@@ -63,6 +68,20 @@ fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args, fa2_backend back
     fa2_status st = prepare(args, backend, &ops, &p);
     if (st == FA2_OK)
         *num_splits = p.num_splits;
+    return done(st);
+}
+
+fa2_status fa2_kvcache_key_warps(const fa2_kvcache_args *args, fa2_backend backend,
+                                 int *key_warps)
+{
+    if (!key_warps)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "key_warps is NULL");
+    *key_warps = 0;
+    const fa2_backend_ops *ops;
+    fa2_kvcache_problem p;
+    fa2_status st = prepare(args, backend, &ops, &p);
+    if (st == FA2_OK)
+        *key_warps = p.key_warps;
     return done(st);
 }
 

@@ -177,7 +177,7 @@ def _int32_on(t, device, name):
 def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
                       v_new=None, block_table=None, lse=None, causal=False,
                       window=(-1, -1), softmax_scale=0.0, num_splits=0,
-                      block_n=0, num_threads=0, stream=None):
+                      block_n=0, num_threads=0, stream=None, key_warps=0):
     """The fa2_kvcache_args for these tensors (kept alive by the caller);
     reuse it with run_kvcache(args) to time the call without Python work.
     cache_seqlens (and block_table) are int32 tensors on q's device; a
@@ -207,6 +207,7 @@ def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
     a.causal = 1 if causal else 0
     a.window_left, a.window_right = int(window[0]), int(window[1])
     a.num_splits, a.block_n, a.num_threads = int(num_splits), int(block_n), int(num_threads)
+    a.key_warps = int(key_warps)
     if q.is_cuda:
         s = stream if stream is not None else torch.cuda.current_stream(q.device)
         a.stream = s.cuda_stream
@@ -229,6 +230,15 @@ def kvcache_num_splits(args, backend="cuda"):
     n = ctypes.c_int(0)
     _check(lib().fa2_kvcache_num_splits(ctypes.byref(args), BACKENDS[backend],
                                         ctypes.byref(n)))
+    return n.value
+
+
+def kvcache_key_warps(args, backend="cuda"):
+    """The key warps the backend runs for these args (1, or 4 warps sharing
+    a decode block's keys)."""
+    n = ctypes.c_int(0)
+    _check(lib().fa2_kvcache_key_warps(ctypes.byref(args), BACKENDS[backend],
+                                       ctypes.byref(n)))
     return n.value
 
 
