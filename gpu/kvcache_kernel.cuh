@@ -177,13 +177,13 @@ __device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
     }
 }
 
-template <int HD, bool IS_BF16, int NW, int STAGES, int BN>
-__global__ void __launch_bounds__(NW * 32 * FA2_KVC_KW(NW))
+template <int HD, bool IS_BF16, int NW, int STAGES, int BN, int KW>
+__global__ void __launch_bounds__(NW * 32 * KW)
     kvcache_kernel(const __grid_constant__ fa2_kvcache_params p)
 {
     constexpr int BM = 16 * NW;
     constexpr int SD = HD;
-    constexpr int KW = FA2_KVC_KW(NW); /* key warps (kvcache_params.h) */
+    static_assert(KW == 1 || NW == 1, "key warps share a one-warp block's rows");
     /* the threads that copy one warp's tiles: all of them, or with key
      * warps each warp its own */
     constexpr int NTHREADS = KW > 1 ? 32 : NW * 32;
@@ -199,7 +199,7 @@ __global__ void __launch_bounds__(NW * 32 * FA2_KVC_KW(NW))
      * that follows the fragments' loads: a smaller block, more of them on
      * an SM */
     extern __shared__ __align__(128) uint16_t smem[];
-    constexpr bool Q_ALIASED = FA2_KVC_Q_ALIASED(NW, BN);
+    constexpr bool Q_ALIASED = FA2_KVC_Q_ALIASED(NW, BN, KW);
     /* key warps: warp w's stages at w, KW + w, ... ([STAGES][KW][BN][SD]) */
     const int kw = KW > 1 ? (int)(threadIdx.x >> 5) : 0;
     uint16_t *const sK0 = smem + (Q_ALIASED ? 0 : BM * SD);  /* [STAGES][BN][SD] */
@@ -512,9 +512,17 @@ __global__ void __launch_bounds__(NW * 32 * FA2_KVC_KW(NW))
                 if (c == 0)
                     p.lse_part[row] = m;
             }
+#ifdef FA2_TRAFFIC_COUNTERS
+            if (p.traffic && c == 0) { /* the row's stores, once */
+                const bool one = p.num_splits == 1;
+                atomicAdd(&p.traffic[one ? FA2_TRAFFIC_O : FA2_TRAFFIC_O_PART_W],
+                          (unsigned long long)d * (one ? 2u : 4u));
+                if (!one || p.lse)
+                    atomicAdd(&p.traffic[one ? FA2_TRAFFIC_LSE : FA2_TRAFFIC_LSE_PART_W], 4ull);
+            }
+#endif
         }
-        return;
-    }
+    } else {
 #pragma unroll
     for (int hf = 0; hf < 2; hf++) {
         const int r = warp * 16 + g + hf * 8;
@@ -563,11 +571,12 @@ __global__ void __launch_bounds__(NW * 32 * FA2_KVC_KW(NW))
 #endif
         }
     }
+    } /* one key warp */
 #ifdef FA2_TRAFFIC_COUNTERS
-    if (p.traffic && tid == 0) {
+    if (p.traffic && threadIdx.x == 0) { /* the block's reads, once */
         const unsigned long long row_bytes = (unsigned long long)d * 2u;
         unsigned long long kv_rows = 0;
-        if (nsteps > 0) {
+        if (nsteps_chunk > 0) {
             const int64_t hi = chunk.hi * BN < seqlen_k ? chunk.hi * BN : seqlen_k;
             kv_rows = (unsigned long long)(hi - chunk.lo * BN);
         }
@@ -715,15 +724,15 @@ static cudaError_t launch_dependent(void (*kern)(const fa2_kvcache_params), unsi
 
 /* Launch main (and combine) for head dim HD; the caller checked everything
  * and ran the append. */
-template <int HD, int NW, int BN>
+template <int HD, int NW, int BN, int KW>
 fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                              cudaStream_t stream)
 {
     constexpr int STAGES = FA2_KVC_STAGES(HD, NW);
-    constexpr int smem = FA2_KVC_SMEM_BYTES_BN(HD, NW, BN);
+    constexpr int smem = FA2_KVC_SMEM_BYTES_BN(HD, NW, BN, KW);
     void (*kern)(const fa2_kvcache_params) =
-        bf16 ? kvcache_kernel<HD, true, NW, STAGES, BN>
-             : kvcache_kernel<HD, false, NW, STAGES, BN>;
+        bf16 ? kvcache_kernel<HD, true, NW, STAGES, BN, KW>
+             : kvcache_kernel<HD, false, NW, STAGES, BN, KW>;
     cudaError_t err = cudaSuccess;
     if (smem > 48 * 1024)
         err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -740,7 +749,7 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                         "refuses that (%s)", HD, smem, cudaGetErrorString(err));
     }
     const int64_t grid = (int64_t)p.row_blocks * p.num_splits * p.heads_kv * p.batch;
-    kern<<<(unsigned)grid, NW * 32 * FA2_KVC_KW(NW), smem, stream>>>(p);
+    kern<<<(unsigned)grid, NW * 32 * KW, smem, stream>>>(p);
     if ((err = cudaGetLastError()) != cudaSuccess)
         return fa2_fail(FA2_ERR_CUDA, "launching the head-dim-%d KV-cache kernel "
                         "(%lld blocks) failed: %s", HD, (long long)grid,
@@ -777,9 +786,11 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                                                   int bf16, int nw, void *stream) \
     {                                                                          \
         const cudaStream_t s = (cudaStream_t)stream;                           \
+        if (nw == 1 && p->key_warps == 4) /* FA2_KVCACHE_KEY_WARPS_MAX */      \
+            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 4>(*p, bf16 != 0, s); \
         if (nw == 1)                                                           \
-            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD)>(*p, bf16 != 0, s); \
-        return fa2gpu::launch_kvcache_nw<HD, 4, FA2_KVC_BLOCK_N(HD)>(*p, bf16 != 0, s); \
+            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 1>(*p, bf16 != 0, s); \
+        return fa2gpu::launch_kvcache_nw<HD, 4, FA2_KVC_BLOCK_N(HD), 1>(*p, bf16 != 0, s); \
     }
 
 #endif /* FA2_GPU_KVCACHE_KERNEL_CUH */

@@ -103,13 +103,44 @@ static int kvcache_block_n(int64_t head_dim)
                                                       : FA2_KVC_BLOCK_N(256);
 }
 
-static int kvcache_smem(int64_t head_dim, int nw)
+static int kvcache_smem(int64_t head_dim, int nw, int kw)
 {
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(head_dim);
     const int bn = kvcache_block_n(head_dim);
-    return hd == 64    ? FA2_KVC_SMEM_BYTES_BN(64, nw, bn)
-           : hd == 128 ? FA2_KVC_SMEM_BYTES_BN(128, nw, bn)
-                       : FA2_KVC_SMEM_BYTES_BN(256, nw, bn);
+    return hd == 64    ? FA2_KVC_SMEM_BYTES_BN(64, nw, bn, kw)
+           : hd == 128 ? FA2_KVC_SMEM_BYTES_BN(128, nw, bn, kw)
+                       : FA2_KVC_SMEM_BYTES_BN(256, nw, bn, kw);
+}
+
+static fa2_status device_sms(int *sms, int *smem_sm)
+{
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                               dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "cannot query the device's SMs and shared "
+                        "memory");
+    }
+    return FA2_OK;
+}
+
+/* The key warps when the caller gave 0: fa2_kvcache_gpu_key_warps over
+ * this device's SMs (one-warp blocks only; the simulator asks the same
+ * function). */
+extern "C" fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p,
+                                                 int *key_warps)
+{
+    fa2_status st = fa2_cuda_available();
+    int sms = 0, smem_sm = 0;
+    if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
+        return st;
+    *key_warps = kvcache_warps(p) == 1
+                     ? fa2_kvcache_gpu_key_warps(p->batch, p->heads_kv,
+                                                 p->seqlen_q * p->group, p->capacity, sms)
+                     : 1;
+    return FA2_OK;
 }
 
 /* The split count when the caller gave 0: fa2_kvcache_gpu_splits over
@@ -119,20 +150,14 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
                                               int *num_splits)
 {
     fa2_status st = fa2_cuda_available();
-    if (st != FA2_OK)
+    int sms = 0, smem_sm = 0;
+    if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
         return st;
-    int dev = 0, sms = 0, smem_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
-                               dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_CUDA, "cannot query the device's SMs and shared "
-                        "memory");
-    }
-    const int nw = kvcache_warps(p);
-    const int64_t per_sm = fa2_kvc_blocks_per_sm(smem_sm, kvcache_smem(p->head_dim, nw));
-    const int bn = kvcache_block_n(p->head_dim) * FA2_KVC_KW(nw);
+    const int nw = kvcache_warps(p), kw = p->key_warps > 1 ? p->key_warps : 1;
+    const int64_t per_sm =
+        fa2_kvc_blocks_per_sm(smem_sm, kvcache_smem(p->head_dim, nw, kw));
+    /* a block's keys come KW tiles at a time: the rule sees them as one */
+    const int bn = kvcache_block_n(p->head_dim) * kw;
     *num_splits = fa2_kvcache_gpu_splits(p->batch, p->heads_kv, p->seqlen_q * p->group,
                                          p->capacity, 16 * nw, bn, sms, per_sm,
                                          FA2_KVC_KERNEL_HEAD_DIM(p->head_dim));
@@ -203,6 +228,10 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         return st;
 
     const int nw = kvcache_warps(p);
+    if (nw != 1 && p->key_warps > 1)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "key_warps %d with four-warp blocks "
+                        "(FA2_CUDA_KVCACHE_WARPS=4): key warps share a one-warp "
+                        "block's rows", p->key_warps);
     const int64_t rows = p->seqlen_q * p->group;
     const int64_t row_blocks = fa2_ceil_div(rows, 16 * nw);
     const int64_t grid = row_blocks * p->num_splits * p->heads_kv * p->batch;
@@ -251,6 +280,7 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
     k.seqlen_new = (int)p->seqlen_new;
     k.row_blocks = (int)row_blocks;
     k.num_splits = p->num_splits;
+    k.key_warps = p->key_warps > 1 ? p->key_warps : 1;
     k.scale = p->scale;
     k.scale_log2 = p->scale_log2;
     k.causal = p->causal;

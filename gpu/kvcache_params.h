@@ -30,22 +30,16 @@
 #define FA2_KVC_STAGES_N 2
 #endif
 #define FA2_KVC_STAGES(HD, NW) FA2_KVC_STAGES_N
-/* Key warps (an experiment, a build-time knob; 1: off): a one-warp
- * decode block becomes KW warps on the same 16 packed rows, warp w taking
- * tiles w, w + KW, ... of the split's chunk with its own running max and
- * sum, the KW partials merged in the block at the end by fa2_merge_lse /
- * fa2_merge_weight in warp order (a split inside the split). The CPU
- * mirror and the simulator do not follow it: measurements only. */
-#ifndef FA2_KVC_KEY_WARPS
-#define FA2_KVC_KEY_WARPS 1
-#endif
-#define FA2_KVC_KW(NW) ((NW) == 1 ? FA2_KVC_KEY_WARPS : 1)
-/* Q lives in the last stage's V buffer when it fits there (decode) */
-#define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN) && FA2_KVC_KW(NW) == 1)
-#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN) \
-    (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + \
-      2 * FA2_KVC_STAGES(HD, NW) * (BN) * FA2_KVC_KW(NW)) * (HD) * 2)
-#define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD))
+/* KW key warps (fa2_kvcache_args.key_warps: 1, or 4 for a one-warp
+ * block's 16 rows): KW warps on the same packed rows, warp w taking tiles
+ * w, w + KW, ... of the split's chunk into its own stages, the KW partials
+ * merged in the block at the end. Q lives in the last stage's V buffer
+ * when it fits there (one key warp: the warps' stages are their own) */
+#define FA2_KVC_Q_ALIASED(NW, BN, KW) (16 * (NW) <= (BN) && (KW) == 1)
+#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN, KW) \
+    (((FA2_KVC_Q_ALIASED(NW, BN, KW) ? 0 : 16 * (NW)) + \
+      2 * FA2_KVC_STAGES(HD, NW) * (BN) * (KW)) * (HD) * 2)
+#define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD), 1)
 /* Decode blocks of block_smem bytes one SM's shared memory holds (each
  * block also takes the 1 KB the hardware reserves), at least one: what the
  * launch's split count and the simulator both count. */
@@ -84,6 +78,7 @@ typedef struct fa2_kvcache_params {
     int seqlen_new;                /* Nnew, 0: no append                     */
     int row_blocks;                /* ceil(Nq * group / block_m)             */
     int num_splits;
+    int key_warps;                 /* 1, or 4 (one-warp blocks only)         */
     float scale, scale_log2;
     int causal;
     int64_t window_left, window_right;

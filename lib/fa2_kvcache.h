@@ -287,9 +287,10 @@ FA2_HD static inline int fa2_kvcache_gpu_key_warps(int64_t batch, int64_t heads_
                                                    int64_t rows, int64_t capacity,
                                                    int64_t sms)
 {
-    if (rows > FA2_KVCACHE_KEY_WARPS_ROWS || capacity < FA2_KVCACHE_KEY_WARPS_MIN_KEYS)
+    if (rows > 16 /* FA2_KVCACHE_KEY_WARPS_ROWS */ ||
+        capacity < FA2_KVCACHE_KEY_WARPS_MIN_KEYS)
         return 1;
-    return batch * heads_kv < sms ? FA2_KVCACHE_KEY_WARPS_MAX : 1;
+    return batch * heads_kv < sms ? 4 /* FA2_KVCACHE_KEY_WARPS_MAX */ : 1;
 }
 
 /* ---- merging partial results by LSE ----------------------------------------- */

@@ -176,9 +176,11 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
 {
     kv_problem p;
     kv_problem_init(&p, spec, r);
-    int splits = 0;
+    int splits = 0, key_warps = 0;
     fa2_status st = fa2_kvcache_num_splits(&p.args, FA2_BACKEND_CUDA, &splits);
     ck_assert_msg(st == FA2_OK, "num_splits: %s", fa2_last_error());
+    st = fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CUDA, &key_warps);
+    ck_assert_msg(st == FA2_OK, "key_warps: %s", fa2_last_error());
 
     /* the GPU first (its split count was resolved above) */
     dev_problem dv;
@@ -198,8 +200,10 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
     memcpy(o_gpu, p.o, ob);
     memcpy(lse_gpu, p.lse, lb);
 
-    /* the mirror with the kernels' chunks: their split count and tile */
+    /* the mirror with the kernels' chunks: their split count, key warps
+     * and tile */
     p.args.num_splits = splits;
+    p.args.key_warps = key_warps;
     p.args.block_n = FA2_KVC_BLOCK_N(FA2_KVC_KERNEL_HEAD_DIM(spec->head_dim));
     st = kv_problem_run(&p, FA2_BACKEND_CPU_TILED);
     ck_assert_msg(st == FA2_OK, "tiled: %s on %s", fa2_last_error(), p.desc);
@@ -219,8 +223,8 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
     int64_t inf_mismatch;
     compare_to_mirror(&p, o_m, lse_m, &o_ulps, &lse_rel, &inf_mismatch);
     if (verbose())
-        fprintf(stderr, "case %-100s splits %2d  o %.2e (std %.2e) mirror %.2f ulp  "
-                "lse %.2e (std %.2e) mirror %.1e\n", p.desc, splits, gpu.o_max,
+        fprintf(stderr, "case %-100s splits %2d kw %d  o %.2e (std %.2e) mirror %.2f ulp  "
+                "lse %.2e (std %.2e) mirror %.1e\n", p.desc, splits, key_warps, gpu.o_max,
                 std.o_max, o_ulps, gpu.lse_max, std.lse_max, lse_rel);
     ck_assert_msg(o_ulps <= MIRROR_ULPS, "O differs from the mirror (%d splits) by "
                   "%.2f ulp of the row's scale (limit %.0f): %s", splits, o_ulps,
@@ -267,6 +271,9 @@ START_TEST(kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches)
     s.batch = 1 + i % 3;
     s.seqlen_new = i % 4 == 0 ? 0 : s.seqlen_q;
     s.no_lse = i % 9 == 8;
+    /* four key warps on every other case with decode's few packed rows */
+    if (s.seqlen_q * (s.heads_q / s.heads_kv) <= FA2_KVCACHE_KEY_WARPS_ROWS && i % 2)
+        s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
     kv_spec_draw_cache(&s, i, 5, 40, 700, &r);
     check_spec(&s, &r);
 }
@@ -293,6 +300,36 @@ START_TEST(long_caches_with_the_librarys_splits_equal_the_mirror)
     s.capacity = 8192;
     s.lens[0] = 8000;
     s.lens[1] = 2500 + _i;
+    check_spec(&s, &r);
+}
+END_TEST
+
+/* A cache long enough that the library's rule takes four key warps (one
+ * sequence, 8 key heads, 40k keys): the kernels with their splits and key
+ * warps equal the mirror, contiguous and paged, 1 and 4 queries. */
+START_TEST(four_key_warps_of_the_librarys_choice_equal_the_mirror)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    s.batch = 1;
+    s.heads_q = 32;
+    s.heads_kv = 8;
+    s.head_dim = 128;
+    s.seqlen_q = (_i / 2) % 2 ? 4 : 1;
+    s.seqlen_new = s.seqlen_q;
+    s.causal = 1;
+    s.page_size = _i / 4 ? 64 : 0;
+    s.capacity = 40960;
+    s.lens[0] = 40000 + _i;
+    kv_problem p;
+    kv_problem_init(&p, &s, &r);
+    int kw = 0;
+    ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CUDA, &kw), FA2_OK);
+    ck_assert_int_eq(kw, FA2_KVCACHE_KEY_WARPS_MAX);
+    kv_problem_free(&p);
     check_spec(&s, &r);
 }
 END_TEST
@@ -595,6 +632,8 @@ static Suite *cuda_kvcache_suite(void)
     tcase_add_loop_test(tc, kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches,
                         0, quick() ? 16 : GRID_CASES);
     tcase_add_loop_test(tc, long_caches_with_the_librarys_splits_equal_the_mirror, 0,
+                        quick() ? 2 : 8);
+    tcase_add_loop_test(tc, four_key_warps_of_the_librarys_choice_equal_the_mirror, 0,
                         quick() ? 2 : 8);
     tcase_add_test(tc, host_pointers_are_refused_and_nothing_is_written);
     tcase_add_test(tc, a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes);
