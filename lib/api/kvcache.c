@@ -57,32 +57,32 @@ fa2_status fa2_fwd_kvcache(const fa2_kvcache_args *args, fa2_backend backend)
     return done(ops->fwd_kvcache(args, &p));
 }
 
-fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args, fa2_backend backend,
-                                  int *num_splits)
+/* *out = what prepare() resolved for these args (the split count or the
+ * key warps), 0 on failure. */
+static fa2_status resolved(const fa2_kvcache_args *args, fa2_backend backend, int *out,
+                           const char *name, int key_warps)
 {
-    if (!num_splits)
-        return fa2_fail(FA2_ERR_NULL_POINTER, "num_splits is NULL");
-    *num_splits = 0;
+    if (!out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", name);
+    *out = 0;
     const fa2_backend_ops *ops;
     fa2_kvcache_problem p;
     fa2_status st = prepare(args, backend, &ops, &p);
     if (st == FA2_OK)
-        *num_splits = p.num_splits;
+        *out = key_warps ? p.key_warps : p.num_splits;
     return done(st);
+}
+
+fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args, fa2_backend backend,
+                                  int *num_splits)
+{
+    return resolved(args, backend, num_splits, "num_splits", 0);
 }
 
 fa2_status fa2_kvcache_key_warps(const fa2_kvcache_args *args, fa2_backend backend,
                                  int *key_warps)
 {
-    if (!key_warps)
-        return fa2_fail(FA2_ERR_NULL_POINTER, "key_warps is NULL");
-    *key_warps = 0;
-    const fa2_backend_ops *ops;
-    fa2_kvcache_problem p;
-    fa2_status st = prepare(args, backend, &ops, &p);
-    if (st == FA2_OK)
-        *key_warps = p.key_warps;
-    return done(st);
+    return resolved(args, backend, key_warps, "key_warps", 1);
 }
 
 fa2_status fa2_kvcache_workspace_size(const fa2_kvcache_args *args,
