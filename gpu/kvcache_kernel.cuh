@@ -522,56 +522,56 @@ __global__ void __launch_bounds__(NW * 32 * KW)
             }
 #endif
         }
-    } else {
+    } else { /* one key warp: each thread its rows' fragments */
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        const int r = warp * 16 + g + hf * 8;
-        if (r >= rows)
-            continue;
-        const int64_t pr = row_lo + r;
-        const int64_t tok = fa2_kvcache_row_query(pr, p.group);
-        const int64_t hq = fa2_kvcache_row_head(pr, p.group, hk);
-        if (p.num_splits == 1) {
-            uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
+        for (int hf = 0; hf < 2; hf++) {
+            const int r = warp * 16 + g + hf * 8;
+            if (r >= rows)
+                continue;
+            const int64_t pr = row_lo + r;
+            const int64_t tok = fa2_kvcache_row_query(pr, p.group);
+            const int64_t hq = fa2_kvcache_row_head(pr, p.group, hk);
+            if (p.num_splits == 1) {
+                uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
 #pragma unroll
-            for (int dt = 0; dt < DT; dt++) {
-                const int c = dt * 8 + 2 * t;
-                if (c < d)
-                    *reinterpret_cast<uint32_t *>(o + c) =
-                        pack2<IS_BF16>(acc[dt][2 * hf] * inv_l[hf],
-                                       acc[dt][2 * hf + 1] * inv_l[hf]);
-            }
-            if (p.lse && t == 0)
-                p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = lse[hf];
+                for (int dt = 0; dt < DT; dt++) {
+                    const int c = dt * 8 + 2 * t;
+                    if (c < d)
+                        *reinterpret_cast<uint32_t *>(o + c) =
+                            pack2<IS_BF16>(acc[dt][2 * hf] * inv_l[hf],
+                                           acc[dt][2 * hf + 1] * inv_l[hf]);
+                }
+                if (p.lse && t == 0)
+                    p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = lse[hf];
 #ifdef FA2_TRAFFIC_COUNTERS
-            if (p.traffic && t == 0) {
-                atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
-                if (p.lse)
-                    atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
-            }
+                if (p.traffic && t == 0) {
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
+                    if (p.lse)
+                        atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
+                }
 #endif
-        } else {
-            const int64_t row = (((int64_t)split * p.batch + b) * Hq + hq) * Nq + tok;
-            float *const o = p.o_part + row * d;
+            } else {
+                const int64_t row = (((int64_t)split * p.batch + b) * Hq + hq) * Nq + tok;
+                float *const o = p.o_part + row * d;
 #pragma unroll
-            for (int dt = 0; dt < DT; dt++) {
-                const int c = dt * 8 + 2 * t;
-                if (c < d)
-                    *reinterpret_cast<float2 *>(o + c) =
-                        make_float2(acc[dt][2 * hf] * inv_l[hf],
-                                    acc[dt][2 * hf + 1] * inv_l[hf]);
-            }
-            if (t == 0)
-                p.lse_part[row] = lse[hf];
+                for (int dt = 0; dt < DT; dt++) {
+                    const int c = dt * 8 + 2 * t;
+                    if (c < d)
+                        *reinterpret_cast<float2 *>(o + c) =
+                            make_float2(acc[dt][2 * hf] * inv_l[hf],
+                                        acc[dt][2 * hf + 1] * inv_l[hf]);
+                }
+                if (t == 0)
+                    p.lse_part[row] = lse[hf];
 #ifdef FA2_TRAFFIC_COUNTERS
-            if (p.traffic && t == 0) {
-                atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
-                atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
-            }
+                if (p.traffic && t == 0) {
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
+                }
 #endif
+            }
         }
     }
-    } /* one key warp */
 #ifdef FA2_TRAFFIC_COUNTERS
     if (p.traffic && threadIdx.x == 0) { /* the block's reads, once */
         const unsigned long long row_bytes = (unsigned long long)d * 2u;
@@ -777,6 +777,20 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
     return FA2_OK;
 }
 
+/* Four key warps, only where their stages fit a block's shared memory
+ * (fa2_kvcache_gpu_key_warps: up to head dim 128); the host refused the
+ * others before the append (check_smem in kvcache_launch.cu) */
+template <int HD>
+fa2_status launch_kvcache_key_warps4(const fa2_kvcache_params &p, bool bf16,
+                                     cudaStream_t stream)
+{
+    if constexpr (HD <= FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX)
+        return launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 4>(p, bf16, stream);
+    else
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel has no "
+                        "four-key-warp build", HD);
+}
+
 } // namespace fa2gpu
 
 /* gpu/kvcache_hdNN.cu: one launcher per kernel head dim, both dtypes, the
@@ -787,7 +801,7 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
     {                                                                          \
         const cudaStream_t s = (cudaStream_t)stream;                           \
         if (nw == 1 && p->key_warps == 4) /* FA2_KVCACHE_KEY_WARPS_MAX */      \
-            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 4>(*p, bf16 != 0, s); \
+            return fa2gpu::launch_kvcache_key_warps4<HD>(*p, bf16 != 0, s);      \
         if (nw == 1)                                                           \
             return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 1>(*p, bf16 != 0, s); \
         return fa2gpu::launch_kvcache_nw<HD, 4, FA2_KVC_BLOCK_N(HD), 1>(*p, bf16 != 0, s); \

@@ -138,7 +138,8 @@ extern "C" fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p,
         return st;
     *key_warps = kvcache_warps(p) == 1
                      ? fa2_kvcache_gpu_key_warps(p->batch, p->heads_kv,
-                                                 p->seqlen_q * p->group, p->capacity, sms)
+                                                 p->seqlen_q * p->group, p->capacity,
+                                                 FA2_KVC_KERNEL_HEAD_DIM(p->head_dim), sms)
                      : 1;
     return FA2_OK;
 }
@@ -208,6 +209,28 @@ static fa2_status check_args(const fa2_kvcache_args *a, const fa2_kvcache_proble
     return FA2_OK;
 }
 
+/* The kernel's shared memory against what this device lets a block have:
+ * checked before anything runs, so a refusal writes nothing (four key
+ * warps at head dim 256 need 270336 bytes, more than any GPU gives). */
+static fa2_status check_smem(const fa2_kvcache_problem *p, int nw, int kw, int dev)
+{
+    int optin = 0;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+        cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "cannot query the device's shared memory per "
+                        "block");
+    }
+    const int need = kvcache_smem(p->head_dim, nw, kw);
+    if (need > optin)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel with %d "
+                        "key warp%s needs %d bytes of shared memory per block and this "
+                        "device gives at most %d%s", FA2_KVC_KERNEL_HEAD_DIM(p->head_dim),
+                        kw, kw > 1 ? "s" : "", need, optin,
+                        kw > 1 ? " (key_warps 1 needs less)" : "");
+    return FA2_OK;
+}
+
 extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
                                            const fa2_kvcache_problem *p)
 {
@@ -232,6 +255,9 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         return fa2_fail(FA2_ERR_UNSUPPORTED, "key_warps %d with four-warp blocks "
                         "(FA2_CUDA_KVCACHE_WARPS=4): key warps share a one-warp "
                         "block's rows", p->key_warps);
+    const int kw = p->key_warps > 1 ? p->key_warps : 1;
+    if ((st = check_smem(p, nw, kw, dev)))
+        return st;
     const int64_t rows = p->seqlen_q * p->group;
     const int64_t row_blocks = fa2_ceil_div(rows, 16 * nw);
     const int64_t grid = row_blocks * p->num_splits * p->heads_kv * p->batch;
@@ -280,7 +306,7 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
     k.seqlen_new = (int)p->seqlen_new;
     k.row_blocks = (int)row_blocks;
     k.num_splits = p->num_splits;
-    k.key_warps = p->key_warps > 1 ? p->key_warps : 1;
+    k.key_warps = kw;
     k.scale = p->scale;
     k.scale_log2 = p->scale_log2;
     k.causal = p->causal;
@@ -291,11 +317,10 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         return st;
 #endif
 
-    cudaStream_t stream = (cudaStream_t)a->stream;
-    if (p->seqlen_new > 0 && (st = append(&k, stream)))
-        return st;
 
-    /* the split-KV partials: the caller's workspace or the pool's */
+    /* the split-KV partials: the caller's workspace or the pool's, taken
+     * before the append so that a refusal leaves the cache as it was */
+    cudaStream_t stream = (cudaStream_t)a->stream;
     void *ws = NULL;
     bool own_ws = false;
     if (p->num_splits > 1) {
@@ -323,6 +348,12 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         }
         k.o_part = (float *)ws;
         k.lse_part = (float *)ws + prow * p->head_dim;
+    }
+
+    if (p->seqlen_new > 0 && (st = append(&k, stream))) {
+        if (own_ws)
+            (void)cudaFreeAsync(ws, stream);
+        return st;
     }
 
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(p->head_dim);

@@ -308,7 +308,9 @@ typedef struct fa2_kvcache_args {
      * takes every fourth tile of its split with its own running max and
      * sum, and the four partials are merged by LSE in that order
      * (fa2_merge_lse), a split inside the split. The tiled and CUDA
-     * backends run what they are given; the others ignore it. */
+     * backends run what they are given (CUDA up to head dim 128: four
+     * warps' stages at 256 exceed a block's shared memory, and the call
+     * is refused with FA2_ERR_UNSUPPORTED); the others ignore it. */
     int key_warps;
     int num_threads;     /* CPU backends; 0 = fa2_default_num_threads()      */
     void *stream;        /* CUDA backend: a cudaStream_t, NULL = default     */

@@ -281,14 +281,19 @@ FA2_HD static inline int fa2_kvcache_gpu_splits(int64_t batch, int64_t heads_kv,
  * us against 131.1 with one warp, batch 8 and 128k 950 against 977, batch
  * 8 and 32k 245.4 against 247.7; slower with 4k keys (batch 1 11.3 against
  * 10.6, batch 8 39.5 against 39.0) and where the pairs fill the GPU
- * (batch 64, 4k: 298 against 244, one block an SM instead of six). */
+ * (batch 64, 4k: 298 against 244, one block an SM instead of six).
+ * Only up to kernel head dim 128: four warps' K/V stages at head dim 256
+ * take 270336 bytes of shared memory, more than a block of any GPU gets
+ * (the launch refuses key_warps 4 there). */
 #define FA2_KVCACHE_KEY_WARPS_MIN_KEYS 32768
+#define FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX 128
 FA2_HD static inline int fa2_kvcache_gpu_key_warps(int64_t batch, int64_t heads_kv,
                                                    int64_t rows, int64_t capacity,
-                                                   int64_t sms)
+                                                   int64_t kernel_head_dim, int64_t sms)
 {
     if (rows > 16 /* FA2_KVCACHE_KEY_WARPS_ROWS */ ||
-        capacity < FA2_KVCACHE_KEY_WARPS_MIN_KEYS)
+        capacity < FA2_KVCACHE_KEY_WARPS_MIN_KEYS ||
+        kernel_head_dim > FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX)
         return 1;
     return batch * heads_kv < sms ? 4 /* FA2_KVCACHE_KEY_WARPS_MAX */ : 1;
 }

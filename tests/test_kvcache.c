@@ -8,8 +8,8 @@
  * to 256 slots, random block tables over shuffled pages, padded table
  * rows), empty and length-1 caches, appends that cross a page boundary,
  * GQA 8/1, 8/2 and MHA, causal, windows, num_splits 1 .. 16 and the
- * library's choice, one or four key warps, several key tiles. For every backend: every output
- * written, +inf LSE and zero O exactly on rows that see no key, and the
+ * library's choice, one or four key warps, several key tiles. For every
+ * backend: every output written, +inf LSE and zero O exactly on rows that see no key, and the
  * caches after the call equal, byte for byte, to the test's own append.
  * Also the shared maths (lib/fa2_kvcache.h): the LSE merge (exact up to
  * rounding, empty and non-finite parts), the split of a key range, the

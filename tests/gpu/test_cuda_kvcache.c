@@ -10,7 +10,9 @@
  *   - every output written, and the caches after the append equal byte for
  *     byte to the test's own append (tests/kvlib.c poisons every slot no
  *     sequence holds with NaN, so a read of a wrong slot shows);
- *   - host pointers refused with FA2_ERR_DEVICE_POINTER, nothing written.
+ *   - host pointers refused with FA2_ERR_DEVICE_POINTER, four key warps
+ *     at head dim 256 with FA2_ERR_UNSUPPORTED, a small workspace with
+ *     FA2_ERR_SHAPE: nothing written.
  *
  * Over a grid of caches (contiguous and paged, pages 16..256, empty and
  * length-1 caches, appends across a page, GQA 8/1, 8/2, 32/8 and MHA,
@@ -272,30 +274,36 @@ START_TEST(kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches)
     s.seqlen_new = i % 4 == 0 ? 0 : s.seqlen_q;
     s.no_lse = i % 9 == 8;
     /* four key warps on every other case with decode's few packed rows */
-    if (s.seqlen_q * (s.heads_q / s.heads_kv) <= FA2_KVCACHE_KEY_WARPS_ROWS && i % 2)
+    if (s.seqlen_q * (s.heads_q / s.heads_kv) <= FA2_KVCACHE_KEY_WARPS_ROWS && i % 2 &&
+        FA2_KVC_KERNEL_HEAD_DIM(s.head_dim) <= FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX)
         s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
     kv_spec_draw_cache(&s, i, 5, 40, 700, &r);
     check_spec(&s, &r);
 }
 END_TEST
 
-/* Decode over long caches with the library's split count (the shapes the
- * benchmark times): 32/8 heads, d 128, 1 and 4 queries, contiguous and
- * paged. */
+/* Decode as the benchmark times it: 32/8 heads, d 128, causal, 1 and 4
+ * queries appended (case i's bit 1), fp16 and bf16 (bit 0). */
+static void decode_spec(kv_spec *s, int i)
+{
+    kv_spec_init(s);
+    s->dtype = i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    s->heads_q = 32;
+    s->heads_kv = 8;
+    s->head_dim = 128;
+    s->seqlen_q = (i / 2) % 2 ? 4 : 1;
+    s->seqlen_new = s->seqlen_q;
+    s->causal = 1;
+}
+
+/* Long caches with the library's split count, contiguous and paged. */
 START_TEST(long_caches_with_the_librarys_splits_equal_the_mirror)
 {
     tl_rng r;
     TL_RNG(&r);
     kv_spec s;
-    kv_spec_init(&s);
-    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    decode_spec(&s, _i);
     s.batch = 2;
-    s.heads_q = 32;
-    s.heads_kv = 8;
-    s.head_dim = 128;
-    s.seqlen_q = (_i / 2) % 2 ? 4 : 1;
-    s.seqlen_new = s.seqlen_q;
-    s.causal = 1;
     s.page_size = (_i / 4) % 2 ? 64 : 0;
     s.capacity = 8192;
     s.lens[0] = 8000;
@@ -312,15 +320,8 @@ START_TEST(four_key_warps_of_the_librarys_choice_equal_the_mirror)
     tl_rng r;
     TL_RNG(&r);
     kv_spec s;
-    kv_spec_init(&s);
-    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    decode_spec(&s, _i);
     s.batch = 1;
-    s.heads_q = 32;
-    s.heads_kv = 8;
-    s.head_dim = 128;
-    s.seqlen_q = (_i / 2) % 2 ? 4 : 1;
-    s.seqlen_new = s.seqlen_q;
-    s.causal = 1;
     s.page_size = _i / 4 ? 64 : 0;
     s.capacity = 40960;
     s.lens[0] = 40000 + _i;
@@ -358,6 +359,81 @@ START_TEST(host_pointers_are_refused_and_nothing_is_written)
     ck_assert_msg(memcmp(p.k_cache, p.k_cache0, p.cache_bytes) == 0,
                   "the refused call wrote the cache");
     kv_problem_free(&p);
+}
+END_TEST
+
+/* A call the CUDA backend refuses after its host checks, with new tokens
+ * to append: the status, and the device caches as they were (the append
+ * runs only once nothing can be refused). */
+static void refused_on_the_device_writes_nothing(kv_spec *s, tl_rng *r, int what,
+                                                 fa2_status want, const char *why)
+{
+    kv_problem p;
+    kv_problem_init(&p, s, r);
+    dev_problem dv;
+    dev_problem_init(&dv, &p);
+    void *small = NULL;
+    if (what == 1) { /* a workspace too small for the splits */
+        small = gpu_copy_of(NULL, 256);
+        dv.a.workspace = small;
+        dv.a.workspace_bytes = 256;
+    }
+    const fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == want, "%s gave %s (%s)", why, fa2_status_str(st),
+                  fa2_last_error());
+    ck_assert_msg(fa2_last_error()[0] != '\0', "%s: no sentence", why);
+    cuda_ok(cudaDeviceSynchronize(), "after the refused call");
+    dev_problem_download(&dv, &p);
+    ck_assert_msg(memcmp(p.k_cache, p.k_cache0, p.cache_bytes) == 0 &&
+                      memcmp(p.v_cache, p.v_cache0, p.cache_bytes) == 0,
+                  "%s: the refused call wrote the cache", why);
+    if (small)
+        cudaFree(small);
+    dev_problem_free(&dv);
+    kv_problem_free(&p);
+}
+
+static void small_append_spec(kv_spec *s, int64_t head_dim)
+{
+    kv_spec_init(s);
+    s->dtype = FA2_DTYPE_BF16;
+    s->batch = 2;
+    s->heads_q = 8;
+    s->heads_kv = 2;
+    s->head_dim = head_dim;
+    s->seqlen_q = 1;
+    s->seqlen_new = 1;
+    s->capacity = 256;
+    s->lens[0] = 100;
+    s->lens[1] = 7;
+}
+
+/* Four key warps' stages at head dim 256 do not fit a block's shared
+ * memory on any GPU: FA2_ERR_UNSUPPORTED with a sentence, the cache
+ * untouched (the tiled mirror runs them; fa2_kvcache_key_warps never
+ * picks them there). */
+START_TEST(four_key_warps_at_head_dim_256_are_refused_and_nothing_is_written)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    small_append_spec(&s, 256);
+    s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
+    refused_on_the_device_writes_nothing(&s, &r, 0, FA2_ERR_UNSUPPORTED,
+                                         "key_warps 4 at head dim 256");
+}
+END_TEST
+
+/* A caller's workspace smaller than the splits' partials: FA2_ERR_SHAPE,
+ * and the new tokens not appended. */
+START_TEST(a_workspace_too_small_is_refused_and_nothing_is_written)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    small_append_spec(&s, 128);
+    s.num_splits = 4;
+    refused_on_the_device_writes_nothing(&s, &r, 1, FA2_ERR_SHAPE, "a 256-byte workspace");
 }
 END_TEST
 
@@ -636,6 +712,8 @@ static Suite *cuda_kvcache_suite(void)
     tcase_add_loop_test(tc, four_key_warps_of_the_librarys_choice_equal_the_mirror, 0,
                         quick() ? 2 : 8);
     tcase_add_test(tc, host_pointers_are_refused_and_nothing_is_written);
+    tcase_add_test(tc, four_key_warps_at_head_dim_256_are_refused_and_nothing_is_written);
+    tcase_add_test(tc, a_workspace_too_small_is_refused_and_nothing_is_written);
     tcase_add_test(tc, a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("traffic");
