@@ -137,9 +137,10 @@ extern "C" fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p,
     if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
         return st;
     *key_warps = kvcache_warps(p) == 1
-                     ? fa2_kvcache_gpu_key_warps(p->batch, p->heads_kv,
-                                                 p->seqlen_q * p->group, p->capacity,
-                                                 FA2_KVC_KERNEL_HEAD_DIM(p->head_dim), sms)
+                     ? fa2_kvcache_gpu_key_warps(
+                           p->batch, p->heads_kv, p->seqlen_q, p->group, p->capacity,
+                           p->block_table ? p->page_size : 0,
+                           FA2_KVC_KERNEL_HEAD_DIM(p->head_dim), sms)
                      : 1;
     return FA2_OK;
 }

@@ -313,23 +313,33 @@ START_TEST(long_caches_with_the_librarys_splits_equal_the_mirror)
 END_TEST
 
 /* A cache long enough that the library's rule takes four key warps (one
- * sequence, 8 key heads, 40k keys): the kernels with their splits and key
- * warps equal the mirror, contiguous and paged, 1 and 4 queries. */
+ * sequence, 8 key heads, 40k keys, one new token): the kernels with their
+ * splits and key warps equal the mirror, contiguous and in pages of 64
+ * (bit 2). With pages of 16 or 4 queries the rule keeps one warp (bit 1:
+ * pages of 16, bit 2 and 1: 4 queries, four key warps asked for by name). */
 START_TEST(four_key_warps_of_the_librarys_choice_equal_the_mirror)
 {
     tl_rng r;
     TL_RNG(&r);
     kv_spec s;
-    decode_spec(&s, _i);
+    decode_spec(&s, _i & 1); /* one new token */
     s.batch = 1;
     s.page_size = _i / 4 ? 64 : 0;
     s.capacity = 40960;
     s.lens[0] = 40000 + _i;
+    int want = FA2_KVCACHE_KEY_WARPS_MAX;
+    if ((_i / 2) % 2 && !(_i / 4)) {
+        s.page_size = 16;
+        want = 1;
+    } else if ((_i / 2) % 2) {
+        s.seqlen_q = s.seqlen_new = 4;
+        s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
+    }
     kv_problem p;
     kv_problem_init(&p, &s, &r);
     int kw = 0;
     ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CUDA, &kw), FA2_OK);
-    ck_assert_int_eq(kw, FA2_KVCACHE_KEY_WARPS_MAX);
+    ck_assert_int_eq(kw, want);
     kv_problem_free(&p);
     check_spec(&s, &r);
 }
