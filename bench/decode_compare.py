@@ -346,6 +346,7 @@ def run_gpu(args, torch, F, fa2):
                             "copy_gbps": round(bw, 1)}
                     nbytes = kv_bytes(B, n, hkv, d, 2)
                     impls = {}
+                    paged_outs = {}
                     a = fa2.make_kvcache_args(q, k, v, out, lens, causal=True)
                     try:
                         fa2.run_kvcache(a, "cuda")
@@ -361,6 +362,7 @@ def run_gpu(args, torch, F, fa2):
                         ap = fa2.make_kvcache_args(q, kp, vp, outp, lens,
                                                    block_table=table.cuda(), causal=True)
                         impls["fa2_page%d" % page] = lambda ap=ap: fa2.run_kvcache(ap, "cuda")
+                        paged_outs[page] = outp
                     qs = q.transpose(1, 2).contiguous()
                     ks, vs = k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
                     mask = None
@@ -393,6 +395,11 @@ def run_gpu(args, torch, F, fa2):
                                 qs[:2].float(), ks[:2].float(), vs[:2].float(),
                                 attn_mask=mask, enable_gqa=hq != hkv).transpose(1, 2)
                         base["fa2_err"] = (out[:2].float() - ref).abs().max().item()
+                        # a paged call reads the same keys: the same bytes out
+                        for page, outp in paged_outs.items():
+                            impls["fa2_page%d" % page]()
+                            base["page%d_max_diff" % page] = (
+                                outp.float() - out.float()).abs().max().item()
                     times = {}
                     for _ in range(args.rounds):  # alternate the implementations
                         for name, fn in impls.items():

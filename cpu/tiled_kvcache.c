@@ -9,7 +9,10 @@
  *       keys: chunk s of the key blocks those rows see (fa2_split_blocks),
  *             walked last to first, each key read through the block table
  *       the forward's tile loop (tiled_fwd.c): S = Q K^T, mask, online
- *       softmax, acc += round(P) V
+ *       softmax, acc += round(P) V; with key_warps K > 1, tile t of the
+ *       chunk goes to running state t % K (the kernel's warp t % K), and
+ *       the K partials (acc / l, LSE) are merged by LSE in that order
+ *       (fa2_merge_partials) at the end
  *       one split: O = round(acc / l), LSE;  else the float32 partial
  *       O = acc / l and its LSE go to a workspace
  *   with splits: for each (b, query head, query) merge the partials by LSE
@@ -39,9 +42,11 @@ typedef struct kv_scratch {
     float *qt;    /* [nh][d][bm] the query tiles, transposed, widened     */
     float *kv;    /* [nh][bn][d] the key (then value) tiles of every head   */
     float *st;    /* [nh][bn][bm] S^T, then P^T, of every head             */
-    float *acc;   /* [nh][bm][d] un-normalised outputs                     */
+    float *acc;   /* [kw][nh][bm][d] un-normalised outputs                 */
     float *row;   /* [d]                                                   */
-    fa2_row_state *state;                          /* [nh][bm]             */
+    float *kw_o;  /* [kw][d] key warps' partial O of a row, to merge       */
+    float *kw_lse;                                 /* [kw]                 */
+    fa2_row_state *state;                          /* [kw][nh][bm]         */
     float *tile_max, *alpha, *max_scaled, *rowsum; /* [bm]                 */
     int64_t *vis_lo, *vis_hi;                      /* [bm] visible keys    */
 } kv_scratch;
@@ -50,6 +55,7 @@ typedef struct kv_job {
     const fa2_kvcache_args *a;
     const fa2_kvcache_problem *p;
     int bm, bn;          /* packed rows and keys per tile                 */
+    int kw;              /* key warps: running states per row (1 or 4)    */
     int64_t rows;        /* packed rows per (sequence, key head): Nq group */
     int64_t r_blocks;    /* row blocks of them                            */
     int64_t nh;          /* key heads per item                            */
@@ -68,7 +74,7 @@ static void item_shape(const fa2_kvcache_problem *p, int *bm, int64_t *rows,
     *rows = p->seqlen_q * p->group;
     *bm = *rows < p->block_m ? (int)*rows : p->block_m;
     *r_blocks = fa2_num_blocks(*rows, *bm);
-    *nh = ITEM_ACC_FLOATS / ((int64_t)*bm * p->head_dim);
+    *nh = ITEM_ACC_FLOATS / ((int64_t)p->key_warps * *bm * p->head_dim);
     if (*nh < 1)
         *nh = 1;
     if (*nh > p->heads_kv)
@@ -138,11 +144,11 @@ static void kv_item(void *ctx, int64_t item, int worker)
             for (int64_t c = 0; c < d; c++)
                 qt[c * bm + rr] = w->row[c];
         }
-        for (int64_t rr = 0; rr < rows; rr++)
-            w->state[hh * bm + rr] = fa2_row_state_init();
-        for (int64_t x = 0; x < rows * d; x++)
-            w->acc[hh * bm * d + x] = 0.0f;
     }
+    for (int64_t x = 0; x < job->kw * nh * bm; x++)
+        w->state[x] = fa2_row_state_init();
+    for (int64_t x = 0; x < job->kw * nh * bm * d; x++)
+        w->acc[x] = 0.0f;
     for (int64_t rr = 0; rr < rows; rr++) {
         const int64_t i = fa2_kvcache_row_query(r_lo + rr, group);
         fa2_visible_cols(&mask, i, i + 1, &w->vis_lo[rr], &w->vis_hi[rr]);
@@ -154,6 +160,9 @@ static void kv_item(void *ctx, int64_t item, int worker)
     const int64_t steps = fa2_block_count(chunk);
     for (int64_t step = 0; step < steps; step++) {
         const int64_t col_lo = fa2_kv_block_at(chunk, step) * bn;
+        /* this tile's running states: key warp step % kw's */
+        fa2_row_state *const state = w->state + step % job->kw * nh * bm;
+        float *const acc = w->acc + step % job->kw * nh * bm * d;
         const int64_t cols = seqlen_k - col_lo < bn ? seqlen_k - col_lo : bn;
         const int masked = fa2_tile_needs_mask(&mask, q_lo, q_hi, col_lo, bn);
         /* every head's S = Q K^T and online softmax (K's tile) ... */
@@ -168,8 +177,8 @@ static void kv_item(void *ctx, int64_t item, int worker)
                         if (col_lo + jj < w->vis_lo[rr] || col_lo + jj >= w->vis_hi[rr])
                             st[jj * bm + rr] = FA2_NEG_INF;
             const fa2_cpu_softmax_io io = {
-                .st = st, .ld = bm, .acc = w->acc + hh * bm * d, .d = d,
-                .state = w->state + hh * bm, .tile_max = w->tile_max,
+                .st = st, .ld = bm, .acc = acc + hh * bm * d, .d = d,
+                .state = state + hh * bm, .tile_max = w->tile_max,
                 .alpha = w->alpha, .max_scaled = w->max_scaled,
                 .rowsum = w->rowsum, .scale_log2 = p->scale_log2,
                 .dtype = p->dtype};
@@ -179,7 +188,7 @@ static void kv_item(void *ctx, int64_t item, int worker)
         load_tiles(&a->v_cache, p, b, col_lo, cols, hk0, nh, bn, w->kv);
         for (int64_t hh = 0; hh < nh; hh++)
             fa2_product_tn(&job->kern, rows, d, cols, w->st + hh * bn * bm, bm,
-                           w->kv + hh * bn * d, d, w->acc + hh * bm * d, d, 1);
+                           w->kv + hh * bn * d, d, acc + hh * bm * d, d, 1);
     }
 
     /* the end of the rows: O and LSE, or this split's partials */
@@ -189,13 +198,21 @@ static void kv_item(void *ctx, int64_t item, int worker)
             const int64_t r = r_lo + rr;
             const int64_t i = fa2_kvcache_row_query(r, group);
             const int64_t h = fa2_kvcache_row_head(r, group, hk0 + hh);
-            const fa2_row_state stt = w->state[hh * bm + rr];
-            const float inv_l = fa2_softmax_inv_l(stt);
-            const float lse = fa2_softmax_lse(stt, p->scale);
-            const float *acc = w->acc + (hh * bm + rr) * d;
-            if (job->splits == 1) {
+            /* the row's O / l (w->row) and LSE: its one running state's,
+             * or the key warps' merged in order */
+            float lse = 0.0f;
+            for (int k = 0; k < job->kw; k++) {
+                const fa2_row_state stt = w->state[(k * nh + hh) * bm + rr];
+                const float inv_l = fa2_softmax_inv_l(stt);
+                const float *acc = w->acc + ((k * nh + hh) * bm + rr) * d;
+                float *o_k = job->kw > 1 ? w->kw_o + k * d : w->row;
                 for (int64_t c = 0; c < d; c++)
-                    w->row[c] = acc[c] * inv_l;
+                    o_k[c] = acc[c] * inv_l;
+                lse = w->kw_lse[k] = fa2_softmax_lse(stt, p->scale);
+            }
+            if (job->kw > 1)
+                lse = fa2_merge_partials(job->kw, w->kw_lse, 1, w->kw_o, d, d, w->row);
+            if (job->splits == 1) {
                 fa2_store_row_f32(&a->o, b, i, h, d, w->row);
                 if (a->lse.data)
                     *fa2_lse_at(&a->lse, b, h, i) = lse;
@@ -204,7 +221,7 @@ static void kv_item(void *ctx, int64_t item, int worker)
             const int64_t idx = split * split_rows + (b * p->heads_q + h) * p->seqlen_q + i;
             float *po = job->part_o + idx * d;
             for (int64_t c = 0; c < d; c++)
-                po[c] = acc[c] * inv_l;
+                po[c] = w->row[c];
             job->part_lse[idx] = lse;
         }
 }
@@ -234,7 +251,7 @@ static void free_scratch(kv_scratch *sc, int n)
 {
     for (int t = 0; sc && t < n; t++) {
         void *bufs[] = {sc[t].qt, sc[t].kv, sc[t].st, sc[t].acc, sc[t].row,
-                        sc[t].state, sc[t].tile_max, sc[t].alpha, sc[t].max_scaled,
+                        sc[t].kw_o, sc[t].kw_lse, sc[t].state, sc[t].tile_max, sc[t].alpha, sc[t].max_scaled,
                         sc[t].rowsum, sc[t].vis_lo, sc[t].vis_hi};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             free(bufs[i]);
@@ -242,7 +259,8 @@ static void free_scratch(kv_scratch *sc, int n)
     free(sc);
 }
 
-static kv_scratch *alloc_scratch(int n, int64_t nh, int64_t bm, int64_t bn, int64_t d)
+static kv_scratch *alloc_scratch(int n, int64_t nh, int64_t bm, int64_t bn, int64_t d,
+                                 int64_t kw)
 {
     kv_scratch *sc = calloc((size_t)n, sizeof *sc);
     int ok = sc != NULL;
@@ -251,16 +269,19 @@ static kv_scratch *alloc_scratch(int n, int64_t nh, int64_t bm, int64_t bn, int6
         w->qt = fa2_alloc_n(nh * d * bm, sizeof(float));
         w->kv = fa2_alloc_n(nh * bn * d, sizeof(float));
         w->st = fa2_alloc_n(nh * bn * bm, sizeof(float));
-        w->acc = fa2_alloc_n(nh * bm * d, sizeof(float));
+        w->acc = fa2_alloc_n(kw * nh * bm * d, sizeof(float));
         w->row = fa2_alloc_n(d, sizeof(float));
-        w->state = fa2_alloc_n(nh * bm, sizeof(fa2_row_state));
+        w->kw_o = fa2_alloc_n(kw * d, sizeof(float));
+        w->kw_lse = fa2_alloc_n(kw, sizeof(float));
+        w->state = fa2_alloc_n(kw * nh * bm, sizeof(fa2_row_state));
         w->tile_max = fa2_alloc_n(bm, sizeof(float));
         w->alpha = fa2_alloc_n(bm, sizeof(float));
         w->max_scaled = fa2_alloc_n(bm, sizeof(float));
         w->rowsum = fa2_alloc_n(bm, sizeof(float));
         w->vis_lo = fa2_alloc_n(bm, sizeof(int64_t));
         w->vis_hi = fa2_alloc_n(bm, sizeof(int64_t));
-        ok = w->qt && w->kv && w->st && w->acc && w->row && w->state &&
+        ok = w->qt && w->kv && w->st && w->acc && w->row && w->kw_o && w->kw_lse &&
+             w->state &&
              w->tile_max && w->alpha && w->max_scaled && w->rowsum && w->vis_lo &&
              w->vis_hi;
     }
@@ -273,7 +294,8 @@ static kv_scratch *alloc_scratch(int n, int64_t nh, int64_t bm, int64_t bn, int6
 
 fa2_status fa2_cpu_tiled_kvcache(const fa2_kvcache_args *a, const fa2_kvcache_problem *p)
 {
-    kv_job job = {.a = a, .p = p, .bn = p->block_n, .splits = p->num_splits};
+    kv_job job = {.a = a, .p = p, .bn = p->block_n, .kw = p->key_warps,
+                  .splits = p->num_splits};
     fa2_status st = fa2_cpu_tile_kernel(&job.kern);
     if (st != FA2_OK)
         return st;
@@ -282,7 +304,7 @@ fa2_status fa2_cpu_tiled_kvcache(const fa2_kvcache_args *a, const fa2_kvcache_pr
     const int threads = p->num_threads < items ? p->num_threads : (int)items;
     const int64_t part_rows = job.splits > 1 ? job.splits * p->batch * p->heads_q *
                                                    p->seqlen_q : 0;
-    job.scratch = alloc_scratch(threads, job.nh, job.bm, job.bn, p->head_dim);
+    job.scratch = alloc_scratch(threads, job.nh, job.bm, job.bn, p->head_dim, job.kw);
     if (part_rows) {
         job.part_o = fa2_alloc_n(part_rows * p->head_dim, sizeof(float));
         job.part_lse = fa2_alloc_n(part_rows, sizeof(float));

@@ -17,4 +17,5 @@ const fa2_backend_ops fa2_cuda_ops = {
     .bwd_workspace = fa2_cuda_bwd_workspace_bytes,
     .fwd_kvcache = fa2_cuda_fwd_kvcache,
     .kvcache_splits = fa2_cuda_kvcache_splits,
+    .kvcache_key_warps = fa2_cuda_kvcache_key_warps,
 };

@@ -64,3 +64,8 @@ fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p, int *num_splits
 {
     return fa2_cuda_available();
 }
+
+fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p, int *key_warps)
+{
+    return fa2_cuda_available();
+}

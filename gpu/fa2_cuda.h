@@ -31,6 +31,7 @@ fa2_status fa2_cuda_bwd_tile_config(fa2_dtype dtype, int head_dim,
 fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
                                 const fa2_kvcache_problem *p);
 fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p, int *num_splits);
+fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p, int *key_warps);
 #ifdef FA2_TRAFFIC_COUNTERS
 /* The device address of the forward's traffic counters (gpu/fwd_launch.cu). */
 fa2_status fa2_cuda_traffic_pointer(unsigned long long **out);

@@ -177,13 +177,16 @@ __device__ __forceinline__ void load_kv_tile(uint16_t *s, const uint16_t *base,
     }
 }
 
-template <int HD, bool IS_BF16, int NW, int STAGES, int BN>
-__global__ void __launch_bounds__(NW * 32)
+template <int HD, bool IS_BF16, int NW, int STAGES, int BN, int KW>
+__global__ void __launch_bounds__(NW * 32 * KW)
     kvcache_kernel(const __grid_constant__ fa2_kvcache_params p)
 {
     constexpr int BM = 16 * NW;
     constexpr int SD = HD;
-    constexpr int NTHREADS = NW * 32;
+    static_assert(KW == 1 || NW == 1, "key warps share a one-warp block's rows");
+    /* the threads that copy one warp's tiles: all of them, or with key
+     * warps each warp its own */
+    constexpr int NTHREADS = KW > 1 ? 32 : NW * 32;
     constexpr int NT = BN / 8, DT = HD / 8, KQ = HD / 16, KP = BN / 16;
     /* tiles in flight ahead of the one being computed: decode streams K and
      * V, and a warp's bytes in flight are what keeps HBM busy */
@@ -196,12 +199,18 @@ __global__ void __launch_bounds__(NW * 32)
      * that follows the fragments' loads: a smaller block, more of them on
      * an SM */
     extern __shared__ __align__(128) uint16_t smem[];
-    constexpr bool Q_ALIASED = FA2_KVC_Q_ALIASED(NW, BN);
-    uint16_t *const sK = smem + (Q_ALIASED ? 0 : BM * SD); /* [STAGES][BN][SD] */
-    uint16_t *const sV = sK + STAGES * BN * SD;            /* [STAGES][BN][SD] */
-    uint16_t *const sQ = Q_ALIASED ? sV + (STAGES - 1) * BN * SD : smem; /* [BM][SD] */
+    constexpr bool Q_ALIASED = FA2_KVC_Q_ALIASED(NW, BN, KW);
+    /* key warps: warp w's stages at w, KW + w, ... ([STAGES][KW][BN][SD]) */
+    const int kw = KW > 1 ? (int)(threadIdx.x >> 5) : 0;
+    uint16_t *const sK0 = smem + (Q_ALIASED ? 0 : BM * SD);  /* [STAGES][BN][SD] */
+    uint16_t *const sV0 = sK0 + STAGES * KW * BN * SD;       /* [STAGES][BN][SD] */
+    uint16_t *const sQ = Q_ALIASED ? sV0 + (STAGES - 1) * BN * SD : smem; /* [BM][SD] */
+    uint16_t *const sK = sK0 + kw * BN * SD; /* stage s at s * KW * BN * SD */
+    uint16_t *const sV = sV0 + kw * BN * SD;
+    constexpr int STAGE_ELEMS = KW * BN * SD;
 
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int tid = KW > 1 ? (int)(threadIdx.x & 31) : (int)threadIdx.x;
+    const int warp = KW > 1 ? 0 : tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
 
     int64_t bid = blockIdx.x;
@@ -222,7 +231,10 @@ __global__ void __launch_bounds__(NW * 32)
     const fa2_block_range chunk = fa2_split_blocks(
         fa2_kvcache_kv_blocks(&mask, row_lo, row_lo + rows, p.group, BN),
         p.num_splits, split);
-    const int nsteps = (int)fa2_block_count(chunk);
+    const int nsteps_chunk = (int)fa2_block_count(chunk);
+    /* with key warps, this warp's tiles of the chunk: kw, kw + KW, ... */
+    const int nsteps = KW > 1 ? (nsteps_chunk - kw + KW - 1) / KW : nsteps_chunk;
+    auto tile_of = [&](int step) { return KW > 1 ? step * KW + kw : step; };
     /* the tile's queries, for the tile-level mask test */
     const int64_t tok_lo = fa2_kvcache_row_query(row_lo, p.group);
     const int64_t tok_hi = fa2_kvcache_row_query(row_lo + rows - 1, p.group) + 1;
@@ -260,18 +272,18 @@ __global__ void __launch_bounds__(NW * 32)
     auto walk = [&](int step) {
         kv_tile_slots<BN> none = {};
         return step < nsteps ? kv_tile_walk<BN>(table_row, p.page_size, page_shift, b,
-                                                (int)(fa2_kv_block_at(chunk, step) * BN))
+                                                (int)(fa2_kv_block_at(chunk, tile_of(step)) * BN))
                              : none; /* past the chunk: no table entry is read */
     };
     auto issue = [&](int step, const kv_tile_slots<BN> &slots) {
         if (step < nsteps) {
-            const int lo = (int)(fa2_kv_block_at(chunk, step) * BN);
+            const int lo = (int)(fa2_kv_block_at(chunk, tile_of(step)) * BN);
             const int cols = (int)(seqlen_k - lo < BN ? seqlen_k - lo : BN);
             const int buf = step % STAGES;
-            load_kv_tile<BN, HD, SD, NTHREADS>(sK + buf * BN * SD, gK, p.k_s0, p.k_s1, slots,
+            load_kv_tile<BN, HD, SD, NTHREADS>(sK + buf * STAGE_ELEMS, gK, p.k_s0, p.k_s1, slots,
                                                paged, p.num_pages, cols, d, tid);
             cp_async_commit();
-            load_kv_tile<BN, HD, SD, NTHREADS>(sV + buf * BN * SD, gV, p.v_s0, p.v_s1, slots,
+            load_kv_tile<BN, HD, SD, NTHREADS>(sV + buf * STAGE_ELEMS, gV, p.v_s0, p.v_s1, slots,
                                                paged, p.num_pages, cols, d, tid);
             cp_async_commit();
         } else {
@@ -280,7 +292,7 @@ __global__ void __launch_bounds__(NW * 32)
         }
     };
 
-    load_q_packed<BM, HD, SD, NTHREADS>(sQ, p, b, hk, row_lo, rows, tid);
+    load_q_packed<BM, HD, SD, NTHREADS * KW>(sQ, p, b, hk, row_lo, rows, (int)threadIdx.x);
     cp_async_commit();
 #pragma unroll
     for (int s = 0; s < AHEAD; s++)
@@ -308,13 +320,18 @@ __global__ void __launch_bounds__(NW * 32)
 
     for (int step = 0; step < nsteps; step++) {
         const int buf = step % STAGES;
-        const int col_lo = (int)(fa2_kv_block_at(chunk, step) * BN);
+        const int col_lo = (int)(fa2_kv_block_at(chunk, tile_of(step)) * BN);
         cp_async_wait<2 * AHEAD - 1>(); /* in flight: V_step and the AHEAD - 1 next tiles */
-        __syncthreads(); /* K_step visible; every warp done with step - 1's buffer */
+        /* K_step visible; every warp done with step - 1's buffer (key
+         * warps: each warp's buffers are its own) */
+        if (KW > 1)
+            __syncwarp();
+        else
+            __syncthreads();
         issue(step + AHEAD, next);
         next = walk(step + AHEAD + 1); /* its table loads land during this step */
-        const uint16_t *const cK = sK + buf * BN * SD;
-        const uint16_t *const cV = sV + buf * BN * SD;
+        const uint16_t *const cK = sK + buf * STAGE_ELEMS;
+        const uint16_t *const cV = sV + buf * STAGE_ELEMS;
 
         /* S = Q K^T */
         float s[NT][4];
@@ -408,7 +425,10 @@ __global__ void __launch_bounds__(NW * 32)
         }
 
         cp_async_wait<2 * AHEAD>(); /* in flight: the AHEAD next tiles */
-        __syncthreads();
+        if (KW > 1)
+            __syncwarp();
+        else
+            __syncthreads();
 
         /* O += round(P) V */
         const uint16_t *const sVl = cV + v_row * SD;
@@ -442,59 +462,121 @@ __global__ void __launch_bounds__(NW * 32)
         lse[hf] = fa2_softmax_lse(st[hf], p.scale);
     }
     const int64_t Hq = p.heads_q, Nq = p.seqlen_q;
+    if constexpr (KW > 1) {
+        /* key warps: each warp's normalised partial (O / l, LSE) of its
+         * tiles into the stages (free now), then the KW merged by LSE in
+         * warp order, as the combine merges splits */
+        __syncthreads();
+        float *const mO = reinterpret_cast<float *>(sK0); /* [KW][16][HD] */
+        float *const mL = mO + KW * 16 * HD;              /* [KW][16]     */
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        const int r = warp * 16 + g + hf * 8;
-        if (r >= rows)
-            continue;
-        const int64_t pr = row_lo + r;
-        const int64_t tok = fa2_kvcache_row_query(pr, p.group);
-        const int64_t hq = fa2_kvcache_row_head(pr, p.group, hk);
-        if (p.num_splits == 1) {
-            uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
-#pragma unroll
-            for (int dt = 0; dt < DT; dt++) {
-                const int c = dt * 8 + 2 * t;
-                if (c < d)
-                    *reinterpret_cast<uint32_t *>(o + c) =
-                        pack2<IS_BF16>(acc[dt][2 * hf] * inv_l[hf],
-                                       acc[dt][2 * hf + 1] * inv_l[hf]);
-            }
-            if (p.lse && t == 0)
-                p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = lse[hf];
-#ifdef FA2_TRAFFIC_COUNTERS
-            if (p.traffic && t == 0) {
-                atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
-                if (p.lse)
-                    atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
-            }
-#endif
-        } else {
-            const int64_t row = (((int64_t)split * p.batch + b) * Hq + hq) * Nq + tok;
-            float *const o = p.o_part + row * d;
+        for (int hf = 0; hf < 2; hf++) {
+            const int r = g + hf * 8;
 #pragma unroll
             for (int dt = 0; dt < DT; dt++) {
                 const int c = dt * 8 + 2 * t;
-                if (c < d)
-                    *reinterpret_cast<float2 *>(o + c) =
-                        make_float2(acc[dt][2 * hf] * inv_l[hf],
-                                    acc[dt][2 * hf + 1] * inv_l[hf]);
+                *reinterpret_cast<float2 *>(mO + (kw * 16 + r) * HD + c) =
+                    make_float2(acc[dt][2 * hf] * inv_l[hf], acc[dt][2 * hf + 1] * inv_l[hf]);
             }
             if (t == 0)
-                p.lse_part[row] = lse[hf];
+                mL[kw * 16 + r] = lse[hf];
+        }
+        __syncthreads();
+        for (int idx = (int)threadIdx.x; idx < 16 * (HD / 2); idx += 32 * KW) {
+            const int r = idx / (HD / 2), c = 2 * (idx % (HD / 2));
+            if (r >= rows || c >= d)
+                continue;
+            const float m = fa2_merge_lse(KW, mL + r, 16);
+            float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll
+            for (int w = 0; w < KW; w++) {
+                const float x = mL[w * 16 + r];
+                if (fa2_merge_part_empty(x))
+                    continue;
+                const float wt = fa2_merge_weight(x, m);
+                const float2 v = *reinterpret_cast<const float2 *>(mO + (w * 16 + r) * HD + c);
+                o0 += __fmul_rn(wt, v.x);
+                o1 += __fmul_rn(wt, v.y);
+            }
+            const int64_t pr = row_lo + r;
+            const int64_t tok = fa2_kvcache_row_query(pr, p.group);
+            const int64_t hq = fa2_kvcache_row_head(pr, p.group, hk);
+            if (p.num_splits == 1) {
+                uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
+                *reinterpret_cast<uint32_t *>(o + c) = pack2<IS_BF16>(o0, o1);
+                if (p.lse && c == 0)
+                    p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = m;
+            } else {
+                const int64_t row = (((int64_t)split * p.batch + b) * Hq + hq) * Nq + tok;
+                *reinterpret_cast<float2 *>(p.o_part + row * d + c) = make_float2(o0, o1);
+                if (c == 0)
+                    p.lse_part[row] = m;
+            }
 #ifdef FA2_TRAFFIC_COUNTERS
-            if (p.traffic && t == 0) {
-                atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
-                atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
+            if (p.traffic && c == 0) { /* the row's stores, once */
+                const bool one = p.num_splits == 1;
+                atomicAdd(&p.traffic[one ? FA2_TRAFFIC_O : FA2_TRAFFIC_O_PART_W],
+                          (unsigned long long)d * (one ? 2u : 4u));
+                if (!one || p.lse)
+                    atomicAdd(&p.traffic[one ? FA2_TRAFFIC_LSE : FA2_TRAFFIC_LSE_PART_W], 4ull);
             }
 #endif
         }
+    } else { /* one key warp: each thread its rows' fragments */
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int r = warp * 16 + g + hf * 8;
+            if (r >= rows)
+                continue;
+            const int64_t pr = row_lo + r;
+            const int64_t tok = fa2_kvcache_row_query(pr, p.group);
+            const int64_t hq = fa2_kvcache_row_head(pr, p.group, hk);
+            if (p.num_splits == 1) {
+                uint16_t *const o = (uint16_t *)p.o + b * p.o_sb + tok * p.o_sr + hq * p.o_sh;
+#pragma unroll
+                for (int dt = 0; dt < DT; dt++) {
+                    const int c = dt * 8 + 2 * t;
+                    if (c < d)
+                        *reinterpret_cast<uint32_t *>(o + c) =
+                            pack2<IS_BF16>(acc[dt][2 * hf] * inv_l[hf],
+                                           acc[dt][2 * hf + 1] * inv_l[hf]);
+                }
+                if (p.lse && t == 0)
+                    p.lse[b * p.lse_sb + hq * p.lse_sh + tok * p.lse_sr] = lse[hf];
+#ifdef FA2_TRAFFIC_COUNTERS
+                if (p.traffic && t == 0) {
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_O], (unsigned long long)d * 2u);
+                    if (p.lse)
+                        atomicAdd(&p.traffic[FA2_TRAFFIC_LSE], 4ull);
+                }
+#endif
+            } else {
+                const int64_t row = (((int64_t)split * p.batch + b) * Hq + hq) * Nq + tok;
+                float *const o = p.o_part + row * d;
+#pragma unroll
+                for (int dt = 0; dt < DT; dt++) {
+                    const int c = dt * 8 + 2 * t;
+                    if (c < d)
+                        *reinterpret_cast<float2 *>(o + c) =
+                            make_float2(acc[dt][2 * hf] * inv_l[hf],
+                                        acc[dt][2 * hf + 1] * inv_l[hf]);
+                }
+                if (t == 0)
+                    p.lse_part[row] = lse[hf];
+#ifdef FA2_TRAFFIC_COUNTERS
+                if (p.traffic && t == 0) {
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_O_PART_W], (unsigned long long)d * 4u);
+                    atomicAdd(&p.traffic[FA2_TRAFFIC_LSE_PART_W], 4ull);
+                }
+#endif
+            }
+        }
     }
 #ifdef FA2_TRAFFIC_COUNTERS
-    if (p.traffic && tid == 0) {
+    if (p.traffic && threadIdx.x == 0) { /* the block's reads, once */
         const unsigned long long row_bytes = (unsigned long long)d * 2u;
         unsigned long long kv_rows = 0;
-        if (nsteps > 0) {
+        if (nsteps_chunk > 0) {
             const int64_t hi = chunk.hi * BN < seqlen_k ? chunk.hi * BN : seqlen_k;
             kv_rows = (unsigned long long)(hi - chunk.lo * BN);
         }
@@ -642,15 +724,15 @@ static cudaError_t launch_dependent(void (*kern)(const fa2_kvcache_params), unsi
 
 /* Launch main (and combine) for head dim HD; the caller checked everything
  * and ran the append. */
-template <int HD, int NW, int BN>
+template <int HD, int NW, int BN, int KW>
 fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                              cudaStream_t stream)
 {
     constexpr int STAGES = FA2_KVC_STAGES(HD, NW);
-    constexpr int smem = FA2_KVC_SMEM_BYTES_BN(HD, NW, BN);
+    constexpr int smem = FA2_KVC_SMEM_BYTES_BN(HD, NW, BN, KW);
     void (*kern)(const fa2_kvcache_params) =
-        bf16 ? kvcache_kernel<HD, true, NW, STAGES, BN>
-             : kvcache_kernel<HD, false, NW, STAGES, BN>;
+        bf16 ? kvcache_kernel<HD, true, NW, STAGES, BN, KW>
+             : kvcache_kernel<HD, false, NW, STAGES, BN, KW>;
     cudaError_t err = cudaSuccess;
     if (smem > 48 * 1024)
         err = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -667,7 +749,7 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                         "refuses that (%s)", HD, smem, cudaGetErrorString(err));
     }
     const int64_t grid = (int64_t)p.row_blocks * p.num_splits * p.heads_kv * p.batch;
-    kern<<<(unsigned)grid, NW * 32, smem, stream>>>(p);
+    kern<<<(unsigned)grid, NW * 32 * KW, smem, stream>>>(p);
     if ((err = cudaGetLastError()) != cudaSuccess)
         return fa2_fail(FA2_ERR_CUDA, "launching the head-dim-%d KV-cache kernel "
                         "(%lld blocks) failed: %s", HD, (long long)grid,
@@ -695,6 +777,20 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
     return FA2_OK;
 }
 
+/* Four key warps, only where their stages fit a block's shared memory
+ * (fa2_kvcache_gpu_key_warps: up to head dim 128); the host refused the
+ * others before the append (check_smem in kvcache_launch.cu) */
+template <int HD>
+fa2_status launch_kvcache_key_warps4(const fa2_kvcache_params &p, bool bf16,
+                                     cudaStream_t stream)
+{
+    if constexpr (HD <= FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX)
+        return launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 4>(p, bf16, stream);
+    else
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel has no "
+                        "four-key-warp build", HD);
+}
+
 } // namespace fa2gpu
 
 /* gpu/kvcache_hdNN.cu: one launcher per kernel head dim, both dtypes, the
@@ -704,9 +800,11 @@ fa2_status launch_kvcache_nw(const fa2_kvcache_params &p, bool bf16,
                                                   int bf16, int nw, void *stream) \
     {                                                                          \
         const cudaStream_t s = (cudaStream_t)stream;                           \
+        if (nw == 1 && p->key_warps == 4) /* FA2_KVCACHE_KEY_WARPS_MAX */      \
+            return fa2gpu::launch_kvcache_key_warps4<HD>(*p, bf16 != 0, s);      \
         if (nw == 1)                                                           \
-            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD)>(*p, bf16 != 0, s); \
-        return fa2gpu::launch_kvcache_nw<HD, 4, FA2_KVC_BLOCK_N(HD)>(*p, bf16 != 0, s); \
+            return fa2gpu::launch_kvcache_nw<HD, 1, FA2_KVC_BLOCK_N(HD), 1>(*p, bf16 != 0, s); \
+        return fa2gpu::launch_kvcache_nw<HD, 4, FA2_KVC_BLOCK_N(HD), 1>(*p, bf16 != 0, s); \
     }
 
 #endif /* FA2_GPU_KVCACHE_KERNEL_CUH */

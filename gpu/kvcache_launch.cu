@@ -103,13 +103,46 @@ static int kvcache_block_n(int64_t head_dim)
                                                       : FA2_KVC_BLOCK_N(256);
 }
 
-static int kvcache_smem(int64_t head_dim, int nw)
+static int kvcache_smem(int64_t head_dim, int nw, int kw)
 {
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(head_dim);
     const int bn = kvcache_block_n(head_dim);
-    return hd == 64    ? FA2_KVC_SMEM_BYTES_BN(64, nw, bn)
-           : hd == 128 ? FA2_KVC_SMEM_BYTES_BN(128, nw, bn)
-                       : FA2_KVC_SMEM_BYTES_BN(256, nw, bn);
+    return hd == 64    ? FA2_KVC_SMEM_BYTES_BN(64, nw, bn, kw)
+           : hd == 128 ? FA2_KVC_SMEM_BYTES_BN(128, nw, bn, kw)
+                       : FA2_KVC_SMEM_BYTES_BN(256, nw, bn, kw);
+}
+
+static fa2_status device_sms(int *sms, int *smem_sm)
+{
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                               dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "cannot query the device's SMs and shared "
+                        "memory");
+    }
+    return FA2_OK;
+}
+
+/* The key warps when the caller gave 0: fa2_kvcache_gpu_key_warps over
+ * this device's SMs (one-warp blocks only; the simulator asks the same
+ * function). */
+extern "C" fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p,
+                                                 int *key_warps)
+{
+    fa2_status st = fa2_cuda_available();
+    int sms = 0, smem_sm = 0;
+    if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
+        return st;
+    *key_warps = kvcache_warps(p) == 1
+                     ? fa2_kvcache_gpu_key_warps(
+                           p->batch, p->heads_kv, p->seqlen_q, p->group, p->capacity,
+                           p->block_table ? p->page_size : 0,
+                           FA2_KVC_KERNEL_HEAD_DIM(p->head_dim), sms)
+                     : 1;
+    return FA2_OK;
 }
 
 /* The split count when the caller gave 0: fa2_kvcache_gpu_splits over
@@ -119,20 +152,14 @@ extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
                                               int *num_splits)
 {
     fa2_status st = fa2_cuda_available();
-    if (st != FA2_OK)
+    int sms = 0, smem_sm = 0;
+    if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
         return st;
-    int dev = 0, sms = 0, smem_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
-                               dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return fa2_fail(FA2_ERR_CUDA, "cannot query the device's SMs and shared "
-                        "memory");
-    }
-    const int nw = kvcache_warps(p);
-    const int64_t per_sm = fa2_kvc_blocks_per_sm(smem_sm, kvcache_smem(p->head_dim, nw));
-    const int bn = kvcache_block_n(p->head_dim);
+    const int nw = kvcache_warps(p), kw = p->key_warps > 1 ? p->key_warps : 1;
+    const int64_t per_sm =
+        fa2_kvc_blocks_per_sm(smem_sm, kvcache_smem(p->head_dim, nw, kw));
+    /* a block's keys come KW tiles at a time: the rule sees them as one */
+    const int bn = kvcache_block_n(p->head_dim) * kw;
     *num_splits = fa2_kvcache_gpu_splits(p->batch, p->heads_kv, p->seqlen_q * p->group,
                                          p->capacity, 16 * nw, bn, sms, per_sm,
                                          FA2_KVC_KERNEL_HEAD_DIM(p->head_dim));
@@ -183,6 +210,28 @@ static fa2_status check_args(const fa2_kvcache_args *a, const fa2_kvcache_proble
     return FA2_OK;
 }
 
+/* The kernel's shared memory against what this device lets a block have:
+ * checked before anything runs, so a refusal writes nothing (four key
+ * warps at head dim 256 need 270336 bytes, more than any GPU gives). */
+static fa2_status check_smem(const fa2_kvcache_problem *p, int nw, int kw, int dev)
+{
+    int optin = 0;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+        cudaSuccess) {
+        (void)cudaGetLastError();
+        return fa2_fail(FA2_ERR_CUDA, "cannot query the device's shared memory per "
+                        "block");
+    }
+    const int need = kvcache_smem(p->head_dim, nw, kw);
+    if (need > optin)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "the head-dim-%d KV-cache kernel with %d "
+                        "key warp%s needs %d bytes of shared memory per block and this "
+                        "device gives at most %d%s", FA2_KVC_KERNEL_HEAD_DIM(p->head_dim),
+                        kw, kw > 1 ? "s" : "", need, optin,
+                        kw > 1 ? " (key_warps 1 needs less)" : "");
+    return FA2_OK;
+}
+
 extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
                                            const fa2_kvcache_problem *p)
 {
@@ -203,6 +252,13 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         return st;
 
     const int nw = kvcache_warps(p);
+    if (nw != 1 && p->key_warps > 1)
+        return fa2_fail(FA2_ERR_UNSUPPORTED, "key_warps %d with four-warp blocks "
+                        "(FA2_CUDA_KVCACHE_WARPS=4): key warps share a one-warp "
+                        "block's rows", p->key_warps);
+    const int kw = p->key_warps > 1 ? p->key_warps : 1;
+    if ((st = check_smem(p, nw, kw, dev)))
+        return st;
     const int64_t rows = p->seqlen_q * p->group;
     const int64_t row_blocks = fa2_ceil_div(rows, 16 * nw);
     const int64_t grid = row_blocks * p->num_splits * p->heads_kv * p->batch;
@@ -251,6 +307,7 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
     k.seqlen_new = (int)p->seqlen_new;
     k.row_blocks = (int)row_blocks;
     k.num_splits = p->num_splits;
+    k.key_warps = kw;
     k.scale = p->scale;
     k.scale_log2 = p->scale_log2;
     k.causal = p->causal;
@@ -261,11 +318,10 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         return st;
 #endif
 
-    cudaStream_t stream = (cudaStream_t)a->stream;
-    if (p->seqlen_new > 0 && (st = append(&k, stream)))
-        return st;
 
-    /* the split-KV partials: the caller's workspace or the pool's */
+    /* the split-KV partials: the caller's workspace or the pool's, taken
+     * before the append so that a refusal leaves the cache as it was */
+    cudaStream_t stream = (cudaStream_t)a->stream;
     void *ws = NULL;
     bool own_ws = false;
     if (p->num_splits > 1) {
@@ -293,6 +349,12 @@ extern "C" fa2_status fa2_cuda_fwd_kvcache(const fa2_kvcache_args *a,
         }
         k.o_part = (float *)ws;
         k.lse_part = (float *)ws + prow * p->head_dim;
+    }
+
+    if (p->seqlen_new > 0 && (st = append(&k, stream))) {
+        if (own_ws)
+            (void)cudaFreeAsync(ws, stream);
+        return st;
     }
 
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(p->head_dim);

@@ -30,12 +30,16 @@
 #define FA2_KVC_STAGES_N 2
 #endif
 #define FA2_KVC_STAGES(HD, NW) FA2_KVC_STAGES_N
-/* Q lives in the last stage's V buffer when it fits there (decode) */
-#define FA2_KVC_Q_ALIASED(NW, BN) (16 * (NW) <= (BN))
-#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN) \
-    (((FA2_KVC_Q_ALIASED(NW, BN) ? 0 : 16 * (NW)) + 2 * FA2_KVC_STAGES(HD, NW) * (BN)) * \
-     (HD) * 2)
-#define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD))
+/* KW key warps (fa2_kvcache_args.key_warps: 1, or 4 for a one-warp
+ * block's 16 rows): KW warps on the same packed rows, warp w taking tiles
+ * w, w + KW, ... of the split's chunk into its own stages, the KW partials
+ * merged in the block at the end. Q lives in the last stage's V buffer
+ * when it fits there (one key warp: the warps' stages are their own) */
+#define FA2_KVC_Q_ALIASED(NW, BN, KW) (16 * (NW) <= (BN) && (KW) == 1)
+#define FA2_KVC_SMEM_BYTES_BN(HD, NW, BN, KW) \
+    (((FA2_KVC_Q_ALIASED(NW, BN, KW) ? 0 : 16 * (NW)) + \
+      2 * FA2_KVC_STAGES(HD, NW) * (BN) * (KW)) * (HD) * 2)
+#define FA2_KVC_SMEM_BYTES(HD, NW) FA2_KVC_SMEM_BYTES_BN(HD, NW, FA2_KVC_BLOCK_N(HD), 1)
 /* Decode blocks of block_smem bytes one SM's shared memory holds (each
  * block also takes the 1 KB the hardware reserves), at least one: what the
  * launch's split count and the simulator both count. */
@@ -74,6 +78,7 @@ typedef struct fa2_kvcache_params {
     int seqlen_new;                /* Nnew, 0: no append                     */
     int row_blocks;                /* ceil(Nq * group / block_m)             */
     int num_splits;
+    int key_warps;                 /* 1, or 4 (one-warp blocks only)         */
     float scale, scale_log2;
     int causal;
     int64_t window_left, window_right;

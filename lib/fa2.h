@@ -255,6 +255,10 @@ fa2_status fa2_fwd(const fa2_fwd_args *args, fa2_backend backend);
  * rounding for every num_splits; the mirror reproduces a kernel bit for
  * bit only with the kernel's num_splits and block_n. */
 #define FA2_KVCACHE_MAX_SPLITS 128
+/* key_warps: 1, or this many warps sharing the keys of a work item of at
+ * most FA2_KVCACHE_KEY_WARPS_ROWS packed rows (see key_warps below) */
+#define FA2_KVCACHE_KEY_WARPS_MAX 4
+#define FA2_KVCACHE_KEY_WARPS_ROWS 16
 
 typedef struct fa2_kvcache_args {
     fa2_tensor q;       /* [B, Nq, Hq, d] queries of the new tokens          */
@@ -298,6 +302,16 @@ typedef struct fa2_kvcache_args {
      * lib/fa2_kvcache.h); the chunks of the split are whole tiles. The
      * tiled backend runs any multiple of 16 up to 1024; CUDA its own. */
     int block_n;
+    /* Warps that share a block's keys, 0: the library's choice
+     * (fa2_kvcache_key_warps); else 1, or 4 when a work item has at most
+     * 16 packed rows (Nq x Hq / Hkv <= 16, decode): then each of four
+     * takes every fourth tile of its split with its own running max and
+     * sum, and the four partials are merged by LSE in that order
+     * (fa2_merge_lse), a split inside the split. The tiled and CUDA
+     * backends run what they are given (CUDA up to head dim 128: four
+     * warps' stages at 256 exceed a block's shared memory, and the call
+     * is refused with FA2_ERR_UNSUPPORTED); the others ignore it. */
+    int key_warps;
     int num_threads;     /* CPU backends; 0 = fa2_default_num_threads()      */
     void *stream;        /* CUDA backend: a cudaStream_t, NULL = default     */
     /* CUDA backend, optional: device memory for the split-KV partials, at
@@ -331,6 +345,11 @@ fa2_status fa2_fwd_kvcache(const fa2_kvcache_args *args, fa2_backend backend);
  * backend to reproduce the CUDA backend's chunks. */
 fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args,
                                   fa2_backend backend, int *num_splits);
+/* *key_warps = the warps a block's keys are shared by for these args
+ * (args' key_warps if > 0, else the backend's choice: 1 on the CPU, the
+ * CUDA backend's rule fa2_kvcache_gpu_key_warps on the GPU). */
+fa2_status fa2_kvcache_key_warps(const fa2_kvcache_args *args,
+                                 fa2_backend backend, int *key_warps);
 
 /* *bytes = the CUDA workspace these args need (0 with one split): float32
  * partial O and LSE for every split, row and head. Args checked as

@@ -44,6 +44,9 @@ typedef struct fa2_backend_ops {
      * shared heuristic over its SM count); NULL: the shared heuristic
      * (fa2_kvcache_splits_heuristic) over p->num_threads workers */
     fa2_status (*kvcache_splits)(const fa2_kvcache_problem *p, int *num_splits);
+    /* the key warps when the caller gave 0 (asked before kvcache_splits,
+     * which may depend on them); NULL: 1 */
+    fa2_status (*kvcache_key_warps)(const fa2_kvcache_problem *p, int *key_warps);
 } fa2_backend_ops;
 
 #ifdef __cplusplus

@@ -245,6 +245,7 @@ typedef struct fa2_kvcache_problem {
     int num_splits;       /* resolved: >= 1                                 */
     int block_m;          /* packed rows per tile (fa2_kvcache_block_m)     */
     int block_n;          /* keys per tile                                  */
+    int key_warps;        /* resolved: 1 or 4 (FA2_KVCACHE_KEY_WARPS_MAX)   */
     int num_threads;
 } fa2_kvcache_problem;
 

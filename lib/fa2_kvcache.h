@@ -273,6 +273,37 @@ FA2_HD static inline int fa2_kvcache_gpu_splits(int64_t batch, int64_t heads_kv,
     return 1;
 }
 
+/* The CUDA backend's key warps when the caller gives none: four warps
+ * share a decode block's keys (key_warps in fa2.h) for one new token of a
+ * GQA group over a long cache whose (sequence, key head) pairs alone
+ * leave SMs without a block, else one. GPU time on the H200 (2026-12-03,
+ * bf16, d 128, Hq 32, four against one key warp, same process;
+ * doc/NOTES-kvcache.md): Hkv 8, Nq 1: 0.966-0.995 at every batch 1-8 and
+ * cache 32k-128k measured (batch 1, 128k: 125.5 against 128.3 us; batch
+ * 8, 128k: 930.5 against 949.9); slower or even elsewhere, so one warp
+ * there: 4 queries (1.031 at batch 1, 32k), MHA (0.985-1.022), pages of
+ * 16 keys (1.013-1.043: a 32-key tile spans two pages), 4k keys (1.07),
+ * and where the pairs fill the GPU (batch 64, 4k: 1.23). Only up to
+ * kernel head dim 128: four warps' K/V stages at head dim 256 take 270336
+ * bytes of shared memory, more than a block of any GPU gets (the launch
+ * refuses key_warps 4 there). page_size: 0 for a contiguous cache. */
+#define FA2_KVCACHE_KEY_WARPS_MIN_KEYS 32768
+#define FA2_KVCACHE_KEY_WARPS_MIN_PAGE 64
+#define FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX 128
+FA2_HD static inline int fa2_kvcache_gpu_key_warps(int64_t batch, int64_t heads_kv,
+                                                   int64_t seqlen_q, int64_t group,
+                                                   int64_t capacity, int64_t page_size,
+                                                   int64_t kernel_head_dim, int64_t sms)
+{
+    const int one_token_gqa =
+        seqlen_q == 1 && group >= 2 && group <= 16 /* FA2_KVCACHE_KEY_WARPS_ROWS */;
+    const int pages_ok = page_size == 0 || page_size >= FA2_KVCACHE_KEY_WARPS_MIN_PAGE;
+    if (!one_token_gqa || !pages_ok || capacity < FA2_KVCACHE_KEY_WARPS_MIN_KEYS ||
+        kernel_head_dim > FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX)
+        return 1;
+    return batch * heads_kv < sms ? 4 /* FA2_KVCACHE_KEY_WARPS_MAX */ : 1;
+}
+
 /* ---- merging partial results by LSE ----------------------------------------- */
 /* Attention of one query row over a key set split into disjoint parts:
  * part i gives o_i = sum_j p_ij v_j / l_i over its keys and lse_i =

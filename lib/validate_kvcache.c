@@ -259,6 +259,10 @@ static fa2_status check_scalars(const fa2_kvcache_args *a)
     if (a->num_threads < 0 || a->num_threads > MAX_THREADS)
         return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "num_threads is %d, expected 0 "
                         "(default) or 1 .. %d", a->num_threads, MAX_THREADS);
+    if (a->key_warps != 0 && a->key_warps != 1 && a->key_warps != FA2_KVCACHE_KEY_WARPS_MAX)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "key_warps is %d, expected 0 "
+                        "(library's choice), 1 or %d", a->key_warps,
+                        FA2_KVCACHE_KEY_WARPS_MAX);
     return FA2_OK;
 }
 
@@ -343,6 +347,12 @@ fa2_status fa2_kvcache_validate(const fa2_kvcache_args *a,
     p->num_splits = a->num_splits;
     p->block_m = fa2_kvcache_block_m(p->seqlen_q * p->group);
     p->block_n = a->block_n > 0 ? a->block_n : fa2_kvcache_block_n(p->head_dim);
+    p->key_warps = a->key_warps; /* 0: the backend's choice (lib/api/kvcache.c) */
+    if (p->key_warps > 1 && p->seqlen_q * p->group > FA2_KVCACHE_KEY_WARPS_ROWS)
+        return fa2_fail(FA2_ERR_INVALID_ARGUMENT, "key_warps is %d with %lld packed "
+                        "query rows (Nq x Hq / Hkv); warps share a block's keys for "
+                        "at most %d", p->key_warps, (long long)(p->seqlen_q * p->group),
+                        FA2_KVCACHE_KEY_WARPS_ROWS);
     p->num_threads = a->num_threads > 0 ? a->num_threads : fa2_default_num_threads();
     if (ops && ops->device_memory) {
         p->max_seqlen_k = p->capacity; /* the lengths live on the device */

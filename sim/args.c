@@ -231,12 +231,19 @@ static fa2_status decode_setup(const fa2_sim_args *a, const fa2_sim_device *dev,
      * over the SMs and the blocks one SM's shared memory holds */
     const int hd = FA2_KVC_KERNEL_HEAD_DIM(a->head_dim);
     const int64_t warps = S->fwd.bm / 16; /* 16 packed rows a warp */
-    D->smem = FA2_KVC_SMEM_BYTES_BN(hd, warps, S->fwd.bn);
+    /* the key warps as fa2_cuda_kvcache_key_warps chooses them */
+    D->key_warps = warps == 1 ? fa2_kvcache_gpu_key_warps(p->num_seqs, p->heads_kv,
+                                                          p->max_seqlen_q, S->group,
+                                                          D->capacity, D->page_size, hd,
+                                                          dev->sms)
+                              : 1;
+    D->smem = FA2_KVC_SMEM_BYTES_BN(hd, warps, S->fwd.bn, D->key_warps);
     const int64_t per_sm = fa2_kvc_blocks_per_sm(dev->smem_per_sm, D->smem);
     D->splits = a->num_splits > 0
                     ? a->num_splits
                     : fa2_kvcache_gpu_splits(p->num_seqs, p->heads_kv, D->rows, D->capacity,
-                                             S->fwd.bm, S->fwd.bn, dev->sms, per_sm, hd);
+                                             S->fwd.bm, S->fwd.bn * D->key_warps, dev->sms,
+                                             per_sm, hd);
     return FA2_OK;
 }
 

@@ -113,7 +113,11 @@ static int decode_step(sim_ctx *c, const sim_launch *L, sim_block *b)
     case 0: /* the packed Q tile, once */
         sim_read(c, FA2_SIM_T_Q, b->slice, b->lo, b->n, 0, S->E, SIM_SMEM);
         b->dram_trips++; /* Q, with the first K/V tile when there is one */
-        b->tile_steps = b->nsteps;
+        /* key warps walk a chunk's tiles side by side, then merge their
+         * partials in shared memory (a step each) */
+        b->tile_steps = fa2_ceil_div(b->nsteps, S->dec.key_warps);
+        if (S->dec.key_warps > 1)
+            b->smem_trips += S->dec.key_warps;
         b->phase = b->nsteps > 0 ? 1 : 2;
         return 1;
     case 1: { /* one key block of the chunk */
@@ -227,12 +231,12 @@ int sim_decode_launches(const sim_setup *S, sim_launch *out)
     L.kind = DEC_DECODE;
     L.slices = p->num_seqs * p->heads_kv;
     L.tiles = S->dec.r_blocks * S->dec.splits;
-    L.warps = t.warps;
+    L.warps = t.warps * S->dec.key_warps;
     L.bm = L.qrows = t.bm;
     L.bn = L.krows = t.bn;
     if (S->dec.page_size)
         L.krows = (int)(S->dec.page_size < t.bn ? S->dec.page_size : t.bn);
-    L.smem = S->dec.smem; /* Q, and K and V double-buffered */
+    L.smem = S->dec.smem; /* Q, and K and V double-buffered (each key warp's) */
     L.step_scale = (double)FA2_KVC_KERNEL_HEAD_DIM(p->head_dim) / 128.0 * t.bn / 32.0;
     L.init = decode_init;
     L.step = decode_step;

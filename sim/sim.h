@@ -61,6 +61,7 @@ typedef struct sim_decode {
     int64_t rows;       /* packed rows per (sequence, key head): Nq group   */
     int64_t r_blocks;   /* ceil(rows / block_m)                             */
     int64_t smem;       /* the decode kernel's shared memory per block      */
+    int key_warps;      /* warps sharing a block's keys: 1 or 4             */
 } sim_decode;
 
 /* Which score modifiers and dropout a FA2 pass runs with (sim/flops.c). */

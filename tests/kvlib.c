@@ -121,9 +121,9 @@ static void describe(kv_problem *p)
                       (long long)s->lens[b], b + 1 < s->batch ? "," : "");
     if (n < (int)sizeof p->desc)
         snprintf(p->desc + n, sizeof p->desc - (size_t)n, "%s win=(%lld,%lld) "
-                 "splits=%d bn=%d (FA2_TEST_SEED=%llu)", s->causal ? " causal" : "",
+                 "splits=%d bn=%d kw=%d (FA2_TEST_SEED=%llu)", s->causal ? " causal" : "",
                  (long long)s->window_left, (long long)s->window_right,
-                 s->num_splits, s->block_n, (unsigned long long)tl_seed());
+                 s->num_splits, s->block_n, s->key_warps, (unsigned long long)tl_seed());
 }
 
 void kv_problem_init(kv_problem *p, const kv_spec *spec, tl_rng *r)
@@ -241,6 +241,7 @@ void kv_problem_init(kv_problem *p, const kv_spec *spec, tl_rng *r)
     a->window_right = s->window_right;
     a->num_splits = s->num_splits;
     a->block_n = s->block_n;
+    a->key_warps = s->key_warps;
     a->num_threads = s->num_threads;
     describe(p);
 

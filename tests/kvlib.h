@@ -27,6 +27,7 @@ typedef struct kv_spec {
     int causal;
     int64_t window_left, window_right;
     int num_splits, block_n, num_threads;
+    int key_warps;       /* 0: the library's choice                        */
     double q_sigma;      /* 0 means 1                                     */
     int no_lse;
 } kv_spec;

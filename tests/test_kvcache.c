@@ -8,8 +8,8 @@
  * to 256 slots, random block tables over shuffled pages, padded table
  * rows), empty and length-1 caches, appends that cross a page boundary,
  * GQA 8/1, 8/2 and MHA, causal, windows, num_splits 1 .. 16 and the
- * library's choice, several key tiles. For every backend: every output
- * written, +inf LSE and zero O exactly on rows that see no key, and the
+ * library's choice, one or four key warps, several key tiles. For every
+ * backend: every output written, +inf LSE and zero O exactly on rows that see no key, and the
  * caches after the call equal, byte for byte, to the test's own append.
  * Also the shared maths (lib/fa2_kvcache.h): the LSE merge (exact up to
  * rounding, empty and non-finite parts), the split of a key range, the
@@ -54,6 +54,9 @@ static void grid_spec(int i, kv_spec *s, tl_rng *r)
     s->window_right = windows[i % COUNT(windows)][1];
     s->num_splits = splits[(i / 7) % COUNT(splits)];
     s->block_n = block_ns[(i / 11) % COUNT(block_ns)];
+    /* four key warps on every other case with decode's few packed rows */
+    if (s->seqlen_q * (s->heads_q / s->heads_kv) <= FA2_KVCACHE_KEY_WARPS_ROWS && i % 2)
+        s->key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
     s->num_threads = 1 + i % 3;
     s->batch = 1 + i % 3;
     s->q_sigma = (i % 4 == 3) ? 3.0 : 1.0;
@@ -127,6 +130,41 @@ START_TEST(every_split_count_gives_the_same_attention_up_to_rounding)
     kv_problem p;
     kv_problem_init(&p, &s, &r);
     check_all_backends(&p);
+    kv_problem_free(&p);
+}
+END_TEST
+
+/* Four warps sharing a block's keys (tile t to running state t % 4, the
+ * four merged by LSE in order) give the same attention up to rounding,
+ * with 1 .. 4 splits over one long sequence and a short one: a chunk with
+ * fewer tiles than warps leaves some states empty, which the merge skips. */
+START_TEST(four_key_warps_give_the_same_attention_up_to_rounding)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    s.batch = 2;
+    s.seqlen_q = 2;
+    s.heads_q = 8;
+    s.heads_kv = 2;
+    s.head_dim = 64;
+    s.page_size = _i % 2 ? 32 : 0;
+    s.capacity = 1024;
+    s.lens[0] = 1000;
+    s.lens[1] = 70;
+    s.seqlen_new = 2;
+    s.causal = 1;
+    s.block_n = 32;
+    s.num_splits = 1 + _i;
+    s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
+    kv_problem p;
+    kv_problem_init(&p, &s, &r);
+    check_all_backends(&p);
+    int kw = 0;
+    ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CPU_TILED, &kw), FA2_OK);
+    ck_assert_int_eq(kw, FA2_KVCACHE_KEY_WARPS_MAX);
     kv_problem_free(&p);
 }
 END_TEST
@@ -541,6 +579,7 @@ int main(void)
                         0, GRID_CASES);
     tcase_add_loop_test(tg, every_split_count_gives_the_same_attention_up_to_rounding,
                         0, 16);
+    tcase_add_loop_test(tg, four_key_warps_give_the_same_attention_up_to_rounding, 0, 4);
     tcase_add_loop_test(tg, an_empty_cache_gives_rows_that_see_no_key_or_only_the_new_tokens,
                         0, 2);
     tcase_add_test(tg, num_splits_reports_the_count_the_backend_runs);

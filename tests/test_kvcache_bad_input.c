@@ -71,6 +71,8 @@ static void bad_window(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->window_
 static void many_splits(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->num_splits = FA2_KVCACHE_MAX_SPLITS + 1; }
 static void neg_splits(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->num_splits = -1; }
 static void odd_block_n(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->block_n = 24; }
+static void three_key_warps(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->key_warps = 3; }
+static void neg_key_warps(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->key_warps = -1; }
 static void bad_threads(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->num_threads = -1; }
 static void no_pages(kv_problem *p, fa2_kvcache_args *a) { (void)p; a->max_pages = 0; }
 static void short_stride(kv_problem *p, fa2_kvcache_args *a)
@@ -133,6 +135,8 @@ static const bad_case cases[] = {
     {"129 splits", 0, many_splits, FA2_ERR_INVALID_ARGUMENT, "num_splits"},
     {"-1 splits", 1, neg_splits, FA2_ERR_INVALID_ARGUMENT, "num_splits"},
     {"block_n 24", 0, odd_block_n, FA2_ERR_INVALID_ARGUMENT, "block_n"},
+    {"key_warps 3", 1, three_key_warps, FA2_ERR_INVALID_ARGUMENT, "key_warps"},
+    {"key_warps -1", 0, neg_key_warps, FA2_ERR_INVALID_ARGUMENT, "key_warps"},
     {"-1 threads", 0, bad_threads, FA2_ERR_INVALID_ARGUMENT, "num_threads"},
     {"max_pages 0", 1, no_pages, FA2_ERR_INVALID_ARGUMENT, "max_pages"},
     {"block table stride below max_pages", 1, short_stride, FA2_ERR_INVALID_ARGUMENT,
@@ -259,6 +263,50 @@ START_TEST(null_args_unknown_backends_and_rows_without_the_forward_are_refused)
 }
 END_TEST
 
+/* Warps share a block's keys only for decode's few rows: key_warps 4 over
+ * 8 queries x 8 heads of a group (64 packed rows) is refused by every
+ * backend, nothing written; 1 and the library's choice run. */
+START_TEST(four_key_warps_need_at_most_16_packed_rows)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    kv_spec_init(&s);
+    s.batch = 1;
+    s.seqlen_q = 8;
+    s.heads_q = 8;
+    s.heads_kv = 1;
+    s.capacity = 64;
+    s.lens[0] = 40;
+    kv_problem p;
+    kv_problem_init(&p, &s, &r); /* (runs the oracle: key_warps set after) */
+    p.args.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
+    const fa2_backend backends[] = {FA2_BACKEND_CPU_ORACLE, FA2_BACKEND_CPU_STANDARD,
+                                    FA2_BACKEND_CPU_TILED};
+    for (int k = 0; k < 3; k++) {
+        kv_problem_reset(&p);
+        const fa2_status st = fa2_fwd_kvcache(&p.args, backends[k]);
+        ck_assert_int_eq(st, FA2_ERR_INVALID_ARGUMENT);
+        ck_assert_msg(strstr(fa2_last_error(), "key_warps") != NULL, "%s",
+                      fa2_last_error());
+        int kw = -1;
+        ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, backends[k], &kw),
+                         FA2_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(kw, 0);
+    }
+    for (int want = 0; want <= 1; want++) {
+        p.args.key_warps = want;
+        int kw = -1;
+        ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CPU_TILED, &kw), FA2_OK);
+        ck_assert_int_eq(kw, 1);
+        ck_assert_int_eq(kv_problem_run(&p, FA2_BACKEND_CPU_TILED), FA2_OK);
+    }
+    ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CPU_TILED, NULL),
+                     FA2_ERR_NULL_POINTER);
+    kv_problem_free(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kvcache_bad_input");
@@ -268,6 +316,7 @@ int main(void)
                         0, N_CASES);
     tcase_add_loop_test(tc, the_unmutated_problems_run_on_every_cpu_backend, 0, 2);
     tcase_add_test(tc, null_args_unknown_backends_and_rows_without_the_forward_are_refused);
+    tcase_add_test(tc, four_key_warps_need_at_most_16_packed_rows);
     suite_add_tcase(s, tc);
     return tl_run_suite(s);
 }

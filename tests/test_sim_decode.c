@@ -435,6 +435,57 @@ START_TEST(a_decode_block_takes_a_tile_step_per_tile)
 }
 END_TEST
 
+/* Key warps as the kernels choose them (fa2_kvcache_gpu_key_warps): one
+ * new token of a GQA group over 40960 keys, one sequence's 8 key heads,
+ * take four warps a block, which walk the chunk's tiles side by side (a
+ * quarter of the tile steps) and merge their partials in four
+ * shared-memory steps. One key warp where they were measured no faster:
+ * under 32768 keys, head dim 256 (the stages do not fit), MHA, 4 queries,
+ * pages of 16 keys, as many pairs as SMs. */
+START_TEST(few_long_slices_take_four_key_warps_and_a_quarter_of_the_tile_steps)
+{
+    const int64_t bn = FA2_KVC_BLOCK_N(128), tiles = 40960 / bn;
+    fa2_sim_device dev = with_costs(0, 0, 0, 0);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "tile_step_ns", "2000"), FA2_OK);
+    ck_assert_int_eq(fa2_sim_device_set(&dev, "smem_latency_ns", "100"), FA2_OK);
+    const int64_t sms = dev.sms;
+    fa2_sim_args a;
+    decode_args(&a, 1, 32, 8, 1, 40960);
+    a.num_splits = 1;
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 8, 1, 4, 40960, 0, 128, sms), 4);
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 8, 1, 4, 40960, 64, 128, sms), 4);
+    fa2_sim_result r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].warps, 4);
+    ck_assert_int_eq(r.launch[0].smem_per_block, FA2_KVC_SMEM_BYTES_BN(128, 1, bn, 4));
+    ck_assert_double_eq_tol(r.launch[0].latency_ms, (tiles / 4 * 2.0 + 4 * 0.1) * 1e-3,
+                            1e-12);
+    /* 32736 keys: one key warp, every tile a step */
+    a.seqlen_k = 32768 - bn;
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 8, 1, 4, a.seqlen_k, 0, 128, sms), 1);
+    r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].warps, 1);
+    ck_assert_double_eq_tol(r.launch[0].latency_ms, (a.seqlen_k / bn) * 2.0 * 1e-3, 1e-12);
+    /* head dim 256 (twice the step): one key warp */
+    a.seqlen_k = 40960;
+    a.head_dim = 256;
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 8, 1, 4, 40960, 0, 256, sms), 1);
+    r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].warps, 1);
+    ck_assert_double_eq_tol(r.launch[0].latency_ms,
+                            (40960 / FA2_KVC_BLOCK_N(256)) * 4.0 * 1e-3, 1e-12);
+    /* pages of 16 keys in the simulator too */
+    a.head_dim = 128;
+    a.page_size = 16;
+    r = run_on(&a, &dev);
+    ck_assert_int_eq(r.launch[0].warps, 1);
+    /* the rule's other one-warp cases */
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 8, 1, 4, 40960, 16, 128, sms), 1);
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 32, 1, 1, 40960, 0, 128, sms), 1);
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(1, 8, 4, 4, 40960, 0, 128, sms), 1);
+    ck_assert_int_eq(fa2_kvcache_gpu_key_warps(sms / 8 + 1, 8, 1, 4, 40960, 0, 128, sms), 1);
+}
+END_TEST
+
 START_TEST(fixed_costs_are_device_keys_and_refuse_bad_values)
 {
     fa2_sim_device dev = h200();
@@ -514,6 +565,7 @@ int main(void)
     tcase_add_test(tc, latencies_overlap_across_the_resident_blocks);
     tcase_add_test(tc, the_combine_waits_one_l2_trip_and_sums_the_splits_in_order);
     tcase_add_test(tc, a_decode_block_takes_a_tile_step_per_tile);
+    tcase_add_test(tc, few_long_slices_take_four_key_warps_and_a_quarter_of_the_tile_steps);
     tcase_add_test(tc, fixed_costs_are_device_keys_and_refuse_bad_values);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -6,7 +6,7 @@
 #include "api.h"
 #include "fa2_kvcache.h"
 
-/* Validate for backend b and resolve num_splits into p. */
+/* Validate for backend b and resolve key_warps, then num_splits, into p. */
 static fa2_status prepare(const fa2_kvcache_args *args, fa2_backend b,
                           const fa2_backend_ops **ops, fa2_kvcache_problem *p)
 {
@@ -15,6 +15,11 @@ static fa2_status prepare(const fa2_kvcache_args *args, fa2_backend b,
     if (!(*ops = fa2_backend_row(b)))
         return fa2_backend_unknown(b);
     fa2_status st = fa2_kvcache_validate(args, *ops, p);
+    if (st == FA2_OK && p->key_warps == 0) {
+        p->key_warps = 1;
+        if ((*ops)->kvcache_key_warps)
+            st = (*ops)->kvcache_key_warps(p, &p->key_warps);
+    }
     if (st != FA2_OK || p->num_splits > 0)
         return st;
     if ((*ops)->kvcache_splits)
@@ -52,18 +57,32 @@ fa2_status fa2_fwd_kvcache(const fa2_kvcache_args *args, fa2_backend backend)
     return done(ops->fwd_kvcache(args, &p));
 }
 
-fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args, fa2_backend backend,
-                                  int *num_splits)
+/* *out = what prepare() resolved for these args (the split count or the
+ * key warps), 0 on failure. */
+static fa2_status resolved(const fa2_kvcache_args *args, fa2_backend backend, int *out,
+                           const char *name, int key_warps)
 {
-    if (!num_splits)
-        return fa2_fail(FA2_ERR_NULL_POINTER, "num_splits is NULL");
-    *num_splits = 0;
+    if (!out)
+        return fa2_fail(FA2_ERR_NULL_POINTER, "%s is NULL", name);
+    *out = 0;
     const fa2_backend_ops *ops;
     fa2_kvcache_problem p;
     fa2_status st = prepare(args, backend, &ops, &p);
     if (st == FA2_OK)
-        *num_splits = p.num_splits;
+        *out = key_warps ? p.key_warps : p.num_splits;
     return done(st);
+}
+
+fa2_status fa2_kvcache_num_splits(const fa2_kvcache_args *args, fa2_backend backend,
+                                  int *num_splits)
+{
+    return resolved(args, backend, num_splits, "num_splits", 0);
+}
+
+fa2_status fa2_kvcache_key_warps(const fa2_kvcache_args *args, fa2_backend backend,
+                                 int *key_warps)
+{
+    return resolved(args, backend, key_warps, "key_warps", 1);
 }
 
 fa2_status fa2_kvcache_workspace_size(const fa2_kvcache_args *args,

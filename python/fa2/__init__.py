@@ -257,7 +257,8 @@ def __getattr__(name):
     # torch only when asked for.
     if name in ("make_args", "run", "make_bwd_args", "run_bwd", "tile_config",
                 "traffic_reset", "traffic_read", "tensor_view",
-                "make_kvcache_args", "run_kvcache", "kvcache_num_splits"):
+                "make_kvcache_args", "run_kvcache", "kvcache_num_splits",
+                "kvcache_key_warps"):
         from . import _torch
         return getattr(_torch, name)
     raise AttributeError("module 'fa2' has no attribute %r" % name)

@@ -91,6 +91,7 @@ class KvcacheArgs(ctypes.Structure):
                 ("softmax_scale", ctypes.c_float), ("causal", ctypes.c_int),
                 ("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
                 ("num_splits", ctypes.c_int), ("block_n", ctypes.c_int),
+                ("key_warps", ctypes.c_int),
                 ("num_threads", ctypes.c_int), ("stream", ctypes.c_void_p),
                 ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
 
@@ -210,6 +211,7 @@ def lib():
     _proto(L, "fa2_fwd_kvcache_check", i, p(KvcacheArgs), i)
     _proto(L, "fa2_kvcache_args_init", None, p(KvcacheArgs))
     _proto(L, "fa2_kvcache_num_splits", i, p(KvcacheArgs), i, p(i))
+    _proto(L, "fa2_kvcache_key_warps", i, p(KvcacheArgs), i, p(i))
     _proto(L, "fa2_kvcache_workspace_size", i, p(KvcacheArgs), i, p(ctypes.c_size_t))
     _proto(L, "fa2_last_error", c)
     _proto(L, "fa2_status_str", c, i)

@@ -88,8 +88,10 @@ def set_mods(a, q, softcap=0.0, alibi_slopes=None, sinks=None, dropout_p=0.0,
 def make_args(q, k, v, out, lse=None, causal=False, window=(-1, -1),
               softmax_scale=0.0, cu_seqlens_q=None, cu_seqlens_k=None,
               max_seqlen_q=0, max_seqlen_k=0, stream=None, block_m=0, block_n=0):
-    """The fa2_fwd_args for these tensors (kept alive by the caller); reuse
-    it with run(args) to time the kernel without Python overhead."""
+    """The fa2_fwd_args for these tensors; reuse it with run(args) to time
+    the kernel without Python overhead. The args hold a reference to every
+    tensor they point at (a temporary passed here stays alive as long as
+    the args: its memory cannot be reused under them)."""
     a = FwdArgs()
     lib().fa2_fwd_args_init(ctypes.byref(a))
     a.q, a.k, a.v, a.o = tensor_view(q), tensor_view(k), tensor_view(v), tensor_view(out)
@@ -104,6 +106,7 @@ def make_args(q, k, v, out, lse=None, causal=False, window=(-1, -1),
         a.num_seqs = cu_seqlens_q.numel() - 1
         a.max_seqlen_q, a.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
     a.block_m, a.block_n = block_m, block_n
+    a._keep = (q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k)
     if q.is_cuda:
         import torch
         s = stream if stream is not None else torch.cuda.current_stream(q.device)
@@ -177,9 +180,10 @@ def _int32_on(t, device, name):
 def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
                       v_new=None, block_table=None, lse=None, causal=False,
                       window=(-1, -1), softmax_scale=0.0, num_splits=0,
-                      block_n=0, num_threads=0, stream=None):
-    """The fa2_kvcache_args for these tensors (kept alive by the caller);
-    reuse it with run_kvcache(args) to time the call without Python work.
+                      block_n=0, num_threads=0, stream=None, key_warps=0):
+    """The fa2_kvcache_args for these tensors, holding a reference to each
+    (as make_args); reuse it with run_kvcache(args) to time the call
+    without Python work.
     cache_seqlens (and block_table) are int32 tensors on q's device; a
     block_table's last dim must be contiguous."""
     import torch
@@ -207,6 +211,7 @@ def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
     a.causal = 1 if causal else 0
     a.window_left, a.window_right = int(window[0]), int(window[1])
     a.num_splits, a.block_n, a.num_threads = int(num_splits), int(block_n), int(num_threads)
+    a.key_warps = int(key_warps)
     if q.is_cuda:
         s = stream if stream is not None else torch.cuda.current_stream(q.device)
         a.stream = s.cuda_stream
@@ -216,7 +221,8 @@ def make_kvcache_args(q, k_cache, v_cache, out, cache_seqlens, k_new=None,
             ws = torch.empty(n.value, dtype=torch.uint8, device=q.device)
             a.workspace, a.workspace_bytes = ws.data_ptr(), n.value
             a._workspace = ws  # alive as long as the args
-    a._keep = (cache_seqlens, block_table)
+    a._keep = (q, k_cache, v_cache, out, lse, k_new, v_new, cache_seqlens,
+               block_table)
     return a
 
 
@@ -232,12 +238,22 @@ def kvcache_num_splits(args, backend="cuda"):
     return n.value
 
 
+def kvcache_key_warps(args, backend="cuda"):
+    """The key warps the backend runs for these args (1, or 4 warps sharing
+    a decode block's keys)."""
+    n = ctypes.c_int(0)
+    _check(lib().fa2_kvcache_key_warps(ctypes.byref(args), BACKENDS[backend],
+                                       ctypes.byref(n)))
+    return n.value
+
+
 def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
                   window=(-1, -1), softmax_scale=0.0, cu_seqlens_q=None,
                   cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0,
                   deterministic=False, stream=None):
-    """The fa2_bwd_args for these tensors (kept alive by the caller); reuse
-    it with run_bwd(args) to time the kernels without Python overhead."""
+    """The fa2_bwd_args for these tensors, holding a reference to each (as
+    make_args); reuse it with run_bwd(args) to time the kernels without
+    Python overhead."""
     L = lib()
     a = BwdArgs()
     L.fa2_bwd_args_init(ctypes.byref(a))
@@ -253,6 +269,7 @@ def make_bwd_args(q, k, v, o, lse, dout, dq, dk, dv, causal=False,
         a.num_seqs = cu_seqlens_q.numel() - 1
         a.max_seqlen_q, a.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
     a.deterministic = 1 if deterministic else 0
+    a._keep = (q, k, v, o, lse, dout, dq, dk, dv, cu_seqlens_q, cu_seqlens_k)
     if q.is_cuda:
         import torch
         s = stream if stream is not None else torch.cuda.current_stream(q.device)

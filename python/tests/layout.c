@@ -72,6 +72,7 @@ int main(void)
     FIELD(fa2_kvcache_args, window_right);
     FIELD(fa2_kvcache_args, num_splits);
     FIELD(fa2_kvcache_args, block_n);
+    FIELD(fa2_kvcache_args, key_warps);
     FIELD(fa2_kvcache_args, num_threads);
     FIELD(fa2_kvcache_args, stream);
     FIELD(fa2_kvcache_args, workspace);

@@ -133,3 +133,31 @@ def test_flash_attn_with_kvcache_is_attention_kvcache():
     with pytest.raises(NotImplementedError):
         flash_attn_with_kvcache(q, kc, vc, cache_seqlens=lens, block_table=table,
                                 rotary_cos=torch.zeros(1))
+
+
+def test_reused_args_keep_every_tensor_they_point_at_alive():
+    """make_kvcache_args (and make_args, make_bwd_args) hold a reference to
+    each tensor: args built from temporaries stay valid after the caller
+    drops its names (bench/decode_compare.py once reused args whose paged
+    caches had been freed and reallocated to the next page size)."""
+    import gc
+    import weakref
+    q, kc, vc, table = make(True, nq=1)
+    lens = torch.tensor([5, 40, 80], dtype=torch.int32)
+    want = fa2.attention_kvcache(q, kc, vc, cache_seqlens=lens, block_table=table)
+    kt, vt, tt = kc.clone(), vc.clone(), table.clone()
+    out = torch.empty_like(q)
+    a = fa2.make_kvcache_args(q, kt, vt, out, lens.clone(), block_table=tt)
+    refs = [weakref.ref(t) for t in (kt, vt, tt)]
+    del kt, vt, tt
+    gc.collect()
+    assert all(r() is not None for r in refs)
+    junk = [torch.full_like(kc, float("nan")) for _ in range(2)]  # reuse bait
+    fa2.run_kvcache(a, "tiled")
+    assert torch.equal(out, want)
+    del junk
+    x = torch.randn(1, 8, 2, 16)
+    fwd = fa2.make_args(x.clone(), x.clone(), x.clone(), x.clone())
+    held = [weakref.ref(t) for t in fwd._keep if t is not None]
+    gc.collect()
+    assert len(held) == 4 and all(r() is not None for r in held)

@@ -10,7 +10,9 @@
  *   - every output written, and the caches after the append equal byte for
  *     byte to the test's own append (tests/kvlib.c poisons every slot no
  *     sequence holds with NaN, so a read of a wrong slot shows);
- *   - host pointers refused with FA2_ERR_DEVICE_POINTER, nothing written.
+ *   - host pointers refused with FA2_ERR_DEVICE_POINTER, four key warps
+ *     at head dim 256 with FA2_ERR_UNSUPPORTED, a small workspace with
+ *     FA2_ERR_SHAPE: nothing written.
  *
  * Over a grid of caches (contiguous and paged, pages 16..256, empty and
  * length-1 caches, appends across a page, GQA 8/1, 8/2, 32/8 and MHA,
@@ -176,9 +178,11 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
 {
     kv_problem p;
     kv_problem_init(&p, spec, r);
-    int splits = 0;
+    int splits = 0, key_warps = 0;
     fa2_status st = fa2_kvcache_num_splits(&p.args, FA2_BACKEND_CUDA, &splits);
     ck_assert_msg(st == FA2_OK, "num_splits: %s", fa2_last_error());
+    st = fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CUDA, &key_warps);
+    ck_assert_msg(st == FA2_OK, "key_warps: %s", fa2_last_error());
 
     /* the GPU first (its split count was resolved above) */
     dev_problem dv;
@@ -198,8 +202,10 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
     memcpy(o_gpu, p.o, ob);
     memcpy(lse_gpu, p.lse, lb);
 
-    /* the mirror with the kernels' chunks: their split count and tile */
+    /* the mirror with the kernels' chunks: their split count, key warps
+     * and tile */
     p.args.num_splits = splits;
+    p.args.key_warps = key_warps;
     p.args.block_n = FA2_KVC_BLOCK_N(FA2_KVC_KERNEL_HEAD_DIM(spec->head_dim));
     st = kv_problem_run(&p, FA2_BACKEND_CPU_TILED);
     ck_assert_msg(st == FA2_OK, "tiled: %s on %s", fa2_last_error(), p.desc);
@@ -219,8 +225,8 @@ static void check_spec(const kv_spec *spec, tl_rng *r)
     int64_t inf_mismatch;
     compare_to_mirror(&p, o_m, lse_m, &o_ulps, &lse_rel, &inf_mismatch);
     if (verbose())
-        fprintf(stderr, "case %-100s splits %2d  o %.2e (std %.2e) mirror %.2f ulp  "
-                "lse %.2e (std %.2e) mirror %.1e\n", p.desc, splits, gpu.o_max,
+        fprintf(stderr, "case %-100s splits %2d kw %d  o %.2e (std %.2e) mirror %.2f ulp  "
+                "lse %.2e (std %.2e) mirror %.1e\n", p.desc, splits, key_warps, gpu.o_max,
                 std.o_max, o_ulps, gpu.lse_max, std.lse_max, lse_rel);
     ck_assert_msg(o_ulps <= MIRROR_ULPS, "O differs from the mirror (%d splits) by "
                   "%.2f ulp of the row's scale (limit %.0f): %s", splits, o_ulps,
@@ -267,32 +273,74 @@ START_TEST(kernels_equal_the_mirror_with_their_splits_on_a_grid_of_caches)
     s.batch = 1 + i % 3;
     s.seqlen_new = i % 4 == 0 ? 0 : s.seqlen_q;
     s.no_lse = i % 9 == 8;
+    /* four key warps on every other case with decode's few packed rows */
+    if (s.seqlen_q * (s.heads_q / s.heads_kv) <= FA2_KVCACHE_KEY_WARPS_ROWS && i % 2 &&
+        FA2_KVC_KERNEL_HEAD_DIM(s.head_dim) <= FA2_KVCACHE_KEY_WARPS_HEAD_DIM_MAX)
+        s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
     kv_spec_draw_cache(&s, i, 5, 40, 700, &r);
     check_spec(&s, &r);
 }
 END_TEST
 
-/* Decode over long caches with the library's split count (the shapes the
- * benchmark times): 32/8 heads, d 128, 1 and 4 queries, contiguous and
- * paged. */
+/* Decode as the benchmark times it: 32/8 heads, d 128, causal, 1 and 4
+ * queries appended (case i's bit 1), fp16 and bf16 (bit 0). */
+static void decode_spec(kv_spec *s, int i)
+{
+    kv_spec_init(s);
+    s->dtype = i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    s->heads_q = 32;
+    s->heads_kv = 8;
+    s->head_dim = 128;
+    s->seqlen_q = (i / 2) % 2 ? 4 : 1;
+    s->seqlen_new = s->seqlen_q;
+    s->causal = 1;
+}
+
+/* Long caches with the library's split count, contiguous and paged. */
 START_TEST(long_caches_with_the_librarys_splits_equal_the_mirror)
 {
     tl_rng r;
     TL_RNG(&r);
     kv_spec s;
-    kv_spec_init(&s);
-    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    decode_spec(&s, _i);
     s.batch = 2;
-    s.heads_q = 32;
-    s.heads_kv = 8;
-    s.head_dim = 128;
-    s.seqlen_q = (_i / 2) % 2 ? 4 : 1;
-    s.seqlen_new = s.seqlen_q;
-    s.causal = 1;
     s.page_size = (_i / 4) % 2 ? 64 : 0;
     s.capacity = 8192;
     s.lens[0] = 8000;
     s.lens[1] = 2500 + _i;
+    check_spec(&s, &r);
+}
+END_TEST
+
+/* A cache long enough that the library's rule takes four key warps (one
+ * sequence, 8 key heads, 40k keys, one new token): the kernels with their
+ * splits and key warps equal the mirror, contiguous and in pages of 64
+ * (bit 2). With pages of 16 or 4 queries the rule keeps one warp (bit 1:
+ * pages of 16, bit 2 and 1: 4 queries, four key warps asked for by name). */
+START_TEST(four_key_warps_of_the_librarys_choice_equal_the_mirror)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    decode_spec(&s, _i & 1); /* one new token */
+    s.batch = 1;
+    s.page_size = _i / 4 ? 64 : 0;
+    s.capacity = 40960;
+    s.lens[0] = 40000 + _i;
+    int want = FA2_KVCACHE_KEY_WARPS_MAX;
+    if ((_i / 2) % 2 && !(_i / 4)) {
+        s.page_size = 16;
+        want = 1;
+    } else if ((_i / 2) % 2) {
+        s.seqlen_q = s.seqlen_new = 4;
+        s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
+    }
+    kv_problem p;
+    kv_problem_init(&p, &s, &r);
+    int kw = 0;
+    ck_assert_int_eq(fa2_kvcache_key_warps(&p.args, FA2_BACKEND_CUDA, &kw), FA2_OK);
+    ck_assert_int_eq(kw, want);
+    kv_problem_free(&p);
     check_spec(&s, &r);
 }
 END_TEST
@@ -321,6 +369,81 @@ START_TEST(host_pointers_are_refused_and_nothing_is_written)
     ck_assert_msg(memcmp(p.k_cache, p.k_cache0, p.cache_bytes) == 0,
                   "the refused call wrote the cache");
     kv_problem_free(&p);
+}
+END_TEST
+
+/* A call the CUDA backend refuses after its host checks, with new tokens
+ * to append: the status, and the device caches as they were (the append
+ * runs only once nothing can be refused). */
+static void refused_on_the_device_writes_nothing(kv_spec *s, tl_rng *r, int what,
+                                                 fa2_status want, const char *why)
+{
+    kv_problem p;
+    kv_problem_init(&p, s, r);
+    dev_problem dv;
+    dev_problem_init(&dv, &p);
+    void *small = NULL;
+    if (what == 1) { /* a workspace too small for the splits */
+        small = gpu_copy_of(NULL, 256);
+        dv.a.workspace = small;
+        dv.a.workspace_bytes = 256;
+    }
+    const fa2_status st = fa2_fwd_kvcache(&dv.a, FA2_BACKEND_CUDA);
+    ck_assert_msg(st == want, "%s gave %s (%s)", why, fa2_status_str(st),
+                  fa2_last_error());
+    ck_assert_msg(fa2_last_error()[0] != '\0', "%s: no sentence", why);
+    cuda_ok(cudaDeviceSynchronize(), "after the refused call");
+    dev_problem_download(&dv, &p);
+    ck_assert_msg(memcmp(p.k_cache, p.k_cache0, p.cache_bytes) == 0 &&
+                      memcmp(p.v_cache, p.v_cache0, p.cache_bytes) == 0,
+                  "%s: the refused call wrote the cache", why);
+    if (small)
+        cudaFree(small);
+    dev_problem_free(&dv);
+    kv_problem_free(&p);
+}
+
+static void small_append_spec(kv_spec *s, int64_t head_dim)
+{
+    kv_spec_init(s);
+    s->dtype = FA2_DTYPE_BF16;
+    s->batch = 2;
+    s->heads_q = 8;
+    s->heads_kv = 2;
+    s->head_dim = head_dim;
+    s->seqlen_q = 1;
+    s->seqlen_new = 1;
+    s->capacity = 256;
+    s->lens[0] = 100;
+    s->lens[1] = 7;
+}
+
+/* Four key warps' stages at head dim 256 do not fit a block's shared
+ * memory on any GPU: FA2_ERR_UNSUPPORTED with a sentence, the cache
+ * untouched (the tiled mirror runs them; fa2_kvcache_key_warps never
+ * picks them there). */
+START_TEST(four_key_warps_at_head_dim_256_are_refused_and_nothing_is_written)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    small_append_spec(&s, 256);
+    s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
+    refused_on_the_device_writes_nothing(&s, &r, 0, FA2_ERR_UNSUPPORTED,
+                                         "key_warps 4 at head dim 256");
+}
+END_TEST
+
+/* A caller's workspace smaller than the splits' partials: FA2_ERR_SHAPE,
+ * and the new tokens not appended. */
+START_TEST(a_workspace_too_small_is_refused_and_nothing_is_written)
+{
+    tl_rng r;
+    TL_RNG(&r);
+    kv_spec s;
+    small_append_spec(&s, 128);
+    s.num_splits = 4;
+    refused_on_the_device_writes_nothing(&s, &r, 1, FA2_ERR_SHAPE, "a 256-byte workspace");
 }
 END_TEST
 
@@ -596,7 +719,11 @@ static Suite *cuda_kvcache_suite(void)
                         0, quick() ? 16 : GRID_CASES);
     tcase_add_loop_test(tc, long_caches_with_the_librarys_splits_equal_the_mirror, 0,
                         quick() ? 2 : 8);
+    tcase_add_loop_test(tc, four_key_warps_of_the_librarys_choice_equal_the_mirror, 0,
+                        quick() ? 2 : 8);
     tcase_add_test(tc, host_pointers_are_refused_and_nothing_is_written);
+    tcase_add_test(tc, four_key_warps_at_head_dim_256_are_refused_and_nothing_is_written);
+    tcase_add_test(tc, a_workspace_too_small_is_refused_and_nothing_is_written);
     tcase_add_test(tc, a_call_captured_in_a_cuda_graph_replays_to_the_same_bytes);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("traffic");
