@@ -107,25 +107,32 @@ END_TEST
 
 /* Every split count gives the same attention up to rounding: the paged
  * cache of one long sequence and a short one, 1 .. 16 splits. */
+/* One long sequence (1000 keys) and a short one (70) in 32-key tiles, two
+ * new tokens each, GQA 8/2, d 64, causal, fp16 or bf16 by case i. */
+static void long_and_short_spec(kv_spec *s, int i)
+{
+    kv_spec_init(s);
+    s->dtype = i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
+    s->batch = 2;
+    s->seqlen_q = 2;
+    s->heads_q = 8;
+    s->heads_kv = 2;
+    s->head_dim = 64;
+    s->capacity = 1024;
+    s->lens[0] = 1000;
+    s->lens[1] = 70;
+    s->seqlen_new = 2;
+    s->causal = 1;
+    s->block_n = 32;
+}
+
 START_TEST(every_split_count_gives_the_same_attention_up_to_rounding)
 {
     tl_rng r;
     TL_RNG(&r);
     kv_spec s;
-    kv_spec_init(&s);
-    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
-    s.batch = 2;
-    s.seqlen_q = 2;
-    s.heads_q = 8;
-    s.heads_kv = 2;
-    s.head_dim = 64;
+    long_and_short_spec(&s, _i);
     s.page_size = 32;
-    s.capacity = 1024;
-    s.lens[0] = 1000;
-    s.lens[1] = 70;
-    s.seqlen_new = 2;
-    s.causal = 1;
-    s.block_n = 32;
     s.num_splits = 1 + _i;
     kv_problem p;
     kv_problem_init(&p, &s, &r);
@@ -143,20 +150,8 @@ START_TEST(four_key_warps_give_the_same_attention_up_to_rounding)
     tl_rng r;
     TL_RNG(&r);
     kv_spec s;
-    kv_spec_init(&s);
-    s.dtype = _i % 2 ? FA2_DTYPE_BF16 : FA2_DTYPE_FP16;
-    s.batch = 2;
-    s.seqlen_q = 2;
-    s.heads_q = 8;
-    s.heads_kv = 2;
-    s.head_dim = 64;
+    long_and_short_spec(&s, _i);
     s.page_size = _i % 2 ? 32 : 0;
-    s.capacity = 1024;
-    s.lens[0] = 1000;
-    s.lens[1] = 70;
-    s.seqlen_new = 2;
-    s.causal = 1;
-    s.block_n = 32;
     s.num_splits = 1 + _i;
     s.key_warps = FA2_KVCACHE_KEY_WARPS_MAX;
     kv_problem p;
