@@ -4,9 +4,12 @@ alternating in one process on the same tensors; GPU time per call (20
 calls replayed from a CUDA graph) and per direct call, median of 7 rounds.
 With --pages, key warps 1 and 4 on the contiguous cache and on pages of
 16 and 64 slots instead (GPU time), each output checked against the
-contiguous one-key-warp output.
+contiguous one-key-warp output. --local-pages shuffles the pages only
+within each 2 MiB of the pool (the GPU's large-page size): if pages of 16
+then cost what contiguous costs, their price is address translation or
+DRAM locality, not the page walk (not run yet).
 
-    python3 bench/decode_key_warps.py [--pages] [--nq N] B,N,HKV ...
+    python3 bench/decode_key_warps.py [--pages [--local-pages]] [--nq N] B,N,HKV ...
 
 Hq 32, d 128, bf16; $FA2_LIB picks the library (python/fa2)."""
 import argparse
@@ -45,7 +48,24 @@ def timed(fns, stream, rounds=7):
     return {n: med(v) for n, v in g.items()}, {n: med(v) for n, v in d.items()}
 
 
-def one(B, n, hkv, nq, pages):
+def local_paged_cache(k, v, page, gen, span=2 << 20):
+    """paged_cache's pool with pages shuffled only within each `span` bytes
+    of the pool (block table likewise): the same pages, the locality of a
+    contiguous cache at the span's scale."""
+    b, n, h, d = k.shape
+    per = n // page
+    total = b * per
+    group = max(1, span // (page * h * d * k.element_size()))
+    perm = torch.cat([g0 + torch.randperm(min(group, total - g0), generator=gen)
+                      for g0 in range(0, total, group)]).to(k.device)
+    kp = torch.empty(total, page, h, d, dtype=k.dtype, device=k.device)
+    vp = torch.empty_like(kp)
+    kp[perm] = k.reshape(total, page, h, d)
+    vp[perm] = v.reshape(total, page, h, d)
+    return kp, vp, perm.reshape(b, per).to(torch.int32)
+
+
+def one(B, n, hkv, nq, pages, local=False):
     hq, d = 32, 128
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(B, nq, hq, d, dtype=torch.bfloat16, device="cuda")
@@ -55,7 +75,8 @@ def one(B, n, hkv, nq, pages):
     st = torch.cuda.Stream()
     caches = {0: (k, v, None)}
     for page in ((16, 64) if pages else ()):
-        caches[page] = paged_cache(torch, k, v, page, gen)
+        caches[page] = (local_paged_cache(k, v, page, gen) if local
+                        else paged_cache(torch, k, v, page, gen))
     torch.cuda.synchronize()  # the pools exist before st reads them
     fns, outs, args = {}, {}, {}
     for page, (kk, vv, table) in caches.items():
@@ -97,12 +118,14 @@ def one(B, n, hkv, nq, pages):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pages", action="store_true")
+    ap.add_argument("--local-pages", action="store_true",
+                    help="with --pages: shuffle pages within 2 MiB of the pool only")
     ap.add_argument("--nq", type=int, default=1)
     ap.add_argument("shapes", nargs="*", default=DEFAULT, help="B,N,HKV")
     a = ap.parse_args()
     for s in a.shapes:
         B, n, hkv = (int(x) for x in s.split(","))
-        one(B, n, hkv, a.nq, a.pages)
+        one(B, n, hkv, a.nq, a.pages, a.local_pages)
         torch.cuda.empty_cache()
 
 
