@@ -36,7 +36,6 @@ static fa2_tensor batch_view(const fa2_tensor *t, int64_t b)
 fa2_status fa2_cpu_standard_kvcache(const fa2_kvcache_args *a,
                                     const fa2_kvcache_problem *p)
 {
-    fa2_cpu_kvcache_append(a, p);
     const int64_t row_elems = p->heads_kv * p->head_dim;
     const size_t es = fa2_dtype_size(p->dtype);
     void *k = fa2_alloc_n(p->max_seqlen_k * row_elems, es);
@@ -45,6 +44,10 @@ fa2_status fa2_cpu_standard_kvcache(const fa2_kvcache_args *a,
     if (!k || !v)
         st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "standard attention could not gather "
                       "a cache of %lld keys", (long long)p->max_seqlen_k);
+    /* the append once the gather buffers exist: a refusal for memory
+     * leaves the cache as it was (as the oracle and the tiled backend) */
+    if (st == FA2_OK)
+        fa2_cpu_kvcache_append(a, p);
     for (int64_t b = 0; st == FA2_OK && b < p->batch; b++) {
         const int64_t seqlen_k = fa2_kvcache_seqlen_k(p, b);
         gather(&a->k_cache, p, b, seqlen_k, k);
