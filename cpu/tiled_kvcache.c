@@ -251,8 +251,9 @@ static void free_scratch(kv_scratch *sc, int n)
 {
     for (int t = 0; sc && t < n; t++) {
         void *bufs[] = {sc[t].qt, sc[t].kv, sc[t].st, sc[t].acc, sc[t].row,
-                        sc[t].kw_o, sc[t].kw_lse, sc[t].state, sc[t].tile_max, sc[t].alpha, sc[t].max_scaled,
-                        sc[t].rowsum, sc[t].vis_lo, sc[t].vis_hi};
+                        sc[t].kw_o, sc[t].kw_lse, sc[t].state, sc[t].tile_max,
+                        sc[t].alpha, sc[t].max_scaled, sc[t].rowsum, sc[t].vis_lo,
+                        sc[t].vis_hi};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             free(bufs[i]);
     }
@@ -281,9 +282,8 @@ static kv_scratch *alloc_scratch(int n, int64_t nh, int64_t bm, int64_t bn, int6
         w->vis_lo = fa2_alloc_n(bm, sizeof(int64_t));
         w->vis_hi = fa2_alloc_n(bm, sizeof(int64_t));
         ok = w->qt && w->kv && w->st && w->acc && w->row && w->kw_o && w->kw_lse &&
-             w->state &&
-             w->tile_max && w->alpha && w->max_scaled && w->rowsum && w->vis_lo &&
-             w->vis_hi;
+             w->state && w->tile_max && w->alpha && w->max_scaled && w->rowsum &&
+             w->vis_lo && w->vis_hi;
     }
     if (!ok) {
         free_scratch(sc, n);

@@ -112,8 +112,12 @@ static int kvcache_smem(int64_t head_dim, int nw, int kw)
                        : FA2_KVC_SMEM_BYTES_BN(256, nw, bn, kw);
 }
 
+/* A usable device's SMs and shared memory per SM, for the rules below */
 static fa2_status device_sms(int *sms, int *smem_sm)
 {
+    const fa2_status st = fa2_cuda_available();
+    if (st != FA2_OK)
+        return st;
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
@@ -132,9 +136,9 @@ static fa2_status device_sms(int *sms, int *smem_sm)
 extern "C" fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p,
                                                  int *key_warps)
 {
-    fa2_status st = fa2_cuda_available();
     int sms = 0, smem_sm = 0;
-    if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
+    const fa2_status st = device_sms(&sms, &smem_sm);
+    if (st != FA2_OK)
         return st;
     *key_warps = kvcache_warps(p) == 1
                      ? fa2_kvcache_gpu_key_warps(
@@ -151,9 +155,9 @@ extern "C" fa2_status fa2_cuda_kvcache_key_warps(const fa2_kvcache_problem *p,
 extern "C" fa2_status fa2_cuda_kvcache_splits(const fa2_kvcache_problem *p,
                                               int *num_splits)
 {
-    fa2_status st = fa2_cuda_available();
     int sms = 0, smem_sm = 0;
-    if (st != FA2_OK || (st = device_sms(&sms, &smem_sm)) != FA2_OK)
+    const fa2_status st = device_sms(&sms, &smem_sm);
+    if (st != FA2_OK)
         return st;
     const int nw = kvcache_warps(p), kw = p->key_warps > 1 ? p->key_warps : 1;
     const int64_t per_sm =
