@@ -122,10 +122,17 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
     constexpr int DROP_WORDS = ((BN / 8 + 1) / 2 + 3) / 4;
     constexpr uint32_t Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
     static_assert((NC == 2 || NC == 3) && HD % 64 == 0 && BN % 16 == 0, "tiling");
-    /* registers: the producer gives back what the consumers take (the
-     * block's 64K split over 128 * (NC + 1) threads) */
+    /* registers: the producer gives back what the consumers take. The
+     * block holds what the launch gave each thread (65536 over 128 (NC + 1)
+     * threads, rounded down to 8: 168 at NC 2, 128 at NC 3) and no more:
+     * setmaxnreg.inc waits until the producer has released enough, so a
+     * split asking for more than the block holds never returns (a build
+     * with a 48-register producer at NC 2 hung on the H200) */
     constexpr int PRODUCER_REGS = NC == 2 ? 40 : 24;
     constexpr int CONSUMER_REGS = NC == 2 ? 232 : 160;
+    constexpr int LAUNCH_REGS = (65536 / (128 * (NC + 1))) & ~7;
+    static_assert(PRODUCER_REGS + NC * CONSUMER_REGS <= (NC + 1) * LAUNCH_REGS,
+                  "the register split must fit in what the block holds");
     constexpr bool pingpong = FA2_FWD90_PINGPONG_ON != 0;
 
     /* O staged through its own buffer where shared memory allows (then the
