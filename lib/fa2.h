@@ -700,8 +700,12 @@ typedef struct fa2_sim_launch {
     double latency_ms;    /* the longest block-slot chain of fixed costs and
                              dependent round trips                          */
     double launch_ms;     /* the device's launch_us                         */
-    double time_ms;       /* launch_ms + max(memory_ms, compute_ms,
-                             latency_ms)                                    */
+    double time_ms;       /* launch_ms + max(max(memory_ms, compute_ms) +
+                             fill_ms, latency_ms)                           */
+    double fill_ms;       /* the part of a streaming (tile-stepping) block's
+                             chain its tiles do not flow in: block_us and
+                             its round trips; the least over the launch's
+                             blocks (0: none streams)                       */
 } fa2_sim_launch;
 
 #define FA2_SIM_MAX_LAUNCHES 8

@@ -66,6 +66,11 @@
  *      Hq 32 / Hkv 8 and 32, Nq 1 and 4, batch 1-64, 4k-128k keys, the
  *      old and the new split counts) within 15%; a third run, not used
  *      for the fit, 29 of 30 rows (bench/sim_decode_calib.py --json).
+ *      Kept with the fill and the combine's hidden block_us (sim/run.c,
+ *      doc/NOTES-kvcache.md "Fill and programmatic overlap"), which are
+ *      checked against GPU time (graph replays: 30 of 30 rows of the
+ *      2026-12-03e run, 29 of 30 of the 03d one); the per-call times,
+ *      which include host time at batch 1, are then 24-28 of 30.
  *      It was 3030 before the kernel's copies and softmax lost their
  *      excess instructions.
  *  Measured on 2026-12-03 (doc/NOTES-kvcache.md, "the decode warp was

@@ -98,15 +98,16 @@ static void text(fa2_writer *o, const fa2_sim_args *a, const fa2_sim_device *dev
     }
     fa2_put(o, "\npredicted (roofline): %.4f ms, %.1f TFLOP/s (%.4g FLOPs by the paper's "
            "count)\n", r->time_ms, r->tflops, r->flops_paper);
-    fa2_put(o, "per launch, ms: launch overhead + max(memory, compute, latency) (%s: "
+    fa2_put(o, "per launch, ms: launch overhead + max(max(memory, compute) + fill, "
+           "latency) (%s: "
            "launch_us %g, block_us %g, dram_latency_ns %g, l2_latency_ns %g, "
            "smem_latency_ns %g, tile_step_ns %g)\n",
         dev->name, dev->launch_us, dev->block_us, dev->dram_latency_ns,
         dev->l2_latency_ns, dev->smem_latency_ns, dev->tile_step_ns);
     for (int k = 0; k < r->num_launches; k++) {
         const fa2_sim_launch *L = &r->launch[k];
-        fa2_put(o, "  %-20s %.4f + max(%.4f, %.4f, %.4f)\n", L->name, L->launch_ms,
-            L->memory_ms, L->compute_ms, L->latency_ms);
+        fa2_put(o, "  %-20s %.4f + max(max(%.4f, %.4f) + %.4f, %.4f)\n", L->name,
+            L->launch_ms, L->memory_ms, L->compute_ms, L->fill_ms, L->latency_ms);
     }
 }
 
@@ -184,9 +185,11 @@ static void json(fa2_writer *o, const fa2_sim_args *a, const fa2_sim_device *dev
             L->fits ? "true" : "false");
         json_counters(o, &L->c, a->l2, "      ");
         fa2_put(o, ",\n      \"memory_ms\": %.9g,\n      \"compute_ms\": %.9g,\n"
+               "      \"fill_ms\": %.9g,\n"
                "      \"latency_ms\": %.9g,\n      \"launch_ms\": %.9g,\n"
                "      \"predicted_time_ms\": %.9g\n    }",
-            L->memory_ms, L->compute_ms, L->latency_ms, L->launch_ms, L->time_ms);
+            L->memory_ms, L->compute_ms, L->fill_ms, L->latency_ms, L->launch_ms,
+            L->time_ms);
     }
     fa2_put(o, "\n  ]\n}\n");
 }

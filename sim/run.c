@@ -139,6 +139,28 @@ static double block_latency_s(const fa2_sim_device *dev, const sim_launch *L,
     return s;
 }
 
+/* The part of a streaming block's chain (one with tile steps) during
+ * which its tiles do not flow: block_us (dispatch, prologue, epilogue) and
+ * its counted round trips (the first tile's, the key warps' merges): its
+ * chain less the tile steps. -1 for a block with no tile steps (the
+ * schedules that count no chain, a combine, an empty chunk). */
+static double block_fill_s(const fa2_sim_device *dev, const sim_block *b)
+{
+    if (b->tile_steps <= 0)
+        return -1;
+    return dev->block_us * 1e-6 + (double)b->dram_trips * dev->dram_latency_ns * 1e-9 +
+           (double)b->l2_trips * dev->l2_latency_ns * 1e-9 +
+           (double)b->smem_trips * dev->smem_latency_ns * 1e-9;
+}
+
+/* The least fill of the launch's streaming blocks so far (-1: none yet). */
+static void fill_min(double *fill, const fa2_sim_device *dev, const sim_block *b)
+{
+    const double f = block_fill_s(dev, b);
+    if (f >= 0 && (*fill < 0 || f < *fill))
+        *fill = f;
+}
+
 /* Greedy list scheduling of the blocks, in launch order, on the SMs (each
  * block at 1/SMs of the device's rates): the busiest SM's finish time. It
  * charges FA1's few blocks (one per head) and causal load imbalance, which
@@ -194,11 +216,24 @@ static void slot_add(sm_sched *q, double seconds)
  * to this many blocks; a larger grid falls back to device-wide rates. */
 #define MAX_TIMED_GRID ((int64_t)1 << 24)
 
+/* The block_us of the first wave of a programmatic dependent on an sm_90
+ * device: those blocks are dispatched and run their prologue under the
+ * previous launch's tail (its blocks trigger the dependent after their last
+ * tile; the dependent waits in griddepcontrol.wait for its data), so their
+ * slots start that much early. Later waves are dispatched as slots free and
+ * pay it. */
+static double hidden_s(const fa2_sim_device *dev, const sim_launch *L)
+{
+    return L->programmatic && dev->arch >= 90 ? dev->block_us * 1e-6 : 0.0;
+}
+
 /* Run launch L: counters into c, the compute span and the latency span
- * (seconds; -1: unknown, the caller uses device-wide rates) out. */
+ * (seconds; -1: unknown, the caller uses device-wide rates) and the
+ * least fill of its streaming blocks (block_fill_s; 0 when none) out. */
 static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
                              const fa2_sim_device *dev, int64_t slots_max,
-                             double *span, double *lat_span, double *lat_sum)
+                             double *span, double *lat_span, double *lat_sum,
+                             double *fill)
 {
     const int64_t grid = L->slices * L->tiles;
     const int64_t slots = sim_max(1, sim_min(grid, slots_max));
@@ -207,12 +242,15 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
     sm_sched lq = {calloc((size_t)slots, sizeof(double)), (int)slots, 0};
     *span = *lat_span = -1;
     *lat_sum = 0;
+    *fill = -1;
     if (!q.heap || !lq.heap) {
         free(q.heap);
         free(lq.heap);
         return fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the simulator could not "
                         "allocate its SM schedule");
     }
+    for (int64_t s = 0; s < slots; s++)
+        lq.heap[s] = -hidden_s(dev, L);
     if (!c->l2) { /* blocks run to completion in launch order */
         sim_block b;
         while (next_block(c, L, grid, &next, &b)) {
@@ -222,9 +260,11 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
             const double lat = block_latency_s(dev, L, &b);
             slot_add(&lq, lat);
             *lat_sum += lat;
+            fill_min(fill, dev, &b);
         }
         *span = q.span;
         *lat_span = lq.span;
+        *fill = *fill > 0 ? *fill : 0;
         free(q.heap);
         free(lq.heap);
         return FA2_OK;
@@ -255,6 +295,7 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
                 continue;
             const double l = block_latency_s(dev, L, &blk[s]);
             *lat_sum += l;
+            fill_min(fill, dev, &blk[s]);
             if (work) {
                 work[blk[s].id] = (float)block_s(dev, &blk[s], L->overlap);
                 lat[blk[s].id] = (float)l;
@@ -273,6 +314,7 @@ static fa2_status run_launch(sim_ctx *c, const sim_launch *L,
         *span = q.span;
         *lat_span = lq.span;
     }
+    *fill = *fill > 0 ? *fill : 0;
     free(blk);
     free(live);
     free(work);
@@ -311,22 +353,36 @@ static void add_counters(fa2_sim_counters *to, const fa2_sim_counters *c)
 
 /* Roofline: memory, compute and the blocks' fixed costs overlap (each is a
  * bound on the launch's time; within an SM the pipes add, or overlap for a
- * warp-specialised launch: pipes_s); the launch's own overhead does not,
- * except for a programmatic dependent on an sm_90 device, whose launch
- * happens under the previous launch's tail. */
+ * warp-specialised launch: pipes_s), except the fill: a launch whose blocks
+ * stream tiles moves its bytes and does its FLOPs only during their tile
+ * steps, so the bytes' and the FLOPs' bounds start after the first blocks'
+ * dispatch, prologue and first round trip and end before the last ones'
+ * epilogue (fill_s, the least such part of a streaming block's chain; the
+ * other blocks' fill runs under the streaming). The launch's own overhead
+ * adds, except for a programmatic dependent on an sm_90 device, whose
+ * launch happens under the previous launch's tail (as does its first
+ * wave's block_us: run_launch). */
 static void roofline(const fa2_sim_device *dev, fa2_sim_launch *L, int l2,
                      double span_s, int overlap, double lat_span_s, double lat_sum_s,
-                     int64_t slots, int programmatic)
+                     int64_t slots, int programmatic, double fill_s)
 {
     const fa2_sim_counters *c = &L->c;
     const double bytes = l2 ? (double)(c->dram_read + c->dram_written)
                             : (double)(c->global_read + c->global_written);
+    const int pdl = programmatic && dev->arch >= 90;
     L->memory_ms = 1e3 * bytes / (dev->hbm_gbps * 1e9);
     L->compute_ms = 1e3 * (span_s >= 0 ? span_s : compute_s(dev, c, overlap));
-    L->latency_ms = 1e3 * (lat_span_s >= 0 ? lat_span_s
-                                           : lat_sum_s / (double)sim_max(1, slots));
-    L->launch_ms = programmatic && dev->arch >= 90 ? 0.0 : 1e-3 * dev->launch_us;
+    if (lat_span_s >= 0) {
+        L->latency_ms = 1e3 * lat_span_s;
+    } else { /* the mean slot's chain, less what the first wave hides */
+        const double s = lat_sum_s / (double)sim_max(1, slots) -
+                         (pdl ? dev->block_us * 1e-6 : 0.0);
+        L->latency_ms = 1e3 * (s > 0 ? s : 0.0);
+    }
+    L->fill_ms = 1e3 * fill_s;
+    L->launch_ms = pdl ? 0.0 : 1e-3 * dev->launch_us;
     double t = L->memory_ms > L->compute_ms ? L->memory_ms : L->compute_ms;
+    t += L->fill_ms;
     t = t > L->latency_ms ? t : L->latency_ms;
     L->time_ms = L->launch_ms + t;
 }
@@ -344,7 +400,7 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
 
     sim_launch L[FA2_SIM_MAX_LAUNCHES];
     double span[FA2_SIM_MAX_LAUNCHES], lat_span[FA2_SIM_MAX_LAUNCHES];
-    double lat_sum[FA2_SIM_MAX_LAUNCHES];
+    double lat_sum[FA2_SIM_MAX_LAUNCHES], fill[FA2_SIM_MAX_LAUNCHES];
     int64_t slots[FA2_SIM_MAX_LAUNCHES];
     const int n = sim_launches(&S, L);
     sim_ctx c;
@@ -373,7 +429,8 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
         c.c = &r->c;
         c.launch = k;
         slots[k] = (int64_t)dev->sms * r->blocks_per_sm;
-        st = run_launch(&c, &L[k], dev, slots[k], &span[k], &lat_span[k], &lat_sum[k]);
+        st = run_launch(&c, &L[k], dev, slots[k], &span[k], &lat_span[k], &lat_sum[k],
+                        &fill[k]);
         if (st == FA2_OK && c.oom)
             st = fa2_fail(FA2_ERR_OUT_OF_MEMORY, "the L2 model ran out of memory");
     }
@@ -394,7 +451,7 @@ fa2_status fa2_sim_run(const fa2_sim_args *args, const fa2_sim_device *dev,
     out->l2_misses = c.misses;
     for (int k = 0; k < n; k++) {
         roofline(dev, &out->launch[k], args->l2, span[k], L[k].overlap, lat_span[k],
-                 lat_sum[k], slots[k], L[k].programmatic);
+                 lat_sum[k], slots[k], L[k].programmatic, fill[k]);
         add_counters(&out->total, &out->launch[k].c);
         out->time_ms += out->launch[k].time_ms;
     }

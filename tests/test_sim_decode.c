@@ -409,6 +409,58 @@ START_TEST(the_combine_waits_one_l2_trip_and_sums_the_splits_in_order)
 }
 END_TEST
 
+/* The combine is the decode launch's programmatic dependent: on an sm_90
+ * profile the blocks of its first wave are dispatched and run their
+ * prologue under the decode's tail, so its latency span is exactly
+ * block_us shorter than on an sm_80 profile (every slot starts that much
+ * early; later waves pay it), and one wave takes only L2 + S steps. */
+START_TEST(a_programmatic_combine_hides_its_first_waves_block_us)
+{
+    for (int batch = 2; batch <= 128; batch *= 64) { /* one wave; several */
+        fa2_sim_args a;
+        decode_args(&a, batch, 32, 8, 1, 8192);
+        a.num_splits = 8;
+        double lat[2];
+        for (int arch = 80; arch <= 90; arch += 10) {
+            fa2_sim_device dev = with_costs(0, 0.5, 0, 100);
+            ck_assert_int_eq(fa2_sim_device_set(&dev, "smem_latency_ns", "10"), FA2_OK);
+            dev.arch = arch;
+            const fa2_sim_result r = run_on(&a, &dev);
+            ck_assert_str_eq(r.launch[1].name, "fa2_decode_combine");
+            ck_assert(r.launch[1].fill_ms == 0); /* no tile steps */
+            const int64_t slots = (int64_t)dev.sms * r.launch[1].blocks_per_sm;
+            ck_assert(batch == 2 ? r.launch[1].grid <= slots : r.launch[1].grid > slots);
+            lat[arch == 90] = r.launch[1].latency_ms;
+            if (arch == 90 && batch == 2)
+                ck_assert_double_eq_tol(lat[1], 100e-6 + 8 * 10e-6, 1e-12);
+        }
+        ck_assert_double_eq_tol(lat[0] - lat[1], 0.5e-3, 1e-12);
+    }
+}
+END_TEST
+
+/* A launch whose blocks stream tiles moves its bytes only during their
+ * tile steps: its bytes' bound starts after the first blocks' block_us and
+ * first DRAM round trip (the fill), so a memory-bound decode takes launch
+ * + bytes / bandwidth + fill. The fill is part of each streaming block's
+ * chain, so a latency-bound launch does not change (the tests above). */
+START_TEST(a_streaming_launch_pays_its_fill_on_top_of_its_bytes)
+{
+    const fa2_sim_device dev = with_costs(1.5, 2.0, 600, 0); /* tile step 0 */
+    fa2_sim_args a;
+    decode_args(&a, 8, 32, 8, 1, 32768);
+    a.num_splits = 1;
+    const fa2_sim_result r = run_on(&a, &dev);
+    const fa2_sim_launch *L = &r.launch[0];
+    ck_assert_double_eq_tol(L->fill_ms, (2.0 + 0.6) * 1e-3, 1e-12);
+    ck_assert(L->memory_ms > L->latency_ms && L->memory_ms > L->compute_ms);
+    ck_assert_double_eq_tol(L->time_ms, 1.5e-3 + L->memory_ms + L->fill_ms, 1e-12);
+    /* no fixed costs, no fill */
+    const fa2_sim_device none = with_costs(0, 0, 0, 0);
+    ck_assert(run_on(&a, &none).launch[0].fill_ms == 0);
+}
+END_TEST
+
 /* A decode block's tile steps: the first tile arrives with Q (one DRAM
  * trip), then each step takes the longer of the tile step and the next
  * tile's round trip, and the last one computes: block_us + DRAM +
@@ -565,6 +617,8 @@ int main(void)
     tcase_add_test(tc, latencies_overlap_across_the_resident_blocks);
     tcase_add_test(tc, the_combine_waits_one_l2_trip_and_sums_the_splits_in_order);
     tcase_add_test(tc, a_decode_block_takes_a_tile_step_per_tile);
+    tcase_add_test(tc, a_programmatic_combine_hides_its_first_waves_block_us);
+    tcase_add_test(tc, a_streaming_launch_pays_its_fill_on_top_of_its_bytes);
     tcase_add_test(tc, few_long_slices_take_four_key_warps_and_a_quarter_of_the_tile_steps);
     tcase_add_test(tc, fixed_costs_are_device_keys_and_refuse_bad_values);
     suite_add_tcase(s, tc);
