@@ -67,12 +67,24 @@ __device__ __forceinline__ void mbar_arrive(uint64_t *bar)
 #endif
 }
 
-/* wait until the phase of parity `parity` has completed */
+/* wait until the phase of parity `parity` has completed.
+ *
+ * A protocol bug (an arrival count, a parity, a register split that
+ * setmaxnreg cannot grant) hangs here, and a hung kernel costs a device
+ * call its whole time limit. Built with
+ * NVCCFLAGS=-DFA2_MBAR_TIMEOUT_CYCLES=N (e.g. 20000000000, ~10 s), a wait
+ * longer than N clock cycles prints the block, thread, barrier offset and
+ * parity and traps instead: the launch then fails with an error. For
+ * finding hangs, not for timing: the printf is a call, across which ptxas
+ * serialises the wgmma pipeline (C7510). Off in normal builds (no cost). */
 __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity)
 {
 #if FA2_HAVE_WGMMA
     const uint32_t a = smem_addr(bar);
     uint32_t done = 0;
+#ifdef FA2_MBAR_TIMEOUT_CYCLES
+    const long long t0 = clock64();
+#endif
     do {
         asm volatile("{\n.reg .pred p;\n"
                      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
@@ -80,6 +92,14 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity)
                      : "=r"(done)
                      : "r"(a), "r"(parity)
                      : "memory");
+#ifdef FA2_MBAR_TIMEOUT_CYCLES
+        if (!done && clock64() - t0 > (long long)(FA2_MBAR_TIMEOUT_CYCLES)) {
+            printf("fa2: mbarrier wait timed out: block %d, thread %d, barrier at "
+                   "shared offset %u, parity %u\n",
+                   (int)blockIdx.x, (int)threadIdx.x, a, parity);
+            __trap();
+        }
+#endif
     } while (!done);
 #endif
 }
