@@ -577,9 +577,11 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 #pragma unroll
             for (int wd = 0; wd < NWD; wd++) {
                 uint32_t m = 0;
-                /* one Philox call live at a time (unrolled, the calls'
-                 * temporaries would spill) */
-#pragma unroll 1
+                /* the calls unrolled: called from pack_p, once S is
+                 * packed and its float registers are free, so that ptxas
+                 * keeps several calls' chains of dependent multiply
+                 * rounds in flight without spilling */
+#pragma unroll
                 for (int k = 0; k < 4 && 4 * wd + k < NP; k++) {
                     const int i = (t & 1) + 2 * (4 * wd + k);
                     if (i < NB)
@@ -699,11 +701,9 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 }
                 fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
             }
-            if (MODS == 2 && p.dropout.enabled)
-                dropout(col_lo);
         };
         /* P rounded to the input dtype, in wgmma's register A-fragment order */
-        auto pack_p = [&]() {
+        auto pack_p = [&](int64_t col_lo) {
 #pragma unroll
             for (int kk = 0; kk < KP; kk++) {
                 pa[kk][0] = pack2<IS_BF16>(s[8 * kk + 0], s[8 * kk + 1]);
@@ -711,8 +711,10 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 pa[kk][2] = pack2<IS_BF16>(s[8 * kk + 4], s[8 * kk + 5]);
                 pa[kk][3] = pack2<IS_BF16>(s[8 * kk + 6], s[8 * kk + 7]);
             }
-            if (MODS == 2 && p.dropout.enabled)
+            if (MODS == 2 && p.dropout.enabled) {
+                dropout(col_lo);
                 drop_packed();
+            }
         };
         auto rescale_o = [&](const float (&alpha)[2]) {
             if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
@@ -756,7 +758,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                     mbar_arrive(&k_empty[stg]);
             }
             softmax(fa2_kv_block_at(T.kv, 0) * BN, alpha);
-            pack_p();
+            pack_p(fa2_kv_block_at(T.kv, 0) * BN);
             for (int step = 1; step < nsteps; step++) {
                 const int gs = gstep + step;
                 const int stg = gs % ST, prev = (gs - 1) % ST;
@@ -780,7 +782,7 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                 if (lane == 0)
                     mbar_arrive(&v_empty[prev]);
                 rescale_o(alpha);
-                pack_p();
+                pack_p(fa2_kv_block_at(T.kv, step) * BN);
             }
             /* every S product of this tile has read Q */
             if (SEPARATE_O && lane == 0)
