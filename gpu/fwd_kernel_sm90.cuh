@@ -664,43 +664,74 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                                 s[4 * i + 2 * hf + e] = FA2_NEG_INF;
                 }
             }
+            /* The row maxima as trees (pair maxima, then halving), both row
+             * halves before either's exponentials, so that the two chains
+             * of dependent FMNMX are short and independent; fmaxf is exact
+             * and drops a NaN for the other operand in any order, so the
+             * value is the sequential chain's (a thread whose elements are
+             * all NaN gives NaN instead of -inf, which the rescale's fmaxf
+             * with the running max treats the same). */
+            constexpr int NPAIR = BN / 8;
+            float mx[2];
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
-                float mx = FA2_NEG_INF;
+                float m[NPAIR];
+#pragma unroll
+                for (int i = 0; i < NPAIR; i++)
+                    m[i] = fmaxf(s[4 * i + 2 * hf], s[4 * i + 2 * hf + 1]);
+#pragma unroll
+                for (int w = 1; w < NPAIR; w *= 2)
+#pragma unroll
+                    for (int i = 0; i + w < NPAIR; i += 2 * w)
+                        m[i] = fmaxf(m[i], m[i + w]);
+                mx[hf] = m[0];
+            }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+                mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 1));
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+                mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 2));
+            float max_scaled[2];
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+                alpha[hf] = fa2_softmax_rescale(&st[hf], mx[hf], c_exp, &max_scaled[hf]);
+            float sum[2] = {0.0f, 0.0f};
+            /* the one-FFMA P where it is exact (|m c| < 2^24: every
+             * ordinary row), else the form that is right for any finite
+             * score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT; for a row where
+             * the one-FFMA form is exact both forms give the same bits).
+             * One test for both row halves, so that their sums (each in
+             * column order) interleave. */
+            if (fa2_softmax_ffma_exact(max_scaled[0]) &&
+                fa2_softmax_ffma_exact(max_scaled[1])) {
 #pragma unroll
                 for (int i = 0; i < BN / 8; i++)
-                    mx = fmaxf(mx, fmaxf(s[4 * i + 2 * hf], s[4 * i + 2 * hf + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                float max_scaled;
-                alpha[hf] = fa2_softmax_rescale(&st[hf], mx, c_exp, &max_scaled);
-                float sum = 0.0f;
-                /* the one-FFMA P where it is exact (|m c| < 2^24: every
-                 * ordinary row), else the form that is right for any finite
-                 * score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT) */
-                if (fa2_softmax_ffma_exact(max_scaled)) {
 #pragma unroll
-                    for (int i = 0; i < BN / 8; i++)
+                    for (int e = 0; e < 2; e++)
 #pragma unroll
-                        for (int e = 0; e < 2; e++) {
+                        for (int hf = 0; hf < 2; hf++) {
                             const float pe = fa2_softmax_p_ffma(s[4 * i + 2 * hf + e],
-                                                                c_exp, max_scaled);
+                                                                c_exp, max_scaled[hf]);
                             s[4 * i + 2 * hf + e] = pe;
-                            sum += pe;
+                            sum[hf] += pe;
                         }
-                } else {
+            } else {
 #pragma unroll
-                    for (int i = 0; i < BN / 8; i++)
+                for (int i = 0; i < BN / 8; i++)
 #pragma unroll
-                        for (int e = 0; e < 2; e++) {
+                    for (int e = 0; e < 2; e++)
+#pragma unroll
+                        for (int hf = 0; hf < 2; hf++) {
                             const float pe = fa2_softmax_p(s[4 * i + 2 * hf + e],
-                                                           c_exp, max_scaled);
+                                                           c_exp, max_scaled[hf]);
                             s[4 * i + 2 * hf + e] = pe;
-                            sum += pe;
+                            sum[hf] += pe;
                         }
-                }
-                fa2_softmax_accumulate(&st[hf], alpha[hf], sum);
             }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+                fa2_softmax_accumulate(&st[hf], alpha[hf], sum[hf]);
         };
         /* P rounded to the input dtype, in wgmma's register A-fragment order */
         auto pack_p = [&](int64_t col_lo) {
