@@ -697,37 +697,45 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
             for (int hf = 0; hf < 2; hf++)
                 alpha[hf] = fa2_softmax_rescale(&st[hf], mx[hf], c_exp, &max_scaled[hf]);
             float sum[2] = {0.0f, 0.0f};
-            /* the one-FFMA P where it is exact (|m c| < 2^24: every
-             * ordinary row), else the form that is right for any finite
-             * score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT; for a row where
-             * the one-FFMA form is exact both forms give the same bits).
-             * One test for both row halves, so that their sums (each in
-             * column order) interleave. */
-            if (fa2_softmax_ffma_exact(max_scaled[0]) &&
-                fa2_softmax_ffma_exact(max_scaled[1])) {
+            /* P of row halves hf0 .. hf1 - 1, interleaved, each half's sum
+             * in column order: the one-FFMA form where it is exact (|m c| <
+             * 2^24: every ordinary row), else the form that is right for
+             * any finite score (fa2_tile.h, FA2_SOFTMAX_FFMA_LIMIT; where
+             * the one-FFMA form is exact both give the same bits) */
+            auto exps = [&](int hf0, int hf1, bool ffma) {
 #pragma unroll
                 for (int i = 0; i < BN / 8; i++)
 #pragma unroll
                     for (int e = 0; e < 2; e++)
 #pragma unroll
-                        for (int hf = 0; hf < 2; hf++) {
-                            const float pe = fa2_softmax_p_ffma(s[4 * i + 2 * hf + e],
-                                                                c_exp, max_scaled[hf]);
+                        for (int hf = hf0; hf < hf1; hf++) {
+                            const float x = s[4 * i + 2 * hf + e];
+                            const float pe = ffma ? fa2_softmax_p_ffma(x, c_exp, max_scaled[hf])
+                                                  : fa2_softmax_p(x, c_exp, max_scaled[hf]);
                             s[4 * i + 2 * hf + e] = pe;
                             sum[hf] += pe;
                         }
+            };
+            /* With two consumers (232 registers a thread) both halves at
+             * once, one exactness test for both; with three (160) one half
+             * after the other, which measured faster there (d64, 2-3%:
+             * bench/NOTES-fwd90.md, "exp/softmax-latency") */
+            const bool exact0 = fa2_softmax_ffma_exact(max_scaled[0]);
+            const bool exact1 = fa2_softmax_ffma_exact(max_scaled[1]);
+            if constexpr (NC == 2) {
+                if (exact0 && exact1)
+                    exps(0, 2, true);
+                else
+                    exps(0, 2, false);
             } else {
-#pragma unroll
-                for (int i = 0; i < BN / 8; i++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++)
-#pragma unroll
-                        for (int hf = 0; hf < 2; hf++) {
-                            const float pe = fa2_softmax_p(s[4 * i + 2 * hf + e],
-                                                           c_exp, max_scaled[hf]);
-                            s[4 * i + 2 * hf + e] = pe;
-                            sum[hf] += pe;
-                        }
+                if (exact0)
+                    exps(0, 1, true);
+                else
+                    exps(0, 1, false);
+                if (exact1)
+                    exps(1, 2, true);
+                else
+                    exps(1, 2, false);
             }
 #pragma unroll
             for (int hf = 0; hf < 2; hf++)
