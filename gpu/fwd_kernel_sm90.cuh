@@ -664,13 +664,16 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                                 s[4 * i + 2 * hf + e] = FA2_NEG_INF;
                 }
             }
-            /* The row maxima as trees (pair maxima, then halving), both row
-             * halves before either's exponentials, so that the two chains
-             * of dependent FMNMX are short and independent; fmaxf is exact
-             * and drops a NaN for the other operand in any order, so the
-             * value is the sequential chain's (a thread whose elements are
-             * all NaN gives NaN instead of -inf, which the rescale's fmaxf
-             * with the running max treats the same). */
+            /* This thread's part of each row half's maximum, both halves
+             * before either's exponentials. Up to head dim 128 as a tree
+             * (pair maxima, then halving: short, independent chains of
+             * FMNMX instead of one chain of BN / 4); at head dim 256 as
+             * the plain chain, whose fewer live temporaries spill less
+             * there (80 against 88 bytes). fmaxf is exact and drops a NaN
+             * for the other operand in any order, so both give the same
+             * value (a thread whose elements are all NaN gives NaN in the
+             * tree, -inf in the chain: the rescale's fmaxf with the
+             * running max treats the two alike). */
             constexpr int NPAIR = BN / 8;
             float mx[2];
 #pragma unroll
@@ -679,12 +682,19 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
 #pragma unroll
                 for (int i = 0; i < NPAIR; i++)
                     m[i] = fmaxf(s[4 * i + 2 * hf], s[4 * i + 2 * hf + 1]);
+                if constexpr (HD <= 128) {
 #pragma unroll
-                for (int w = 1; w < NPAIR; w *= 2)
+                    for (int w = 1; w < NPAIR; w *= 2)
 #pragma unroll
-                    for (int i = 0; i + w < NPAIR; i += 2 * w)
-                        m[i] = fmaxf(m[i], m[i + w]);
-                mx[hf] = m[0];
+                        for (int i = 0; i + w < NPAIR; i += 2 * w)
+                            m[i] = fmaxf(m[i], m[i + w]);
+                    mx[hf] = m[0];
+                } else {
+                    mx[hf] = FA2_NEG_INF;
+#pragma unroll
+                    for (int i = 0; i < NPAIR; i++)
+                        mx[hf] = fmaxf(mx[hf], m[i]);
+                }
             }
 #pragma unroll
             for (int hf = 0; hf < 2; hf++)
@@ -716,13 +726,15 @@ __global__ void __launch_bounds__(128 * (NC + 1), 1)
                             sum[hf] += pe;
                         }
             };
-            /* With two consumers (232 registers a thread) both halves at
-             * once, one exactness test for both; with three (160) one half
-             * after the other, which measured faster there (d64, 2-3%:
-             * bench/NOTES-fwd90.md, "exp/softmax-latency") */
+            /* Both halves at once, one exactness test for both, where the
+             * registers allow it: two consumers (232 registers a thread)
+             * up to head dim 128. With three consumers (160 registers) or
+             * head dim 256's 128-register accumulator, one half after the
+             * other, which measured 1-3% faster there (bench/NOTES-fwd90.md,
+             * "The softmax's dependency chains") */
             const bool exact0 = fa2_softmax_ffma_exact(max_scaled[0]);
             const bool exact1 = fa2_softmax_ffma_exact(max_scaled[1]);
-            if constexpr (NC == 2) {
+            if constexpr (NC == 2 && HD <= 128) {
                 if (exact0 && exact1)
                     exps(0, 2, true);
                 else
