@@ -21,7 +21,9 @@
  *     round(dS^T) -> shared memory
  * then dQ_i += round(dS) K_j: the block_m x head-dim product is two 64x64
  * pieces, one per warpgroup (A = dS from smem MN-major, B = K from smem
- * MN-major), added into the float32 accumulator as in bwd_kernel.
+ * MN-major), added into the float32 accumulator as in bwd_kernel; at head
+ * dims 64 and 128 through a staging tile, the adds deferred to the top of
+ * the next step where they run under its S^T and dP^T (dq_staged.cuh).
  *
  * Shared memory holds every tile in wgmma's 128-byte-swizzled layout
  * (wgmma.cuh): [columns / 64][rows][64], chunk c of row r at c ^ (r % 8).
@@ -34,6 +36,7 @@
 #include "bwd_block.cuh"
 #include "bwd_mods.cuh"
 #include "dq_bulk.cuh"
+#include "dq_staged.cuh"
 #include "wgmma.cuh"
 
 namespace fa2bwd {
@@ -105,7 +108,15 @@ __device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
 #define FA2_BWD_SM90_BULK_MAX_HD 128
 #endif
 #define FA2_BWD_SM90_BULK(HD) ((HD) <= 128 && (HD) <= FA2_BWD_SM90_BULK_MAX_HD)
-#define FA2_BWD_SM90_STAGE_BYTES(HD) (FA2_BWD_SM90_BULK(HD) && (HD) == 128 ? 2 * 64 * 64 * 4 : 0)
+/* the per-thread reductions through the same staging tiles, deferred to
+ * the top of the next step, under its first products (dq_staged.cuh);
+ * -DFA2_BWD_SM90_STAGED_MAX_HD=0: from registers, between the products */
+#ifndef FA2_BWD_SM90_STAGED_MAX_HD
+#define FA2_BWD_SM90_STAGED_MAX_HD 128
+#endif
+#define FA2_BWD_SM90_STAGED(HD) ((HD) <= 128 && (HD) <= FA2_BWD_SM90_STAGED_MAX_HD)
+#define FA2_BWD_SM90_STAGE_BYTES(HD)                                           \
+    ((FA2_BWD_SM90_BULK(HD) || FA2_BWD_SM90_STAGED(HD)) && (HD) == 128 ? 2 * 64 * 64 * 4 : 0)
 #define FA2_BWD_SM90_SMEM_BYTES(HD)                                            \
     ((2 * FA2_BWD_BLOCK_N(HD) + 2 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD)) * \
          (HD) * 2 +                                                            \
@@ -162,6 +173,15 @@ __global__ void __launch_bounds__(256, 1)
      * room to stage it; else (or FA2_CUDA_BWD90_DQ=atomic) vector reductions */
     constexpr bool BULK_OK = FA2_BWD_SM90_BULK(HD);
     static_assert(!BULK_OK || HD == 64 || HD == 128, "staging room at 64 and 128 only");
+    /* STAGED (and not the bulk path): step st's dQ piece is staged in its
+     * tile and added at the top of step st+1, once that step's S^T and
+     * dP^T products are issued, so that the reductions run under them
+     * (dq_staged.cuh); pend is the accumulator rows of the staged piece */
+    constexpr bool STAGED = FA2_BWD_SM90_STAGED(HD);
+    static_assert(!STAGED || ((HD == 64 || HD == 128) && QPW == 1),
+                  "staging room at 64 and 128 only; one dQ piece a warpgroup");
+    float *pend = NULL;
+    int pend_rows = 0;
     static_assert(!BULK_OK || HD != 64 || (QC == 2 && DC == 1 && BN * 64 * 2 == 64 * 64 * 4),
                   "head dim 64: warpgroup w's dQ piece reads only dS^T chunk w, "
                   "16 KB, the size of its float32 staging tile");
@@ -178,6 +198,15 @@ __global__ void __launch_bounds__(256, 1)
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     const int wg = warp >> 2, wl = warp & 3; /* warpgroup, warp within it */
+    /* the staging tile of this warpgroup's dQ piece of step st: at head
+     * dim 64 its own dS^T chunk of that step, whose only reader (the dQ
+     * product) is done by then; at 128 its own tile */
+    auto dq_stage_tile = [&](int st) -> float * {
+        if constexpr (HD == 64)
+            return reinterpret_cast<float *>(sdS + (st % NDS) * BN * BM + (wg % QC) * BN * 64);
+        else
+            return sStage + wg * 64 * 64;
+    };
     const int krow0 = DSPLIT == 1 ? wg * 64 : 0; /* the warpgroup's first key row */
     const int kw0 = krow0 + wl * 16;              /* the warp's first key row */
     const int krow = kw0 + g;                     /* this thread's, and krow + 8 */
@@ -297,6 +326,11 @@ __global__ void __launch_bounds__(256, 1)
             if (!PIPE && qc == 0) {
                 issue_s(sc, aK0, sQ + buf * BM * HD, 0);
                 issue_s(dp, aV0, sdO + buf * BM * HD, 0);
+            }
+            if (STAGED && qc == 0 && pend) { /* step st-1's dQ, under them */
+                dq_add_staged(pend, dq_stage_tile(st - 1), wl * 16, (wg % QC) * 64, pend_rows,
+                              d, (wg / QC) * 64, lane);
+                pend = NULL;
             }
             /* MODS: dropout's decisions for chunk qc while its S^T and
              * dP^T products run */
@@ -439,13 +473,12 @@ __global__ void __launch_bounds__(256, 1)
                 turn = dq_turn_wait<BM, BN>(p, blk, q, tid, turn_seen);
                 gacc += turn.shift;
             }
-            if (bulk) {
-                /* head dim 64: this warpgroup's own dS^T chunk mq, whose
-                 * only reader (the dQ product above) is done; 128: its
-                 * staging tile, free since the last barrier */
-                float *stage = HD == 64
-                                   ? reinterpret_cast<float *>(cdS + mq * BN * 64)
-                                   : sStage + wg * 64 * 64;
+            if (STAGED && !bulk) {
+                dq_stage_swizzled(dq_stage_tile(st), acc, wl * 16 + g, t);
+                pend = gacc;
+                pend_rows = rows;
+            } else if (bulk) {
+                float *stage = dq_stage_tile(st);
                 dq_stage_piece(stage, acc, wl * 16 + g, t);
                 bulk_issued |= dq_bulk_rows(gacc + (int64_t)mq * 64 * d, stage, wl * 16,
                                             rows - mq * 64, d, nd * 64, lane);
@@ -466,6 +499,9 @@ __global__ void __launch_bounds__(256, 1)
         reg_fence(dk[dc]);
         reg_fence(dv[dc]);
     }
+    if (STAGED && pend) /* the last step's dQ */
+        dq_add_staged(pend, dq_stage_tile(nsteps - 1), wl * 16, (wg % QC) * 64, pend_rows, d,
+                      (wg / QC) * 64, lane);
     cp_async_wait<0>();
     if (BULK_OK && bulk_issued)
         bulk_wait_all(); /* the staging tiles are read before the block exits */

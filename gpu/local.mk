@@ -22,7 +22,7 @@ CUDA_SOURCES = gpu/device_query.cu gpu/host_checks.cu gpu/fwd_launch.cu \
 FA2_GPU_HDRS = gpu/fwd_config.h gpu/fwd_params.h gpu/fwd_kernel.cuh gpu/ptx.cuh \
 	gpu/bwd_config.h gpu/bwd_params.h gpu/bwd_block.cuh gpu/bwd_mods.cuh gpu/bwd_kernel.cuh gpu/bwd_kernel_sm90.cuh gpu/wgmma.cuh gpu/host_checks.h \
 	gpu/fwd_kernel_sm90.cuh gpu/tma.cuh gpu/wgmma_wide.cuh gpu/fa2_cuda.h \
-	gpu/kvcache_kernel.cuh gpu/kvcache_params.h gpu/dq_bulk.cuh
+	gpu/kvcache_kernel.cuh gpu/kvcache_params.h gpu/dq_bulk.cuh gpu/dq_staged.cuh
 noinst_HEADERS += $(FA2_GPU_HDRS)
 EXTRA_DIST += $(CUDA_SOURCES)
 if HAVE_CUDA
