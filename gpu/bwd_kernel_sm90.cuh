@@ -158,9 +158,15 @@ __global__ void __launch_bounds__(256, 1)
                       BM % 64 == 0 && QC * DC % 2 == 0 && !(PIPE && NBUF < 3),
                   "two warpgroups of 64 key rows; dQ_i in 64x64 pieces");
 
+    /* the tiles start at a 1024-byte boundary of the shared window (the
+     * 128-byte swizzle repeats every 1024 bytes), found as an offset from
+     * smem_raw: pointer arithmetic on the __shared__ array keeps the
+     * compiler's knowledge that every tile pointer is shared memory, so
+     * the threads' own accesses (dS^T, LSE and D, the dQ staging) are
+     * LDS/STS rather than generic loads and stores */
     extern __shared__ uint8_t smem_raw[];
     uint16_t *const smem = reinterpret_cast<uint16_t *>(
-        (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~(uintptr_t)1023);
+        smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u));
     uint16_t *const sK = smem;               /* [BN][HD]         */
     uint16_t *const sV = sK + BN * HD;       /* [BN][HD]         */
     uint16_t *const sQ = sV + BN * HD;          /* [NBUF][BM][HD]      */
