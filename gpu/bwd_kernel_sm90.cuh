@@ -480,7 +480,7 @@ __global__ void __launch_bounds__(256, 1)
                 gacc += turn.shift;
             }
             if (STAGED && !bulk) {
-                dq_stage_swizzled(dq_stage_tile(st), acc, wl * 16 + g, t);
+                dq_stage_fragment<true>(dq_stage_tile(st), acc, wl * 16 + g, t);
                 pend = gacc;
                 pend_rows = rows;
             } else if (bulk) {

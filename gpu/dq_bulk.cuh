@@ -25,6 +25,7 @@
 
 #include <stdint.h>
 
+#include "dq_staged.cuh"
 #include "ptx.cuh"
 
 namespace fa2bwd {
@@ -68,19 +69,12 @@ __device__ __forceinline__ void fence_proxy_async_smem()
 #endif
 }
 
-/* Step 1 and 2 for one thread: acc is its wgmma m64n64 C fragment (n8
- * tile dt: acc[4dt], acc[4dt+1] at row r, columns 8dt + 2t, +1; acc[4dt+2],
- * acc[4dt+3] at row r + 8), stage the [64][64] float tile. */
+/* Step 1 and 2 for one thread: acc is its wgmma m64n64 C fragment, staged
+ * in the [64][64] float tile's plain layout (dq_staged.cuh). */
 __device__ __forceinline__ void dq_stage_piece(float *stage, const float (&acc)[32], int r,
                                                int t)
 {
-#pragma unroll
-    for (int dt = 0; dt < 8; dt++) {
-        *reinterpret_cast<float2 *>(stage + r * 64 + dt * 8 + 2 * t) =
-            make_float2(acc[4 * dt], acc[4 * dt + 1]);
-        *reinterpret_cast<float2 *>(stage + (r + 8) * 64 + dt * 8 + 2 * t) =
-            make_float2(acc[4 * dt + 2], acc[4 * dt + 3]);
-    }
+    dq_stage_fragment<false>(stage, acc, r, t);
     fence_proxy_async_smem();
 }
 

@@ -31,23 +31,26 @@
 
 namespace fa2bwd {
 
-/* element (r, c) of the [64][64] staging tile */
-__device__ __forceinline__ int dq_stage_at(int r, int c)
+/* element (r, c) of the [64][64] staging tile: rows of 64 floats, the
+ * 8-float chunks of row r XOR-swizzled by r mod 8 (SWIZZLE), or plain
+ * (the copy engine reads whole rows: dq_bulk.cuh) */
+template <bool SWIZZLE> __device__ __forceinline__ int dq_stage_at(int r, int c)
 {
-    return r * 64 + (c ^ ((r & 7) << 3));
+    return r * 64 + (SWIZZLE ? c ^ ((r & 7) << 3) : c);
 }
 
 /* Step 1: acc is the thread's m64n64 C fragment (n8 tile dt: acc[4dt],
  * acc[4dt+1] at row r, columns 8dt + 2t, +1; acc[4dt+2], acc[4dt+3] at
  * row r + 8). */
-__device__ __forceinline__ void dq_stage_swizzled(float *stage, const float (&acc)[32], int r,
+template <bool SWIZZLE>
+__device__ __forceinline__ void dq_stage_fragment(float *stage, const float (&acc)[32], int r,
                                                   int t)
 {
 #pragma unroll
     for (int dt = 0; dt < 8; dt++) {
-        *reinterpret_cast<float2 *>(stage + dq_stage_at(r, dt * 8 + 2 * t)) =
+        *reinterpret_cast<float2 *>(stage + dq_stage_at<SWIZZLE>(r, dt * 8 + 2 * t)) =
             make_float2(acc[4 * dt], acc[4 * dt + 1]);
-        *reinterpret_cast<float2 *>(stage + dq_stage_at(r + 8, dt * 8 + 2 * t)) =
+        *reinterpret_cast<float2 *>(stage + dq_stage_at<SWIZZLE>(r + 8, dt * 8 + 2 * t)) =
             make_float2(acc[4 * dt + 2], acc[4 * dt + 3]);
     }
 }
@@ -66,7 +69,7 @@ __device__ __forceinline__ void dq_add_staged(float *gacc, const float *stage, i
     for (int i = 0; i < 8; i++) {
         const int sr = row0 + 2 * i + (lane >> 4), gr = grow0 + sr;
         if (gr < rows) {
-            const float4 v = *reinterpret_cast<const float4 *>(stage + dq_stage_at(sr, c));
+            const float4 v = *reinterpret_cast<const float4 *>(stage + dq_stage_at<true>(sr, c));
             red_add4(gacc + (int64_t)gr * d + c0 + c, v.x, v.y, v.z, v.w);
         }
     }
