@@ -706,28 +706,35 @@ START_TEST(test_tile_schedules_give_the_same_bytes)
     uint64_t rng = case_rng(4050 + _i);
     problem p;
     problem_init(&p, &s, &rng);
+    /* every run first, the variable restored, then the assertions: a
+     * failed one must not leave the schedule set for the tests after it
+     * (Check runs them in this process) */
     const char *saved = getenv("FA2_CUDA_FWD90_SCHED");
     char *keep = saved ? strdup(saved) : NULL;
-    outputs ref;
+    outputs ref = {0}, r[3] = {{0}};
+    fa2_status st[4];
     setenv("FA2_CUDA_FWD90_SCHED", "blocks", 1);
-    ck_assert_msg(run_gpu(&p, &p.dev_args, &ref) == FA2_OK, "%s", fa2_last_error());
+    st[3] = run_gpu(&p, &p.dev_args, &ref);
     for (int k = 0; k < 3; k++) {
-        outputs r;
         setenv("FA2_CUDA_FWD90_SCHED", scheds[k], 1);
-        ck_assert_msg(run_gpu(&p, &p.dev_args, &r) == FA2_OK, "%s", fa2_last_error());
-        ck_assert_msg(memcmp(r.o, ref.o, (size_t)p.o.n_alloc * p.o.esize) == 0,
-                      "O under schedule %s differs from one block per tile (%s)",
-                      scheds[k], p.desc);
-        ck_assert_msg(memcmp(r.lse, ref.lse, (size_t)p.lse.n_alloc * p.lse.esize) == 0,
-                      "LSE under schedule %s differs from one block per tile (%s)",
-                      scheds[k], p.desc);
-        outputs_free(&r);
+        st[k] = run_gpu(&p, &p.dev_args, &r[k]);
     }
     if (keep)
         setenv("FA2_CUDA_FWD90_SCHED", keep, 1);
     else
         unsetenv("FA2_CUDA_FWD90_SCHED");
     free(keep);
+    ck_assert_msg(st[3] == FA2_OK, "one block per tile: %s", fa2_last_error());
+    for (int k = 0; k < 3; k++) {
+        ck_assert_msg(st[k] == FA2_OK, "schedule %s: status %d", scheds[k], (int)st[k]);
+        ck_assert_msg(memcmp(r[k].o, ref.o, (size_t)p.o.n_alloc * p.o.esize) == 0,
+                      "O under schedule %s differs from one block per tile (%s)",
+                      scheds[k], p.desc);
+        ck_assert_msg(memcmp(r[k].lse, ref.lse, (size_t)p.lse.n_alloc * p.lse.esize) == 0,
+                      "LSE under schedule %s differs from one block per tile (%s)",
+                      scheds[k], p.desc);
+        outputs_free(&r[k]);
+    }
     outputs_free(&ref);
     problem_free(&p);
 }
