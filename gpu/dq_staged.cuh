@@ -13,10 +13,12 @@
  *   1. each thread writes its fragment to the tile (rows of 64 floats,
  *      the 8-float chunks of row r XOR-swizzled by r mod 8, so that the
  *      eight rows a store instruction touches fall on distinct banks);
- *   2. the piece's registers are free: the caller issues the next
- *      products;
+ *   2. the piece's registers are free; the adds wait for the top of the
+ *      next step, whose S^T and dP^T are issued first (issuing them
+ *      within this step instead, in flight across the loop's back edge,
+ *      made ptxas serialise the wgmmas at head dim 128);
  *   3. the warp reads its own 16 rows back, 16 lanes a row, one float4 a
- *      lane, and adds each with one red.global.add.v4.f32, while the
+ *      lane, and adds each with one red.global.add.v4.f32, while those
  *      products run.
  *
  * Each element of the accumulator still receives exactly one float32 add
