@@ -222,6 +222,16 @@ __global__ void __launch_bounds__(256, 1)
     if (blk.cols == 0)
         return;
     const int d = blk.d, nsteps = blk.nsteps;
+    /* the adds of the piece staged at step st_staged, if one is pending
+     * (QPW == 1: the warpgroup's piece is query rows (wg % QC) 64..,
+     * columns (wg / QC) 64..) */
+    auto add_pending = [&](int st_staged) {
+        if (!STAGED || !pend)
+            return;
+        dq_add_staged(pend, dq_stage_tile(st_staged), wl * 16, (wg % QC) * 64, pend_rows, d,
+                      (wg / QC) * 64, lane);
+        pend = NULL;
+    };
 
     /* the query rows each of this thread's two key rows sees */
     int vis_lo[2], vis_hi[2];
@@ -333,11 +343,8 @@ __global__ void __launch_bounds__(256, 1)
                 issue_s(sc, aK0, sQ + buf * BM * HD, 0);
                 issue_s(dp, aV0, sdO + buf * BM * HD, 0);
             }
-            if (STAGED && qc == 0 && pend) { /* step st-1's dQ, under them */
-                dq_add_staged(pend, dq_stage_tile(st - 1), wl * 16, (wg % QC) * 64, pend_rows,
-                              d, (wg / QC) * 64, lane);
-                pend = NULL;
-            }
+            if (qc == 0)
+                add_pending(st - 1); /* step st-1's dQ, under them */
             /* MODS: dropout's decisions for chunk qc while its S^T and
              * dP^T products run */
             uint32_t kb[4];
@@ -505,9 +512,7 @@ __global__ void __launch_bounds__(256, 1)
         reg_fence(dk[dc]);
         reg_fence(dv[dc]);
     }
-    if (STAGED && pend) /* the last step's dQ */
-        dq_add_staged(pend, dq_stage_tile(nsteps - 1), wl * 16, (wg % QC) * 64, pend_rows, d,
-                      (wg / QC) * 64, lane);
+    add_pending(nsteps - 1); /* the last step's dQ */
     cp_async_wait<0>();
     if (BULK_OK && bulk_issued)
         bulk_wait_all(); /* the staging tiles are read before the block exits */
