@@ -11,7 +11,10 @@
  * One thread block = 2 warpgroups (8 warps) per key block j of BN = 128
  * keys; warpgroup w owns key rows 64w..64w+63 (warp k, rows 16k..16k+15, as
  * in bwd_kernel). At head dim 256 (BN = 64, bwd_config.h's dsplit 2) both
- * warpgroups own the same 64 keys and each half of dK's and dV's columns. Per query block i (block_m rows), in n64 query chunks:
+ * warpgroups own the same 64 keys and each half of dK's and dV's columns;
+ * each computes half of the step's queries' S^T and dP^T (m64n32), and
+ * P^T joins dS^T in shared memory, where dV and dK read both halves (QSPLIT
+ * below). Per query block i (block_m rows), in n64 query chunks:
  *
  *     S^T  = K_w Q_c^T           wgmma, A = K (smem, K-major), B = Q (smem, K-major)
  *     dP^T = V_w dO_c^T          the same with V, dO
@@ -38,6 +41,7 @@
 #include "dq_bulk.cuh"
 #include "dq_staged.cuh"
 #include "wgmma.cuh"
+#include "wgmma_wide.cuh"
 
 namespace fa2bwd {
 
@@ -48,6 +52,7 @@ using fa2gpu::wgmma_desc;
 using fa2gpu::wgmma_fence;
 using fa2gpu::wgmma_rs;
 using fa2gpu::wgmma_ss;
+using fa2gpu::wgmma_ss_n32;
 using fa2gpu::wgmma_wait;
 
 /* element offset of 16-byte chunk c of row r in a 128-byte-swizzled tile
@@ -117,10 +122,15 @@ __device__ __forceinline__ void load_rows_sw128(uint16_t *s, const uint16_t *g,
 #define FA2_BWD_SM90_STAGED(HD) ((HD) <= 128 && (HD) <= FA2_BWD_SM90_STAGED_MAX_HD)
 #define FA2_BWD_SM90_STAGE_BYTES(HD)                                           \
     ((FA2_BWD_SM90_BULK(HD) || FA2_BWD_SM90_STAGED(HD)) && (HD) == 128 ? 2 * 64 * 64 * 4 : 0)
+/* head dim 256 (dsplit 2): round(P^T) in shared memory, [BN][BM] like dS^T
+ * (each warpgroup computes half of the step's queries; see the kernel) */
+#define FA2_BWD_SM90_P_BYTES(HD)                                               \
+    (FA2_BWD_DSPLIT(HD) == 2 ? FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 : 0)
 #define FA2_BWD_SM90_SMEM_BYTES(HD)                                            \
     ((2 * FA2_BWD_BLOCK_N(HD) + 2 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD)) * \
          (HD) * 2 +                                                            \
      (FA2_BWD_SM90_NBUF(HD) - 1) * FA2_BWD_BLOCK_N(HD) * FA2_BWD_BLOCK_M(HD) * 2 + \
+     FA2_BWD_SM90_P_BYTES(HD) +                                                \
      8 * FA2_BWD_SM90_NBUF(HD) * FA2_BWD_BLOCK_M(HD) + FA2_BWD_SM90_STAGE_BYTES(HD) + \
      1024)
 
@@ -148,6 +158,18 @@ __global__ void __launch_bounds__(256, 1)
     constexpr int QPW = QC * DC / 2;       /* dQ pieces a warpgroup computes */
     constexpr int NBUF = FA2_BWD_SM90_NBUF(HD);
     constexpr int NDS = NBUF - 1;          /* dS^T buffers                   */
+    /* QSPLIT (DSPLIT 2): the two warpgroups share the 64 keys, so instead
+     * of both computing the whole S^T and dP^T (the same products twice),
+     * warpgroup w computes query columns 32w..32w+31 of them (m64n32), its
+     * half of P^T and dS^T goes to shared memory, and after the step's
+     * barrier dV and dK read both halves from there (A from shared memory
+     * instead of registers). CQW: a warpgroup's query columns of a chunk. */
+    constexpr bool QSPLIT = DSPLIT == 2;
+    constexpr int CQW = QSPLIT ? 32 : 64;
+    constexpr int NT = CQW / 8;    /* n8 tiles of a warpgroup's S^T chunk */
+    constexpr int NACC = CQW / 2;  /* its accumulator floats a thread     */
+    constexpr int KQW = CQW / 16;  /* its k16 steps over the queries      */
+    static_assert(!QSPLIT || (QC == 1 && BN == 64), "head dim 256: one 64-query chunk");
 #ifndef FA2_BWD_SM90_PIPE_MAX_HD
 #define FA2_BWD_SM90_PIPE_MAX_HD 64
 #endif
@@ -172,7 +194,8 @@ __global__ void __launch_bounds__(256, 1)
     uint16_t *const sQ = sV + BN * HD;          /* [NBUF][BM][HD]      */
     uint16_t *const sdO = sQ + NBUF * BM * HD;  /* [NBUF][BM][HD]      */
     uint16_t *const sdS = sdO + NBUF * BM * HD; /* [NDS][BN][BM]: dS^T */
-    float *const sLse = reinterpret_cast<float *>(sdS + NDS * BN * BM); /* [NBUF][BM] */
+    uint16_t *const sP = sdS + NDS * BN * BM;   /* QSPLIT: [BN][BM] P^T */
+    float *const sLse = reinterpret_cast<float *>(sP + (QSPLIT ? BN * BM : 0)); /* [NBUF][BM] */
     float *const sD = sLse + NBUF * BM;                                  /* [NBUF][BM] */
     float *const sStage = sD + NBUF * BM; /* head dim 128: [2][64][64] float32 */
     /* dQ by the copy engine's bulk reduction (dq_bulk.cuh) where there is
@@ -282,20 +305,26 @@ __global__ void __launch_bounds__(256, 1)
      * a base plus a constant (the start address is the low field), so
      * that no per-step descriptor stays live in registers. */
     const uint32_t aK0 = aK + krow0 * 128, aV0 = aV + krow0 * 128;
-    float sc[32], dp[32]; /* the first k16 step overwrites them */
-    auto issue_s = [&](float(&acc)[32], uint32_t a_base, const uint16_t *tile, int qc) {
+    float sc[NACC], dp[NACC]; /* the first k16 step overwrites them */
+    /* the warpgroup's first query column of a chunk (QSPLIT: its half) */
+    const int qw0 = QSPLIT ? wg * CQW : 0;
+    auto issue_s = [&](float(&acc)[NACC], uint32_t a_base, const uint16_t *tile, int qc) {
         /* a_base through an empty asm: otherwise the compiler hoists the KD
          * loop-invariant descriptors of K and V out of the step loop and
          * keeps them live (64 registers at head dim 256, spilled) */
         asm volatile("" : "+r"(a_base));
         const uint64_t da0 = wgmma_desc(a_base);
-        const uint64_t db0 = wgmma_desc(smem_addr(tile) + qc * 64 * 128);
+        const uint64_t db0 = wgmma_desc(smem_addr(tile) + (qc * 64 + qw0) * 128);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
             const uint32_t ko = (kk & 3) * 32, cb = kk >> 2;
-            wgmma_ss<IS_BF16, 0, 0>(acc, da0 + ((cb * BN * 128 + ko) >> 4),
-                                    db0 + ((cb * BM * 128 + ko) >> 4), kk > 0);
+            const uint64_t da = da0 + ((cb * BN * 128 + ko) >> 4);
+            const uint64_t db = db0 + ((cb * BM * 128 + ko) >> 4);
+            if constexpr (QSPLIT)
+                wgmma_ss_n32<IS_BF16, 0, 0>(acc, da, db, kk > 0);
+            else
+                wgmma_ss<IS_BF16, 0, 0>(acc, da, db, kk > 0);
         }
         wgmma_commit();
     };
@@ -345,39 +374,41 @@ __global__ void __launch_bounds__(256, 1)
             }
             if (qc == 0)
                 add_pending(st - 1); /* step st-1's dQ, under them */
+            /* the warpgroup's part of chunk qc: query columns ch CQW.. */
+            const int ch = qc * (64 / CQW) + (QSPLIT ? wg : 0);
             /* MODS: dropout's decisions for chunk qc while its S^T and
              * dP^T products run */
             uint32_t kb[4];
             if constexpr (MODS)
-                chunk_keep_bits<8, 64>(p, blk, q, qc, kw0, g, t, kb);
+                chunk_keep_bits<NT, CQW>(p, blk, q, ch, kw0, g, t, kb);
             wgmma_wait<0>(); /* S^T, dP^T of chunk qc (and chunk qc-1's dV, dK) */
             reg_fence(sc);
             reg_fence(dp);
 
             if constexpr (MODS) {
-                mods_p_ds<8, 64, true>(p, sm, blk, q, qc, kw0, g, t, kb, vis_lo, vis_hi, cL, cD,
-                                 sc, dp);
+                mods_p_ds<NT, CQW, true>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, cL,
+                                         cD, sc, dp);
             } else {
             /* element mask: query row r of key row (warp*16 + g + 8 hf) is
              * visible iff vis_lo[hf] <= r < vis_hi[hf] */
             if (need_mask) {
 #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
+                for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                     for (int hf = 0; hf < 2; hf++)
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
-                            const int r = (int)row_lo + qc * 64 + nt * 8 + 2 * t + e;
+                            const int r = (int)row_lo + ch * CQW + nt * 8 + 2 * t + e;
                             if (r < vis_lo[hf] || r >= vis_hi[hf])
                                 sc[4 * nt + 2 * hf + e] = FA2_NEG_INF;
                         }
             }
             /* P^T from the saved LSE; dS^T = P^T o (dP^T - D) */
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    const int c = qc * 64 + nt * 8 + 2 * t + e;
+                    const int c = ch * CQW + nt * 8 + 2 * t + e;
                     const float lse2 = fa2_bwd_lse_scaled(cL[c]);
                     const float Dc = cD[c];
 #pragma unroll
@@ -392,9 +423,9 @@ __global__ void __launch_bounds__(256, 1)
 
             /* round(P^T), round(dS^T) as A fragments: n8 tiles 2kq, 2kq+1
              * are the k16 step kq over the chunk's queries */
-            uint32_t pa[4][4], sa[4][4];
+            uint32_t pa[KQW][4], sa[KQW][4];
 #pragma unroll
-            for (int kq = 0; kq < 4; kq++)
+            for (int kq = 0; kq < KQW; kq++)
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     pa[kq][j] = pack2<IS_BF16>(sc[8 * kq + 2 * j], sc[8 * kq + 2 * j + 1]);
@@ -406,6 +437,7 @@ __global__ void __launch_bounds__(256, 1)
             /* this warpgroup's column blocks dc0.. of dO and Q */
             const uint64_t dO0 = wgmma_desc(adO + dc0 * BM * 128);
             const uint64_t dQ0 = wgmma_desc(aQ + dc0 * BM * 128);
+            if constexpr (!QSPLIT) { /* (QSPLIT: after the barrier below) */
             wgmma_fence();
 #pragma unroll
             for (int dc = 0; dc < DCW; dc++)
@@ -416,24 +448,26 @@ __global__ void __launch_bounds__(256, 1)
                     wgmma_rs<IS_BF16, 1>(dk[dc], sa[kq], dQ0 + off);
                 }
             wgmma_commit();
+            }
             if (qc + 1 < QC) {
                 issue_s(sc, aK0, sQ + buf * BM * HD, qc + 1);
                 issue_s(dp, aV0, sdO + buf * BM * HD, qc + 1);
             }
 
-            /* round(dS^T) to shared memory for dQ: a[j] holds row
-             * g + 8 (j & 1), columns 16 kq + 8 (j >> 1) + 2t, 2t+1 */
-            if (DSPLIT == 1 || wg == 0) { /* with DSPLIT 2 both hold the same dS^T */
+            /* round(dS^T) to shared memory for dQ (QSPLIT: and round(P^T)
+             * for dV, both halves for dK and dV): a[j] holds row g + 8 (j &
+             * 1), query columns ch CQW + 16 kq + 8 (j >> 1) + 2t, 2t+1 */
 #pragma unroll
-                for (int kq = 0; kq < 4; kq++)
+            for (int kq = 0; kq < KQW; kq++)
 #pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        const int r = krow + 8 * (j & 1);
-                        const int c = qc * 8 + 2 * kq + (j >> 1);
-                        *reinterpret_cast<uint32_t *>(cdS + cbswz<BN>(r, c) + 2 * t) =
-                            sa[kq][j];
-                    }
-            }
+                for (int j = 0; j < 4; j++) {
+                    const int r = krow + 8 * (j & 1);
+                    const int c = ch * (CQW / 8) + 2 * kq + (j >> 1);
+                    *reinterpret_cast<uint32_t *>(cdS + cbswz<BN>(r, c) + 2 * t) = sa[kq][j];
+                    if constexpr (QSPLIT)
+                        *reinterpret_cast<uint32_t *>(sP + cbswz<BN>(r, c) + 2 * t) =
+                            pa[kq][j];
+                }
         }
         fence_proxy_async(); /* dS^T stores -> wgmma reads */
         cp_async_wait<0>();  /* step st+1's tiles */
@@ -448,6 +482,26 @@ __global__ void __launch_bounds__(256, 1)
         if (NBUF == 3 && st + 2 < nsteps)
             issue(st + 2, (st + 2) % 3);
         cp_async_commit();
+
+        /* QSPLIT: dV += P^T dO, dK += dS^T Q over the step's 64 queries,
+         * both halves, A from shared memory (K-major: a k16 step is 32
+         * bytes along a key's row) */
+        if constexpr (QSPLIT) {
+            const uint64_t dP0 = wgmma_desc(smem_addr(sP));
+            const uint64_t dS0 = wgmma_desc(smem_addr(cdS));
+            const uint64_t dO0 = wgmma_desc(adO + dc0 * BM * 128);
+            const uint64_t dQ0 = wgmma_desc(aQ + dc0 * BM * 128);
+            wgmma_fence();
+#pragma unroll
+            for (int dc = 0; dc < DCW; dc++)
+#pragma unroll
+                for (int kq = 0; kq < BM / 16; kq++) {
+                    const uint32_t off = ((dc * BM + kq * 16) * 128) >> 4;
+                    wgmma_ss<IS_BF16, 0, 1>(dv[dc], dP0 + ((kq * 32) >> 4), dO0 + off, 1);
+                    wgmma_ss<IS_BF16, 0, 1>(dk[dc], dS0 + ((kq * 32) >> 4), dQ0 + off, 1);
+                }
+            wgmma_commit();
+        }
 
         /* dQ_i's pieces (mq: 64 query rows, nd: 64 columns) = dS K_j, QPW
          * a warpgroup, one after the other: A = dS^T tile read MN-major

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Write gpu/wgmma_wide.cuh: the wgmma shapes wider than m64n64k16 that the
-sm_90 forward uses (inline PTX needs every accumulator register spelled out,
+"""Write gpu/wgmma_wide.cuh: the wgmma shapes other than m64n64k16 that the
+sm_90 kernels use (inline PTX needs every accumulator register spelled out,
 so these are written by this script rather than by hand):
 
-    wgmma_ss_n<N>:  D(64xN) (=|+=) A(64x16, smem) B(16xN, smem)   N = 64, 80, 128,
-                                                                  176
+    wgmma_ss_n<N>:  D(64xN) (=|+=) A(64x16, smem) B(16xN, smem)   N = 32, 64, 80,
+                                                                  128, 176
     wgmma_rs_n<N>:  D(64xN) +=      A(64x16, regs) B(16xN, smem)   N = 64, 128, 256
 
 Run from the repository root:  python3 gpu/gen_wgmma_wide.py > gpu/wgmma_wide.cuh
 """
 
-SS = (64, 80, 128, 176)
+SS = (32, 64, 80, 128, 176)
 RS = (64, 128, 256)
 
 
@@ -54,7 +54,8 @@ def shape(n, a_regs):
 
 
 print("/* wgmma_wide.cuh — written by gpu/gen_wgmma_wide.py; do not edit by hand.")
-print(" * Wider wgmma shapes for the sm_90 forward (gpu/fwd_kernel_sm90.cuh); the")
+print(" * More wgmma shapes for the sm_90 kernels (gpu/fwd_kernel_sm90.cuh; n32:")
+print(" * the backward's S^T and dP^T at head dim 256, gpu/bwd_kernel_sm90.cuh); the")
 print(" * accumulator layout, descriptors and ordering rules are wgmma.cuh's. */")
 print("#ifndef FA2_GPU_WGMMA_WIDE_CUH")
 print("#define FA2_GPU_WGMMA_WIDE_CUH")

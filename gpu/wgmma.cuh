@@ -87,10 +87,10 @@ __device__ __forceinline__ void fence_proxy_async()
 
 /* Keep the compiler from moving accesses of an accumulator across the
  * asynchronous window (issue .. wait) of the wgmma that owns it. */
-__device__ __forceinline__ void reg_fence(float (&d)[32])
+template <int N> __device__ __forceinline__ void reg_fence(float (&d)[N])
 {
 #pragma unroll
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; i < N; i++)
         asm volatile("" : "+f"(d[i])::"memory");
 }
 

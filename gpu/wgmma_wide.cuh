@@ -1,5 +1,6 @@
 /* wgmma_wide.cuh — written by gpu/gen_wgmma_wide.py; do not edit by hand.
- * Wider wgmma shapes for the sm_90 forward (gpu/fwd_kernel_sm90.cuh); the
+ * More wgmma shapes for the sm_90 kernels (gpu/fwd_kernel_sm90.cuh; n32:
+ * the backward's S^T and dP^T at head dim 256, gpu/bwd_kernel_sm90.cuh); the
  * accumulator layout, descriptors and ordering rules are wgmma.cuh's. */
 #ifndef FA2_GPU_WGMMA_WIDE_CUH
 #define FA2_GPU_WGMMA_WIDE_CUH
@@ -7,6 +8,27 @@
 #include "wgmma.cuh"
 
 namespace fa2gpu {
+
+template <bool IS_BF16, int TA, int TB>
+__device__ __forceinline__ void wgmma_ss_n32(float (&d)[16], uint64_t da, uint64_t db, int accumulate)
+{
+#if FA2_HAVE_WGMMA
+    if (IS_BF16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+                     "%16, %17, p, 1, 1, %19, %20;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+                     : "l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB));
+    else if (!IS_BF16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+                     "%16, %17, p, 1, 1, %19, %20;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+                     : "l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB));
+#endif
+}
 
 template <bool IS_BF16, int TA, int TB>
 __device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], uint64_t da, uint64_t db, int accumulate)
