@@ -512,25 +512,47 @@ __global__ void __launch_bounds__(256, 1)
         dq_turn turn;
         float *gacc = bwd_dq_acc(p, blk, q);
         const uint16_t *const nQ = sQ + ((st + 1) % NBUF) * BM * HD;
-#pragma unroll
-        for (int pc = 0; pc < QPW; pc++) {
+        /* AHEAD (two pieces a warpgroup, head dim 256): both pieces' products
+         * are issued before the first one's reductions, so that the second
+         * runs under them */
+        constexpr bool AHEAD = QPW == 2 && !PIPE && !STAGED;
+        static_assert(QPW <= 2, "at most two dQ pieces a warpgroup");
+        float accs[QPW][32]; /* the first k16 step overwrites them */
+        auto issue_piece = [&](int pc) {
             const int piece = wg * QPW + pc, mq = piece % QC, nd = piece / QC;
             const uint64_t dS0 = wgmma_desc(smem_addr(cdS) + mq * BN * 128);
             const uint64_t dKq = wgmma_desc(aK + nd * BN * 128);
-            float acc[32]; /* the first k16 step overwrites it */
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < KN; kk++)
-                wgmma_ss<IS_BF16, 1, 1>(acc, dS0 + ((kk * 16 * 128) >> 4),
+                wgmma_ss<IS_BF16, 1, 1>(accs[pc], dS0 + ((kk * 16 * 128) >> 4),
                                         dKq + ((kk * 16 * 128) >> 4), kk > 0);
             wgmma_commit();
-            if (pc == 0)
-                wgmma_wait<1>(); /* dV, dK of the last chunk: its fragments are free */
-            if (PIPE && pc == QPW - 1 && st + 1 < nsteps) {
-                issue_s(sc, aK0, nQ, 0);
-                wgmma_wait<1>(); /* dQ */
+        };
+        if constexpr (AHEAD) {
+#pragma unroll
+            for (int pc = 0; pc < QPW; pc++)
+                issue_piece(pc);
+        }
+#pragma unroll
+        for (int pc = 0; pc < QPW; pc++) {
+            const int piece = wg * QPW + pc, mq = piece % QC, nd = piece / QC;
+            float(&acc)[32] = accs[pc];
+            if constexpr (AHEAD) {
+                if (pc == 0)
+                    wgmma_wait<1>(); /* dV, dK and piece 0 (piece 1 may run) */
+                else
+                    wgmma_wait<0>();
             } else {
-                wgmma_wait<0>();
+                issue_piece(pc);
+                if (pc == 0)
+                    wgmma_wait<1>(); /* dV, dK of the last chunk: its fragments are free */
+                if (PIPE && pc == QPW - 1 && st + 1 < nsteps) {
+                    issue_s(sc, aK0, nQ, 0);
+                    wgmma_wait<1>(); /* dQ */
+                } else {
+                    wgmma_wait<0>();
+                }
             }
             reg_fence(acc);
             if (pc == 0) {
