@@ -329,7 +329,26 @@ __global__ void __launch_bounds__(256, 1)
         wgmma_commit();
     };
 
+    /* LSE_ONCE: step st's LSE, scaled once a row (fa2_bwd_lse_scaled) in
+     * place, by the thread whose cp.async brought it (bwd_load_row_stats:
+     * thread i, row i), after its wait and before the barrier that
+     * publishes the step's tiles: the elementwise phase then reads lse2
+     * instead of forming it for each of its columns in every lane (six
+     * instructions a column: two multiplies, two compares, a select).
+     * H200 A/B (bench/NOTES-bwd.md): head dim 64 +2-4%, 128 level, 256
+     * 0.5-2% slower (a lane there has half the columns, and the scaling
+     * sits before the barrier of its two-buffer pipeline): off there. */
+    constexpr bool LSE_ONCE = HD <= 128;
+    auto scale_lse = [&](int st) {
+        static_assert(BM <= NTHREADS, "a row's copy by thread i");
+        if (LSE_ONCE && st < nsteps && tid < BM) {
+            float *const l = sLse + (st % NBUF) * BM + tid;
+            *l = fa2_bwd_lse_scaled(*l);
+        }
+    };
+
     cp_async_wait<1>(); /* K_j, V_j and step 0's tiles */
+    scale_lse(0);
     fence_proxy_async(); /* the copies are read by wgmma (async proxy) */
     __syncthreads();
     if (PIPE && nsteps > 0) {
@@ -386,8 +405,8 @@ __global__ void __launch_bounds__(256, 1)
             reg_fence(dp);
 
             if constexpr (MODS) {
-                mods_p_ds<NT, CQW, true>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, cL,
-                                         cD, sc, dp);
+                mods_p_ds<NT, CQW, true, LSE_ONCE>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo,
+                                                   vis_hi, cL, cD, sc, dp);
             } else {
             /* element mask: query row r of key row (warp*16 + g + 8 hf) is
              * visible iff vis_lo[hf] <= r < vis_hi[hf] */
@@ -409,7 +428,7 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const int c = ch * CQW + nt * 8 + 2 * t + e;
-                    const float lse2 = fa2_bwd_lse_scaled(cL[c]);
+                    const float lse2 = LSE_ONCE ? cL[c] : fa2_bwd_lse_scaled(cL[c]);
                     const float Dc = cD[c];
 #pragma unroll
                     for (int hf = 0; hf < 2; hf++) {
@@ -471,6 +490,7 @@ __global__ void __launch_bounds__(256, 1)
         }
         fence_proxy_async(); /* dS^T stores -> wgmma reads */
         cp_async_wait<0>();  /* step st+1's tiles */
+        scale_lse(st + 1);
         fence_proxy_async();
         /* the copy engine has read step st-1's staged dQ (the barrier
          * below frees its tile: a dS^T buffer at head dim 64) */

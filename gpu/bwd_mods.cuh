@@ -123,7 +123,9 @@ __device__ __forceinline__ void chunk_keep_bits(const fa2_bwd_params &p, const b
 /* P^T and dS^T of one chunk with the modifiers: sc holds S^T on entry and
  * the kept P^T (dropped ones 0, for dV) on exit; dp holds dP^T on entry
  * and dS^T on exit. cL, cD: the step's LSE and D, indexed by query column
- * within the step. kb: chunk_keep_bits'.
+ * within the step; LSE_SCALED: cL holds fa2_bwd_lse_scaled(LSE) already
+ * (the wgmma kernel scales each row once when its copy lands). kb:
+ * chunk_keep_bits'.
  *
  * Softcap and ALiBi are compile-time flags (CAPPED, ALIBI), written into a
  * copy of the step's fa2_score_mod as constants so that
@@ -134,7 +136,8 @@ __device__ __forceinline__ void chunk_keep_bits(const fa2_bwd_params &p, const b
  * scale is 1 and c = scale log2 e, so u = x * 1 = x; without dropout
  * every element is kept and scaled by 1. Both give the bits of the
  * skipped steps. ALIBI_F32: the distances as above. */
-template <int NC, int CQ, bool CAPPED, bool ALIBI, bool ALIBI_F32, typename Acc>
+template <int NC, int CQ, bool CAPPED, bool ALIBI, bool ALIBI_F32, bool LSE_SCALED,
+          typename Acc>
 __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_score_mod &sm,
                                              const bwd_block &blk, const bwd_step &q, int ch,
                                              int kw0, int g, int t, const uint32_t kb[4],
@@ -171,7 +174,7 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
         for (int e = 0; e < 2; e++) {
             const int c = ch * CQ + nt * 8 + 2 * t + e;
             const int r = (int)q.row_lo + c;
-            const float lse2 = fa2_bwd_lse_scaled(cL[c]);
+            const float lse2 = LSE_SCALED ? cL[c] : fa2_bwd_lse_scaled(cL[c]);
             const float Dc = cD[c];
             float dist_f32[2] = {0.0f, 0.0f};
             if (ALIBI && ALIBI_F32) {
@@ -202,7 +205,7 @@ __device__ __forceinline__ void mods_p_ds_as(const fa2_bwd_params &p, const fa2_
 
 /* The chunk's P^T and dS^T (mods_p_ds_as): one branch on softcap and
  * ALiBi, then that combination's straight-line loop. */
-template <int NC, int CQ, bool ALIBI_F32, typename Acc>
+template <int NC, int CQ, bool ALIBI_F32, bool LSE_SCALED, typename Acc>
 __device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_score_mod &sm,
                                           const bwd_block &blk, const bwd_step &q, int ch,
                                           int kw0, int g, int t, const uint32_t kb[4],
@@ -211,8 +214,8 @@ __device__ __forceinline__ void mods_p_ds(const fa2_bwd_params &p, const fa2_sco
                                           Acc &dp)
 {
 #define FA2_MODS_AS(C, A)                                                      \
-    mods_p_ds_as<NC, CQ, C, A, ALIBI_F32>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, \
-                                          cL, cD, sc, dp)
+    mods_p_ds_as<NC, CQ, C, A, ALIBI_F32, LSE_SCALED>(p, sm, blk, q, ch, kw0, g, t, kb,  \
+                                                      vis_lo, vis_hi, cL, cD, sc, dp)
     if (sm.softcap > 0.0f) {
         if (sm.alibi)
             FA2_MODS_AS(true, true);
@@ -240,8 +243,8 @@ __device__ __forceinline__ void mods_chunk(const fa2_bwd_params &p, const fa2_sc
 {
     uint32_t kb[4];
     chunk_keep_bits<NC, CQ>(p, blk, q, ch, kw0, g, t, kb);
-    mods_p_ds<NC, CQ, false>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, cL, cD, sc,
-                             dp);
+    mods_p_ds<NC, CQ, false, false>(p, sm, blk, q, ch, kw0, g, t, kb, vis_lo, vis_hi, cL, cD,
+                                    sc, dp);
 }
 
 /* dV_j = round(acc), with dropout round(acc / (1 - p)) (MODS): at[0..1]
