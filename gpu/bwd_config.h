@@ -9,7 +9,11 @@
  * Each warp owns 16 key rows of the dK_j and dV_j accumulators (registers);
  * with dsplit 2 two warps share the same 16 key rows and each keeps half of
  * the head dim's columns (both recompute the 16 x block_m tiles S^T and
- * dP^T), which keeps head dim 256 within 255 registers a thread.
+ * dP^T), which keeps head dim 256 within 255 registers a thread. (The
+ * sm_90 wgmma kernel, gpu/bwd_kernel_sm90.cuh, keeps dsplit's split of dK
+ * and dV but not the recomputation: there each warpgroup computes half of
+ * the query columns of S^T and dP^T and the two halves of P^T and dS^T
+ * meet in shared memory.)
  *
  *   head dim  block_m  block_n  dsplit  warps  smem (bytes)
  *        64      128      128       1      8    (2*128 + 4*128)*64*2 + 128*128*2 + 16*128  =  133,120
