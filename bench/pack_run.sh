@@ -12,21 +12,13 @@ RUN=${RUN:-build-run}
 rm -rf "$RUN"
 mkdir -p "$RUN/lib" "$RUN/fallback"
 cp -L "$BUILD/lib/.libs/libfa2.so.0" "$RUN/lib/"
-# the test programs link libfa2 statically: the program itself, not a
-# libtool wrapper's .libs copy (which may be left from an older build)
-elf() { [ "$(head -c 4 "$1" 2>/dev/null | tail -c 3)" = ELF ]; }
-for t in test_cuda_fwd test_cuda_bwd test_cuda_kvcache; do
-    if elf "$BUILD/tests/gpu/$t"; then cp "$BUILD/tests/gpu/$t" "$RUN/"
-    else cp "$BUILD/tests/gpu/.libs/$t" "$RUN/" 2>/dev/null || true; fi
-done
+. "$(dirname "$0")/pack_lib.sh"
+copy_tests "$BUILD" "$RUN" test_cuda_fwd test_cuda_bwd test_cuda_kvcache
 cp "$BUILD/tools/.libs/fa2" "$RUN/" 2>/dev/null || cp "$BUILD/tools/fa2" "$RUN/" 2>/dev/null || true
 if [ -e build-traffic/lib/.libs/libfa2.so.0 ]; then
     mkdir -p "$RUN/traffic"
     cp -L build-traffic/lib/.libs/libfa2.so.0 "$RUN/traffic/"
-    for t in test_cuda_fwd test_cuda_bwd test_cuda_kvcache; do
-        if elf "build-traffic/tests/gpu/$t"; then cp "build-traffic/tests/gpu/$t" "$RUN/traffic/"
-        else cp "build-traffic/tests/gpu/.libs/$t" "$RUN/traffic/" 2>/dev/null || true; fi
-    done
+    copy_tests build-traffic "$RUN/traffic" test_cuda_fwd test_cuda_bwd test_cuda_kvcache
 fi
 for t in build-tune-*; do
     [ -e "$t/lib/.libs/libfa2.so.0" ] || continue

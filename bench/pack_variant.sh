@@ -23,11 +23,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/$name" build-probe
 cp -L "$build/lib/.libs/libfa2.so.0" "$tmp/$name/"
-elf() { [ "$(head -c 4 "$1" 2>/dev/null | tail -c 3)" = ELF ]; }
-for t in test_cuda_fwd test_cuda_bwd; do
-    if elf "$build/tests/gpu/$t"; then cp "$build/tests/gpu/$t" "$tmp/$name/"
-    elif elf "$build/tests/gpu/.libs/$t"; then cp "$build/tests/gpu/.libs/$t" "$tmp/$name/"; fi
-done
+. "$(dirname "$0")/pack_lib.sh"
+copy_tests "$build" "$tmp/$name" test_cuda_fwd test_cuda_bwd
 strip "$tmp/$name"/test_* 2>/dev/null || true
 tar cJf "build-probe/$name.tar.xz" -C "$tmp" "$name"
 ls -l "build-probe/$name.tar.xz"

@@ -37,7 +37,7 @@ dist_doc_DATA += doc/NOTES-kvcache.md
 EXTRA_DIST += bench/decode_compare.py bench/sim_decode_calib.py bench/mods_cost.py bench/fwd_sched.py \
 	bench/lib_ab.sh bench/decode_splits.py bench/fwd_consumers.py bench/decode_host_graph.py \
 	bench/l2_check.py bench/decode_key_warps.py bench/same_bytes.py \
-	bench/pack_variant.sh bench/ab_device.sh
+	bench/pack_variant.sh bench/pack_lib.sh bench/ab_device.sh
 # ring attention (issue 18): its running log and the multi-GPU check
 dist_doc_DATA += doc/NOTES-ring.md
 EXTRA_DIST += bench/ring_nccl.py
