@@ -452,21 +452,22 @@ __global__ void __launch_bounds__(256, 1)
                 }
 
             /* dV += P^T dO_c, dK += dS^T Q_c: B read MN-major (the head
-             * dim is N, contiguous; a k16 step is 16 query rows) */
-            /* this warpgroup's column blocks dc0.. of dO and Q */
-            const uint64_t dO0 = wgmma_desc(adO + dc0 * BM * 128);
-            const uint64_t dQ0 = wgmma_desc(aQ + dc0 * BM * 128);
-            if constexpr (!QSPLIT) { /* (QSPLIT: after the barrier below) */
-            wgmma_fence();
+             * dim is N, contiguous; a k16 step is 16 query rows), this
+             * warpgroup's column blocks dc0.. of dO and Q (QSPLIT: after
+             * the barrier below, A from shared memory) */
+            if constexpr (!QSPLIT) {
+                const uint64_t dO0 = wgmma_desc(adO + dc0 * BM * 128);
+                const uint64_t dQ0 = wgmma_desc(aQ + dc0 * BM * 128);
+                wgmma_fence();
 #pragma unroll
-            for (int dc = 0; dc < DCW; dc++)
+                for (int dc = 0; dc < DCW; dc++)
 #pragma unroll
-                for (int kq = 0; kq < 4; kq++) {
-                    const uint32_t off = ((dc * BM + qc * 64 + kq * 16) * 128) >> 4;
-                    wgmma_rs<IS_BF16, 1>(dv[dc], pa[kq], dO0 + off);
-                    wgmma_rs<IS_BF16, 1>(dk[dc], sa[kq], dQ0 + off);
-                }
-            wgmma_commit();
+                    for (int kq = 0; kq < 4; kq++) {
+                        const uint32_t off = ((dc * BM + qc * 64 + kq * 16) * 128) >> 4;
+                        wgmma_rs<IS_BF16, 1>(dv[dc], pa[kq], dO0 + off);
+                        wgmma_rs<IS_BF16, 1>(dk[dc], sa[kq], dQ0 + off);
+                    }
+                wgmma_commit();
             }
             if (qc + 1 < QC) {
                 issue_s(sc, aK0, sQ + buf * BM * HD, qc + 1);
