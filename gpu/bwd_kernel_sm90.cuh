@@ -42,6 +42,7 @@
 #include "dq_staged.cuh"
 #include "wgmma.cuh"
 #include "wgmma_wide.cuh"
+#include "tma.cuh"
 
 namespace fa2bwd {
 
@@ -291,6 +292,17 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_commit();
 
     float dk[DCW][32], dv[DCW][32];
+    /* DKV_N128 (two column blocks a warpgroup, P^T and dS^T from
+     * registers: head dim 128): dV and dK by m64n128 products, half as many
+     * wgmmas as m64n64 ones (the n128 accumulator's n8 tiles 0-7 are column
+     * block 0's, dv[0]). H200 A/B (bench/NOTES-bwd.md): +2-8% at head dim
+     * 128; at 256 (QSPLIT, A from shared memory) 1-3% slower: off there */
+#ifndef FA2_BWD_SM90_DKV_N128
+#define FA2_BWD_SM90_DKV_N128 1
+#endif
+    constexpr bool DKV_N128 = FA2_BWD_SM90_DKV_N128 && DCW == 2 && !QSPLIT;
+    float(&dv_all)[DCW * 32] = *reinterpret_cast<float(*)[DCW * 32]>(&dv[0][0]);
+    float(&dk_all)[DCW * 32] = *reinterpret_cast<float(*)[DCW * 32]>(&dk[0][0]);
 #pragma unroll
     for (int i = 0; i < DCW; i++)
 #pragma unroll
@@ -455,7 +467,20 @@ __global__ void __launch_bounds__(256, 1)
              * dim is N, contiguous; a k16 step is 16 query rows), this
              * warpgroup's column blocks dc0.. of dO and Q (QSPLIT: after
              * the barrier below, A from shared memory) */
-            if constexpr (!QSPLIT) {
+            if constexpr (!QSPLIT && DKV_N128) {
+                /* both column blocks in one m64n128 product (B spans them:
+                 * the descriptor's LBO is a column block's BM * 128 bytes) */
+                wgmma_fence();
+#pragma unroll
+                for (int kq = 0; kq < 4; kq++) {
+                    const uint32_t off = (qc * 64 + kq * 16) * 128;
+                    fa2gpu::wgmma_rs_n128<IS_BF16, 1>(dv_all, pa[kq],
+                                                      fa2gpu::wgmma_desc_lbo(adO + off, BM * 128));
+                    fa2gpu::wgmma_rs_n128<IS_BF16, 1>(dk_all, sa[kq],
+                                                      fa2gpu::wgmma_desc_lbo(aQ + off, BM * 128));
+                }
+                wgmma_commit();
+            } else if constexpr (!QSPLIT) {
                 const uint64_t dO0 = wgmma_desc(adO + dc0 * BM * 128);
                 const uint64_t dQ0 = wgmma_desc(aQ + dc0 * BM * 128);
                 wgmma_fence();
